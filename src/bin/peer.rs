@@ -1,0 +1,90 @@
+//! `peer [OPTIONS] TRACKER_HOST TRACKER_PORT LISTEN_PORT`: a p2pshare peer.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use p2pshare::peer::repl::{self, Command};
+use p2pshare::peer::{Options, Peer};
+
+/// Shares files with other peers and downloads from them, verifying every
+/// chunk. Reads commands from stdin (type `help`), or with --serve just serves.
+#[derive(Parser)]
+#[command(
+    version,
+    after_help = "Examples:\n  peer 127.0.0.1 8080 9001\n  peer --serve --share big.iso 127.0.0.1 8080 0\n  echo 'download big.iso' | peer 127.0.0.1 8080 0"
+)]
+struct Args {
+    /// Host name or address of the tracker.
+    tracker_host: String,
+    /// Port of the tracker.
+    tracker_port: u16,
+    /// TCP port to serve chunks on (0 picks a free port; the real one is printed).
+    listen_port: u16,
+    /// Address to serve chunks on.
+    #[arg(long, default_value = "0.0.0.0")]
+    bind: IpAddr,
+    /// Share this file at start-up (repeatable).
+    #[arg(long, value_name = "PATH")]
+    share: Vec<PathBuf>,
+    /// No REPL: serve until SIGINT/SIGTERM.
+    #[arg(long)]
+    serve: bool,
+    /// Parallel chunk fetches per download.
+    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    workers: u16,
+    /// Seconds between re-announcements of shared files to the tracker.
+    #[arg(long, default_value_t = 30, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    announce_interval: u64,
+    /// More detail on stderr (-v: each chunk, -vv: debug); RUST_LOG works too.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+fn main() {
+    let args = Args::parse();
+    p2pshare::cli::init_logging(args.verbose);
+    match run(&args) {
+        Ok(true) => {}
+        Ok(false) => std::process::exit(1),
+        Err(e) => p2pshare::cli::exit_with_error("peer", &e),
+    }
+}
+
+/// Runs the peer; returns whether every command succeeded.
+fn run(args: &Args) -> anyhow::Result<bool> {
+    let opts = Options {
+        tracker_host: args.tracker_host.clone(),
+        tracker_port: args.tracker_port,
+        listen: SocketAddr::new(args.bind, args.listen_port),
+        workers: usize::from(args.workers),
+        announce_interval: Duration::from_secs(args.announce_interval),
+    };
+    let peer =
+        Arc::new(Peer::start(&opts).with_context(|| format!("cannot listen on {}", opts.listen))?);
+    println!("Peer listening on {}", peer.listen_addr());
+
+    let on_signal = Arc::clone(&peer);
+    ctrlc::set_handler(move || {
+        on_signal.leave(Duration::from_millis(800));
+        std::process::exit(0);
+    })
+    .context("cannot install the signal handler")?;
+
+    let mut all_ok = true;
+    for path in &args.share {
+        all_ok &= repl::run_command(&peer, Command::Share(path.clone()));
+    }
+    if args.serve {
+        loop {
+            std::thread::park();
+        }
+    }
+    all_ok &= repl::run(&peer, io::stdin().lock());
+    peer.leave(Duration::from_secs(1));
+    Ok(all_ok)
+}

@@ -1,0 +1,28 @@
+//! The library's error type for talking to trackers and peers.
+
+use std::io;
+
+use thiserror::Error;
+
+use crate::manifest::ManifestError;
+use crate::protocol::ParseError;
+
+/// What went wrong on a connection or in a protocol exchange.
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("protocol error: {0}")]
+    Protocol(#[from] ParseError),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// The other side answered `ERR <reason>`.
+    #[error("{0}")]
+    Remote(String),
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+    #[error("connection closed by the other side")]
+    Closed,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

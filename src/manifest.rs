@@ -1,0 +1,353 @@
+//! A file's manifest: its size, chunk size and the SHA-256 of every chunk.
+//! The file id is the SHA-256 of the manifest's canonical text encoding, so a
+//! manifest fetched from any peer can be checked against the id alone, and
+//! every chunk can then be checked against the manifest.
+
+use std::fmt;
+use std::str::FromStr;
+
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::{CHUNK_SIZE, MAX_MANIFEST_LEN};
+
+/// First line of every manifest; names the format and its version.
+const MAGIC: &str = "p2pshare-manifest 1";
+
+/// Largest chunk size a manifest may declare; bounds every chunk buffer.
+pub const MAX_CHUNK_SIZE: u32 = 16 * 1024 * 1024;
+
+/// A SHA-256 digest.
+pub type Digest32 = [u8; 32];
+
+/// Errors from parsing ids and manifests.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ManifestError {
+    #[error("not a file id (expected 64 hex digits): {0:?}")]
+    BadId(String),
+    #[error("manifest is {0} bytes, over the {MAX_MANIFEST_LEN}-byte limit")]
+    TooLarge(usize),
+    #[error("malformed manifest: {0}")]
+    Malformed(&'static str),
+    #[error("manifest declares {declared} chunks but a {size}-byte file has {expected}")]
+    ChunkCount {
+        size: u64,
+        declared: u64,
+        expected: u64,
+    },
+}
+
+/// A file's id: the SHA-256 of its manifest. Shown as 64 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FileId(pub Digest32);
+
+impl FileId {
+    /// The id's hex form, for prefix matching.
+    pub fn to_hex(&self) -> String {
+        hex(&self.0)
+    }
+
+    /// The first `n` hex digits, for short display.
+    pub fn short(&self) -> String {
+        let mut s = self.to_hex();
+        s.truncate(12);
+        s
+    }
+}
+
+impl fmt::Display for FileId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for FileId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FileId({})", self.short())
+    }
+}
+
+impl FromStr for FileId {
+    type Err = ManifestError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_digest(s)
+            .map(FileId)
+            .ok_or_else(|| ManifestError::BadId(s.chars().take(80).collect()))
+    }
+}
+
+/// One chunk of a file, validated against its manifest: index, byte offset and
+/// length (the last chunk may be short).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Chunk {
+    pub index: u32,
+    pub offset: u64,
+    pub len: u32,
+}
+
+/// A file's manifest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Manifest {
+    size: u64,
+    chunk_size: u32,
+    hashes: Vec<Digest32>,
+}
+
+impl Manifest {
+    /// A manifest for a file of `size` bytes with 512 KiB chunks.
+    pub fn new(size: u64, hashes: Vec<Digest32>) -> Result<Self, ManifestError> {
+        Self::with_chunk_size(size, CHUNK_SIZE, hashes)
+    }
+
+    /// A manifest with an explicit chunk size (1 byte ..= 16 MiB).
+    pub fn with_chunk_size(
+        size: u64,
+        chunk_size: u32,
+        hashes: Vec<Digest32>,
+    ) -> Result<Self, ManifestError> {
+        if chunk_size == 0 || chunk_size > MAX_CHUNK_SIZE {
+            return Err(ManifestError::Malformed("chunk size out of range"));
+        }
+        let expected = size.div_ceil(u64::from(chunk_size));
+        if expected != hashes.len() as u64 {
+            return Err(ManifestError::ChunkCount {
+                size,
+                declared: hashes.len() as u64,
+                expected,
+            });
+        }
+        Ok(Manifest {
+            size,
+            chunk_size,
+            hashes,
+        })
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn chunk_size(&self) -> u32 {
+        self.chunk_size
+    }
+
+    pub fn chunk_count(&self) -> u32 {
+        // Fits: the encoded manifest is bounded by MAX_MANIFEST_LEN.
+        self.hashes.len() as u32
+    }
+
+    /// The chunk at `index`, or `None` if the file has no such chunk.
+    pub fn chunk(&self, index: u32) -> Option<Chunk> {
+        if index >= self.chunk_count() {
+            return None;
+        }
+        let offset = u64::from(index) * u64::from(self.chunk_size);
+        let len = (self.size - offset).min(u64::from(self.chunk_size)) as u32;
+        Some(Chunk { index, offset, len })
+    }
+
+    /// Every chunk, in order.
+    pub fn chunks(&self) -> impl Iterator<Item = Chunk> + '_ {
+        (0..self.chunk_count()).filter_map(|i| self.chunk(i))
+    }
+
+    /// The expected SHA-256 of chunk `index`.
+    pub fn chunk_hash(&self, index: u32) -> Option<&Digest32> {
+        self.hashes.get(index as usize)
+    }
+
+    /// Whether `data` is exactly chunk `index` of this file.
+    pub fn verify_chunk(&self, index: u32, data: &[u8]) -> bool {
+        match (self.chunk(index), self.chunk_hash(index)) {
+            (Some(chunk), Some(want)) => {
+                data.len() == chunk.len as usize && Sha256::digest(data).as_slice() == want
+            }
+            _ => false,
+        }
+    }
+
+    /// The canonical encoding: the bytes whose SHA-256 is the file id.
+    ///
+    /// ```text
+    /// p2pshare-manifest 1\nsize <bytes>\nchunk-size <bytes>\nchunks <n>\n<hex sha256>\n...
+    /// ```
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = format!(
+            "{MAGIC}\nsize {}\nchunk-size {}\nchunks {}\n",
+            self.size,
+            self.chunk_size,
+            self.hashes.len()
+        );
+        out.reserve(self.hashes.len() * 65);
+        for h in &self.hashes {
+            out.push_str(&hex(h));
+            out.push('\n');
+        }
+        out.into_bytes()
+    }
+
+    /// The file id: SHA-256 of [`Manifest::encode`].
+    pub fn id(&self) -> FileId {
+        FileId(Sha256::digest(self.encode()).into())
+    }
+
+    /// Parses a canonical encoding. Anything that would not re-encode to the
+    /// same bytes is rejected, so one file has exactly one id.
+    pub fn decode(bytes: &[u8]) -> Result<Self, ManifestError> {
+        if bytes.len() > MAX_MANIFEST_LEN {
+            return Err(ManifestError::TooLarge(bytes.len()));
+        }
+        let text = std::str::from_utf8(bytes).map_err(|_| ManifestError::Malformed("not UTF-8"))?;
+        let body = text
+            .strip_suffix('\n')
+            .ok_or(ManifestError::Malformed("missing final newline"))?;
+        let mut lines = body.split('\n');
+        if lines.next() != Some(MAGIC) {
+            return Err(ManifestError::Malformed("unknown format line"));
+        }
+        let size = field(lines.next(), "size ")?;
+        let chunk_size = u32::try_from(field(lines.next(), "chunk-size ")?)
+            .map_err(|_| ManifestError::Malformed("chunk size out of range"))?;
+        let declared = field(lines.next(), "chunks ")?;
+        let hashes = lines
+            .map(|l| parse_digest(l).ok_or(ManifestError::Malformed("bad chunk hash")))
+            .collect::<Result<Vec<_>, _>>()?;
+        if declared != hashes.len() as u64 {
+            return Err(ManifestError::Malformed(
+                "chunk count line disagrees with hash lines",
+            ));
+        }
+        let manifest = Manifest::with_chunk_size(size, chunk_size, hashes)?;
+        if manifest.encode() != bytes {
+            return Err(ManifestError::Malformed("not in canonical form"));
+        }
+        Ok(manifest)
+    }
+}
+
+fn field(line: Option<&str>, prefix: &'static str) -> Result<u64, ManifestError> {
+    line.and_then(|l| l.strip_prefix(prefix))
+        .and_then(|v| v.parse().ok())
+        .ok_or(ManifestError::Malformed(prefix.trim_end()))
+}
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    s
+}
+
+/// Parses 64 hex digits (either case) into a digest.
+fn parse_digest(s: &str) -> Option<Digest32> {
+    let s = s.as_bytes();
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in s.chunks_exact(2).enumerate() {
+        let hi = (pair[0] as char).to_digit(16)?;
+        let lo = (pair[1] as char).to_digit(16)?;
+        out[i] = (hi * 16 + lo) as u8;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(size: u64, chunk_size: u32) -> Manifest {
+        let n = size.div_ceil(u64::from(chunk_size));
+        let hashes = (0..n).map(|i| [i as u8; 32]).collect();
+        Manifest::with_chunk_size(size, chunk_size, hashes).unwrap()
+    }
+
+    #[test]
+    fn chunk_maths_covers_the_file_exactly() {
+        for size in [0, 1, 9, 10, 11, 100] {
+            let m = sample(size, 10);
+            let total: u64 = m.chunks().map(|c| u64::from(c.len)).sum();
+            assert_eq!(total, size);
+            for c in m.chunks() {
+                assert_eq!(c.offset, u64::from(c.index) * 10);
+                assert!(c.len > 0 && c.len <= 10);
+            }
+            assert_eq!(m.chunk(m.chunk_count()), None);
+        }
+    }
+
+    #[test]
+    fn encode_decode_round_trips_and_id_is_stable() {
+        for size in [0, 1, 512 * 1024, 512 * 1024 + 1] {
+            let m = sample(size, CHUNK_SIZE);
+            let bytes = m.encode();
+            let back = Manifest::decode(&bytes).unwrap();
+            assert_eq!(back, m);
+            assert_eq!(back.id(), m.id());
+        }
+        assert_ne!(sample(1, CHUNK_SIZE).id(), sample(2, CHUNK_SIZE).id());
+    }
+
+    #[test]
+    fn decode_rejects_non_canonical_and_malformed_input() {
+        let good = sample(20, 10).encode();
+        let text = String::from_utf8(good.clone()).unwrap();
+        let cases = [
+            text.replace("size 20", "size 020"),
+            text.replace("size 20", "size 21"),
+            text.replace("chunks 2", "chunks 3"),
+            text.to_uppercase(),
+            text.trim_end().to_string(),
+            text.replace("p2pshare-manifest 1", "p2pshare-manifest 2"),
+            text.replace("chunk-size 10", "chunk-size 0"),
+            text.replace("chunk-size 10", "chunk-size 99999999999"),
+            String::new(),
+        ];
+        for case in cases {
+            assert!(
+                Manifest::decode(case.as_bytes()).is_err(),
+                "accepted {case:?}"
+            );
+        }
+        // Every truncation of a valid manifest is rejected, never a panic.
+        for cut in 0..good.len() {
+            assert!(Manifest::decode(&good[..cut]).is_err());
+        }
+        assert!(Manifest::decode(&[0xff, 0xfe, b'\n']).is_err());
+    }
+
+    #[test]
+    fn verify_chunk_checks_length_and_hash() {
+        let data = b"hello world";
+        let m = Manifest::with_chunk_size(
+            11,
+            8,
+            vec![
+                Sha256::digest(&data[..8]).into(),
+                Sha256::digest(&data[8..]).into(),
+            ],
+        )
+        .unwrap();
+        assert!(m.verify_chunk(0, &data[..8]));
+        assert!(m.verify_chunk(1, &data[8..]));
+        assert!(!m.verify_chunk(1, &data[7..]));
+        assert!(!m.verify_chunk(0, b"hellO wo"));
+        assert!(!m.verify_chunk(2, b""));
+    }
+
+    #[test]
+    fn file_id_parses_hex_of_either_case_only() {
+        let id = sample(5, 10).id();
+        assert_eq!(id.to_hex().parse::<FileId>().unwrap(), id);
+        assert_eq!(id.to_hex().to_uppercase().parse::<FileId>().unwrap(), id);
+        assert!("abc".parse::<FileId>().is_err());
+        assert!("g".repeat(64).parse::<FileId>().is_err());
+        assert!("é".repeat(32).parse::<FileId>().is_err());
+    }
+}

@@ -1,0 +1,324 @@
+//! The peer's REPL: `Command` parsing (pure, tested) and `run`, which reads
+//! commands line by line from a terminal or a pipe, carries each out to the
+//! end before reading the next, and prints results on stdout. An error is one
+//! `error: ...` line and the REPL goes on.
+
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::download::ChunkEvent;
+use super::{Peer, PeerError};
+use crate::protocol::FileSummary;
+
+/// Longest accepted input line; longer lines are reported and skipped.
+const MAX_INPUT_LINE: usize = 64 * 1024;
+
+pub const HELP: &str = "\
+commands:
+  share PATH                 hash PATH and share it under its file name
+  list                       files this peer shares
+  search [TEXT]              files the tracker knows (names containing TEXT)
+  download NAME|ID [OUT]     download a file (by name, id or id prefix) to OUT
+                             (default: its name in the current directory)
+  help                       this text
+  quit                       unregister and exit (end of input does the same)
+Quote arguments that contain spaces: share \"my file.txt\"";
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    Share(PathBuf),
+    List,
+    Search(String),
+    Download {
+        target: String,
+        out: Option<PathBuf>,
+    },
+    Help,
+    Quit,
+}
+
+impl Command {
+    /// Parses one input line; `Ok(None)` for a blank line.
+    pub fn parse(line: &str) -> Result<Option<Command>, String> {
+        let words = shlex::split(line).ok_or("unbalanced quotes")?;
+        let Some((verb, args)) = words.split_first() else {
+            return Ok(None);
+        };
+        let cmd = match (verb.as_str(), args) {
+            ("share", [path]) => Command::Share(PathBuf::from(path)),
+            ("share", _) => return Err("usage: share PATH".into()),
+            ("list", []) => Command::List,
+            ("search", words) => Command::Search(words.join(" ")),
+            ("download", [target]) => Command::Download {
+                target: target.clone(),
+                out: None,
+            },
+            ("download", [target, out]) => Command::Download {
+                target: target.clone(),
+                out: Some(PathBuf::from(out)),
+            },
+            ("download", _) => return Err("usage: download NAME|ID [OUT]".into()),
+            ("help", []) => Command::Help,
+            ("quit" | "exit", []) => Command::Quit,
+            ("list" | "help" | "quit" | "exit", _) => {
+                return Err(format!("{verb} takes no arguments"))
+            }
+            _ => return Err(format!("unknown command {verb:?}; type help")),
+        };
+        Ok(Some(cmd))
+    }
+}
+
+/// Runs the REPL on `input` until `quit` or end of input. Returns whether
+/// every command succeeded.
+pub fn run(peer: &Peer, mut input: impl BufRead) -> bool {
+    let interactive = io::stdin().is_terminal() && io::stdout().is_terminal();
+    let mut all_ok = true;
+    loop {
+        if interactive {
+            print!("p2pshare> ");
+            let _ = io::stdout().flush();
+        }
+        let line = match read_bounded_line(&mut input) {
+            Ok(Some(line)) => line,
+            Ok(None) => return all_ok,
+            Err(e) => {
+                println!("error: {e}");
+                all_ok = false;
+                continue;
+            }
+        };
+        match Command::parse(&line) {
+            Ok(None) => {}
+            Ok(Some(Command::Quit)) => return all_ok,
+            Ok(Some(cmd)) => all_ok &= run_command(peer, cmd),
+            Err(e) => {
+                println!("error: {e}");
+                all_ok = false;
+            }
+        }
+    }
+}
+
+/// Carries out one command, printing its result or one `error:` line.
+/// Returns whether it succeeded.
+pub fn run_command(peer: &Peer, cmd: Command) -> bool {
+    match execute(peer, cmd) {
+        Ok(()) => true,
+        Err(e) => {
+            println!("error: {e}");
+            false
+        }
+    }
+}
+
+/// Reads a line of at most [`MAX_INPUT_LINE`] bytes; `None` at end of input.
+fn read_bounded_line<R: BufRead>(input: &mut R) -> io::Result<Option<String>> {
+    let mut buf = Vec::new();
+    let n = io::Read::take(&mut *input, MAX_INPUT_LINE as u64 + 1).read_until(b'\n', &mut buf)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buf.len() > MAX_INPUT_LINE && buf.last() != Some(&b'\n') {
+        // Skip the rest of the over-long line.
+        let mut sink = Vec::new();
+        while !matches!(input.read_until(b'\n', &mut sink), Ok(0)) && sink.last() != Some(&b'\n') {
+            sink.clear();
+        }
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("input line over {MAX_INPUT_LINE} bytes ignored"),
+        ));
+    }
+    let text = String::from_utf8(buf)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "input is not UTF-8"))?;
+    Ok(Some(text.trim_end_matches(['\n', '\r']).to_string()))
+}
+
+fn execute(peer: &Peer, cmd: Command) -> Result<(), String> {
+    match cmd {
+        Command::Share(path) => {
+            let (file, warning) = peer.share(&path).map_err(|e| e.to_string())?;
+            println!(
+                "Successfully registered file: {} ({} bytes, id {})",
+                path.display(),
+                file.manifest.size(),
+                file.id
+            );
+            if let Some(w) = warning {
+                println!("warning: {w}; shared locally, will announce when the tracker is back");
+            }
+        }
+        Command::List => {
+            let files = peer.library().list();
+            println!("{} shared file(s)", files.len());
+            for f in files {
+                println!(
+                    "  {}  {:>12}  {}  uploaded {}",
+                    f.id,
+                    f.manifest.size(),
+                    f.name,
+                    f.uploaded()
+                );
+            }
+        }
+        Command::Search(text) => {
+            let files = peer.search(&text).map_err(|e| e.to_string())?;
+            println!("{} file(s) found", files.len());
+            print_files(&files);
+        }
+        Command::Download { target, out } => download(peer, &target, out)?,
+        Command::Help => println!("{HELP}"),
+        Command::Quit => {}
+    }
+    Ok(())
+}
+
+fn print_files(files: &[FileSummary]) {
+    for f in files {
+        println!(
+            "  {}  {:>12}  {:>3} peer(s)  {}",
+            f.id, f.size, f.peers, f.name
+        );
+    }
+}
+
+fn download(peer: &Peer, target: &str, out: Option<PathBuf>) -> Result<(), String> {
+    let (file, peers) = match peer.locate(target) {
+        Ok(found) => found,
+        Err(PeerError::Ambiguous { target, candidates }) => {
+            println!("{} files are named {target:?}:", candidates.len());
+            print_files(&candidates);
+            return Err(format!(
+                "{target:?} is ambiguous; download one of them by id"
+            ));
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    println!(
+        "Found {} peers for {} (size: {} bytes)",
+        peers.len(),
+        file.name,
+        file.size
+    );
+    let progress = Progress::new(io::stderr().is_terminal());
+    let on_chunk = |ev: ChunkEvent| {
+        log::info!("Downloaded chunk {} from {}", ev.index, ev.from);
+        progress.show(ev.done, ev.total);
+    };
+    let result = peer.download(&file, &peers, out.as_deref(), &on_chunk);
+    progress.clear();
+    let (report, warning) = result.map_err(|e| e.to_string())?;
+    println!("Successfully downloaded: {}", file.name);
+    let used = report.peers.iter().filter(|p| p.chunks > 0).count();
+    let secs = report.elapsed.as_secs_f64().max(1e-6);
+    let resumed = match report.resumed {
+        0 => String::new(),
+        n => format!(", {n} chunks resumed from an earlier attempt"),
+    };
+    println!(
+        "  {} bytes in {:.2} s ({:.1} MiB/s) from {used} peer(s){resumed}; saved as {}; now sharing it",
+        report.bytes,
+        secs,
+        report.bytes as f64 / secs / (1024.0 * 1024.0),
+        report.path.display()
+    );
+    if let Some(w) = warning {
+        println!("warning: {w}");
+    }
+    Ok(())
+}
+
+/// A one-line progress indicator on stderr, shown only on a terminal.
+struct Progress {
+    enabled: bool,
+    last: Mutex<Duration>,
+    start: std::time::Instant,
+}
+
+impl Progress {
+    fn new(enabled: bool) -> Self {
+        Progress {
+            enabled,
+            last: Mutex::new(Duration::ZERO),
+            start: std::time::Instant::now(),
+        }
+    }
+
+    fn show(&self, done: u32, total: u32) {
+        if !self.enabled {
+            return;
+        }
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let now = self.start.elapsed();
+        if done < total && now - *last < Duration::from_millis(100) {
+            return;
+        }
+        *last = now;
+        let pct = u64::from(done) * 100 / u64::from(total.max(1));
+        eprint!("\r  {pct:>3}%  {done}/{total} chunks");
+    }
+
+    fn clear(&self) {
+        if self.enabled {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_commands() {
+        assert_eq!(Command::parse("  "), Ok(None));
+        assert_eq!(
+            Command::parse("share a.txt"),
+            Ok(Some(Command::Share("a.txt".into())))
+        );
+        assert_eq!(
+            Command::parse("share \"a b.txt\""),
+            Ok(Some(Command::Share("a b.txt".into())))
+        );
+        assert_eq!(
+            Command::parse("search"),
+            Ok(Some(Command::Search(String::new())))
+        );
+        assert_eq!(
+            Command::parse("search foo bar"),
+            Ok(Some(Command::Search("foo bar".into())))
+        );
+        assert_eq!(
+            Command::parse("download x.txt out/y.txt"),
+            Ok(Some(Command::Download {
+                target: "x.txt".into(),
+                out: Some("out/y.txt".into())
+            }))
+        );
+        assert_eq!(Command::parse("quit"), Ok(Some(Command::Quit)));
+        for bad in [
+            "share",
+            "share a b",
+            "download",
+            "download a b c",
+            "list x",
+            "frob",
+            "share \"x",
+        ] {
+            assert!(Command::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn input_lines_are_bounded() {
+        let long = "x".repeat(MAX_INPUT_LINE + 10);
+        let data = format!("{long}\nlist\n");
+        let mut input = io::Cursor::new(data.into_bytes());
+        assert!(read_bounded_line(&mut input).is_err());
+        assert_eq!(read_bounded_line(&mut input).unwrap(), Some("list".into()));
+        assert_eq!(read_bounded_line(&mut input).unwrap(), None);
+    }
+}

@@ -1,0 +1,122 @@
+//! The peer's side of the tracker protocol. Each call opens a fresh connection
+//! (cheap, and a restarted tracker needs no reconnect logic), says `HELLO`, and
+//! reads a bounded reply.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::manifest::FileId;
+use crate::protocol::message::{parse_count, parse_peer};
+use crate::protocol::{Connection, FileSummary, TrackerRequest};
+use crate::{CONNECT_TIMEOUT, IO_TIMEOUT, MAX_LIST_ENTRIES, PROTOCOL_VERSION};
+
+/// A file to announce: id, size and name.
+pub struct Announcement<'a> {
+    pub id: FileId,
+    pub size: u64,
+    pub name: &'a str,
+}
+
+#[derive(Clone, Debug)]
+pub struct TrackerClient {
+    /// `host:port` of the tracker, resolved at each connection.
+    addr: String,
+    /// The port our chunk server listens on, announced with every file.
+    listen_port: u16,
+}
+
+impl TrackerClient {
+    pub fn new(host: &str, port: u16, listen_port: u16) -> Self {
+        let addr = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        TrackerClient { addr, listen_port }
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    fn connect(&self, timeout: Duration) -> Result<Connection> {
+        let mut conn = Connection::connect(&self.addr, timeout)?;
+        conn.write_all(
+            TrackerRequest::Hello {
+                version: PROTOCOL_VERSION,
+            }
+            .encode()
+            .as_bytes(),
+        )?;
+        conn.read_reply()?;
+        Ok(conn)
+    }
+
+    /// Registers (or refreshes) files, pipelined on one connection.
+    pub fn register(&self, files: &[Announcement<'_>]) -> Result<()> {
+        if files.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.connect(CONNECT_TIMEOUT)?;
+        let mut batch = String::new();
+        for f in files {
+            let req = TrackerRequest::Register {
+                port: self.listen_port,
+                id: f.id,
+                size: f.size,
+                name: f.name.to_string(),
+            };
+            batch.push_str(&req.encode());
+        }
+        conn.write_all(batch.as_bytes())?;
+        let mut first_error = None;
+        for _ in files {
+            if let Err(e @ Error::Remote(_)) = conn.read_reply() {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Files whose names contain `text` (all files when empty).
+    pub fn search(&self, text: &str) -> Result<Vec<FileSummary>> {
+        let mut conn = self.connect(CONNECT_TIMEOUT)?;
+        let req = TrackerRequest::Search {
+            text: text.to_string(),
+        };
+        conn.write_all(req.encode().as_bytes())?;
+        read_list(&mut conn, FileSummary::parse)
+    }
+
+    /// The peers that have file `id`.
+    pub fn peers(&self, id: &FileId) -> Result<Vec<SocketAddr>> {
+        let mut conn = self.connect(CONNECT_TIMEOUT)?;
+        conn.write_all(TrackerRequest::Peers { id: *id }.encode().as_bytes())?;
+        read_list(&mut conn, parse_peer)
+    }
+
+    /// Unregisters everything this peer shares. Quick, for use at exit.
+    pub fn bye(&self, timeout: Duration) -> Result<()> {
+        let mut conn = self.connect(timeout)?;
+        let req = TrackerRequest::Bye {
+            port: self.listen_port,
+        };
+        conn.write_all(req.encode().as_bytes())?;
+        conn.read_reply().map(drop)
+    }
+}
+
+/// Reads `OK <n>` and then `n` lines, each parsed by `parse`.
+fn read_list<T, E>(conn: &mut Connection, parse: impl Fn(&str) -> Result<T, E>) -> Result<Vec<T>>
+where
+    Error: From<E>,
+{
+    let count = parse_count(&conn.read_reply()?, MAX_LIST_ENTRIES)?;
+    let mut items = Vec::with_capacity(count.min(1024));
+    for _ in 0..count {
+        let line = conn.read_line(IO_TIMEOUT)?.ok_or(Error::Closed)?;
+        items.push(parse(&line)?);
+    }
+    Ok(items)
+}

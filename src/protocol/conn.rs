@@ -1,0 +1,180 @@
+//! `Connection`: a `TcpStream` with a fixed read buffer, bounded line reads
+//! with deadlines (so a slow or silent sender cannot hold a thread forever),
+//! exact payload reads, and whole-message writes. The only socket code of the
+//! protocol.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use super::codec::{line_text, split_line, Frame, ParseError};
+use super::message::{parse_payload_len, Reply};
+use crate::error::{Error, Result};
+use crate::{IO_TIMEOUT, MAX_LINE};
+
+/// Read buffer size: big enough for many pipelined lines and to batch the
+/// start of a payload, small enough to be cheap per connection.
+const READ_BUF: usize = 64 * 1024;
+
+pub struct Connection {
+    stream: TcpStream,
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    peer: SocketAddr,
+}
+
+impl Connection {
+    /// Wraps an accepted or connected stream, setting `TCP_NODELAY` and a
+    /// write timeout.
+    pub fn new(stream: TcpStream) -> io::Result<Self> {
+        stream.set_nodelay(true)?;
+        stream.set_write_timeout(Some(IO_TIMEOUT))?;
+        let peer = stream.peer_addr()?;
+        Ok(Connection {
+            stream,
+            buf: vec![0; READ_BUF].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            peer,
+        })
+    }
+
+    /// Connects to `addr` (a `host:port`, resolved here), trying each resolved
+    /// address with `timeout`.
+    pub fn connect(addr: &str, timeout: Duration) -> Result<Self> {
+        let mut last = None;
+        for sa in addr.to_socket_addrs()? {
+            match TcpStream::connect_timeout(&sa, timeout) {
+                Ok(stream) => return Ok(Connection::new(stream)?),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last
+            .unwrap_or_else(|| {
+                io::Error::new(io::ErrorKind::NotFound, "address resolved to nothing")
+            })
+            .into())
+    }
+
+    pub fn connect_addr(addr: SocketAddr, timeout: Duration) -> Result<Self> {
+        Ok(Connection::new(TcpStream::connect_timeout(
+            &addr, timeout,
+        )?)?)
+    }
+
+    /// The address of the other side.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The underlying stream, for zero-copy writes.
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// Reads one line, which must arrive whole within `timeout`. `Ok(None)` is
+    /// a clean close between lines.
+    pub fn read_line(&mut self, timeout: Duration) -> Result<Option<String>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match split_line(&self.buf[self.start..self.end], MAX_LINE) {
+                Frame::Line { len, consumed } => {
+                    let line = &self.buf[self.start..self.start + len];
+                    let text = line_text(line).map(str::to_string);
+                    self.start += consumed;
+                    return Ok(Some(text?));
+                }
+                Frame::TooLong => return Err(ParseError::LineTooLong(MAX_LINE).into()),
+                Frame::Incomplete => {}
+            }
+            if self.fill(deadline, "a request line")? == 0 {
+                return if self.start == self.end {
+                    Ok(None)
+                } else {
+                    Err(Error::Closed)
+                };
+            }
+        }
+    }
+
+    /// Reads a reply line (`OK ...` / `ERR ...`) and returns the `OK` text;
+    /// `ERR` becomes [`Error::Remote`].
+    pub fn read_reply(&mut self) -> Result<String> {
+        let line = self.read_line(IO_TIMEOUT)?.ok_or(Error::Closed)?;
+        Reply::parse(&line)?.into_result().map_err(Error::Remote)
+    }
+
+    /// Reads an `OK <len>` header (with `len <= max`) and returns `len`.
+    pub fn read_payload_header(&mut self, max: usize) -> Result<usize> {
+        let text = self.read_reply()?;
+        Ok(parse_payload_len(&text, max)?)
+    }
+
+    /// Fills `out` exactly from the buffer and then the socket.
+    pub fn read_payload(&mut self, out: &mut [u8]) -> Result<()> {
+        let buffered = (self.end - self.start).min(out.len());
+        out[..buffered].copy_from_slice(&self.buf[self.start..self.start + buffered]);
+        self.start += buffered;
+        let rest = &mut out[buffered..];
+        if !rest.is_empty() {
+            self.stream.set_read_timeout(Some(IO_TIMEOUT))?;
+            self.stream.read_exact(rest).map_err(|e| match e.kind() {
+                io::ErrorKind::UnexpectedEof => Error::Closed,
+                k if is_timeout(k) => Error::Timeout("payload bytes"),
+                _ => Error::Io(e),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Writes `bytes` whole (one or more lines, or a header and a payload).
+    pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
+        self.stream.write_all(bytes).map_err(|e| match e.kind() {
+            k if is_timeout(k) => Error::Timeout("the other side to read"),
+            _ => Error::Io(e),
+        })
+    }
+
+    /// Writes `header` then `payload`, in one system call when the kernel
+    /// takes both.
+    pub fn write_with_payload(&mut self, header: &[u8], payload: &[u8]) -> Result<()> {
+        let bufs = [io::IoSlice::new(header), io::IoSlice::new(payload)];
+        let n = self.stream.write_vectored(&bufs)?;
+        if n < header.len() {
+            self.write_all(&header[n..])?;
+            self.write_all(payload)
+        } else {
+            self.write_all(&payload[n - header.len()..])
+        }
+    }
+
+    /// Reads more bytes into the buffer, compacting it first; returns 0 at EOF.
+    fn fill(&mut self, deadline: Instant, what: &'static str) -> Result<usize> {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(Error::Timeout(what));
+        }
+        self.stream.set_read_timeout(Some(remaining))?;
+        loop {
+            match self.stream.read(&mut self.buf[self.end..]) {
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if is_timeout(e.kind()) => return Err(Error::Timeout(what)),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+fn is_timeout(kind: io::ErrorKind) -> bool {
+    matches!(kind, io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+}

@@ -1,0 +1,8 @@
+//! The tracker: which peers have which files. `state` is the map (pure, with
+//! its invariants and tests); `server` speaks the protocol over TCP.
+
+pub mod server;
+pub mod state;
+
+pub use server::{handle_connection, Tracker};
+pub use state::Registry;

@@ -1,0 +1,106 @@
+//! The tracker's TCP server: a bounded accept loop, one thread per connection
+//! reading request lines with deadlines, and an expiry thread that drops peers
+//! whose announcements stopped. A peer is recorded under the IP address the
+//! connection came from and the port it announces, never an address it
+//! claims, so no peer can register or unregister another.
+
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::state::Registry;
+use crate::protocol::message::{encode_list, encode_peer};
+use crate::protocol::{Connection, Reply, TrackerRequest};
+use crate::server::{self, Flow};
+use crate::{PROTOCOL_VERSION, TRACKER_MAX_CONNECTIONS};
+
+/// A tracker bound to its port.
+pub struct Tracker {
+    listener: TcpListener,
+    registry: Arc<Registry>,
+}
+
+impl Tracker {
+    /// Binds `addr`; peers not heard from within `peer_ttl` are forgotten.
+    pub fn bind(addr: SocketAddr, peer_ttl: Duration) -> std::io::Result<Self> {
+        Ok(Tracker {
+            listener: TcpListener::bind(addr)?,
+            registry: Arc::new(Registry::new(peer_ttl)),
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves forever.
+    pub fn run(self, expire_every: Duration) {
+        let registry = Arc::clone(&self.registry);
+        let _ = thread::Builder::new()
+            .name("tracker-expiry".into())
+            .spawn(move || loop {
+                thread::sleep(expire_every);
+                let n = registry.expire(Instant::now());
+                if n > 0 {
+                    log::info!("forgot {n} stale peer registrations");
+                }
+            });
+        let registry = self.registry;
+        server::serve(
+            self.listener,
+            TRACKER_MAX_CONNECTIONS,
+            "tracker",
+            move |conn| handle_connection(conn, &registry),
+        );
+    }
+}
+
+/// Serves one connection: one reply per request line.
+pub fn handle_connection(mut conn: Connection, registry: &Registry) {
+    let ip = conn.peer_addr().ip();
+    server::for_each_request(&mut conn, |conn, line| {
+        let (reply, close) = match TrackerRequest::parse(line) {
+            Ok(req) => (apply(&req, ip, registry), req == TrackerRequest::Quit),
+            Err(e) => (Reply::err(&e).encode(), e.is_fatal()),
+        };
+        conn.write_all(reply.as_bytes())?;
+        Ok(if close { Flow::Close } else { Flow::Continue })
+    });
+}
+
+/// Carries out one request for a client at `ip`; returns the encoded reply.
+pub fn apply(req: &TrackerRequest, ip: IpAddr, registry: &Registry) -> String {
+    let now = Instant::now();
+    let reply = match req {
+        TrackerRequest::Hello { version } if *version == PROTOCOL_VERSION => {
+            Reply::ok(format!("p2pshare {PROTOCOL_VERSION}"))
+        }
+        TrackerRequest::Hello { version } => Reply::err(format!(
+            "unsupported protocol version {version} (this tracker speaks {PROTOCOL_VERSION})"
+        )),
+        TrackerRequest::Register {
+            port,
+            id,
+            size,
+            name,
+        } => match registry.register(SocketAddr::new(ip, *port), *id, *size, name, now) {
+            Ok(()) => Reply::ok("registered"),
+            Err(e) => Reply::err(e),
+        },
+        TrackerRequest::Unregister { port, id } => {
+            registry.unregister(SocketAddr::new(ip, *port), id);
+            Reply::ok("unregistered")
+        }
+        TrackerRequest::Bye { port } => {
+            let n = registry.remove_peer(SocketAddr::new(ip, *port));
+            Reply::ok(format!("removed {n}"))
+        }
+        TrackerRequest::Search { text } => {
+            return encode_list(&registry.search(text, now), |f| f.encode())
+        }
+        TrackerRequest::Peers { id } => return encode_list(&registry.peers(id, now), encode_peer),
+        TrackerRequest::Quit => Reply::ok("bye"),
+    };
+    reply.encode()
+}

@@ -1,0 +1,246 @@
+//! The tracker's registry: file id -> (name, size, peers with last-seen time).
+//!
+//! A std `Mutex` is enough: every operation is a few map look-ups, the lock is
+//! never held across I/O, and replies are formatted after it is released.
+//! Invariants: a file entry exists only while it has at least one peer; a
+//! peer's entry is live while it was refreshed within the TTL. Expired entries
+//! are hidden from every query and removed by [`Registry::expire`].
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+use crate::manifest::FileId;
+use crate::protocol::FileSummary;
+
+/// Most files the tracker will remember; bounds its memory.
+pub const MAX_FILES: usize = 100_000;
+/// Most peers remembered per file.
+pub const MAX_PEERS_PER_FILE: usize = 1_000;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum RegistryError {
+    #[error("file {id} is already registered with size {known}, not {claimed}")]
+    SizeMismatch {
+        id: FileId,
+        known: u64,
+        claimed: u64,
+    },
+    #[error("tracker is full ({0} files)")]
+    TooManyFiles(usize),
+    #[error("file has too many peers ({0})")]
+    TooManyPeers(usize),
+}
+
+struct Entry {
+    /// The name of the first registration; content-addressing makes later
+    /// names of the same content aliases, not renames.
+    name: String,
+    size: u64,
+    peers: HashMap<SocketAddr, Instant>,
+}
+
+pub struct Registry {
+    files: Mutex<HashMap<FileId, Entry>>,
+    ttl: Duration,
+}
+
+impl Registry {
+    /// A registry that forgets a peer not heard from within `ttl`.
+    pub fn new(ttl: Duration) -> Self {
+        Registry {
+            files: Mutex::new(HashMap::new()),
+            ttl,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<FileId, Entry>> {
+        // A panic elsewhere cannot leave the map half-updated (each update is
+        // one insert/remove), so a poisoned lock is still safe to use.
+        self.files.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records (or refreshes) that `peer` has file `id`.
+    pub fn register(
+        &self,
+        peer: SocketAddr,
+        id: FileId,
+        size: u64,
+        name: &str,
+        now: Instant,
+    ) -> Result<(), RegistryError> {
+        let mut files = self.lock();
+        let known = files.len();
+        match files.get_mut(&id) {
+            Some(entry) if entry.size != size => Err(RegistryError::SizeMismatch {
+                id,
+                known: entry.size,
+                claimed: size,
+            }),
+            Some(entry) => {
+                if entry.peers.len() >= MAX_PEERS_PER_FILE && !entry.peers.contains_key(&peer) {
+                    return Err(RegistryError::TooManyPeers(MAX_PEERS_PER_FILE));
+                }
+                entry.peers.insert(peer, now);
+                Ok(())
+            }
+            None if known >= MAX_FILES => Err(RegistryError::TooManyFiles(MAX_FILES)),
+            None => {
+                let peers = HashMap::from([(peer, now)]);
+                files.insert(
+                    id,
+                    Entry {
+                        name: name.to_string(),
+                        size,
+                        peers,
+                    },
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// Forgets that `peer` has `id`. Returns whether it was known.
+    pub fn unregister(&self, peer: SocketAddr, id: &FileId) -> bool {
+        let mut files = self.lock();
+        let Some(entry) = files.get_mut(id) else {
+            return false;
+        };
+        let removed = entry.peers.remove(&peer).is_some();
+        if entry.peers.is_empty() {
+            files.remove(id);
+        }
+        removed
+    }
+
+    /// Forgets every file of `peer`. Returns how many it had.
+    pub fn remove_peer(&self, peer: SocketAddr) -> usize {
+        let mut files = self.lock();
+        let mut removed = 0;
+        files.retain(|_, entry| {
+            removed += usize::from(entry.peers.remove(&peer).is_some());
+            !entry.peers.is_empty()
+        });
+        removed
+    }
+
+    /// Files whose name contains `text` (case-insensitive), by name then id.
+    pub fn search(&self, text: &str, now: Instant) -> Vec<FileSummary> {
+        let needle = text.to_lowercase();
+        let mut found: Vec<FileSummary> = {
+            let files = self.lock();
+            files
+                .iter()
+                .filter(|(_, e)| e.name.to_lowercase().contains(&needle))
+                .map(|(id, e)| FileSummary {
+                    id: *id,
+                    size: e.size,
+                    peers: e.peers.values().filter(|t| self.live(**t, now)).count() as u32,
+                    name: e.name.clone(),
+                })
+                .filter(|s| s.peers > 0)
+                .collect()
+        };
+        found.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        found
+    }
+
+    /// The live peers of `id`, most recently seen first.
+    pub fn peers(&self, id: &FileId, now: Instant) -> Vec<SocketAddr> {
+        let mut peers: Vec<(SocketAddr, Instant)> = {
+            let files = self.lock();
+            let Some(entry) = files.get(id) else {
+                return Vec::new();
+            };
+            entry
+                .peers
+                .iter()
+                .filter(|(_, t)| self.live(**t, now))
+                .map(|(a, t)| (*a, *t))
+                .collect()
+        };
+        peers.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        peers.into_iter().map(|(a, _)| a).collect()
+    }
+
+    /// Removes every peer entry older than the TTL; returns how many.
+    pub fn expire(&self, now: Instant) -> usize {
+        let mut files = self.lock();
+        let mut removed = 0;
+        files.retain(|_, entry| {
+            let before = entry.peers.len();
+            entry
+                .peers
+                .retain(|_, t| now.saturating_duration_since(*t) <= self.ttl);
+            removed += before - entry.peers.len();
+            !entry.peers.is_empty()
+        });
+        removed
+    }
+
+    fn live(&self, seen: Instant, now: Instant) -> bool {
+        now.saturating_duration_since(seen) <= self.ttl
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    const TTL: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn register_search_peers_unregister() {
+        let r = Registry::new(TTL);
+        let now = Instant::now();
+        let id = FileId([1; 32]);
+        r.register(addr(1), id, 5, "Hello.txt", now).unwrap();
+        r.register(addr(2), id, 5, "other-name", now).unwrap();
+        let found = r.search("hello", now);
+        assert_eq!(found.len(), 1);
+        assert_eq!((found[0].name.as_str(), found[0].peers), ("Hello.txt", 2));
+        assert_eq!(r.search("zzz", now), vec![]);
+        assert_eq!(r.peers(&id, now).len(), 2);
+        assert!(r.unregister(addr(1), &id));
+        assert!(!r.unregister(addr(1), &id));
+        assert_eq!(r.peers(&id, now), vec![addr(2)]);
+        assert_eq!(r.remove_peer(addr(2)), 1);
+        assert_eq!(r.search("", now), vec![]);
+    }
+
+    #[test]
+    fn size_conflicts_are_refused() {
+        let r = Registry::new(TTL);
+        let now = Instant::now();
+        let id = FileId([2; 32]);
+        r.register(addr(1), id, 5, "a", now).unwrap();
+        assert!(matches!(
+            r.register(addr(2), id, 6, "a", now),
+            Err(RegistryError::SizeMismatch { .. })
+        ));
+        assert_eq!(r.peers(&id, now), vec![addr(1)]);
+    }
+
+    #[test]
+    fn stale_peers_are_hidden_then_expired() {
+        let r = Registry::new(TTL);
+        let t0 = Instant::now();
+        let id = FileId([3; 32]);
+        r.register(addr(1), id, 5, "a", t0).unwrap();
+        r.register(addr(2), id, 5, "a", t0 + Duration::from_secs(8))
+            .unwrap();
+        let later = t0 + Duration::from_secs(15);
+        assert_eq!(r.peers(&id, later), vec![addr(2)]);
+        assert_eq!(r.search("", later)[0].peers, 1);
+        assert_eq!(r.expire(later), 1);
+        assert_eq!(r.expire(t0 + Duration::from_secs(30)), 1);
+        assert_eq!(r.search("", later), vec![]);
+    }
+}
