@@ -17,6 +17,7 @@ use std::time::Duration;
 
 pub mod cli;
 pub mod error;
+pub mod limit;
 pub mod manifest;
 pub mod peer;
 pub mod protocol;
@@ -49,11 +50,22 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long connecting to a tracker or peer may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Concurrent connections the tracker serves; more get `ERR busy`.
-pub const TRACKER_MAX_CONNECTIONS: usize = 256;
+/// Concurrent connections the tracker serves, in all and from one IP address;
+/// more get `ERR busy`.
+pub const TRACKER_LIMITS: server::Limits = server::Limits {
+    total: 1024,
+    per_ip: 128,
+};
 
-/// Concurrent connections a peer's chunk server serves; more get `ERR busy`.
-pub const PEER_MAX_CONNECTIONS: usize = 64;
+/// Concurrent connections a peer's chunk server serves, in all and from one
+/// IP address (which must cover one downloader's `MAX_WORKERS`).
+pub const PEER_LIMITS: server::Limits = server::Limits {
+    total: 256,
+    per_ip: 96,
+};
+
+/// Most parallel chunk fetches one download may use.
+pub const MAX_WORKERS: u16 = 64;
 
 /// The protocol version sent and expected in `HELLO`.
 pub const PROTOCOL_VERSION: u32 = 1;

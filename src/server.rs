@@ -1,12 +1,14 @@
 //! The accept loop shared by the tracker and the peer's chunk server: one
-//! thread per connection, at most `max` at once. A connection over the cap
-//! gets `ERR busy` and is closed at once, so a flood cannot exhaust threads or
-//! memory. The listener is passed in, so tests can bind port 0.
+//! thread per connection, at most `Limits::total` at once and at most
+//! `Limits::per_ip` from one IP address, so one host flooding connections (or
+//! holding them open idle) cannot starve everyone else. A connection over a cap
+//! gets `ERR busy` and is closed at once. The listener is passed in, so tests
+//! can bind port 0.
 
+use std::collections::HashMap;
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::net::{IpAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -14,14 +16,24 @@ use crate::error::Error;
 use crate::protocol::{Connection, Reply};
 use crate::IDLE_TIMEOUT;
 
+/// Connection caps of one server.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub total: usize,
+    pub per_ip: usize,
+}
+
+/// Connection threads need little stack: buffers live on the heap.
+const CONN_STACK: usize = 256 * 1024;
+
 /// Serves `listener` forever, running `handler` on its own thread for each
 /// accepted connection.
-pub fn serve<H>(listener: TcpListener, max: usize, role: &'static str, handler: H)
+pub fn serve<H>(listener: TcpListener, limits: Limits, role: &'static str, handler: H)
 where
     H: Fn(Connection) + Send + Sync + 'static,
 {
     let handler = Arc::new(handler);
-    let active = Arc::new(AtomicUsize::new(0));
+    let slots = Arc::new(Slots::new(limits));
     let mut backoff = Duration::from_millis(10);
     for stream in listener.incoming() {
         let stream = match stream {
@@ -37,10 +49,13 @@ where
                 continue;
             }
         };
-        if active.load(Ordering::Acquire) >= max {
+        let Ok(ip) = stream.peer_addr().map(|a| a.ip()) else {
+            continue;
+        };
+        let Some(slot) = Slots::take(&slots, ip) else {
             reject_busy(stream);
             continue;
-        }
+        };
         let conn = match Connection::new(stream) {
             Ok(conn) => conn,
             Err(e) => {
@@ -48,10 +63,10 @@ where
                 continue;
             }
         };
-        let slot = Slot::take(&active);
         let handler = Arc::clone(&handler);
         let spawned = thread::Builder::new()
             .name(format!("{role}-conn"))
+            .stack_size(CONN_STACK)
             .spawn(move || {
                 let _slot = slot;
                 handler(conn)
@@ -68,19 +83,51 @@ fn reject_busy(mut stream: TcpStream) {
     log::debug!("connection limit reached; rejected a connection");
 }
 
-/// One of the `max` connection slots; released when dropped, even on panic.
-struct Slot(Arc<AtomicUsize>);
+/// Live connections, in all and per IP address.
+struct Slots {
+    limits: Limits,
+    counts: Mutex<(usize, HashMap<IpAddr, usize>)>,
+}
 
-impl Slot {
-    fn take(active: &Arc<AtomicUsize>) -> Slot {
-        active.fetch_add(1, Ordering::AcqRel);
-        Slot(Arc::clone(active))
+impl Slots {
+    fn new(limits: Limits) -> Self {
+        Slots {
+            limits,
+            counts: Mutex::new((0, HashMap::new())),
+        }
     }
+
+    fn take(slots: &Arc<Slots>, ip: IpAddr) -> Option<Slot> {
+        let mut c = slots.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let from_ip = c.1.get(&ip).copied().unwrap_or(0);
+        if c.0 >= slots.limits.total || from_ip >= slots.limits.per_ip {
+            return None;
+        }
+        c.0 += 1;
+        c.1.insert(ip, from_ip + 1);
+        Some(Slot {
+            slots: Arc::clone(slots),
+            ip,
+        })
+    }
+}
+
+/// One taken connection slot; released when dropped, even on panic.
+struct Slot {
+    slots: Arc<Slots>,
+    ip: IpAddr,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        let mut c = self.slots.counts.lock().unwrap_or_else(|e| e.into_inner());
+        c.0 -= 1;
+        if let Some(n) = c.1.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                c.1.remove(&self.ip);
+            }
+        }
     }
 }
 

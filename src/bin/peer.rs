@@ -35,11 +35,17 @@ struct Args {
     #[arg(long)]
     serve: bool,
     /// Parallel chunk fetches per download.
-    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=i64::from(p2pshare::MAX_WORKERS)))]
     workers: u16,
     /// Seconds between re-announcements of shared files to the tracker.
     #[arg(long, default_value_t = 30, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     announce_interval: u64,
+    /// Cap on upload bandwidth, all connections together (e.g. 500K, 10M; K/M/G are 1024-based).
+    #[arg(long, value_name = "RATE", value_parser = rate)]
+    max_upload: Option<RateArg>,
+    /// Cap on download bandwidth, all connections together (e.g. 500K, 10M).
+    #[arg(long, value_name = "RATE", value_parser = rate)]
+    max_download: Option<RateArg>,
     /// More detail on stderr (-v: each chunk, -vv: debug); RUST_LOG works too.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -63,6 +69,8 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         listen: SocketAddr::new(args.bind, args.listen_port),
         workers: usize::from(args.workers),
         announce_interval: Duration::from_secs(args.announce_interval),
+        max_upload: args.max_upload.and_then(|r| r.0),
+        max_download: args.max_download.and_then(|r| r.0),
     };
     let peer =
         Arc::new(Peer::start(&opts).with_context(|| format!("cannot listen on {}", opts.listen))?);
@@ -87,4 +95,14 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     all_ok &= repl::run(&peer, io::stdin().lock());
     peer.leave(Duration::from_secs(1));
     Ok(all_ok)
+}
+
+/// A parsed `--max-upload`/`--max-download` value (`None`: no cap).
+#[derive(Clone, Copy)]
+struct RateArg(Option<u64>);
+
+fn rate(text: &str) -> Result<RateArg, String> {
+    p2pshare::limit::parse_rate(text)
+        .map(RateArg)
+        .map_err(|e| e.to_string())
 }

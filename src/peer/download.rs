@@ -14,6 +14,7 @@ use thiserror::Error;
 
 use super::scheduler::{Fault, Next, PeerStats, Scheduler};
 use crate::error::{Error, Result};
+use crate::limit::RateLimit;
 use crate::manifest::{Chunk, FileId, Manifest};
 use crate::protocol::{Connection, PeerRequest};
 use crate::store::{PartialFile, StoreError};
@@ -103,6 +104,7 @@ struct Job<'a> {
     manifest: &'a Manifest,
     partial: &'a PartialFile,
     scheduler: &'a Scheduler,
+    limit: &'a RateLimit,
     on_chunk: &'a (dyn Fn(ChunkEvent) + Sync),
 }
 
@@ -114,6 +116,7 @@ pub fn download(
     peers: &[SocketAddr],
     out: &Path,
     workers: usize,
+    limit: &RateLimit,
     on_chunk: &(dyn Fn(ChunkEvent) + Sync),
 ) -> Result<Report, DownloadError> {
     let started = Instant::now();
@@ -129,6 +132,7 @@ pub fn download(
         manifest,
         partial: &partial,
         scheduler: &scheduler,
+        limit,
         on_chunk,
     };
     let disk_error = thread::scope(|s| {
@@ -195,7 +199,7 @@ fn serve_from_peer(
             job.scheduler.abort();
             return Ok(());
         };
-        match fetch_chunk(&mut conn, &job.id, chunk, buf) {
+        match fetch_chunk(&mut conn, &job.id, chunk, job.limit, buf) {
             Ok(data) if job.manifest.verify_chunk(index, data) => {
                 if let Err(e) = job.partial.write_chunk(chunk, data) {
                     job.scheduler.abort();
@@ -229,6 +233,7 @@ fn fetch_chunk<'a>(
     conn: &mut Connection,
     id: &FileId,
     chunk: Chunk,
+    limit: &RateLimit,
     buf: &'a mut [u8],
 ) -> Result<&'a [u8]> {
     let req = PeerRequest::Get {
@@ -244,6 +249,6 @@ fn fetch_chunk<'a>(
         )));
     }
     let data = &mut buf[..len];
-    conn.read_payload(data)?;
+    conn.read_payload_limited(data, limit)?;
     Ok(data)
 }

@@ -22,6 +22,7 @@ use self::download::{ChunkEvent, DownloadError, Report};
 use self::library::{Library, SharedFile};
 use self::tracker_client::{Announcement, TrackerClient};
 use crate::error::Error;
+use crate::limit::RateLimit;
 use crate::protocol::message::validate_name;
 use crate::protocol::FileSummary;
 use crate::store::{self, StoreError};
@@ -54,6 +55,15 @@ pub struct Options {
     pub listen: SocketAddr,
     pub workers: usize,
     pub announce_interval: Duration,
+    /// Upload and download caps in bytes per second (`None`: no cap).
+    pub max_upload: Option<u64>,
+    pub max_download: Option<u64>,
+}
+
+/// The peer's bandwidth caps, shared by all its connections.
+pub struct Rates {
+    pub up: Arc<RateLimit>,
+    pub down: Arc<RateLimit>,
 }
 
 pub struct Peer {
@@ -61,6 +71,7 @@ pub struct Peer {
     tracker: TrackerClient,
     listen: SocketAddr,
     workers: usize,
+    rates: Rates,
 }
 
 impl Peer {
@@ -69,15 +80,20 @@ impl Peer {
         let listener = TcpListener::bind(opts.listen)?;
         let listen = listener.local_addr()?;
         let library = Arc::new(Library::default());
-        let lib = Arc::clone(&library);
+        let rates = Rates {
+            up: Arc::new(RateLimit::new(opts.max_upload)),
+            down: Arc::new(RateLimit::new(opts.max_download)),
+        };
+        let (lib, up) = (Arc::clone(&library), Arc::clone(&rates.up));
         thread::Builder::new()
             .name("peer-server".into())
-            .spawn(move || server::serve(listener, lib))?;
+            .spawn(move || server::serve(listener, lib, up))?;
         let peer = Peer {
             tracker: TrackerClient::new(&opts.tracker_host, opts.tracker_port, listen.port()),
             library,
             listen,
             workers: opts.workers.max(1),
+            rates,
         };
         peer.spawn_announcer(opts.announce_interval)?;
         Ok(peer)
@@ -91,17 +107,34 @@ impl Peer {
         &self.library
     }
 
+    /// The upload and download caps, changeable while transfers run.
+    pub fn rates(&self) -> &Rates {
+        &self.rates
+    }
+
     /// Re-registers every shared file every `interval`, so a restarted
-    /// tracker learns them again and this peer's entries do not expire.
+    /// tracker learns them again and this peer's entries do not expire. While
+    /// the tracker is unreachable it retries sooner, backing off from 1 s.
     fn spawn_announcer(&self, interval: Duration) -> std::io::Result<()> {
         let library = Arc::clone(&self.library);
         let tracker = self.tracker.clone();
         thread::Builder::new()
             .name("announcer".into())
-            .spawn(move || loop {
-                thread::sleep(interval);
-                if let Err(e) = announce(&tracker, &library.list()) {
-                    log::warn!("announce to tracker {} failed: {e}", tracker.addr());
+            .spawn(move || {
+                let mut retry = None;
+                loop {
+                    thread::sleep(retry.unwrap_or(interval));
+                    retry = match announce(&tracker, &library.list()) {
+                        Ok(()) => None,
+                        Err(e) => {
+                            let next = next_retry(retry, interval);
+                            log::warn!(
+                                "announce to tracker {} failed: {e}; retrying in {next:?}",
+                                tracker.addr()
+                            );
+                            Some(next)
+                        }
+                    };
                 }
             })?;
         Ok(())
@@ -171,7 +204,15 @@ impl Peer {
             return Err(StoreError::Exists(out).into());
         }
         let (manifest, peers) = download::fetch_manifest(&file.id, peers)?;
-        let report = download::download(&file.id, &manifest, &peers, &out, self.workers, on_chunk)?;
+        let report = download::download(
+            &file.id,
+            &manifest,
+            &peers,
+            &out,
+            self.workers,
+            &self.rates.down,
+            on_chunk,
+        )?;
         let shared = self
             .library
             .add(file.name.clone(), report.path.clone(), manifest)
@@ -215,6 +256,14 @@ fn announce(tracker: &TrackerClient, files: &[Arc<SharedFile>]) -> Result<(), Er
     tracker.register(&list)
 }
 
+/// The delay before retrying a failed announce, given the previous retry
+/// delay (`None` after a success): 1 s, then doubling, at most `interval`.
+fn next_retry(previous: Option<Duration>, interval: Duration) -> Duration {
+    previous
+        .map_or(Duration::from_secs(1), |d| d * 2)
+        .min(interval)
+}
+
 /// Picks the file `target` names among `files`: an exact name or an id
 /// prefix (at least 4 hex digits). Several distinct matches are ambiguous.
 pub fn resolve(target: &str, files: Vec<FileSummary>) -> Result<FileSummary, PeerError> {
@@ -247,6 +296,20 @@ mod tests {
             peers: 1,
             name: name.into(),
         }
+    }
+
+    #[test]
+    fn announce_retries_back_off_up_to_the_interval() {
+        let interval = Duration::from_secs(30);
+        let mut d = None;
+        let mut seen = vec![];
+        for _ in 0..7 {
+            d = Some(next_retry(d, interval));
+            seen.extend(d.map(|d| d.as_secs()));
+        }
+        assert_eq!(seen, vec![1, 2, 4, 8, 16, 30, 30]);
+        let short = Duration::from_millis(500);
+        assert_eq!(next_retry(None, short), short);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::download::ChunkEvent;
 use super::{Peer, PeerError};
+use crate::limit::{format_rate, parse_rate};
 use crate::protocol::FileSummary;
 
 /// Longest accepted input line; longer lines are reported and skipped.
@@ -22,9 +23,17 @@ commands:
   search [TEXT]              files the tracker knows (names containing TEXT)
   download NAME|ID [OUT]     download a file (by name, id or id prefix) to OUT
                              (default: its name in the current directory)
+  limit up|down RATE|off     cap upload or download bandwidth (e.g. 500K, 10M)
+  limit                      show the caps
   help                       this text
   quit                       unregister and exit (end of input does the same)
 Quote arguments that contain spaces: share \"my file.txt\"";
+
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum Direction {
+    Up,
+    Down,
+}
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
@@ -35,6 +44,8 @@ pub enum Command {
         target: String,
         out: Option<PathBuf>,
     },
+    /// `limit`: show the caps; `limit up|down RATE|off`: change one.
+    Limit(Option<(Direction, Option<u64>)>),
     Help,
     Quit,
 }
@@ -60,6 +71,17 @@ impl Command {
                 out: Some(PathBuf::from(out)),
             },
             ("download", _) => return Err("usage: download NAME|ID [OUT]".into()),
+            ("limit", []) => Command::Limit(None),
+            ("limit", [dir, rate]) => {
+                let dir = match dir.as_str() {
+                    "up" => Direction::Up,
+                    "down" => Direction::Down,
+                    _ => return Err("usage: limit up|down RATE|off".into()),
+                };
+                let rate = parse_rate(rate).map_err(|e| e.to_string())?;
+                Command::Limit(Some((dir, rate)))
+            }
+            ("limit", _) => return Err("usage: limit up|down RATE|off".into()),
             ("help", []) => Command::Help,
             ("quit" | "exit", []) => Command::Quit,
             ("list" | "help" | "quit" | "exit", _) => {
@@ -170,6 +192,19 @@ fn execute(peer: &Peer, cmd: Command) -> Result<(), String> {
             print_files(&files);
         }
         Command::Download { target, out } => download(peer, &target, out)?,
+        Command::Limit(change) => {
+            let rates = peer.rates();
+            match change {
+                Some((Direction::Up, rate)) => rates.up.set(rate),
+                Some((Direction::Down, rate)) => rates.down.set(rate),
+                None => {}
+            }
+            println!(
+                "limits: upload {}, download {}",
+                format_rate(rates.up.get()),
+                format_rate(rates.down.get())
+            );
+        }
         Command::Help => println!("{HELP}"),
         Command::Quit => {}
     }
@@ -299,6 +334,15 @@ mod tests {
             }))
         );
         assert_eq!(Command::parse("quit"), Ok(Some(Command::Quit)));
+        assert_eq!(Command::parse("limit"), Ok(Some(Command::Limit(None))));
+        assert_eq!(
+            Command::parse("limit up 10M"),
+            Ok(Some(Command::Limit(Some((Direction::Up, Some(10 << 20))))))
+        );
+        assert_eq!(
+            Command::parse("limit down off"),
+            Ok(Some(Command::Limit(Some((Direction::Down, None)))))
+        );
         for bad in [
             "share",
             "share a b",
@@ -307,6 +351,9 @@ mod tests {
             "list x",
             "frob",
             "share \"x",
+            "limit up",
+            "limit sideways 1M",
+            "limit up fast",
         ] {
             assert!(Command::parse(bad).is_err(), "{bad:?}");
         }

@@ -1,24 +1,24 @@
 //! The peer's chunk server: answers `HELLO`, `MANIFEST <id>` and
 //! `GET <id> <index>` for files in the library, one thread per connection
-//! (bounded by the shared accept loop). Requests may be pipelined; a
-//! connection reuses one chunk buffer for all of them.
+//! (bounded by the shared accept loop). Requests may be pipelined. Chunks go
+//! from the page cache to the socket with `sendfile`, through the upload cap.
 
 use std::net::TcpListener;
 use std::sync::Arc;
 
 use super::library::Library;
 use crate::error::Result;
+use crate::limit::RateLimit;
 use crate::manifest::FileId;
 use crate::protocol::{Connection, PeerRequest, Reply};
 use crate::server::{self, Flow};
-use crate::{store, PEER_MAX_CONNECTIONS, PROTOCOL_VERSION};
+use crate::{PEER_LIMITS, PROTOCOL_VERSION};
 
-/// Serves `listener` forever.
-pub fn serve(listener: TcpListener, library: Arc<Library>) {
-    server::serve(listener, PEER_MAX_CONNECTIONS, "peer", move |mut conn| {
-        let mut buf = Vec::new();
+/// Serves `listener` forever, sending chunk payloads through `upload`.
+pub fn serve(listener: TcpListener, library: Arc<Library>, upload: Arc<RateLimit>) {
+    server::serve(listener, PEER_LIMITS, "peer", move |mut conn| {
         server::for_each_request(&mut conn, |conn, line| {
-            handle_request(conn, line, &library, &mut buf)
+            handle_request(conn, line, &library, &upload)
         });
     });
 }
@@ -27,7 +27,7 @@ fn handle_request(
     conn: &mut Connection,
     line: &str,
     library: &Library,
-    buf: &mut Vec<u8>,
+    upload: &RateLimit,
 ) -> Result<Flow> {
     let req = match PeerRequest::parse(line) {
         Ok(req) => req,
@@ -58,7 +58,7 @@ fn handle_request(
             }
             None => conn.write_all(not_shared(&id).as_bytes())?,
         },
-        PeerRequest::Get { id, index } => send_chunk(conn, library, &id, index, buf)?,
+        PeerRequest::Get { id, index } => send_chunk(conn, library, &id, index, upload)?,
         PeerRequest::Quit => {
             conn.write_all(Reply::ok("bye").encode().as_bytes())?;
             return Ok(Flow::Close);
@@ -72,7 +72,7 @@ fn send_chunk(
     library: &Library,
     id: &FileId,
     index: u32,
-    buf: &mut Vec<u8>,
+    upload: &RateLimit,
 ) -> Result<()> {
     let Some(file) = library.get(id) else {
         return conn.write_all(not_shared(id).as_bytes());
@@ -84,24 +84,28 @@ fn send_chunk(
         ));
         return conn.write_all(reply.encode().as_bytes());
     };
-    buf.resize(file.manifest.chunk_size() as usize, 0);
-    match store::read_chunk(&file.file, chunk, buf) {
-        Ok(data) => {
-            let header = Reply::ok(data.len().to_string()).encode();
-            conn.write_with_payload(header.as_bytes(), data)?;
-            file.add_uploaded(data.len() as u64);
-            log::debug!(
-                "served chunk {index} of {} to {}",
-                file.name,
-                conn.peer_addr()
-            );
-            Ok(())
-        }
-        Err(e) => {
-            log::warn!("cannot read chunk {index} of {}: {e}", file.path.display());
-            conn.write_all(Reply::err("cannot read chunk").encode().as_bytes())
-        }
+    let header = Reply::ok(chunk.len.to_string()).encode();
+    if let Err(e) = conn.send_file(
+        header.as_bytes(),
+        &file.file,
+        chunk.offset,
+        chunk.len as usize,
+        upload,
+    ) {
+        log::warn!(
+            "sending chunk {index} of {} to {}: {e}",
+            file.path.display(),
+            conn.peer_addr()
+        );
+        return Err(e);
     }
+    file.add_uploaded(u64::from(chunk.len));
+    log::debug!(
+        "served chunk {index} of {} to {}",
+        file.name,
+        conn.peer_addr()
+    );
+    Ok(())
 }
 
 fn not_shared(id: &FileId) -> String {

@@ -4,9 +4,9 @@
 
 use thiserror::Error;
 
-/// Why a line could not be parsed. Framing errors (`LineTooLong`, `NotUtf8`)
-/// lose track of message boundaries, so the connection is closed after the
-/// `ERR` reply; every other error leaves the connection usable.
+/// Why a line could not be parsed. Framing errors (see [`ParseError::is_fatal`])
+/// mean the sender does not speak the protocol, so the connection is closed
+/// after the `ERR` reply; every other error leaves the connection usable.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum ParseError {
     #[error("line too long (limit {0} bytes)")]
@@ -30,9 +30,13 @@ pub enum ParseError {
 }
 
 impl ParseError {
-    /// Whether the connection must be closed after reporting this error.
+    /// Whether the connection must be closed after reporting this error:
+    /// the sender is not speaking this protocol (binary garbage, no line end).
     pub fn is_fatal(&self) -> bool {
-        matches!(self, ParseError::LineTooLong(_) | ParseError::NotUtf8)
+        matches!(
+            self,
+            ParseError::LineTooLong(_) | ParseError::NotUtf8 | ParseError::ControlChar
+        )
     }
 
     pub(crate) fn invalid(what: &'static str, value: &str) -> Self {

@@ -3,13 +3,16 @@
 //! exact payload reads, and whole-message writes. The only socket code of the
 //! protocol.
 
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use super::codec::{line_text, split_line, Frame, ParseError};
 use super::message::{parse_payload_len, Reply};
+use super::zero_copy;
 use crate::error::{Error, Result};
+use crate::limit::{RateLimit, SLICE};
 use crate::{IO_TIMEOUT, MAX_LINE};
 
 /// Read buffer size: big enough for many pipelined lines and to batch the
@@ -113,13 +116,28 @@ impl Connection {
 
     /// Fills `out` exactly from the buffer and then the socket.
     pub fn read_payload(&mut self, out: &mut [u8]) -> Result<()> {
+        self.read_payload_limited(out, &RateLimit::new(None))
+    }
+
+    /// Like [`read_payload`](Self::read_payload), metering the bytes read
+    /// from the socket through `limit` in slices.
+    pub fn read_payload_limited(&mut self, out: &mut [u8], limit: &RateLimit) -> Result<()> {
         let buffered = (self.end - self.start).min(out.len());
         out[..buffered].copy_from_slice(&self.buf[self.start..self.start + buffered]);
         self.start += buffered;
         let rest = &mut out[buffered..];
-        if !rest.is_empty() {
-            self.stream.set_read_timeout(Some(IO_TIMEOUT))?;
-            self.stream.read_exact(rest).map_err(|e| match e.kind() {
+        if rest.is_empty() {
+            return Ok(());
+        }
+        self.stream.set_read_timeout(Some(IO_TIMEOUT))?;
+        let slice = if limit.get().is_some() {
+            SLICE
+        } else {
+            rest.len()
+        };
+        for part in rest.chunks_mut(slice) {
+            limit.acquire(part.len());
+            self.stream.read_exact(part).map_err(|e| match e.kind() {
                 io::ErrorKind::UnexpectedEof => Error::Closed,
                 k if is_timeout(k) => Error::Timeout("payload bytes"),
                 _ => Error::Io(e),
@@ -128,12 +146,38 @@ impl Connection {
         Ok(())
     }
 
+    /// Sends `header`, then `len` bytes of `file` from `offset` straight from
+    /// the page cache (`sendfile`), metered through `limit`. If the file
+    /// turns out shorter, fails: the caller must close, as the header
+    /// promised bytes that cannot be sent.
+    pub fn send_file(
+        &mut self,
+        header: &[u8],
+        file: &File,
+        offset: u64,
+        len: usize,
+        limit: &RateLimit,
+    ) -> Result<()> {
+        zero_copy::send_more(&self.stream, header).map_err(write_error)?;
+        let slice = if limit.get().is_some() {
+            SLICE
+        } else {
+            len.max(1)
+        };
+        let mut sent = 0;
+        while sent < len {
+            let n = slice.min(len - sent);
+            limit.acquire(n);
+            zero_copy::send_file(&self.stream, file, offset + sent as u64, n)
+                .map_err(write_error)?;
+            sent += n;
+        }
+        Ok(())
+    }
+
     /// Writes `bytes` whole (one or more lines, or a header and a payload).
     pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
-        self.stream.write_all(bytes).map_err(|e| match e.kind() {
-            k if is_timeout(k) => Error::Timeout("the other side to read"),
-            _ => Error::Io(e),
-        })
+        self.stream.write_all(bytes).map_err(write_error)
     }
 
     /// Writes `header` then `payload`, in one system call when the kernel
@@ -172,6 +216,13 @@ impl Connection {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+}
+
+fn write_error(e: io::Error) -> Error {
+    match e.kind() {
+        k if is_timeout(k) => Error::Timeout("the other side to read"),
+        _ => Error::Io(e),
     }
 }
 

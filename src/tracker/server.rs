@@ -13,7 +13,7 @@ use super::state::Registry;
 use crate::protocol::message::{encode_list, encode_peer};
 use crate::protocol::{Connection, Reply, TrackerRequest};
 use crate::server::{self, Flow};
-use crate::{PROTOCOL_VERSION, TRACKER_MAX_CONNECTIONS};
+use crate::{PROTOCOL_VERSION, TRACKER_LIMITS};
 
 /// A tracker bound to its port.
 pub struct Tracker {
@@ -47,12 +47,9 @@ impl Tracker {
                 }
             });
         let registry = self.registry;
-        server::serve(
-            self.listener,
-            TRACKER_MAX_CONNECTIONS,
-            "tracker",
-            move |conn| handle_connection(conn, &registry),
-        );
+        server::serve(self.listener, TRACKER_LIMITS, "tracker", move |conn| {
+            handle_connection(conn, &registry)
+        });
     }
 }
 

@@ -1,0 +1,67 @@
+//! Linux system calls std does not expose: `sendfile` (file pages to a socket
+//! without a trip through user space; `std::io::copy` does not use it for a
+//! `File` to a `TcpStream`) and `send` with `MSG_MORE` (so a reply header
+//! leaves in the same segment as the payload that follows).
+
+use std::fs::File;
+use std::io;
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+
+/// Sends all of `bytes`, telling the kernel more data follows at once.
+pub fn send_more(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        // SAFETY: the pointer and length describe a live, initialised slice,
+        // and the descriptor belongs to `stream`, borrowed for the call.
+        let n = unsafe {
+            libc::send(
+                stream.as_raw_fd(),
+                bytes.as_ptr().cast(),
+                bytes.len(),
+                libc::MSG_MORE | libc::MSG_NOSIGNAL,
+            )
+        };
+        match n {
+            n if n > 0 => bytes = &bytes[n as usize..],
+            0 => return Err(io::ErrorKind::WriteZero.into()),
+            _ => retry_or_fail()?,
+        }
+    }
+    Ok(())
+}
+
+/// Sends `len` bytes of `file` starting at `offset` to `stream`. Fails with
+/// `UnexpectedEof` if the file ends first.
+pub fn send_file(
+    stream: &TcpStream,
+    file: &File,
+    mut offset: u64,
+    mut len: usize,
+) -> io::Result<()> {
+    while len > 0 {
+        let mut off = libc::off_t::try_from(offset)
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: both descriptors are open for the duration of the call
+        // (borrowed from `stream` and `file`); `off` is a valid local.
+        let n = unsafe { libc::sendfile(stream.as_raw_fd(), file.as_raw_fd(), &mut off, len) };
+        match n {
+            n if n > 0 => {
+                offset += n as u64;
+                len -= n as usize;
+            }
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            _ => retry_or_fail()?,
+        }
+    }
+    Ok(())
+}
+
+/// After a failed call: `Ok` to retry on `EINTR`, the error otherwise.
+fn retry_or_fail() -> io::Result<()> {
+    let e = io::Error::last_os_error();
+    if e.kind() == io::ErrorKind::Interrupted {
+        Ok(())
+    } else {
+        Err(e)
+    }
+}
