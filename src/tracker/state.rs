@@ -16,10 +16,12 @@ use thiserror::Error;
 use crate::manifest::FileId;
 use crate::protocol::FileSummary;
 
-/// Most files the tracker will remember; bounds its memory.
+/// Most files the tracker will remember.
 pub const MAX_FILES: usize = 100_000;
 /// Most peers remembered per file.
 pub const MAX_PEERS_PER_FILE: usize = 1_000;
+/// Most (file, peer) registrations in all: bounds memory to ~100 MiB.
+pub const MAX_REGISTRATIONS: usize = 1_000_000;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum RegistryError {
@@ -33,6 +35,8 @@ pub enum RegistryError {
     TooManyFiles(usize),
     #[error("file has too many peers ({0})")]
     TooManyPeers(usize),
+    #[error("tracker is full ({0} registrations)")]
+    TooManyRegistrations(usize),
 }
 
 struct Entry {
@@ -43,8 +47,15 @@ struct Entry {
     peers: HashMap<SocketAddr, Instant>,
 }
 
+#[derive(Default)]
+struct Files {
+    by_id: HashMap<FileId, Entry>,
+    /// Sum of `peers.len()` over all entries.
+    registrations: usize,
+}
+
 pub struct Registry {
-    files: Mutex<HashMap<FileId, Entry>>,
+    files: Mutex<Files>,
     ttl: Duration,
 }
 
@@ -52,12 +63,12 @@ impl Registry {
     /// A registry that forgets a peer not heard from within `ttl`.
     pub fn new(ttl: Duration) -> Self {
         Registry {
-            files: Mutex::new(HashMap::new()),
+            files: Mutex::new(Files::default()),
             ttl,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<FileId, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Files> {
         // A panic elsewhere cannot leave the map half-updated (each update is
         // one insert/remove), so a poisoned lock is still safe to use.
         self.files.lock().unwrap_or_else(|e| e.into_inner())
@@ -73,31 +84,35 @@ impl Registry {
         now: Instant,
     ) -> Result<(), RegistryError> {
         let mut files = self.lock();
-        let known = files.len();
-        match files.get_mut(&id) {
+        let files = &mut *files;
+        let full = files.registrations >= MAX_REGISTRATIONS;
+        let known = files.by_id.len();
+        match files.by_id.get_mut(&id) {
             Some(entry) if entry.size != size => Err(RegistryError::SizeMismatch {
                 id,
                 known: entry.size,
                 claimed: size,
             }),
             Some(entry) => {
-                if entry.peers.len() >= MAX_PEERS_PER_FILE && !entry.peers.contains_key(&peer) {
-                    return Err(RegistryError::TooManyPeers(MAX_PEERS_PER_FILE));
+                if !entry.peers.contains_key(&peer) {
+                    if entry.peers.len() >= MAX_PEERS_PER_FILE {
+                        return Err(RegistryError::TooManyPeers(MAX_PEERS_PER_FILE));
+                    }
+                    if full {
+                        return Err(RegistryError::TooManyRegistrations(MAX_REGISTRATIONS));
+                    }
+                    files.registrations += 1;
                 }
                 entry.peers.insert(peer, now);
                 Ok(())
             }
             None if known >= MAX_FILES => Err(RegistryError::TooManyFiles(MAX_FILES)),
+            None if full => Err(RegistryError::TooManyRegistrations(MAX_REGISTRATIONS)),
             None => {
                 let peers = HashMap::from([(peer, now)]);
-                files.insert(
-                    id,
-                    Entry {
-                        name: name.to_string(),
-                        size,
-                        peers,
-                    },
-                );
+                let name = name.to_string();
+                files.by_id.insert(id, Entry { name, size, peers });
+                files.registrations += 1;
                 Ok(())
             }
         }
@@ -106,24 +121,38 @@ impl Registry {
     /// Forgets that `peer` has `id`. Returns whether it was known.
     pub fn unregister(&self, peer: SocketAddr, id: &FileId) -> bool {
         let mut files = self.lock();
-        let Some(entry) = files.get_mut(id) else {
+        let Some(entry) = files.by_id.get_mut(id) else {
             return false;
         };
         let removed = entry.peers.remove(&peer).is_some();
         if entry.peers.is_empty() {
-            files.remove(id);
+            files.by_id.remove(id);
         }
+        files.registrations -= usize::from(removed);
         removed
     }
 
     /// Forgets every file of `peer`. Returns how many it had.
     pub fn remove_peer(&self, peer: SocketAddr) -> usize {
+        self.remove_where(|addr, _| *addr == peer)
+    }
+
+    /// Removes every peer entry older than the TTL; returns how many.
+    pub fn expire(&self, now: Instant) -> usize {
+        self.remove_where(|_, seen| !self.live(*seen, now))
+    }
+
+    /// Removes the registrations matching `gone`, and files left with none.
+    fn remove_where(&self, gone: impl Fn(&SocketAddr, &Instant) -> bool) -> usize {
         let mut files = self.lock();
         let mut removed = 0;
-        files.retain(|_, entry| {
-            removed += usize::from(entry.peers.remove(&peer).is_some());
+        files.by_id.retain(|_, entry| {
+            let before = entry.peers.len();
+            entry.peers.retain(|addr, seen| !gone(addr, seen));
+            removed += before - entry.peers.len();
             !entry.peers.is_empty()
         });
+        files.registrations -= removed;
         removed
     }
 
@@ -133,6 +162,7 @@ impl Registry {
         let mut found: Vec<FileSummary> = {
             let files = self.lock();
             files
+                .by_id
                 .iter()
                 .filter(|(_, e)| e.name.to_lowercase().contains(&needle))
                 .map(|(id, e)| FileSummary {
@@ -152,7 +182,7 @@ impl Registry {
     pub fn peers(&self, id: &FileId, now: Instant) -> Vec<SocketAddr> {
         let mut peers: Vec<(SocketAddr, Instant)> = {
             let files = self.lock();
-            let Some(entry) = files.get(id) else {
+            let Some(entry) = files.by_id.get(id) else {
                 return Vec::new();
             };
             entry
@@ -164,21 +194,6 @@ impl Registry {
         };
         peers.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         peers.into_iter().map(|(a, _)| a).collect()
-    }
-
-    /// Removes every peer entry older than the TTL; returns how many.
-    pub fn expire(&self, now: Instant) -> usize {
-        let mut files = self.lock();
-        let mut removed = 0;
-        files.retain(|_, entry| {
-            let before = entry.peers.len();
-            entry
-                .peers
-                .retain(|_, t| now.saturating_duration_since(*t) <= self.ttl);
-            removed += before - entry.peers.len();
-            !entry.peers.is_empty()
-        });
-        removed
     }
 
     fn live(&self, seen: Instant, now: Instant) -> bool {
@@ -242,5 +257,25 @@ mod tests {
         assert_eq!(r.expire(later), 1);
         assert_eq!(r.expire(t0 + Duration::from_secs(30)), 1);
         assert_eq!(r.search("", later), vec![]);
+        assert_eq!(r.lock().registrations, 0);
+    }
+
+    #[test]
+    fn registrations_are_counted_exactly() {
+        let r = Registry::new(TTL);
+        let now = Instant::now();
+        for port in 1..=3 {
+            for n in 0..4 {
+                r.register(addr(port), FileId([n; 32]), 1, "f", now)
+                    .unwrap();
+                r.register(addr(port), FileId([n; 32]), 1, "f", now)
+                    .unwrap();
+            }
+        }
+        assert_eq!(r.lock().registrations, 12);
+        r.unregister(addr(1), &FileId([0; 32]));
+        assert_eq!(r.lock().registrations, 11);
+        assert_eq!(r.remove_peer(addr(2)), 4);
+        assert_eq!(r.lock().registrations, 7);
     }
 }
