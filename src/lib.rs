@@ -16,8 +16,10 @@
 use std::time::Duration;
 
 pub mod cli;
+pub mod dht;
 pub mod error;
 pub mod limit;
+pub mod link;
 pub mod manifest;
 pub mod peer;
 pub mod protocol;

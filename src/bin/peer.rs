@@ -9,14 +9,14 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use p2pshare::peer::repl::{self, Command};
-use p2pshare::peer::{Options, Peer};
+use p2pshare::peer::{DhtOptions, Options, Peer};
 
 /// Shares files with other peers and downloads from them, verifying every
 /// chunk. Reads commands from stdin (type `help`), or with --serve just serves.
 #[derive(Parser)]
 #[command(
     version,
-    after_help = "Examples:\n  peer 127.0.0.1 8080 9001\n  peer --serve --share big.iso 127.0.0.1 8080 0\n  echo 'download big.iso' | peer 127.0.0.1 8080 0"
+    after_help = "Examples:\n  peer 127.0.0.1 8080 9001\n  peer --serve --share big.iso 127.0.0.1 8080 0\n  echo 'download big.iso' | peer 127.0.0.1 8080 0\n  peer --dht 127.0.0.1 8080 9001          # tracker + DHT; works on if the tracker dies"
 )]
 struct Args {
     /// Host name or address of the tracker.
@@ -46,6 +46,15 @@ struct Args {
     /// Cap on download bandwidth, all connections together (e.g. 500K, 10M).
     #[arg(long, value_name = "RATE", value_parser = rate)]
     max_download: Option<RateArg>,
+    /// Also find peers through the Mainline DHT, and announce shared files there.
+    #[arg(long)]
+    dht: bool,
+    /// UDP port of the DHT node (default: the same number as the listen port).
+    #[arg(long, value_name = "PORT", requires = "dht")]
+    dht_port: Option<u16>,
+    /// DHT node to join through, HOST:PORT (repeatable; default: the tracker's address).
+    #[arg(long, value_name = "HOST:PORT", requires = "dht")]
+    dht_bootstrap: Vec<String>,
     /// More detail on stderr (-v: each chunk, -vv: debug); RUST_LOG works too.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -71,10 +80,16 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         announce_interval: Duration::from_secs(args.announce_interval),
         max_upload: args.max_upload.and_then(|r| r.0),
         max_download: args.max_download.and_then(|r| r.0),
+        dht: args.dht.then(|| DhtOptions {
+            port: args.dht_port,
+            bootstrap: args.dht_bootstrap.clone(),
+        }),
     };
-    let peer =
-        Arc::new(Peer::start(&opts).with_context(|| format!("cannot listen on {}", opts.listen))?);
+    let peer = Arc::new(Peer::start(&opts).context("cannot start the peer")?);
     println!("Peer listening on {}", peer.listen_addr());
+    if let Some(dht) = peer.dht_status() {
+        println!("DHT node on UDP {}", dht.local_addr);
+    }
 
     let on_signal = Arc::clone(&peer);
     ctrlc::set_handler(move || {

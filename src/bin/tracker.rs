@@ -22,6 +22,12 @@ struct Args {
     /// Forget a peer that has not re-announced for this many seconds.
     #[arg(long, default_value_t = 90, value_name = "SECS")]
     peer_ttl: u64,
+    /// Also run a Mainline DHT node on UDP port PORT, for peers to bootstrap from.
+    #[arg(long)]
+    dht: bool,
+    /// DHT node to join through, HOST:PORT (repeatable; default: start a new network).
+    #[arg(long, value_name = "HOST:PORT", requires = "dht")]
+    dht_bootstrap: Vec<String>,
     /// More detail on stderr (-v info, -vv debug); RUST_LOG works too.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -44,12 +50,28 @@ fn run(args: &Args) -> anyhow::Result<()> {
         .local_addr()
         .context("cannot read the bound address")?
         .port();
+    // Kept alive for the life of the process: the node runs on its own thread.
+    let dht = if args.dht {
+        let IpAddr::V4(bind) = args.bind else {
+            anyhow::bail!("the DHT needs an IPv4 --bind address");
+        };
+        Some(p2pshare::dht::DhtNode::start(
+            bind,
+            port,
+            &args.dht_bootstrap,
+        )?)
+    } else {
+        None
+    };
     ctrlc::set_handler(|| {
         println!("Tracker stopped.");
         std::process::exit(0);
     })
     .context("cannot install the signal handler")?;
     println!("Tracker running on port {port}. Press Ctrl+C to stop.");
+    if let Some(dht) = &dht {
+        println!("DHT node on UDP {}", dht.status().local_addr);
+    }
     tracker.run((ttl / 3).max(Duration::from_millis(200)));
     Ok(())
 }

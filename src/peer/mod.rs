@@ -3,14 +3,16 @@
 //! `Peer` ties the parts together; the REPL and the binary are thin layers
 //! over it.
 
+pub mod announcer;
 pub mod download;
 pub mod library;
+pub mod locate;
 pub mod repl;
 pub mod scheduler;
 pub mod server;
 pub mod tracker_client;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread;
@@ -18,11 +20,15 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use self::announcer::Announcer;
 use self::download::{ChunkEvent, DownloadError, Report};
 use self::library::{Library, SharedFile};
-use self::tracker_client::{Announcement, TrackerClient};
+use self::locate::Located;
+use self::tracker_client::TrackerClient;
+use crate::dht::{DhtError, DhtNode, DhtStatus};
 use crate::error::Error;
 use crate::limit::RateLimit;
+use crate::link::ShareLink;
 use crate::protocol::message::validate_name;
 use crate::protocol::FileSummary;
 use crate::store::{self, StoreError};
@@ -44,8 +50,19 @@ pub enum PeerError {
         target: String,
         candidates: Vec<FileSummary>,
     },
-    #[error("no peer has {0} any more")]
-    NoPeers(String),
+    #[error("no peer has {0} (asked {1})")]
+    NoPeers(String, &'static str),
+    #[error("{0}")]
+    BadTarget(String),
+    #[error(transparent)]
+    Dht(#[from] DhtError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start a thread: {0}")]
+    Spawn(std::io::Error),
 }
 
 /// Start-up settings of a peer.
@@ -58,6 +75,16 @@ pub struct Options {
     /// Upload and download caps in bytes per second (`None`: no cap).
     pub max_upload: Option<u64>,
     pub max_download: Option<u64>,
+    /// Run a Mainline DHT node (`None`: tracker only).
+    pub dht: Option<DhtOptions>,
+}
+
+/// DHT settings of a peer.
+pub struct DhtOptions {
+    /// UDP port (`None`: the same number as the TCP listen port).
+    pub port: Option<u16>,
+    /// `HOST:PORT` nodes to join through (empty: the tracker's address).
+    pub bootstrap: Vec<String>,
 }
 
 /// The peer's bandwidth caps, shared by all its connections.
@@ -72,13 +99,20 @@ pub struct Peer {
     listen: SocketAddr,
     workers: usize,
     rates: Rates,
+    dht: Option<Arc<DhtNode>>,
+    announcer: Announcer,
 }
 
 impl Peer {
-    /// Binds the chunk server and starts its thread and the announcer thread.
-    pub fn start(opts: &Options) -> std::io::Result<Peer> {
-        let listener = TcpListener::bind(opts.listen)?;
-        let listen = listener.local_addr()?;
+    /// Binds the chunk server and starts its thread, the announcer thread
+    /// and, if asked, the DHT node.
+    pub fn start(opts: &Options) -> Result<Peer, PeerError> {
+        let bind_error = |source| PeerError::Bind {
+            addr: opts.listen,
+            source,
+        };
+        let listener = TcpListener::bind(opts.listen).map_err(bind_error)?;
+        let listen = listener.local_addr().map_err(bind_error)?;
         let library = Arc::new(Library::default());
         let rates = Rates {
             up: Arc::new(RateLimit::new(opts.max_upload)),
@@ -87,16 +121,30 @@ impl Peer {
         let (lib, up) = (Arc::clone(&library), Arc::clone(&rates.up));
         thread::Builder::new()
             .name("peer-server".into())
-            .spawn(move || server::serve(listener, lib, up))?;
-        let peer = Peer {
-            tracker: TrackerClient::new(&opts.tracker_host, opts.tracker_port, listen.port()),
+            .spawn(move || server::serve(listener, lib, up))
+            .map_err(PeerError::Spawn)?;
+        let tracker = TrackerClient::new(&opts.tracker_host, opts.tracker_port, listen.port());
+        let dht = match &opts.dht {
+            Some(d) => Some(Arc::new(start_dht(d, opts, listen)?)),
+            None => None,
+        };
+        let announcer = Announcer::spawn(
+            Arc::clone(&library),
+            tracker.clone(),
+            dht.clone(),
+            listen.port(),
+            opts.announce_interval,
+        )
+        .map_err(PeerError::Spawn)?;
+        Ok(Peer {
+            tracker,
             library,
             listen,
             workers: opts.workers.max(1),
             rates,
-        };
-        peer.spawn_announcer(opts.announce_interval)?;
-        Ok(peer)
+            dht,
+            announcer,
+        })
     }
 
     pub fn listen_addr(&self) -> SocketAddr {
@@ -112,32 +160,9 @@ impl Peer {
         &self.rates
     }
 
-    /// Re-registers every shared file every `interval`, so a restarted
-    /// tracker learns them again and this peer's entries do not expire. While
-    /// the tracker is unreachable it retries sooner, backing off from 1 s.
-    fn spawn_announcer(&self, interval: Duration) -> std::io::Result<()> {
-        let library = Arc::clone(&self.library);
-        let tracker = self.tracker.clone();
-        thread::Builder::new()
-            .name("announcer".into())
-            .spawn(move || {
-                let mut retry = None;
-                loop {
-                    thread::sleep(retry.unwrap_or(interval));
-                    retry = match announce(&tracker, &library.list()) {
-                        Ok(()) => None,
-                        Err(e) => {
-                            let next = next_retry(retry, interval);
-                            log::warn!(
-                                "announce to tracker {} failed: {e}; retrying in {next:?}",
-                                tracker.addr()
-                            );
-                            Some(next)
-                        }
-                    };
-                }
-            })?;
-        Ok(())
+    /// The DHT node's state, if the DHT is on.
+    pub fn dht_status(&self) -> Option<DhtStatus> {
+        self.dht.as_ref().map(|d| d.status())
     }
 
     /// Hashes and shares the file at `path` under its file name, then
@@ -160,9 +185,10 @@ impl Peer {
                 path: path.to_path_buf(),
                 source,
             })?;
-        let warning = announce(&self.tracker, &[Arc::clone(&shared)])
+        let warning = announcer::to_tracker(&self.tracker, &[Arc::clone(&shared)])
             .err()
             .map(|e| self.tracker_error(e));
+        self.announcer.kick();
         Ok((shared, warning))
     }
 
@@ -171,27 +197,48 @@ impl Peer {
         self.tracker.search(text).map_err(|e| self.tracker_error(e))
     }
 
-    /// Finds the one file that `target` names (exact name, or id prefix) and
-    /// the peers that have it.
-    pub fn locate(&self, target: &str) -> Result<(FileSummary, Vec<SocketAddr>), PeerError> {
-        let all = self.search("")?;
-        let file = resolve(target, all)?;
-        let peers = self
+    /// Finds the one file that `target` names (a share link, a name, an id
+    /// or id prefix) and the peers that have it, from the tracker and the DHT.
+    pub fn locate(&self, target: &str) -> Result<Located, PeerError> {
+        let wanted = locate::wanted(target, self.search(""))?;
+        let from_tracker = self
             .tracker
-            .peers(&file.id)
-            .map_err(|e| self.tracker_error(e))?;
+            .peers(&wanted.id)
+            .map_err(|e| self.tracker_error(e));
+        let name = wanted.name.unwrap_or_else(|| wanted.id.to_hex());
+        let tracker_peers = match (from_tracker, &self.dht) {
+            (Ok(peers), _) => peers,
+            (Err(e), None) => return Err(e),
+            (Err(e), Some(_)) => {
+                log::info!("{e}; using the DHT alone");
+                Vec::new()
+            }
+        };
+        let dht_peers = locate::dht_peers(self.dht.as_deref(), &wanted.id);
+        let (peers, from_tracker, from_dht) = locate::merge_peers(tracker_peers, dht_peers);
         if peers.is_empty() {
-            return Err(PeerError::NoPeers(file.name));
+            let asked = if self.dht.is_some() {
+                "tracker and DHT"
+            } else {
+                "tracker"
+            };
+            return Err(PeerError::NoPeers(name, asked));
         }
-        Ok((file, peers))
+        Ok(Located {
+            id: wanted.id,
+            name,
+            size: wanted.size,
+            peers,
+            from_tracker,
+            from_dht,
+        })
     }
 
-    /// Downloads `file` from `peers` to `out` (default: its name in the
-    /// current directory), then shares the result.
+    /// Downloads `file` to `out` (default: its name in the current
+    /// directory), then shares the result.
     pub fn download(
         &self,
-        file: &FileSummary,
-        peers: &[SocketAddr],
+        file: &Located,
         out: Option<&Path>,
         on_chunk: &(dyn Fn(ChunkEvent) + Sync),
     ) -> Result<(Report, Option<PeerError>), PeerError> {
@@ -203,7 +250,7 @@ impl Peer {
         if out.symlink_metadata().is_ok() {
             return Err(StoreError::Exists(out).into());
         }
-        let (manifest, peers) = download::fetch_manifest(&file.id, peers)?;
+        let (manifest, peers) = download::fetch_manifest(&file.id, &file.peers)?;
         let report = download::download(
             &file.id,
             &manifest,
@@ -220,9 +267,10 @@ impl Peer {
                 path: report.path.clone(),
                 source,
             })?;
-        let warning = announce(&self.tracker, &[shared])
+        let warning = announcer::to_tracker(&self.tracker, &[shared])
             .err()
             .map(|e| self.tracker_error(e));
+        self.announcer.kick();
         Ok((report, warning))
     }
 
@@ -244,103 +292,35 @@ impl Peer {
     }
 }
 
-fn announce(tracker: &TrackerClient, files: &[Arc<SharedFile>]) -> Result<(), Error> {
-    let list: Vec<Announcement<'_>> = files
-        .iter()
-        .map(|f| Announcement {
-            id: f.id,
-            size: f.manifest.size(),
-            name: &f.name,
-        })
-        .collect();
-    tracker.register(&list)
-}
-
-/// The delay before retrying a failed announce, given the previous retry
-/// delay (`None` after a success): 1 s, then doubling, at most `interval`.
-fn next_retry(previous: Option<Duration>, interval: Duration) -> Duration {
-    previous
-        .map_or(Duration::from_secs(1), |d| d * 2)
-        .min(interval)
-}
-
-/// Picks the file `target` names among `files`: an exact name or an id
-/// prefix (at least 4 hex digits). Several distinct matches are ambiguous.
-pub fn resolve(target: &str, files: Vec<FileSummary>) -> Result<FileSummary, PeerError> {
-    let prefix = target.to_ascii_lowercase();
-    let is_prefix = prefix.len() >= 4 && prefix.bytes().all(|b| b.is_ascii_hexdigit());
-    let mut matches: Vec<FileSummary> = files
-        .into_iter()
-        .filter(|f| f.name == target || (is_prefix && f.id.to_hex().starts_with(&prefix)))
-        .collect();
-    matches.dedup_by_key(|f| f.id);
-    match matches.len() {
-        0 => Err(PeerError::NotFound(target.to_string())),
-        1 => Ok(matches.remove(0)),
-        _ => Err(PeerError::Ambiguous {
-            target: target.to_string(),
-            candidates: matches,
-        }),
+/// The share link of a shared file.
+pub fn link_of(file: &SharedFile) -> ShareLink {
+    ShareLink {
+        id: file.id,
+        name: Some(file.name.clone()),
+        size: Some(file.manifest.size()),
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::manifest::FileId;
-
-    fn file(n: u8, name: &str) -> FileSummary {
-        FileSummary {
-            id: FileId([n; 32]),
-            size: 1,
-            peers: 1,
-            name: name.into(),
+fn start_dht(d: &DhtOptions, opts: &Options, listen: SocketAddr) -> Result<DhtNode, PeerError> {
+    let bind = match listen.ip() {
+        IpAddr::V4(ip) => ip,
+        IpAddr::V6(ip) if ip.is_unspecified() => Ipv4Addr::UNSPECIFIED,
+        IpAddr::V6(_) => {
+            return Err(PeerError::BadTarget(
+                "the DHT needs an IPv4 --bind address".into(),
+            ))
         }
-    }
-
-    #[test]
-    fn announce_retries_back_off_up_to_the_interval() {
-        let interval = Duration::from_secs(30);
-        let mut d = None;
-        let mut seen = vec![];
-        for _ in 0..7 {
-            d = Some(next_retry(d, interval));
-            seen.extend(d.map(|d| d.as_secs()));
-        }
-        assert_eq!(seen, vec![1, 2, 4, 8, 16, 30, 30]);
-        let short = Duration::from_millis(500);
-        assert_eq!(next_retry(None, short), short);
-    }
-
-    #[test]
-    fn resolve_by_name_id_and_prefix() {
-        let files = vec![
-            file(0xaa, "a.txt"),
-            file(0xbb, "b.txt"),
-            file(0xbc, "b.txt"),
-        ];
-        assert_eq!(
-            resolve("a.txt", files.clone()).unwrap().id,
-            FileId([0xaa; 32])
-        );
-        assert_eq!(
-            resolve("bbbb", files.clone()).unwrap().id,
-            FileId([0xbb; 32])
-        );
-        assert_eq!(
-            resolve(&"BC".repeat(32), files.clone()).unwrap().id,
-            FileId([0xbc; 32])
-        );
-        assert!(
-            matches!(resolve("b.txt", files.clone()), Err(PeerError::Ambiguous { candidates, .. }) if candidates.len() == 2)
-        );
-        assert!(matches!(
-            resolve("aaa", files.clone()),
-            Err(PeerError::NotFound(_))
-        ));
-        assert!(matches!(
-            resolve("c.txt", files),
-            Err(PeerError::NotFound(_))
-        ));
-    }
+    };
+    let bootstrap = if d.bootstrap.is_empty() {
+        vec![TrackerClient::new(&opts.tracker_host, opts.tracker_port, 0)
+            .addr()
+            .to_string()]
+    } else {
+        d.bootstrap.clone()
+    };
+    Ok(DhtNode::start(
+        bind,
+        d.port.unwrap_or(listen.port()),
+        &bootstrap,
+    )?)
 }

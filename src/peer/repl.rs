@@ -21,7 +21,9 @@ commands:
   share PATH                 hash PATH and share it under its file name
   list                       files this peer shares
   search [TEXT]              files the tracker knows (names containing TEXT)
-  download NAME|ID [OUT]     download a file (by name, id or id prefix) to OUT
+  download NAME|ID|LINK [OUT]
+                             download a file (by name, id, id prefix or share
+                             link) to OUT
                              (default: its name in the current directory)
   limit up|down RATE|off     cap upload or download bandwidth (e.g. 500K, 10M)
   limit                      show the caps
@@ -169,6 +171,7 @@ fn execute(peer: &Peer, cmd: Command) -> Result<(), String> {
                 file.manifest.size(),
                 file.id
             );
+            println!("  link: {}", super::link_of(&file));
             if let Some(w) = warning {
                 println!("warning: {w}; shared locally, will announce when the tracker is back");
             }
@@ -221,7 +224,7 @@ fn print_files(files: &[FileSummary]) {
 }
 
 fn download(peer: &Peer, target: &str, out: Option<PathBuf>) -> Result<(), String> {
-    let (file, peers) = match peer.locate(target) {
+    let file = match peer.locate(target) {
         Ok(found) => found,
         Err(PeerError::Ambiguous { target, candidates }) => {
             println!("{} files are named {target:?}:", candidates.len());
@@ -232,18 +235,25 @@ fn download(peer: &Peer, target: &str, out: Option<PathBuf>) -> Result<(), Strin
         }
         Err(e) => return Err(e.to_string()),
     };
+    let size = file
+        .size
+        .map_or("unknown".to_string(), |s| format!("{s} bytes"));
     println!(
-        "Found {} peers for {} (size: {} bytes)",
-        peers.len(),
-        file.name,
-        file.size
+        "Found {} peers for {} (size: {size})",
+        file.peers.len(),
+        file.name
+    );
+    log::info!(
+        "{} peer(s) from the tracker, {} more from the DHT",
+        file.from_tracker,
+        file.from_dht
     );
     let progress = Progress::new(io::stderr().is_terminal());
     let on_chunk = |ev: ChunkEvent| {
         log::info!("Downloaded chunk {} from {}", ev.index, ev.from);
         progress.show(ev.done, ev.total);
     };
-    let result = peer.download(&file, &peers, out.as_deref(), &on_chunk);
+    let result = peer.download(&file, out.as_deref(), &on_chunk);
     progress.clear();
     let (report, warning) = result.map_err(|e| e.to_string())?;
     println!("Successfully downloaded: {}", file.name);

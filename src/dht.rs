@@ -1,0 +1,170 @@
+//! Finding peers without the tracker: BitTorrent's Mainline DHT (BEP 5), via
+//! the `mainline` crate, which runs one actor thread per process. We call its
+//! async API from our own threads through `futures_lite::future::block_on`,
+//! so no async runtime is needed. A file is announced under the first 20
+//! bytes of its id, with the peer's TCP port. Peers found here are treated
+//! exactly like the tracker's: untrusted until their data verifies.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use futures_lite::future::block_on;
+use futures_lite::StreamExt;
+use mainline::async_dht::AsyncDht;
+use mainline::{Dht, Id};
+use thiserror::Error;
+
+use crate::manifest::FileId;
+
+/// Most peers taken from one DHT lookup.
+const MAX_DHT_PEERS: usize = 200;
+
+#[derive(Debug, Error)]
+pub enum DhtError {
+    #[error("cannot start the DHT node on UDP port {port}: {source}")]
+    Start { port: u16, source: std::io::Error },
+    #[error("no DHT bootstrap node could be resolved from {0:?}")]
+    Bootstrap(Vec<String>),
+    #[error("DHT announce failed: {0}")]
+    Announce(String),
+}
+
+/// What `status` shows about the DHT.
+#[derive(Debug, Clone)]
+pub struct DhtStatus {
+    pub node_id: String,
+    pub local_addr: SocketAddrV4,
+    pub routing_table: usize,
+    /// When the last announce round finished, and how many files it announced.
+    pub last_announce: Option<(SystemTime, usize)>,
+}
+
+/// The process's DHT node.
+pub struct DhtNode {
+    dht: AsyncDht,
+    last_announce: Mutex<Option<(SystemTime, usize)>>,
+}
+
+/// The DHT key of a file: the first 20 bytes of its id.
+pub fn info_hash(id: &FileId) -> Id {
+    let mut key = [0u8; 20];
+    key.copy_from_slice(&id.0[..20]);
+    Id::from(key)
+}
+
+impl DhtNode {
+    /// Starts a node in server mode on UDP `bind:port`, bootstrapping from
+    /// `bootstrap` (`HOST:PORT` each). An empty list makes this the first
+    /// node of a new network; the public bootstrap routers are never used.
+    pub fn start(bind: Ipv4Addr, port: u16, bootstrap: &[String]) -> Result<Self, DhtError> {
+        let mut builder = Dht::builder();
+        builder.server_mode().bind_address(bind).port(port);
+        if bootstrap.is_empty() {
+            builder.no_bootstrap();
+        } else {
+            let resolved: Vec<SocketAddrV4> = bootstrap
+                .iter()
+                .filter_map(|b| b.to_socket_addrs().ok())
+                .flatten()
+                .filter_map(|a| match a {
+                    SocketAddr::V4(v4) => Some(v4),
+                    SocketAddr::V6(_) => None,
+                })
+                .collect();
+            if resolved.is_empty() {
+                return Err(DhtError::Bootstrap(bootstrap.to_vec()));
+            }
+            builder.bootstrap(&resolved);
+        }
+        let dht = builder
+            .build()
+            .map_err(|source| DhtError::Start { port, source })?;
+        Ok(DhtNode {
+            dht: dht.as_async(),
+            last_announce: Mutex::new(None),
+        })
+    }
+
+    /// Announces that this process serves each of `files` on TCP `port`.
+    /// Returns how many announces succeeded.
+    pub fn announce(&self, files: &[FileId], port: u16) -> Result<usize, DhtError> {
+        let mut ok = 0;
+        let mut last_error = None;
+        for id in files {
+            match block_on(self.dht.announce_peer(info_hash(id), Some(port))) {
+                Ok(_) => ok += 1,
+                Err(e) => last_error = Some(e.to_string()),
+            }
+        }
+        *self.last_announce.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((SystemTime::now(), ok));
+        match last_error {
+            Some(e) if ok == 0 => Err(DhtError::Announce(e)),
+            _ => Ok(ok),
+        }
+    }
+
+    /// Peers announced for `id`. The lookup ends when the crate's iterative
+    /// query does (its request timeout bounds it) or after `MAX_DHT_PEERS`.
+    pub fn peers(&self, id: &FileId) -> Vec<SocketAddr> {
+        block_on(async {
+            let mut found: Vec<SocketAddr> = Vec::new();
+            let mut stream = self.dht.get_peers(info_hash(id));
+            while let Some(batch) = stream.next().await {
+                for peer in batch {
+                    let peer = SocketAddr::V4(peer);
+                    if !found.contains(&peer) {
+                        found.push(peer);
+                    }
+                }
+                if found.len() >= MAX_DHT_PEERS {
+                    break;
+                }
+            }
+            found
+        })
+    }
+
+    pub fn status(&self) -> DhtStatus {
+        let info = block_on(self.dht.info());
+        let routing_table = block_on(self.dht.to_bootstrap()).len();
+        DhtStatus {
+            node_id: info.id().to_string(),
+            local_addr: info.local_addr(),
+            routing_table,
+            last_announce: *self.last_announce.lock().unwrap_or_else(|e| e.into_inner()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_hash_is_the_id_prefix() {
+        let mut bytes = [0u8; 32];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        let key = info_hash(&FileId(bytes));
+        assert_eq!(key.as_bytes()[..], bytes[..20]);
+    }
+
+    #[test]
+    fn peers_announced_on_a_loopback_network_are_found() {
+        let first = DhtNode::start(Ipv4Addr::LOCALHOST, 0, &[]).expect("start first node");
+        let boot = first.status().local_addr.to_string();
+        let a = DhtNode::start(Ipv4Addr::LOCALHOST, 0, std::slice::from_ref(&boot)).expect("start a");
+        let b = DhtNode::start(Ipv4Addr::LOCALHOST, 0, &[boot]).expect("start b");
+        let id = FileId([9; 32]);
+        assert_eq!(a.announce(&[id], 4242).expect("announce"), 1);
+        let peers = b.peers(&id);
+        assert!(
+            peers.contains(&"127.0.0.1:4242".parse().expect("addr")),
+            "{peers:?}"
+        );
+        assert!(a.status().last_announce.is_some());
+    }
+}

@@ -1,0 +1,134 @@
+//! Share links: `p2pshare:<64 hex id>?name=<percent-encoded name>&size=<bytes>`.
+//! A link carries everything a download needs besides peers, so it works
+//! with no tracker at all (peers then come from the DHT). The id is what is
+//! trusted: the manifest fetched from any peer must hash to it.
+
+use std::fmt;
+use std::str::FromStr;
+
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use thiserror::Error;
+
+use crate::manifest::FileId;
+use crate::protocol::message::validate_name;
+
+const SCHEME: &str = "p2pshare:";
+
+/// Characters left as they are in a link's name: unreserved URI characters.
+const NAME_SAFE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum LinkError {
+    #[error("not a p2pshare link (expected p2pshare:<id>?name=...&size=...)")]
+    NotALink,
+    #[error("link has an invalid {0}")]
+    Invalid(&'static str),
+}
+
+/// A parsed share link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareLink {
+    pub id: FileId,
+    pub name: Option<String>,
+    pub size: Option<u64>,
+}
+
+impl ShareLink {
+    /// Whether `text` looks like a link (as opposed to a name or id).
+    pub fn is_link(text: &str) -> bool {
+        text.starts_with(SCHEME)
+    }
+}
+
+impl fmt::Display for ShareLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{SCHEME}{}", self.id)?;
+        let mut sep = '?';
+        if let Some(name) = &self.name {
+            write!(f, "{sep}name={}", utf8_percent_encode(name, NAME_SAFE))?;
+            sep = '&';
+        }
+        if let Some(size) = self.size {
+            write!(f, "{sep}size={size}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for ShareLink {
+    type Err = LinkError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let rest = text.strip_prefix(SCHEME).ok_or(LinkError::NotALink)?;
+        let (id, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let id = id.parse().map_err(|_| LinkError::Invalid("id"))?;
+        let mut link = ShareLink {
+            id,
+            name: None,
+            size: None,
+        };
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("name", value)) => {
+                    let name = percent_decode_str(value)
+                        .decode_utf8()
+                        .map_err(|_| LinkError::Invalid("name"))?;
+                    validate_name(&name).map_err(|_| LinkError::Invalid("name"))?;
+                    link.name = Some(name.into_owned());
+                }
+                Some(("size", value)) => {
+                    link.size = Some(value.parse().map_err(|_| LinkError::Invalid("size"))?);
+                }
+                // Unknown parameters are ignored, so links can grow.
+                _ => {}
+            }
+        }
+        Ok(link)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_round_trip_with_awkward_names() {
+        for name in ["sample.txt", "a b&c=d?e#f%g.txt", "ünï cödé", "~x-y_z."] {
+            let link = ShareLink {
+                id: FileId([7; 32]),
+                name: Some(name.to_string()),
+                size: Some(745),
+            };
+            let text = link.to_string();
+            assert!(!text.contains(' '), "{text}");
+            assert_eq!(text.parse::<ShareLink>(), Ok(link));
+        }
+        let bare = format!("p2pshare:{}", FileId([1; 32]));
+        assert_eq!(
+            bare.parse::<ShareLink>(),
+            Ok(ShareLink {
+                id: FileId([1; 32]),
+                name: None,
+                size: None
+            })
+        );
+    }
+
+    #[test]
+    fn bad_links_are_rejected() {
+        let id = FileId([1; 32]);
+        for bad in [
+            "sample.txt".to_string(),
+            "p2pshare:1234".to_string(),
+            format!("p2pshare:{id}?name=..%2Fetc%2Fpasswd"),
+            format!("p2pshare:{id}?name=%ff"),
+            format!("p2pshare:{id}?size=-1"),
+        ] {
+            assert!(bad.parse::<ShareLink>().is_err(), "{bad}");
+        }
+    }
+}
