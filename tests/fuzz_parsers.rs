@@ -16,8 +16,19 @@ use proptest::prelude::*;
 /// Lines that look like protocol traffic: a known verb, then random tokens.
 fn protocol_like() -> impl Strategy<Value = String> {
     let verb = prop::sample::select(vec![
-        "HELLO", "REGISTER", "UNREGISTER", "BYE", "SEARCH", "PEERS", "QUIT", "MANIFEST", "GET", "OK",
-        "ERR", "hello", "get",
+        "HELLO",
+        "REGISTER",
+        "UNREGISTER",
+        "BYE",
+        "SEARCH",
+        "PEERS",
+        "QUIT",
+        "MANIFEST",
+        "GET",
+        "OK",
+        "ERR",
+        "hello",
+        "get",
     ]);
     let token = prop_oneof![
         "[0-9]{1,25}",
