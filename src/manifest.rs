@@ -47,7 +47,7 @@ impl FileId {
         hex(&self.0)
     }
 
-    /// The first `n` hex digits, for short display.
+    /// The first 12 hex digits, for short display and temporary file names.
     pub fn short(&self) -> String {
         let mut s = self.to_hex();
         s.truncate(12);

@@ -1,8 +1,8 @@
 //! Files on disk. Hashing a file into its manifest (chunk by chunk, one
-//! contiguous range of chunks per core, never the whole file in memory);
-//! reading a chunk to serve it; and `PartialFile`, where a download writes
-//! verified chunks at their offsets under a temporary name beside the output,
-//! which becomes the output only when complete. A partial file left by a
+//! contiguous range of chunks per core, never the whole file in memory), and
+//! `PartialFile`, where a download writes verified chunks at their offsets
+//! under a temporary name beside the output, which becomes the output only
+//! when complete. A partial file left by a
 //! killed download is re-verified chunk by chunk on the next attempt, so
 //! resume needs no separate progress file that could disagree with the data.
 
@@ -102,13 +102,6 @@ fn hash_range(
             Ok(Sha256::digest(&buf[..len]).into())
         })
         .collect()
-}
-
-/// Reads `chunk` of `file` into the front of `buf` and returns that slice.
-pub fn read_chunk<'a>(file: &File, chunk: Chunk, buf: &'a mut [u8]) -> io::Result<&'a [u8]> {
-    let out = &mut buf[..chunk.len as usize];
-    file.read_exact_at(out, chunk.offset)?;
-    Ok(out)
 }
 
 /// A download in progress: verified chunks land in a temporary file beside
