@@ -40,8 +40,11 @@ impl TrackerClient {
         &self.addr
     }
 
+    /// Connects and says `HELLO`; `timeout` bounds the connect and (if
+    /// shorter than usual) every reply.
     fn connect(&self, timeout: Duration) -> Result<Connection> {
         let mut conn = Connection::connect(&self.addr, timeout)?;
+        conn.set_reply_timeout(timeout.min(IO_TIMEOUT));
         conn.write_all(
             TrackerRequest::Hello {
                 version: PROTOCOL_VERSION,

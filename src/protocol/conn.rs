@@ -25,6 +25,8 @@ pub struct Connection {
     start: usize,
     end: usize,
     peer: SocketAddr,
+    /// How long [`read_reply`](Self::read_reply) waits for a reply line.
+    reply_timeout: Duration,
 }
 
 impl Connection {
@@ -40,6 +42,7 @@ impl Connection {
             start: 0,
             end: 0,
             peer,
+            reply_timeout: IO_TIMEOUT,
         })
     }
 
@@ -101,10 +104,16 @@ impl Connection {
         }
     }
 
+    /// Sets how long [`read_reply`](Self::read_reply) waits (default
+    /// [`IO_TIMEOUT`]), e.g. shorter when leaving at exit.
+    pub fn set_reply_timeout(&mut self, timeout: Duration) {
+        self.reply_timeout = timeout;
+    }
+
     /// Reads a reply line (`OK ...` / `ERR ...`) and returns the `OK` text;
     /// `ERR` becomes [`Error::Remote`].
     pub fn read_reply(&mut self) -> Result<String> {
-        let line = self.read_line(IO_TIMEOUT)?.ok_or(Error::Closed)?;
+        let line = self.read_line(self.reply_timeout)?.ok_or(Error::Closed)?;
         Reply::parse(&line)?.into_result().map_err(Error::Remote)
     }
 
