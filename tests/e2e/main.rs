@@ -1,0 +1,9 @@
+//! End-to-end tests: the real `tracker` and `peer` binaries, run as child
+//! processes on loopback with ports picked by the kernel, driven through the
+//! peer's REPL on stdin and checked on stdout, stderr and the bytes on disk.
+//!
+//! One test binary made of modules (as ripgrep's `tests/tests.rs` is), so the
+//! suite links once. `util` is the harness; `core` holds the tests.
+
+mod core;
+mod util;

@@ -1,0 +1,508 @@
+//! The harness: a fresh directory per test, deterministic file contents, and
+//! `Proc`, a child process whose stdout and stderr lines arrive on channels,
+//! so a test waits for a line with a deadline instead of sleeping.
+//!
+//! Everything binds 127.0.0.1 with port 0 and learns the real port from the
+//! first stdout line, so tests run in parallel without clashing. Every process
+//! is killed and reaped when its `Proc` is dropped, also when a test panics;
+//! on a panic the transcripts of all its processes are printed, since the
+//! failing line is rarely the interesting one.
+
+use std::cell::Cell;
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long a process may take to print its first line (bind, start up).
+pub const STARTUP: Duration = Duration::from_secs(10);
+
+/// How long one REPL command may take; the largest download in the suite
+/// (~20 MiB, debug build) takes a few seconds, so this is generous but still
+/// leaves a test well inside its 60 s budget.
+pub const COMMAND: Duration = Duration::from_secs(40);
+
+/// The most one test may take, all waits together; each wait is cut short
+/// to fit (see [`deadline`]), so a hung process fails the test in time.
+pub const BUDGET: Duration = Duration::from_secs(50);
+
+thread_local! {
+    /// When the current test (the thread that made its `TestDir`) runs out
+    /// of [`BUDGET`].
+    static TEST_DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// The earlier of `now + timeout` and the current test's deadline.
+fn deadline(timeout: Duration) -> Instant {
+    let wanted = Instant::now() + timeout;
+    TEST_DEADLINE
+        .with(|d| d.get())
+        .map_or(wanted, |d| d.min(wanted))
+}
+
+/// A directory of its own for one test, under the system temp directory.
+/// Removed when dropped, except after a failure, when it is kept for a look.
+pub struct TestDir {
+    path: PathBuf,
+}
+
+impl TestDir {
+    pub fn new(test: &str) -> TestDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("p2pshare-e2e-{}-{n}-{test}", std::process::id()));
+        // A leftover from an earlier run with a recycled pid.
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).expect("cannot create the test directory");
+        TEST_DEADLINE.with(|d| d.set(Some(Instant::now() + BUDGET)));
+        TestDir { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Creates (if needed) and returns the subdirectory `name`.
+    pub fn sub(&self, name: &str) -> PathBuf {
+        let dir = self.path.join(name);
+        fs::create_dir_all(&dir).expect("cannot create a subdirectory");
+        dir
+    }
+
+    /// Writes `len` bytes generated from `seed` to `rel` (relative to the
+    /// test directory) and returns the path and the bytes.
+    pub fn random_file(&self, rel: &str, len: usize, seed: u64) -> (PathBuf, Vec<u8>) {
+        let path = self.path.join(rel);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).expect("cannot create a parent directory");
+        }
+        let data = random_bytes(len, seed);
+        fs::write(&path, &data).expect("cannot write a test file");
+        (path, data)
+    }
+
+    /// The names of the entries of the subdirectory `rel` (`""`: the root).
+    pub fn entries(&self, rel: &str) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(self.path.join(rel))
+            .expect("cannot list a test directory")
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            eprintln!("test directory kept: {}", self.path.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// `len` pseudo-random bytes from `seed` (xorshift64*): the same seed always
+/// gives the same bytes, different seeds give different files.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    // Any nonzero state works; mixing in a constant keeps seed 0 usable.
+    let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        out.extend_from_slice(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Asserts two byte strings are equal without printing megabytes on failure.
+#[track_caller]
+pub fn assert_same_bytes(got: &[u8], want: &[u8], what: &str) {
+    if got == want {
+        return;
+    }
+    let first = got.iter().zip(want).position(|(a, b)| a != b);
+    panic!(
+        "{what}: {} bytes, expected {}; first difference at {:?}",
+        got.len(),
+        want.len(),
+        first
+    );
+}
+
+/// Which output stream of a process.
+#[derive(Clone, Copy, Debug)]
+pub enum Stream {
+    Out,
+    Err,
+}
+
+/// A running child process with line channels for stdout and stderr.
+pub struct Proc {
+    name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    out: Receiver<String>,
+    err: Receiver<String>,
+    /// Every line read and sent so far, tagged, for failure messages.
+    transcript: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proc {
+    /// Spawns `cmd` with all three standard streams piped. `name` tags the
+    /// transcript.
+    pub fn spawn(name: &str, mut cmd: Command) -> Proc {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Verbosity comes from the flags each test passes, not from the
+            // environment of whoever runs the suite.
+            .env_remove("RUST_LOG")
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let transcript = Arc::new(Mutex::new(Vec::new()));
+        let out = read_lines(
+            child.stdout.take().unwrap(),
+            format!("{name} out"),
+            &transcript,
+        );
+        let err = read_lines(
+            child.stderr.take().unwrap(),
+            format!("{name} err"),
+            &transcript,
+        );
+        Proc {
+            name: name.to_string(),
+            stdin: child.stdin.take(),
+            child,
+            out,
+            err,
+            transcript,
+        }
+    }
+
+    /// Writes `line` and a newline to the process's stdin.
+    pub fn send(&mut self, line: &str) {
+        self.log(format!("{} in | {line}", self.name));
+        let stdin = self.stdin.as_mut().expect("stdin already closed");
+        let sent = stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .and_then(|()| stdin.flush());
+        if let Err(e) = sent {
+            panic!("{}: cannot write {line:?} to stdin: {e}", self.name);
+        }
+    }
+
+    /// Reads lines of `stream` until one satisfies `done`, returning all of
+    /// them (the match last). Panics if none does within `timeout` or the
+    /// stream ends first.
+    pub fn lines_until(
+        &self,
+        stream: Stream,
+        timeout: Duration,
+        what: &str,
+        done: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
+        let rx = match stream {
+            Stream::Out => &self.out,
+            Stream::Err => &self.err,
+        };
+        let deadline = deadline(timeout);
+        let mut lines = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    let hit = done(&line);
+                    lines.push(line);
+                    if hit {
+                        return lines;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "{}: no {what} on {stream:?} within {timeout:?} or the test's budget",
+                        self.name
+                    )
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("{}: {stream:?} ended before {what}", self.name)
+                }
+            }
+        }
+    }
+
+    /// The next line of `stream` that satisfies `pred`, skipping others.
+    pub fn expect_line(
+        &self,
+        stream: Stream,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
+        let mut lines = self.lines_until(stream, timeout, what, pred);
+        lines.pop().unwrap()
+    }
+
+    /// The next stdout line containing `text`, skipping others.
+    pub fn expect_out(&self, text: &str, timeout: Duration) -> String {
+        self.expect_line(Stream::Out, timeout, &format!("{text:?}"), |l| {
+            l.contains(text)
+        })
+    }
+
+    /// Closes stdin, then waits for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        drop(self.stdin.take());
+        // The stdout reader's channel disconnects when the process exits and
+        // the pipe closes; waiting on it gives a deadline without polling.
+        let deadline = deadline(timeout);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.out.recv_timeout(left) {
+                Ok(_) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("{}: did not exit within {timeout:?}", self.name)
+                }
+            }
+        }
+        let status = self.child.wait().expect("cannot wait for a child");
+        self.log(format!("{} exited: {status}", self.name));
+        status
+    }
+
+    fn log(&self, line: String) {
+        self.transcript
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(line);
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if thread::panicking() {
+            let lines = self.transcript.lock().unwrap_or_else(|e| e.into_inner());
+            eprintln!("---- transcript of {} ----", self.name);
+            for line in lines.iter() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+/// Starts a thread that sends each line of `from` into the returned channel
+/// and records it in `transcript` tagged with `tag`. The channel disconnects
+/// at end of stream.
+fn read_lines(
+    from: impl Read + Send + 'static,
+    tag: String,
+    transcript: &Arc<Mutex<Vec<String>>>,
+) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    let transcript = Arc::clone(transcript);
+    thread::spawn(move || {
+        let mut reader = BufReader::new(from);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            let line = String::from_utf8_lossy(&buf)
+                .trim_end_matches(['\n', '\r'])
+                .to_string();
+            transcript
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(format!("{tag} | {line}"));
+            // The receiver may be gone (test over); keep draining regardless
+            // so the child never blocks on a full pipe.
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
+/// A running tracker.
+pub struct Tracker {
+    /// Held so the process lives exactly as long as the test needs it.
+    _proc: Proc,
+    pub port: u16,
+}
+
+impl Tracker {
+    pub fn start(dir: &TestDir) -> Tracker {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tracker"));
+        cmd.args(["--bind", "127.0.0.1", "0"])
+            .current_dir(dir.path());
+        let proc = Proc::spawn("tracker", cmd);
+        let line = proc.expect_out("Tracker running on port ", STARTUP);
+        let port = line
+            .strip_prefix("Tracker running on port ")
+            .and_then(|rest| rest.split('.').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("tracker: unexpected first line {line:?}"));
+        Tracker { _proc: proc, port }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+}
+
+/// A running peer: `addr` is where its chunk server listens.
+pub struct Peer {
+    pub proc: Proc,
+    pub addr: SocketAddr,
+}
+
+/// One line of `search` output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub id: String,
+    pub size: u64,
+    pub peers: u32,
+    pub name: String,
+}
+
+impl Peer {
+    /// Starts `peer` in `cwd` against `tracker` with `extra` options, and
+    /// waits for its listening line.
+    pub fn start(name: &str, cwd: &Path, tracker: &Tracker, extra: &[&str]) -> Peer {
+        let port = tracker.port.to_string();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_peer"));
+        cmd.args(["--bind", "127.0.0.1"])
+            .args(extra)
+            .args(["127.0.0.1", &port, "0"])
+            .current_dir(cwd);
+        let proc = Proc::spawn(name, cmd);
+        let line = proc.expect_out("Peer listening on ", STARTUP);
+        let addr = line
+            .strip_prefix("Peer listening on ")
+            .and_then(|a| a.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name}: unexpected first line {line:?}"));
+        Peer { proc, addr }
+    }
+
+    /// Starts a `--serve` peer sharing `files`; returns it once every file
+    /// is registered, with the file ids in order.
+    pub fn seeder(name: &str, tracker: &Tracker, files: &[&Path]) -> (Peer, Vec<String>) {
+        let mut args = vec!["--serve".to_string()];
+        for f in files {
+            args.push("--share".into());
+            args.push(f.to_str().expect("test paths are UTF-8").into());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let cwd = files[0].parent().expect("a file has a directory");
+        let peer = Peer::start(name, cwd, tracker, &args);
+        let ids = files
+            .iter()
+            .map(|_| {
+                let line = peer.proc.expect_line(Stream::Out, COMMAND, "a share", |l| {
+                    l.starts_with("Successfully registered file: ") || l.starts_with("error:")
+                });
+                assert!(!line.starts_with("error:"), "{name}: {line}");
+                parse_id(&line)
+            })
+            .collect();
+        (peer, ids)
+    }
+
+    /// Sends one REPL command and reads stdout up to the line starting with
+    /// `success` (`Ok`) or with `error:` (`Err`), returning the lines read.
+    pub fn run(&mut self, cmd: &str, success: &str) -> Result<Vec<String>, Vec<String>> {
+        self.proc.send(cmd);
+        let lines = self
+            .proc
+            .lines_until(Stream::Out, COMMAND, &format!("end of `{cmd}`"), |l| {
+                l.starts_with(success) || l.starts_with("error:")
+            });
+        if lines.last().unwrap().starts_with("error:") {
+            Err(lines)
+        } else {
+            Ok(lines)
+        }
+    }
+
+    /// `download TARGET [OUT]`. On success waits for the stats line too, so
+    /// the next command's output starts clean.
+    pub fn download(
+        &mut self,
+        target: &str,
+        out: Option<&str>,
+    ) -> Result<Vec<String>, Vec<String>> {
+        let cmd = match out {
+            Some(out) => format!("download {target} {out}"),
+            None => format!("download {target}"),
+        };
+        let mut lines = self.run(&cmd, "Successfully downloaded: ")?;
+        lines.push(self.proc.expect_out(" saved as ", COMMAND));
+        Ok(lines)
+    }
+
+    /// `search TEXT`; returns the rows announced by its `N file(s) found`.
+    pub fn search(&mut self, text: &str) -> Vec<Row> {
+        let cmd = format!("search {text}").trim_end().to_string();
+        self.proc.send(&cmd);
+        let header = self
+            .proc
+            .expect_line(Stream::Out, COMMAND, "a search header", |l| {
+                l.ends_with(" file(s) found") || l.starts_with("error:")
+            });
+        let n: usize = header
+            .strip_suffix(" file(s) found")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("`{cmd}` failed: {header:?}"));
+        (0..n)
+            .map(|_| {
+                let line = self
+                    .proc
+                    .expect_line(Stream::Out, COMMAND, "a search row", |_| true);
+                parse_row(&line)
+            })
+            .collect()
+    }
+}
+
+/// The id in `Successfully registered file: PATH (N bytes, id <hex>)`.
+fn parse_id(line: &str) -> String {
+    let id = line
+        .rsplit_once("id ")
+        .map(|(_, rest)| rest.trim_end_matches(')'))
+        .unwrap_or_else(|| panic!("no id in {line:?}"));
+    assert!(
+        id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "bad id in {line:?}"
+    );
+    id.to_string()
+}
+
+/// Parses `  <id>  <size>  <n> peer(s)  <name>`.
+pub fn parse_row(line: &str) -> Row {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    match words.as_slice() {
+        [id, size, peers, "peer(s)", name @ ..] if !name.is_empty() => Row {
+            id: id.to_string(),
+            size: size.parse().unwrap_or_else(|_| panic!("bad row {line:?}")),
+            peers: peers.parse().unwrap_or_else(|_| panic!("bad row {line:?}")),
+            name: name.join(" "),
+        },
+        _ => panic!("not a search row: {line:?}"),
+    }
+}
