@@ -156,7 +156,8 @@ mod tests {
     fn peers_announced_on_a_loopback_network_are_found() {
         let first = DhtNode::start(Ipv4Addr::LOCALHOST, 0, &[]).expect("start first node");
         let boot = first.status().local_addr.to_string();
-        let a = DhtNode::start(Ipv4Addr::LOCALHOST, 0, std::slice::from_ref(&boot)).expect("start a");
+        let a =
+            DhtNode::start(Ipv4Addr::LOCALHOST, 0, std::slice::from_ref(&boot)).expect("start a");
         let b = DhtNode::start(Ipv4Addr::LOCALHOST, 0, &[boot]).expect("start b");
         let id = FileId([9; 32]);
         assert_eq!(a.announce(&[id], 4242).expect("announce"), 1);
