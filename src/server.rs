@@ -140,7 +140,7 @@ pub enum Flow {
 /// Reads request lines from `conn` and hands each to `handle`, until the
 /// client closes, idles past [`IDLE_TIMEOUT`], sends a framing error (answered
 /// with `ERR` before closing), or `handle` says `Close` or fails.
-pub fn for_each_request<F>(conn: &mut Connection, mut handle: F)
+pub fn for_each_request<F>(mut conn: Connection, mut handle: F)
 where
     F: FnMut(&mut Connection, &str) -> crate::error::Result<Flow>,
 {
@@ -152,6 +152,7 @@ where
             Err(Error::Protocol(e)) => {
                 let _ = conn.write_all(Reply::err(&e).encode().as_bytes());
                 log::debug!("{who}: closing after malformed input: {e}");
+                conn.linger_close();
                 return;
             }
             Err(e) => {
@@ -159,7 +160,7 @@ where
                 return;
             }
         };
-        match handle(conn, &line) {
+        match handle(&mut conn, &line) {
             Ok(Flow::Continue) => {}
             Ok(Flow::Close) => return,
             Err(e) => {

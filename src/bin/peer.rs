@@ -86,21 +86,28 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         }),
     };
     let peer = Arc::new(Peer::start(&opts).context("cannot start the peer")?);
-    println!("Peer listening on {}", peer.listen_addr());
-    if let Some(dht) = peer.dht_status() {
-        println!("DHT node on UDP {}", dht.local_addr);
-    }
-
+    // Installed before the first line is printed: whoever reacts to that
+    // line with a signal still gets a clean unregister.
     let on_signal = Arc::clone(&peer);
     ctrlc::set_handler(move || {
         on_signal.leave(Duration::from_millis(800));
         std::process::exit(0);
     })
     .context("cannot install the signal handler")?;
+    println!("Peer listening on {}", peer.listen_addr());
+    if let Some(dht) = peer.dht_status() {
+        println!("DHT node on UDP {}", dht.local_addr);
+    }
 
     let mut all_ok = true;
     for path in &args.share {
         all_ok &= repl::run_command(&peer, Command::Share(path.clone()));
+    }
+    if args.serve && !all_ok {
+        // A seeder that cannot share what it was asked to should say so in
+        // its exit status, not serve a subset silently.
+        peer.leave(Duration::from_secs(1));
+        anyhow::bail!("not serving: a --share failed");
     }
     if args.serve {
         loop {

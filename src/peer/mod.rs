@@ -63,6 +63,8 @@ pub enum PeerError {
     },
     #[error("cannot start a thread: {0}")]
     Spawn(std::io::Error),
+    #[error("directory {0} does not exist")]
+    NoDirectory(PathBuf),
 }
 
 /// Start-up settings of a peer.
@@ -234,14 +236,10 @@ impl Peer {
         })
     }
 
-    /// Downloads `file` to `out` (default: its name in the current
-    /// directory), then shares the result.
-    pub fn download(
-        &self,
-        file: &Located,
-        out: Option<&Path>,
-        on_chunk: &(dyn Fn(ChunkEvent) + Sync),
-    ) -> Result<(Report, Option<PeerError>), PeerError> {
+    /// Where a download of `file` will be written: `out`, or its name in
+    /// the current directory. Refuses names that are not a single safe path
+    /// component, outputs that exist, and directories that do not.
+    pub fn output_path(&self, file: &Located, out: Option<&Path>) -> Result<PathBuf, PeerError> {
         validate_name(&file.name).map_err(|e| PeerError::BadName {
             path: PathBuf::from(&file.name),
             reason: e.to_string(),
@@ -250,12 +248,26 @@ impl Peer {
         if out.symlink_metadata().is_ok() {
             return Err(StoreError::Exists(out).into());
         }
+        match out.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(dir) if !dir.is_dir() => Err(PeerError::NoDirectory(dir.to_path_buf())),
+            _ => Ok(out),
+        }
+    }
+
+    /// Downloads `file` to `out` (see [`output_path`](Self::output_path)),
+    /// then shares the result.
+    pub fn download(
+        &self,
+        file: &Located,
+        out: &Path,
+        on_chunk: &(dyn Fn(ChunkEvent) + Sync),
+    ) -> Result<(Report, Option<PeerError>), PeerError> {
         let (manifest, peers) = download::fetch_manifest(&file.id, &file.peers)?;
         let report = download::download(
             &file.id,
             &manifest,
             &peers,
-            &out,
+            out,
             self.workers,
             &self.rates.down,
             on_chunk,

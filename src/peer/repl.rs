@@ -235,6 +235,9 @@ fn download(peer: &Peer, target: &str, out: Option<PathBuf>) -> Result<(), Strin
         }
         Err(e) => return Err(e.to_string()),
     };
+    let out = peer
+        .output_path(&file, out.as_deref())
+        .map_err(|e| e.to_string())?;
     let size = file
         .size
         .map_or("unknown".to_string(), |s| format!("{s} bytes"));
@@ -253,7 +256,7 @@ fn download(peer: &Peer, target: &str, out: Option<PathBuf>) -> Result<(), Strin
         log::info!("Downloaded chunk {} from {}", ev.index, ev.from);
         progress.show(ev.done, ev.total);
     };
-    let result = peer.download(&file, out.as_deref(), &on_chunk);
+    let result = peer.download(&file, &out, &on_chunk);
     progress.clear();
     let (report, warning) = result.map_err(|e| e.to_string())?;
     println!("Successfully downloaded: {}", file.name);

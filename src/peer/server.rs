@@ -16,8 +16,8 @@ use crate::{PEER_LIMITS, PROTOCOL_VERSION};
 
 /// Serves `listener` forever, sending chunk payloads through `upload`.
 pub fn serve(listener: TcpListener, library: Arc<Library>, upload: Arc<RateLimit>) {
-    server::serve(listener, PEER_LIMITS, "peer", move |mut conn| {
-        server::for_each_request(&mut conn, |conn, line| {
+    server::serve(listener, PEER_LIMITS, "peer", move |conn| {
+        server::for_each_request(conn, |conn, line| {
             handle_request(conn, line, &library, &upload)
         });
     });

@@ -202,6 +202,24 @@ impl Connection {
         }
     }
 
+    /// Closes after an error reply so that the reply is not lost: stops
+    /// sending, then discards what the client still sends (at most 1 MiB, for
+    /// at most 500 ms). Closing with unread input would reset the connection,
+    /// and a reset may discard the `ERR` line before the client reads it.
+    pub fn linger_close(mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        let deadline = Instant::now() + Duration::from_millis(500);
+        let mut discarded = 0;
+        while discarded < 1 << 20 {
+            self.start = 0;
+            self.end = 0;
+            match self.fill(deadline, "the client to finish") {
+                Ok(0) | Err(_) => return,
+                Ok(n) => discarded += n,
+            }
+        }
+    }
+
     /// Reads more bytes into the buffer, compacting it first; returns 0 at EOF.
     fn fill(&mut self, deadline: Instant, what: &'static str) -> Result<usize> {
         if self.start > 0 {

@@ -54,9 +54,9 @@ impl Tracker {
 }
 
 /// Serves one connection: one reply per request line.
-pub fn handle_connection(mut conn: Connection, registry: &Registry) {
+pub fn handle_connection(conn: Connection, registry: &Registry) {
     let ip = conn.peer_addr().ip();
-    server::for_each_request(&mut conn, |conn, line| {
+    server::for_each_request(conn, |conn, line| {
         let (reply, close) = match TrackerRequest::parse(line) {
             Ok(req) => (apply(&req, ip, registry), req == TrackerRequest::Quit),
             Err(e) => (Reply::err(&e).encode(), e.is_fatal()),
