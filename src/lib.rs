@@ -9,6 +9,8 @@
 //! - [`store`]: hashing files for sharing; verified, resumable partial downloads.
 //! - [`tracker`]: the tracker's state (a map behind a `Mutex`) and its server.
 //! - [`peer`]: the peer's chunk server, tracker client, download engine and REPL.
+//! - [`ui`]: human-readable sizes and terminal progress bars; [`web`]: the
+//!   status page server behind `--http`.
 //!
 //! All limits (line length, timeouts, connection caps) live here so they can be
 //! read on one screen.
@@ -26,6 +28,8 @@ pub mod protocol;
 pub mod server;
 pub mod store;
 pub mod tracker;
+pub mod ui;
+pub mod web;
 
 /// Bytes per chunk. Every chunk is hashed and verified on its own.
 pub const CHUNK_SIZE: u32 = 512 * 1024;

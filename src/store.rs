@@ -41,11 +41,20 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
 
 /// Hashes the file at `path` into its manifest.
 pub fn manifest_of(path: &Path) -> Result<Manifest, StoreError> {
+    manifest_of_reporting(path, &|_| {})
+}
+
+/// Like [`manifest_of`], calling `on_bytes` with the length of each chunk
+/// as it is hashed (from several threads at once), for a progress bar.
+pub fn manifest_of_reporting(
+    path: &Path,
+    on_bytes: &(dyn Fn(u64) + Sync),
+) -> Result<Manifest, StoreError> {
     let meta = fs::metadata(path).map_err(io_err(path))?;
     if !meta.is_file() {
         return Err(StoreError::NotAFile(path.to_path_buf()));
     }
-    let hashes = hash_chunks(path, meta.len(), CHUNK_SIZE)?;
+    let hashes = hash_chunks_reporting(path, meta.len(), CHUNK_SIZE, on_bytes)?;
     let after = fs::metadata(path).map_err(io_err(path))?;
     if after.len() != meta.len() || after.modified().ok() != meta.modified().ok() {
         return Err(StoreError::Changed {
@@ -59,6 +68,16 @@ pub fn manifest_of(path: &Path) -> Result<Manifest, StoreError> {
 /// on all cores. Each thread opens the file itself so the kernel's readahead
 /// sees a sequential reader per range.
 pub fn hash_chunks(path: &Path, size: u64, chunk_size: u32) -> Result<Vec<Digest32>, StoreError> {
+    hash_chunks_reporting(path, size, chunk_size, &|_| {})
+}
+
+/// Like [`hash_chunks`], calling `on_bytes` after each chunk.
+pub fn hash_chunks_reporting(
+    path: &Path,
+    size: u64,
+    chunk_size: u32,
+    on_bytes: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<Digest32>, StoreError> {
     let count = size.div_ceil(u64::from(chunk_size));
     let threads = thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -71,7 +90,9 @@ pub fn hash_chunks(path: &Path, size: u64, chunk_size: u32) -> Result<Vec<Digest
     thread::scope(|s| {
         let workers: Vec<_> = ranges
             .iter()
-            .map(|&(start, end)| s.spawn(move || hash_range(path, size, chunk_size, start, end)))
+            .map(|&(start, end)| {
+                s.spawn(move || hash_range(path, size, chunk_size, start..end, on_bytes))
+            })
             .collect();
         let mut all = Vec::with_capacity(count as usize);
         for w in workers {
@@ -88,18 +109,20 @@ fn hash_range(
     path: &Path,
     size: u64,
     chunk_size: u32,
-    start: u64,
-    end: u64,
+    chunks: std::ops::Range<u64>,
+    on_bytes: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<Digest32>, StoreError> {
     let file = File::open(path).map_err(io_err(path))?;
     let mut buf = vec![0u8; chunk_size as usize];
-    (start..end)
+    chunks
         .map(|i| {
             let offset = i * u64::from(chunk_size);
             let len = (size - offset).min(u64::from(chunk_size)) as usize;
             file.read_exact_at(&mut buf[..len], offset)
                 .map_err(io_err(path))?;
-            Ok(Sha256::digest(&buf[..len]).into())
+            let digest = Sha256::digest(&buf[..len]).into();
+            on_bytes(len as u64);
+            Ok(digest)
         })
         .collect()
 }
@@ -207,7 +230,16 @@ mod tests {
         let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
         fs::write(&path, &data).unwrap();
         for chunk_size in [1000, 4096, 99_999, 100_000, 1 << 20] {
-            let got = hash_chunks(&path, data.len() as u64, chunk_size).unwrap();
+            let hashed = std::sync::atomic::AtomicU64::new(0);
+            let count = |n| {
+                hashed.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            };
+            let got = hash_chunks_reporting(&path, data.len() as u64, chunk_size, &count).unwrap();
+            assert_eq!(
+                hashed.into_inner(),
+                data.len() as u64,
+                "every byte reported"
+            );
             let want: Vec<Digest32> = data
                 .chunks(chunk_size as usize)
                 .map(|c| Sha256::digest(c).into())

@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -30,12 +31,18 @@ pub enum DownloadError {
     Store(#[from] StoreError),
 }
 
-/// A chunk just arrived: for progress display and verbose logs.
+/// A chunk just arrived: for progress display, status and verbose logs.
 pub struct ChunkEvent {
     pub index: u32,
     pub from: SocketAddr,
+    /// Chunks present and verified so far, of `total`.
     pub done: u32,
     pub total: u32,
+    /// This chunk's length.
+    pub bytes: u64,
+    /// Bytes present and verified so far, including chunks resumed from an
+    /// earlier attempt.
+    pub done_bytes: u64,
 }
 
 #[derive(Debug)]
@@ -106,6 +113,8 @@ struct Job<'a> {
     scheduler: &'a Scheduler,
     limit: &'a RateLimit,
     on_chunk: &'a (dyn Fn(ChunkEvent) + Sync),
+    /// Bytes present and verified, for [`ChunkEvent::done_bytes`].
+    done_bytes: AtomicU64,
 }
 
 /// Downloads `manifest` (file `id`) from `peers` to `out` with `workers`
@@ -125,6 +134,11 @@ pub fn download(
         .filter(|&i| !have[i as usize])
         .collect();
     let resumed = manifest.chunk_count() - missing.len() as u32;
+    let resumed_bytes: u64 = (0..manifest.chunk_count())
+        .filter(|&i| have[i as usize])
+        .filter_map(|i| manifest.chunk(i))
+        .map(|c| u64::from(c.len))
+        .sum();
     let threads = workers.clamp(1, missing.len().max(1));
     let scheduler = Scheduler::new(missing, manifest.chunk_count(), peers);
     let job = Job {
@@ -134,6 +148,7 @@ pub fn download(
         scheduler: &scheduler,
         limit,
         on_chunk,
+        done_bytes: AtomicU64::new(resumed_bytes),
     };
     let disk_error = thread::scope(|s| {
         let handles: Vec<_> = (0..threads).map(|_| s.spawn(|| worker(&job))).collect();
@@ -206,11 +221,15 @@ fn serve_from_peer(
                     return Err(e);
                 }
                 let (done, total) = job.scheduler.complete(peer, index);
+                let bytes = u64::from(chunk.len);
+                let done_bytes = job.done_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
                 (job.on_chunk)(ChunkEvent {
                     index,
                     from: addr,
                     done,
                     total,
+                    bytes,
+                    done_bytes,
                 });
             }
             Ok(_) => {

@@ -10,6 +10,7 @@ pub mod locate;
 pub mod repl;
 pub mod scheduler;
 pub mod server;
+pub mod status;
 pub mod tracker_client;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
@@ -24,6 +25,7 @@ use self::announcer::Announcer;
 use self::download::{ChunkEvent, DownloadError, Report};
 use self::library::{Library, SharedFile};
 use self::locate::Located;
+use self::status::{FinishGuard, PeerStatus, Transfers};
 use self::tracker_client::TrackerClient;
 use crate::dht::{DhtError, DhtNode, DhtStatus};
 use crate::error::Error;
@@ -103,6 +105,7 @@ pub struct Peer {
     rates: Rates,
     dht: Option<Arc<DhtNode>>,
     announcer: Announcer,
+    transfers: Transfers,
 }
 
 impl Peer {
@@ -146,6 +149,7 @@ impl Peer {
             rates,
             dht,
             announcer,
+            transfers: Transfers::default(),
         })
     }
 
@@ -162,6 +166,11 @@ impl Peer {
         &self.rates
     }
 
+    /// What this peer is sharing, uploading and downloading right now.
+    pub fn status(&self) -> PeerStatus {
+        PeerStatus::of(self)
+    }
+
     /// The DHT node's state, if the DHT is on.
     pub fn dht_status(&self) -> Option<DhtStatus> {
         self.dht.as_ref().map(|d| d.status())
@@ -171,6 +180,15 @@ impl Peer {
     /// registers it. A tracker failure is returned beside the shared file: the
     /// file is shared locally and announced when the tracker is back.
     pub fn share(&self, path: &Path) -> Result<(Arc<SharedFile>, Option<PeerError>), PeerError> {
+        self.share_reporting(path, &|_| {})
+    }
+
+    /// Like [`share`](Self::share), calling `on_bytes` as chunks are hashed.
+    pub fn share_reporting(
+        &self,
+        path: &Path,
+        on_bytes: &(dyn Fn(u64) + Sync),
+    ) -> Result<(Arc<SharedFile>, Option<PeerError>), PeerError> {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -179,7 +197,7 @@ impl Peer {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
-        let manifest = store::manifest_of(path)?;
+        let manifest = store::manifest_of_reporting(path, on_bytes)?;
         let shared = self
             .library
             .add(name, path.to_path_buf(), manifest)
@@ -263,15 +281,29 @@ impl Peer {
         on_chunk: &(dyn Fn(ChunkEvent) + Sync),
     ) -> Result<(Report, Option<PeerError>), PeerError> {
         let (manifest, peers) = download::fetch_manifest(&file.id, &file.peers)?;
-        let report = download::download(
+        let progress = FinishGuard(self.transfers.begin(
+            &file.name,
+            file.id,
+            manifest.size(),
+            manifest.chunk_count(),
+        ));
+        let tracked = |ev: ChunkEvent| {
+            progress.0.chunk(&ev);
+            on_chunk(ev);
+        };
+        let result = download::download(
             &file.id,
             &manifest,
             &peers,
             out,
             self.workers,
             &self.rates.down,
-            on_chunk,
-        )?;
+            &tracked,
+        );
+        progress
+            .0
+            .finish(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+        let report = result?;
         let shared = self
             .library
             .add(file.name.clone(), report.path.clone(), manifest)

@@ -3,6 +3,7 @@
 
 pub mod server;
 pub mod state;
+pub mod status;
 
 pub use server::{handle_connection, Tracker};
 pub use state::Registry;

@@ -54,6 +54,27 @@ struct Files {
     registrations: usize,
 }
 
+/// What [`Registry::snapshot`] copies out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub files: Vec<FileSnapshot>,
+    /// Files known (live or not yet expired), beyond the copied ones too.
+    pub total_files: usize,
+    pub registrations: usize,
+}
+
+/// One file of a [`Snapshot`]: its live peers, most recently seen first,
+/// with how long ago each was heard from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSnapshot {
+    pub id: FileId,
+    pub name: String,
+    pub size: u64,
+    /// Live peers in all, beyond the copied ones too.
+    pub peer_count: usize,
+    pub peers: Vec<(SocketAddr, Duration)>,
+}
+
 pub struct Registry {
     files: Mutex<Files>,
     ttl: Duration,
@@ -196,6 +217,49 @@ impl Registry {
         peers.into_iter().map(|(a, _)| a).collect()
     }
 
+    /// A copy of at most `max_files` live files (by name, then id, from an
+    /// arbitrary subset if there are more) with their `max_peers` freshest
+    /// peers, for the status page. Sorting by name and all formatting happen
+    /// after the lock is released.
+    pub fn snapshot(&self, now: Instant, max_files: usize, max_peers: usize) -> Snapshot {
+        let (mut files, total_files, registrations) = {
+            let guard = self.lock();
+            let files: Vec<FileSnapshot> = guard
+                .by_id
+                .iter()
+                .filter_map(|(id, e)| {
+                    let mut peers: Vec<(SocketAddr, Duration)> = e
+                        .peers
+                        .iter()
+                        .filter(|(_, t)| self.live(**t, now))
+                        .map(|(a, t)| (*a, now.saturating_duration_since(*t)))
+                        .collect();
+                    if peers.is_empty() {
+                        return None;
+                    }
+                    let peer_count = peers.len();
+                    peers.sort_unstable_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+                    peers.truncate(max_peers);
+                    Some(FileSnapshot {
+                        id: *id,
+                        name: e.name.clone(),
+                        size: e.size,
+                        peer_count,
+                        peers,
+                    })
+                })
+                .take(max_files)
+                .collect();
+            (files, guard.by_id.len(), guard.registrations)
+        };
+        files.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        Snapshot {
+            files,
+            total_files,
+            registrations,
+        }
+    }
+
     fn live(&self, seen: Instant, now: Instant) -> bool {
         now.saturating_duration_since(seen) <= self.ttl
     }
@@ -258,6 +322,35 @@ mod tests {
         assert_eq!(r.expire(t0 + Duration::from_secs(30)), 1);
         assert_eq!(r.search("", later), vec![]);
         assert_eq!(r.lock().registrations, 0);
+    }
+
+    #[test]
+    fn snapshot_copies_live_files_sorted_and_capped() {
+        let r = Registry::new(TTL);
+        let t0 = Instant::now();
+        let at = |secs| t0 + Duration::from_secs(secs);
+        r.register(addr(1), FileId([3; 32]), 9, "stale", t0)
+            .unwrap();
+        r.register(addr(1), FileId([1; 32]), 5, "b", at(8)).unwrap();
+        r.register(addr(2), FileId([1; 32]), 5, "b", at(12))
+            .unwrap();
+        r.register(addr(3), FileId([1; 32]), 5, "b", at(10))
+            .unwrap();
+        r.register(addr(1), FileId([2; 32]), 7, "a", at(8)).unwrap();
+        let s = r.snapshot(at(15), 10, 2);
+        assert_eq!((s.total_files, s.registrations), (3, 5));
+        let names: Vec<_> = s.files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, vec!["a", "b"]);
+        let b = &s.files[1];
+        assert_eq!((b.size, b.peer_count), (5, 3));
+        // Capped at the 2 freshest peers.
+        let ages: Vec<_> = b
+            .peers
+            .iter()
+            .map(|(a, d)| (a.port(), d.as_secs()))
+            .collect();
+        assert_eq!(ages, vec![(2, 3), (3, 5)]);
+        assert_eq!(r.snapshot(at(15), 1, 10).files.len(), 1);
     }
 
     #[test]

@@ -1,0 +1,120 @@
+//! What `GET /api/status` reports about a tracker: the files it knows and
+//! their live peers, built from a [`Registry::snapshot`] taken under the lock
+//! and formatted after it is released.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::state::{Registry, Snapshot};
+
+/// Most files one status reply lists; `total_files` tells if there are more.
+pub const MAX_FILES: usize = 1000;
+/// Most peers listed per file; `peer_count` has them all.
+pub const MAX_PEERS: usize = 50;
+
+/// Everything `GET /api/status` reports about a tracker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackerStatus {
+    /// Always `"tracker"`; the page uses it to pick its layout.
+    pub role: String,
+    pub version: String,
+    pub listen: String,
+    pub total_files: usize,
+    pub registrations: usize,
+    pub files: Vec<FileView>,
+}
+
+/// One file the tracker knows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileView {
+    pub name: String,
+    pub id: String,
+    pub size: u64,
+    pub peer_count: usize,
+    /// The freshest peers, most recently heard from first.
+    pub peers: Vec<TrackedPeer>,
+}
+
+/// A peer that has a file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackedPeer {
+    pub addr: String,
+    /// Seconds since it last announced the file.
+    pub last_seen_secs: f64,
+}
+
+impl TrackerStatus {
+    /// A snapshot of `registry` now, for a tracker listening on `listen`.
+    pub fn of(registry: &Registry, listen: &str) -> TrackerStatus {
+        let snapshot = registry.snapshot(Instant::now(), MAX_FILES, MAX_PEERS);
+        Self::from_snapshot(snapshot, listen)
+    }
+
+    fn from_snapshot(s: Snapshot, listen: &str) -> TrackerStatus {
+        let files = s
+            .files
+            .into_iter()
+            .map(|f| FileView {
+                name: f.name,
+                id: f.id.to_hex(),
+                size: f.size,
+                peer_count: f.peer_count,
+                peers: f
+                    .peers
+                    .into_iter()
+                    .map(|(addr, age)| TrackedPeer {
+                        addr: addr.to_string(),
+                        last_seen_secs: (age.as_secs_f64() * 10.0).round() / 10.0,
+                    })
+                    .collect(),
+            })
+            .collect();
+        TrackerStatus {
+            role: "tracker".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            listen: listen.to_string(),
+            total_files: s.total_files,
+            registrations: s.registrations,
+            files,
+        }
+    }
+
+    /// The snapshot as JSON.
+    pub fn to_json(&self) -> String {
+        // Plain structs of strings and numbers always serialize.
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::manifest::FileId;
+
+    #[test]
+    fn json_lists_files_and_peers() {
+        let r = Registry::new(Duration::from_secs(60));
+        let now = Instant::now();
+        let peer = SocketAddr::from(([127, 0, 0, 1], 4000));
+        r.register(peer, FileId([0xab; 32]), 1 << 20, "x y.bin", now)
+            .unwrap();
+        let json = TrackerStatus::of(&r, "127.0.0.1:8080").to_json();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["role"], "tracker");
+        assert_eq!(v["listen"], "127.0.0.1:8080");
+        assert_eq!(v["total_files"], 1);
+        let f = &v["files"][0];
+        assert_eq!(f["name"], "x y.bin");
+        assert_eq!(f["id"], "ab".repeat(32));
+        assert_eq!(f["size"], 1 << 20);
+        assert_eq!(f["peer_count"], 1);
+        assert_eq!(f["peers"][0]["addr"], "127.0.0.1:4000");
+        assert!(f["peers"][0]["last_seen_secs"].as_f64().unwrap() < 5.0);
+        let back: TrackerStatus = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.files.len(), 1);
+    }
+}

@@ -1,0 +1,242 @@
+//! What a person sees on a terminal: human-readable sizes, rates and
+//! durations, and progress bars (indicatif) on stderr.
+//!
+//! Bars are drawn only when stderr is a terminal; otherwise every function
+//! here that makes a bar returns `None`, so piped output stays exactly what
+//! it was. All bars hang off one [`MultiProgress`], and [`LogBridge`] routes
+//! log records through it, so a warning printed mid-download appears above
+//! the bar instead of tearing it.
+
+use std::collections::HashMap;
+use std::io::{self, IsTerminal};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::peer::download::ChunkEvent;
+
+const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+
+/// `745 B`, `1.5 KiB`, `1.0 GiB`: binary units, one decimal.
+pub fn format_size(bytes: u64) -> String {
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    // Switch units before rounding would print "1024.0".
+    while value >= 1023.95 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// `2.0 MiB/s`; rates are bytes per second.
+pub fn format_speed(bytes_per_sec: f64) -> String {
+    let whole = if bytes_per_sec.is_finite() && bytes_per_sec > 0.0 {
+        bytes_per_sec.round() as u64
+    } else {
+        0
+    };
+    format!("{}/s", format_size(whole))
+}
+
+/// `42 s`, `3 min 05 s`, `2 h 07 min`: for times left and elapsed.
+pub fn format_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 => format!("{} min {:02} s", s / 60, s % 60),
+        _ => format!("{} h {:02} min", s / 3600, s % 3600 / 60),
+    }
+}
+
+/// Whether progress bars are drawn: stderr is a terminal.
+pub fn bars_enabled() -> bool {
+    static ENABLED: OnceLock<bool> = OnceLock::new();
+    *ENABLED.get_or_init(|| io::stderr().is_terminal())
+}
+
+/// The one set of bars every bar joins, drawn on stderr.
+fn bars() -> &'static MultiProgress {
+    static BARS: OnceLock<MultiProgress> = OnceLock::new();
+    BARS.get_or_init(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()))
+}
+
+/// Runs `f` (which prints) with the bars cleared, redrawing them after.
+pub fn suspend<R>(f: impl FnOnce() -> R) -> R {
+    bars().suspend(f)
+}
+
+fn style(template: &str) -> ProgressStyle {
+    // The templates are constants of this file, checked by a unit test.
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
+}
+
+const HASH_TEMPLATE: &str =
+    "hashing {msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}";
+const DOWNLOAD_TEMPLATE: &str =
+    "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {prefix}";
+
+/// A bar for hashing `len` bytes of `name`; `None` off a terminal.
+pub fn hashing_bar(name: &str, len: u64) -> Option<ProgressBar> {
+    if !bars_enabled() {
+        return None;
+    }
+    let bar = bars().add(ProgressBar::new(len).with_style(style(HASH_TEMPLATE)));
+    bar.set_message(name.to_string());
+    bar.enable_steady_tick(Duration::from_millis(250));
+    Some(bar)
+}
+
+/// A download's bar: bytes, rate, time left, and how many peers delivered a
+/// chunk in the last [`ACTIVE`].
+pub struct DownloadBar {
+    bar: ProgressBar,
+    /// When each peer last delivered a chunk.
+    seen: Mutex<HashMap<SocketAddr, Instant>>,
+    started: AtomicBool,
+}
+
+/// How recently a peer must have delivered a chunk to count as in use.
+pub const ACTIVE: Duration = Duration::from_secs(5);
+
+impl DownloadBar {
+    /// A bar for downloading `size` bytes of `name`; `None` off a terminal.
+    pub fn new(name: &str, size: u64) -> Option<DownloadBar> {
+        if !bars_enabled() {
+            return None;
+        }
+        let bar = bars().add(ProgressBar::new(size).with_style(style(DOWNLOAD_TEMPLATE)));
+        bar.set_message(name.to_string());
+        bar.enable_steady_tick(Duration::from_millis(250));
+        Some(DownloadBar {
+            bar,
+            seen: Mutex::new(HashMap::new()),
+            started: AtomicBool::new(false),
+        })
+    }
+
+    /// Records one arrived chunk.
+    pub fn chunk(&self, ev: &ChunkEvent) {
+        if !self.started.swap(true, Ordering::Relaxed) {
+            // Chunks resumed from an earlier attempt are not this attempt's
+            // speed: count them before the clock starts.
+            self.bar
+                .set_position(ev.done_bytes.saturating_sub(ev.bytes));
+            self.bar.reset_eta();
+        }
+        let now = Instant::now();
+        let active = {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            seen.insert(ev.from, now);
+            seen.values()
+                .filter(|t| now.duration_since(**t) <= ACTIVE)
+                .count()
+        };
+        self.bar.set_prefix(format!(
+            "{active} peer{}",
+            if active == 1 { "" } else { "s" }
+        ));
+        self.bar.set_position(ev.done_bytes);
+    }
+}
+
+impl Drop for DownloadBar {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+        bars().remove(&self.bar);
+    }
+}
+
+/// Removes a finished bar from the screen.
+pub fn clear_bar(bar: &ProgressBar) {
+    bar.finish_and_clear();
+    bars().remove(bar);
+}
+
+/// A logger that writes through env_logger while the bars are lifted, so
+/// log lines never tear a bar.
+pub struct LogBridge {
+    inner: env_logger::Logger,
+}
+
+impl LogBridge {
+    /// Installs `inner` as the global logger behind the bridge.
+    pub fn install(inner: env_logger::Logger) -> Result<(), log::SetLoggerError> {
+        let level = inner.filter();
+        log::set_boxed_logger(Box::new(LogBridge { inner }))?;
+        log::set_max_level(level);
+        Ok(())
+    }
+}
+
+impl log::Log for LogBridge {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        self.inner.enabled(metadata)
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.inner.matches(record) {
+            return;
+        }
+        if bars_enabled() {
+            suspend(|| self.inner.log(record));
+        } else {
+            self.inner.log(record);
+        }
+    }
+
+    fn flush(&self) {
+        self.inner.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_human_readable() {
+        let cases = [
+            (0, "0 B"),
+            (745, "745 B"),
+            (1023, "1023 B"),
+            (1024, "1.0 KiB"),
+            (1536, "1.5 KiB"),
+            (1024 * 1024 - 1, "1.0 MiB"),
+            (16 << 20, "16.0 MiB"),
+            (1 << 30, "1.0 GiB"),
+            ((1 << 30) + (1 << 29), "1.5 GiB"),
+            (5 << 40, "5.0 TiB"),
+            (u64::MAX, "16.0 EiB"),
+        ];
+        for (bytes, want) in cases {
+            assert_eq!(format_size(bytes), want, "{bytes}");
+        }
+    }
+
+    #[test]
+    fn speeds_and_durations() {
+        assert_eq!(format_speed(2.0 * 1024.0 * 1024.0), "2.0 MiB/s");
+        assert_eq!(format_speed(0.0), "0 B/s");
+        assert_eq!(format_speed(f64::NAN), "0 B/s");
+        assert_eq!(format_speed(-5.0), "0 B/s");
+        assert_eq!(format_duration(Duration::from_millis(4900)), "4 s");
+        assert_eq!(format_duration(Duration::from_secs(185)), "3 min 05 s");
+        assert_eq!(format_duration(Duration::from_secs(7620)), "2 h 07 min");
+    }
+
+    #[test]
+    fn bar_templates_parse() {
+        for t in [HASH_TEMPLATE, DOWNLOAD_TEMPLATE] {
+            assert!(ProgressStyle::with_template(t).is_ok(), "{t}");
+        }
+    }
+}
