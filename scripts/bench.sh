@@ -1,0 +1,736 @@
+#!/usr/bin/env bash
+# p2pshare benchmarks, on loopback, each against a baseline measured in the
+# same run (the machine is shared and noisy: ratios travel, absolute figures
+# do not). Prints one Markdown table; docs/BENCHMARKS.md holds a copy.
+#
+#   scripts/bench.sh [--quick|--full] [--peers]
+#
+#   --quick   64 MiB random file, 5 s tracker runs (default)
+#   --full    1 GiB random file, 10 s tracker runs
+#   --peers   also aria2c and rqbit through a local opentracker (installs
+#             aria2, opentracker, mktorrent from Debian; rqbit with
+#             `cargo install rqbit --locked`, a long build)
+#
+# Benchmarks (the median of BENCH_RUNS runs, default 3, each):
+#   1. 1 seeder -> 1 downloader vs a raw TCP copy file->file (socat -b 131072)
+#   2. share (hashing) vs `openssl dgst -sha256` and `sha256sum`
+#   3. peak RSS (/usr/bin/time -f %M) of the downloader and seeder during 1
+#   4. 4 seeders each --max-upload R -> 1 downloader, and 1 seeder capped at R
+#      (R = BENCH_RATE: 10M in quick mode, 40M in full mode)
+#   5. tracker PEERS lookups/s (examples/tracker_load.rs) vs redis-benchmark
+#      GET, 1 and 50 clients
+#   6. swarm: 8 seeders, 4 downloaders at once vs 4 concurrent socat copies
+#   7. (--peers) 1 -> 1 and 3 -> 1 with aria2c and rqbit
+# Every transferred file is compared with cmp; a mismatch fails the script.
+# Environment: BENCH_RUNS (runs per figure), BENCH_RATE (R), BENCH_ONLY (say
+# "1 5": only those benchmarks), BENCH_KEEP=1 (keep the work directory).
+#
+# Everything listens on 127.0.0.1 only, every wait has a deadline, and a trap
+# stops every process this script started and removes its work directory
+# (under /tmp), on success and on failure.
+
+set -euo pipefail
+export LC_ALL=C # a '.' in $EPOCHREALTIME and in awk's numbers
+
+usage() { sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; }
+
+MODE=quick
+WITH_PEERS=0
+for arg in "$@"; do
+    case $arg in
+    --quick) MODE=quick ;;
+    --full) MODE=full ;;
+    --peers) WITH_PEERS=1 ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; exit 2 ;;
+    esac
+done
+
+if [[ $MODE == quick ]]; then
+    SIZE=$((64 << 20)) LOAD_SECS=5 RATE=${BENCH_RATE:-10M}
+else
+    SIZE=$((1 << 30)) LOAD_SECS=10 RATE=${BENCH_RATE:-40M}
+fi
+RUNS=${BENCH_RUNS:-3}
+SIZE_MIB=$((SIZE >> 20))
+
+cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+TRACKER=$ROOT/target/release/tracker
+PEER=$ROOT/target/release/peer
+LOAD=$ROOT/target/release/examples/tracker_load
+
+WORK=""
+PIDS=()  # every background process started, in start order
+NAMES=() # their names: logs are $WORK/NAME.out (time-stamped) and NAME.err
+ROWS=()  # table rows: "benchmark|p2pshare|baseline|ratio|target|result"
+MISSED=0
+
+log() { printf '%s\n' "$*" >&2; }
+say() { printf '\n== %s\n' "$*" >&2; }
+
+fail() {
+    printf '\nFAIL: %s\n' "$*" >&2
+    exit 1
+}
+
+# ---------------------------------------------------------------- processes --
+
+# kill_tree SIG PID: signals PID's children (a /usr/bin/time wrapper's
+# program), then PID.
+kill_tree() {
+    local child
+    for child in $(pgrep -P "$2" 2>/dev/null); do
+        kill "-$1" "$child" 2>/dev/null || true
+    done
+    kill "-$1" "$2" 2>/dev/null || true
+}
+
+# stop_pid PID: TERM (to its children only if it has any: a /usr/bin/time
+# wrapper must live to write its figures), up to 5 s for it to exit, then
+# KILL to it and its children; reaps it.
+stop_pid() {
+    local pid=$1 deadline=$((SECONDS + 5)) children
+    children=$(pgrep -P "$pid" 2>/dev/null) || true
+    if [[ -n $children ]]; then
+        kill -TERM $children 2>/dev/null || true
+    else
+        kill -TERM "$pid" 2>/dev/null || true
+    fi
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.05; done
+    kill -0 "$pid" 2>/dev/null && kill_tree KILL "$pid"
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local status=$? i f
+    set +e
+    trap - EXIT INT TERM
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+        kill -0 "${PIDS[i]}" 2>/dev/null && stop_pid "${PIDS[i]}"
+    done
+    if ((status != 0)) && [[ -n $WORK && -d $WORK ]]; then
+        printf '\n== logs of the failed run (last lines)\n' >&2
+        for i in "${!NAMES[@]}"; do
+            for f in "$WORK/${NAMES[i]}.out" "$WORK/${NAMES[i]}.err"; do
+                [[ -s $f ]] && { printf -- '-- %s\n' "${f#"$WORK"/}"; tail -n 8 "$f"; } >&2
+            done
+        done
+    fi
+    [[ -n $WORK && -z ${BENCH_KEEP:-} ]] && rm -rf -- "$WORK"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# stamp: copies stdin to stdout, each line prefixed with $EPOCHREALTIME, so
+# readiness and completion lines carry the time they were printed.
+stamp() {
+    local line
+    while IFS= read -r line; do printf '%s %s\n' "$EPOCHREALTIME" "$line"; done
+}
+
+# start NAME DIR INPUT CMD...: runs CMD in DIR in the background with stdin
+# from file INPUT (or /dev/null), stdout time-stamped to $WORK/NAME.out and
+# stderr to $WORK/NAME.err. The stamp process is this shell's child, not
+# CMD's, so stopping CMD's process tree leaves it to read the last lines.
+start() {
+    local name=$1 dir=$2 input=${3:-/dev/null} fd
+    shift 3
+    : >"$WORK/$name.out"
+    exec {fd}> >(stamp >"$WORK/$name.out")
+    (cd "$dir" && exec "$@") <"$input" 2>"$WORK/$name.err" >&"$fd" {fd}>&- &
+    PIDS+=($!)
+    NAMES+=("$name")
+    exec {fd}>&-
+}
+
+pid_of_maybe() {
+    local i
+    for i in "${!NAMES[@]}"; do
+        [[ ${NAMES[i]} == "$1" ]] && { printf '%s\n' "${PIDS[i]}"; return; }
+    done
+    return 0
+}
+
+pid_of() {
+    local pid
+    pid=$(pid_of_maybe "$1")
+    [[ -n $pid ]] || fail "no process named $1"
+    printf '%s\n' "$pid"
+}
+
+# stop NAME: stops the process started as NAME.
+stop() { stop_pid "$(pid_of "$1")"; }
+
+# wait_line NAME REGEX SECS: waits until a line of NAME's stdout starts with
+# (extended) REGEX; sets LINE to it and LINE_TS to when it was printed.
+wait_line() {
+    local name=$1 regex=$2 deadline=$((SECONDS + $3)) pid hit
+    pid=$(pid_of "$name")
+    while :; do
+        if hit=$(grep -s -E -m1 -- "^[0-9]+\.[0-9]+ $regex" "$WORK/$name.out"); then
+            LINE_TS=${hit%% *}
+            LINE=${hit#* }
+            return 0
+        fi
+        if ! kill -0 "$pid" 2>/dev/null; then
+            sleep 0.2 # let stamp flush what the process printed last
+            grep -qE -- "^[0-9]+\.[0-9]+ $regex" "$WORK/$name.out" && continue
+            fail "$name exited before printing /$regex/"
+        fi
+        ((SECONDS < deadline)) || fail "$name did not print /$regex/ within $3 s"
+        sleep 0.02
+    done
+}
+
+# wait_exit NAME SECS: waits until NAME exits; fails unless it exited 0.
+wait_exit() {
+    local pid rc=0 deadline=$((SECONDS + $2))
+    pid=$(pid_of "$1")
+    while kill -0 "$pid" 2>/dev/null; do
+        ((SECONDS < deadline)) || fail "$1 still running after $2 s"
+        sleep 0.02
+    done
+    wait "$pid" || rc=$?
+    ((rc == 0)) || fail "$1 exited with status $rc"
+}
+
+# ------------------------------------------------------------------ numbers --
+
+now() { printf '%s\n' "$EPOCHREALTIME"; }
+calc() { awk "BEGIN { printf \"%.${2:-2}f\", $1 }"; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+max() { printf '%s\n' "$@" | sort -g | tail -n1; }
+mib_s() { calc "$1 / 1048576 / $2" 1; } # mib_s BYTES SECS
+kib_to_mib() { calc "$1 / 1024" 1; }
+
+# row NAME P2P BASELINE RATIO TARGET OK: one table row; OK is 1 (met), 0
+# (missed) or "-" (no target).
+row() {
+    local result=-
+    case $6 in
+    1) result=met ;;
+    0) result=MISSED; MISSED=$((MISSED + 1)) ;;
+    esac
+    ROWS+=("$1|$2|$3|$4|$5|$result")
+    log "   -> $1: p2pshare $2, baseline $3, ratio $4 (target $5: $result)"
+}
+
+skip_row() {
+    ROWS+=("$1|skipped: $2|-|-|$3|-")
+    log "   -> $1: skipped: $2"
+}
+
+ge() { awk "BEGIN { exit !($1 >= $2) }" && echo 1 || echo 0; }
+
+# ---------------------------------------------------------------- ports ------
+
+# free_port: a TCP port no socket uses (per /proc/net/tcp{,6}), below the
+# usual ephemeral range (32768-60999) so outgoing connections do not take it.
+free_port() {
+    local p i
+    for ((i = 0; i < 100; i++)); do
+        p=$((10000 + RANDOM % 22000))
+        port_used "$p" any || { printf '%s\n' "$p"; return; }
+    done
+    fail "no free port found"
+}
+
+# port_used PORT [any]: whether a socket listens on PORT (with "any": uses it
+# as its local port in any state).
+port_used() {
+    local hex
+    hex=$(printf '%04X' "$1")
+    awk -v h=":$hex" -v any="${2:-}" \
+        'FNR > 1 && (any != "" || $4 == "0A") && substr($2, length($2) - 4) == h { found = 1 } END { exit !found }' \
+        /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+
+listening() { port_used "$1"; }
+
+# wait_listen PORT SECS: waits until something listens on PORT; returns 1
+# after SECS.
+wait_listen() {
+    local deadline=$((SECONDS + $2))
+    until listening "$1"; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.02
+    done
+}
+
+# ------------------------------------------------------------- set-up --------
+
+install_missing() {
+    local pkgs=() pair
+    for pair in "$@"; do
+        command -v "${pair%%:*}" >/dev/null || pkgs+=("${pair#*:}")
+    done
+    ((${#pkgs[@]} == 0)) && return
+    say "installing from Debian: ${pkgs[*]}"
+    local sudo=()
+    ((EUID == 0)) || sudo=(sudo)
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${pkgs[@]}" >/dev/null
+}
+
+install_missing socat:socat redis-server:redis-server redis-benchmark:redis-tools \
+    /usr/bin/time:time openssl:openssl cmp:diffutils pgrep:procps
+if ((WITH_PEERS)); then
+    install_missing aria2c:aria2 opentracker:opentracker mktorrent:mktorrent
+    export PATH=$PATH:${CARGO_HOME:-$HOME/.cargo}/bin
+    if ! command -v rqbit >/dev/null; then
+        say "installing rqbit: cargo install rqbit --locked (a long build)"
+        cargo install rqbit --locked || log "rqbit could not be built; its rows will be skipped"
+    fi
+fi
+
+say "building: cargo build --release --bins --examples"
+cargo build --release --bins --examples
+
+WORK=$(mktemp -d /tmp/p2pshare-bench.XXXXXX)
+mkdir "$WORK/src"
+SRC=$WORK/src/data.bin
+say "work directory $WORK; $SIZE_MIB MiB random file, read into the page cache"
+head -c "$SIZE" /dev/urandom >"$SRC"
+cat "$SRC" >/dev/null
+
+# Generous deadlines: a transfer at 5 MiB/s, and a capped one at half its cap.
+XFER_SECS=$((60 + SIZE_MIB / 5))
+RATE_BYTES=$(numfmt --from=iec "$RATE")
+RATE_MIB=$(calc "$RATE_BYTES / 1048576" 1)
+CAPPED_SECS=$((60 + 2 * SIZE / RATE_BYTES))
+
+# ------------------------------------------------------------- p2pshare -----
+
+SEQ=0
+
+# start_tracker: a fresh tracker; sets TPORT and TNAME.
+start_tracker() {
+    SEQ=$((SEQ + 1))
+    TNAME=tracker-$SEQ
+    start "$TNAME" "$WORK" "" "$TRACKER" --bind 127.0.0.1 0
+    wait_line "$TNAME" 'Tracker running on port [0-9]+\.' 10
+    [[ $LINE =~ port\ ([0-9]+)\. ]] || fail "no port in: $LINE"
+    TPORT=${BASH_REMATCH[1]}
+}
+
+# p2p_run SEEDERS DOWNLOADERS SECS [SEEDER_OPTION...]: a fresh tracker,
+# SEEDERS peers sharing $SRC, then DOWNLOADERS peers started at once, each in
+# an empty directory. Checks every downloaded file with cmp. Sets RUN_SECS
+# (start of the downloaders until the last `Successfully downloaded` line),
+# RUN_DL_RSS and RUN_SEED_RSS (largest peak RSS, KiB). Stops everything.
+p2p_run() {
+    local seeders=$1 downloaders=$2 secs=$3 i t0 t1=0 dir name names=()
+    shift 3
+    SEQ=$((SEQ + 1))
+    local run=r$SEQ
+    start_tracker
+    for ((i = 0; i < seeders; i++)); do
+        start "$run-seed$i" "$WORK/src" "" /usr/bin/time -f %M -o "$WORK/$run-seed$i.rss" \
+            "$PEER" --bind 127.0.0.1 --serve "$@" --share "$SRC" 127.0.0.1 "$TPORT" 0
+        names+=("$run-seed$i")
+    done
+    for ((i = 0; i < seeders; i++)); do
+        wait_line "$run-seed$i" 'Successfully registered file: ' 300
+    done
+    printf 'download data.bin\n' >"$WORK/$run.in"
+    t0=$(now)
+    for ((i = 0; i < downloaders; i++)); do
+        dir=$WORK/$run-dl$i
+        mkdir "$dir"
+        start "$run-dl$i" "$dir" "$WORK/$run.in" /usr/bin/time -f %M -o "$WORK/$run-dl$i.rss" \
+            "$PEER" --bind 127.0.0.1 127.0.0.1 "$TPORT" 0
+    done
+    for ((i = 0; i < downloaders; i++)); do
+        wait_line "$run-dl$i" 'Successfully downloaded: data\.bin$' "$secs"
+        t1=$(max "$t1" "$LINE_TS")
+    done
+    RUN_SECS=$(calc "$t1 - $t0" 4)
+    RUN_DL_RSS=0
+    for ((i = 0; i < downloaders; i++)); do
+        wait_exit "$run-dl$i" 30
+        cmp "$SRC" "$WORK/$run-dl$i/data.bin" || fail "$run-dl$i: downloaded file differs from the original"
+        RUN_DL_RSS=$(max "$RUN_DL_RSS" "$(tail -n1 "$WORK/$run-dl$i.rss")")
+        rm -rf -- "$WORK/$run-dl$i"
+    done
+    RUN_SEED_RSS=0
+    for name in "${names[@]}"; do
+        stop "$name"
+        RUN_SEED_RSS=$(max "$RUN_SEED_RSS" "$(tail -n1 "$WORK/$name.rss")")
+    done
+    stop "$TNAME"
+}
+
+# socat_run COPIES: COPIES concurrent raw TCP copies of $SRC, file -> file.
+# Sets RUN_SECS (first sender started until the last receiver exited),
+# RUN_FSYNC_SECS (the same, until the copies were also fsynced), RUN_RX_RSS
+# and RUN_TX_RSS (largest peak RSS, KiB).
+socat_run() {
+    local copies=$1 i t0 port ports=() rx=() tx=() files=()
+    SEQ=$((SEQ + 1))
+    local run=s$SEQ
+    for ((i = 0; i < copies; i++)); do
+        port=$(free_port)
+        ports+=("$port")
+        start "$run-rx$i" "$WORK" "" /usr/bin/time -f %M -o "$WORK/$run-rx$i.rss" \
+            socat -b 131072 -u "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr" "OPEN:$WORK/$run-rx$i.bin,creat,trunc"
+        rx+=("$run-rx$i")
+    done
+    for port in "${ports[@]}"; do wait_listen "$port" 10 || fail "socat does not listen on $port"; done
+    t0=$(now)
+    for ((i = 0; i < copies; i++)); do
+        start "$run-tx$i" "$WORK" "" /usr/bin/time -f %M -o "$WORK/$run-tx$i.rss" \
+            socat -b 131072 -u "OPEN:$SRC" "TCP:127.0.0.1:${ports[i]}"
+        tx+=("$run-tx$i")
+    done
+    for name in "${rx[@]}"; do wait_exit "$name" "$XFER_SECS"; done
+    RUN_SECS=$(calc "$(now) - $t0" 4)
+    # A p2pshare download fsyncs its file before publishing it; this is what
+    # the same durability costs the raw copy.
+    for ((i = 0; i < copies; i++)); do files+=("$WORK/$run-rx$i.bin"); done
+    sync -- "${files[@]}"
+    RUN_FSYNC_SECS=$(calc "$(now) - $t0" 4)
+    RUN_RX_RSS=0 RUN_TX_RSS=0
+    for ((i = 0; i < copies; i++)); do
+        wait_exit "${tx[i]}" 10
+        cmp "$SRC" "$WORK/$run-rx$i.bin" || fail "socat copy $i differs from the original"
+        rm -f -- "$WORK/$run-rx$i.bin"
+        RUN_RX_RSS=$(max "$RUN_RX_RSS" "$(tail -n1 "$WORK/$run-rx$i.rss")")
+        RUN_TX_RSS=$(max "$RUN_TX_RSS" "$(tail -n1 "$WORK/$run-tx$i.rss")")
+    done
+}
+
+# time_cmd CMD...: runs CMD (stdout to $WORK/cmd.out); sets RUN_SECS.
+time_cmd() {
+    local t0
+    t0=$(now)
+    "$@" >"$WORK/cmd.out"
+    RUN_SECS=$(calc "$(now) - $t0" 4)
+}
+
+# ------------------------------------------------------------ benchmarks -----
+
+bench_transfer() {
+    say "1. 1 seeder -> 1 downloader vs socat -b 131072 file->file ($SIZE_MIB MiB) and 3. peak RSS"
+    local k p2p=() raw=() rawsync=() dl=() seed=() rx=() tx=()
+    for ((k = 1; k <= RUNS; k++)); do
+        socat_run 1
+        raw+=("$RUN_SECS") rawsync+=("$RUN_FSYNC_SECS") rx+=("$RUN_RX_RSS") tx+=("$RUN_TX_RSS")
+        p2p_run 1 1 "$XFER_SECS"
+        p2p+=("$RUN_SECS") dl+=("$RUN_DL_RSS") seed+=("$RUN_SEED_RSS")
+        log "   run $k: socat $(mib_s "$SIZE" "${raw[-1]}") MiB/s (with fsync $(mib_s "$SIZE" "${rawsync[-1]}")," \
+            "p2pshare $(mib_s "$SIZE" "$RUN_SECS") MiB/s;" \
+            "RSS KiB: downloader $RUN_DL_RSS, seeder $RUN_SEED_RSS, socat rx ${rx[-1]} tx ${tx[-1]}"
+    done
+    P2P_1TO1=$(median "${p2p[@]}")
+    local a b
+    a=$(mib_s "$SIZE" "$P2P_1TO1") b=$(mib_s "$SIZE" "$(median "${raw[@]}")")
+    row "1. 1 -> 1 transfer, MiB/s" "$a" "$b (socat)" "$(calc "$a / $b")" ">= 0.9" "$(ge "$a / $b" 0.9)"
+    b=$(mib_s "$SIZE" "$(median "${rawsync[@]}")")
+    row "1. 1 -> 1 transfer, MiB/s" "$a" "$b (socat + fsync)" "$(calc "$a / $b")" "-" -
+    a=$(max "${dl[@]}") b=$(max "${rx[@]}")
+    row "3. peak RSS downloader, MiB" "$(kib_to_mib "$a")" "$(kib_to_mib "$b") (socat rx)" \
+        "$(calc "$a / $b")" "<= 64 MiB" "$(ge 65536 "$a")"
+    a=$(max "${seed[@]}") b=$(max "${tx[@]}")
+    row "3. peak RSS seeder, MiB" "$(kib_to_mib "$a")" "$(kib_to_mib "$b") (socat tx)" \
+        "$(calc "$a / $b")" "<= 64 MiB" "$(ge 65536 "$a")"
+}
+
+bench_hashing() {
+    say "2. share (hashing, from peer start until registered) vs openssl dgst -sha256 and sha256sum"
+    local k p2p=() ossl=() sum=() id="" t0 a b c ref
+    start_tracker
+    for ((k = 1; k <= RUNS; k++)); do
+        t0=$(now)
+        start "hash$k" "$WORK/src" "" "$PEER" --bind 127.0.0.1 --serve --share "$SRC" 127.0.0.1 "$TPORT" 0
+        wait_line "hash$k" 'Successfully registered file: ' 300
+        p2p+=("$(calc "$LINE_TS - $t0" 4)")
+        [[ $LINE =~ id\ ([0-9a-f]{64})\) ]] || fail "no file id in: $LINE"
+        [[ -z $id || $id == "${BASH_REMATCH[1]}" ]] || fail "share gave two ids for one file"
+        id=${BASH_REMATCH[1]}
+        stop "hash$k"
+        time_cmd openssl dgst -sha256 "$SRC"
+        ossl+=("$RUN_SECS")
+        ref=$(awk '{ print $NF }' "$WORK/cmd.out")
+        time_cmd sha256sum "$SRC"
+        sum+=("$RUN_SECS")
+        [[ $(awk '{ print $1 }' "$WORK/cmd.out") == "$ref" ]] || fail "openssl and sha256sum disagree"
+        log "   run $k: p2pshare ${p2p[-1]} s, openssl ${ossl[-1]} s, sha256sum ${sum[-1]} s"
+    done
+    stop "$TNAME"
+    a=$(mib_s "$SIZE" "$(median "${p2p[@]}")")
+    b=$(mib_s "$SIZE" "$(median "${ossl[@]}")")
+    c=$(mib_s "$SIZE" "$(median "${sum[@]}")")
+    row "2. share hashing, MiB/s" "$a" "$b (openssl)" "$(calc "$a / $b")" ">= 1.0" "$(ge "$a / $b" 1)"
+    row "2. share hashing, MiB/s" "$a" "$c (sha256sum)" "$(calc "$a / $c")" "-" -
+}
+
+bench_capped() {
+    say "4. multi-source: seeders each --max-upload $RATE ($RATE_MIB MiB/s) -> 1 downloader"
+    local k four=() one=() a
+    for ((k = 1; k <= RUNS; k++)); do
+        p2p_run 4 1 "$CAPPED_SECS" --max-upload "$RATE"
+        four+=("$RUN_SECS")
+        p2p_run 1 1 "$((2 * CAPPED_SECS))" --max-upload "$RATE"
+        one+=("$RUN_SECS")
+        log "   run $k: 4 seeders $(mib_s "$SIZE" "${four[-1]}") MiB/s, 1 seeder $(mib_s "$SIZE" "${one[-1]}") MiB/s"
+    done
+    a=$(mib_s "$SIZE" "$(median "${four[@]}")")
+    row "4. 4 seeders capped at R -> 1, MiB/s" "$a" "$RATE_MIB (R)" "$(calc "$a / $RATE_MIB")" ">= 3.5" \
+        "$(ge "$a / $RATE_MIB" 3.5)"
+    a=$(mib_s "$SIZE" "$(median "${one[@]}")")
+    row "4. 1 seeder capped at R -> 1, MiB/s" "$a" "$RATE_MIB (R)" "$(calc "$a / $RATE_MIB")" "0.9 to 1.1" \
+        "$(awk "BEGIN { r = $a / $RATE_MIB; print (r >= 0.9 && r <= 1.1) ? 1 : 0 }")"
+}
+
+# redis_rate CLIENTS: redis-benchmark GET requests/s at CLIENTS, for about
+# $LOAD_SECS (the request count is calibrated by a short first run).
+redis_rate() {
+    local n=20000 rate
+    rate=$(redis-benchmark -h 127.0.0.1 -p "$RPORT" -t get -c "$1" -n "$n" -q | tr '\r' '\n' |
+        sed -nE 's/^GET: ([0-9.]+) requests per second.*/\1/p' | tail -n1)
+    [[ -n $rate ]] || fail "redis-benchmark printed no rate"
+    n=$(calc "$rate * $LOAD_SECS" 0)
+    redis-benchmark -h 127.0.0.1 -p "$RPORT" -t get -c "$1" -n "$n" -q | tr '\r' '\n' |
+        sed -nE 's/^GET: ([0-9.]+) requests per second.*/\1/p' | tail -n1
+}
+
+bench_tracker() {
+    say "5. tracker PEERS lookups/s (tracker_load) vs redis-benchmark -t get, $LOAD_SECS s each"
+    local c k p2p r redis a b target ok
+    mkdir "$WORK/redis"
+    RPORT=$(free_port)
+    start redis "$WORK/redis" "" redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no \
+        --daemonize no --dir "$WORK/redis"
+    wait_listen "$RPORT" 10 || fail "redis-server does not listen on $RPORT"
+    redis-cli -h 127.0.0.1 -p "$RPORT" set key:__rand_int__ xxx >/dev/null # GET finds a value
+    start_tracker
+    for c in 1 50; do
+        p2p=() redis=()
+        for ((k = 1; k <= RUNS; k++)); do
+            "$LOAD" --addr "127.0.0.1:$TPORT" --clients "$c" --seconds "$LOAD_SECS" >"$WORK/load.out" ||
+                fail "tracker_load failed: $(cat "$WORK/load.out")"
+            r=$(sed -nE 's/.*: ([0-9]+) requests\/s$/\1/p' "$WORK/load.out")
+            [[ -n $r ]] || fail "tracker_load printed no rate: $(cat "$WORK/load.out")"
+            p2p+=("$r")
+            redis+=("$(redis_rate "$c")")
+            log "   $c client(s), run $k: tracker $r/s, redis ${redis[-1]}/s"
+        done
+        a=$(calc "$(median "${p2p[@]}")" 0) b=$(calc "$(median "${redis[@]}")" 0)
+        target=- ok=-
+        ((c == 50)) && target=">= 0.5" ok=$(ge "$a / $b" 0.5)
+        row "5. tracker lookups, $c client(s), req/s" "$a" "$b (redis GET)" "$(calc "$a / $b")" "$target" "$ok"
+    done
+    stop "$TNAME"
+    stop redis
+}
+
+bench_swarm() {
+    say "6. swarm: 8 seeders, 4 downloaders at once vs 4 concurrent socat copies"
+    local k p2p=() raw=() rawsync=() a b
+    for ((k = 1; k <= RUNS; k++)); do
+        socat_run 4
+        raw+=("$RUN_SECS") rawsync+=("$RUN_FSYNC_SECS")
+        p2p_run 8 4 "$((4 * XFER_SECS))"
+        p2p+=("$RUN_SECS")
+        log "   run $k: socat x4 $(mib_s $((4 * SIZE)) "${raw[-1]}") MiB/s" \
+            "(with fsync $(mib_s $((4 * SIZE)) "${rawsync[-1]}")), p2pshare $(mib_s $((4 * SIZE)) "${p2p[-1]}") MiB/s (total)"
+    done
+    a=$(mib_s $((4 * SIZE)) "$(median "${p2p[@]}")")
+    b=$(mib_s $((4 * SIZE)) "$(median "${raw[@]}")")
+    row "6. swarm 8 seeders -> 4 downloaders, total MiB/s" "$a" "$b (4 socat)" "$(calc "$a / $b")" "all intact" 1
+    b=$(mib_s $((4 * SIZE)) "$(median "${rawsync[@]}")")
+    row "6. swarm 8 seeders -> 4 downloaders, total MiB/s" "$a" "$b (4 socat + fsync)" "$(calc "$a / $b")" "-" -
+}
+
+# ------------------------------------------------------- BitTorrent peers ----
+# A BitTorrent client that cannot be set up or does not finish in time gets
+# "skipped: REASON" rows; a file that arrives different still fails the run.
+
+ARIA_COMMON=(--enable-dht=false --enable-dht6=false --bt-enable-lpd=false --enable-peer-exchange=false
+    --disable-ipv6=true --interface=127.0.0.1 --file-allocation=none --summary-interval=0
+    --console-log-level=warn)
+# rqbit has no switch for PEX; with loopback-only peers and one tracker it
+# can only learn the peers the tracker gave out anyway.
+RQBIT_COMMON=(--disable-dht --disable-dht-persistence --disable-upnp-port-forward --disable-lsd
+    --listen-ip 127.0.0.1)
+BT_SEEDERS=3
+
+# bt_setup: a torrent of $SRC (mktorrent, 512 KiB pieces), a copy of $SRC per
+# seeder (so no two clients ever open one file for writing), and opentracker
+# on a free port tracking the torrent. Returns 1 with BT_WHY set on failure.
+bt_setup() {
+    local hash i
+    mkdir -p "$WORK/bt/root"
+    OTPORT=$(free_port)
+    mktorrent -l 19 -a "http://127.0.0.1:$OTPORT/announce" -o "$WORK/bt/data.torrent" "$SRC" >/dev/null ||
+        { BT_WHY="mktorrent failed"; return 1; }
+    hash=$(aria2c -S "$WORK/bt/data.torrent" | sed -nE 's/^Info Hash: ([0-9a-f]{40}).*/\1/p')
+    [[ -n $hash ]] || { BT_WHY="cannot read the torrent's info hash"; return 1; }
+    for ((i = 0; i < BT_SEEDERS; i++)); do
+        mkdir "$WORK/bt/seed$i"
+        cp -- "$SRC" "$WORK/bt/seed$i/data.bin"
+    done
+    # Debian's opentracker tracks only whitelisted info hashes. Run as root,
+    # it chroots to -d and becomes -u, so the whitelist path is relative to
+    # that directory, which the user must be able to read.
+    printf '%s\n' "$hash" >"$WORK/bt/root/whitelist.txt"
+    chmod 755 "$WORK/bt/root"
+    chmod 644 "$WORK/bt/root/whitelist.txt"
+    start opentracker "$WORK/bt" "" opentracker -i 127.0.0.1 -p "$OTPORT" -P "$OTPORT" \
+        -w /whitelist.txt -d "$WORK/bt/root" -u nobody
+    wait_listen "$OTPORT" 10 || { BT_WHY="opentracker did not start"; return 1; }
+}
+
+# bt_start CLIENT seed|get NAME PORT DIR: a seeder of DIR/data.bin, or a
+# downloader into DIR that exits when done, listening on PORT.
+bt_start() {
+    local client=$1 role=$2 name=$3 port=$4 dir=$5 extra=()
+    case $client/$role in
+    aria2c/seed) extra=(--seed-ratio=0.0 --bt-seed-unverified=true) ;;
+    aria2c/get) extra=(--seed-time=0) ;;
+    rqbit/seed) extra=(--overwrite) ;;
+    rqbit/get) extra=(--exit-on-finish) ;;
+    esac
+    case $client in
+    aria2c)
+        start "$name" "$dir" "" aria2c "${ARIA_COMMON[@]}" --listen-port="$port" "${extra[@]}" \
+            -d "$dir" "$WORK/bt/data.torrent"
+        ;;
+    rqbit)
+        start "$name" "$dir" "" rqbit "${RQBIT_COMMON[@]}" --listen-port "$port" --announce-port "$port" \
+            download --disable-http-api "${extra[@]}" -o "$dir" "$WORK/bt/data.torrent"
+        ;;
+    esac
+}
+
+# bt_wait_ready CLIENT NAME PORT: until the seeder listens and, for rqbit,
+# has checked its copy. Returns 1 after a deadline.
+bt_wait_ready() {
+    wait_listen "$3" 60 || return 1
+    [[ $1 == rqbit ]] || return 0
+    local deadline=$((SECONDS + 120))
+    until grep -qiE "$RQBIT_READY" "$WORK/$2.out" "$WORK/$2.err"; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.05
+    done
+}
+RQBIT_READY='Initial check results'
+
+# bt_run CLIENT SEEDERS: SEEDERS seeders and one downloader (started once
+# the seeders are ready and have had a second to announce). Sets RUN_SECS
+# (downloader start to exit). Returns 1 with BT_WHY set on a timeout.
+bt_run() {
+    local client=$1 seeders=$2 i port ports=() t0 dir pid rc=0 ok=1 deadline
+    SEQ=$((SEQ + 1))
+    local run=b$SEQ
+    local names=()
+    for ((i = 0; i < seeders; i++)); do
+        port=$(free_port)
+        bt_start "$client" seed "$run-seed$i" "$port" "$WORK/bt/seed$i"
+        names+=("$run-seed$i") ports+=("$port")
+    done
+    for ((i = 0; i < seeders; i++)); do
+        bt_wait_ready "$client" "${names[i]}" "${ports[i]}" ||
+            { BT_WHY="$client seeder not ready in time"; ok=0; break; }
+    done
+    if ((ok)); then
+        sleep 1
+        dir=$WORK/$run-dl
+        mkdir "$dir"
+        port=$(free_port)
+        t0=$(now)
+        bt_start "$client" get "$run-dl" "$port" "$dir"
+        names+=("$run-dl")
+        pid=$(pid_of "$run-dl")
+        deadline=$((SECONDS + XFER_SECS))
+        while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.02; done
+        RUN_SECS=$(calc "$(now) - $t0" 4)
+        if kill -0 "$pid" 2>/dev/null; then
+            BT_WHY="$client did not finish within $XFER_SECS s" ok=0
+        else
+            wait "$pid" || rc=$?
+            if ((rc != 0)); then
+                BT_WHY="$client exited with status $rc" ok=0
+            else
+                cmp "$SRC" "$dir/data.bin" || fail "$client: downloaded file differs from the original"
+            fi
+        fi
+        rm -rf -- "$dir"
+    fi
+    for name in "${names[@]}"; do stop "$name"; done
+    ((ok))
+}
+
+bench_peers() {
+    say "7. 1 -> 1 and $BT_SEEDERS -> 1 with aria2c and rqbit through a local opentracker (512 KiB pieces)"
+    local client n k a b why times p2p3=()
+    BT_WHY=""
+    for ((k = 1; k <= RUNS; k++)); do
+        p2p_run "$BT_SEEDERS" 1 "$XFER_SECS"
+        p2p3+=("$RUN_SECS")
+        log "   p2pshare $BT_SEEDERS -> 1, run $k: $(mib_s "$SIZE" "$RUN_SECS") MiB/s"
+    done
+    bt_setup || true
+    for client in aria2c rqbit; do
+        why=$BT_WHY
+        [[ -z $why ]] && ! command -v "$client" >/dev/null && why="$client is not installed"
+        for n in 1 "$BT_SEEDERS"; do
+            if ((n == 1)); then a=$(mib_s "$SIZE" "$P2P_1TO1"); else a=$(mib_s "$SIZE" "$(median "${p2p3[@]}")"); fi
+            times=()
+            for ((k = 1; k <= RUNS && ${#why} == 0; k++)); do
+                if bt_run "$client" "$n"; then
+                    times+=("$RUN_SECS")
+                    log "   $client $n -> 1, run $k: $(mib_s "$SIZE" "$RUN_SECS") MiB/s"
+                else
+                    why=$BT_WHY
+                fi
+            done
+            if [[ -n $why ]]; then
+                skip_row "7. $n -> 1 vs $client, MiB/s" "$why" "$([[ $client/$n == rqbit/1 ]] && echo '>= 4' || echo -)"
+                continue
+            fi
+            b=$(mib_s "$SIZE" "$(median "${times[@]}")")
+            if [[ $client/$n == rqbit/1 ]]; then
+                row "7. $n -> 1 vs $client, MiB/s" "$a" "$b ($client)" "$(calc "$a / $b")" ">= 4" "$(ge "$a / $b" 4)"
+            else
+                row "7. $n -> 1 vs $client, MiB/s" "$a" "$b ($client)" "$(calc "$a / $b")" "-" -
+            fi
+        done
+    done
+    for ((k = 0; k < BT_SEEDERS; k++)); do
+        [[ -f $WORK/bt/seed$k/data.bin ]] || continue
+        cmp "$SRC" "$WORK/bt/seed$k/data.bin" || fail "a BitTorrent seeder changed its copy of the file"
+    done
+    [[ -n $(pid_of_maybe opentracker) ]] && stop opentracker
+    return 0
+}
+
+# selected N: whether benchmark N is in BENCH_ONLY (default: all).
+selected() { [[ -z ${BENCH_ONLY:-} || " $BENCH_ONLY " == *" $1 "* ]]; }
+
+if selected 1 || selected 3 || selected 7; then bench_transfer; fi
+if selected 2; then bench_hashing; fi
+if selected 4; then bench_capped; fi
+if selected 5; then bench_tracker; fi
+if selected 6; then bench_swarm; fi
+if ((WITH_PEERS)) && selected 7; then bench_peers; fi
+
+# ------------------------------------------------------------------ table ----
+
+print_table() {
+    local r
+    printf '| benchmark | p2pshare | baseline | ratio | target | result |\n'
+    printf '| --- | ---: | ---: | ---: | --- | --- |\n'
+    for r in "${ROWS[@]}"; do
+        printf '| %s |\n' "${r//|/ | }"
+    done
+}
+
+say "results: $MODE mode ($SIZE_MIB MiB file, median of $RUNS runs, R = $RATE), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+print_table
+if ((MISSED > 0)); then
+    log "$MISSED target(s) missed (the table is still complete; every transfer was checked with cmp)"
+fi
