@@ -205,6 +205,7 @@ fn serve_from_peer(
             return Ok(());
         }
     };
+    let _attached = job.scheduler.attach(conn.stream());
     loop {
         let index = match job.scheduler.next_chunk(peer) {
             Next::Chunk(index) => index,
@@ -220,7 +221,9 @@ fn serve_from_peer(
                     job.scheduler.abort();
                     return Err(e);
                 }
-                let (done, total) = job.scheduler.complete(peer, index);
+                let Some((done, total)) = job.scheduler.complete(peer, index) else {
+                    continue; // an endgame duplicate: another worker was first
+                };
                 let bytes = u64::from(chunk.len);
                 let done_bytes = job.done_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
                 (job.on_chunk)(ChunkEvent {

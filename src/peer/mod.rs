@@ -205,10 +205,7 @@ impl Peer {
                 path: path.to_path_buf(),
                 source,
             })?;
-        let warning = announcer::to_tracker(&self.tracker, &[Arc::clone(&shared)])
-            .err()
-            .map(|e| self.tracker_error(e));
-        self.announcer.kick();
+        let warning = self.announce_now(&shared);
         Ok((shared, warning))
     }
 
@@ -311,10 +308,7 @@ impl Peer {
                 path: report.path.clone(),
                 source,
             })?;
-        let warning = announcer::to_tracker(&self.tracker, &[shared])
-            .err()
-            .map(|e| self.tracker_error(e));
-        self.announcer.kick();
+        let warning = self.announce_now(&shared);
         Ok((report, warning))
     }
 
@@ -326,6 +320,17 @@ impl Peer {
                 self.tracker.addr()
             );
         }
+    }
+
+    /// Registers a newly shared file with the tracker at once (so the user
+    /// hears if that failed) and wakes the announcer if there is more to do:
+    /// the slower DHT announce, or retrying a tracker that did not answer.
+    fn announce_now(&self, file: &Arc<SharedFile>) -> Option<PeerError> {
+        let result = announcer::to_tracker(&self.tracker, std::slice::from_ref(file));
+        if result.is_err() || self.dht.is_some() {
+            self.announcer.kick();
+        }
+        result.err().map(|e| self.tracker_error(e))
     }
 
     fn tracker_error(&self, source: Error) -> PeerError {

@@ -1,18 +1,25 @@
 //! Chunk and peer bookkeeping for one download, shared by its workers.
 //!
-//! Invariant: every missing chunk is in exactly one place: the queue, or held
-//! by exactly one worker (in flight). A worker returns a chunk it could not
-//! fetch to the queue, so another worker (on another peer) picks it up.
-//! Peers that send bad data are banned at once; peers that fail to connect or
-//! answer are banned after `MAX_STRIKES` failures in a row. When every peer is
-//! banned the download stops: nobody is left to supply what is missing.
+//! Invariant: every chunk not yet done is in the queue or held by at least
+//! one worker (in flight). A worker returns a chunk it could not fetch to the
+//! queue unless another worker still holds it. When the queue runs dry, idle
+//! workers also fetch chunks that are in flight on *other* peers (endgame, as
+//! BitTorrent clients do), so one slow or stalling peer cannot hold the last
+//! chunks hostage; the first verified copy wins. Peers that send bad data are
+//! banned at once; peers that fail to connect or answer are banned after
+//! `MAX_STRIKES` failures in a row. When every peer is banned, or all is
+//! done, the download stops and every worker's connection is shut down, so
+//! no worker stays blocked on a peer that trickles.
 
-use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::collections::{HashMap, VecDeque};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 /// Consecutive failures after which a peer is no longer used.
 pub const MAX_STRIKES: u32 = 3;
+
+/// Most workers fetching the same chunk at once (endgame duplicates).
+const MAX_HOLDERS: usize = 2;
 
 /// Why a fetch from a peer failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,11 +57,14 @@ struct PeerSlot {
 
 struct State {
     queue: VecDeque<u32>,
-    in_flight: usize,
-    done: u32,
-    total: u32,
+    /// Chunk -> the peers it is being fetched from.
+    holders: HashMap<u32, Vec<usize>>,
+    done: Vec<bool>,
+    done_count: u32,
     peers: Vec<PeerSlot>,
     stopped: bool,
+    /// Connections of the workers, shut down when the download stops.
+    streams: Vec<Option<TcpStream>>,
 }
 
 pub struct Scheduler {
@@ -62,10 +72,25 @@ pub struct Scheduler {
     changed: Condvar,
 }
 
+/// A worker's connection, registered so that stopping can interrupt it.
+pub struct Attached<'a> {
+    scheduler: &'a Scheduler,
+    slot: usize,
+}
+
+impl Drop for Attached<'_> {
+    fn drop(&mut self) {
+        self.scheduler.lock().streams[self.slot] = None;
+    }
+}
+
 impl Scheduler {
     /// `missing` chunks of `total` still to fetch, from `peers`.
     pub fn new(missing: Vec<u32>, total: u32, peers: &[SocketAddr]) -> Self {
-        let done = total - missing.len() as u32;
+        let mut done = vec![true; total as usize];
+        for &i in &missing {
+            done[i as usize] = false;
+        }
         let peers = peers
             .iter()
             .map(|&addr| PeerSlot {
@@ -79,11 +104,12 @@ impl Scheduler {
         Scheduler {
             state: Mutex::new(State {
                 stopped: missing.is_empty(),
+                done_count: total - missing.len() as u32,
                 queue: missing.into(),
-                in_flight: 0,
+                holders: HashMap::new(),
                 done,
-                total,
                 peers,
+                streams: Vec::new(),
             }),
             changed: Condvar::new(),
         }
@@ -115,8 +141,32 @@ impl Scheduler {
         s.peers[peer].workers -= 1;
     }
 
-    /// The next chunk to fetch from `peer`, waiting while others are in
-    /// flight (one of them may come back to the queue).
+    /// Registers a worker's connection so that stopping shuts it down.
+    pub fn attach(&self, stream: &TcpStream) -> Attached<'_> {
+        let mut s = self.lock();
+        let clone = stream.try_clone().ok();
+        if s.stopped {
+            if let Some(c) = &clone {
+                let _ = c.shutdown(Shutdown::Both);
+            }
+        }
+        let slot = match s.streams.iter().position(Option::is_none) {
+            Some(free) => free,
+            None => {
+                s.streams.push(None);
+                s.streams.len() - 1
+            }
+        };
+        s.streams[slot] = clone;
+        Attached {
+            scheduler: self,
+            slot,
+        }
+    }
+
+    /// The next chunk to fetch from `peer`: a queued one, else (endgame) one
+    /// in flight on another peer; waits while neither exists but chunks are
+    /// in flight (one of them may come back to the queue).
     pub fn next_chunk(&self, peer: usize) -> Next {
         let mut s = self.lock();
         loop {
@@ -126,8 +176,15 @@ impl Scheduler {
             if s.peers[peer].banned {
                 return Next::SwitchPeer;
             }
-            if let Some(chunk) = s.queue.pop_front() {
-                s.in_flight += 1;
+            let chunk = s.queue.pop_front().or_else(|| {
+                s.holders
+                    .iter()
+                    .filter(|(_, h)| h.len() < MAX_HOLDERS && !h.contains(&peer))
+                    .min_by_key(|(c, h)| (h.len(), **c))
+                    .map(|(c, _)| *c)
+            });
+            if let Some(chunk) = chunk {
+                s.holders.entry(chunk).or_default().push(peer);
                 return Next::Chunk(chunk);
             }
             s = self.changed.wait(s).unwrap_or_else(|e| e.into_inner());
@@ -135,26 +192,32 @@ impl Scheduler {
     }
 
     /// Chunk `chunk` arrived from `peer`, verified and written. Returns
-    /// (chunks done, total).
-    pub fn complete(&self, peer: usize, _chunk: u32) -> (u32, u32) {
+    /// (chunks done, total), or `None` if another worker got it first.
+    pub fn complete(&self, peer: usize, chunk: u32) -> Option<(u32, u32)> {
         let mut s = self.lock();
-        s.in_flight -= 1;
-        s.done += 1;
-        let slot = &mut s.peers[peer];
-        slot.chunks += 1;
-        slot.strikes = 0;
-        if s.done == s.total {
-            s.stopped = true;
-            self.changed.notify_all();
+        release_hold(&mut s, chunk, peer);
+        s.peers[peer].strikes = 0;
+        if s.done[chunk as usize] {
+            return None;
         }
-        (s.done, s.total)
+        s.done[chunk as usize] = true;
+        s.done_count += 1;
+        s.holders.remove(&chunk);
+        s.peers[peer].chunks += 1;
+        if s.done_count as usize == s.done.len() {
+            self.stop_locked(&mut s);
+        }
+        Some((s.done_count, s.done.len() as u32))
     }
 
-    /// `peer` failed to deliver `chunk`; the chunk goes back to the queue.
+    /// `peer` failed to deliver `chunk`; the chunk goes back to the queue
+    /// unless another worker is still fetching it.
     pub fn fail(&self, peer: usize, chunk: u32, fault: Fault) {
         let mut s = self.lock();
-        s.in_flight -= 1;
-        s.queue.push_front(chunk);
+        release_hold(&mut s, chunk, peer);
+        if !s.done[chunk as usize] && !s.holders.contains_key(&chunk) {
+            s.queue.push_front(chunk);
+        }
         self.strike_locked(&mut s, peer, fault);
         self.changed.notify_all();
     }
@@ -173,13 +236,21 @@ impl Scheduler {
             slot.banned = true;
         }
         if s.peers.iter().all(|p| p.banned) {
-            s.stopped = true;
+            self.stop_locked(s);
         }
     }
 
     /// Stops the download (e.g. the disk failed); workers finish.
     pub fn abort(&self) {
-        self.lock().stopped = true;
+        let mut s = self.lock();
+        self.stop_locked(&mut s);
+    }
+
+    fn stop_locked(&self, s: &mut State) {
+        s.stopped = true;
+        for stream in s.streams.iter().flatten() {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
         self.changed.notify_all();
     }
 
@@ -195,24 +266,35 @@ impl Scheduler {
                 banned: p.banned,
             })
             .collect();
-        (s.done, s.total, stats)
+        (s.done_count, s.done.len() as u32, stats)
+    }
+}
+
+/// Removes `peer` from the holders of `chunk`.
+fn release_hold(s: &mut State, chunk: u32, peer: usize) {
+    if let Some(h) = s.holders.get_mut(&chunk) {
+        if let Some(pos) = h.iter().position(|&p| p == peer) {
+            h.swap_remove(pos);
+        }
+        if h.is_empty() {
+            s.holders.remove(&chunk);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::TcpListener;
 
     fn peers(n: u16) -> Vec<SocketAddr> {
-        (0..n)
-            .map(|i| SocketAddr::from(([127, 0, 0, 1], 1000 + i)))
-            .collect()
+        (0..n).map(|i| SocketAddr::from(([127, 0, 0, 1], 1000 + i))).collect()
     }
 
     #[test]
     fn workers_spread_evenly_over_peers() {
         let s = Scheduler::new(vec![0, 1, 2], 3, &peers(3));
-        let picked: Vec<usize> = (0..6).map(|_| s.pick_peer().unwrap().0).collect();
+        let picked: Vec<usize> = (0..6).filter_map(|_| s.pick_peer()).map(|p| p.0).collect();
         assert_eq!(picked, vec![0, 1, 2, 0, 1, 2]);
     }
 
@@ -223,14 +305,40 @@ mod tests {
         s.fail(0, 0, Fault::BadData);
         assert_eq!(s.next_chunk(0), Next::SwitchPeer);
         assert_eq!(s.next_chunk(1), Next::Chunk(0));
-        assert_eq!(s.complete(1, 0), (1, 2));
+        assert_eq!(s.complete(1, 0), Some((1, 2)));
         assert_eq!(s.next_chunk(1), Next::Chunk(1));
-        assert_eq!(s.complete(1, 1), (2, 2));
+        assert_eq!(s.complete(1, 1), Some((2, 2)));
         assert_eq!(s.next_chunk(1), Next::Finished);
         let (done, total, stats) = s.outcome();
         assert_eq!((done, total), (2, 2));
         assert!(stats[0].banned && !stats[1].banned);
         assert_eq!(stats[1].chunks, 2);
+    }
+
+    #[test]
+    fn endgame_duplicates_a_stalled_chunk_on_another_peer_once() {
+        let s = Scheduler::new(vec![0], 1, &peers(3));
+        assert_eq!(s.next_chunk(0), Next::Chunk(0)); // peer 0 stalls on it
+        assert_eq!(s.next_chunk(1), Next::Chunk(0)); // peer 1 duplicates it
+        // A failure of one holder does not requeue: the other still holds it.
+        s.fail(0, 0, Fault::Unreliable);
+        assert_eq!(s.next_chunk(2), Next::Chunk(0));
+        assert_eq!(s.complete(2, 0), Some((1, 1)));
+        assert_eq!(s.complete(1, 0), None); // the slower copy is discarded
+        assert_eq!(s.outcome().2.iter().map(|p| p.chunks).sum::<u32>(), 1);
+    }
+
+    #[test]
+    fn stopping_shuts_down_attached_connections() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let mut client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (_server_side, _) = listener.accept().expect("accept");
+        let s = Scheduler::new(vec![0], 1, &peers(1));
+        let _attached = s.attach(&client);
+        s.abort();
+        let mut buf = [0u8; 1];
+        // Shut down by the scheduler: the blocked read returns at once.
+        assert_eq!(std::io::Read::read(&mut client, &mut buf).expect("read"), 0);
     }
 
     #[test]

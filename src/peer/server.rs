@@ -10,9 +10,10 @@ use super::library::Library;
 use crate::error::Result;
 use crate::limit::RateLimit;
 use crate::manifest::FileId;
+use crate::protocol::message::hello_reply;
 use crate::protocol::{Connection, PeerRequest, Reply};
 use crate::server::{self, Flow};
-use crate::{PEER_LIMITS, PROTOCOL_VERSION};
+use crate::PEER_LIMITS;
 
 /// Serves `listener` forever, sending chunk payloads through `upload`.
 pub fn serve(listener: TcpListener, library: Arc<Library>, upload: Arc<RateLimit>) {
@@ -41,15 +42,8 @@ fn handle_request(
         }
     };
     match req {
-        PeerRequest::Hello { version } if version == PROTOCOL_VERSION => conn.write_all(
-            Reply::ok(format!("p2pshare {PROTOCOL_VERSION}"))
-                .encode()
-                .as_bytes(),
-        )?,
         PeerRequest::Hello { version } => {
-            let reply = Reply::err(format!("unsupported protocol version {version}"));
-            conn.write_all(reply.encode().as_bytes())?;
-            return Ok(Flow::Close);
+            conn.write_all(hello_reply(version, "peer").encode().as_bytes())?
         }
         PeerRequest::Manifest { id } => match library.get(&id) {
             Some(file) => {

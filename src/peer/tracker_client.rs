@@ -73,13 +73,19 @@ impl TrackerClient {
             batch.push_str(&req.encode());
         }
         conn.write_all(batch.as_bytes())?;
-        let mut first_error = None;
+        // Read every reply, so one refused file does not hide the others;
+        // a broken connection ends it at once.
+        let mut first_refusal = None;
         for _ in files {
-            if let Err(e @ Error::Remote(_)) = conn.read_reply() {
-                first_error.get_or_insert(e);
+            match conn.read_reply() {
+                Ok(_) => {}
+                Err(e @ Error::Remote(_)) => {
+                    first_refusal.get_or_insert(e);
+                }
+                Err(e) => return Err(e),
             }
         }
-        first_error.map_or(Ok(()), Err)
+        first_refusal.map_or(Ok(()), Err)
     }
 
     /// Files whose names contain `text` (all files when empty).

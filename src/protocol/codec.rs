@@ -83,7 +83,7 @@ pub fn split_line(buf: &[u8], max: usize) -> Frame {
 /// Checks a framed line's bytes and returns it as text.
 pub fn line_text(line: &[u8]) -> Result<&str, ParseError> {
     let text = std::str::from_utf8(line).map_err(|_| ParseError::NotUtf8)?;
-    if text.chars().any(|c| c.is_control() && c != '\t') {
+    if text.chars().any(char::is_control) {
         return Err(ParseError::ControlChar);
     }
     Ok(text)
@@ -124,6 +124,25 @@ impl<'a> Args<'a> {
     pub fn parse<T: std::str::FromStr>(&mut self, what: &'static str) -> Result<T, ParseError> {
         let w = self.word(what)?;
         w.parse().map_err(|_| ParseError::invalid(what, w))
+    }
+
+    /// The next word as a canonical decimal number: digits only, no sign,
+    /// no leading zeros, so every number has exactly one spelling.
+    pub fn number<T: std::str::FromStr>(&mut self, what: &'static str) -> Result<T, ParseError> {
+        let w = self.word(what)?;
+        let canonical = w.bytes().all(|b| b.is_ascii_digit()) && (w == "0" || !w.starts_with('0'));
+        canonical
+            .then(|| w.parse().ok())
+            .flatten()
+            .ok_or_else(|| ParseError::invalid(what, w))
+    }
+
+    /// The next word as a TCP port, 1..=65535.
+    pub fn port(&mut self) -> Result<u16, ParseError> {
+        match self.number("port")? {
+            0 => Err(ParseError::invalid("port", "0")),
+            port => Ok(port),
+        }
     }
 
     /// Everything left, as is (may be empty or contain spaces).
@@ -187,7 +206,8 @@ mod tests {
 
     #[test]
     fn line_text_rejects_bad_bytes() {
-        assert_eq!(line_text(b"ok\tfine"), Ok("ok\tfine"));
+        assert_eq!(line_text(b"ok fine"), Ok("ok fine"));
+        assert_eq!(line_text(b"tab\tno"), Err(ParseError::ControlChar));
         assert_eq!(line_text(&[0xc3, 0x28]), Err(ParseError::NotUtf8));
         assert_eq!(line_text(b"a\0b"), Err(ParseError::ControlChar));
         assert_eq!(line_text(b"a\rb"), Err(ParseError::ControlChar));
@@ -208,5 +228,11 @@ mod tests {
         ));
         assert_eq!(Args::new(" x ").end(), Err(ParseError::Extra("x".into())));
         assert_eq!(Args::new("  ").end(), Ok(()));
+        for bad in ["+1", "01", "-0", "1.0", "0x1", ""] {
+            assert!(Args::new(bad).number::<u64>("n").is_err(), "{bad:?}");
+        }
+        assert_eq!(Args::new("0 10").number::<u64>("n"), Ok(0));
+        assert!(Args::new("0").port().is_err());
+        assert_eq!(Args::new("65535").port(), Ok(65535));
     }
 }

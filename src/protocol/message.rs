@@ -70,12 +70,12 @@ impl TrackerRequest {
         let req = match verb.to_ascii_uppercase().as_str() {
             "" => return Err(ParseError::Empty),
             "HELLO" => TrackerRequest::Hello {
-                version: args.parse("version")?,
+                version: args.number("version")?,
             },
             "REGISTER" => {
-                let port = args.parse("port")?;
+                let port = args.port()?;
                 let id = args.parse("id")?;
-                let size = args.parse("size")?;
+                let size = args.number("size")?;
                 let name = args.rest();
                 validate_name(name)?;
                 return Ok(TrackerRequest::Register {
@@ -86,11 +86,11 @@ impl TrackerRequest {
                 });
             }
             "UNREGISTER" => TrackerRequest::Unregister {
-                port: args.parse("port")?,
+                port: args.port()?,
                 id: args.parse("id")?,
             },
             "BYE" => TrackerRequest::Bye {
-                port: args.parse("port")?,
+                port: args.port()?,
             },
             "SEARCH" => {
                 return Ok(TrackerRequest::Search {
@@ -133,14 +133,14 @@ impl PeerRequest {
         let req = match verb.to_ascii_uppercase().as_str() {
             "" => return Err(ParseError::Empty),
             "HELLO" => PeerRequest::Hello {
-                version: args.parse("version")?,
+                version: args.number("version")?,
             },
             "MANIFEST" => PeerRequest::Manifest {
                 id: args.parse("id")?,
             },
             "GET" => PeerRequest::Get {
                 id: args.parse("id")?,
-                index: args.parse("chunk index")?,
+                index: args.number("chunk index")?,
             },
             "QUIT" => PeerRequest::Quit,
             _ => return Err(ParseError::UnknownCommand(verb.chars().take(40).collect())),
@@ -194,10 +194,24 @@ impl Reply {
     }
 }
 
+/// The reply to `HELLO <version>` from a tracker or peer (`role`). A wrong
+/// version gets `ERR` and the connection stays open, like any refused
+/// request; the client decides whether to go on.
+pub fn hello_reply(version: u32, role: &str) -> Reply {
+    if version == crate::PROTOCOL_VERSION {
+        Reply::ok(format!("p2pshare {version}"))
+    } else {
+        Reply::err(format!(
+            "unsupported protocol version {version} (this {role} speaks {})",
+            crate::PROTOCOL_VERSION
+        ))
+    }
+}
+
 /// Parses the text of `OK <len>`, the header of a payload, bounded by `max`.
 pub fn parse_payload_len(text: &str, max: usize) -> Result<usize, ParseError> {
     let mut args = Args::new(text);
-    let len: usize = args.parse("payload length")?;
+    let len: usize = args.number("payload length")?;
     args.end()?;
     if len > max {
         return Err(ParseError::invalid("payload length", text));
@@ -214,8 +228,8 @@ impl FileSummary {
     pub fn parse(line: &str) -> Result<Self, ParseError> {
         let mut args = Args::new(line);
         let id = args.parse("id")?;
-        let size = args.parse("size")?;
-        let peers = args.parse("peer count")?;
+        let size = args.number("size")?;
+        let peers = args.number("peer count")?;
         let name = args.rest();
         validate_name(name)?;
         Ok(FileSummary {
@@ -357,6 +371,9 @@ mod tests {
             "REGISTER 70000 x 1 name",
             "REGISTER 1 nothex 1 name",
             &format!("REGISTER 1 {} -1 name", id(1)),
+            &format!("REGISTER 0 {} 1 name", id(1)),
+            &format!("REGISTER +1 {} 1 name", id(1)),
+            &format!("REGISTER 1 {} 01 name", id(1)),
             &format!("REGISTER 1 {} 1", id(1)),
             &format!("REGISTER 1 {} 1 ../etc/passwd", id(1)),
             &format!("REGISTER 1 {} 1 ..", id(1)),

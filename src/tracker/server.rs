@@ -10,10 +10,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::state::Registry;
-use crate::protocol::message::{encode_list, encode_peer};
+use crate::protocol::message::{encode_list, encode_peer, hello_reply};
 use crate::protocol::{Connection, Reply, TrackerRequest};
 use crate::server::{self, Flow};
-use crate::{PROTOCOL_VERSION, TRACKER_LIMITS};
+use crate::TRACKER_LIMITS;
 
 /// A tracker bound to its port.
 pub struct Tracker {
@@ -70,12 +70,7 @@ pub fn handle_connection(conn: Connection, registry: &Registry) {
 pub fn apply(req: &TrackerRequest, ip: IpAddr, registry: &Registry) -> String {
     let now = Instant::now();
     let reply = match req {
-        TrackerRequest::Hello { version } if *version == PROTOCOL_VERSION => {
-            Reply::ok(format!("p2pshare {PROTOCOL_VERSION}"))
-        }
-        TrackerRequest::Hello { version } => Reply::err(format!(
-            "unsupported protocol version {version} (this tracker speaks {PROTOCOL_VERSION})"
-        )),
+        TrackerRequest::Hello { version } => hello_reply(*version, "tracker"),
         TrackerRequest::Register {
             port,
             id,
