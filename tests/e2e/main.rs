@@ -6,4 +6,5 @@
 //! suite links once. `util` is the harness; `core` holds the tests.
 
 mod core;
+mod faults;
 mod util;

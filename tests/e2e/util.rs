@@ -140,6 +140,28 @@ pub fn assert_same_bytes(got: &[u8], want: &[u8], what: &str) {
     );
 }
 
+/// Calls `probe` every 100 ms until it returns `Ok`, for states that have no
+/// line to wait for (what a tracker lists). Panics with the last `Err` if
+/// `timeout` (or the test's budget) runs out first.
+pub fn wait_until<T>(
+    timeout: Duration,
+    what: &str,
+    mut probe: impl FnMut() -> Result<T, String>,
+) -> T {
+    let deadline = deadline(timeout);
+    loop {
+        let last = match probe() {
+            Ok(value) => return value,
+            Err(last) => last,
+        };
+        if Instant::now() >= deadline {
+            panic!("no {what} within {timeout:?} or the test's budget; last: {last}");
+        }
+        // Polling, not synchronisation: the deadline bounds the wait.
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Which output stream of a process.
 #[derive(Clone, Copy, Debug)]
 pub enum Stream {
@@ -283,6 +305,73 @@ impl Proc {
         status
     }
 
+    /// Waits for the process to exit by itself, leaving stdin open, so that
+    /// end of input plays no part (e.g. after a signal).
+    pub fn await_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = deadline(timeout);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.out.recv_timeout(left) {
+                Ok(_) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("{}: did not exit within {timeout:?}", self.name)
+                }
+            }
+        }
+        let status = self.child.wait().expect("cannot wait for a child");
+        self.log(format!("{} exited: {status}", self.name));
+        status
+    }
+
+    /// Closes stdin: the process sees end of input.
+    pub fn close_stdin(&mut self) {
+        self.log(format!("{} in | <end of input>", self.name));
+        drop(self.stdin.take());
+    }
+
+    /// Sends the signal `sig` (a name such as `INT` or `TERM`) with kill(1),
+    /// so the suite needs no libc.
+    pub fn signal(&self, sig: &str) {
+        self.log(format!("{} <- SIG{sig}", self.name));
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-s", sig, &pid])
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run kill: {e}"));
+        assert!(status.success(), "kill -s {sig} {pid}: {status}");
+    }
+
+    /// Kills the process with SIGKILL (no handler runs, nothing is cleaned
+    /// up) and reaps it; its output read so far stays readable.
+    pub fn kill(&mut self) {
+        self.log(format!("{} <- SIGKILL", self.name));
+        self.child.kill().expect("cannot kill a child");
+        let status = self.child.wait().expect("cannot wait for a child");
+        self.log(format!("{} exited: {status}", self.name));
+    }
+
+    /// Every further line of `stream` until it ends, i.e. until the process
+    /// has exited and its output is read. Panics if it does not end in time.
+    pub fn rest(&self, stream: Stream, timeout: Duration) -> Vec<String> {
+        let rx = match stream {
+            Stream::Out => &self.out,
+            Stream::Err => &self.err,
+        };
+        let deadline = deadline(timeout);
+        let mut lines = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => lines.push(line),
+                Err(RecvTimeoutError::Disconnected) => return lines,
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("{}: {stream:?} did not end within {timeout:?}", self.name)
+                }
+            }
+        }
+    }
+
     fn log(&self, line: String) {
         self.transcript
             .lock()
@@ -342,14 +431,22 @@ fn read_lines(
 /// A running tracker.
 pub struct Tracker {
     /// Held so the process lives exactly as long as the test needs it.
-    _proc: Proc,
+    proc: Proc,
     pub port: u16,
 }
 
 impl Tracker {
     pub fn start(dir: &TestDir) -> Tracker {
+        Tracker::start_with(dir, 0, &[])
+    }
+
+    /// Starts a tracker on `port` (0: any free port) with `extra` options,
+    /// e.g. again on the port of one that was killed.
+    pub fn start_with(dir: &TestDir, port: u16, extra: &[&str]) -> Tracker {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tracker"));
-        cmd.args(["--bind", "127.0.0.1", "0"])
+        cmd.args(["--bind", "127.0.0.1"])
+            .args(extra)
+            .arg(port.to_string())
             .current_dir(dir.path());
         let proc = Proc::spawn("tracker", cmd);
         let line = proc.expect_out("Tracker running on port ", STARTUP);
@@ -358,7 +455,12 @@ impl Tracker {
             .and_then(|rest| rest.split('.').next())
             .and_then(|p| p.parse().ok())
             .unwrap_or_else(|| panic!("tracker: unexpected first line {line:?}"));
-        Tracker { _proc: proc, port }
+        Tracker { proc, port }
+    }
+
+    /// Kills the tracker with SIGKILL: everything it knew is lost.
+    pub fn kill(&mut self) {
+        self.proc.kill();
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -385,7 +487,12 @@ impl Peer {
     /// Starts `peer` in `cwd` against `tracker` with `extra` options, and
     /// waits for its listening line.
     pub fn start(name: &str, cwd: &Path, tracker: &Tracker, extra: &[&str]) -> Peer {
-        let port = tracker.port.to_string();
+        Peer::start_port(name, cwd, tracker.port, extra)
+    }
+
+    /// Starts `peer` against a tracker port where nothing need listen yet.
+    pub fn start_port(name: &str, cwd: &Path, tracker_port: u16, extra: &[&str]) -> Peer {
+        let port = tracker_port.to_string();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_peer"));
         cmd.args(["--bind", "127.0.0.1"])
             .args(extra)
@@ -403,7 +510,18 @@ impl Peer {
     /// Starts a `--serve` peer sharing `files`; returns it once every file
     /// is registered, with the file ids in order.
     pub fn seeder(name: &str, tracker: &Tracker, files: &[&Path]) -> (Peer, Vec<String>) {
+        Peer::seeder_with(name, tracker, files, &[])
+    }
+
+    /// [`seeder`](Self::seeder) with `extra` options (`--max-upload 2M`).
+    pub fn seeder_with(
+        name: &str,
+        tracker: &Tracker,
+        files: &[&Path],
+        extra: &[&str],
+    ) -> (Peer, Vec<String>) {
         let mut args = vec!["--serve".to_string()];
+        args.extend(extra.iter().map(|a| a.to_string()));
         for f in files {
             args.push("--share".into());
             args.push(f.to_str().expect("test paths are UTF-8").into());
@@ -458,6 +576,12 @@ impl Peer {
 
     /// `search TEXT`; returns the rows announced by its `N file(s) found`.
     pub fn search(&mut self, text: &str) -> Vec<Row> {
+        self.try_search(text)
+            .unwrap_or_else(|e| panic!("`search {text}` failed: {e:?}"))
+    }
+
+    /// `search TEXT`, or its `error:` line (e.g. the tracker is down).
+    pub fn try_search(&mut self, text: &str) -> Result<Vec<Row>, String> {
         let cmd = format!("search {text}").trim_end().to_string();
         self.proc.send(&cmd);
         let header = self
@@ -465,18 +589,20 @@ impl Peer {
             .expect_line(Stream::Out, COMMAND, "a search header", |l| {
                 l.ends_with(" file(s) found") || l.starts_with("error:")
             });
-        let n: usize = header
+        let Some(n) = header
             .strip_suffix(" file(s) found")
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("`{cmd}` failed: {header:?}"));
-        (0..n)
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
+            return Err(header);
+        };
+        Ok((0..n)
             .map(|_| {
                 let line = self
                     .proc
                     .expect_line(Stream::Out, COMMAND, "a search row", |_| true);
                 parse_row(&line)
             })
-            .collect()
+            .collect())
     }
 }
 
