@@ -126,6 +126,9 @@ impl DownloadBar {
     /// Records one arrived chunk.
     pub fn chunk(&self, ev: &ChunkEvent) {
         if !self.started.swap(true, Ordering::Relaxed) {
+            // The size the tracker or link claimed may be missing; the
+            // manifest's is the real one.
+            self.bar.set_length(ev.size);
             // Chunks resumed from an earlier attempt are not this attempt's
             // speed: count them before the clock starts.
             self.bar

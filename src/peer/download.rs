@@ -41,8 +41,9 @@ pub struct ChunkEvent {
     /// This chunk's length.
     pub bytes: u64,
     /// Bytes present and verified so far, including chunks resumed from an
-    /// earlier attempt.
+    /// earlier attempt, of `size`.
     pub done_bytes: u64,
+    pub size: u64,
 }
 
 #[derive(Debug)]
@@ -233,6 +234,7 @@ fn serve_from_peer(
                     total,
                     bytes,
                     done_bytes,
+                    size: job.manifest.size(),
                 });
             }
             Ok(_) => {

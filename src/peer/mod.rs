@@ -5,6 +5,7 @@
 
 pub mod announcer;
 pub mod download;
+pub mod editor;
 pub mod library;
 pub mod locate;
 pub mod repl;

@@ -4,14 +4,17 @@
 //! `error: ...` line and the REPL goes on.
 
 use std::io::{self, BufRead, IsTerminal, Write};
-use std::path::PathBuf;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::download::ChunkEvent;
+use super::editor::LineEditor;
+use super::library::SharedFile;
+use super::status::size_and_bytes;
 use super::{Peer, PeerError};
 use crate::limit::{format_rate, parse_rate};
 use crate::protocol::FileSummary;
+use crate::ui::{self, format_size, format_speed, DownloadBar};
 
 /// Longest accepted input line; longer lines are reported and skipped.
 const MAX_INPUT_LINE: usize = 64 * 1024;
@@ -27,6 +30,7 @@ commands:
                              (default: its name in the current directory)
   limit up|down RATE|off     cap upload or download bandwidth (e.g. 500K, 10M)
   limit                      show the caps
+  status                     downloads in progress and uploads per file
   help                       this text
   quit                       unregister and exit (end of input does the same)
 Quote arguments that contain spaces: share \"my file.txt\"";
@@ -48,6 +52,7 @@ pub enum Command {
     },
     /// `limit`: show the caps; `limit up|down RATE|off`: change one.
     Limit(Option<(Direction, Option<u64>)>),
+    Status,
     Help,
     Quit,
 }
@@ -84,9 +89,10 @@ impl Command {
                 Command::Limit(Some((dir, rate)))
             }
             ("limit", _) => return Err("usage: limit up|down RATE|off".into()),
+            ("status", []) => Command::Status,
             ("help", []) => Command::Help,
             ("quit" | "exit", []) => Command::Quit,
-            ("list" | "help" | "quit" | "exit", _) => {
+            ("list" | "status" | "help" | "quit" | "exit", _) => {
                 return Err(format!("{verb} takes no arguments"))
             }
             _ => return Err(format!("unknown command {verb:?}; type help")),
@@ -96,16 +102,30 @@ impl Command {
 }
 
 /// Runs the REPL on `input` until `quit` or end of input. Returns whether
-/// every command succeeded.
+/// every command succeeded. On a terminal (stdin and stdout both), lines come
+/// from a line editor with history and completion instead of `input`.
 pub fn run(peer: &Peer, mut input: impl BufRead) -> bool {
     let interactive = io::stdin().is_terminal() && io::stdout().is_terminal();
+    let mut editor = if interactive {
+        LineEditor::new(peer)
+            .map_err(|e| log::warn!("no line editing: {e}"))
+            .ok()
+    } else {
+        None
+    };
     let mut all_ok = true;
     loop {
-        if interactive {
-            print!("p2pshare> ");
-            let _ = io::stdout().flush();
-        }
-        let line = match read_bounded_line(&mut input) {
+        let next = match editor.as_mut() {
+            Some(editor) => editor.read_line(),
+            None => {
+                if interactive {
+                    print!("p2pshare> ");
+                    let _ = io::stdout().flush();
+                }
+                read_bounded_line(&mut input)
+            }
+        };
+        let line = match next {
             Ok(Some(line)) => line,
             Ok(None) => return all_ok,
             Err(e) => {
@@ -164,11 +184,12 @@ fn read_bounded_line<R: BufRead>(input: &mut R) -> io::Result<Option<String>> {
 fn execute(peer: &Peer, cmd: Command) -> Result<(), String> {
     match cmd {
         Command::Share(path) => {
-            let (file, warning) = peer.share(&path).map_err(|e| e.to_string())?;
+            let (file, warning) = share(peer, &path)?;
             println!(
-                "Successfully registered file: {} ({} bytes, id {})",
+                "Successfully registered file: {} ({} bytes, {}, id {})",
                 path.display(),
                 file.manifest.size(),
+                format_size(file.manifest.size()),
                 file.id
             );
             println!("  link: {}", super::link_of(&file));
@@ -181,11 +202,12 @@ fn execute(peer: &Peer, cmd: Command) -> Result<(), String> {
             println!("{} shared file(s)", files.len());
             for f in files {
                 println!(
-                    "  {}  {:>12}  {}  uploaded {}",
+                    "  {}  {:>12} {:>10}  {}  uploaded {}",
                     f.id,
                     f.manifest.size(),
+                    format_size(f.manifest.size()),
                     f.name,
-                    f.uploaded()
+                    size_and_bytes(f.uploaded())
                 );
             }
         }
@@ -208,10 +230,28 @@ fn execute(peer: &Peer, cmd: Command) -> Result<(), String> {
                 format_rate(rates.down.get())
             );
         }
+        Command::Status => println!("{}", peer.status().to_text()),
         Command::Help => println!("{HELP}"),
         Command::Quit => {}
     }
     Ok(())
+}
+
+/// Shares `path`, with a hashing bar on a terminal.
+fn share(peer: &Peer, path: &Path) -> Result<(Arc<SharedFile>, Option<PeerError>), String> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let len = std::fs::metadata(path).map(|m| m.len()).ok();
+    let bar = name
+        .zip(len)
+        .and_then(|(name, len)| ui::hashing_bar(&name, len));
+    let result = match &bar {
+        Some(bar) => peer.share_reporting(path, &|n| bar.inc(n)),
+        None => peer.share(path),
+    };
+    if let Some(bar) = &bar {
+        ui::clear_bar(bar);
+    }
+    result.map_err(|e| e.to_string())
 }
 
 fn print_files(files: &[FileSummary]) {
@@ -251,13 +291,15 @@ fn download(peer: &Peer, target: &str, out: Option<PathBuf>) -> Result<(), Strin
         file.from_tracker,
         file.from_dht
     );
-    let progress = Progress::new(io::stderr().is_terminal());
+    let bar = DownloadBar::new(&file.name, file.size.unwrap_or(0));
     let on_chunk = |ev: ChunkEvent| {
         log::info!("Downloaded chunk {} from {}", ev.index, ev.from);
-        progress.show(ev.done, ev.total);
+        if let Some(bar) = &bar {
+            bar.chunk(&ev);
+        }
     };
     let result = peer.download(&file, &out, &on_chunk);
-    progress.clear();
+    drop(bar);
     let (report, warning) = result.map_err(|e| e.to_string())?;
     println!("Successfully downloaded: {}", file.name);
     let used = report.peers.iter().filter(|p| p.chunks > 0).count();
@@ -267,53 +309,16 @@ fn download(peer: &Peer, target: &str, out: Option<PathBuf>) -> Result<(), Strin
         n => format!(", {n} chunks resumed from an earlier attempt"),
     };
     println!(
-        "  {} bytes in {:.2} s ({:.1} MiB/s) from {used} peer(s){resumed}; saved as {}; now sharing it",
+        "  {} bytes ({}) in {secs:.2} s ({}) from {used} peer(s){resumed}; saved as {}; now sharing it",
         report.bytes,
-        secs,
-        report.bytes as f64 / secs / (1024.0 * 1024.0),
+        format_size(report.bytes),
+        format_speed(report.bytes as f64 / secs),
         report.path.display()
     );
     if let Some(w) = warning {
         println!("warning: {w}");
     }
     Ok(())
-}
-
-/// A one-line progress indicator on stderr, shown only on a terminal.
-struct Progress {
-    enabled: bool,
-    last: Mutex<Duration>,
-    start: std::time::Instant,
-}
-
-impl Progress {
-    fn new(enabled: bool) -> Self {
-        Progress {
-            enabled,
-            last: Mutex::new(Duration::ZERO),
-            start: std::time::Instant::now(),
-        }
-    }
-
-    fn show(&self, done: u32, total: u32) {
-        if !self.enabled {
-            return;
-        }
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        let now = self.start.elapsed();
-        if done < total && now - *last < Duration::from_millis(100) {
-            return;
-        }
-        *last = now;
-        let pct = u64::from(done) * 100 / u64::from(total.max(1));
-        eprint!("\r  {pct:>3}%  {done}/{total} chunks");
-    }
-
-    fn clear(&self) {
-        if self.enabled {
-            eprint!("\r\x1b[2K");
-        }
-    }
 }
 
 #[cfg(test)]
@@ -347,6 +352,7 @@ mod tests {
             }))
         );
         assert_eq!(Command::parse("quit"), Ok(Some(Command::Quit)));
+        assert_eq!(Command::parse("status"), Ok(Some(Command::Status)));
         assert_eq!(Command::parse("limit"), Ok(Some(Command::Limit(None))));
         assert_eq!(
             Command::parse("limit up 10M"),
@@ -362,6 +368,7 @@ mod tests {
             "download",
             "download a b c",
             "list x",
+            "status now",
             "frob",
             "share \"x",
             "limit up",

@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use super::download::ChunkEvent;
 use super::Peer;
+use crate::limit::format_rate;
 use crate::manifest::FileId;
+use crate::ui::{format_duration, format_size, format_speed};
 
 /// The rate is measured over this much recent time.
 pub const RATE_WINDOW: Duration = Duration::from_secs(5);
@@ -236,6 +238,17 @@ pub enum State {
     Failed,
 }
 
+impl State {
+    /// The name JSON uses too.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Running => "running",
+            State::Done => "done",
+            State::Failed => "failed",
+        }
+    }
+}
+
 /// One download, as `status` and `GET /api/status` show it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DownloadView {
@@ -331,6 +344,106 @@ impl PeerStatus {
         // Plain structs of strings and numbers always serialize.
         serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
+
+    /// The snapshot as the `status` command prints it.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let running = self
+            .downloads
+            .iter()
+            .filter(|d| d.state == State::Running)
+            .count();
+        let finished = self.downloads.len() - running;
+        if self.downloads.is_empty() {
+            out.push_str("downloads: none yet\n");
+        } else {
+            out.push_str(&format!(
+                "downloads: {running} running, {finished} finished\n"
+            ));
+        }
+        for d in &self.downloads {
+            out.push_str(&download_text(d));
+        }
+        let uploaded: u64 = self.shared.iter().map(|f| f.uploaded).sum();
+        out.push_str(&format!(
+            "uploads: {} shared file(s), {} uploaded in all\n",
+            self.shared.len(),
+            size_and_bytes(uploaded)
+        ));
+        for f in &self.shared {
+            out.push_str(&format!(
+                "  {}  uploaded {} of a {} file\n",
+                f.name,
+                size_and_bytes(f.uploaded),
+                format_size(f.size)
+            ));
+        }
+        out.push_str(&format!(
+            "limits: upload {}, download {}",
+            format_rate(self.caps.upload),
+            format_rate(self.caps.download)
+        ));
+        out
+    }
+}
+
+/// `1.0 MiB (1048576 bytes)`, or just `745 B` when that is exact.
+pub fn size_and_bytes(bytes: u64) -> String {
+    if bytes < 1024 {
+        format_size(bytes)
+    } else {
+        format!("{} ({bytes} bytes)", format_size(bytes))
+    }
+}
+
+/// Two lines per download: progress, then the peers serving it.
+fn download_text(d: &DownloadView) -> String {
+    let pct = if d.size == 0 {
+        100.0
+    } else {
+        d.done_bytes as f64 * 100.0 / d.size as f64
+    };
+    let mut line = format!(
+        "  {}  {}  {pct:.1}%  {} of {} ({} of {} bytes)",
+        d.name,
+        d.state.as_str(),
+        format_size(d.done_bytes),
+        format_size(d.size),
+        d.done_bytes,
+        d.size
+    );
+    match d.state {
+        State::Running => {
+            line.push_str(&format!("  {}", format_speed(d.rate as f64)));
+            if let Some(eta) = d.eta_secs {
+                line.push_str(&format!(
+                    "  ETA {}",
+                    format_duration(Duration::from_secs(eta))
+                ));
+            }
+        }
+        _ => line.push_str(&format!(
+            "  in {:.1} s, {} average",
+            d.elapsed_secs,
+            format_speed(d.rate as f64)
+        )),
+    }
+    if let Some(e) = &d.error {
+        line.push_str(&format!("  ({e})"));
+    }
+    line.push('\n');
+    if !d.peers.is_empty() {
+        let peers: Vec<String> = d
+            .peers
+            .iter()
+            .map(|p| {
+                let active = if p.active { ", active" } else { "" };
+                format!("{} ({} chunks{active})", p.addr, p.chunks)
+            })
+            .collect();
+        line.push_str(&format!("    peers: {}\n", peers.join(", ")));
+    }
+    line
 }
 
 #[cfg(test)]
@@ -349,6 +462,7 @@ mod tests {
             total: 4,
             bytes: 100,
             done_bytes,
+            size: 350,
         }
     }
 
@@ -384,6 +498,58 @@ mod tests {
             (State::Done, None, None)
         );
         assert!(v.peers.iter().all(|p| !p.active));
+    }
+
+    #[test]
+    fn text_shows_progress_peers_and_uploads() {
+        let t = Transfers::default();
+        let d = t.begin("big file.bin", FileId([9; 32]), 4 << 20, 8);
+        d.chunk(&ChunkEvent {
+            index: 0,
+            from: addr(7),
+            done: 1,
+            total: 8,
+            bytes: 1 << 19,
+            done_bytes: 1 << 19,
+            size: 4 << 20,
+        });
+        let status = PeerStatus {
+            role: "peer".into(),
+            version: "0".into(),
+            listen: "127.0.0.1:1".into(),
+            tracker: "127.0.0.1:2".into(),
+            caps: Caps {
+                upload: None,
+                download: Some(2 << 20),
+            },
+            shared: vec![SharedView {
+                name: "a.txt".into(),
+                id: "00".repeat(32),
+                size: 745,
+                uploaded: 3 << 20,
+            }],
+            downloads: t.snapshot(Instant::now() + Duration::from_secs(1)),
+        };
+        let text = status.to_text();
+        let want = [
+            "downloads: 1 running, 0 finished",
+            "  big file.bin  running  12.5%  512.0 KiB of 4.0 MiB (524288 of 4194304 bytes)  ",
+            "    peers: 127.0.0.1:7 (1 chunks, active)",
+            "uploads: 1 shared file(s), 3.0 MiB (3145728 bytes) uploaded in all",
+            "  a.txt  uploaded 3.0 MiB (3145728 bytes) of a 745 B file",
+            "limits: upload off, download 2M",
+        ];
+        for w in want {
+            assert!(text.contains(w), "{w:?} not in\n{text}");
+        }
+        assert!(text.contains(" ETA "), "{text}");
+        let json: serde_json::Value = serde_json::from_str(&status.to_json()).unwrap();
+        assert_eq!(json["downloads"][0]["name"], "big file.bin");
+        assert_eq!(json["downloads"][0]["done_bytes"], 1 << 19);
+        assert_eq!(json["downloads"][0]["peers"][0]["chunks"], 1);
+        assert_eq!(json["shared"][0]["uploaded"], 3 << 20);
+        assert_eq!(json["caps"]["upload"], serde_json::Value::Null);
+        assert_eq!(size_and_bytes(745), "745 B");
     }
 
     #[test]

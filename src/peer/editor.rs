@@ -1,0 +1,312 @@
+//! Line editing for the REPL on a terminal (rustyline): history kept across
+//! runs, and tab completion of commands, local paths (`share PATH`,
+//! `download NAME OUT`) and the file names the tracker knows (`download
+//! NAME`). Used only when stdin and stdout are both terminals; piped input
+//! goes through the REPL's plain line reader, with no prompt and no escape
+//! codes.
+//!
+//! The tracker is asked for names only when a name is being completed, and
+//! its answer (or its failure) is reused for [`NAMES_TTL`], so holding Tab
+//! does not flood it and a dead tracker costs one timeout, not one per key.
+
+use std::env;
+use std::ffi::OsString;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rustyline::completion::{Completer, FilenameCompleter, Pair};
+use rustyline::error::ReadlineError;
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::history::DefaultHistory;
+use rustyline::validate::Validator;
+use rustyline::{CompletionType, Config, Context, Editor, Helper};
+
+use super::Peer;
+
+/// The REPL's verbs, for completion.
+pub const COMMANDS: &[&str] = &[
+    "share", "list", "search", "download", "limit", "status", "help", "quit", "exit",
+];
+
+/// How long the tracker's file names are reused for completion.
+pub const NAMES_TTL: Duration = Duration::from_secs(5);
+
+/// History entries kept.
+const HISTORY_SIZE: usize = 1000;
+
+const PROMPT: &str = "p2pshare> ";
+
+/// A line editor bound to a peer (for completing tracker file names).
+pub struct LineEditor<'a> {
+    editor: Editor<ReplHelper<'a>, DefaultHistory>,
+    history: Option<PathBuf>,
+}
+
+impl<'a> LineEditor<'a> {
+    /// Sets up the editor and loads the history, if there is one.
+    pub fn new(peer: &'a Peer) -> rustyline::Result<Self> {
+        let config = Config::builder()
+            .max_history_size(HISTORY_SIZE)?
+            .history_ignore_dups(true)?
+            .history_ignore_space(true)
+            .auto_add_history(false)
+            .completion_type(CompletionType::List)
+            .build();
+        let mut editor = Editor::with_config(config)?;
+        editor.set_helper(Some(ReplHelper {
+            peer,
+            files: FilenameCompleter::new(),
+            names: Mutex::new(None),
+        }));
+        let history = history_path(env::var_os("XDG_STATE_HOME"), env::var_os("HOME"));
+        if let Some(path) = &history {
+            if path.exists() {
+                if let Err(e) = editor.load_history(path) {
+                    log::warn!("cannot read the history {}: {e}", path.display());
+                }
+            }
+        }
+        Ok(LineEditor { editor, history })
+    }
+
+    /// Reads one line; `None` at Ctrl-D. Ctrl-C abandons the line being
+    /// typed, as in a shell.
+    pub fn read_line(&mut self) -> io::Result<Option<String>> {
+        match self.editor.readline(PROMPT) {
+            Ok(line) => {
+                self.remember(&line);
+                Ok(Some(line))
+            }
+            Err(ReadlineError::Interrupted) => Ok(Some(String::new())),
+            Err(ReadlineError::Eof) => Ok(None),
+            Err(ReadlineError::Io(e)) => Err(e),
+            Err(e) => Err(io::Error::other(e.to_string())),
+        }
+    }
+
+    /// Adds `line` to the history and appends it to the history file at
+    /// once, so it survives the process being killed. A failure to save is a
+    /// warning, after which the history stays in memory only.
+    fn remember(&mut self, line: &str) {
+        if line.trim().is_empty() || !matches!(self.editor.add_history_entry(line), Ok(true)) {
+            return;
+        }
+        let Some(path) = &self.history else {
+            return;
+        };
+        let saved = match path.parent() {
+            Some(dir) => std::fs::create_dir_all(dir).map_err(ReadlineError::from),
+            None => Ok(()),
+        }
+        .and_then(|()| self.editor.append_history(path));
+        if let Err(e) = saved {
+            log::warn!(
+                "cannot save the history to {}: {e}; keeping it in memory only",
+                path.display()
+            );
+            self.history = None;
+        }
+    }
+}
+
+/// `$XDG_STATE_HOME/p2pshare/history`, or `~/.local/state/p2pshare/history`
+/// (the XDG default). `None` when neither variable gives an absolute path.
+pub fn history_path(xdg_state_home: Option<OsString>, home: Option<OsString>) -> Option<PathBuf> {
+    let absolute = |v: OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
+    let base = xdg_state_home
+        .and_then(absolute)
+        .or_else(|| home.and_then(absolute).map(|h| h.join(".local/state")))?;
+    Some(base.join("p2pshare").join("history"))
+}
+
+/// Splits `before` (the line up to the cursor) the way the REPL will, with
+/// quotes and backslashes: returns the complete words before the cursor and
+/// the byte offset where the word under the cursor starts.
+pub fn split_for_completion(before: &str) -> (Vec<String>, usize) {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut start = None;
+    let mut quote = None;
+    let mut escaped = false;
+    for (i, c) in before.char_indices() {
+        if escaped {
+            word.push(c);
+            escaped = false;
+            continue;
+        }
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some('"'), '\\') | (None, '\\') => {
+                escaped = true;
+                start.get_or_insert(i);
+            }
+            (Some(_), c) => word.push(c),
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                start.get_or_insert(i);
+            }
+            (None, c) if c.is_whitespace() => {
+                if start.take().is_some() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            (None, c) => {
+                word.push(c);
+                start.get_or_insert(i);
+            }
+        }
+    }
+    (words, start.unwrap_or(before.len()))
+}
+
+/// The candidates among `options` for the word `typed` (which may begin
+/// with an opening quote), quoted as the REPL's parser needs.
+pub fn candidates<'o>(typed: &str, options: impl IntoIterator<Item = &'o str>) -> Vec<Pair> {
+    let prefix = typed.trim_start_matches(['"', '\'']);
+    let mut found: Vec<Pair> = options
+        .into_iter()
+        .filter(|o| o.starts_with(prefix))
+        .map(|o| Pair {
+            display: o.to_string(),
+            replacement: shlex::try_quote(o).map_or_else(|_| o.to_string(), |q| q.into_owned()),
+        })
+        .collect();
+    found.sort_by(|a, b| a.display.cmp(&b.display));
+    found.dedup_by(|a, b| a.display == b.display);
+    found
+}
+
+struct ReplHelper<'a> {
+    peer: &'a Peer,
+    files: FilenameCompleter,
+    /// The tracker's file names and when they were fetched.
+    names: Mutex<Option<(Instant, Vec<String>)>>,
+}
+
+impl ReplHelper<'_> {
+    /// The file names the tracker knows, at most [`NAMES_TTL`] old.
+    fn tracker_names(&self) -> Vec<String> {
+        let mut cache = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, names)) = cache.as_ref() {
+            if at.elapsed() < NAMES_TTL {
+                return names.clone();
+            }
+        }
+        let names: Vec<String> = match self.peer.search("") {
+            Ok(files) => files.into_iter().map(|f| f.name).collect(),
+            Err(e) => {
+                log::debug!("no names to complete: {e}");
+                Vec::new()
+            }
+        };
+        *cache = Some((Instant::now(), names.clone()));
+        names
+    }
+}
+
+impl Completer for ReplHelper<'_> {
+    type Candidate = Pair;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        ctx: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let (words, start) = split_for_completion(&line[..pos]);
+        let typed = &line[start..pos];
+        let verb = words.first().map(String::as_str);
+        let found = match (verb, words.len()) {
+            (None, _) => candidates(typed, COMMANDS.iter().copied()),
+            (Some("share"), 1) | (Some("download"), 2) => {
+                return self.files.complete(line, pos, ctx)
+            }
+            (Some("download"), 1) => {
+                let names = self.tracker_names();
+                candidates(typed, names.iter().map(String::as_str))
+            }
+            (Some("limit"), 1) => candidates(typed, ["up", "down"]),
+            (Some("limit"), 2) => candidates(typed, ["off"]),
+            _ => Vec::new(),
+        };
+        Ok((start, found))
+    }
+}
+
+impl Hinter for ReplHelper<'_> {
+    type Hint = String;
+}
+
+impl Highlighter for ReplHelper<'_> {}
+
+impl Validator for ReplHelper<'_> {}
+
+impl Helper for ReplHelper<'_> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_lives_in_the_xdg_state_directory() {
+        let p =
+            |x: Option<&str>, h: Option<&str>| history_path(x.map(Into::into), h.map(Into::into));
+        assert_eq!(
+            p(Some("/state"), Some("/home/u")),
+            Some(PathBuf::from("/state/p2pshare/history"))
+        );
+        assert_eq!(
+            p(None, Some("/home/u")),
+            Some(PathBuf::from("/home/u/.local/state/p2pshare/history"))
+        );
+        // Relative or empty values are ignored, as the XDG spec says.
+        assert_eq!(
+            p(Some("rel"), Some("/home/u")),
+            Some(PathBuf::from("/home/u/.local/state/p2pshare/history"))
+        );
+        assert_eq!(p(Some(""), None), None);
+        assert_eq!(p(None, None), None);
+    }
+
+    #[test]
+    fn splits_words_like_the_parser() {
+        fn s(t: &str) -> (Vec<String>, &str) {
+            let (words, start) = split_for_completion(t);
+            (words, &t[start..])
+        }
+        assert_eq!(s(""), (vec![], ""));
+        assert_eq!(s("dow"), (vec![], "dow"));
+        assert_eq!(s("download "), (vec!["download".into()], ""));
+        assert_eq!(s("download  my"), (vec!["download".into()], "my"));
+        assert_eq!(
+            s("download \"a b\" ou"),
+            (vec!["download".into(), "a b".into()], "ou")
+        );
+        assert_eq!(s("share a\\ b "), (vec!["share".into(), "a b".into()], ""));
+        assert_eq!(s("download 'my fi"), (vec!["download".into()], "'my fi"));
+    }
+
+    #[test]
+    fn candidates_are_quoted_for_the_parser() {
+        let names = ["my file.txt", "my.txt", "other"];
+        let got = candidates("my", names);
+        let shown: Vec<_> = got.iter().map(|p| p.display.as_str()).collect();
+        assert_eq!(shown, vec!["my file.txt", "my.txt"]);
+        assert_eq!(got[0].replacement, "'my file.txt'");
+        assert_eq!(got[1].replacement, "my.txt");
+        // The replacement parses back to the name.
+        assert_eq!(
+            shlex::split(&format!("download {}", got[0].replacement)),
+            Some(vec!["download".into(), "my file.txt".into()])
+        );
+        assert_eq!(candidates("'my f", names).len(), 1);
+        let verbs: Vec<_> = candidates("s", COMMANDS.iter().copied())
+            .into_iter()
+            .map(|p| p.replacement)
+            .collect();
+        assert_eq!(verbs, vec!["search", "share", "status"]);
+    }
+}
