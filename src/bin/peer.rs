@@ -1,13 +1,14 @@
 //! `peer [OPTIONS] TRACKER_HOST TRACKER_PORT LISTEN_PORT`: a p2pshare peer.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
+use clap_complete::Shell;
 use p2pshare::peer::repl::{self, Command};
 use p2pshare::peer::{DhtOptions, Options, Peer};
 
@@ -15,16 +16,20 @@ use p2pshare::peer::{DhtOptions, Options, Peer};
 /// chunk. Reads commands from stdin (type `help`), or with --serve just serves.
 #[derive(Parser)]
 #[command(
+    name = "peer",
     version,
-    after_help = "Examples:\n  peer 127.0.0.1 8080 9001\n  peer --serve --share big.iso 127.0.0.1 8080 0\n  echo 'download big.iso' | peer 127.0.0.1 8080 0\n  peer --dht 127.0.0.1 8080 9001          # tracker + DHT; works on if the tracker dies"
+    after_help = "Examples:\n  peer 127.0.0.1 8080 9001\n  peer --serve --share big.iso 127.0.0.1 8080 0\n  echo 'download big.iso' | peer 127.0.0.1 8080 0\n  peer --dht 127.0.0.1 8080 9001          # tracker + DHT; works on if the tracker dies\n  peer --http 8090 127.0.0.1 8080 0       # live status page on http://127.0.0.1:8090/\n  peer --completions zsh > ~/.zfunc/_peer"
 )]
 struct Args {
     /// Host name or address of the tracker.
-    tracker_host: String,
+    #[arg(required_unless_present = "completions")]
+    tracker_host: Option<String>,
     /// Port of the tracker.
-    tracker_port: u16,
+    #[arg(required_unless_present = "completions")]
+    tracker_port: Option<u16>,
     /// TCP port to serve chunks on (0 picks a free port; the real one is printed).
-    listen_port: u16,
+    #[arg(required_unless_present = "completions")]
+    listen_port: Option<u16>,
     /// Address to serve chunks on.
     #[arg(long, default_value = "0.0.0.0")]
     bind: IpAddr,
@@ -55,6 +60,15 @@ struct Args {
     /// DHT node to join through, HOST:PORT (repeatable; default: the tracker's address).
     #[arg(long, value_name = "HOST:PORT", requires = "dht")]
     dht_bootstrap: Vec<String>,
+    /// Serve a status page (shared files, live downloads) on this TCP port (0: any free port).
+    #[arg(long, value_name = "PORT")]
+    http: Option<u16>,
+    /// Address for the status page; it is local-only unless this says otherwise.
+    #[arg(long, value_name = "ADDR", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST), requires = "http")]
+    http_bind: IpAddr,
+    /// Print a completion script for SHELL on stdout and exit.
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    completions: Option<Shell>,
     /// More detail on stderr (-v: each chunk, -vv: debug); RUST_LOG works too.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -62,6 +76,10 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
+    if let Some(shell) = args.completions {
+        p2pshare::cli::print_completions(shell, Args::command());
+        return;
+    }
     p2pshare::cli::init_logging(args.verbose);
     match run(&args) {
         Ok(true) => {}
@@ -72,10 +90,16 @@ fn main() {
 
 /// Runs the peer; returns whether every command succeeded.
 fn run(args: &Args) -> anyhow::Result<bool> {
+    // clap requires all three unless --completions, which returned earlier.
+    let (Some(tracker_host), Some(tracker_port), Some(listen_port)) =
+        (&args.tracker_host, args.tracker_port, args.listen_port)
+    else {
+        anyhow::bail!("TRACKER_HOST, TRACKER_PORT and LISTEN_PORT are required");
+    };
     let opts = Options {
-        tracker_host: args.tracker_host.clone(),
-        tracker_port: args.tracker_port,
-        listen: SocketAddr::new(args.bind, args.listen_port),
+        tracker_host: tracker_host.clone(),
+        tracker_port,
+        listen: SocketAddr::new(args.bind, listen_port),
         workers: usize::from(args.workers),
         announce_interval: Duration::from_secs(args.announce_interval),
         max_upload: args.max_upload.and_then(|r| r.0),
@@ -86,6 +110,15 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         }),
     };
     let peer = Arc::new(Peer::start(&opts).context("cannot start the peer")?);
+    let status_page = match args.http {
+        Some(port) => {
+            let for_page = Arc::clone(&peer);
+            let status = Arc::new(move || for_page.status().to_json());
+            let addr = SocketAddr::new(args.http_bind, port);
+            Some(p2pshare::cli::start_status_page(addr, status)?)
+        }
+        None => None,
+    };
     // Installed before the first line is printed: whoever reacts to that
     // line with a signal still gets a clean unregister.
     let on_signal = Arc::clone(&peer);
@@ -97,6 +130,9 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     println!("Peer listening on {}", peer.listen_addr());
     if let Some(dht) = peer.dht_status() {
         println!("DHT node on UDP {}", dht.local_addr);
+    }
+    if let Some(line) = status_page {
+        println!("{line}");
     }
 
     let mut all_ok = true;

@@ -1,21 +1,26 @@
 //! `tracker [--bind ADDR] PORT`: the p2pshare tracker.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
+use clap_complete::Shell;
+use p2pshare::tracker::status::TrackerStatus;
 
 /// Coordinates p2pshare peers: remembers which peers have which files.
 /// Talk to it by hand with `nc HOST PORT` and type `SEARCH`.
 #[derive(Parser)]
 #[command(
+    name = "tracker",
     version,
-    after_help = "Example:\n  tracker 8080\n  tracker --bind 127.0.0.1 0   # loopback only, any free port"
+    after_help = "Examples:\n  tracker 8080\n  tracker --bind 127.0.0.1 0   # loopback only, any free port\n  tracker --http 8081 8080     # status page on http://127.0.0.1:8081/\n  tracker --completions bash > ~/.local/share/bash-completion/completions/tracker"
 )]
 struct Args {
     /// TCP port to listen on (0 picks a free port; the real one is printed).
-    port: u16,
+    #[arg(required_unless_present = "completions")]
+    port: Option<u16>,
     /// Address to listen on.
     #[arg(long, default_value = "0.0.0.0")]
     bind: IpAddr,
@@ -28,6 +33,15 @@ struct Args {
     /// DHT node to join through, HOST:PORT (repeatable; default: start a new network).
     #[arg(long, value_name = "HOST:PORT", requires = "dht")]
     dht_bootstrap: Vec<String>,
+    /// Serve a status page (files and peers, live) on this TCP port (0: any free port).
+    #[arg(long, value_name = "PORT")]
+    http: Option<u16>,
+    /// Address for the status page; it is local-only unless this says otherwise.
+    #[arg(long, value_name = "ADDR", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST), requires = "http")]
+    http_bind: IpAddr,
+    /// Print a completion script for SHELL on stdout and exit.
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    completions: Option<Shell>,
     /// More detail on stderr (-v info, -vv debug); RUST_LOG works too.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -35,6 +49,10 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
+    if let Some(shell) = args.completions {
+        p2pshare::cli::print_completions(shell, Args::command());
+        return;
+    }
     p2pshare::cli::init_logging(args.verbose);
     if let Err(e) = run(&args) {
         p2pshare::cli::exit_with_error("tracker", &e);
@@ -43,7 +61,7 @@ fn main() {
 
 fn run(args: &Args) -> anyhow::Result<()> {
     let ttl = Duration::from_secs(args.peer_ttl.max(1));
-    let addr = SocketAddr::new(args.bind, args.port);
+    let addr = SocketAddr::new(args.bind, args.port.context("PORT is required")?);
     let tracker = p2pshare::tracker::Tracker::bind(addr, ttl)
         .with_context(|| format!("cannot listen on {addr}"))?;
     let port = tracker
@@ -63,6 +81,16 @@ fn run(args: &Args) -> anyhow::Result<()> {
     } else {
         None
     };
+    let status_page = match args.http {
+        Some(http) => {
+            let registry = tracker.registry();
+            let listen = SocketAddr::new(args.bind, port).to_string();
+            let status = Arc::new(move || TrackerStatus::of(&registry, &listen).to_json());
+            let addr = SocketAddr::new(args.http_bind, http);
+            Some(p2pshare::cli::start_status_page(addr, status)?)
+        }
+        None => None,
+    };
     ctrlc::set_handler(|| {
         println!("Tracker stopped.");
         std::process::exit(0);
@@ -71,6 +99,9 @@ fn run(args: &Args) -> anyhow::Result<()> {
     println!("Tracker running on port {port}. Press Ctrl+C to stop.");
     if let Some(dht) = &dht {
         println!("DHT node on UDP {}", dht.status().local_addr);
+    }
+    if let Some(line) = status_page {
+        println!("{line}");
     }
     tracker.run((ttl / 3).max(Duration::from_millis(200)));
     Ok(())

@@ -34,6 +34,11 @@ impl Tracker {
         self.listener.local_addr()
     }
 
+    /// The registry, for read-only views such as the status page.
+    pub fn registry(&self) -> Arc<Registry> {
+        Arc::clone(&self.registry)
+    }
+
     /// Serves forever.
     pub fn run(self, expire_every: Duration) {
         let registry = Arc::clone(&self.registry);
