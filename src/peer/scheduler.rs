@@ -288,7 +288,9 @@ mod tests {
     use std::net::TcpListener;
 
     fn peers(n: u16) -> Vec<SocketAddr> {
-        (0..n).map(|i| SocketAddr::from(([127, 0, 0, 1], 1000 + i))).collect()
+        (0..n)
+            .map(|i| SocketAddr::from(([127, 0, 0, 1], 1000 + i)))
+            .collect()
     }
 
     #[test]
@@ -320,7 +322,7 @@ mod tests {
         let s = Scheduler::new(vec![0], 1, &peers(3));
         assert_eq!(s.next_chunk(0), Next::Chunk(0)); // peer 0 stalls on it
         assert_eq!(s.next_chunk(1), Next::Chunk(0)); // peer 1 duplicates it
-        // A failure of one holder does not requeue: the other still holds it.
+                                                     // A failure of one holder does not requeue: the other still holds it.
         s.fail(0, 0, Fault::Unreliable);
         assert_eq!(s.next_chunk(2), Next::Chunk(0));
         assert_eq!(s.complete(2, 0), Some((1, 1)));

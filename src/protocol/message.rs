@@ -89,9 +89,7 @@ impl TrackerRequest {
                 port: args.port()?,
                 id: args.parse("id")?,
             },
-            "BYE" => TrackerRequest::Bye {
-                port: args.port()?,
-            },
+            "BYE" => TrackerRequest::Bye { port: args.port()? },
             "SEARCH" => {
                 return Ok(TrackerRequest::Search {
                     text: args.rest().trim_matches(' ').to_string(),
