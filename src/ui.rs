@@ -8,13 +8,14 @@
 //! the bar instead of tearing it.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::io::{self, IsTerminal};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use crate::peer::download::ChunkEvent;
 
@@ -72,24 +73,50 @@ pub fn suspend<R>(f: impl FnOnce() -> R) -> R {
     bars().suspend(f)
 }
 
-fn style(template: &str) -> ProgressStyle {
+/// A bar style whose sizes read like [`format_size`], and whose rate and
+/// time left are the average since the bar started, not counting the first
+/// `base` bytes (a resumed download's). indicatif's own estimate starts near
+/// zero and takes many seconds to catch up, which reads as a stall.
+fn style(template: &str, base: Arc<AtomicU64>) -> ProgressStyle {
+    let rate = move |s: &ProgressState| {
+        let secs = s.elapsed().as_secs_f64();
+        let done = s.pos().saturating_sub(base.load(Ordering::Relaxed));
+        (secs >= 0.5 && done > 0).then(|| done as f64 / secs)
+    };
+    let eta_rate = rate.clone();
     // The templates are constants of this file, checked by a unit test.
     ProgressStyle::with_template(template)
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ")
+        .with_key("done", |s: &ProgressState, w: &mut dyn fmt::Write| {
+            let _ = w.write_str(&format_size(s.pos()));
+        })
+        .with_key("total", |s: &ProgressState, w: &mut dyn fmt::Write| {
+            let _ = w.write_str(&s.len().map_or_else(|| "?".into(), format_size));
+        })
+        .with_key("rate", move |s: &ProgressState, w: &mut dyn fmt::Write| {
+            let _ = w.write_str(&rate(s).map_or_else(|| "-".into(), format_speed));
+        })
+        .with_key("left", move |s: &ProgressState, w: &mut dyn fmt::Write| {
+            let left = s.len().unwrap_or(0).saturating_sub(s.pos()) as f64;
+            let text = eta_rate(s).map_or_else(
+                || "-".into(),
+                |r| format_duration(Duration::from_secs_f64((left / r).min(1e9))),
+            );
+            let _ = w.write_str(&text);
+        })
 }
 
-const HASH_TEMPLATE: &str =
-    "hashing {msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}";
-const DOWNLOAD_TEMPLATE: &str =
-    "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {prefix}";
+const HASH_TEMPLATE: &str = "hashing {msg} [{bar:30}] {done}/{total} {rate} ETA {left}";
+const DOWNLOAD_TEMPLATE: &str = "{msg} [{bar:30}] {done}/{total} {rate} ETA {left} {prefix}";
 
 /// A bar for hashing `len` bytes of `name`; `None` off a terminal.
 pub fn hashing_bar(name: &str, len: u64) -> Option<ProgressBar> {
     if !bars_enabled() {
         return None;
     }
-    let bar = bars().add(ProgressBar::new(len).with_style(style(HASH_TEMPLATE)));
+    let style = style(HASH_TEMPLATE, Arc::default());
+    let bar = bars().add(ProgressBar::new(len).with_style(style));
     bar.set_message(name.to_string());
     bar.enable_steady_tick(Duration::from_millis(250));
     Some(bar)
@@ -102,6 +129,8 @@ pub struct DownloadBar {
     /// When each peer last delivered a chunk.
     seen: Mutex<HashMap<SocketAddr, Instant>>,
     started: AtomicBool,
+    /// Bytes resumed from an earlier attempt, left out of the rate.
+    resumed: Arc<AtomicU64>,
 }
 
 /// How recently a peer must have delivered a chunk to count as in use.
@@ -113,13 +142,16 @@ impl DownloadBar {
         if !bars_enabled() {
             return None;
         }
-        let bar = bars().add(ProgressBar::new(size).with_style(style(DOWNLOAD_TEMPLATE)));
+        let resumed = Arc::new(AtomicU64::new(0));
+        let style = style(DOWNLOAD_TEMPLATE, Arc::clone(&resumed));
+        let bar = bars().add(ProgressBar::new(size).with_style(style));
         bar.set_message(name.to_string());
         bar.enable_steady_tick(Duration::from_millis(250));
         Some(DownloadBar {
             bar,
             seen: Mutex::new(HashMap::new()),
             started: AtomicBool::new(false),
+            resumed,
         })
     }
 
@@ -130,10 +162,10 @@ impl DownloadBar {
             // manifest's is the real one.
             self.bar.set_length(ev.size);
             // Chunks resumed from an earlier attempt are not this attempt's
-            // speed: count them before the clock starts.
-            self.bar
-                .set_position(ev.done_bytes.saturating_sub(ev.bytes));
-            self.bar.reset_eta();
+            // speed.
+            let resumed = ev.done_bytes.saturating_sub(ev.bytes);
+            self.resumed.store(resumed, Ordering::Relaxed);
+            self.bar.set_position(resumed);
         }
         let now = Instant::now();
         let active = {
