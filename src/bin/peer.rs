@@ -123,6 +123,7 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     // line with a signal still gets a clean unregister.
     let on_signal = Arc::clone(&peer);
     ctrlc::set_handler(move || {
+        p2pshare::peer::editor::restore_terminal();
         on_signal.leave(Duration::from_millis(800));
         std::process::exit(0);
     })

@@ -12,8 +12,9 @@
 use std::env;
 use std::ffi::OsString;
 use std::io;
+use std::mem::MaybeUninit;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use rustyline::completion::{Completer, FilenameCompleter, Pair};
@@ -39,6 +40,29 @@ const HISTORY_SIZE: usize = 1000;
 
 const PROMPT: &str = "p2pshare> ";
 
+/// The terminal's mode from before line editing, for [`restore_terminal`].
+static SAVED_MODE: OnceLock<libc::termios> = OnceLock::new();
+
+fn save_terminal() {
+    let mut mode = MaybeUninit::<libc::termios>::uninit();
+    // SAFETY: tcgetattr writes a whole termios on success, and only then is
+    // it read.
+    if unsafe { libc::tcgetattr(libc::STDIN_FILENO, mode.as_mut_ptr()) } == 0 {
+        let _ = SAVED_MODE.set(unsafe { mode.assume_init() });
+    }
+}
+
+/// Puts the terminal back as it was before line editing. For a signal
+/// handler that exits: `process::exit` skips rustyline's own restore, which
+/// would leave the shell without echo. Does nothing if no editor ran.
+pub fn restore_terminal() {
+    if let Some(mode) = SAVED_MODE.get() {
+        // SAFETY: `mode` is a termios filled by tcgetattr.
+        unsafe { libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, mode) };
+        println!();
+    }
+}
+
 /// A line editor bound to a peer (for completing tracker file names).
 pub struct LineEditor<'a> {
     editor: Editor<ReplHelper<'a>, DefaultHistory>,
@@ -56,6 +80,7 @@ impl<'a> LineEditor<'a> {
             .completion_type(CompletionType::List)
             .build();
         let mut editor = Editor::with_config(config)?;
+        save_terminal();
         editor.set_helper(Some(ReplHelper {
             peer,
             files: FilenameCompleter::new(),
