@@ -257,8 +257,12 @@ fn share(peer: &Peer, path: &Path) -> Result<(Arc<SharedFile>, Option<PeerError>
 fn print_files(files: &[FileSummary]) {
     for f in files {
         println!(
-            "  {}  {:>12}  {:>3} peer(s)  {}",
-            f.id, f.size, f.peers, f.name
+            "  {}  {:>12} {:>10}  {:>3} peer(s)  {}",
+            f.id,
+            f.size,
+            format_size(f.size),
+            f.peers,
+            f.name
         );
     }
 }

@@ -619,16 +619,24 @@ fn parse_id(line: &str) -> String {
     id.to_string()
 }
 
-/// Parses `  <id>  <size>  <n> peer(s)  <name>`.
+/// Parses `  <id>  <size> <size in KiB/MiB/...>  <n> peer(s)  <name>`; the
+/// human-readable size (two words, e.g. `1.4 MiB`) may be absent.
 pub fn parse_row(line: &str) -> Row {
     let words: Vec<&str> = line.split_whitespace().collect();
-    match words.as_slice() {
-        [id, size, peers, "peer(s)", name @ ..] if !name.is_empty() => Row {
-            id: id.to_string(),
-            size: size.parse().unwrap_or_else(|_| panic!("bad row {line:?}")),
-            peers: peers.parse().unwrap_or_else(|_| panic!("bad row {line:?}")),
-            name: name.join(" "),
-        },
-        _ => panic!("not a search row: {line:?}"),
+    // The first "peer(s)" is the column; a name may contain the word too.
+    let at = words
+        .iter()
+        .position(|w| *w == "peer(s)")
+        .filter(|&at| at >= 3 && at + 1 < words.len())
+        .unwrap_or_else(|| panic!("not a search row: {line:?}"));
+    Row {
+        id: words[0].to_string(),
+        size: words[1]
+            .parse()
+            .unwrap_or_else(|_| panic!("bad row {line:?}")),
+        peers: words[at - 1]
+            .parse()
+            .unwrap_or_else(|_| panic!("bad row {line:?}")),
+        name: words[at + 1..].join(" "),
     }
 }
