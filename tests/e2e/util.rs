@@ -214,6 +214,18 @@ impl Proc {
         }
     }
 
+    /// The process id, e.g. to read its memory use from `/proc`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The lines of either stream read so far that contain `text`, as the
+    /// transcript has them; looks without waiting and consumes nothing.
+    pub fn seen(&self, text: &str) -> Vec<String> {
+        let lines = self.transcript.lock().unwrap_or_else(|e| e.into_inner());
+        lines.iter().filter(|l| l.contains(text)).cloned().collect()
+    }
+
     /// Writes `line` and a newline to the process's stdin.
     pub fn send(&mut self, line: &str) {
         self.log(format!("{} in | {line}", self.name));
@@ -465,6 +477,11 @@ impl Tracker {
 
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The tracker's process, e.g. for its pid or its stderr.
+    pub fn proc(&self) -> &Proc {
+        &self.proc
     }
 }
 
