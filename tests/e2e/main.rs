@@ -6,6 +6,7 @@
 //! suite links once. `util` is the harness; `core` holds the tests.
 
 mod core;
+mod dht;
 mod faults;
 mod hostile;
 mod util;
