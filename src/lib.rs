@@ -27,6 +27,7 @@ pub mod peer;
 pub mod protocol;
 pub mod server;
 pub mod store;
+pub mod sys;
 pub mod tracker;
 pub mod ui;
 pub mod web;
@@ -49,6 +50,14 @@ pub const MAX_NAME_LEN: usize = 255;
 
 /// How long a connection may sit idle, or take to deliver one request line.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a new connection may take to send its first request line. Real
+/// clients send `HELLO` at once; a short bound frees slots held by floods.
+pub const FIRST_LINE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Slowest a client may read one reply (a chunk) before the server gives
+/// up on it: a reply of `n` bytes gets `IO_TIMEOUT + n / MIN_READ_RATE`.
+pub const MIN_READ_RATE: u64 = 4 * 1024;
 
 /// How long a single socket read or write may block mid-message.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);

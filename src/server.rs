@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::protocol::{Connection, Reply};
-use crate::IDLE_TIMEOUT;
+use crate::{FIRST_LINE_TIMEOUT, IDLE_TIMEOUT};
 
 /// Connection caps of one server.
 #[derive(Clone, Copy, Debug)]
@@ -22,6 +22,10 @@ pub struct Limits {
     pub total: usize,
     pub per_ip: usize,
 }
+
+/// Accept backlog: room for a burst of connections while the accept loop
+/// catches up (std's default of 128 overflows under a flood).
+const LISTEN_BACKLOG: i32 = 1024;
 
 /// Connection threads need little stack: buffers live on the heap.
 const CONN_STACK: usize = 256 * 1024;
@@ -32,6 +36,9 @@ pub fn serve<H>(listener: TcpListener, limits: Limits, role: &'static str, handl
 where
     H: Fn(Connection) + Send + Sync + 'static,
 {
+    if let Err(e) = crate::sys::set_backlog(&listener, LISTEN_BACKLOG) {
+        log::warn!("{role}: cannot raise the listen backlog: {e}");
+    }
     let handler = Arc::new(handler);
     let slots = Arc::new(Slots::new(limits));
     let mut backoff = Duration::from_millis(10);
@@ -138,15 +145,17 @@ pub enum Flow {
 }
 
 /// Reads request lines from `conn` and hands each to `handle`, until the
-/// client closes, idles past [`IDLE_TIMEOUT`], sends a framing error (answered
+/// client closes, idles past [`IDLE_TIMEOUT`] ([`FIRST_LINE_TIMEOUT`] before
+/// its first request), sends a framing error (answered
 /// with `ERR` before closing), or `handle` says `Close` or fails.
 pub fn for_each_request<F>(mut conn: Connection, mut handle: F)
 where
     F: FnMut(&mut Connection, &str) -> crate::error::Result<Flow>,
 {
     let who = conn.peer_addr();
+    let mut timeout = FIRST_LINE_TIMEOUT;
     loop {
-        let line = match conn.read_line(IDLE_TIMEOUT) {
+        let line = match conn.read_line(timeout) {
             Ok(Some(line)) => line,
             Ok(None) => return,
             Err(Error::Protocol(e)) => {
@@ -160,6 +169,7 @@ where
                 return;
             }
         };
+        timeout = IDLE_TIMEOUT;
         match handle(&mut conn, &line) {
             Ok(Flow::Continue) => {}
             Ok(Flow::Close) => return,

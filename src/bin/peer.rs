@@ -124,7 +124,7 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     let on_signal = Arc::clone(&peer);
     ctrlc::set_handler(move || {
         p2pshare::peer::editor::restore_terminal();
-        on_signal.leave(Duration::from_millis(800));
+        on_signal.leave(Duration::from_secs(1));
         std::process::exit(0);
     })
     .context("cannot install the signal handler")?;

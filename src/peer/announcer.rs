@@ -3,11 +3,17 @@
 //! learns them again and entries do not expire. While the tracker is
 //! unreachable it retries sooner, backing off from 1 s. `kick` asks for a
 //! round now (after `share` or a download).
+//!
+//! Leaving must win against a round in flight: every registration happens
+//! under the `round` lock and only while not `stopped`, and [`Announcer::stop`]
+//! sets the flag and then takes the lock, so once it returns no REGISTER can
+//! reach the tracker after the caller's BYE.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::library::{Library, SharedFile};
 use super::tracker_client::{Announcement, TrackerClient};
@@ -16,6 +22,26 @@ use crate::error::Error;
 
 pub struct Announcer {
     kick: Mutex<Sender<()>>,
+    gate: Arc<Gate>,
+    tracker: TrackerClient,
+}
+
+/// Orders registrations against leaving.
+#[derive(Default)]
+struct Gate {
+    stopped: AtomicBool,
+    round: Mutex<()>,
+}
+
+impl Gate {
+    /// Registers `files` unless stopped, holding the round lock throughout.
+    fn register(&self, tracker: &TrackerClient, files: &[Arc<SharedFile>]) -> Result<(), Error> {
+        let _round = self.round.lock().unwrap_or_else(|e| e.into_inner());
+        if self.stopped.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        to_tracker(tracker, files)
+    }
 }
 
 impl Announcer {
@@ -27,6 +53,8 @@ impl Announcer {
         interval: Duration,
     ) -> std::io::Result<Announcer> {
         let (kick, kicked) = mpsc::channel();
+        let gate = Arc::new(Gate::default());
+        let (thread_gate, thread_tracker) = (Arc::clone(&gate), tracker.clone());
         thread::Builder::new()
             .name("announcer".into())
             .spawn(move || {
@@ -36,14 +64,17 @@ impl Announcer {
                         Ok(()) | Err(RecvTimeoutError::Timeout) => {}
                         Err(RecvTimeoutError::Disconnected) => return,
                     }
+                    if thread_gate.stopped.load(Ordering::Acquire) {
+                        return;
+                    }
                     let files = library.list();
-                    retry = match to_tracker(&tracker, &files) {
+                    retry = match thread_gate.register(&thread_tracker, &files) {
                         Ok(()) => None,
                         Err(e) => {
                             let next = next_retry(retry, interval);
                             log::warn!(
                                 "announce to tracker {} failed: {e}; retrying in {next:?}",
-                                tracker.addr()
+                                thread_tracker.addr()
                             );
                             Some(next)
                         }
@@ -58,7 +89,37 @@ impl Announcer {
             })?;
         Ok(Announcer {
             kick: Mutex::new(kick),
+            gate,
+            tracker,
         })
+    }
+
+    /// Registers newly shared files at once (so the caller can report a
+    /// failure) and, if `more` or the registration failed, wakes the thread
+    /// for the rest (the slower DHT announce, or retries).
+    pub fn register_now(&self, files: &[Arc<SharedFile>], more: bool) -> Result<(), Error> {
+        let result = self.gate.register(&self.tracker, files);
+        if more || result.is_err() {
+            self.kick();
+        }
+        result
+    }
+
+    /// Stops announcing and waits, at most `timeout`, for a registration in
+    /// flight to finish. While the returned guard lives none can start, so a
+    /// BYE sent under it is final. `None` if the wait timed out (a round is
+    /// stuck on an unresponsive tracker, whose BYE would not arrive either).
+    pub fn stop(&self, timeout: Duration) -> Option<MutexGuard<'_, ()>> {
+        self.gate.stopped.store(true, Ordering::Release);
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.gate.round.try_lock() {
+                Ok(guard) => return Some(guard),
+                Err(TryLockError::Poisoned(e)) => return Some(e.into_inner()),
+                Err(TryLockError::WouldBlock) if Instant::now() >= deadline => return None,
+                Err(TryLockError::WouldBlock) => thread::sleep(Duration::from_millis(5)),
+            }
+        }
     }
 
     /// Asks for an announce round now.
@@ -68,7 +129,7 @@ impl Announcer {
 }
 
 /// Registers `files` with the tracker in one connection.
-pub fn to_tracker(tracker: &TrackerClient, files: &[Arc<SharedFile>]) -> Result<(), Error> {
+fn to_tracker(tracker: &TrackerClient, files: &[Arc<SharedFile>]) -> Result<(), Error> {
     let list: Vec<Announcement<'_>> = files
         .iter()
         .map(|f| Announcement {

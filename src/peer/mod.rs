@@ -315,7 +315,12 @@ impl Peer {
 
     /// Unregisters from the tracker, waiting at most `timeout`.
     pub fn leave(&self, timeout: Duration) {
-        if let Err(e) = self.tracker.bye(timeout) {
+        // No announce may land after the BYE, or the tracker would list this
+        // peer again until its TTL ran out.
+        let started = std::time::Instant::now();
+        let _quiet = self.announcer.stop(timeout * 3 / 5);
+        let left = timeout.saturating_sub(started.elapsed());
+        if let Err(e) = self.tracker.bye(left.max(Duration::from_millis(200))) {
             log::warn!(
                 "could not unregister from tracker {}: {e}",
                 self.tracker.addr()
@@ -327,11 +332,10 @@ impl Peer {
     /// hears if that failed) and wakes the announcer if there is more to do:
     /// the slower DHT announce, or retrying a tracker that did not answer.
     fn announce_now(&self, file: &Arc<SharedFile>) -> Option<PeerError> {
-        let result = announcer::to_tracker(&self.tracker, std::slice::from_ref(file));
-        if result.is_err() || self.dht.is_some() {
-            self.announcer.kick();
-        }
-        result.err().map(|e| self.tracker_error(e))
+        self.announcer
+            .register_now(std::slice::from_ref(file), self.dht.is_some())
+            .err()
+            .map(|e| self.tracker_error(e))
     }
 
     fn tracker_error(&self, source: Error) -> PeerError {

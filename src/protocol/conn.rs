@@ -10,10 +10,9 @@ use std::time::{Duration, Instant};
 
 use super::codec::{line_text, split_line, Frame, ParseError};
 use super::message::{parse_payload_len, Reply};
-use super::zero_copy;
 use crate::error::{Error, Result};
 use crate::limit::{RateLimit, SLICE};
-use crate::{IO_TIMEOUT, MAX_LINE};
+use crate::{sys, IO_TIMEOUT, MAX_LINE, MIN_READ_RATE};
 
 /// Read buffer size: big enough for many pipelined lines and to batch the
 /// start of a payload, small enough to be cheap per connection.
@@ -156,7 +155,11 @@ impl Connection {
     }
 
     /// Sends `header`, then `len` bytes of `file` from `offset` straight from
-    /// the page cache (`sendfile`), metered through `limit`. If the file
+    /// the page cache (`sendfile`), metered through `limit`, in slices. Two
+    /// bounds keep a client that reads slowly or not at all from holding the
+    /// connection: no slice may go `IO_TIMEOUT` without completing, and the
+    /// whole reply must be taken within `IO_TIMEOUT + len / MIN_READ_RATE`
+    /// (time spent waiting on our own upload cap not counted). If the file
     /// turns out shorter, fails: the caller must close, as the header
     /// promised bytes that cannot be sent.
     pub fn send_file(
@@ -167,20 +170,41 @@ impl Connection {
         len: usize,
         limit: &RateLimit,
     ) -> Result<()> {
-        zero_copy::send_more(&self.stream, header).map_err(write_error)?;
-        let slice = if limit.get().is_some() {
-            SLICE
-        } else {
-            len.max(1)
-        };
+        let started = Instant::now();
+        let mut reply_deadline =
+            started + IO_TIMEOUT + Duration::from_secs(len as u64 / MIN_READ_RATE);
+        self.bound_next_write(started + IO_TIMEOUT, reply_deadline)?;
+        sys::send_more(&self.stream, header).map_err(write_error)?;
         let mut sent = 0;
         while sent < len {
-            let n = slice.min(len - sent);
+            let n = SLICE.min(len - sent);
+            let waited = Instant::now();
             limit.acquire(n);
-            zero_copy::send_file(&self.stream, file, offset + sent as u64, n)
-                .map_err(write_error)?;
+            let now = Instant::now();
+            reply_deadline += now - waited;
+            self.bound_next_write(now + IO_TIMEOUT, reply_deadline)?;
+            sys::send_file(&self.stream, file, offset + sent as u64, n).map_err(write_error)?;
             sent += n;
         }
+        self.stream.set_write_timeout(Some(IO_TIMEOUT))?;
+        Ok(())
+    }
+
+    /// Sets the socket's write timeout so the next write ends by
+    /// `stall_deadline` and `reply_deadline`. A quarter of the stall budget
+    /// per system call: a slice may take two calls (one filling the socket
+    /// buffer, one finding it full), and a `sendfile` into a full socket may
+    /// wait out its timeout twice (measured: a client that never reads held
+    /// the connection 20 s with half the budget per call).
+    fn bound_next_write(&self, stall_deadline: Instant, reply_deadline: Instant) -> Result<()> {
+        let now = Instant::now();
+        let stall = stall_deadline.saturating_duration_since(now) / 4;
+        let reply = reply_deadline.saturating_duration_since(now);
+        let timeout = stall.min(reply);
+        if timeout.is_zero() {
+            return Err(Error::Timeout("the other side to read"));
+        }
+        self.stream.set_write_timeout(Some(timeout))?;
         Ok(())
     }
 

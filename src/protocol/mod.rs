@@ -7,7 +7,6 @@
 pub mod codec;
 pub mod conn;
 pub mod message;
-mod zero_copy;
 
 pub use codec::ParseError;
 pub use conn::Connection;

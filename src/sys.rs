@@ -1,11 +1,12 @@
 //! Linux system calls std does not expose: `sendfile` (file pages to a socket
 //! without a trip through user space; `std::io::copy` does not use it for a
-//! `File` to a `TcpStream`) and `send` with `MSG_MORE` (so a reply header
-//! leaves in the same segment as the payload that follows).
+//! `File` to a `TcpStream`), `send` with `MSG_MORE` (so a reply header
+//! leaves in the same segment as the payload that follows), and a longer
+//! `listen` backlog than std's 128.
 
 use std::fs::File;
 use std::io;
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 
 /// Sends all of `bytes`, telling the kernel more data follows at once.
@@ -63,5 +64,18 @@ fn retry_or_fail() -> io::Result<()> {
         Ok(())
     } else {
         Err(e)
+    }
+}
+
+/// Raises the accept backlog of a bound listener. Under a connection flood
+/// std's 128 overflows and the kernel drops SYNs, costing legitimate clients
+/// a 1 s retransmit; Linux caps the value at `net.core.somaxconn`.
+pub fn set_backlog(listener: &TcpListener, backlog: i32) -> io::Result<()> {
+    // SAFETY: the descriptor belongs to `listener`, borrowed for the call;
+    // listen() on a listening socket only updates its backlog.
+    if unsafe { libc::listen(listener.as_raw_fd(), backlog) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
