@@ -85,6 +85,14 @@ pub fn merge_peers(
     (all, from_tracker, from_dht)
 }
 
+/// Whether `peer` is this process, listening on `listen`: the same port on
+/// a loopback address or on the address we are bound to. (Behind a remote
+/// tracker our own entry carries an address we cannot recognise cheaply; a
+/// download from ourselves then still works, it is just wasted effort.)
+pub fn is_self(peer: SocketAddr, listen: SocketAddr) -> bool {
+    peer.port() == listen.port() && (peer.ip().is_loopback() || peer.ip() == listen.ip())
+}
+
 /// Peers for `id` from the DHT, if it is on.
 pub fn dht_peers(dht: Option<&DhtNode>, id: &FileId) -> Vec<SocketAddr> {
     dht.map(|d| d.peers(id)).unwrap_or_default()
@@ -180,6 +188,14 @@ mod tests {
         ));
         let w = wanted("a.txt", Ok(files())).expect("name via tracker");
         assert_eq!(w.name.as_deref(), Some("a.txt"));
+    }
+
+    #[test]
+    fn only_our_own_address_is_self() {
+        let me: SocketAddr = "0.0.0.0:9001".parse().expect("addr");
+        let is = |a: &str| is_self(a.parse().expect("addr"), me);
+        assert!(is("127.0.0.1:9001") && is("0.0.0.0:9001"));
+        assert!(!is("127.0.0.1:9002") && !is("192.0.2.7:9001"));
     }
 
     #[test]

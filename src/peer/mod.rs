@@ -233,7 +233,9 @@ impl Peer {
             }
         };
         let dht_peers = locate::dht_peers(self.dht.as_deref(), &wanted.id);
-        let (peers, from_tracker, from_dht) = locate::merge_peers(tracker_peers, dht_peers);
+        let (mut peers, from_tracker, from_dht) = locate::merge_peers(tracker_peers, dht_peers);
+        // Our own registration comes back from the tracker and the DHT too.
+        peers.retain(|p| !locate::is_self(*p, self.listen));
         if peers.is_empty() {
             let asked = if self.dht.is_some() {
                 "tracker and DHT"

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::download::ChunkEvent;
 use super::Peer;
+use crate::dht::DhtStatus;
 use crate::limit::format_rate;
 use crate::manifest::FileId;
 use crate::ui::{format_duration, format_size, format_speed};
@@ -298,6 +299,46 @@ pub struct Caps {
     pub download: Option<u64>,
 }
 
+/// The DHT node's state, when the peer runs one (`--dht`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DhtView {
+    pub node_id: String,
+    /// The node's UDP address.
+    pub udp: String,
+    /// Nodes in its routing table.
+    pub routing_table: usize,
+    /// Seconds since the last announce round ended, and how many files it
+    /// announced; `null` before the first.
+    pub last_announce_secs_ago: Option<u64>,
+    pub last_announce_files: Option<usize>,
+}
+
+impl DhtView {
+    fn of(s: &DhtStatus) -> DhtView {
+        let ago = s
+            .last_announce
+            .map(|(at, _)| at.elapsed().map_or(0, |d| d.as_secs()));
+        DhtView {
+            node_id: s.node_id.clone(),
+            udp: s.local_addr.to_string(),
+            routing_table: s.routing_table,
+            last_announce_secs_ago: ago,
+            last_announce_files: s.last_announce.map(|(_, n)| n),
+        }
+    }
+
+    fn text(&self) -> String {
+        let announce = match (self.last_announce_secs_ago, self.last_announce_files) {
+            (Some(ago), Some(n)) => format!("last announce {ago} s ago ({n} file(s))"),
+            _ => "not announced yet".to_string(),
+        };
+        format!(
+            "dht: node {} on UDP {}, {} node(s) in the routing table, {announce}\n",
+            self.node_id, self.udp, self.routing_table
+        )
+    }
+}
+
 /// Everything `GET /api/status` reports about a peer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PeerStatus {
@@ -309,6 +350,8 @@ pub struct PeerStatus {
     pub caps: Caps,
     pub shared: Vec<SharedView>,
     pub downloads: Vec<DownloadView>,
+    /// `null` unless the peer runs a DHT node.
+    pub dht: Option<DhtView>,
 }
 
 impl PeerStatus {
@@ -336,6 +379,7 @@ impl PeerStatus {
             },
             shared,
             downloads: peer.transfers.snapshot(Instant::now()),
+            dht: peer.dht_status().as_ref().map(DhtView::of),
         }
     }
 
@@ -377,6 +421,9 @@ impl PeerStatus {
                 size_and_bytes(f.uploaded),
                 format_size(f.size)
             ));
+        }
+        if let Some(dht) = &self.dht {
+            out.push_str(&dht.text());
         }
         out.push_str(&format!(
             "limits: upload {}, download {}",
@@ -528,6 +575,13 @@ mod tests {
                 size: 745,
                 uploaded: 3 << 20,
             }],
+            dht: Some(DhtView {
+                node_id: "ab".repeat(20),
+                udp: "127.0.0.1:3".into(),
+                routing_table: 4,
+                last_announce_secs_ago: Some(2),
+                last_announce_files: Some(1),
+            }),
             downloads: t.snapshot(Instant::now() + Duration::from_secs(1)),
         };
         let text = status.to_text();
@@ -538,6 +592,8 @@ mod tests {
             "uploads: 1 shared file(s), 3.0 MiB (3145728 bytes) uploaded in all",
             "  a.txt  uploaded 3.0 MiB (3145728 bytes) of a 745 B file",
             "limits: upload off, download 2M",
+            "dht: node abab",
+            "4 node(s) in the routing table, last announce 2 s ago (1 file(s))",
         ];
         for w in want {
             assert!(text.contains(w), "{w:?} not in\n{text}");
@@ -549,6 +605,7 @@ mod tests {
         assert_eq!(json["downloads"][0]["peers"][0]["chunks"], 1);
         assert_eq!(json["shared"][0]["uploaded"], 3 << 20);
         assert_eq!(json["caps"]["upload"], serde_json::Value::Null);
+        assert_eq!(json["dht"]["routing_table"], 4);
         assert_eq!(size_and_bytes(745), "745 B");
     }
 
