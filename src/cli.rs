@@ -1,12 +1,51 @@
 //! What both binaries share: logging set-up, the one-line fatal error, the
 //! status page and shell completions.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use anyhow::Context;
+use clap_complete::Shell;
 
 use crate::web::{self, StatusFn};
+
+/// Options both binaries take (flattened into each one's arguments).
+#[derive(clap::Args)]
+pub struct CommonArgs {
+    /// Serve a live status page on this TCP port (0: any free port).
+    #[arg(long, value_name = "PORT")]
+    pub http: Option<u16>,
+    /// Address for the status page; it is local-only unless this says otherwise.
+    #[arg(long, value_name = "ADDR", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST), requires = "http")]
+    pub http_bind: IpAddr,
+    /// Print a completion script for SHELL on stdout and exit.
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    pub completions: Option<Shell>,
+    /// More detail on stderr (-v: info, e.g. each chunk; -vv: debug); RUST_LOG works too.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+impl CommonArgs {
+    /// Prints the completion script and returns `false` if `--completions`
+    /// was given; otherwise sets up logging and returns `true` (go on).
+    pub fn init(&self, cmd: clap::Command) -> bool {
+        if let Some(shell) = self.completions {
+            print_completions(shell, cmd);
+            return false;
+        }
+        init_logging(self.verbose);
+        true
+    }
+
+    /// Starts the status page if `--http` was given; returns the line to
+    /// print about it.
+    pub fn status_page(&self, status: Arc<StatusFn>) -> anyhow::Result<Option<String>> {
+        self.http
+            .map(|port| start_status_page(SocketAddr::new(self.http_bind, port), status))
+            .transpose()
+    }
+}
 
 /// Logs to stderr: warnings by default, `-v` info, `-vv` debug; `RUST_LOG`
 /// overrides. Records pass through [`LogBridge`](crate::ui::LogBridge), so
@@ -34,7 +73,7 @@ pub fn start_status_page(addr: SocketAddr, status: Arc<StatusFn>) -> anyhow::Res
 }
 
 /// Prints the completion script of `cmd` for `shell` on stdout.
-pub fn print_completions(shell: clap_complete::Shell, mut cmd: clap::Command) {
+pub fn print_completions(shell: Shell, mut cmd: clap::Command) {
     let name = cmd.get_name().to_string();
     clap_complete::generate(shell, &mut cmd, name, &mut std::io::stdout());
 }

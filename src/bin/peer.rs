@@ -1,14 +1,14 @@
 //! `peer [OPTIONS] TRACKER_HOST TRACKER_PORT LISTEN_PORT`: a p2pshare peer.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
-use clap_complete::Shell;
+use p2pshare::cli::CommonArgs;
 use p2pshare::peer::repl::{self, Command};
 use p2pshare::peer::{DhtOptions, Options, Peer};
 
@@ -60,27 +60,15 @@ struct Args {
     /// DHT node to join through, HOST:PORT (repeatable; default: the tracker's address).
     #[arg(long, value_name = "HOST:PORT", requires = "dht")]
     dht_bootstrap: Vec<String>,
-    /// Serve a status page (shared files, live downloads) on this TCP port (0: any free port).
-    #[arg(long, value_name = "PORT")]
-    http: Option<u16>,
-    /// Address for the status page; it is local-only unless this says otherwise.
-    #[arg(long, value_name = "ADDR", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST), requires = "http")]
-    http_bind: IpAddr,
-    /// Print a completion script for SHELL on stdout and exit.
-    #[arg(long, value_name = "SHELL", exclusive = true)]
-    completions: Option<Shell>,
-    /// More detail on stderr (-v: each chunk, -vv: debug); RUST_LOG works too.
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    verbose: u8,
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
 fn main() {
     let args = Args::parse();
-    if let Some(shell) = args.completions {
-        p2pshare::cli::print_completions(shell, Args::command());
+    if !args.common.init(Args::command()) {
         return;
     }
-    p2pshare::cli::init_logging(args.verbose);
     match run(&args) {
         Ok(true) => {}
         Ok(false) => std::process::exit(1),
@@ -110,15 +98,10 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         }),
     };
     let peer = Arc::new(Peer::start(&opts).context("cannot start the peer")?);
-    let status_page = match args.http {
-        Some(port) => {
-            let for_page = Arc::clone(&peer);
-            let status = Arc::new(move || for_page.status().to_json());
-            let addr = SocketAddr::new(args.http_bind, port);
-            Some(p2pshare::cli::start_status_page(addr, status)?)
-        }
-        None => None,
-    };
+    let for_page = Arc::clone(&peer);
+    let status_page = args
+        .common
+        .status_page(Arc::new(move || for_page.status().to_json()))?;
     // Installed before the first line is printed: whoever reacts to that
     // line with a signal still gets a clean unregister.
     let on_signal = Arc::clone(&peer);

@@ -1,12 +1,12 @@
 //! `tracker [--bind ADDR] PORT`: the p2pshare tracker.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
-use clap_complete::Shell;
+use p2pshare::cli::CommonArgs;
 use p2pshare::tracker::status::TrackerStatus;
 
 /// Coordinates p2pshare peers: remembers which peers have which files.
@@ -33,27 +33,15 @@ struct Args {
     /// DHT node to join through, HOST:PORT (repeatable; default: start a new network).
     #[arg(long, value_name = "HOST:PORT", requires = "dht")]
     dht_bootstrap: Vec<String>,
-    /// Serve a status page (files and peers, live) on this TCP port (0: any free port).
-    #[arg(long, value_name = "PORT")]
-    http: Option<u16>,
-    /// Address for the status page; it is local-only unless this says otherwise.
-    #[arg(long, value_name = "ADDR", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST), requires = "http")]
-    http_bind: IpAddr,
-    /// Print a completion script for SHELL on stdout and exit.
-    #[arg(long, value_name = "SHELL", exclusive = true)]
-    completions: Option<Shell>,
-    /// More detail on stderr (-v info, -vv debug); RUST_LOG works too.
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    verbose: u8,
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
 fn main() {
     let args = Args::parse();
-    if let Some(shell) = args.completions {
-        p2pshare::cli::print_completions(shell, Args::command());
+    if !args.common.init(Args::command()) {
         return;
     }
-    p2pshare::cli::init_logging(args.verbose);
     if let Err(e) = run(&args) {
         p2pshare::cli::exit_with_error("tracker", &e);
     }
@@ -81,16 +69,11 @@ fn run(args: &Args) -> anyhow::Result<()> {
     } else {
         None
     };
-    let status_page = match args.http {
-        Some(http) => {
-            let registry = tracker.registry();
-            let listen = SocketAddr::new(args.bind, port).to_string();
-            let status = Arc::new(move || TrackerStatus::of(&registry, &listen).to_json());
-            let addr = SocketAddr::new(args.http_bind, http);
-            Some(p2pshare::cli::start_status_page(addr, status)?)
-        }
-        None => None,
-    };
+    let registry = tracker.registry();
+    let listen = SocketAddr::new(args.bind, port).to_string();
+    let status_page = args.common.status_page(Arc::new(move || {
+        TrackerStatus::of(&registry, &listen).to_json()
+    }))?;
     ctrlc::set_handler(|| {
         println!("Tracker stopped.");
         std::process::exit(0);

@@ -299,27 +299,14 @@ impl Proc {
     /// Closes stdin, then waits for the process to exit by itself.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         drop(self.stdin.take());
-        // The stdout reader's channel disconnects when the process exits and
-        // the pipe closes; waiting on it gives a deadline without polling.
-        let deadline = deadline(timeout);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.out.recv_timeout(left) {
-                Ok(_) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
-                Err(RecvTimeoutError::Timeout) => {
-                    panic!("{}: did not exit within {timeout:?}", self.name)
-                }
-            }
-        }
-        let status = self.child.wait().expect("cannot wait for a child");
-        self.log(format!("{} exited: {status}", self.name));
-        status
+        self.await_exit(timeout)
     }
 
     /// Waits for the process to exit by itself, leaving stdin open, so that
     /// end of input plays no part (e.g. after a signal).
     pub fn await_exit(&mut self, timeout: Duration) -> ExitStatus {
+        // The stdout reader's channel disconnects when the process exits and
+        // the pipe closes; waiting on it gives a deadline without polling.
         let deadline = deadline(timeout);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
