@@ -94,6 +94,7 @@ stop_pid() {
     local pid=$1 deadline=$((SECONDS + 5)) children
     children=$(pgrep -P "$pid" 2>/dev/null) || true
     if [[ -n $children ]]; then
+        # shellcheck disable=SC2086 # one word per child pid
         kill -TERM $children 2>/dev/null || true
     else
         kill -TERM "$pid" 2>/dev/null || true
@@ -421,7 +422,7 @@ bench_transfer() {
         raw+=("$RUN_SECS") rawsync+=("$RUN_FSYNC_SECS") rx+=("$RUN_RX_RSS") tx+=("$RUN_TX_RSS")
         p2p_run 1 1 "$XFER_SECS"
         p2p+=("$RUN_SECS") dl+=("$RUN_DL_RSS") seed+=("$RUN_SEED_RSS")
-        log "   run $k: socat $(mib_s "$SIZE" "${raw[-1]}") MiB/s (with fsync $(mib_s "$SIZE" "${rawsync[-1]}")," \
+        log "   run $k: socat $(mib_s "$SIZE" "${raw[-1]}") MiB/s (with fsync $(mib_s "$SIZE" "${rawsync[-1]}"))," \
             "p2pshare $(mib_s "$SIZE" "$RUN_SECS") MiB/s;" \
             "RSS KiB: downloader $RUN_DL_RSS, seeder $RUN_SEED_RSS, socat rx ${rx[-1]} tx ${tx[-1]}"
     done
