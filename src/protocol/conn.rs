@@ -128,7 +128,9 @@ impl Connection {
     }
 
     /// Like [`read_payload`](Self::read_payload), metering the bytes read
-    /// from the socket through `limit` in slices.
+    /// from the socket through `limit`. Under a cap it reads in slices small
+    /// enough that every connection takes data several times a second, so
+    /// the sender never sees a stalled reader.
     pub fn read_payload_limited(&mut self, out: &mut [u8], limit: &RateLimit) -> Result<()> {
         let buffered = (self.end - self.start).min(out.len());
         out[..buffered].copy_from_slice(&self.buf[self.start..self.start + buffered]);
@@ -138,10 +140,9 @@ impl Connection {
             return Ok(());
         }
         self.stream.set_read_timeout(Some(IO_TIMEOUT))?;
-        let slice = if limit.get().is_some() {
-            SLICE
-        } else {
-            rest.len()
+        let slice = match limit.get() {
+            Some(rate) => usize::try_from(rate / 16).map_or(SLICE, |s| s.clamp(1024, SLICE)),
+            None => rest.len(),
         };
         for part in rest.chunks_mut(slice) {
             limit.acquire(part.len());
