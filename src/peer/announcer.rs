@@ -1,8 +1,9 @@
 //! The announcer thread: re-registers every shared file with the tracker and
 //! (when on) announces it in the DHT, every interval, so a restarted tracker
 //! learns them again and entries do not expire. While the tracker is
-//! unreachable it retries sooner, backing off from 1 s. `kick` asks for a
-//! round now (after `share` or a download).
+//! unreachable it retries sooner, backing off from 1 s. `register_now`
+//! registers a newly shared file at once and kicks the thread only for what
+//! is left (the slower DHT announce, or a retry).
 //!
 //! Leaving must win against a round in flight: every registration happens
 //! under the `round` lock and only while not `stopped`, and [`Announcer::stop`]

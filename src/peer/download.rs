@@ -244,6 +244,12 @@ fn serve_from_peer(
                 job.scheduler.fail(peer, index, Fault::BadData);
                 return Ok(());
             }
+            Err(e) if job.scheduler.is_stopped() => {
+                // Our own shutdown of the remaining sockets, not the peer.
+                log::debug!("chunk {index} from {addr}: {e} (download already stopped)");
+                job.scheduler.fail(peer, index, Fault::Unreliable);
+                return Ok(());
+            }
             Err(e) => {
                 log::warn!("chunk {index} from {addr}: {e}");
                 job.scheduler.fail(peer, index, Fault::Unreliable);

@@ -240,6 +240,12 @@ impl Scheduler {
         }
     }
 
+    /// Whether the download has stopped (complete, aborted or out of peers):
+    /// failures after that are the shutdown itself, not the peer's fault.
+    pub fn is_stopped(&self) -> bool {
+        self.lock().stopped
+    }
+
     /// Stops the download (e.g. the disk failed); workers finish.
     pub fn abort(&self) {
         let mut s = self.lock();

@@ -14,6 +14,11 @@ use crate::error::{Error, Result};
 use crate::limit::{RateLimit, SLICE};
 use crate::{sys, IO_TIMEOUT, MAX_LINE, MIN_READ_RATE};
 
+/// The socket's write timeout between bounded writes: what
+/// `bound_next_write` sets for a fresh stall budget, so the common case (a
+/// reply that fits the socket buffer) needs no extra system call.
+const WRITE_CALL_TIMEOUT: Duration = Duration::from_millis(IO_TIMEOUT.as_millis() as u64 / 4);
+
 /// Read buffer size: big enough for many pipelined lines and to batch the
 /// start of a payload, small enough to be cheap per connection.
 const READ_BUF: usize = 64 * 1024;
@@ -33,7 +38,7 @@ impl Connection {
     /// write timeout.
     pub fn new(stream: TcpStream) -> io::Result<Self> {
         stream.set_nodelay(true)?;
-        stream.set_write_timeout(Some(IO_TIMEOUT))?;
+        stream.set_write_timeout(Some(WRITE_CALL_TIMEOUT))?;
         let peer = stream.peer_addr()?;
         Ok(Connection {
             stream,
@@ -187,7 +192,7 @@ impl Connection {
             sys::send_file(&self.stream, file, offset + sent as u64, n).map_err(write_error)?;
             sent += n;
         }
-        self.stream.set_write_timeout(Some(IO_TIMEOUT))?;
+        self.stream.set_write_timeout(Some(WRITE_CALL_TIMEOUT))?;
         Ok(())
     }
 
@@ -209,22 +214,44 @@ impl Connection {
         Ok(())
     }
 
-    /// Writes `bytes` whole (one or more lines, or a header and a payload).
-    pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
-        self.stream.write_all(bytes).map_err(write_error)
+    /// Writes `bytes` whole (one or more lines, or a header and a payload),
+    /// under the same bounds as [`send_file`](Self::send_file): progress at
+    /// least every `IO_TIMEOUT`, all of it within `IO_TIMEOUT + len /
+    /// MIN_READ_RATE`. A client reading a few bytes now and then cannot hold
+    /// a long reply (a manifest, a search listing) open for ever.
+    pub fn write_all(&mut self, mut bytes: &[u8]) -> Result<()> {
+        let started = Instant::now();
+        let reply_deadline =
+            started + IO_TIMEOUT + Duration::from_secs(bytes.len() as u64 / MIN_READ_RATE);
+        let mut stall_deadline = started + IO_TIMEOUT;
+        // The first call runs under the default WRITE_CALL_TIMEOUT, which is
+        // what a fresh budget gives; later calls are bounded explicitly.
+        let mut calls = 0;
+        while !bytes.is_empty() {
+            if calls > 0 {
+                self.bound_next_write(stall_deadline, reply_deadline)?;
+            }
+            match self.stream.write(bytes) {
+                Ok(0) => return Err(Error::Io(io::ErrorKind::WriteZero.into())),
+                Ok(n) => {
+                    bytes = &bytes[n..];
+                    stall_deadline = Instant::now() + IO_TIMEOUT;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(write_error(e)),
+            }
+            calls += 1;
+        }
+        if calls > 1 {
+            self.stream.set_write_timeout(Some(WRITE_CALL_TIMEOUT))?;
+        }
+        Ok(())
     }
 
-    /// Writes `header` then `payload`, in one system call when the kernel
-    /// takes both.
+    /// Writes `header` then `payload` (see [`write_all`](Self::write_all)).
     pub fn write_with_payload(&mut self, header: &[u8], payload: &[u8]) -> Result<()> {
-        let bufs = [io::IoSlice::new(header), io::IoSlice::new(payload)];
-        let n = self.stream.write_vectored(&bufs)?;
-        if n < header.len() {
-            self.write_all(&header[n..])?;
-            self.write_all(payload)
-        } else {
-            self.write_all(&payload[n - header.len()..])
-        }
+        self.write_all(header)?;
+        self.write_all(payload)
     }
 
     /// Closes after an error reply so that the reply is not lost: stops
