@@ -248,10 +248,7 @@ impl Proc {
         what: &str,
         done: impl Fn(&str) -> bool,
     ) -> Vec<String> {
-        let rx = match stream {
-            Stream::Out => &self.out,
-            Stream::Err => &self.err,
-        };
+        let rx = self.stream(stream);
         let deadline = deadline(timeout);
         let mut lines = Vec::new();
         loop {
@@ -350,13 +347,18 @@ impl Proc {
         self.log(format!("{} exited: {status}", self.name));
     }
 
+    /// The channel carrying `stream`'s lines.
+    fn stream(&self, stream: Stream) -> &Receiver<String> {
+        match stream {
+            Stream::Out => &self.out,
+            Stream::Err => &self.err,
+        }
+    }
+
     /// Every further line of `stream` until it ends, i.e. until the process
     /// has exited and its output is read. Panics if it does not end in time.
     pub fn rest(&self, stream: Stream, timeout: Duration) -> Vec<String> {
-        let rx = match stream {
-            Stream::Out => &self.out,
-            Stream::Err => &self.err,
-        };
+        let rx = self.stream(stream);
         let deadline = deadline(timeout);
         let mut lines = Vec::new();
         loop {
