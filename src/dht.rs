@@ -5,7 +5,7 @@
 //! bytes of its id, with the peer's TCP port. Peers found here are treated
 //! exactly like the tracker's: untrusted until their data verifies.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
@@ -28,6 +28,8 @@ pub enum DhtError {
     Bootstrap(Vec<String>),
     #[error("DHT announce failed: {0}")]
     Announce(String),
+    #[error("the DHT needs an IPv4 bind address, not {0} (the mainline crate is IPv4 only)")]
+    NotIpv4(IpAddr),
 }
 
 /// What `status` shows about the DHT.
@@ -57,7 +59,17 @@ impl DhtNode {
     /// Starts a node in server mode on UDP `bind:port`, bootstrapping from
     /// `bootstrap` (`HOST:PORT` each). An empty list makes this the first
     /// node of a new network; the public bootstrap routers are never used.
-    pub fn start(bind: Ipv4Addr, port: u16, bootstrap: &[String]) -> Result<Self, DhtError> {
+    /// An unspecified IPv6 bind (`::`) means every interface, as IPv4's.
+    pub fn start(
+        bind: impl Into<IpAddr>,
+        port: u16,
+        bootstrap: &[String],
+    ) -> Result<Self, DhtError> {
+        let bind = match bind.into() {
+            IpAddr::V4(ip) => ip,
+            IpAddr::V6(ip) if ip.is_unspecified() => Ipv4Addr::UNSPECIFIED,
+            other => return Err(DhtError::NotIpv4(other)),
+        };
         let mut builder = Dht::builder();
         builder.server_mode().bind_address(bind).port(port);
         if bootstrap.is_empty() {

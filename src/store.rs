@@ -97,9 +97,8 @@ pub fn hash_chunks_reporting(
             .collect();
         let mut all = Vec::with_capacity(count as usize);
         for w in workers {
-            let part = w.join().map_err(|_| StoreError::Changed {
-                path: path.to_path_buf(),
-            })??;
+            // A hashing thread only panics on a bug: pass it on as one.
+            let part = w.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
             all.extend(part);
         }
         Ok(all)

@@ -58,11 +58,8 @@ fn run(args: &Args) -> anyhow::Result<()> {
         .port();
     // Kept alive for the life of the process: the node runs on its own thread.
     let dht = if args.dht {
-        let IpAddr::V4(bind) = args.bind else {
-            anyhow::bail!("the DHT needs an IPv4 --bind address");
-        };
         Some(p2pshare::dht::DhtNode::start(
-            bind,
+            args.bind,
             port,
             &args.dht_bootstrap,
         )?)

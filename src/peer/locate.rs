@@ -37,9 +37,7 @@ pub fn wanted(
     tracker_files: Result<Vec<FileSummary>, PeerError>,
 ) -> Result<Wanted, PeerError> {
     if ShareLink::is_link(target) {
-        let link: ShareLink = target
-            .parse()
-            .map_err(|e| PeerError::BadTarget(format!("{e}")))?;
+        let link: ShareLink = target.parse()?;
         let known = tracker_files
             .ok()
             .and_then(|files| files.into_iter().find(|f| f.id == link.id));

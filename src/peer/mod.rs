@@ -14,7 +14,7 @@ pub mod server;
 pub mod status;
 pub mod tracker_client;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread;
@@ -31,7 +31,7 @@ use self::tracker_client::TrackerClient;
 use crate::dht::{DhtError, DhtNode, DhtStatus};
 use crate::error::Error;
 use crate::limit::RateLimit;
-use crate::link::ShareLink;
+use crate::link::{LinkError, ShareLink};
 use crate::protocol::message::validate_name;
 use crate::protocol::FileSummary;
 use crate::store::{self, StoreError};
@@ -55,8 +55,8 @@ pub enum PeerError {
     },
     #[error("no peer has {0} (asked {1})")]
     NoPeers(String, &'static str),
-    #[error("{0}")]
-    BadTarget(String),
+    #[error(transparent)]
+    BadLink(#[from] LinkError),
     #[error(transparent)]
     Dht(#[from] DhtError),
     #[error("cannot listen on {addr}: {source}")]
@@ -358,15 +358,6 @@ pub fn link_of(file: &SharedFile) -> ShareLink {
 }
 
 fn start_dht(d: &DhtOptions, opts: &Options, listen: SocketAddr) -> Result<DhtNode, PeerError> {
-    let bind = match listen.ip() {
-        IpAddr::V4(ip) => ip,
-        IpAddr::V6(ip) if ip.is_unspecified() => Ipv4Addr::UNSPECIFIED,
-        IpAddr::V6(_) => {
-            return Err(PeerError::BadTarget(
-                "the DHT needs an IPv4 --bind address".into(),
-            ))
-        }
-    };
     let bootstrap = if d.bootstrap.is_empty() {
         vec![TrackerClient::new(&opts.tracker_host, opts.tracker_port, 0)
             .addr()
@@ -375,7 +366,7 @@ fn start_dht(d: &DhtOptions, opts: &Options, listen: SocketAddr) -> Result<DhtNo
         d.bootstrap.clone()
     };
     Ok(DhtNode::start(
-        bind,
+        listen.ip(),
         d.port.unwrap_or(listen.port()),
         &bootstrap,
     )?)
