@@ -15,10 +15,8 @@ use mainline::async_dht::AsyncDht;
 use mainline::{Dht, Id};
 use thiserror::Error;
 
+use crate::bounds::MAX_DHT_PEERS;
 use crate::manifest::FileId;
-
-/// Most peers taken from one DHT lookup.
-const MAX_DHT_PEERS: usize = 200;
 
 #[derive(Debug, Error)]
 pub enum DhtError {

@@ -9,13 +9,10 @@ use std::str::FromStr;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::{CHUNK_SIZE, MAX_MANIFEST_LEN};
+use crate::bounds::{CHUNK_SIZE, MAX_CHUNK_SIZE, MAX_MANIFEST_LEN};
 
 /// First line of every manifest; names the format and its version.
 const MAGIC: &str = "p2pshare-manifest 1";
-
-/// Largest chunk size a manifest may declare; bounds every chunk buffer.
-pub const MAX_CHUNK_SIZE: u32 = 16 * 1024 * 1024;
 
 /// A SHA-256 digest.
 pub type Digest32 = [u8; 32];

@@ -16,8 +16,8 @@ use std::thread;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+use crate::bounds::CHUNK_SIZE;
 use crate::manifest::{Chunk, Digest32, FileId, Manifest, ManifestError};
-use crate::CHUNK_SIZE;
 
 #[derive(Debug, Error)]
 pub enum StoreError {

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
+use crate::bounds::ACTIVE_PEER;
 use crate::peer::download::ChunkEvent;
 
 const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
@@ -123,7 +124,7 @@ pub fn hashing_bar(name: &str, len: u64) -> Option<ProgressBar> {
 }
 
 /// A download's bar: bytes, rate, time left, and how many peers delivered a
-/// chunk in the last [`ACTIVE`].
+/// chunk in the last [`ACTIVE_PEER`].
 pub struct DownloadBar {
     bar: ProgressBar,
     /// When each peer last delivered a chunk.
@@ -132,9 +133,6 @@ pub struct DownloadBar {
     /// Bytes resumed from an earlier attempt, left out of the rate.
     resumed: Arc<AtomicU64>,
 }
-
-/// How recently a peer must have delivered a chunk to count as in use.
-pub const ACTIVE: Duration = Duration::from_secs(5);
 
 impl DownloadBar {
     /// A bar for downloading `size` bytes of `name`; `None` off a terminal.
@@ -172,7 +170,7 @@ impl DownloadBar {
             let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
             seen.insert(ev.from, now);
             seen.values()
-                .filter(|t| now.duration_since(**t) <= ACTIVE)
+                .filter(|t| now.duration_since(**t) <= ACTIVE_PEER)
                 .count()
         };
         self.bar.set_prefix(format!(

@@ -7,7 +7,7 @@
 //! This is a deliberately tiny HTTP/1.1 responder on the crate's own accept
 //! loop ([`server::serve`]): connections are capped in all and per IP, a
 //! failed accept backs off, and the request head must arrive within
-//! [`HEAD_DEADLINE`]. (tiny_http was considered: its accept thread hands each
+//! [`HTTP_HEAD_DEADLINE`]. (tiny_http was considered: its accept thread hands each
 //! connection to a pool that grows a thread per open connection with no cap
 //! and no read timeout, whatever number of threads call `recv()`.) One request
 //! per connection (`Connection: close`); GET and HEAD only.
@@ -22,32 +22,20 @@ use std::io;
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use thiserror::Error;
 
+use crate::bounds::{HTTP_CAPS, HTTP_HEAD_DEADLINE, HTTP_MAX_HEADERS};
 use crate::error::Error;
+use crate::net::accept as server;
 use crate::protocol::{Connection, ParseError};
-use crate::server::{self, Limits};
 
 /// The page, for both roles; it picks its layout from the status's `role`.
 pub const PAGE: &str = include_str!("web/status.html");
 
 /// Where the page's initial status goes; replaced when the page is served.
 const INITIAL_MARK: &str = "/*INITIAL_STATUS*/null";
-
-/// Concurrent status-page connections, in all and from one address. A
-/// browser opens at most six per host; the page itself uses one at a time.
-pub const HTTP_LIMITS: Limits = Limits {
-    total: 32,
-    per_ip: 16,
-};
-
-/// How long a client may take to send its whole request head.
-pub const HEAD_DEADLINE: Duration = Duration::from_secs(10);
-
-/// Most header lines read from one request.
-pub const MAX_HEADERS: usize = 64;
 
 /// Produces the status JSON; called once per request that needs it.
 pub type StatusFn = dyn Fn() -> String + Send + Sync;
@@ -58,7 +46,7 @@ pub fn start(addr: SocketAddr, status: Arc<StatusFn>) -> io::Result<SocketAddr> 
     let listener = TcpListener::bind(addr)?;
     let bound = listener.local_addr()?;
     thread::Builder::new().name("http".into()).spawn(move || {
-        server::serve(listener, HTTP_LIMITS, "http", move |mut conn| {
+        server::serve(listener, HTTP_CAPS, "http", move |mut conn| {
             handle(&mut conn, &*status)
         })
     })?;
@@ -82,7 +70,7 @@ pub enum HttpError {
     Version(String),
     #[error("header line too long")]
     HeaderTooLong,
-    #[error("more than {MAX_HEADERS} header lines")]
+    #[error("more than {HTTP_MAX_HEADERS} header lines")]
     TooManyHeaders,
     #[error("host {0:?} not allowed")]
     Host(String),
@@ -144,10 +132,10 @@ pub fn host_allowed(host: &str) -> bool {
     name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::Ipv4Addr>().is_ok()
 }
 
-/// Reads the request head within [`HEAD_DEADLINE`]; `Ok(None)` if the client
+/// Reads the request head within [`HTTP_HEAD_DEADLINE`]; `Ok(None)` if the client
 /// closed without sending anything.
 fn read_request(conn: &mut Connection) -> Result<Option<Request>, HttpError> {
-    let deadline = Instant::now() + HEAD_DEADLINE;
+    let deadline = Instant::now() + HTTP_HEAD_DEADLINE;
     let next_line = |conn: &mut Connection| -> Result<Option<String>, HttpError> {
         let left = deadline.saturating_duration_since(Instant::now());
         match conn.read_line(left) {
@@ -161,7 +149,7 @@ fn read_request(conn: &mut Connection) -> Result<Option<Request>, HttpError> {
     };
     let (method, path) = parse_request_line(&first)?;
     let mut host = None;
-    for _ in 0..MAX_HEADERS {
+    for _ in 0..HTTP_MAX_HEADERS {
         let line = next_line(conn)?.ok_or(HttpError::BadRequest)?;
         if line.is_empty() {
             return Ok(Some(Request { method, path, host }));

@@ -4,13 +4,13 @@
 //! count; a long run is `PROPTEST_CASES=200000 cargo test --release --test
 //! fuzz_parsers` (figures in docs/RELIABILITY.md).
 
-use p2pshare::limit::parse_rate;
+use p2pshare::bounds::MAX_LINE;
 use p2pshare::manifest::{FileId, Manifest};
+use p2pshare::net::rate::parse_rate;
 use p2pshare::peer::repl::Command;
 use p2pshare::protocol::codec::{line_text, split_line, Frame};
 use p2pshare::protocol::message::{parse_payload_len, parse_peer};
 use p2pshare::protocol::{FileSummary, PeerRequest, Reply, TrackerRequest};
-use p2pshare::MAX_LINE;
 use proptest::prelude::*;
 
 /// Lines that look like protocol traffic: a known verb, then random tokens.

@@ -40,7 +40,7 @@ struct Args {
     #[arg(long)]
     serve: bool,
     /// Parallel chunk fetches per download.
-    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=i64::from(p2pshare::MAX_WORKERS)))]
+    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=i64::from(p2pshare::bounds::MAX_WORKERS)))]
     workers: u16,
     /// Seconds between re-announcements of shared files to the tracker.
     #[arg(long, default_value_t = 30, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
@@ -144,7 +144,7 @@ fn run(args: &Args) -> anyhow::Result<bool> {
 struct RateArg(Option<u64>);
 
 fn rate(text: &str) -> Result<RateArg, String> {
-    p2pshare::limit::parse_rate(text)
+    p2pshare::net::rate::parse_rate(text)
         .map(RateArg)
         .map_err(|e| e.to_string())
 }

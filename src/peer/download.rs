@@ -14,12 +14,13 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use super::scheduler::{Fault, Next, PeerStats, Scheduler};
+use crate::bounds::{CONNECT_TIMEOUT, MAX_MANIFEST_LEN};
 use crate::error::{Error, Result};
-use crate::limit::RateLimit;
 use crate::manifest::{Chunk, FileId, Manifest};
+use crate::net::rate::RateCap;
 use crate::protocol::{Connection, PeerRequest};
 use crate::store::{PartialFile, StoreError};
-use crate::{CONNECT_TIMEOUT, MAX_MANIFEST_LEN, PROTOCOL_VERSION};
+use crate::PROTOCOL_VERSION;
 
 #[derive(Debug, Error)]
 pub enum DownloadError {
@@ -112,7 +113,7 @@ struct Job<'a> {
     manifest: &'a Manifest,
     partial: &'a PartialFile,
     scheduler: &'a Scheduler,
-    limit: &'a RateLimit,
+    limit: &'a RateCap,
     on_chunk: &'a (dyn Fn(ChunkEvent) + Sync),
     /// Bytes present and verified, for [`ChunkEvent::done_bytes`].
     done_bytes: AtomicU64,
@@ -126,7 +127,7 @@ pub fn download(
     peers: &[SocketAddr],
     out: &Path,
     workers: usize,
-    limit: &RateLimit,
+    limit: &RateCap,
     on_chunk: &(dyn Fn(ChunkEvent) + Sync),
 ) -> Result<Report, DownloadError> {
     let started = Instant::now();
@@ -263,7 +264,7 @@ fn fetch_chunk<'a>(
     conn: &mut Connection,
     id: &FileId,
     chunk: Chunk,
-    limit: &RateLimit,
+    limit: &RateCap,
     buf: &'a mut [u8],
 ) -> Result<&'a [u8]> {
     let req = PeerRequest::Get {

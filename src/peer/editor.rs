@@ -15,7 +15,7 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rustyline::completion::{Completer, FilenameCompleter, Pair};
 use rustyline::error::ReadlineError;
@@ -26,17 +26,12 @@ use rustyline::validate::Validator;
 use rustyline::{CompletionType, Config, Context, Editor, Helper};
 
 use super::Peer;
+use crate::bounds::{HISTORY_SIZE, NAMES_TTL};
 
 /// The REPL's verbs, for completion.
 pub const COMMANDS: &[&str] = &[
     "share", "list", "search", "download", "limit", "status", "help", "quit", "exit",
 ];
-
-/// How long the tracker's file names are reused for completion.
-pub const NAMES_TTL: Duration = Duration::from_secs(5);
-
-/// History entries kept.
-const HISTORY_SIZE: usize = 1000;
 
 const PROMPT: &str = "p2pshare> ";
 

@@ -30,8 +30,8 @@ use self::status::{FinishGuard, PeerStatus, Transfers};
 use self::tracker_client::TrackerClient;
 use crate::dht::{DhtError, DhtNode, DhtStatus};
 use crate::error::Error;
-use crate::limit::RateLimit;
 use crate::link::{LinkError, ShareLink};
+use crate::net::rate::RateCap;
 use crate::protocol::message::validate_name;
 use crate::protocol::FileSummary;
 use crate::store::{self, StoreError};
@@ -94,8 +94,8 @@ pub struct DhtOptions {
 
 /// The peer's bandwidth caps, shared by all its connections.
 pub struct Rates {
-    pub up: Arc<RateLimit>,
-    pub down: Arc<RateLimit>,
+    pub up: Arc<RateCap>,
+    pub down: Arc<RateCap>,
 }
 
 pub struct Peer {
@@ -121,8 +121,8 @@ impl Peer {
         let listen = listener.local_addr().map_err(bind_error)?;
         let library = Arc::new(Library::default());
         let rates = Rates {
-            up: Arc::new(RateLimit::new(opts.max_upload)),
-            down: Arc::new(RateLimit::new(opts.max_download)),
+            up: Arc::new(RateCap::new(opts.max_upload)),
+            down: Arc::new(RateCap::new(opts.max_download)),
         };
         let (lib, up) = (Arc::clone(&library), Arc::clone(&rates.up));
         thread::Builder::new()

@@ -12,12 +12,10 @@ use super::editor::LineEditor;
 use super::library::SharedFile;
 use super::status::size_and_bytes;
 use super::{Peer, PeerError};
-use crate::limit::{format_rate, parse_rate};
+use crate::bounds::MAX_INPUT_LINE;
+use crate::net::rate::{format_rate, parse_rate};
 use crate::protocol::FileSummary;
 use crate::ui::{self, format_size, format_speed, DownloadBar};
-
-/// Longest accepted input line; longer lines are reported and skipped.
-const MAX_INPUT_LINE: usize = 64 * 1024;
 
 pub const HELP: &str = "\
 commands:

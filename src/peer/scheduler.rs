@@ -15,11 +15,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
-/// Consecutive failures after which a peer is no longer used.
-pub const MAX_STRIKES: u32 = 3;
-
-/// Most workers fetching the same chunk at once (endgame duplicates).
-const MAX_HOLDERS: usize = 2;
+use crate::bounds::{MAX_HOLDERS, MAX_STRIKES};
 
 /// Why a fetch from a peer failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,17 +7,17 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use super::library::Library;
+use crate::bounds::PEER_CAPS;
 use crate::error::Result;
-use crate::limit::RateLimit;
 use crate::manifest::FileId;
+use crate::net::accept::{self as server, Flow};
+use crate::net::rate::RateCap;
 use crate::protocol::message::hello_reply;
 use crate::protocol::{Connection, PeerRequest, Reply};
-use crate::server::{self, Flow};
-use crate::PEER_LIMITS;
 
 /// Serves `listener` forever, sending chunk payloads through `upload`.
-pub fn serve(listener: TcpListener, library: Arc<Library>, upload: Arc<RateLimit>) {
-    server::serve(listener, PEER_LIMITS, "peer", move |conn| {
+pub fn serve(listener: TcpListener, library: Arc<Library>, upload: Arc<RateCap>) {
+    server::serve(listener, PEER_CAPS, "peer", move |conn| {
         server::for_each_request(conn, |conn, line| {
             handle_request(conn, line, &library, &upload)
         });
@@ -28,7 +28,7 @@ fn handle_request(
     conn: &mut Connection,
     line: &str,
     library: &Library,
-    upload: &RateLimit,
+    upload: &RateCap,
 ) -> Result<Flow> {
     let req = match PeerRequest::parse(line) {
         Ok(req) => req,
@@ -66,7 +66,7 @@ fn send_chunk(
     library: &Library,
     id: &FileId,
     index: u32,
-    upload: &RateLimit,
+    upload: &RateCap,
 ) -> Result<()> {
     let Some(file) = library.get(id) else {
         return conn.write_all(not_shared(id).as_bytes());

@@ -17,19 +17,11 @@ use serde::{Deserialize, Serialize};
 
 use super::download::ChunkEvent;
 use super::Peer;
+use crate::bounds::{ACTIVE_PEER, KEEP_FINISHED, RATE_WINDOW};
 use crate::dht::DhtStatus;
-use crate::limit::format_rate;
 use crate::manifest::FileId;
+use crate::net::rate::format_rate;
 use crate::ui::{format_duration, format_size, format_speed};
-
-/// The rate is measured over this much recent time.
-pub const RATE_WINDOW: Duration = Duration::from_secs(5);
-
-/// A peer counts as in use if it delivered a chunk this recently.
-pub const ACTIVE: Duration = Duration::from_secs(5);
-
-/// Finished downloads remembered for `status`, newest kept.
-pub const KEEP_FINISHED: usize = 16;
 
 /// Every download of this process, running or recently finished.
 #[derive(Default)]
@@ -180,7 +172,7 @@ impl DownloadStatus {
                 addr: addr.to_string(),
                 chunks: pp.chunks,
                 bytes: pp.bytes,
-                active: state == State::Running && now.duration_since(pp.last) <= ACTIVE,
+                active: state == State::Running && now.duration_since(pp.last) <= ACTIVE_PEER,
             })
             .collect();
         peers.sort_by(|a, b| b.chunks.cmp(&a.chunks).then(a.addr.cmp(&b.addr)));

@@ -5,11 +5,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::bounds::{CONNECT_TIMEOUT, IO_TIMEOUT, MAX_LIST_ENTRIES};
 use crate::error::{Error, Result};
 use crate::manifest::FileId;
 use crate::protocol::message::{parse_count, parse_peer};
 use crate::protocol::{Connection, FileSummary, TrackerRequest};
-use crate::{CONNECT_TIMEOUT, IO_TIMEOUT, MAX_LIST_ENTRIES, PROTOCOL_VERSION};
+use crate::PROTOCOL_VERSION;
 
 /// A file to announce: id, size and name.
 pub struct Announcement<'a> {

@@ -10,18 +10,13 @@ use std::time::{Duration, Instant};
 
 use super::codec::{line_text, split_line, Frame, ParseError};
 use super::message::{parse_payload_len, Reply};
+use crate::bounds::{
+    IO_TIMEOUT, LINGER_BYTES, LINGER_TIME, MAX_LINE, MIN_READ_RATE, RATE_SLICE, READ_BUF,
+    WRITE_CALL_TIMEOUT,
+};
 use crate::error::{Error, Result};
-use crate::limit::{RateLimit, SLICE};
-use crate::{sys, IO_TIMEOUT, MAX_LINE, MIN_READ_RATE};
-
-/// The socket's write timeout between bounded writes: what
-/// `bound_next_write` sets for a fresh stall budget, so the common case (a
-/// reply that fits the socket buffer) needs no extra system call.
-const WRITE_CALL_TIMEOUT: Duration = Duration::from_millis(IO_TIMEOUT.as_millis() as u64 / 4);
-
-/// Read buffer size: big enough for many pipelined lines and to batch the
-/// start of a payload, small enough to be cheap per connection.
-const READ_BUF: usize = 64 * 1024;
+use crate::net::rate::RateCap;
+use crate::net::sys;
 
 pub struct Connection {
     stream: TcpStream,
@@ -129,14 +124,14 @@ impl Connection {
 
     /// Fills `out` exactly from the buffer and then the socket.
     pub fn read_payload(&mut self, out: &mut [u8]) -> Result<()> {
-        self.read_payload_limited(out, &RateLimit::new(None))
+        self.read_payload_limited(out, &RateCap::new(None))
     }
 
     /// Like [`read_payload`](Self::read_payload), metering the bytes read
     /// from the socket through `limit`. Under a cap it reads in slices small
     /// enough that every connection takes data several times a second, so
     /// the sender never sees a stalled reader.
-    pub fn read_payload_limited(&mut self, out: &mut [u8], limit: &RateLimit) -> Result<()> {
+    pub fn read_payload_limited(&mut self, out: &mut [u8], limit: &RateCap) -> Result<()> {
         let buffered = (self.end - self.start).min(out.len());
         out[..buffered].copy_from_slice(&self.buf[self.start..self.start + buffered]);
         self.start += buffered;
@@ -146,7 +141,9 @@ impl Connection {
         }
         self.stream.set_read_timeout(Some(IO_TIMEOUT))?;
         let slice = match limit.get() {
-            Some(rate) => usize::try_from(rate / 16).map_or(SLICE, |s| s.clamp(1024, SLICE)),
+            Some(rate) => {
+                usize::try_from(rate / 16).map_or(RATE_SLICE, |s| s.clamp(1024, RATE_SLICE))
+            }
             None => rest.len(),
         };
         for part in rest.chunks_mut(slice) {
@@ -174,7 +171,7 @@ impl Connection {
         file: &File,
         offset: u64,
         len: usize,
-        limit: &RateLimit,
+        limit: &RateCap,
     ) -> Result<()> {
         let started = Instant::now();
         let mut reply_deadline =
@@ -183,7 +180,7 @@ impl Connection {
         sys::send_more(&self.stream, header).map_err(write_error)?;
         let mut sent = 0;
         while sent < len {
-            let n = SLICE.min(len - sent);
+            let n = RATE_SLICE.min(len - sent);
             let waited = Instant::now();
             limit.acquire(n);
             let now = Instant::now();
@@ -260,9 +257,9 @@ impl Connection {
     /// and a reset may discard the `ERR` line before the client reads it.
     pub fn linger_close(mut self) {
         let _ = self.stream.shutdown(std::net::Shutdown::Write);
-        let deadline = Instant::now() + Duration::from_millis(500);
+        let deadline = Instant::now() + LINGER_TIME;
         let mut discarded = 0;
-        while discarded < 1 << 20 {
+        while discarded < LINGER_BYTES {
             self.start = 0;
             self.end = 0;
             match self.fill(deadline, "the client to finish") {

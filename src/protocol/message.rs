@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use super::codec::{next_word, Args, ParseError};
+use crate::bounds::MAX_NAME_LEN;
 use crate::manifest::FileId;
-use crate::MAX_NAME_LEN;
 
 /// A request to the tracker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -314,7 +314,7 @@ mod tests {
         ];
         for req in reqs {
             let line = req.encode();
-            assert!(line.ends_with('\n') && line.len() <= crate::MAX_LINE);
+            assert!(line.ends_with('\n') && line.len() <= crate::bounds::MAX_LINE);
             assert_eq!(TrackerRequest::parse(line.trim_end_matches('\n')), Ok(req));
         }
     }

@@ -10,10 +10,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::state::Registry;
+use crate::bounds::TRACKER_CAPS;
+use crate::net::accept::{self as server, Flow};
 use crate::protocol::message::{encode_list, encode_peer, hello_reply};
 use crate::protocol::{Connection, Reply, TrackerRequest};
-use crate::server::{self, Flow};
-use crate::TRACKER_LIMITS;
 
 /// A tracker bound to its port.
 pub struct Tracker {
@@ -52,7 +52,7 @@ impl Tracker {
                 }
             });
         let registry = self.registry;
-        server::serve(self.listener, TRACKER_LIMITS, "tracker", move |conn| {
+        server::serve(self.listener, TRACKER_CAPS, "tracker", move |conn| {
             handle_connection(conn, &registry)
         });
     }

@@ -13,15 +13,9 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
+use crate::bounds::{TRACKER_MAX_FILES, TRACKER_MAX_PEERS_PER_FILE, TRACKER_MAX_REGISTRATIONS};
 use crate::manifest::FileId;
 use crate::protocol::FileSummary;
-
-/// Most files the tracker will remember.
-pub const MAX_FILES: usize = 100_000;
-/// Most peers remembered per file.
-pub const MAX_PEERS_PER_FILE: usize = 1_000;
-/// Most (file, peer) registrations in all: bounds memory to ~100 MiB.
-pub const MAX_REGISTRATIONS: usize = 1_000_000;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum RegistryError {
@@ -106,7 +100,7 @@ impl Registry {
     ) -> Result<(), RegistryError> {
         let mut files = self.lock();
         let files = &mut *files;
-        let full = files.registrations >= MAX_REGISTRATIONS;
+        let full = files.registrations >= TRACKER_MAX_REGISTRATIONS;
         let known = files.by_id.len();
         match files.by_id.get_mut(&id) {
             Some(entry) if entry.size != size => Err(RegistryError::SizeMismatch {
@@ -116,19 +110,25 @@ impl Registry {
             }),
             Some(entry) => {
                 if !entry.peers.contains_key(&peer) {
-                    if entry.peers.len() >= MAX_PEERS_PER_FILE {
-                        return Err(RegistryError::TooManyPeers(MAX_PEERS_PER_FILE));
+                    if entry.peers.len() >= TRACKER_MAX_PEERS_PER_FILE {
+                        return Err(RegistryError::TooManyPeers(TRACKER_MAX_PEERS_PER_FILE));
                     }
                     if full {
-                        return Err(RegistryError::TooManyRegistrations(MAX_REGISTRATIONS));
+                        return Err(RegistryError::TooManyRegistrations(
+                            TRACKER_MAX_REGISTRATIONS,
+                        ));
                     }
                     files.registrations += 1;
                 }
                 entry.peers.insert(peer, now);
                 Ok(())
             }
-            None if known >= MAX_FILES => Err(RegistryError::TooManyFiles(MAX_FILES)),
-            None if full => Err(RegistryError::TooManyRegistrations(MAX_REGISTRATIONS)),
+            None if known >= TRACKER_MAX_FILES => {
+                Err(RegistryError::TooManyFiles(TRACKER_MAX_FILES))
+            }
+            None if full => Err(RegistryError::TooManyRegistrations(
+                TRACKER_MAX_REGISTRATIONS,
+            )),
             None => {
                 let peers = HashMap::from([(peer, now)]);
                 let name = name.to_string();

@@ -7,11 +7,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::state::{Registry, Snapshot};
-
-/// Most files one status reply lists; `total_files` tells if there are more.
-pub const MAX_FILES: usize = 1000;
-/// Most peers listed per file; `peer_count` has them all.
-pub const MAX_PEERS: usize = 50;
+use crate::bounds::{STATUS_MAX_FILES, STATUS_MAX_PEERS};
 
 /// Everything `GET /api/status` reports about a tracker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,7 +43,7 @@ pub struct TrackedPeer {
 impl TrackerStatus {
     /// A snapshot of `registry` now, for a tracker listening on `listen`.
     pub fn of(registry: &Registry, listen: &str) -> TrackerStatus {
-        let snapshot = registry.snapshot(Instant::now(), MAX_FILES, MAX_PEERS);
+        let snapshot = registry.snapshot(Instant::now(), STATUS_MAX_FILES, STATUS_MAX_PEERS);
         Self::from_snapshot(snapshot, listen)
     }
 

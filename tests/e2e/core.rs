@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::util::{assert_same_bytes, Peer, Stream, TestDir, Tracker, COMMAND};
 
-const CHUNK: usize = p2pshare::CHUNK_SIZE as usize;
+const CHUNK: usize = p2pshare::bounds::CHUNK_SIZE as usize;
 
 /// Empty, one byte, exactly one chunk, one chunk and a byte, and ~20 MiB
 /// ending in a partial chunk: each arrives byte for byte, under its name in

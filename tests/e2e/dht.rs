@@ -27,7 +27,7 @@ use p2pshare::manifest::FileId;
 
 use crate::util::{assert_same_bytes, Peer, Stream, TestDir, Tracker, COMMAND, STARTUP};
 
-const CHUNK: usize = p2pshare::CHUNK_SIZE as usize;
+const CHUNK: usize = p2pshare::bounds::CHUNK_SIZE as usize;
 
 /// How long the DHT may take to know what was announced: a few lookup and
 /// re-announce rounds of ~2 s each, on a loaded machine.

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::util::{assert_same_bytes, wait_until, Peer, Row, Stream, TestDir, Tracker, COMMAND};
 
-const CHUNK: usize = p2pshare::CHUNK_SIZE as usize;
+const CHUNK: usize = p2pshare::bounds::CHUNK_SIZE as usize;
 const MIB: usize = 1024 * 1024;
 
 /// A "big" file: 24 chunks, 6 s from one seeder capped at 2 MiB/s.

@@ -31,7 +31,7 @@ use p2pshare::store::manifest_of;
 
 use crate::util::{assert_same_bytes, random_bytes, Peer, Stream, TestDir, Tracker, COMMAND};
 
-const CHUNK: usize = p2pshare::CHUNK_SIZE as usize;
+const CHUNK: usize = p2pshare::bounds::CHUNK_SIZE as usize;
 
 /// How long a server may take to answer a line or to close, on a loaded
 /// machine; the servers themselves take milliseconds.

@@ -1,6 +1,6 @@
 //! The accept loop shared by the tracker and the peer's chunk server: one
-//! thread per connection, at most `Limits::total` at once and at most
-//! `Limits::per_ip` from one IP address, so one host flooding connections (or
+//! thread per connection, at most `ConnCaps::total` at once and at most
+//! `ConnCaps::per_ip` from one IP address, so one host flooding connections (or
 //! holding them open idle) cannot starve everyone else. A connection over a cap
 //! gets `ERR busy` and is closed at once. The listener is passed in, so tests
 //! can bind port 0.
@@ -12,35 +12,30 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+use crate::bounds::{
+    BUSY_REPLY_TIMEOUT, CONN_STACK, FIRST_LINE_TIMEOUT, IDLE_TIMEOUT, LISTEN_BACKLOG,
+};
 use crate::error::Error;
 use crate::protocol::{Connection, Reply};
-use crate::{FIRST_LINE_TIMEOUT, IDLE_TIMEOUT};
 
 /// Connection caps of one server.
 #[derive(Clone, Copy, Debug)]
-pub struct Limits {
+pub struct ConnCaps {
     pub total: usize,
     pub per_ip: usize,
 }
 
-/// Accept backlog: room for a burst of connections while the accept loop
-/// catches up (std's default of 128 overflows under a flood).
-const LISTEN_BACKLOG: i32 = 1024;
-
-/// Connection threads need little stack: buffers live on the heap.
-const CONN_STACK: usize = 256 * 1024;
-
 /// Serves `listener` forever, running `handler` on its own thread for each
 /// accepted connection.
-pub fn serve<H>(listener: TcpListener, limits: Limits, role: &'static str, handler: H)
+pub fn serve<H>(listener: TcpListener, caps: ConnCaps, role: &'static str, handler: H)
 where
     H: Fn(Connection) + Send + Sync + 'static,
 {
-    if let Err(e) = crate::sys::set_backlog(&listener, LISTEN_BACKLOG) {
+    if let Err(e) = super::sys::set_backlog(&listener, LISTEN_BACKLOG) {
         log::warn!("{role}: cannot raise the listen backlog: {e}");
     }
     let handler = Arc::new(handler);
-    let slots = Arc::new(Slots::new(limits));
+    let slots = Arc::new(Slots::new(caps));
     let mut backoff = Duration::from_millis(10);
     for stream in listener.incoming() {
         let stream = match stream {
@@ -85,21 +80,21 @@ where
 }
 
 fn reject_busy(mut stream: TcpStream) {
-    let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
+    let _ = stream.set_write_timeout(Some(BUSY_REPLY_TIMEOUT));
     let _ = stream.write_all(b"ERR busy\n");
     log::debug!("connection limit reached; rejected a connection");
 }
 
 /// Live connections, in all and per IP address.
 struct Slots {
-    limits: Limits,
+    caps: ConnCaps,
     counts: Mutex<(usize, HashMap<IpAddr, usize>)>,
 }
 
 impl Slots {
-    fn new(limits: Limits) -> Self {
+    fn new(caps: ConnCaps) -> Self {
         Slots {
-            limits,
+            caps,
             counts: Mutex::new((0, HashMap::new())),
         }
     }
@@ -107,7 +102,7 @@ impl Slots {
     fn take(slots: &Arc<Slots>, ip: IpAddr) -> Option<Slot> {
         let mut c = slots.counts.lock().unwrap_or_else(|e| e.into_inner());
         let from_ip = c.1.get(&ip).copied().unwrap_or(0);
-        if c.0 >= slots.limits.total || from_ip >= slots.limits.per_ip {
+        if c.0 >= slots.caps.total || from_ip >= slots.caps.per_ip {
             return None;
         }
         c.0 += 1;

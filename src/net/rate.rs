@@ -1,5 +1,5 @@
 //! Bandwidth caps: a token bucket shared by every connection of one direction
-//! (upload or download), metered in slices of at most [`SLICE`] bytes so the
+//! (upload or download), metered in slices of at most [`RATE_SLICE`] bytes so the
 //! rate stays smooth. The cap can be changed or lifted while transfers run.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,12 +9,7 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-/// Bytes metered at a time: small enough to keep a capped rate smooth, large
-/// enough that the bookkeeping costs nothing at full speed.
-pub const SLICE: usize = 64 * 1024;
-
-/// Longest single sleep, so a lifted or raised cap takes effect quickly.
-const MAX_NAP: Duration = Duration::from_millis(50);
+use crate::bounds::{RATE_MAX_NAP, RATE_SLICE};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 #[error("invalid rate {0:?}: expected bytes per second like 500K, 10M or 1G (K/M/G are 1024-based), or off")]
@@ -61,7 +56,7 @@ pub fn format_rate(rate: Option<u64>) -> String {
 }
 
 /// A shared token bucket; `rate == 0` means no cap.
-pub struct RateLimit {
+pub struct RateCap {
     rate: AtomicU64,
     bucket: Mutex<Bucket>,
 }
@@ -72,9 +67,9 @@ struct Bucket {
     last: Instant,
 }
 
-impl RateLimit {
+impl RateCap {
     pub fn new(rate: Option<u64>) -> Self {
-        RateLimit {
+        RateCap {
             rate: AtomicU64::new(rate.unwrap_or(0)),
             bucket: Mutex::new(Bucket {
                 tokens: 0.0,
@@ -87,7 +82,7 @@ impl RateLimit {
         Some(self.rate.load(Ordering::Relaxed)).filter(|&r| r > 0)
     }
 
-    /// Changes the cap; takes effect within [`MAX_NAP`] for waiting callers.
+    /// Changes the cap; takes effect within [`RATE_MAX_NAP`] for waiting callers.
     pub fn set(&self, rate: Option<u64>) {
         let mut b = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
         b.tokens = 0.0;
@@ -95,7 +90,7 @@ impl RateLimit {
         self.rate.store(rate.unwrap_or(0), Ordering::Relaxed);
     }
 
-    /// Waits until `n` more bytes (at most [`SLICE`]) may pass.
+    /// Waits until `n` more bytes (at most [`RATE_SLICE`]) may pass.
     pub fn acquire(&self, n: usize) {
         let rate = self.rate.load(Ordering::Relaxed);
         if rate == 0 {
@@ -104,7 +99,7 @@ impl RateLimit {
         let mut wait = {
             let mut b = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
             let now = Instant::now();
-            let burst = (rate as f64 / 20.0).max(SLICE as f64);
+            let burst = (rate as f64 / 20.0).max(RATE_SLICE as f64);
             let refill = now.duration_since(b.last).as_secs_f64() * rate as f64;
             b.tokens = (b.tokens + refill).min(burst) - n as f64;
             b.last = now;
@@ -115,7 +110,7 @@ impl RateLimit {
         };
         // Pay the debt in naps, giving up early if the cap is lifted.
         while !wait.is_zero() && self.rate.load(Ordering::Relaxed) != 0 {
-            let nap = wait.min(MAX_NAP);
+            let nap = wait.min(RATE_MAX_NAP);
             thread::sleep(nap);
             wait -= nap;
         }
@@ -146,19 +141,19 @@ mod tests {
 
     #[test]
     fn unlimited_never_waits_and_cap_is_kept_on_average() {
-        let unlimited = RateLimit::new(None);
+        let unlimited = RateCap::new(None);
         let t = Instant::now();
         for _ in 0..10_000 {
-            unlimited.acquire(SLICE);
+            unlimited.acquire(RATE_SLICE);
         }
         assert!(t.elapsed() < Duration::from_secs(1));
 
         // 4 MiB/s for 1 MiB after the first burst: about 0.25 s, never less
         // than the debt allows (the bucket starts empty).
-        let capped = RateLimit::new(Some(4 << 20));
+        let capped = RateCap::new(Some(4 << 20));
         let t = Instant::now();
         for _ in 0..16 {
-            capped.acquire(SLICE);
+            capped.acquire(RATE_SLICE);
         }
         let secs = t.elapsed().as_secs_f64();
         assert!(secs >= 0.2, "1 MiB at 4 MiB/s took only {secs} s");

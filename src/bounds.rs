@@ -1,0 +1,161 @@
+//! Every tunable bound and timeout, on one screen. Nothing else in the crate
+//! defines a size cap, a count cap or a deadline; docs/PROTOCOL.md and
+//! docs/RELIABILITY.md quote these values.
+//!
+//! Words: a *cap* bounds a count (connections, entries), a *rate* is bytes
+//! per second, a *timeout* bounds one wait, a *deadline* one whole exchange.
+
+use std::time::Duration;
+
+use crate::net::accept::ConnCaps;
+
+// ------------------------------------------------------------ content -----
+
+/// Bytes per chunk. Every chunk is hashed and verified on its own.
+pub const CHUNK_SIZE: u32 = 512 * 1024;
+
+/// Largest chunk size a manifest may declare; bounds every chunk buffer.
+pub const MAX_CHUNK_SIZE: u32 = 16 * 1024 * 1024;
+
+/// Largest manifest accepted on the wire (a 16 MiB manifest describes ~120 GiB).
+pub const MAX_MANIFEST_LEN: usize = 16 * 1024 * 1024;
+
+/// Longest file name, in bytes (as on common file systems).
+pub const MAX_NAME_LEN: usize = 255;
+
+// ------------------------------------------------------------- protocol ---
+
+/// Longest accepted protocol line, including its `\n`. Longer lines get `ERR`
+/// and the connection is closed: past that point the stream cannot be trusted.
+pub const MAX_LINE: usize = 4096;
+
+/// Most entries a tracker reply may carry; a client stops reading beyond it.
+pub const MAX_LIST_ENTRIES: usize = 100_000;
+
+/// A connection's read buffer: many pipelined lines, or the start of a payload.
+pub const READ_BUF: usize = 64 * 1024;
+
+// ------------------------------------------------------------- timeouts ---
+
+/// How long a connection may sit idle, or take to deliver one request line.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a new connection may take to send its first request line. Real
+/// clients send `HELLO` at once; a short bound frees slots held by floods.
+pub const FIRST_LINE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a single socket read or write may block mid-message.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long connecting to a tracker or peer may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Slowest a client may read one reply (a chunk) before the server gives
+/// up on it: a reply of `n` bytes gets `IO_TIMEOUT + n / MIN_READ_RATE`.
+pub const MIN_READ_RATE: u64 = 4 * 1024;
+
+/// The socket's write timeout between bounded writes: a quarter of
+/// [`IO_TIMEOUT`], the stall budget of one system call (see `Connection`).
+pub const WRITE_CALL_TIMEOUT: Duration = Duration::from_millis(IO_TIMEOUT.as_millis() as u64 / 4);
+
+/// After an error reply, how long and how much a server keeps discarding a
+/// client's input before closing, so that the `ERR` line is not reset away.
+pub const LINGER_TIME: Duration = Duration::from_millis(500);
+pub const LINGER_BYTES: usize = 1 << 20;
+
+/// How long a server waits to hand `ERR busy` to a connection over its caps.
+pub const BUSY_REPLY_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// How long a peer waits for the tracker to take its `BYE` when it leaves.
+pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
+
+// ---------------------------------------------------------------- servers --
+
+/// Concurrent connections the tracker serves, in all and from one IP address;
+/// more get `ERR busy`.
+pub const TRACKER_CAPS: ConnCaps = ConnCaps {
+    total: 1024,
+    per_ip: 128,
+};
+
+/// Concurrent connections a peer's chunk server serves, in all and from one
+/// IP address (which must cover one downloader's [`MAX_WORKERS`]).
+pub const PEER_CAPS: ConnCaps = ConnCaps {
+    total: 256,
+    per_ip: 96,
+};
+
+/// Concurrent status-page connections, in all and from one address. A
+/// browser opens at most six per host; the page itself uses one at a time.
+pub const HTTP_CAPS: ConnCaps = ConnCaps {
+    total: 32,
+    per_ip: 16,
+};
+
+/// Accept backlog: room for a burst of connections while the accept loop
+/// catches up (std's default of 128 overflows under a flood; Linux caps it
+/// at `net.core.somaxconn`).
+pub const LISTEN_BACKLOG: i32 = 1024;
+
+/// Stack of a connection thread: buffers live on the heap.
+pub const CONN_STACK: usize = 256 * 1024;
+
+/// How long a status-page client may take to send its whole request head,
+/// and how many header lines it may send.
+pub const HTTP_HEAD_DEADLINE: Duration = Duration::from_secs(10);
+pub const HTTP_MAX_HEADERS: usize = 64;
+
+// ---------------------------------------------------------------- tracker --
+
+/// Most files the tracker remembers.
+pub const TRACKER_MAX_FILES: usize = 100_000;
+/// Most peers it remembers per file.
+pub const TRACKER_MAX_PEERS_PER_FILE: usize = 1_000;
+/// Most (file, peer) registrations in all: bounds memory to ~100 MiB.
+pub const TRACKER_MAX_REGISTRATIONS: usize = 1_000_000;
+
+/// Most files one tracker status reply lists, and peers listed per file.
+pub const STATUS_MAX_FILES: usize = 1000;
+pub const STATUS_MAX_PEERS: usize = 50;
+
+// ------------------------------------------------------------- downloads --
+
+/// Most parallel chunk fetches one download may use (`--workers`).
+pub const MAX_WORKERS: u16 = 64;
+
+/// Consecutive failures after which a peer is no longer used by a download.
+pub const MAX_STRIKES: u32 = 3;
+
+/// Most workers fetching the same chunk at once (endgame duplicates).
+pub const MAX_HOLDERS: usize = 2;
+
+/// Most peers taken from one DHT lookup.
+pub const MAX_DHT_PEERS: usize = 200;
+
+/// Bandwidth caps meter this many bytes at a time: small enough to keep a
+/// capped rate smooth, large enough to cost nothing at full speed.
+pub const RATE_SLICE: usize = 64 * 1024;
+
+/// Longest single sleep of a capped transfer, so a lifted or raised cap
+/// takes effect quickly.
+pub const RATE_MAX_NAP: Duration = Duration::from_millis(50);
+
+// ------------------------------------------------------------- the peer ----
+
+/// Finished downloads remembered for `status`, newest kept.
+pub const KEEP_FINISHED: usize = 16;
+
+/// A download's rate is measured over this much recent time.
+pub const RATE_WINDOW: Duration = Duration::from_secs(5);
+
+/// A peer counts as in use by a download if it delivered a chunk this recently.
+pub const ACTIVE_PEER: Duration = Duration::from_secs(5);
+
+/// Longest REPL input line; longer lines are reported and skipped.
+pub const MAX_INPUT_LINE: usize = 64 * 1024;
+
+/// History entries the line editor keeps.
+pub const HISTORY_SIZE: usize = 1000;
+
+/// How long the tracker's file names are reused for Tab completion.
+pub const NAMES_TTL: Duration = Duration::from_secs(5);
