@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap_complete::Shell;
 
+use crate::net::accept::ServerHandle;
 use crate::web::{self, StatusFn};
 
 /// Options both binaries take (flattened into each one's arguments).
@@ -38,9 +39,12 @@ impl CommonArgs {
         true
     }
 
-    /// Starts the status page if `--http` was given; returns the line to
-    /// print about it.
-    pub fn status_page(&self, status: Arc<StatusFn>) -> anyhow::Result<Option<String>> {
+    /// Starts the status page if `--http` was given; returns its server
+    /// (stopped when dropped) and the line to print about it.
+    pub fn status_page(
+        &self,
+        status: Arc<StatusFn>,
+    ) -> anyhow::Result<Option<(ServerHandle, String)>> {
         self.http
             .map(|port| start_status_page(SocketAddr::new(self.http_bind, port), status))
             .transpose()
@@ -64,12 +68,16 @@ pub fn init_logging(verbose: u8) {
     let _ = crate::ui::LogBridge::install(logger);
 }
 
-/// Starts the status page on `addr` and returns the line to print about it:
-/// `Status page on http://ADDR:PORT/`.
-pub fn start_status_page(addr: SocketAddr, status: Arc<StatusFn>) -> anyhow::Result<String> {
-    let bound = web::start(addr, status)
+/// Starts the status page on `addr`; returns its server and the line to
+/// print about it: `Status page on http://ADDR:PORT/`.
+pub fn start_status_page(
+    addr: SocketAddr,
+    status: Arc<StatusFn>,
+) -> anyhow::Result<(ServerHandle, String)> {
+    let server = web::start(addr, status)
         .with_context(|| format!("cannot serve the status page on {addr}"))?;
-    Ok(format!("Status page on http://{bound}/"))
+    let line = format!("Status page on http://{}/", server.local_addr());
+    Ok((server, line))
 }
 
 /// Prints the completion script of `cmd` for `shell` on stdout.

@@ -19,6 +19,10 @@ pub enum Error {
     /// The other side answered `ERR <reason>`.
     #[error("{0}")]
     Remote(String),
+    /// What the other side sent failed our own checks (a manifest that does
+    /// not hash to its id, a chunk of the wrong length).
+    #[error("{0}")]
+    Verification(String),
     #[error("timed out waiting for {0}")]
     Timeout(&'static str),
     #[error("connection closed by the other side")]

@@ -9,13 +9,16 @@
 //! - [`net`]: the accept loop every server shares, bandwidth caps, and the
 //!   Linux calls std lacks.
 //! - [`manifest`]: a file's size and per-chunk SHA-256 list, and its id.
-//! - [`store`]: hashing files for sharing; verified, resumable partial downloads.
+//! - [`chunkset`]: which chunks of a file are present, and its wire form.
+//! - [`storage`]: chunks on disk behind a small interface; hashing files for
+//!   sharing; verified, resumable partial downloads.
 //! - [`tracker`]: the tracker's state (a map behind a `Mutex`) and its server.
 //! - [`peer`]: the peer's chunk server, tracker client, download engine and REPL.
 //! - [`ui`]: human-readable sizes and terminal progress bars; [`web`]: the
 //!   status page server behind `--http`.
 
 pub mod bounds;
+pub mod chunkset;
 pub mod cli;
 pub mod dht;
 pub mod error;
@@ -24,7 +27,7 @@ pub mod manifest;
 pub mod net;
 pub mod peer;
 pub mod protocol;
-pub mod store;
+pub mod storage;
 pub mod tracker;
 pub mod ui;
 pub mod web;

@@ -7,18 +7,15 @@
 //! log records through it, so a warning printed mid-download appears above
 //! the bar instead of tearing it.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, IsTerminal};
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
-use crate::bounds::ACTIVE_PEER;
-use crate::peer::download::ChunkEvent;
+use crate::peer::download::progress::DownloadView;
 
 const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
 
@@ -124,12 +121,9 @@ pub fn hashing_bar(name: &str, len: u64) -> Option<ProgressBar> {
 }
 
 /// A download's bar: bytes, rate, time left, and how many peers delivered a
-/// chunk in the last [`ACTIVE_PEER`].
+/// chunk lately, drawn from the download's [`DownloadView`].
 pub struct DownloadBar {
     bar: ProgressBar,
-    /// When each peer last delivered a chunk.
-    seen: Mutex<HashMap<SocketAddr, Instant>>,
-    started: AtomicBool,
     /// Bytes resumed from an earlier attempt, left out of the rate.
     resumed: Arc<AtomicU64>,
 }
@@ -145,39 +139,27 @@ impl DownloadBar {
         let bar = bars().add(ProgressBar::new(size).with_style(style));
         bar.set_message(name.to_string());
         bar.enable_steady_tick(Duration::from_millis(250));
-        Some(DownloadBar {
-            bar,
-            seen: Mutex::new(HashMap::new()),
-            started: AtomicBool::new(false),
-            resumed,
-        })
+        Some(DownloadBar { bar, resumed })
     }
 
-    /// Records one arrived chunk.
-    pub fn chunk(&self, ev: &ChunkEvent) {
-        if !self.started.swap(true, Ordering::Relaxed) {
+    /// Shows the download as `view` has it.
+    pub fn update(&self, view: &DownloadView) {
+        if view.total_chunks > 0 {
             // The size the tracker or link claimed may be missing; the
             // manifest's is the real one.
-            self.bar.set_length(ev.size);
-            // Chunks resumed from an earlier attempt are not this attempt's
-            // speed.
-            let resumed = ev.done_bytes.saturating_sub(ev.bytes);
-            self.resumed.store(resumed, Ordering::Relaxed);
-            self.bar.set_position(resumed);
+            self.bar.set_length(view.size);
         }
-        let now = Instant::now();
-        let active = {
-            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-            seen.insert(ev.from, now);
-            seen.values()
-                .filter(|t| now.duration_since(**t) <= ACTIVE_PEER)
-                .count()
-        };
+        if self.resumed.swap(view.resumed_bytes, Ordering::Relaxed) != view.resumed_bytes {
+            // Chunks resumed from an earlier attempt are not this attempt's
+            // speed: the bar's clock starts with them in.
+            self.bar.reset_elapsed();
+        }
+        let active = view.peers.iter().filter(|p| p.active).count();
         self.bar.set_prefix(format!(
             "{active} peer{}",
             if active == 1 { "" } else { "s" }
         ));
-        self.bar.set_position(ev.done_bytes);
+        self.bar.set_position(view.done_bytes);
     }
 }
 

@@ -19,16 +19,15 @@
 //! cannot read the API through DNS rebinding.
 
 use std::io;
-use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::thread;
 use std::time::Instant;
 
 use thiserror::Error;
 
 use crate::bounds::{HTTP_CAPS, HTTP_HEAD_DEADLINE, HTTP_MAX_HEADERS};
 use crate::error::Error;
-use crate::net::accept as server;
+use crate::net::accept::{self as server, ServerHandle};
 use crate::protocol::{Connection, ParseError};
 
 /// The page, for both roles; it picks its layout from the status's `role`.
@@ -40,17 +39,13 @@ const INITIAL_MARK: &str = "/*INITIAL_STATUS*/null";
 /// Produces the status JSON; called once per request that needs it.
 pub type StatusFn = dyn Fn() -> String + Send + Sync;
 
-/// Binds `addr` and serves the status page on a thread of its own.
-/// Returns the bound address (the real port when `addr` asks for port 0).
-pub fn start(addr: SocketAddr, status: Arc<StatusFn>) -> io::Result<SocketAddr> {
+/// Binds `addr` and serves the status page on threads of its own until the
+/// handle is stopped; `local_addr` has the real port when `addr` asks for 0.
+pub fn start(addr: SocketAddr, status: Arc<StatusFn>) -> io::Result<ServerHandle> {
     let listener = TcpListener::bind(addr)?;
-    let bound = listener.local_addr()?;
-    thread::Builder::new().name("http".into()).spawn(move || {
-        server::serve(listener, HTTP_CAPS, "http", move |mut conn| {
-            handle(&mut conn, &*status)
-        })
-    })?;
-    Ok(bound)
+    server::spawn(listener, HTTP_CAPS, "http", move |mut conn| {
+        handle(&mut conn, &*status)
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -264,7 +259,7 @@ fn handle(conn: &mut Connection, status: &StatusFn) {
     if let Err(e) = conn.write_with_payload(head.as_bytes(), body) {
         log::debug!("http {}: {e}", conn.peer_addr());
     }
-    let _ = conn.stream().shutdown(Shutdown::Write);
+    conn.shutdown_write();
 }
 
 #[cfg(test)]

@@ -115,7 +115,7 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     if let Some(dht) = peer.dht_status() {
         println!("DHT node on UDP {}", dht.local_addr);
     }
-    if let Some(line) = status_page {
+    if let Some((_, line)) = &status_page {
         println!("{line}");
     }
 

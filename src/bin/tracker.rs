@@ -80,9 +80,14 @@ fn run(args: &Args) -> anyhow::Result<()> {
     if let Some(dht) = &dht {
         println!("DHT node on UDP {}", dht.status().local_addr);
     }
-    if let Some(line) = status_page {
+    let _tracker = tracker
+        .spawn((ttl / 3).max(Duration::from_millis(200)))
+        .context("cannot start the tracker's threads")?;
+    if let Some((_, line)) = &status_page {
         println!("{line}");
     }
-    tracker.run((ttl / 3).max(Duration::from_millis(200)));
-    Ok(())
+    // Everything runs on the tracker's threads; a signal ends the process.
+    loop {
+        std::thread::park();
+    }
 }

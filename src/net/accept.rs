@@ -1,17 +1,22 @@
-//! The accept loop shared by the tracker and the peer's chunk server: one
-//! thread per connection, at most `ConnCaps::total` at once and at most
-//! `ConnCaps::per_ip` from one IP address, so one host flooding connections (or
-//! holding them open idle) cannot starve everyone else. A connection over a cap
-//! gets `ERR busy` and is closed at once. The listener is passed in, so tests
-//! can bind port 0.
+//! The accept loop shared by the tracker, the peer's chunk server and the
+//! status page: one thread per connection, at most `ConnCaps::total` at once
+//! and at most `ConnCaps::per_ip` from one IP address, so one host flooding
+//! connections (or holding them open idle) cannot starve everyone else. A
+//! connection over a cap gets `ERR busy` and is closed at once.
+//!
+//! [`spawn`] runs a server on its own thread and returns a [`ServerHandle`]
+//! that stops it: the accept loop ends and every live connection is
+//! interrupted. The listener is passed in, so tests can bind port 0 and run
+//! servers in-process.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::net::{IpAddr, TcpListener, TcpStream};
+use std::io::{self, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::Duration;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 
+use super::stop::StopSignal;
 use crate::bounds::{
     BUSY_REPLY_TIMEOUT, CONN_STACK, FIRST_LINE_TIMEOUT, IDLE_TIMEOUT, LISTEN_BACKLOG,
 };
@@ -25,19 +30,99 @@ pub struct ConnCaps {
     pub per_ip: usize,
 }
 
-/// Serves `listener` forever, running `handler` on its own thread for each
-/// accepted connection.
-pub fn serve<H>(listener: TcpListener, caps: ConnCaps, role: &'static str, handler: H)
+/// A server running on a thread of its own; stopped when dropped.
+pub struct ServerHandle {
+    addr: SocketAddr,
+    stop: Arc<StopSignal>,
+    /// A second handle on the listening socket, to wake the blocked accept.
+    waker: TcpListener,
+    slots: Arc<Slots>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    /// The address the server listens on (the real port if it bound 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Live connections being served.
+    pub fn connections(&self) -> usize {
+        self.slots.lock().0
+    }
+
+    /// Stops accepting, interrupts every live connection, and waits (at most
+    /// a second) for their threads to let go of their slots.
+    pub fn stop(mut self) {
+        self.shut_down();
+    }
+
+    fn shut_down(&mut self) {
+        self.stop.stop();
+        super::sys::wake_accept(&self.waker);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while self.connections() > 0 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.shut_down();
+    }
+}
+
+/// Serves `listener` on a thread named `role`, running `handler` on a thread
+/// of its own for each accepted connection, until the handle is stopped.
+pub fn spawn<H>(
+    listener: TcpListener,
+    caps: ConnCaps,
+    role: &'static str,
+    handler: H,
+) -> io::Result<ServerHandle>
 where
+    H: Fn(Connection) + Send + Sync + 'static,
+{
+    let addr = listener.local_addr()?;
+    let waker = listener.try_clone()?;
+    let stop = StopSignal::new();
+    let slots = Arc::new(Slots::new(caps));
+    let (thread_stop, thread_slots) = (Arc::clone(&stop), Arc::clone(&slots));
+    let thread = thread::Builder::new()
+        .name(role.into())
+        .spawn(move || serve(listener, &thread_slots, role, &thread_stop, handler))?;
+    Ok(ServerHandle {
+        addr,
+        stop,
+        waker,
+        slots,
+        thread: Some(thread),
+    })
+}
+
+/// The accept loop: runs until `stop` is stopped.
+fn serve<H>(
+    listener: TcpListener,
+    slots: &Arc<Slots>,
+    role: &'static str,
+    stop: &Arc<StopSignal>,
+    handler: H,
+) where
     H: Fn(Connection) + Send + Sync + 'static,
 {
     if let Err(e) = super::sys::set_backlog(&listener, LISTEN_BACKLOG) {
         log::warn!("{role}: cannot raise the listen backlog: {e}");
     }
     let handler = Arc::new(handler);
-    let slots = Arc::new(Slots::new(caps));
     let mut backoff = Duration::from_millis(10);
     for stream in listener.incoming() {
+        if stop.is_stopped() {
+            return;
+        }
         let stream = match stream {
             Ok(stream) => {
                 backoff = Duration::from_millis(10);
@@ -54,12 +139,14 @@ where
         let Ok(ip) = stream.peer_addr().map(|a| a.ip()) else {
             continue;
         };
-        let Some(slot) = Slots::take(&slots, ip) else {
+        let Some(slot) = Slots::take(slots, ip) else {
             reject_busy(stream);
             continue;
         };
-        let conn = match Connection::new(stream) {
-            Ok(conn) => conn,
+        let (conn, guard) = match Connection::new(stream)
+            .and_then(|conn| Ok((stop.guard(conn.interrupter()?), conn)))
+        {
+            Ok((guard, conn)) => (conn, guard),
             Err(e) => {
                 log::debug!("{role}: dropping connection: {e}");
                 continue;
@@ -71,6 +158,7 @@ where
             .stack_size(CONN_STACK)
             .spawn(move || {
                 let _slot = slot;
+                let _guard = guard;
                 handler(conn)
             });
         if let Err(e) = spawned {
@@ -99,8 +187,13 @@ impl Slots {
         }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, (usize, HashMap<IpAddr, usize>)> {
+        // Counts change by one under the lock; a poisoned lock still holds them.
+        self.counts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn take(slots: &Arc<Slots>, ip: IpAddr) -> Option<Slot> {
-        let mut c = slots.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut c = slots.lock();
         let from_ip = c.1.get(&ip).copied().unwrap_or(0);
         if c.0 >= slots.caps.total || from_ip >= slots.caps.per_ip {
             return None;
@@ -122,7 +215,7 @@ struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut c = self.slots.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut c = self.slots.lock();
         c.0 -= 1;
         if let Some(n) = c.1.get_mut(&self.ip) {
             *n -= 1;

@@ -1,7 +1,9 @@
-//! Everything that touches a socket below the protocol: the accept loop
-//! shared by every server, bandwidth caps, and the Linux system calls std
-//! does not expose.
+//! Everything below the protocol: the transport seam (`Stream`, plain TCP
+//! today), stopping threads blocked on streams, the accept loop shared by
+//! every server, bandwidth caps, and the Linux system calls std lacks.
 
 pub mod accept;
 pub mod rate;
+pub mod stop;
 pub mod sys;
+pub mod transport;

@@ -1,8 +1,8 @@
 //! Linux system calls std does not expose: `sendfile` (file pages to a socket
 //! without a trip through user space; `std::io::copy` does not use it for a
 //! `File` to a `TcpStream`), `send` with `MSG_MORE` (so a reply header
-//! leaves in the same segment as the payload that follows), and a longer
-//! `listen` backlog than std's 128.
+//! leaves in the same segment as the payload that follows), a longer
+//! `listen` backlog than std's 128, and waking a blocked `accept`.
 
 use std::fs::File;
 use std::io;
@@ -78,4 +78,11 @@ pub fn set_backlog(listener: &TcpListener, backlog: i32) -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// Wakes a thread blocked in `accept` on `listener` (or on a clone of it):
+/// on Linux, shutting a listening socket down makes `accept` fail at once.
+pub fn wake_accept(listener: &TcpListener) {
+    // SAFETY: the descriptor belongs to `listener`, borrowed for the call.
+    unsafe { libc::shutdown(listener.as_raw_fd(), libc::SHUT_RD) };
 }

@@ -1,15 +1,15 @@
-//! A peer: shares files (its chunk server runs on a thread of its own),
-//! announces them to the tracker periodically, and downloads from other peers.
-//! `Peer` ties the parts together; the REPL and the binary are thin layers
-//! over it.
+//! A peer: shares files (its chunk server runs on threads of its own),
+//! announces them to the tracker periodically, and downloads from other
+//! peers, each download on threads of its own behind a handle. `Peer` ties
+//! the parts together; the REPL and the binary are thin layers over it.
 
 pub mod announcer;
 pub mod download;
+pub mod downloads;
 pub mod editor;
 pub mod library;
 pub mod locate;
 pub mod repl;
-pub mod scheduler;
 pub mod server;
 pub mod status;
 pub mod tracker_client;
@@ -17,24 +17,25 @@ pub mod tracker_client;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
 
 use thiserror::Error;
 
 use self::announcer::Announcer;
-use self::download::{ChunkEvent, DownloadError, Report};
+use self::download::{DownloadError, DownloadHandle, Swarm};
+use self::downloads::Downloads;
 use self::library::{Library, SharedFile};
 use self::locate::Located;
-use self::status::{FinishGuard, PeerStatus, Transfers};
+use self::status::PeerStatus;
 use self::tracker_client::TrackerClient;
 use crate::dht::{DhtError, DhtNode, DhtStatus};
 use crate::error::Error;
 use crate::link::{LinkError, ShareLink};
+use crate::net::accept::ServerHandle;
 use crate::net::rate::RateCap;
 use crate::protocol::message::validate_name;
 use crate::protocol::FileSummary;
-use crate::store::{self, StoreError};
+use crate::storage::{self, StoreError};
 
 #[derive(Debug, Error)]
 pub enum PeerError {
@@ -68,6 +69,8 @@ pub enum PeerError {
     Spawn(std::io::Error),
     #[error("directory {0} does not exist")]
     NoDirectory(PathBuf),
+    #[error("{path} is being written by download #{key}")]
+    OutputBusy { path: PathBuf, key: u64 },
 }
 
 /// Start-up settings of a peer.
@@ -105,12 +108,14 @@ pub struct Peer {
     workers: usize,
     rates: Rates,
     dht: Option<Arc<DhtNode>>,
-    announcer: Announcer,
-    transfers: Transfers,
+    announcer: Arc<Announcer>,
+    downloads: Arc<Downloads>,
+    /// The chunk server; stopped when the peer is dropped.
+    _server: ServerHandle,
 }
 
 impl Peer {
-    /// Binds the chunk server and starts its thread, the announcer thread
+    /// Binds the chunk server and starts its threads, the announcer thread
     /// and, if asked, the DHT node.
     pub fn start(opts: &Options) -> Result<Peer, PeerError> {
         let bind_error = |source| PeerError::Bind {
@@ -124,24 +129,23 @@ impl Peer {
             up: Arc::new(RateCap::new(opts.max_upload)),
             down: Arc::new(RateCap::new(opts.max_download)),
         };
-        let (lib, up) = (Arc::clone(&library), Arc::clone(&rates.up));
-        thread::Builder::new()
-            .name("peer-server".into())
-            .spawn(move || server::serve(listener, lib, up))
+        let server = server::spawn(listener, Arc::clone(&library), Arc::clone(&rates.up))
             .map_err(PeerError::Spawn)?;
         let tracker = TrackerClient::new(&opts.tracker_host, opts.tracker_port, listen.port());
         let dht = match &opts.dht {
             Some(d) => Some(Arc::new(start_dht(d, opts, listen)?)),
             None => None,
         };
-        let announcer = Announcer::spawn(
-            Arc::clone(&library),
-            tracker.clone(),
-            dht.clone(),
-            listen.port(),
-            opts.announce_interval,
-        )
-        .map_err(PeerError::Spawn)?;
+        let announcer = Arc::new(
+            Announcer::spawn(
+                Arc::clone(&library),
+                tracker.clone(),
+                dht.clone(),
+                listen.port(),
+                opts.announce_interval,
+            )
+            .map_err(PeerError::Spawn)?,
+        );
         Ok(Peer {
             tracker,
             library,
@@ -150,7 +154,8 @@ impl Peer {
             rates,
             dht,
             announcer,
-            transfers: Transfers::default(),
+            downloads: Arc::default(),
+            _server: server,
         })
     }
 
@@ -198,7 +203,7 @@ impl Peer {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
-        let manifest = store::manifest_of_reporting(path, on_bytes)?;
+        let manifest = storage::manifest_of_reporting(path, on_bytes)?;
         let shared = self
             .library
             .add(name, path.to_path_buf(), manifest)
@@ -272,47 +277,35 @@ impl Peer {
         }
     }
 
-    /// Downloads `file` to `out` (see [`output_path`](Self::output_path)),
-    /// then shares the result.
-    pub fn download(
-        &self,
-        file: &Located,
-        out: &Path,
-        on_chunk: &(dyn Fn(ChunkEvent) + Sync),
-    ) -> Result<(Report, Option<PeerError>), PeerError> {
-        let (manifest, peers) = download::fetch_manifest(&file.id, &file.peers)?;
-        let progress = FinishGuard(self.transfers.begin(
-            &file.name,
-            file.id,
-            manifest.size(),
-            manifest.chunk_count(),
-        ));
-        let tracked = |ev: ChunkEvent| {
-            progress.0.chunk(&ev);
-            on_chunk(ev);
-        };
-        let result = download::download(
-            &file.id,
-            &manifest,
-            &peers,
-            out,
-            self.workers,
-            &self.rates.down,
-            &tracked,
-        );
-        progress
-            .0
-            .finish(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
-        let report = result?;
-        let shared = self
-            .library
-            .add(file.name.clone(), report.path.clone(), manifest)
-            .map_err(|source| StoreError::Io {
-                path: report.path.clone(),
-                source,
+    /// Starts downloading `file` to `out` (see
+    /// [`output_path`](Self::output_path)) on threads of its own; the
+    /// finished file is shared. Fails if another download is writing `out`.
+    pub fn download(&self, file: &Located, out: &Path) -> Result<DownloadHandle, PeerError> {
+        let (progress, claim) = self
+            .downloads
+            .begin(&file.name, file.id, file.size, out)
+            .map_err(|key| PeerError::OutputBusy {
+                path: out.to_path_buf(),
+                key,
             })?;
-        let warning = self.announce_now(&shared);
-        Ok((report, warning))
+        progress.set_sources(file.from_tracker, file.from_dht);
+        let ctx = download::Context {
+            library: Arc::clone(&self.library),
+            rate: Arc::clone(&self.rates.down),
+            workers: self.workers,
+            swarm: Arc::new(PeerSwarm {
+                announcer: Arc::clone(&self.announcer),
+                tracker: self.tracker.addr().to_string(),
+                dht: self.dht.is_some(),
+            }),
+        };
+        let req = download::Request {
+            id: file.id,
+            name: file.name.clone(),
+            out: out.to_path_buf(),
+            peers: file.peers.clone(),
+        };
+        Ok(download::start(ctx, req, progress, move || drop(claim))?)
     }
 
     /// Unregisters from the tracker, waiting at most `timeout`.
@@ -340,11 +333,38 @@ impl Peer {
             .map(|e| self.tracker_error(e))
     }
 
+    /// Every download of this run, oldest first, for `status`.
+    pub fn downloads(&self) -> &Downloads {
+        &self.downloads
+    }
+
     fn tracker_error(&self, source: Error) -> PeerError {
         PeerError::Tracker {
             addr: self.tracker.addr().to_string(),
             source,
         }
+    }
+}
+
+/// How a download reaches the tracker and the DHT.
+struct PeerSwarm {
+    announcer: Arc<Announcer>,
+    tracker: String,
+    dht: bool,
+}
+
+impl Swarm for PeerSwarm {
+    fn announce(&self, file: &Arc<SharedFile>) -> Option<String> {
+        self.announcer
+            .register_now(std::slice::from_ref(file), self.dht)
+            .err()
+            .map(|source| {
+                PeerError::Tracker {
+                    addr: self.tracker.clone(),
+                    source,
+                }
+                .to_string()
+            })
     }
 }
 

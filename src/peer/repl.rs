@@ -6,16 +6,22 @@
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use super::download::ChunkEvent;
+use thiserror::Error;
+
+use super::download::DownloadError;
 use super::editor::LineEditor;
 use super::library::SharedFile;
 use super::status::size_and_bytes;
 use super::{Peer, PeerError};
 use crate::bounds::MAX_INPUT_LINE;
-use crate::net::rate::{format_rate, parse_rate};
+use crate::net::rate::{format_rate, parse_rate, RateError};
 use crate::protocol::FileSummary;
 use crate::ui::{self, format_size, format_speed, DownloadBar};
+
+/// How often a download's progress bar is redrawn from its progress.
+const BAR_TICK: Duration = Duration::from_millis(100);
 
 pub const HELP: &str = "\
 commands:
@@ -32,6 +38,36 @@ commands:
   help                       this text
   quit                       unregister and exit (end of input does the same)
 Quote arguments that contain spaces: share \"my file.txt\"";
+
+/// A line that is not a valid command.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum CommandError {
+    #[error("unbalanced quotes")]
+    UnbalancedQuotes,
+    #[error("usage: {0}")]
+    Usage(&'static str),
+    #[error("{0} takes no arguments")]
+    NoArguments(String),
+    #[error("unknown command {0:?}; type help")]
+    Unknown(String),
+    #[error(transparent)]
+    Rate(#[from] RateError),
+}
+
+/// Why a command failed; printed as one `error: ...` line.
+#[derive(Debug, Error)]
+pub enum ReplError {
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    #[error(transparent)]
+    Peer(#[from] PeerError),
+    #[error(transparent)]
+    Download(#[from] DownloadError),
+    #[error("{0:?} is ambiguous; download one of them by id")]
+    Ambiguous(String),
+    #[error("{0}")]
+    Input(io::Error),
+}
 
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 pub enum Direction {
@@ -57,14 +93,14 @@ pub enum Command {
 
 impl Command {
     /// Parses one input line; `Ok(None)` for a blank line.
-    pub fn parse(line: &str) -> Result<Option<Command>, String> {
-        let words = shlex::split(line).ok_or("unbalanced quotes")?;
+    pub fn parse(line: &str) -> Result<Option<Command>, CommandError> {
+        let words = shlex::split(line).ok_or(CommandError::UnbalancedQuotes)?;
         let Some((verb, args)) = words.split_first() else {
             return Ok(None);
         };
         let cmd = match (verb.as_str(), args) {
             ("share", [path]) => Command::Share(PathBuf::from(path)),
-            ("share", _) => return Err("usage: share PATH".into()),
+            ("share", _) => return Err(CommandError::Usage("share PATH")),
             ("list", []) => Command::List,
             ("search", words) => Command::Search(words.join(" ")),
             ("download", [target]) => Command::Download {
@@ -75,25 +111,25 @@ impl Command {
                 target: target.clone(),
                 out: Some(PathBuf::from(out)),
             },
-            ("download", _) => return Err("usage: download NAME|ID [OUT]".into()),
+            ("download", _) => return Err(CommandError::Usage("download NAME|ID [OUT]")),
             ("limit", []) => Command::Limit(None),
             ("limit", [dir, rate]) => {
                 let dir = match dir.as_str() {
                     "up" => Direction::Up,
                     "down" => Direction::Down,
-                    _ => return Err("usage: limit up|down RATE|off".into()),
+                    _ => return Err(CommandError::Usage("limit up|down RATE|off")),
                 };
-                let rate = parse_rate(rate).map_err(|e| e.to_string())?;
+                let rate = parse_rate(rate)?;
                 Command::Limit(Some((dir, rate)))
             }
-            ("limit", _) => return Err("usage: limit up|down RATE|off".into()),
+            ("limit", _) => return Err(CommandError::Usage("limit up|down RATE|off")),
             ("status", []) => Command::Status,
             ("help", []) => Command::Help,
             ("quit" | "exit", []) => Command::Quit,
             ("list" | "status" | "help" | "quit" | "exit", _) => {
-                return Err(format!("{verb} takes no arguments"))
+                return Err(CommandError::NoArguments(verb.clone()))
             }
-            _ => return Err(format!("unknown command {verb:?}; type help")),
+            _ => return Err(CommandError::Unknown(verb.clone())),
         };
         Ok(Some(cmd))
     }
@@ -127,7 +163,7 @@ pub fn run(peer: &Peer, mut input: impl BufRead) -> bool {
             Ok(Some(line)) => line,
             Ok(None) => return all_ok,
             Err(e) => {
-                println!("error: {e}");
+                println!("error: {}", ReplError::Input(e));
                 all_ok = false;
                 continue;
             }
@@ -179,7 +215,7 @@ fn read_bounded_line<R: BufRead>(input: &mut R) -> io::Result<Option<String>> {
     Ok(Some(text.trim_end_matches(['\n', '\r']).to_string()))
 }
 
-fn execute(peer: &Peer, cmd: Command) -> Result<(), String> {
+fn execute(peer: &Peer, cmd: Command) -> Result<(), ReplError> {
     match cmd {
         Command::Share(path) => {
             let (file, warning) = share(peer, &path)?;
@@ -210,7 +246,7 @@ fn execute(peer: &Peer, cmd: Command) -> Result<(), String> {
             }
         }
         Command::Search(text) => {
-            let files = peer.search(&text).map_err(|e| e.to_string())?;
+            let files = peer.search(&text)?;
             println!("{} file(s) found", files.len());
             print_files(&files);
         }
@@ -236,7 +272,7 @@ fn execute(peer: &Peer, cmd: Command) -> Result<(), String> {
 }
 
 /// Shares `path`, with a hashing bar on a terminal.
-fn share(peer: &Peer, path: &Path) -> Result<(Arc<SharedFile>, Option<PeerError>), String> {
+fn share(peer: &Peer, path: &Path) -> Result<(Arc<SharedFile>, Option<PeerError>), PeerError> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
     let len = std::fs::metadata(path).map(|m| m.len()).ok();
     let bar = name
@@ -249,7 +285,7 @@ fn share(peer: &Peer, path: &Path) -> Result<(Arc<SharedFile>, Option<PeerError>
     if let Some(bar) = &bar {
         ui::clear_bar(bar);
     }
-    result.map_err(|e| e.to_string())
+    result
 }
 
 fn print_files(files: &[FileSummary]) {
@@ -265,21 +301,17 @@ fn print_files(files: &[FileSummary]) {
     }
 }
 
-fn download(peer: &Peer, target: &str, out: Option<PathBuf>) -> Result<(), String> {
+fn download(peer: &Peer, target: &str, out: Option<PathBuf>) -> Result<(), ReplError> {
     let file = match peer.locate(target) {
         Ok(found) => found,
         Err(PeerError::Ambiguous { target, candidates }) => {
             println!("{} files are named {target:?}:", candidates.len());
             print_files(&candidates);
-            return Err(format!(
-                "{target:?} is ambiguous; download one of them by id"
-            ));
+            return Err(ReplError::Ambiguous(target));
         }
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e.into()),
     };
-    let out = peer
-        .output_path(&file, out.as_deref())
-        .map_err(|e| e.to_string())?;
+    let out = peer.output_path(&file, out.as_deref())?;
     let size = file
         .size
         .map_or("unknown".to_string(), |s| format!("{s} bytes"));
@@ -293,16 +325,15 @@ fn download(peer: &Peer, target: &str, out: Option<PathBuf>) -> Result<(), Strin
         file.from_tracker,
         file.from_dht
     );
+    let handle = peer.download(&file, &out)?;
     let bar = DownloadBar::new(&file.name, file.size.unwrap_or(0));
-    let on_chunk = |ev: ChunkEvent| {
-        log::info!("Downloaded chunk {} from {}", ev.index, ev.from);
+    while !handle.wait_timeout(BAR_TICK) {
         if let Some(bar) = &bar {
-            bar.chunk(&ev);
+            bar.update(&handle.progress().view(Instant::now()));
         }
-    };
-    let result = peer.download(&file, &out, &on_chunk);
+    }
     drop(bar);
-    let (report, warning) = result.map_err(|e| e.to_string())?;
+    let report = handle.join()?;
     println!("Successfully downloaded: {}", file.name);
     let used = report.peers.iter().filter(|p| p.chunks > 0).count();
     let secs = report.elapsed.as_secs_f64().max(1e-6);
@@ -317,7 +348,7 @@ fn download(peer: &Peer, target: &str, out: Option<PathBuf>) -> Result<(), Strin
         format_speed(report.bytes as f64 / secs),
         report.path.display()
     );
-    if let Some(w) = warning {
+    if let Some(w) = report.warning {
         println!("warning: {w}");
     }
     Ok(())

@@ -1,27 +1,34 @@
 //! The peer's chunk server: answers `HELLO`, `MANIFEST <id>` and
 //! `GET <id> <index>` for files in the library, one thread per connection
 //! (bounded by the shared accept loop). Requests may be pipelined. Chunks go
-//! from the page cache to the socket with `sendfile`, through the upload cap.
+//! from the library's storage to the stream (on plain TCP straight from the
+//! page cache, `sendfile`), through the upload cap.
 
+use std::io;
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use super::library::Library;
+use super::library::{Library, SharedFile};
 use crate::bounds::PEER_CAPS;
 use crate::error::Result;
 use crate::manifest::FileId;
-use crate::net::accept::{self as server, Flow};
+use crate::net::accept::{self as server, Flow, ServerHandle};
 use crate::net::rate::RateCap;
 use crate::protocol::message::hello_reply;
 use crate::protocol::{Connection, PeerRequest, Reply};
 
-/// Serves `listener` forever, sending chunk payloads through `upload`.
-pub fn serve(listener: TcpListener, library: Arc<Library>, upload: Arc<RateCap>) {
-    server::serve(listener, PEER_CAPS, "peer", move |conn| {
+/// Serves `listener` on threads of its own until the handle is stopped,
+/// sending chunk payloads through `upload`.
+pub fn spawn(
+    listener: TcpListener,
+    library: Arc<Library>,
+    upload: Arc<RateCap>,
+) -> io::Result<ServerHandle> {
+    server::spawn(listener, PEER_CAPS, "peer-server", move |conn| {
         server::for_each_request(conn, |conn, line| {
             handle_request(conn, line, &library, &upload)
         });
-    });
+    })
 }
 
 fn handle_request(
@@ -45,7 +52,7 @@ fn handle_request(
         PeerRequest::Hello { version } => {
             conn.write_all(hello_reply(version, "peer").encode().as_bytes())?
         }
-        PeerRequest::Manifest { id } => match library.get(&id) {
+        PeerRequest::Manifest { id } => match library.get(&id).filter(|f| servable(f)) {
             Some(file) => {
                 let header = Reply::ok(file.encoded.len().to_string()).encode();
                 conn.write_with_payload(header.as_bytes(), &file.encoded)?;
@@ -68,7 +75,7 @@ fn send_chunk(
     index: u32,
     upload: &RateCap,
 ) -> Result<()> {
-    let Some(file) = library.get(id) else {
+    let Some(file) = library.get(id).filter(|f| servable(f)) else {
         return conn.write_all(not_shared(id).as_bytes());
     };
     let Some(chunk) = file.manifest.chunk(index) else {
@@ -79,16 +86,10 @@ fn send_chunk(
         return conn.write_all(reply.encode().as_bytes());
     };
     let header = Reply::ok(chunk.len.to_string()).encode();
-    if let Err(e) = conn.send_file(
-        header.as_bytes(),
-        &file.file,
-        chunk.offset,
-        chunk.len as usize,
-        upload,
-    ) {
+    if let Err(e) = conn.send_chunk(header.as_bytes(), file.storage(), chunk, upload) {
         log::warn!(
             "sending chunk {index} of {} to {}: {e}",
-            file.path.display(),
+            file.path().display(),
             conn.peer_addr()
         );
         return Err(e);
@@ -100,6 +101,12 @@ fn send_chunk(
         conn.peer_addr()
     );
     Ok(())
+}
+
+/// Whether this server answers for `file`. Files being downloaded are in the
+/// library with the chunks they have, but only complete files are served.
+fn servable(file: &SharedFile) -> bool {
+    file.is_complete()
 }
 
 fn not_shared(id: &FileId) -> String {

@@ -2,278 +2,21 @@
 //! page: its downloads (in progress, and the last few finished) with rate
 //! and the peers serving each, and what it has uploaded per file.
 //!
-//! [`Transfers`] is written by download workers, one short lock per arrived
-//! chunk, and read by whoever asks for a [`PeerStatus`] snapshot. Snapshots
+//! [`PeerStatus`] is a snapshot assembled from the library and from each
+//! download's [`Progress`](super::download::progress::Progress). Snapshots
 //! are plain serde structs, so the REPL prints them and the web page gets
 //! them as JSON from one source.
 
-use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::download::ChunkEvent;
 use super::Peer;
-use crate::bounds::{ACTIVE_PEER, KEEP_FINISHED, RATE_WINDOW};
 use crate::dht::DhtStatus;
-use crate::manifest::FileId;
 use crate::net::rate::format_rate;
 use crate::ui::{format_duration, format_size, format_speed};
 
-/// Every download of this process, running or recently finished.
-#[derive(Default)]
-pub struct Transfers {
-    next_key: AtomicU64,
-    /// Oldest first; running ones are never dropped.
-    downloads: Mutex<Vec<Arc<DownloadStatus>>>,
-}
-
-impl Transfers {
-    /// Starts tracking a download of `size` bytes in `chunks` chunks.
-    pub fn begin(&self, name: &str, id: FileId, size: u64, chunks: u32) -> Arc<DownloadStatus> {
-        let now = Instant::now();
-        let status = Arc::new(DownloadStatus {
-            key: self.next_key.fetch_add(1, Ordering::Relaxed) + 1,
-            name: name.to_string(),
-            id,
-            size,
-            total_chunks: chunks,
-            started: now,
-            progress: Mutex::new(Progress {
-                done_chunks: 0,
-                done_bytes: 0,
-                samples: VecDeque::from([(now, 0)]),
-                peers: HashMap::new(),
-                outcome: None,
-            }),
-        });
-        let mut all = lock(&self.downloads);
-        all.push(Arc::clone(&status));
-        forget_oldest_finished(&mut all);
-        status
-    }
-
-    /// Every tracked download, oldest first.
-    pub fn snapshot(&self, now: Instant) -> Vec<DownloadView> {
-        let all: Vec<Arc<DownloadStatus>> = {
-            let mut all = lock(&self.downloads);
-            forget_oldest_finished(&mut all);
-            all.clone()
-        };
-        all.iter().map(|d| d.view(now)).collect()
-    }
-}
-
-/// Keeps the newest [`KEEP_FINISHED`] finished downloads and every running one.
-fn forget_oldest_finished(all: &mut Vec<Arc<DownloadStatus>>) {
-    let mut finished = all.iter().filter(|d| d.is_finished()).count();
-    all.retain(|d| {
-        let drop = finished > KEEP_FINISHED && d.is_finished();
-        finished -= usize::from(drop);
-        !drop
-    });
-}
-
-/// One download's progress.
-pub struct DownloadStatus {
-    key: u64,
-    name: String,
-    id: FileId,
-    size: u64,
-    total_chunks: u32,
-    started: Instant,
-    progress: Mutex<Progress>,
-}
-
-struct Progress {
-    done_chunks: u32,
-    done_bytes: u64,
-    /// `(time, done_bytes)`, oldest first: one sample older than
-    /// [`RATE_WINDOW`] and all newer ones.
-    samples: VecDeque<(Instant, u64)>,
-    peers: HashMap<SocketAddr, PeerProgress>,
-    /// `None` while running; then `Ok(elapsed)` or `Err(message)`.
-    outcome: Option<Result<Duration, (Duration, String)>>,
-}
-
-#[derive(Clone, Copy)]
-struct PeerProgress {
-    chunks: u32,
-    bytes: u64,
-    last: Instant,
-}
-
-impl DownloadStatus {
-    /// Records an arrived chunk.
-    pub fn chunk(&self, ev: &ChunkEvent) {
-        let now = Instant::now();
-        let mut p = lock(&self.progress);
-        if p.done_chunks == 0 && p.samples.len() == 1 {
-            // The first chunk: anything before it was resumed from disk and
-            // must not count towards the rate.
-            p.samples[0].1 = ev.done_bytes.saturating_sub(ev.bytes);
-        }
-        p.done_chunks = p.done_chunks.max(ev.done);
-        p.done_bytes = p.done_bytes.max(ev.done_bytes);
-        let done_bytes = p.done_bytes;
-        p.samples.push_back((now, done_bytes));
-        while p.samples.len() > 2 && now.duration_since(p.samples[1].0) > RATE_WINDOW {
-            p.samples.pop_front();
-        }
-        let peer = p.peers.entry(ev.from).or_insert(PeerProgress {
-            chunks: 0,
-            bytes: 0,
-            last: now,
-        });
-        peer.chunks += 1;
-        peer.bytes += ev.bytes;
-        peer.last = now;
-    }
-
-    /// Marks the download finished: `Ok` on success, or the error text.
-    pub fn finish(&self, result: Result<(), String>) {
-        let elapsed = self.started.elapsed();
-        let mut p = lock(&self.progress);
-        if p.outcome.is_none() {
-            if result.is_ok() {
-                p.done_chunks = self.total_chunks;
-                p.done_bytes = self.size;
-            }
-            p.outcome = Some(result.map(|()| elapsed).map_err(|e| (elapsed, e)));
-        }
-    }
-
-    fn is_finished(&self) -> bool {
-        lock(&self.progress).outcome.is_some()
-    }
-
-    /// What this download looks like at `now`.
-    pub fn view(&self, now: Instant) -> DownloadView {
-        let p = lock(&self.progress);
-        let (state, elapsed, error) = match &p.outcome {
-            None => (State::Running, now.duration_since(self.started), None),
-            Some(Ok(d)) => (State::Done, *d, None),
-            Some(Err((d, e))) => (State::Failed, *d, Some(e.clone())),
-        };
-        let rate = match state {
-            State::Running => window_rate(&p.samples, p.done_bytes, now),
-            // Finished: the average over the whole download.
-            _ => p.done_bytes as f64 / elapsed.as_secs_f64().max(1e-3),
-        };
-        let left = self.size.saturating_sub(p.done_bytes);
-        let eta_secs = (state == State::Running && rate > 0.0).then(|| (left as f64 / rate).ceil());
-        let mut peers: Vec<PeerView> = p
-            .peers
-            .iter()
-            .map(|(addr, pp)| PeerView {
-                addr: addr.to_string(),
-                chunks: pp.chunks,
-                bytes: pp.bytes,
-                active: state == State::Running && now.duration_since(pp.last) <= ACTIVE_PEER,
-            })
-            .collect();
-        peers.sort_by(|a, b| b.chunks.cmp(&a.chunks).then(a.addr.cmp(&b.addr)));
-        DownloadView {
-            key: self.key,
-            name: self.name.clone(),
-            id: self.id.to_hex(),
-            size: self.size,
-            done_bytes: p.done_bytes,
-            done_chunks: p.done_chunks,
-            total_chunks: self.total_chunks,
-            rate: rate.round() as u64,
-            eta_secs: eta_secs.map(|s| s as u64),
-            elapsed_secs: elapsed.as_secs_f64(),
-            state,
-            error,
-            peers,
-        }
-    }
-}
-
-/// Bytes per second since the oldest sample, up to `now`, so a stalled
-/// download's rate falls towards zero instead of freezing.
-fn window_rate(samples: &VecDeque<(Instant, u64)>, done: u64, now: Instant) -> f64 {
-    let Some(&(t0, b0)) = samples.front() else {
-        return 0.0;
-    };
-    let secs = now.duration_since(t0).as_secs_f64();
-    if secs < 0.05 {
-        return 0.0;
-    }
-    done.saturating_sub(b0) as f64 / secs
-}
-
-/// Marks a download failed if it is dropped unfinished (an early return or
-/// a panic), so `status` never shows it running forever.
-pub struct FinishGuard(pub Arc<DownloadStatus>);
-
-impl Drop for FinishGuard {
-    fn drop(&mut self) {
-        self.0.finish(Err("stopped".into()));
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every update leaves the data consistent, so a poisoned lock is usable.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A download's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum State {
-    Running,
-    Done,
-    Failed,
-}
-
-impl State {
-    /// The name JSON uses too.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Running => "running",
-            State::Done => "done",
-            State::Failed => "failed",
-        }
-    }
-}
-
-/// One download, as `status` and `GET /api/status` show it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DownloadView {
-    /// Unique within this process, for telling downloads of one file apart.
-    pub key: u64,
-    pub name: String,
-    pub id: String,
-    pub size: u64,
-    pub done_bytes: u64,
-    pub done_chunks: u32,
-    pub total_chunks: u32,
-    /// Bytes per second: over the last few seconds while running, the
-    /// average once finished.
-    pub rate: u64,
-    /// Seconds left at the current rate; `None` when unknown or finished.
-    pub eta_secs: Option<u64>,
-    pub elapsed_secs: f64,
-    pub state: State,
-    pub error: Option<String>,
-    /// Every peer that delivered a chunk, most chunks first.
-    pub peers: Vec<PeerView>,
-}
-
-/// A peer serving a download.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PeerView {
-    pub addr: String,
-    pub chunks: u32,
-    pub bytes: u64,
-    /// Delivered a chunk within the last few seconds.
-    pub active: bool,
-}
+pub use super::download::progress::{DownloadView, PeerView, State};
 
 /// A shared file and what was uploaded of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -370,7 +113,7 @@ impl PeerStatus {
                 download: peer.rates.down.get(),
             },
             shared,
-            downloads: peer.transfers.snapshot(Instant::now()),
+            downloads: peer.downloads.snapshot(Instant::now()),
             dht: peer.dht_status().as_ref().map(DhtView::of),
         }
     }
@@ -488,70 +231,19 @@ fn download_text(d: &DownloadView) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::FileId;
+    use crate::peer::download::progress::Progress;
+    use std::net::SocketAddr;
 
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))
     }
 
-    fn event(index: u32, from: u16, done: u32, done_bytes: u64) -> ChunkEvent {
-        ChunkEvent {
-            index,
-            from: addr(from),
-            done,
-            total: 4,
-            bytes: 100,
-            done_bytes,
-            size: 350,
-        }
-    }
-
-    #[test]
-    fn tracks_chunks_peers_and_outcome() {
-        let t = Transfers::default();
-        let d = t.begin("a.bin", FileId([7; 32]), 350, 4);
-        // One chunk was resumed from disk: the first event reports 2 done.
-        d.chunk(&event(1, 1, 2, 200));
-        d.chunk(&event(2, 2, 3, 300));
-        d.chunk(&event(3, 1, 4, 350));
-        let later = Instant::now() + Duration::from_secs(1);
-        let v = &t.snapshot(later)[0];
-        assert_eq!((v.key, v.name.as_str(), v.size), (1, "a.bin", 350));
-        assert_eq!(v.id, "07".repeat(32));
-        assert_eq!((v.done_chunks, v.total_chunks, v.done_bytes), (4, 4, 350));
-        assert_eq!(v.state, State::Running);
-        // 250 bytes fetched (not the resumed 100) in about a second.
-        assert!((200..=260).contains(&v.rate), "rate {}", v.rate);
-        let peers: Vec<_> = v
-            .peers
-            .iter()
-            .map(|p| (p.addr.as_str(), p.chunks))
-            .collect();
-        assert_eq!(peers, vec![("127.0.0.1:1", 2), ("127.0.0.1:2", 1)]);
-        assert!(v.peers.iter().all(|p| p.active));
-
-        d.finish(Ok(()));
-        d.finish(Err("late".into()));
-        let v = &t.snapshot(Instant::now())[0];
-        assert_eq!(
-            (v.state, v.eta_secs, v.error.clone()),
-            (State::Done, None, None)
-        );
-        assert!(v.peers.iter().all(|p| !p.active));
-    }
-
     #[test]
     fn text_shows_progress_peers_and_uploads() {
-        let t = Transfers::default();
-        let d = t.begin("big file.bin", FileId([9; 32]), 4 << 20, 8);
-        d.chunk(&ChunkEvent {
-            index: 0,
-            from: addr(7),
-            done: 1,
-            total: 8,
-            bytes: 1 << 19,
-            done_bytes: 1 << 19,
-            size: 4 << 20,
-        });
+        let d = Progress::new(1, "big file.bin", FileId([9; 32]), Some(4 << 20));
+        d.start(4 << 20, 8, 0, 0);
+        d.chunk(addr(7), 1 << 19);
         let status = PeerStatus {
             role: "peer".into(),
             version: "0".into(),
@@ -574,7 +266,7 @@ mod tests {
                 last_announce_secs_ago: Some(2),
                 last_announce_files: Some(1),
             }),
-            downloads: t.snapshot(Instant::now() + Duration::from_secs(1)),
+            downloads: vec![d.view(Instant::now() + Duration::from_secs(1))],
         };
         let text = status.to_text();
         let want = [
@@ -599,37 +291,5 @@ mod tests {
         assert_eq!(json["caps"]["upload"], serde_json::Value::Null);
         assert_eq!(json["dht"]["routing_table"], 4);
         assert_eq!(size_and_bytes(745), "745 B");
-    }
-
-    #[test]
-    fn a_dropped_guard_marks_failure_and_history_is_bounded() {
-        let t = Transfers::default();
-        let running = t.begin("running", FileId([1; 32]), 10, 1);
-        for n in 0..KEEP_FINISHED + 5 {
-            let d = t.begin(&format!("f{n}"), FileId([2; 32]), 10, 1);
-            drop(FinishGuard(d));
-        }
-        let all = t.snapshot(Instant::now());
-        assert_eq!(all.len(), KEEP_FINISHED + 1);
-        assert_eq!(all[0].name, "running");
-        assert_eq!(all[1].name, "f5");
-        assert_eq!(all[1].state, State::Failed);
-        assert_eq!(all[1].error.as_deref(), Some("stopped"));
-        drop(running);
-    }
-
-    #[test]
-    fn a_stalled_download_slows_down_and_json_round_trips() {
-        let t = Transfers::default();
-        let d = t.begin("b", FileId([3; 32]), 1000, 10);
-        d.chunk(&event(0, 1, 1, 100));
-        let soon = t.snapshot(Instant::now() + Duration::from_millis(500))[0].rate;
-        let much_later = t.snapshot(Instant::now() + Duration::from_secs(60))[0].clone();
-        assert!(much_later.rate < soon, "{} !< {soon}", much_later.rate);
-        assert!(much_later.peers.iter().all(|p| !p.active));
-        let json = serde_json::to_string(&much_later).unwrap();
-        assert!(json.contains("\"state\":\"running\""), "{json}");
-        let back: DownloadView = serde_json::from_str(&json).unwrap();
-        assert_eq!(back, much_later);
     }
 }

@@ -8,9 +8,8 @@ use std::time::Duration;
 use crate::bounds::{CONNECT_TIMEOUT, IO_TIMEOUT, MAX_LIST_ENTRIES};
 use crate::error::{Error, Result};
 use crate::manifest::FileId;
-use crate::protocol::message::{parse_count, parse_peer};
+use crate::protocol::message::{hello_line, parse_count, parse_peer};
 use crate::protocol::{Connection, FileSummary, TrackerRequest};
-use crate::PROTOCOL_VERSION;
 
 /// A file to announce: id, size and name.
 pub struct Announcement<'a> {
@@ -46,14 +45,7 @@ impl TrackerClient {
     fn connect(&self, timeout: Duration) -> Result<Connection> {
         let mut conn = Connection::connect(&self.addr, timeout)?;
         conn.set_reply_timeout(timeout.min(IO_TIMEOUT));
-        conn.write_all(
-            TrackerRequest::Hello {
-                version: PROTOCOL_VERSION,
-            }
-            .encode()
-            .as_bytes(),
-        )?;
-        conn.read_reply()?;
+        conn.request(&hello_line())?;
         Ok(conn)
     }
 

@@ -1,11 +1,10 @@
-//! `Connection`: a `TcpStream` with a fixed read buffer, bounded line reads
+//! `Connection`: a [`Stream`] with a fixed read buffer, bounded line reads
 //! with deadlines (so a slow or silent sender cannot hold a thread forever),
-//! exact payload reads, and whole-message writes. The only socket code of the
-//! protocol.
+//! exact payload reads, and whole-message writes. The only protocol code that
+//! touches a stream.
 
-use std::fs::File;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::codec::{line_text, split_line, Frame, ParseError};
@@ -15,23 +14,29 @@ use crate::bounds::{
     WRITE_CALL_TIMEOUT,
 };
 use crate::error::{Error, Result};
+use crate::manifest::Chunk;
 use crate::net::rate::RateCap;
 use crate::net::sys;
+use crate::net::transport::{Interrupter, Stream};
+use crate::storage::Storage;
 
 pub struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     buf: Box<[u8]>,
     start: usize,
     end: usize,
     peer: SocketAddr,
     /// How long [`read_reply`](Self::read_reply) waits for a reply line.
     reply_timeout: Duration,
+    /// A chunk being sent when it cannot go straight from the page cache.
+    send_buf: Vec<u8>,
 }
 
 impl Connection {
     /// Wraps an accepted or connected stream, setting `TCP_NODELAY` and a
     /// write timeout.
-    pub fn new(stream: TcpStream) -> io::Result<Self> {
+    pub fn new(stream: impl Into<Stream>) -> io::Result<Self> {
+        let stream = stream.into();
         stream.set_nodelay(true)?;
         stream.set_write_timeout(Some(WRITE_CALL_TIMEOUT))?;
         let peer = stream.peer_addr()?;
@@ -42,30 +47,18 @@ impl Connection {
             end: 0,
             peer,
             reply_timeout: IO_TIMEOUT,
+            send_buf: Vec::new(),
         })
     }
 
     /// Connects to `addr` (a `host:port`, resolved here), trying each resolved
     /// address with `timeout`.
     pub fn connect(addr: &str, timeout: Duration) -> Result<Self> {
-        let mut last = None;
-        for sa in addr.to_socket_addrs()? {
-            match TcpStream::connect_timeout(&sa, timeout) {
-                Ok(stream) => return Ok(Connection::new(stream)?),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last
-            .unwrap_or_else(|| {
-                io::Error::new(io::ErrorKind::NotFound, "address resolved to nothing")
-            })
-            .into())
+        Ok(Connection::new(Stream::connect(addr, timeout)?)?)
     }
 
     pub fn connect_addr(addr: SocketAddr, timeout: Duration) -> Result<Self> {
-        Ok(Connection::new(TcpStream::connect_timeout(
-            &addr, timeout,
-        )?)?)
+        Ok(Connection::new(Stream::connect_addr(addr, timeout)?)?)
     }
 
     /// The address of the other side.
@@ -73,9 +66,15 @@ impl Connection {
         self.peer
     }
 
-    /// The underlying stream, for zero-copy writes.
-    pub fn stream(&self) -> &TcpStream {
-        &self.stream
+    /// A handle that interrupts this connection's I/O from another thread.
+    pub fn interrupter(&self) -> io::Result<Interrupter> {
+        self.stream.interrupter()
+    }
+
+    /// Stops sending: the other side reads end of stream after what was sent.
+    pub fn shutdown_write(&self) {
+        // Fails only if the connection is already gone.
+        let _ = self.stream.shutdown_write();
     }
 
     /// Reads one line, which must arrive whole within `timeout`. `Ok(None)` is
@@ -114,6 +113,13 @@ impl Connection {
     pub fn read_reply(&mut self) -> Result<String> {
         let line = self.read_line(self.reply_timeout)?.ok_or(Error::Closed)?;
         Reply::parse(&line)?.into_result().map_err(Error::Remote)
+    }
+
+    /// Sends one request line and reads its reply (see
+    /// [`read_reply`](Self::read_reply)).
+    pub fn request(&mut self, line: &str) -> Result<String> {
+        self.write_all(line.as_bytes())?;
+        self.read_reply()
     }
 
     /// Reads an `OK <len>` header (with `len <= max`) and returns `len`.
@@ -157,40 +163,61 @@ impl Connection {
         Ok(())
     }
 
-    /// Sends `header`, then `len` bytes of `file` from `offset` straight from
-    /// the page cache (`sendfile`), metered through `limit`, in slices. Two
-    /// bounds keep a client that reads slowly or not at all from holding the
-    /// connection: no slice may go `IO_TIMEOUT` without completing, and the
-    /// whole reply must be taken within `IO_TIMEOUT + len / MIN_READ_RATE`
-    /// (time spent waiting on our own upload cap not counted). If the file
-    /// turns out shorter, fails: the caller must close, as the header
-    /// promised bytes that cannot be sent.
-    pub fn send_file(
+    /// Sends `header`, then the bytes of `chunk` from `storage`, metered
+    /// through `limit`, in slices. On plain TCP they go straight from the
+    /// page cache (`sendfile`, the header with `MSG_MORE` so it shares a
+    /// segment with the payload); otherwise the chunk is read into a buffer
+    /// the connection keeps, before the header promises it. Two bounds keep a
+    /// client that reads slowly or not at all from holding the connection: no
+    /// slice may go `IO_TIMEOUT` without completing, and the whole reply must
+    /// be taken within `IO_TIMEOUT + len / MIN_READ_RATE` (time spent waiting
+    /// on our own upload cap not counted). If the file turns out shorter,
+    /// fails: the caller must close, as the header may have promised bytes
+    /// that cannot be sent.
+    pub fn send_chunk(
         &mut self,
         header: &[u8],
-        file: &File,
-        offset: u64,
-        len: usize,
+        storage: &dyn Storage,
+        chunk: Chunk,
         limit: &RateCap,
     ) -> Result<()> {
+        let len = chunk.len as usize;
+        let zero_copy = self.stream.as_tcp().is_some() && storage.file_range(chunk).is_some();
+        let mut buf = std::mem::take(&mut self.send_buf);
+        if !zero_copy {
+            buf.resize(len, 0);
+            storage.read_chunk(chunk, &mut buf[..len])?;
+        }
         let started = Instant::now();
         let mut reply_deadline =
             started + IO_TIMEOUT + Duration::from_secs(len as u64 / MIN_READ_RATE);
-        self.bound_next_write(started + IO_TIMEOUT, reply_deadline)?;
-        sys::send_more(&self.stream, header).map_err(write_error)?;
-        let mut sent = 0;
-        while sent < len {
-            let n = RATE_SLICE.min(len - sent);
-            let waited = Instant::now();
-            limit.acquire(n);
-            let now = Instant::now();
-            reply_deadline += now - waited;
-            self.bound_next_write(now + IO_TIMEOUT, reply_deadline)?;
-            sys::send_file(&self.stream, file, offset + sent as u64, n).map_err(write_error)?;
-            sent += n;
-        }
-        self.stream.set_write_timeout(Some(WRITE_CALL_TIMEOUT))?;
-        Ok(())
+        let result = (|| {
+            self.bound_next_write(started + IO_TIMEOUT, reply_deadline)?;
+            match self.stream.as_tcp() {
+                Some(tcp) if zero_copy => sys::send_more(tcp, header).map_err(write_error)?,
+                _ => drop(self.write_slice(header, reply_deadline)?),
+            }
+            let mut sent = 0;
+            while sent < len {
+                let n = RATE_SLICE.min(len - sent);
+                let waited = Instant::now();
+                limit.acquire(n);
+                let now = Instant::now();
+                reply_deadline += now - waited;
+                self.bound_next_write(now + IO_TIMEOUT, reply_deadline)?;
+                match (self.stream.as_tcp(), storage.file_range(chunk)) {
+                    (Some(tcp), Some((file, offset))) if zero_copy => {
+                        sys::send_file(tcp, file, offset + sent as u64, n).map_err(write_error)?
+                    }
+                    _ => drop(self.write_slice(&buf[sent..sent + n], reply_deadline)?),
+                }
+                sent += n;
+            }
+            self.stream.set_write_timeout(Some(WRITE_CALL_TIMEOUT))?;
+            Ok(())
+        })();
+        self.send_buf = buf;
+        result
     }
 
     /// Sets the socket's write timeout so the next write ends by
@@ -216,13 +243,24 @@ impl Connection {
     /// least every `IO_TIMEOUT`, all of it within `IO_TIMEOUT + len /
     /// MIN_READ_RATE`. A client reading a few bytes now and then cannot hold
     /// a long reply (a manifest, a search listing) open for ever.
-    pub fn write_all(&mut self, mut bytes: &[u8]) -> Result<()> {
-        let started = Instant::now();
+    pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
         let reply_deadline =
-            started + IO_TIMEOUT + Duration::from_secs(bytes.len() as u64 / MIN_READ_RATE);
-        let mut stall_deadline = started + IO_TIMEOUT;
+            Instant::now() + IO_TIMEOUT + Duration::from_secs(bytes.len() as u64 / MIN_READ_RATE);
         // The first call runs under the default WRITE_CALL_TIMEOUT, which is
-        // what a fresh budget gives; later calls are bounded explicitly.
+        // what a fresh budget gives, so the common case (a reply that fits
+        // the socket buffer) needs no extra system call.
+        if self.write_slice(bytes, reply_deadline)? > 1 {
+            self.stream.set_write_timeout(Some(WRITE_CALL_TIMEOUT))?;
+        }
+        Ok(())
+    }
+
+    /// Writes all of `bytes`, the first call under the write timeout already
+    /// set, every later one bounded by [`bound_next_write`](Self::bound_next_write)
+    /// (progress at least every `IO_TIMEOUT`, all by `reply_deadline`).
+    /// Returns how many write calls it took.
+    fn write_slice(&mut self, mut bytes: &[u8], reply_deadline: Instant) -> Result<usize> {
+        let mut stall_deadline = Instant::now() + IO_TIMEOUT;
         let mut calls = 0;
         while !bytes.is_empty() {
             if calls > 0 {
@@ -239,10 +277,7 @@ impl Connection {
             }
             calls += 1;
         }
-        if calls > 1 {
-            self.stream.set_write_timeout(Some(WRITE_CALL_TIMEOUT))?;
-        }
-        Ok(())
+        Ok(calls)
     }
 
     /// Writes `header` then `payload` (see [`write_all`](Self::write_all)).
@@ -256,7 +291,7 @@ impl Connection {
     /// at most 500 ms). Closing with unread input would reset the connection,
     /// and a reset may discard the `ERR` line before the client reads it.
     pub fn linger_close(mut self) {
-        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        self.shutdown_write();
         let deadline = Instant::now() + LINGER_TIME;
         let mut discarded = 0;
         while discarded < LINGER_BYTES {

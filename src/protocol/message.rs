@@ -192,6 +192,14 @@ impl Reply {
     }
 }
 
+/// The `HELLO` line p2pshare's own clients start every connection with.
+pub fn hello_line() -> String {
+    PeerRequest::Hello {
+        version: crate::PROTOCOL_VERSION,
+    }
+    .encode()
+}
+
 /// The reply to `HELLO <version>` from a tracker or peer (`role`). A wrong
 /// version gets `ERR` and the connection stays open, like any refused
 /// request; the client decides whether to go on.

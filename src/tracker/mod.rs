@@ -5,5 +5,5 @@ pub mod server;
 pub mod state;
 pub mod status;
 
-pub use server::{handle_connection, Tracker};
+pub use server::{handle_connection, Tracker, TrackerHandle};
 pub use state::Registry;

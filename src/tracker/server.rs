@@ -4,14 +4,16 @@
 //! connection came from and the port it announces, never an address it
 //! claims, so no peer can register or unregister another.
 
+use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
-use std::thread;
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use super::state::Registry;
 use crate::bounds::TRACKER_CAPS;
-use crate::net::accept::{self as server, Flow};
+use crate::net::accept::{self as server, Flow, ServerHandle};
 use crate::protocol::message::{encode_list, encode_peer, hello_reply};
 use crate::protocol::{Connection, Reply, TrackerRequest};
 
@@ -39,22 +41,58 @@ impl Tracker {
         Arc::clone(&self.registry)
     }
 
-    /// Serves forever.
-    pub fn run(self, expire_every: Duration) {
+    /// Serves on threads of its own until the handle is stopped or dropped,
+    /// forgetting stale peers every `expire_every`.
+    pub fn spawn(self, expire_every: Duration) -> io::Result<TrackerHandle> {
+        let (stop_expiry, stopped) = mpsc::channel::<()>();
         let registry = Arc::clone(&self.registry);
-        let _ = thread::Builder::new()
+        let expiry = thread::Builder::new()
             .name("tracker-expiry".into())
             .spawn(move || loop {
-                thread::sleep(expire_every);
+                match stopped.recv_timeout(expire_every) {
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+                }
                 let n = registry.expire(Instant::now());
                 if n > 0 {
                     log::info!("forgot {n} stale peer registrations");
                 }
-            });
+            })?;
         let registry = self.registry;
-        server::serve(self.listener, TRACKER_CAPS, "tracker", move |conn| {
+        let server = server::spawn(self.listener, TRACKER_CAPS, "tracker", move |conn| {
             handle_connection(conn, &registry)
-        });
+        })?;
+        Ok(TrackerHandle {
+            server: Some(server),
+            stop_expiry: Some(stop_expiry),
+            expiry: Some(expiry),
+        })
+    }
+}
+
+/// A running tracker; stopped (accept loop, connections, expiry thread) when
+/// stopped or dropped.
+pub struct TrackerHandle {
+    server: Option<ServerHandle>,
+    stop_expiry: Option<mpsc::Sender<()>>,
+    expiry: Option<JoinHandle<()>>,
+}
+
+impl TrackerHandle {
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.server.as_ref().map(ServerHandle::local_addr)
+    }
+
+    pub fn stop(self) {}
+}
+
+impl Drop for TrackerHandle {
+    fn drop(&mut self) {
+        drop(self.server.take());
+        drop(self.stop_expiry.take());
+        if let Some(expiry) = self.expiry.take() {
+            let _ = expiry.join();
+        }
     }
 }
 

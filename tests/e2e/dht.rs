@@ -143,7 +143,7 @@ fn dead_and_lying_dht_peers_do_not_spoil_a_download() {
     let len = 8 * CHUNK + 99;
     let (path, data) = dir.random_file("honest/bait.bin", len, 63);
     let honest = DhtSeeder::start("honest", network.port, &path);
-    let manifest = p2pshare::store::manifest_of(&path).unwrap();
+    let manifest = p2pshare::storage::manifest_of(&path).unwrap();
     let id = manifest.id();
     assert_eq!(
         id.to_hex(),

@@ -27,7 +27,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use p2pshare::manifest::Manifest;
-use p2pshare::store::manifest_of;
+use p2pshare::storage::manifest_of;
 
 use crate::util::{assert_same_bytes, random_bytes, Peer, Stream, TestDir, Tracker, COMMAND};
 

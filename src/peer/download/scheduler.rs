@@ -2,20 +2,29 @@
 //!
 //! Invariant: every chunk not yet done is in the queue or held by at least
 //! one worker (in flight). A worker returns a chunk it could not fetch to the
-//! queue unless another worker still holds it. When the queue runs dry, idle
-//! workers also fetch chunks that are in flight on *other* peers (endgame, as
-//! BitTorrent clients do), so one slow or stalling peer cannot hold the last
-//! chunks hostage; the first verified copy wins. Peers that send bad data are
-//! banned at once; peers that fail to connect or answer are banned after
-//! `MAX_STRIKES` failures in a row. When every peer is banned, or all is
-//! done, the download stops and every worker's connection is shut down, so
-//! no worker stays blocked on a peer that trickles.
+//! queue unless another worker still holds it; a worker that panics returns
+//! its chunk through the [`Held`] guard's `Drop`, so no chunk is ever held by
+//! nobody. When the queue runs dry, idle workers also fetch chunks that are
+//! in flight on *other* peers (endgame, as BitTorrent clients do), so one slow
+//! or stalling peer cannot hold the last chunks hostage; the first verified
+//! copy wins. Peers that send bad data are banned at once; peers that fail to
+//! connect or answer are banned after `MAX_STRIKES` failures in a row. When
+//! every peer is banned, or all is done, the download's [`StopSignal`] is
+//! stopped, which interrupts every worker's connection, so no worker stays
+//! blocked on a peer that trickles.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::net::SocketAddr;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
 use crate::bounds::{MAX_HOLDERS, MAX_STRIKES};
+use crate::chunkset::ChunkSet;
+use crate::net::stop::StopSignal;
+
+/// How long an idle worker sleeps before looking at the stop signal again
+/// (a cancel from outside does not notify the condvar).
+const IDLE_RECHECK: Duration = Duration::from_millis(100);
 
 /// Why a fetch from a peer failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +41,7 @@ pub enum Next {
     Chunk(u32),
     /// The worker's peer was banned meanwhile: pick another.
     SwitchPeer,
-    /// Nothing left to do: complete, or no usable peer remains.
+    /// Nothing left to do: complete, stopped, or no usable peer remains.
     Finished,
 }
 
@@ -55,38 +64,20 @@ struct State {
     queue: VecDeque<u32>,
     /// Chunk -> the peers it is being fetched from.
     holders: HashMap<u32, Vec<usize>>,
-    done: Vec<bool>,
-    done_count: u32,
+    done: ChunkSet,
     peers: Vec<PeerSlot>,
-    stopped: bool,
-    /// Connections of the workers, shut down when the download stops.
-    streams: Vec<Option<TcpStream>>,
 }
 
 pub struct Scheduler {
     state: Mutex<State>,
     changed: Condvar,
-}
-
-/// A worker's connection, registered so that stopping can interrupt it.
-pub struct Attached<'a> {
-    scheduler: &'a Scheduler,
-    slot: usize,
-}
-
-impl Drop for Attached<'_> {
-    fn drop(&mut self) {
-        self.scheduler.lock().streams[self.slot] = None;
-    }
+    stop: Arc<StopSignal>,
 }
 
 impl Scheduler {
-    /// `missing` chunks of `total` still to fetch, from `peers`.
-    pub fn new(missing: Vec<u32>, total: u32, peers: &[SocketAddr]) -> Self {
-        let mut done = vec![true; total as usize];
-        for &i in &missing {
-            done[i as usize] = false;
-        }
+    /// Fetches the chunks missing from `have` from `peers`; stops `stop` when
+    /// the download is over.
+    pub fn new(have: &ChunkSet, peers: &[SocketAddr], stop: Arc<StopSignal>) -> Self {
         let peers = peers
             .iter()
             .map(|&addr| PeerSlot {
@@ -97,29 +88,32 @@ impl Scheduler {
                 chunks: 0,
             })
             .collect();
+        if have.is_complete() {
+            stop.stop();
+        }
         Scheduler {
             state: Mutex::new(State {
-                stopped: missing.is_empty(),
-                done_count: total - missing.len() as u32,
-                queue: missing.into(),
+                queue: have.missing().collect(),
                 holders: HashMap::new(),
-                done,
+                done: have.clone(),
                 peers,
-                streams: Vec::new(),
             }),
             changed: Condvar::new(),
+            stop,
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
+        // Each update keeps the invariant before it unlocks, and a panicking
+        // worker's chunk comes back through `Held`: a poisoned lock is usable.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A usable peer with the fewest workers on it, spreading workers evenly.
-    /// The caller must [`release`](Self::release) it when done with it.
-    pub fn pick_peer(&self) -> Option<(usize, SocketAddr)> {
+    /// A usable peer with the fewest workers on it, spreading workers evenly;
+    /// released when the lease is dropped.
+    pub fn pick_peer(&self) -> Option<Lease<'_>> {
         let mut s = self.lock();
-        if s.stopped {
+        if self.stop.is_stopped() {
             return None;
         }
         let (i, slot) = s
@@ -129,35 +123,11 @@ impl Scheduler {
             .filter(|(_, p)| !p.banned)
             .min_by_key(|(_, p)| (p.workers, p.strikes))?;
         slot.workers += 1;
-        Some((i, slot.addr))
-    }
-
-    pub fn release(&self, peer: usize) {
-        let mut s = self.lock();
-        s.peers[peer].workers -= 1;
-    }
-
-    /// Registers a worker's connection so that stopping shuts it down.
-    pub fn attach(&self, stream: &TcpStream) -> Attached<'_> {
-        let mut s = self.lock();
-        let clone = stream.try_clone().ok();
-        if s.stopped {
-            if let Some(c) = &clone {
-                let _ = c.shutdown(Shutdown::Both);
-            }
-        }
-        let slot = match s.streams.iter().position(Option::is_none) {
-            Some(free) => free,
-            None => {
-                s.streams.push(None);
-                s.streams.len() - 1
-            }
-        };
-        s.streams[slot] = clone;
-        Attached {
+        Some(Lease {
             scheduler: self,
-            slot,
-        }
+            peer: i,
+            addr: slot.addr,
+        })
     }
 
     /// The next chunk to fetch from `peer`: a queued one, else (endgame) one
@@ -166,7 +136,7 @@ impl Scheduler {
     pub fn next_chunk(&self, peer: usize) -> Next {
         let mut s = self.lock();
         loop {
-            if s.stopped {
+            if self.stop.is_stopped() {
                 return Next::Finished;
             }
             if s.peers[peer].banned {
@@ -183,7 +153,11 @@ impl Scheduler {
                 s.holders.entry(chunk).or_default().push(peer);
                 return Next::Chunk(chunk);
             }
-            s = self.changed.wait(s).unwrap_or_else(|e| e.into_inner());
+            s = self
+                .changed
+                .wait_timeout(s, IDLE_RECHECK)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
@@ -193,28 +167,31 @@ impl Scheduler {
         let mut s = self.lock();
         release_hold(&mut s, chunk, peer);
         s.peers[peer].strikes = 0;
-        if s.done[chunk as usize] {
+        if !s.done.insert(chunk) {
             return None;
         }
-        s.done[chunk as usize] = true;
-        s.done_count += 1;
         s.holders.remove(&chunk);
         s.peers[peer].chunks += 1;
-        if s.done_count as usize == s.done.len() {
-            self.stop_locked(&mut s);
+        if s.done.is_complete() {
+            self.stop_locked();
         }
-        Some((s.done_count, s.done.len() as u32))
+        Some((s.done.count(), s.done.len()))
     }
 
     /// `peer` failed to deliver `chunk`; the chunk goes back to the queue
     /// unless another worker is still fetching it.
     pub fn fail(&self, peer: usize, chunk: u32, fault: Fault) {
         let mut s = self.lock();
-        release_hold(&mut s, chunk, peer);
-        if !s.done[chunk as usize] && !s.holders.contains_key(&chunk) {
-            s.queue.push_front(chunk);
-        }
+        requeue(&mut s, chunk, peer);
         self.strike_locked(&mut s, peer, fault);
+        self.changed.notify_all();
+    }
+
+    /// `peer`'s worker let go of `chunk` through no fault of the peer (it
+    /// panicked, or the download stopped): the chunk goes back to the queue.
+    pub fn give_back(&self, peer: usize, chunk: u32) {
+        let mut s = self.lock();
+        requeue(&mut s, chunk, peer);
         self.changed.notify_all();
     }
 
@@ -232,28 +209,35 @@ impl Scheduler {
             slot.banned = true;
         }
         if s.peers.iter().all(|p| p.banned) {
-            self.stop_locked(s);
+            self.stop_locked();
         }
     }
 
-    /// Whether the download has stopped (complete, aborted or out of peers):
-    /// failures after that are the shutdown itself, not the peer's fault.
+    /// Whether the download has stopped (complete, aborted, cancelled or out
+    /// of peers): failures after that are the stop itself, not the peer's.
     pub fn is_stopped(&self) -> bool {
-        self.lock().stopped
+        self.stop.is_stopped()
+    }
+
+    /// Whether `peer` is banned.
+    pub fn is_banned(&self, peer: usize) -> bool {
+        self.lock().peers[peer].banned
     }
 
     /// Stops the download (e.g. the disk failed); workers finish.
     pub fn abort(&self) {
-        let mut s = self.lock();
-        self.stop_locked(&mut s);
+        let _s = self.lock();
+        self.stop_locked();
     }
 
-    fn stop_locked(&self, s: &mut State) {
-        s.stopped = true;
-        for stream in s.streams.iter().flatten() {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
+    fn stop_locked(&self) {
+        self.stop.stop();
         self.changed.notify_all();
+    }
+
+    /// The chunks done so far.
+    pub fn done(&self) -> ChunkSet {
+        self.lock().done.clone()
     }
 
     /// (chunks done, total) and what each peer contributed.
@@ -268,7 +252,67 @@ impl Scheduler {
                 banned: p.banned,
             })
             .collect();
-        (s.done_count, s.done.len() as u32, stats)
+        (s.done.count(), s.done.len(), stats)
+    }
+}
+
+/// A worker's use of one peer, from [`Scheduler::pick_peer`].
+pub struct Lease<'a> {
+    scheduler: &'a Scheduler,
+    pub peer: usize,
+    pub addr: SocketAddr,
+}
+
+impl Lease<'_> {
+    /// Takes the next chunk to fetch from this peer, held until settled.
+    pub fn next(&self) -> Result<Held<'_>, Next> {
+        match self.scheduler.next_chunk(self.peer) {
+            Next::Chunk(chunk) => Ok(Held {
+                scheduler: self.scheduler,
+                peer: self.peer,
+                chunk,
+                settled: false,
+            }),
+            other => Err(other),
+        }
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        self.scheduler.lock().peers[self.peer].workers -= 1;
+    }
+}
+
+/// A chunk a worker is fetching. It must be settled with [`Held::complete`]
+/// or [`Held::fail`]; if it is dropped unsettled (a panic, or an early
+/// return), the chunk goes back to the queue, so no worker waits for it.
+pub struct Held<'a> {
+    scheduler: &'a Scheduler,
+    peer: usize,
+    pub chunk: u32,
+    settled: bool,
+}
+
+impl Held<'_> {
+    /// See [`Scheduler::complete`].
+    pub fn complete(mut self) -> Option<(u32, u32)> {
+        self.settled = true;
+        self.scheduler.complete(self.peer, self.chunk)
+    }
+
+    /// See [`Scheduler::fail`].
+    pub fn fail(mut self, fault: Fault) {
+        self.settled = true;
+        self.scheduler.fail(self.peer, self.chunk, fault);
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.scheduler.give_back(self.peer, self.chunk);
+        }
     }
 }
 
@@ -284,10 +328,19 @@ fn release_hold(s: &mut State, chunk: u32, peer: usize) {
     }
 }
 
+/// Releases `peer`'s hold on `chunk` and queues the chunk again if it is not
+/// done and nobody else holds it.
+fn requeue(s: &mut State, chunk: u32, peer: usize) {
+    release_hold(s, chunk, peer);
+    if !s.done.contains(chunk) && !s.holders.contains_key(&chunk) {
+        s.queue.push_front(chunk);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::TcpListener;
+    use std::thread;
 
     fn peers(n: u16) -> Vec<SocketAddr> {
         (0..n)
@@ -295,16 +348,22 @@ mod tests {
             .collect()
     }
 
+    fn scheduler(missing: &[u32], total: u32, n: u16) -> Scheduler {
+        let have = ChunkSet::from_fn(total, |i| !missing.contains(&i));
+        Scheduler::new(&have, &peers(n), StopSignal::new())
+    }
+
     #[test]
     fn workers_spread_evenly_over_peers() {
-        let s = Scheduler::new(vec![0, 1, 2], 3, &peers(3));
-        let picked: Vec<usize> = (0..6).filter_map(|_| s.pick_peer()).map(|p| p.0).collect();
+        let s = scheduler(&[0, 1, 2], 3, 3);
+        let leases: Vec<_> = (0..6).filter_map(|_| s.pick_peer()).collect();
+        let picked: Vec<usize> = leases.iter().map(|l| l.peer).collect();
         assert_eq!(picked, vec![0, 1, 2, 0, 1, 2]);
     }
 
     #[test]
     fn failed_chunk_is_requeued_and_bad_peer_banned() {
-        let s = Scheduler::new(vec![0, 1], 2, &peers(2));
+        let s = scheduler(&[0, 1], 2, 2);
         assert_eq!(s.next_chunk(0), Next::Chunk(0));
         s.fail(0, 0, Fault::BadData);
         assert_eq!(s.next_chunk(0), Next::SwitchPeer);
@@ -321,7 +380,7 @@ mod tests {
 
     #[test]
     fn endgame_duplicates_a_stalled_chunk_on_another_peer_once() {
-        let s = Scheduler::new(vec![0], 1, &peers(3));
+        let s = scheduler(&[0], 1, 3);
         assert_eq!(s.next_chunk(0), Next::Chunk(0)); // peer 0 stalls on it
         assert_eq!(s.next_chunk(1), Next::Chunk(0)); // peer 1 duplicates it
                                                      // A failure of one holder does not requeue: the other still holds it.
@@ -333,25 +392,20 @@ mod tests {
     }
 
     #[test]
-    fn stopping_shuts_down_attached_connections() {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let mut client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
-        let (_server_side, _) = listener.accept().expect("accept");
-        let s = Scheduler::new(vec![0], 1, &peers(1));
-        let _attached = s.attach(&client);
+    fn stopping_stops_the_downloads_signal() {
+        let stop = StopSignal::new();
+        let s = Scheduler::new(&ChunkSet::empty(1), &peers(1), Arc::clone(&stop));
         s.abort();
-        let mut buf = [0u8; 1];
-        // Shut down by the scheduler: the blocked read returns at once.
-        assert_eq!(std::io::Read::read(&mut client, &mut buf).expect("read"), 0);
+        assert!(stop.is_stopped(), "workers' connections get interrupted");
+        assert_eq!(s.next_chunk(0), Next::Finished);
     }
 
     #[test]
     fn strikes_ban_after_limit_and_all_banned_stops() {
-        let s = Scheduler::new(vec![0], 1, &peers(1));
+        let s = scheduler(&[0], 1, 1);
         for _ in 0..MAX_STRIKES - 1 {
             s.strike(0, Fault::Unreliable);
             assert!(s.pick_peer().is_some());
-            s.release(0);
         }
         s.strike(0, Fault::Unreliable);
         assert!(s.pick_peer().is_none());
@@ -361,8 +415,30 @@ mod tests {
 
     #[test]
     fn nothing_missing_is_finished_at_once() {
-        let s = Scheduler::new(vec![], 4, &peers(1));
+        let s = scheduler(&[], 4, 1);
         assert!(s.pick_peer().is_none());
         assert_eq!(s.outcome().0, 4);
+    }
+
+    /// A worker that panics while holding the only chunk must not leave the
+    /// others waiting for it: the chunk comes back to the queue.
+    #[test]
+    fn a_panicking_worker_gives_its_chunk_back() {
+        let s = scheduler(&[0], 1, 1);
+        let panicked = thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let lease = s.pick_peer().expect("a peer");
+                    let _held = lease.next().expect("the chunk");
+                    panic!("a bug in a worker");
+                })
+                .join()
+                .is_err()
+        });
+        assert!(panicked);
+        let lease = s.pick_peer().expect("the peer is free again");
+        let held = lease.next().expect("the chunk is back, not held by nobody");
+        assert_eq!(held.chunk, 0);
+        assert_eq!(held.complete(), Some((1, 1)));
     }
 }

@@ -1,0 +1,101 @@
+//! `StopSignal`: one flag that many threads check, plus the streams they
+//! are blocked on, so that stopping (a cancelled download, a server shut
+//! down) both tells the threads and interrupts their I/O. Threads register
+//! their stream with [`StopSignal::guard`] and drop the guard when done.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::transport::Interrupter;
+
+#[derive(Default)]
+pub struct StopSignal {
+    stopped: AtomicBool,
+    /// Registered streams; `None` marks a free slot.
+    streams: Mutex<Vec<Option<Interrupter>>>,
+}
+
+impl StopSignal {
+    pub fn new() -> Arc<StopSignal> {
+        Arc::new(StopSignal::default())
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
+    /// Sets the flag and interrupts every registered stream (and every
+    /// stream registered later). Idempotent.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        for s in self.lock().iter().flatten() {
+            s.interrupt();
+        }
+    }
+
+    /// Registers `stream` until the guard is dropped. If already stopped,
+    /// interrupts it at once, so a thread that registers late cannot block.
+    pub fn guard(self: &Arc<Self>, stream: Interrupter) -> StopGuard {
+        let mut streams = self.lock();
+        if self.is_stopped() {
+            stream.interrupt();
+        }
+        let slot = match streams.iter().position(Option::is_none) {
+            Some(free) => free,
+            None => {
+                streams.push(None);
+                streams.len() - 1
+            }
+        };
+        streams[slot] = Some(stream);
+        StopGuard {
+            signal: Arc::clone(self),
+            slot,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Option<Interrupter>>> {
+        // Slots are set and cleared whole; a poisoned list is still valid.
+        self.streams.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A registered stream; deregistered when dropped.
+pub struct StopGuard {
+    signal: Arc<StopSignal>,
+    slot: usize,
+}
+
+impl Drop for StopGuard {
+    fn drop(&mut self) {
+        self.signal.lock()[self.slot] = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::transport::Stream;
+    use std::io::Read;
+    use std::net::{TcpListener, TcpStream};
+
+    #[test]
+    fn stopping_interrupts_registered_and_late_streams() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mut early = Stream::from(TcpStream::connect(addr).expect("connect"));
+        let _server_early = listener.accept().expect("accept");
+        let signal = StopSignal::new();
+        let _guard = signal.guard(early.interrupter().expect("clone"));
+        signal.stop();
+        assert!(signal.is_stopped());
+        let mut buf = [0u8; 1];
+        // Interrupted: the blocked read returns at once with end of stream.
+        assert_eq!(early.read(&mut buf).expect("read"), 0);
+
+        let mut late = Stream::from(TcpStream::connect(addr).expect("connect"));
+        let _server_late = listener.accept().expect("accept");
+        let _late_guard = signal.guard(late.interrupter().expect("clone"));
+        assert_eq!(late.read(&mut buf).expect("read"), 0);
+    }
+}

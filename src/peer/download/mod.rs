@@ -1,0 +1,313 @@
+//! One download, owned: [`start`] runs it on a thread of its own and returns
+//! a [`DownloadHandle`] to watch its [`Progress`], cancel it (verified chunks
+//! stay in the partial file for a resume) or join it for its result.
+//!
+//! The download thread fetches the manifest and checks it against the id,
+//! opens (or resumes) the partial file, adds it to the library as a file
+//! being downloaded, then runs a fixed pool of [`worker`]s that take chunks
+//! from the [`Scheduler`] and fetch them over one reused connection each,
+//! spread across every peer. Each chunk is verified against the manifest
+//! before it is written at its offset. Once complete, the partial file is
+//! published under its output name and the library entry becomes a complete
+//! file, announced through the [`Swarm`].
+//!
+//! Modules: `manifest` (fetching it), `scheduler` (chunk and peer state),
+//! `worker` (the fetch loop), `progress` (what every display reads).
+
+mod manifest;
+pub mod progress;
+pub mod scheduler;
+mod worker;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+use self::progress::{Outcome, Progress};
+use self::scheduler::{PeerStats, Scheduler};
+use super::library::{Library, SharedFile};
+use crate::manifest::{FileId, Manifest};
+use crate::net::rate::RateCap;
+use crate::net::stop::StopSignal;
+use crate::storage::{PartialFile, StoreError};
+
+pub use self::manifest::connect_peer;
+
+#[derive(Debug, Error)]
+pub enum DownloadError {
+    #[error("no peer supplied a valid manifest for {id} (tried {tried})")]
+    NoManifest { id: FileId, tried: usize },
+    #[error("{missing} of {total} chunks could not be fetched from any peer; progress is kept for a retry")]
+    Incomplete { missing: u32, total: u32 },
+    #[error("cancelled with {done} of {total} chunks; progress is kept for a retry")]
+    Cancelled { done: u32, total: u32 },
+    #[error("a download worker panicked ({0}); progress is kept for a retry")]
+    Panicked(String),
+    #[error("cannot start a download thread: {0}")]
+    Spawn(std::io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug)]
+pub struct Report {
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub elapsed: Duration,
+    /// Chunks found already verified in a partial file from an earlier try.
+    pub resumed: u32,
+    pub peers: Vec<PeerStats>,
+    /// The file is shared, but announcing it failed (shown, not fatal).
+    pub warning: Option<String>,
+}
+
+/// What a download needs from the peer that runs it, beyond the library.
+pub trait Swarm: Send + Sync {
+    /// The file is complete and in the library: tell the tracker and the
+    /// DHT. Returns a warning to show if that failed.
+    fn announce(&self, file: &Arc<SharedFile>) -> Option<String>;
+}
+
+/// Everything a download runs with.
+pub struct Context {
+    pub library: Arc<Library>,
+    pub rate: Arc<RateCap>,
+    /// Most worker threads (and so connections) at once.
+    pub workers: usize,
+    pub swarm: Arc<dyn Swarm>,
+}
+
+/// What to download and where.
+pub struct Request {
+    pub id: FileId,
+    pub name: String,
+    pub out: PathBuf,
+    pub peers: Vec<SocketAddr>,
+}
+
+/// A running (or finished) download.
+pub struct DownloadHandle {
+    progress: Arc<Progress>,
+    stop: Arc<StopSignal>,
+    cancelled: Arc<AtomicBool>,
+    thread: JoinHandle<Result<Report, DownloadError>>,
+}
+
+impl DownloadHandle {
+    pub fn progress(&self) -> &Arc<Progress> {
+        &self.progress
+    }
+
+    /// Stops the download; what is verified stays in the partial file.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Release);
+        self.stop.stop();
+    }
+
+    /// Waits at most `timeout` for the end; returns whether it has come.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.progress.wait_timeout(timeout)
+    }
+
+    /// Waits for the end and returns the result.
+    pub fn join(self) -> Result<Report, DownloadError> {
+        self.thread
+            .join()
+            .unwrap_or_else(|p| Err(DownloadError::Panicked(panic_message(&*p))))
+    }
+}
+
+/// Starts downloading `req` on a thread of its own; `progress` is where it
+/// reports. `on_end` runs on that thread once the download is over, whatever
+/// the outcome (the peer releases the output path there).
+pub fn start(
+    ctx: Context,
+    req: Request,
+    progress: Arc<Progress>,
+    on_end: impl FnOnce() + Send + 'static,
+) -> Result<DownloadHandle, DownloadError> {
+    let stop = StopSignal::new();
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let (thread_progress, thread_stop) = (Arc::clone(&progress), Arc::clone(&stop));
+    let thread_cancelled = Arc::clone(&cancelled);
+    let thread = thread::Builder::new()
+        .name("download".into())
+        .spawn(move || {
+            let stopping = Stopping {
+                stop: &thread_stop,
+                cancelled: &thread_cancelled,
+            };
+            let result = run(&ctx, &req, &thread_progress, &stopping);
+            on_end();
+            thread_progress.finish(match &result {
+                Ok(_) => Outcome::Done,
+                Err(e @ DownloadError::Cancelled { .. }) => Outcome::Cancelled(e.to_string()),
+                Err(e) => Outcome::Failed(e.to_string()),
+            });
+            result
+        })
+        .map_err(DownloadError::Spawn)?;
+    Ok(DownloadHandle {
+        progress,
+        stop,
+        cancelled,
+        thread,
+    })
+}
+
+/// How a download is stopped: the signal its workers watch, and whether a
+/// stop came from a cancel (rather than the download ending by itself).
+struct Stopping<'a> {
+    stop: &'a Arc<StopSignal>,
+    cancelled: &'a AtomicBool,
+}
+
+impl Stopping<'_> {
+    fn cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+}
+
+fn run(
+    ctx: &Context,
+    req: &Request,
+    progress: &Progress,
+    stopping: &Stopping<'_>,
+) -> Result<Report, DownloadError> {
+    let started = Instant::now();
+    let stop = stopping.stop;
+    let fetched = manifest::fetch_manifest(&req.id, &req.peers, stop);
+    let (manifest, peers) = match fetched {
+        Err(_) if stopping.cancelled() => {
+            return Err(DownloadError::Cancelled { done: 0, total: 0 })
+        }
+        other => other?,
+    };
+    if stopping.cancelled() {
+        return Err(DownloadError::Cancelled {
+            done: 0,
+            total: manifest.chunk_count(),
+        });
+    }
+    let (partial, have) = PartialFile::open(&req.out, &req.id, &manifest)?;
+    let resumed_bytes: u64 = have
+        .iter()
+        .filter_map(|i| manifest.chunk(i))
+        .map(|c| u64::from(c.len))
+        .sum();
+    progress.start(
+        manifest.size(),
+        manifest.chunk_count(),
+        have.count(),
+        resumed_bytes,
+    );
+    let entry = ctx.library.add_partial(
+        req.name.clone(),
+        partial.path(),
+        manifest.clone(),
+        partial.storage(),
+        have.clone(),
+    );
+    let scheduler = Scheduler::new(&have, &peers, Arc::clone(stop));
+    let job = worker::Job {
+        id: req.id,
+        manifest: &manifest,
+        partial: &partial,
+        entry: entry.as_ref(),
+        scheduler: &scheduler,
+        rate: &ctx.rate,
+        progress,
+        stop,
+    };
+    let missing = manifest.chunk_count() - have.count();
+    let threads = ctx.workers.clamp(1, (missing as usize).max(1));
+    let ended = run_workers(&job, threads);
+    let (done, total, peer_stats) = scheduler.outcome();
+    let failed = match ended {
+        Err(e) => Some(e),
+        Ok(()) if done == total => None,
+        Ok(()) if stopping.cancelled() => Some(DownloadError::Cancelled { done, total }),
+        Ok(()) => Some(DownloadError::Incomplete {
+            missing: total - done,
+            total,
+        }),
+    };
+    if let Some(e) = failed {
+        if let Some(entry) = &entry {
+            ctx.library.remove(entry);
+        }
+        return Err(e);
+    }
+    let path = partial.finish()?;
+    let shared = publish(ctx, entry, &req.name, &path, manifest)?;
+    let warning = ctx.swarm.announce(&shared);
+    Ok(Report {
+        path,
+        bytes: shared.manifest.size(),
+        elapsed: started.elapsed(),
+        resumed: have.count(),
+        peers: peer_stats,
+        warning,
+    })
+}
+
+/// Runs `threads` workers to the end. A disk error from any of them, or a
+/// panic (its chunk is back in the queue through the scheduler's guard),
+/// stops the others and is returned.
+fn run_workers(job: &worker::Job<'_>, threads: usize) -> Result<(), DownloadError> {
+    thread::scope(|s| {
+        let handles: Vec<_> = (0..threads).map(|_| s.spawn(|| worker::run(job))).collect();
+        let mut first_error = None;
+        for h in handles {
+            let error = match h.join() {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => DownloadError::Store(e),
+                Err(panic) => DownloadError::Panicked(panic_message(&*panic)),
+            };
+            log::error!("download of {}: {error}", job.id.short());
+            job.scheduler.abort();
+            first_error.get_or_insert(error);
+        }
+        first_error.map_or(Ok(()), Err)
+    })
+}
+
+/// Makes the finished file at `path` a complete library entry: the download's
+/// own entry, or (if the content was already shared) a fresh one.
+fn publish(
+    ctx: &Context,
+    entry: Option<Arc<SharedFile>>,
+    name: &str,
+    path: &std::path::Path,
+    manifest: Manifest,
+) -> Result<Arc<SharedFile>, DownloadError> {
+    match entry {
+        Some(entry) => {
+            entry.complete(path.to_path_buf());
+            Ok(entry)
+        }
+        None => ctx
+            .library
+            .add(name.to_string(), path.to_path_buf(), manifest)
+            .map_err(|source| {
+                StoreError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                }
+                .into()
+            }),
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}

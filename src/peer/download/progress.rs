@@ -1,0 +1,394 @@
+//! `Progress`: the one record of how a download is going. Its workers write
+//! it (one short lock per arrived chunk); the REPL's bar, `status` and
+//! `/api/status` read it through [`Progress::view`], a plain serde snapshot,
+//! so every display shows the same numbers. Chunks resumed from an earlier
+//! attempt are recorded once, when the partial file is opened, and never
+//! count towards the rate.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::bounds::{ACTIVE_PEER, RATE_WINDOW};
+use crate::manifest::FileId;
+
+/// A download's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Running,
+    Done,
+    Failed,
+    Cancelled,
+}
+
+impl State {
+    /// The name JSON uses too.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Running => "running",
+            State::Done => "done",
+            State::Failed => "failed",
+            State::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// How a download ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    Failed(String),
+    Cancelled(String),
+}
+
+pub struct Progress {
+    key: u64,
+    name: String,
+    id: FileId,
+    started: Instant,
+    inner: Mutex<Inner>,
+    /// Notified when the download ends.
+    ended: Condvar,
+}
+
+struct Inner {
+    size: u64,
+    total_chunks: u32,
+    done_chunks: u32,
+    done_bytes: u64,
+    resumed_bytes: u64,
+    /// `(time, done_bytes)`, oldest first: one sample older than
+    /// [`RATE_WINDOW`] and all newer ones.
+    samples: VecDeque<(Instant, u64)>,
+    peers: HashMap<SocketAddr, PeerProgress>,
+    peers_from_tracker: usize,
+    peers_from_dht: usize,
+    /// `None` while running; then how it ended, and after how long.
+    outcome: Option<(Outcome, Duration)>,
+}
+
+#[derive(Clone, Copy)]
+struct PeerProgress {
+    chunks: u32,
+    bytes: u64,
+    last: Instant,
+    banned: bool,
+}
+
+impl Progress {
+    /// A download of `id` as `name`, unique `key`, of `size` bytes as far
+    /// as anyone claims (the manifest's size replaces it).
+    pub fn new(key: u64, name: &str, id: FileId, size: Option<u64>) -> Progress {
+        let now = Instant::now();
+        Progress {
+            key,
+            name: name.to_string(),
+            id,
+            started: now,
+            inner: Mutex::new(Inner {
+                size: size.unwrap_or(0),
+                total_chunks: 0,
+                done_chunks: 0,
+                done_bytes: 0,
+                resumed_bytes: 0,
+                samples: VecDeque::from([(now, 0)]),
+                peers: HashMap::new(),
+                peers_from_tracker: 0,
+                peers_from_dht: 0,
+                outcome: None,
+            }),
+            ended: Condvar::new(),
+        }
+    }
+
+    pub fn key(&self) -> u64 {
+        self.key
+    }
+
+    pub fn id(&self) -> FileId {
+        self.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Every update leaves the data consistent, so a poisoned lock is usable.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Where the peers came from.
+    pub fn set_sources(&self, from_tracker: usize, from_dht: usize) {
+        let mut p = self.lock();
+        p.peers_from_tracker = from_tracker;
+        p.peers_from_dht = from_dht;
+    }
+
+    /// The manifest is in and the partial file open: `size` bytes in
+    /// `total_chunks` chunks, of which `resumed_chunks` (`resumed_bytes`)
+    /// were already verified on disk.
+    pub fn start(&self, size: u64, total_chunks: u32, resumed_chunks: u32, resumed_bytes: u64) {
+        let now = Instant::now();
+        let mut p = self.lock();
+        p.size = size;
+        p.total_chunks = total_chunks;
+        p.done_chunks = resumed_chunks;
+        p.done_bytes = resumed_bytes;
+        p.resumed_bytes = resumed_bytes;
+        p.samples = VecDeque::from([(now, resumed_bytes)]);
+    }
+
+    /// Records a chunk of `bytes` that arrived from `from`, verified.
+    pub fn chunk(&self, from: SocketAddr, bytes: u64) {
+        let now = Instant::now();
+        let mut p = self.lock();
+        p.done_chunks += 1;
+        p.done_bytes += bytes;
+        let done_bytes = p.done_bytes;
+        p.samples.push_back((now, done_bytes));
+        while p.samples.len() > 2 && now.duration_since(p.samples[1].0) > RATE_WINDOW {
+            p.samples.pop_front();
+        }
+        let peer = p.peers.entry(from).or_insert(PeerProgress {
+            chunks: 0,
+            bytes: 0,
+            last: now,
+            banned: false,
+        });
+        peer.chunks += 1;
+        peer.bytes += bytes;
+        peer.last = now;
+    }
+
+    /// Records that `from` is no longer used by this download.
+    pub fn banned(&self, from: SocketAddr) {
+        let now = Instant::now();
+        let mut p = self.lock();
+        p.peers
+            .entry(from)
+            .or_insert(PeerProgress {
+                chunks: 0,
+                bytes: 0,
+                last: now,
+                banned: true,
+            })
+            .banned = true;
+    }
+
+    /// Marks the download ended; only the first call counts.
+    pub fn finish(&self, outcome: Outcome) {
+        let elapsed = self.started.elapsed();
+        let mut p = self.lock();
+        if p.outcome.is_none() {
+            if outcome == Outcome::Done {
+                p.done_chunks = p.total_chunks;
+                p.done_bytes = p.size;
+            }
+            p.outcome = Some((outcome, elapsed));
+        }
+        self.ended.notify_all();
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.lock().outcome.is_some()
+    }
+
+    /// Waits at most `timeout` for the download to end; returns whether it has.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        let p = self.lock();
+        let (p, _) = self
+            .ended
+            .wait_timeout_while(p, timeout, |p| p.outcome.is_none())
+            .unwrap_or_else(|e| e.into_inner());
+        p.outcome.is_some()
+    }
+
+    /// What this download looks like at `now`.
+    pub fn view(&self, now: Instant) -> DownloadView {
+        let p = self.lock();
+        let (state, elapsed, error) = match &p.outcome {
+            None => (State::Running, now.duration_since(self.started), None),
+            Some((Outcome::Done, d)) => (State::Done, *d, None),
+            Some((Outcome::Failed(e), d)) => (State::Failed, *d, Some(e.clone())),
+            Some((Outcome::Cancelled(e), d)) => (State::Cancelled, *d, Some(e.clone())),
+        };
+        let rate = match state {
+            State::Running => window_rate(&p.samples, p.done_bytes, now),
+            // Ended: the average of this attempt, resumed bytes left out.
+            _ => {
+                p.done_bytes.saturating_sub(p.resumed_bytes) as f64
+                    / elapsed.as_secs_f64().max(1e-3)
+            }
+        };
+        let left = p.size.saturating_sub(p.done_bytes);
+        let eta_secs = (state == State::Running && rate > 0.0).then(|| (left as f64 / rate).ceil());
+        let mut peers: Vec<PeerView> = p
+            .peers
+            .iter()
+            .map(|(addr, pp)| PeerView {
+                addr: addr.to_string(),
+                chunks: pp.chunks,
+                bytes: pp.bytes,
+                active: state == State::Running
+                    && !pp.banned
+                    && pp.chunks > 0
+                    && now.duration_since(pp.last) <= ACTIVE_PEER,
+                banned: pp.banned,
+            })
+            .collect();
+        peers.sort_by(|a, b| b.chunks.cmp(&a.chunks).then(a.addr.cmp(&b.addr)));
+        DownloadView {
+            key: self.key,
+            name: self.name.clone(),
+            id: self.id.to_hex(),
+            size: p.size,
+            done_bytes: p.done_bytes,
+            done_chunks: p.done_chunks,
+            total_chunks: p.total_chunks,
+            resumed_bytes: p.resumed_bytes,
+            rate: rate.round() as u64,
+            eta_secs: eta_secs.map(|s| s as u64),
+            elapsed_secs: elapsed.as_secs_f64(),
+            state,
+            error,
+            peers_from_tracker: p.peers_from_tracker,
+            peers_from_dht: p.peers_from_dht,
+            peers,
+        }
+    }
+}
+
+/// Bytes per second since the oldest sample, up to `now`, so a stalled
+/// download's rate falls towards zero instead of freezing.
+fn window_rate(samples: &VecDeque<(Instant, u64)>, done: u64, now: Instant) -> f64 {
+    let Some(&(t0, b0)) = samples.front() else {
+        return 0.0;
+    };
+    let secs = now.duration_since(t0).as_secs_f64();
+    if secs < 0.05 {
+        return 0.0;
+    }
+    done.saturating_sub(b0) as f64 / secs
+}
+
+/// One download, as `status` and `GET /api/status` show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DownloadView {
+    /// Unique within this process, for telling downloads of one file apart.
+    pub key: u64,
+    pub name: String,
+    pub id: String,
+    pub size: u64,
+    pub done_bytes: u64,
+    pub done_chunks: u32,
+    pub total_chunks: u32,
+    /// Bytes found verified in a partial file from an earlier attempt.
+    pub resumed_bytes: u64,
+    /// Bytes per second: over the last few seconds while running, the
+    /// average of this attempt once ended.
+    pub rate: u64,
+    /// Seconds left at the current rate; `None` when unknown or ended.
+    pub eta_secs: Option<u64>,
+    pub elapsed_secs: f64,
+    pub state: State,
+    pub error: Option<String>,
+    /// Peers the tracker listed, and how many more the DHT found.
+    pub peers_from_tracker: usize,
+    pub peers_from_dht: usize,
+    /// Every peer that delivered a chunk or was banned, most chunks first.
+    pub peers: Vec<PeerView>,
+}
+
+/// A peer serving a download.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerView {
+    pub addr: String,
+    pub chunks: u32,
+    pub bytes: u64,
+    /// Delivered a chunk within the last few seconds.
+    pub active: bool,
+    /// No longer used by this download (bad data, or failed repeatedly).
+    pub banned: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn tracks_chunks_peers_and_outcome() {
+        let d = Progress::new(1, "a.bin", FileId([7; 32]), None);
+        // One chunk of 100 bytes was resumed from disk.
+        d.start(350, 4, 1, 100);
+        d.chunk(addr(1), 100);
+        d.chunk(addr(2), 100);
+        d.chunk(addr(1), 50);
+        let later = Instant::now() + Duration::from_secs(1);
+        let v = d.view(later);
+        assert_eq!((v.key, v.name.as_str(), v.size), (1, "a.bin", 350));
+        assert_eq!(v.id, "07".repeat(32));
+        assert_eq!((v.done_chunks, v.total_chunks, v.done_bytes), (4, 4, 350));
+        assert_eq!((v.state, v.resumed_bytes), (State::Running, 100));
+        // 250 bytes fetched (not the resumed 100) in about a second.
+        assert!((200..=260).contains(&v.rate), "rate {}", v.rate);
+        let peers: Vec<_> = v
+            .peers
+            .iter()
+            .map(|p| (p.addr.as_str(), p.chunks))
+            .collect();
+        assert_eq!(peers, vec![("127.0.0.1:1", 2), ("127.0.0.1:2", 1)]);
+        assert!(v.peers.iter().all(|p| p.active));
+
+        d.finish(Outcome::Done);
+        d.finish(Outcome::Failed("late".into()));
+        let v = d.view(Instant::now());
+        assert_eq!(
+            (v.state, v.eta_secs, v.error.clone()),
+            (State::Done, None, None)
+        );
+        assert!(v.peers.iter().all(|p| !p.active));
+        assert!(d.wait_timeout(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_stalled_download_slows_down_and_json_round_trips() {
+        let d = Progress::new(2, "b", FileId([3; 32]), Some(1000));
+        d.start(1000, 10, 0, 0);
+        d.chunk(addr(1), 100);
+        let soon = d.view(Instant::now() + Duration::from_millis(500)).rate;
+        let much_later = d.view(Instant::now() + Duration::from_secs(60));
+        assert!(much_later.rate < soon, "{} !< {soon}", much_later.rate);
+        assert!(much_later.peers.iter().all(|p| !p.active));
+        assert!(!d.wait_timeout(Duration::from_millis(1)));
+        let json = serde_json::to_string(&much_later).unwrap();
+        assert!(json.contains("\"state\":\"running\""), "{json}");
+        let back: DownloadView = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, much_later);
+    }
+
+    #[test]
+    fn banned_peers_are_shown_and_never_active() {
+        let d = Progress::new(3, "c", FileId([4; 32]), None);
+        d.start(300, 3, 0, 0);
+        d.chunk(addr(1), 100);
+        d.banned(addr(2));
+        d.banned(addr(1));
+        let v = d.view(Instant::now());
+        assert!(v.peers.iter().all(|p| p.banned && !p.active));
+        d.finish(Outcome::Cancelled("stopped".into()));
+        let v = d.view(Instant::now());
+        assert_eq!(
+            (v.state, v.error.as_deref()),
+            (State::Cancelled, Some("stopped"))
+        );
+    }
+}
