@@ -8,6 +8,7 @@ use super::PeerError;
 use crate::dht::DhtNode;
 use crate::link::ShareLink;
 use crate::manifest::FileId;
+use crate::protocol::message::IdPrefix;
 use crate::protocol::FileSummary;
 
 /// A file to download and where to get it.
@@ -30,39 +31,65 @@ pub struct Wanted {
     pub size: Option<u64>,
 }
 
-/// Resolves `target` against the tracker's file list when there is one. A
-/// link or full id needs no tracker; a name or prefix does.
-pub fn wanted(
-    target: &str,
-    tracker_files: Result<Vec<FileSummary>, PeerError>,
-) -> Result<Wanted, PeerError> {
+/// The tracker's answers `wanted` needs: files by name, and by id prefix.
+pub trait Catalogue {
+    /// Files whose name contains `text`.
+    fn search(&self, text: &str) -> Result<Vec<FileSummary>, PeerError>;
+    /// Files whose id starts with `prefix`.
+    fn info(&self, prefix: &IdPrefix) -> Result<Vec<FileSummary>, PeerError>;
+}
+
+/// Resolves `target`, asking the tracker only what it must: nothing for a
+/// link that names its file and size, `INFO <id>` for a full id (or a link
+/// without name or size), and for a name (or id prefix) `SEARCH <name>`
+/// (and `INFO <prefix>`). A link or full id works without a tracker; a name
+/// or prefix does not.
+pub fn wanted(target: &str, tracker: &dyn Catalogue) -> Result<Wanted, PeerError> {
     if ShareLink::is_link(target) {
         let link: ShareLink = target.parse()?;
-        let known = tracker_files
-            .ok()
-            .and_then(|files| files.into_iter().find(|f| f.id == link.id));
+        let known = match (&link.name, link.size) {
+            (Some(_), Some(_)) => None,
+            _ => known_file(tracker, &link.id),
+        };
         return Ok(Wanted {
             id: link.id,
             name: link.name.or_else(|| known.as_ref().map(|f| f.name.clone())),
             size: link.size.or(known.map(|f| f.size)),
         });
     }
-    let full_id = target.parse::<FileId>().ok();
-    match (
-        tracker_files.and_then(|files| resolve(target, files)),
-        full_id,
-    ) {
-        (Ok(file), _) => Ok(Wanted {
-            id: file.id,
-            name: Some(file.name),
-            size: Some(file.size),
-        }),
-        (Err(PeerError::NotFound(_) | PeerError::Tracker { .. }), Some(id)) => Ok(Wanted {
+    if let Ok(id) = target.parse::<FileId>() {
+        let known = known_file(tracker, &id);
+        return Ok(Wanted {
             id,
-            name: None,
-            size: None,
-        }),
-        (Err(e), _) => Err(e),
+            name: known.as_ref().map(|f| f.name.clone()),
+            size: known.map(|f| f.size),
+        });
+    }
+    let mut files: Vec<FileSummary> = tracker
+        .search(target)?
+        .into_iter()
+        .filter(|f| f.name == target)
+        .collect();
+    if let Ok(prefix) = target.parse::<IdPrefix>() {
+        files.extend(tracker.info(&prefix)?);
+    }
+    let file = resolve(target, files)?;
+    Ok(Wanted {
+        id: file.id,
+        name: Some(file.name),
+        size: Some(file.size),
+    })
+}
+
+/// What the tracker knows of `id`, if it is up and knows it.
+fn known_file(tracker: &dyn Catalogue, id: &FileId) -> Option<FileSummary> {
+    let prefix: IdPrefix = id.to_hex().parse().ok()?;
+    match tracker.info(&prefix) {
+        Ok(files) => files.into_iter().find(|f| f.id == *id),
+        Err(e) => {
+            log::info!("{e}; going on without the tracker's name and size");
+            None
+        }
     }
 }
 
@@ -160,32 +187,107 @@ mod tests {
         ));
     }
 
+    /// A fake tracker: `files`, or down; counts what it is asked.
+    struct Fake {
+        files: Option<Vec<FileSummary>>,
+        asked: std::cell::RefCell<Vec<String>>,
+    }
+
+    impl Fake {
+        fn up(files: Vec<FileSummary>) -> Fake {
+            Fake {
+                files: Some(files),
+                asked: Default::default(),
+            }
+        }
+
+        fn down() -> Fake {
+            Fake {
+                files: None,
+                asked: Default::default(),
+            }
+        }
+
+        fn answer(
+            &self,
+            keep: impl Fn(&FileSummary) -> bool,
+        ) -> Result<Vec<FileSummary>, PeerError> {
+            match &self.files {
+                Some(files) => Ok(files.iter().filter(|f| keep(f)).cloned().collect()),
+                None => Err(PeerError::Tracker {
+                    addr: "t".into(),
+                    source: crate::error::Error::Closed,
+                }),
+            }
+        }
+    }
+
+    impl Catalogue for Fake {
+        fn search(&self, text: &str) -> Result<Vec<FileSummary>, PeerError> {
+            self.asked.borrow_mut().push(format!("SEARCH {text}"));
+            self.answer(|f| f.name.contains(text))
+        }
+
+        fn info(&self, prefix: &IdPrefix) -> Result<Vec<FileSummary>, PeerError> {
+            self.asked.borrow_mut().push(format!("INFO {prefix}"));
+            self.answer(|f| prefix.matches(&f.id))
+        }
+    }
+
     #[test]
     fn links_and_full_ids_need_no_tracker() {
-        let down = || {
-            Err(PeerError::Tracker {
-                addr: "t".into(),
-                source: crate::error::Error::Closed,
-            })
-        };
         let link = ShareLink {
             id: FileId([5; 32]),
             name: Some("x y".into()),
             size: Some(9),
         };
-        let w = wanted(&link.to_string(), down()).expect("link works without tracker");
+        let down = Fake::down();
+        let w = wanted(&link.to_string(), &down).expect("link works without tracker");
         assert_eq!(
             (w.id, w.name.as_deref(), w.size),
             (FileId([5; 32]), Some("x y"), Some(9))
         );
-        let w = wanted(&FileId([6; 32]).to_string(), down()).expect("id works without tracker");
+        assert!(down.asked.borrow().is_empty(), "a whole link asks nothing");
+        let w = wanted(&FileId([6; 32]).to_string(), &down).expect("id works without tracker");
         assert_eq!((w.id, w.name), (FileId([6; 32]), None));
         assert!(matches!(
-            wanted("a.txt", down()),
+            wanted("a.txt", &down),
             Err(PeerError::Tracker { .. })
         ));
-        let w = wanted("a.txt", Ok(files())).expect("name via tracker");
+        let w = wanted("a.txt", &Fake::up(files())).expect("name via tracker");
         assert_eq!(w.name.as_deref(), Some("a.txt"));
+    }
+
+    #[test]
+    fn the_tracker_is_asked_only_what_is_needed() {
+        let up = Fake::up(files());
+        let id = FileId([0xbb; 32]);
+        let w = wanted(&id.to_string(), &up).expect("a full id");
+        assert_eq!((w.name.as_deref(), w.size), (Some("b.txt"), Some(1)));
+        assert_eq!(*up.asked.borrow(), [format!("INFO {id}")]);
+
+        let up = Fake::up(files());
+        let bare = format!("p2pshare:{id}");
+        assert_eq!(
+            wanted(&bare, &up).expect("a bare link").name.as_deref(),
+            Some("b.txt")
+        );
+        assert_eq!(*up.asked.borrow(), [format!("INFO {id}")]);
+
+        let up = Fake::up(files());
+        assert!(wanted("a.txt", &up).is_ok());
+        assert_eq!(
+            *up.asked.borrow(),
+            ["SEARCH a.txt"],
+            "never the whole catalogue"
+        );
+
+        let up = Fake::up(files());
+        assert_eq!(
+            wanted("bcbc", &up).expect("a prefix").id,
+            FileId([0xbc; 32])
+        );
+        assert_eq!(*up.asked.borrow(), ["SEARCH bcbc", "INFO bcbc"]);
     }
 
     #[test]

@@ -33,7 +33,7 @@ use crate::error::Error;
 use crate::link::{LinkError, ShareLink};
 use crate::net::accept::ServerHandle;
 use crate::net::rate::RateCap;
-use crate::protocol::message::validate_name;
+use crate::protocol::message::{validate_name, IdPrefix};
 use crate::protocol::FileSummary;
 use crate::storage::{self, StoreError};
 
@@ -223,7 +223,7 @@ impl Peer {
     /// Finds the one file that `target` names (a share link, a name, an id
     /// or id prefix) and the peers that have it, from the tracker and the DHT.
     pub fn locate(&self, target: &str) -> Result<Located, PeerError> {
-        let wanted = locate::wanted(target, self.search(""))?;
+        let wanted = locate::wanted(target, self)?;
         let from_tracker = self
             .tracker
             .peers(&wanted.id)
@@ -343,6 +343,16 @@ impl Peer {
             addr: self.tracker.addr().to_string(),
             source,
         }
+    }
+}
+
+impl locate::Catalogue for Peer {
+    fn search(&self, text: &str) -> Result<Vec<FileSummary>, PeerError> {
+        Peer::search(self, text)
+    }
+
+    fn info(&self, prefix: &IdPrefix) -> Result<Vec<FileSummary>, PeerError> {
+        self.tracker.info(prefix).map_err(|e| self.tracker_error(e))
     }
 }
 

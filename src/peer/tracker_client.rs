@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::bounds::{CONNECT_TIMEOUT, IO_TIMEOUT, MAX_LIST_ENTRIES};
 use crate::error::{Error, Result};
 use crate::manifest::FileId;
-use crate::protocol::message::{hello_line, parse_count, parse_peer};
+use crate::protocol::message::{hello_line, parse_count, parse_peer, IdPrefix};
 use crate::protocol::{Connection, FileSummary, TrackerRequest};
 
 /// A file to announce: id, size and name.
@@ -86,6 +86,16 @@ impl TrackerClient {
         let mut conn = self.connect(CONNECT_TIMEOUT)?;
         let req = TrackerRequest::Search {
             text: text.to_string(),
+        };
+        conn.write_all(req.encode().as_bytes())?;
+        read_list(&mut conn, FileSummary::parse)
+    }
+
+    /// The files whose id starts with `prefix` (one at most for a full id).
+    pub fn info(&self, prefix: &IdPrefix) -> Result<Vec<FileSummary>> {
+        let mut conn = self.connect(CONNECT_TIMEOUT)?;
+        let req = TrackerRequest::Info {
+            prefix: prefix.clone(),
         };
         conn.write_all(req.encode().as_bytes())?;
         read_list(&mut conn, FileSummary::parse)

@@ -30,6 +30,9 @@ pub enum TrackerRequest {
     Search { text: String },
     /// `PEERS <id>`: the peers that have file `id`.
     Peers { id: FileId },
+    /// `INFO <id prefix>`: the files whose id starts with the prefix (4 to
+    /// 64 hex digits): what a downloader needs to know of one id.
+    Info { prefix: IdPrefix },
     /// `QUIT`: close the connection.
     Quit,
 }
@@ -54,7 +57,46 @@ pub enum Reply {
     Err(String),
 }
 
-/// One line of a `SEARCH` reply: `<id> <size> <peers> <name>`.
+/// The start of a file id: 4 to 64 hex digits, kept in lower case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdPrefix(String);
+
+impl IdPrefix {
+    /// The shortest prefix accepted: 16 bits, enough to pick one file
+    /// among the few thousand a tracker lists.
+    pub const MIN_LEN: usize = 4;
+
+    pub fn matches(&self, id: &FileId) -> bool {
+        id.to_hex().starts_with(&self.0)
+    }
+
+    /// The whole id, if the prefix has all 64 digits.
+    pub fn full(&self) -> Option<FileId> {
+        self.0.parse().ok()
+    }
+}
+
+impl std::str::FromStr for IdPrefix {
+    type Err = ParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let ok =
+            (Self::MIN_LEN..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit());
+        if ok {
+            Ok(IdPrefix(s.to_ascii_lowercase()))
+        } else {
+            Err(ParseError::invalid("id prefix", s))
+        }
+    }
+}
+
+impl std::fmt::Display for IdPrefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One line of a `SEARCH` or `INFO` reply: `<id> <size> <peers> <name>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileSummary {
     pub id: FileId,
@@ -98,6 +140,9 @@ impl TrackerRequest {
             "PEERS" => TrackerRequest::Peers {
                 id: args.parse("id")?,
             },
+            "INFO" => TrackerRequest::Info {
+                prefix: args.parse("id prefix")?,
+            },
             "QUIT" => TrackerRequest::Quit,
             _ => return Err(ParseError::UnknownCommand(verb.chars().take(40).collect())),
         };
@@ -119,6 +164,7 @@ impl TrackerRequest {
             TrackerRequest::Search { text } if text.is_empty() => "SEARCH\n".to_string(),
             TrackerRequest::Search { text } => format!("SEARCH {text}\n"),
             TrackerRequest::Peers { id } => format!("PEERS {id}\n"),
+            TrackerRequest::Info { prefix } => format!("INFO {prefix}\n"),
             TrackerRequest::Quit => "QUIT\n".to_string(),
         }
     }
@@ -318,6 +364,12 @@ mod tests {
                 text: "two words".into(),
             },
             TrackerRequest::Peers { id: id(3) },
+            TrackerRequest::Info {
+                prefix: "AbCd".parse().unwrap(),
+            },
+            TrackerRequest::Info {
+                prefix: id(4).to_hex().parse().unwrap(),
+            },
             TrackerRequest::Quit,
         ];
         for req in reqs {
@@ -387,6 +439,10 @@ mod tests {
             "BYE",
             "BYE 1 2",
             "PEERS",
+            "INFO",
+            "INFO abc",
+            "INFO abcg",
+            &format!("INFO {}0", id(1)),
             "QUIT now",
         ];
         for line in bad {

@@ -135,6 +135,9 @@ pub fn apply(req: &TrackerRequest, ip: IpAddr, registry: &Registry) -> String {
             return encode_list(&registry.search(text, now), |f| f.encode())
         }
         TrackerRequest::Peers { id } => return encode_list(&registry.peers(id, now), encode_peer),
+        TrackerRequest::Info { prefix } => {
+            return encode_list(&registry.info(prefix, now), |f| f.encode())
+        }
         TrackerRequest::Quit => Reply::ok("bye"),
     };
     reply.encode()

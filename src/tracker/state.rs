@@ -13,8 +13,10 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
+use crate::bounds::MAX_LIST_ENTRIES;
 use crate::bounds::{TRACKER_MAX_FILES, TRACKER_MAX_PEERS_PER_FILE, TRACKER_MAX_REGISTRATIONS};
 use crate::manifest::FileId;
+use crate::protocol::message::IdPrefix;
 use crate::protocol::FileSummary;
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -199,6 +201,36 @@ impl Registry {
         found
     }
 
+    /// Files whose id starts with `prefix`, by id.
+    pub fn info(&self, prefix: &IdPrefix, now: Instant) -> Vec<FileSummary> {
+        let files = self.lock();
+        let summary = |(id, e): (&FileId, &Entry)| FileSummary {
+            id: *id,
+            size: e.size,
+            peers: e.peers.values().filter(|t| self.live(**t, now)).count() as u32,
+            name: e.name.clone(),
+        };
+        let mut found: Vec<FileSummary> = match prefix.full() {
+            Some(id) => files
+                .by_id
+                .get_key_value(&id)
+                .map(summary)
+                .into_iter()
+                .collect(),
+            None => files
+                .by_id
+                .iter()
+                .filter(|(id, _)| prefix.matches(id))
+                .take(MAX_LIST_ENTRIES)
+                .map(summary)
+                .collect(),
+        };
+        drop(files);
+        found.retain(|f| f.peers > 0);
+        found.sort_by_key(|f| f.id);
+        found
+    }
+
     /// The live peers of `id`, most recently seen first.
     pub fn peers(&self, id: &FileId, now: Instant) -> Vec<SocketAddr> {
         let mut peers: Vec<(SocketAddr, Instant)> = {
@@ -290,6 +322,12 @@ mod tests {
         assert!(r.unregister(addr(1), &id));
         assert!(!r.unregister(addr(1), &id));
         assert_eq!(r.peers(&id, now), vec![addr(2)]);
+        assert_eq!(r.info(&"0101".parse().unwrap(), now).len(), 1);
+        assert_eq!(
+            r.info(&id.to_hex().parse().unwrap(), now)[0].name,
+            "Hello.txt"
+        );
+        assert!(r.info(&"0102".parse().unwrap(), now).is_empty());
         assert_eq!(r.remove_peer(addr(2)), 1);
         assert_eq!(r.search("", now), vec![]);
     }
