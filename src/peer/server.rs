@@ -112,3 +112,49 @@ fn servable(file: &SharedFile) -> bool {
 fn not_shared(id: &FileId) -> String {
     Reply::err(format!("not sharing {id}")).encode()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::manifest_of;
+    use std::time::Duration;
+
+    /// The chunk server in-process on port 0, serving a file from a library:
+    /// a chunk arrives exactly; once stopped, the port is closed.
+    #[test]
+    fn an_in_process_chunk_server_serves_and_stops() {
+        let path = std::env::temp_dir().join(format!("p2pshare-serve-{}", std::process::id()));
+        let data: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).expect("write");
+        let library = Arc::new(Library::default());
+        let manifest = manifest_of(&path).expect("hash");
+        let id = manifest.id();
+        library
+            .add("f".into(), path.clone(), manifest)
+            .expect("share");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let server = spawn(listener, library, Arc::new(RateCap::new(None))).expect("spawn");
+        let addr = server.local_addr();
+
+        let mut conn = Connection::connect_addr(addr, Duration::from_secs(5)).expect("connect");
+        assert_eq!(conn.request("HELLO 1\n").expect("hello"), "p2pshare 1");
+        let get = PeerRequest::Get { id, index: 0 }.encode();
+        conn.write_all(get.as_bytes()).expect("GET");
+        let len = conn.read_payload_header(data.len()).expect("header");
+        let mut got = vec![0; len];
+        conn.read_payload(&mut got).expect("payload");
+        assert_eq!(got, data);
+        let unshared = PeerRequest::Get {
+            id: FileId([0; 32]),
+            index: 0,
+        };
+        assert!(matches!(
+            conn.request(&unshared.encode()),
+            Err(crate::error::Error::Remote(e)) if e.starts_with("not sharing")
+        ));
+
+        server.stop();
+        assert!(Connection::connect_addr(addr, Duration::from_secs(5)).is_err());
+        let _ = std::fs::remove_file(path);
+    }
+}

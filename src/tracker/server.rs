@@ -142,3 +142,39 @@ pub fn apply(req: &TrackerRequest, ip: IpAddr, registry: &Registry) -> String {
     };
     reply.encode()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Connection;
+
+    /// A tracker in-process on port 0: it answers over TCP, and once stopped
+    /// its port refuses connections and its connections are closed.
+    #[test]
+    fn an_in_process_tracker_serves_and_stops() {
+        let tracker = Tracker::bind("127.0.0.1:0".parse().unwrap(), Duration::from_secs(60))
+            .expect("bind port 0");
+        let handle = tracker.spawn(Duration::from_millis(50)).expect("spawn");
+        let addr = handle.local_addr().expect("an address");
+        let mut conn = Connection::connect_addr(addr, Duration::from_secs(5)).expect("connect");
+        assert_eq!(conn.request("HELLO 1\n").expect("hello"), "p2pshare 1");
+        let id = "ab".repeat(32);
+        let register = format!("REGISTER 4000 {id} 5 a.bin\n");
+        assert_eq!(conn.request(&register).expect("register"), "registered");
+        assert_eq!(
+            conn.request(&format!("INFO {}\n", &id[..8])).expect("info"),
+            "1"
+        );
+        assert_eq!(
+            conn.read_line(Duration::from_secs(5)).expect("a row"),
+            Some(format!("{id} 5 1 a.bin"))
+        );
+
+        handle.stop();
+        assert!(
+            matches!(conn.request("SEARCH\n"), Err(_)),
+            "connection closed"
+        );
+        assert!(Connection::connect_addr(addr, Duration::from_secs(5)).is_err());
+    }
+}
