@@ -32,6 +32,10 @@ pub const MAX_LINE: usize = 4096;
 /// Most entries a tracker reply may carry; a client stops reading beyond it.
 pub const MAX_LIST_ENTRIES: usize = 100_000;
 
+/// Longest chunk map a `HAVE` may carry: one bit per chunk of the largest
+/// file a manifest can describe (`MAX_MANIFEST_LEN` / 65 bytes a chunk).
+pub const MAX_HAVE_LEN: usize = (MAX_MANIFEST_LEN / 65).div_ceil(8);
+
 /// A connection's read buffer: many pipelined lines, or the start of a payload.
 pub const READ_BUF: usize = 64 * 1024;
 
@@ -126,8 +130,41 @@ pub const MAX_WORKERS: u16 = 64;
 /// Consecutive failures after which a peer is no longer used by a download.
 pub const MAX_STRIKES: u32 = 3;
 
-/// Most workers fetching the same chunk at once (endgame duplicates).
+/// Most workers fetching the same chunk at once (endgame duplicates), and
+/// how long a chunk must have been in flight before another peer is asked
+/// for it too.
 pub const MAX_HOLDERS: usize = 2;
+pub const ENDGAME_AFTER: Duration = Duration::from_millis(1000);
+
+/// Most connections (worker threads) one download opens to one peer; each
+/// keeps several requests in flight instead.
+pub const CONNS_PER_PEER: usize = 2;
+
+/// Most requests in flight on one download connection. A new connection
+/// starts with one and earns one more per verified chunk, so a peer that
+/// lies or stalls costs one request, not a pipeline.
+pub const PIPELINE_DEPTH: usize = 4;
+
+/// The first chunks of a download are picked at random, not rarest first,
+/// so that downloaders who start together soon hold different chunks.
+pub const RANDOM_FIRST: u32 = 4;
+
+/// How often a download asks each connected peer what it now offers
+/// (`HAVE`): a chunk a peer verifies is known to its downloaders within
+/// about this long.
+pub const HAVE_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The shortest gap between two `HAVE`s on one connection: how soon a
+/// complete peer whose offer ran out is asked again.
+pub const HAVE_MIN_GAP: Duration = Duration::from_millis(20);
+
+/// An idle download connection (its peer offers nothing needed) gives its
+/// worker to an unconnected peer after this long.
+pub const IDLE_SWITCH: Duration = Duration::from_secs(2);
+
+/// A download asks the tracker and the DHT for more peers after 1 s, then
+/// at doubling intervals up to this.
+pub const PEER_REFRESH_MAX: Duration = Duration::from_secs(30);
 
 /// Most peers taken from one DHT lookup.
 pub const MAX_DHT_PEERS: usize = 200;

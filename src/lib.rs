@@ -31,6 +31,3 @@ pub mod storage;
 pub mod tracker;
 pub mod ui;
 pub mod web;
-
-/// The protocol version sent and expected in `HELLO`.
-pub const PROTOCOL_VERSION: u32 = 1;

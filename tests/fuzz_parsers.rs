@@ -5,11 +5,14 @@
 //! fuzz_parsers` (figures in docs/RELIABILITY.md).
 
 use p2pshare::bounds::MAX_LINE;
+use p2pshare::chunkset::ChunkSet;
 use p2pshare::manifest::{FileId, Manifest};
 use p2pshare::net::rate::parse_rate;
 use p2pshare::peer::repl::Command;
 use p2pshare::protocol::codec::{line_text, split_line, Frame};
-use p2pshare::protocol::message::{parse_payload_len, parse_peer};
+use p2pshare::protocol::message::{parse_hello_reply, parse_payload_len};
+use p2pshare::protocol::peer_msg::parse_have_header;
+use p2pshare::protocol::PeerEntry;
 use p2pshare::protocol::{FileSummary, PeerRequest, Reply, TrackerRequest};
 use proptest::prelude::*;
 
@@ -25,6 +28,9 @@ fn protocol_like() -> impl Strategy<Value = String> {
         "QUIT",
         "MANIFEST",
         "GET",
+        "HAVE",
+        "PARTIAL",
+        "INFO",
         "OK",
         "ERR",
         "hello",
@@ -86,10 +92,22 @@ proptest! {
         if let Ok(len) = parse_payload_len(&line, 1 << 20) {
             prop_assert!(len <= 1 << 20);
         }
-        let _ = parse_peer(&line);
+        let _ = PeerEntry::parse(&line);
+        let _ = parse_hello_reply(&line);
+        if let Ok((len, _)) = parse_have_header(&line, 4096) {
+            prop_assert!(len <= 4096);
+        }
         let _ = line.parse::<FileId>();
         let _ = parse_rate(&line);
         let _ = Command::parse(&line);
+    }
+
+    #[test]
+    fn chunk_maps_decode_only_canonical_bytes(bytes in prop::collection::vec(any::<u8>(), 0..64), len in 0u32..600) {
+        if let Ok(set) = ChunkSet::decode(&bytes, len) {
+            prop_assert_eq!(set.encode(), bytes);
+            prop_assert!(set.count() <= len);
+        }
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! their stream with [`StopSignal::guard`] and drop the guard when done.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
 use super::transport::Interrupter;
 
@@ -13,6 +14,8 @@ pub struct StopSignal {
     stopped: AtomicBool,
     /// Registered streams; `None` marks a free slot.
     streams: Mutex<Vec<Option<Interrupter>>>,
+    /// Notified on stop, for [`wait_timeout`](Self::wait_timeout).
+    woken: Condvar,
 }
 
 impl StopSignal {
@@ -27,10 +30,23 @@ impl StopSignal {
     /// Sets the flag and interrupts every registered stream (and every
     /// stream registered later). Idempotent.
     pub fn stop(&self) {
+        let streams = self.lock();
         self.stopped.store(true, Ordering::Release);
-        for s in self.lock().iter().flatten() {
+        for s in streams.iter().flatten() {
             s.interrupt();
         }
+        self.woken.notify_all();
+    }
+
+    /// Sleeps at most `timeout`, waking at once on a stop; returns whether
+    /// stopped.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        let streams = self.lock();
+        let _ = self
+            .woken
+            .wait_timeout_while(streams, timeout, |_| !self.is_stopped())
+            .unwrap_or_else(|e| e.into_inner());
+        self.is_stopped()
     }
 
     /// Registers `stream` until the guard is dropped. If already stopped,
@@ -87,8 +103,9 @@ mod tests {
         let _server_early = listener.accept().expect("accept");
         let signal = StopSignal::new();
         let _guard = signal.guard(early.interrupter().expect("clone"));
+        assert!(!signal.wait_timeout(Duration::from_millis(1)));
         signal.stop();
-        assert!(signal.is_stopped());
+        assert!(signal.is_stopped() && signal.wait_timeout(Duration::from_secs(60)));
         let mut buf = [0u8; 1];
         // Interrupted: the blocked read returns at once with end of stream.
         assert_eq!(early.read(&mut buf).expect("read"), 0);

@@ -20,6 +20,7 @@ use super::library::{Library, SharedFile};
 use super::tracker_client::{Announcement, TrackerClient};
 use crate::dht::DhtNode;
 use crate::error::Error;
+use crate::manifest::FileId;
 
 pub struct Announcer {
     kick: Mutex<Sender<()>>,
@@ -68,7 +69,7 @@ impl Announcer {
                     if thread_gate.stopped.load(Ordering::Acquire) {
                         return;
                     }
-                    let files = library.list();
+                    let files = library.all();
                     retry = match thread_gate.register(&thread_tracker, &files) {
                         Ok(()) => None,
                         Err(e) => {
@@ -123,6 +124,18 @@ impl Announcer {
         }
     }
 
+    /// Tells the tracker this peer no longer has `id`, after any round in
+    /// flight (which may still have listed it) has landed, so that the
+    /// withdrawal is the tracker's last word. The caller removes the file
+    /// from the library first, so no later round lists it again.
+    pub fn withdraw(&self, id: &FileId) -> Result<(), Error> {
+        let _round = self.gate.round.lock().unwrap_or_else(|e| e.into_inner());
+        if self.gate.stopped.load(Ordering::Acquire) {
+            return Ok(()); // leaving: the BYE withdraws everything
+        }
+        self.tracker.unregister(id)
+    }
+
     /// Asks for an announce round now.
     pub fn kick(&self) {
         let _ = self.kick.lock().unwrap_or_else(|e| e.into_inner()).send(());
@@ -137,6 +150,7 @@ fn to_tracker(tracker: &TrackerClient, files: &[Arc<SharedFile>]) -> Result<(), 
             id: f.id,
             size: f.manifest.size(),
             name: &f.name,
+            complete: f.is_complete(),
         })
         .collect();
     tracker.register(&list)

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use super::offer::Offers;
 use crate::chunkset::ChunkSet;
 use crate::manifest::{FileId, Manifest};
 use crate::storage::{FileStorage, Storage};
@@ -32,6 +33,8 @@ pub struct SharedFile {
     /// Bytes of chunks served to other peers, in all and while partial.
     uploaded: AtomicU64,
     uploaded_partial: AtomicU64,
+    /// What a complete file offers each downloader (fresh chunks first).
+    offers: Offers,
 }
 
 impl SharedFile {
@@ -52,7 +55,12 @@ impl SharedFile {
             have: RwLock::new(have),
             uploaded: AtomicU64::new(0),
             uploaded_partial: AtomicU64::new(0),
+            offers: Offers::default(),
         }
+    }
+
+    pub fn offers(&self) -> &Offers {
+        &self.offers
     }
 
     pub fn storage(&self) -> &dyn Storage {
@@ -169,6 +177,11 @@ impl Library {
             Some(current) if Arc::ptr_eq(current, file) => files.remove(&file.id).is_some(),
             _ => false,
         }
+    }
+
+    /// Every file, complete or being downloaded, by name.
+    pub fn all(&self) -> Vec<Arc<SharedFile>> {
+        self.sorted(|_| true)
     }
 
     /// Every complete file, by name.

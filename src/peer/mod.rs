@@ -9,6 +9,7 @@ pub mod downloads;
 pub mod editor;
 pub mod library;
 pub mod locate;
+pub mod offer;
 pub mod repl;
 pub mod server;
 pub mod status;
@@ -31,6 +32,7 @@ use self::tracker_client::TrackerClient;
 use crate::dht::{DhtError, DhtNode, DhtStatus};
 use crate::error::Error;
 use crate::link::{LinkError, ShareLink};
+use crate::manifest::FileId;
 use crate::net::accept::ServerHandle;
 use crate::net::rate::RateCap;
 use crate::protocol::message::{validate_name, IdPrefix};
@@ -109,6 +111,7 @@ pub struct Peer {
     rates: Rates,
     dht: Option<Arc<DhtNode>>,
     announcer: Arc<Announcer>,
+    swarm: Arc<PeerSwarm>,
     downloads: Arc<Downloads>,
     /// The chunk server; stopped when the peer is dropped.
     _server: ServerHandle,
@@ -146,6 +149,13 @@ impl Peer {
             )
             .map_err(PeerError::Spawn)?,
         );
+        let swarm = Arc::new(PeerSwarm {
+            tracker: tracker.clone(),
+            dht: dht.clone(),
+            announcer: Arc::clone(&announcer),
+            library: Arc::clone(&library),
+            listen,
+        });
         Ok(Peer {
             tracker,
             library,
@@ -154,6 +164,7 @@ impl Peer {
             rates,
             dht,
             announcer,
+            swarm,
             downloads: Arc::default(),
             _server: server,
         })
@@ -224,23 +235,8 @@ impl Peer {
     /// or id prefix) and the peers that have it, from the tracker and the DHT.
     pub fn locate(&self, target: &str) -> Result<Located, PeerError> {
         let wanted = locate::wanted(target, self)?;
-        let from_tracker = self
-            .tracker
-            .peers(&wanted.id)
-            .map_err(|e| self.tracker_error(e));
         let name = wanted.name.unwrap_or_else(|| wanted.id.to_hex());
-        let tracker_peers = match (from_tracker, &self.dht) {
-            (Ok(peers), _) => peers,
-            (Err(e), None) => return Err(e),
-            (Err(e), Some(_)) => {
-                log::info!("{e}; using the DHT alone");
-                Vec::new()
-            }
-        };
-        let dht_peers = locate::dht_peers(self.dht.as_deref(), &wanted.id);
-        let (mut peers, from_tracker, from_dht) = locate::merge_peers(tracker_peers, dht_peers);
-        // Our own registration comes back from the tracker and the DHT too.
-        peers.retain(|p| !locate::is_self(*p, self.listen));
+        let (peers, from_tracker, from_dht) = self.swarm.find(&wanted.id)?;
         if peers.is_empty() {
             let asked = if self.dht.is_some() {
                 "tracker and DHT"
@@ -293,11 +289,7 @@ impl Peer {
             library: Arc::clone(&self.library),
             rate: Arc::clone(&self.rates.down),
             workers: self.workers,
-            swarm: Arc::new(PeerSwarm {
-                announcer: Arc::clone(&self.announcer),
-                tracker: self.tracker.addr().to_string(),
-                dht: self.dht.is_some(),
-            }),
+            swarm: Arc::clone(&self.swarm) as Arc<dyn Swarm>,
         };
         let req = download::Request {
             id: file.id,
@@ -356,25 +348,67 @@ impl locate::Catalogue for Peer {
     }
 }
 
-/// How a download reaches the tracker and the DHT.
+/// How this peer finds other peers of a file, and tells the tracker and the
+/// DHT what it has: what `locate` and every download use.
 struct PeerSwarm {
+    tracker: TrackerClient,
+    dht: Option<Arc<DhtNode>>,
     announcer: Arc<Announcer>,
-    tracker: String,
-    dht: bool,
+    library: Arc<Library>,
+    listen: SocketAddr,
+}
+
+impl PeerSwarm {
+    /// The peers of `id` from the tracker and the DHT, merged, without this
+    /// peer, with how many came from each. Fails only if the tracker fails
+    /// and there is no DHT to fall back on.
+    fn find(&self, id: &FileId) -> Result<(Vec<SocketAddr>, usize, usize), PeerError> {
+        let from_tracker = match (self.tracker.peers(id), &self.dht) {
+            (Ok(peers), _) => peers.into_iter().map(|p| p.addr).collect(),
+            (Err(e), None) => return Err(self.tracker_error(e)),
+            (Err(e), Some(_)) => {
+                log::info!("{}; using the DHT alone", self.tracker_error(e));
+                Vec::new()
+            }
+        };
+        let dht_peers = locate::dht_peers(self.dht.as_deref(), id);
+        let (mut peers, from_tracker, from_dht) = locate::merge_peers(from_tracker, dht_peers);
+        // Our own registration comes back from the tracker and the DHT too.
+        peers.retain(|p| !locate::is_self(*p, self.listen));
+        Ok((peers, from_tracker, from_dht))
+    }
+
+    fn tracker_error(&self, source: Error) -> PeerError {
+        PeerError::Tracker {
+            addr: self.tracker.addr().to_string(),
+            source,
+        }
+    }
 }
 
 impl Swarm for PeerSwarm {
+    fn peers(&self, id: &FileId) -> Vec<SocketAddr> {
+        match self.find(id) {
+            Ok((peers, _, _)) => peers,
+            Err(e) => {
+                log::debug!("looking for more peers of {}: {e}", id.short());
+                Vec::new()
+            }
+        }
+    }
+
     fn announce(&self, file: &Arc<SharedFile>) -> Option<String> {
         self.announcer
-            .register_now(std::slice::from_ref(file), self.dht)
+            .register_now(std::slice::from_ref(file), self.dht.is_some())
             .err()
-            .map(|source| {
-                PeerError::Tracker {
-                    addr: self.tracker.clone(),
-                    source,
-                }
-                .to_string()
-            })
+            .map(|e| self.tracker_error(e).to_string())
+    }
+
+    fn withdraw(&self, file: &Arc<SharedFile>) {
+        self.library.remove(file);
+        if let Err(e) = self.announcer.withdraw(&file.id) {
+            log::info!("{}", self.tracker_error(e));
+        }
     }
 }
 

@@ -1,20 +1,30 @@
-//! The peer's chunk server: answers `HELLO`, `MANIFEST <id>` and
-//! `GET <id> <index>` for files in the library, one thread per connection
-//! (bounded by the shared accept loop). Requests may be pipelined. Chunks go
-//! from the library's storage to the stream (on plain TCP straight from the
-//! page cache, `sendfile`), through the upload cap.
+//! The peer's chunk server: answers `HELLO`, `MANIFEST <id>`,
+//! `GET <id> <index>` and `HAVE <id> <len>` for files in the library, one
+//! thread per connection (bounded by the shared accept loop). Requests may
+//! be pipelined. Files being downloaded are served too: a chunk is served
+//! once it is in the file's chunk set, which happens only after it was
+//! verified and written, and a chunk not there yet gets a clear `ERR`.
+//! Chunks go from the library's storage to the stream (on plain TCP straight
+//! from the page cache, `sendfile`), through the upload cap.
+//!
+//! Each connection is a [`Session`]: a number for the offers a complete
+//! file promises it (see [`offer`](super::offer)), which lapse when it ends.
 
 use std::io;
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::library::{Library, SharedFile};
-use crate::bounds::PEER_CAPS;
+use crate::bounds::{MAX_HAVE_LEN, PEER_CAPS};
+use crate::chunkset::ChunkSet;
 use crate::error::Result;
 use crate::manifest::FileId;
 use crate::net::accept::{self as server, Flow, ServerHandle};
 use crate::net::rate::RateCap;
 use crate::protocol::message::hello_reply;
+use crate::protocol::peer_msg::have_header;
 use crate::protocol::{Connection, PeerRequest, Reply};
 
 /// Serves `listener` on threads of its own until the handle is stopped,
@@ -25,88 +35,146 @@ pub fn spawn(
     upload: Arc<RateCap>,
 ) -> io::Result<ServerHandle> {
     server::spawn(listener, PEER_CAPS, "peer-server", move |conn| {
-        server::for_each_request(conn, |conn, line| {
-            handle_request(conn, line, &library, &upload)
-        });
+        let mut session = Session::new(&library, &upload);
+        server::for_each_request(conn, |conn, line| session.handle(conn, line));
     })
 }
 
-fn handle_request(
-    conn: &mut Connection,
-    line: &str,
-    library: &Library,
-    upload: &RateCap,
-) -> Result<Flow> {
-    let req = match PeerRequest::parse(line) {
-        Ok(req) => req,
-        Err(e) => {
-            conn.write_all(Reply::err(&e).encode().as_bytes())?;
-            return Ok(if e.is_fatal() {
-                Flow::Close
-            } else {
-                Flow::Continue
-            });
-        }
-    };
-    match req {
-        PeerRequest::Hello { version } => {
-            conn.write_all(hello_reply(version, "peer").encode().as_bytes())?
-        }
-        PeerRequest::Manifest { id } => match library.get(&id).filter(|f| servable(f)) {
-            Some(file) => {
-                let header = Reply::ok(file.encoded.len().to_string()).encode();
-                conn.write_with_payload(header.as_bytes(), &file.encoded)?;
-            }
-            None => conn.write_all(not_shared(&id).as_bytes())?,
-        },
-        PeerRequest::Get { id, index } => send_chunk(conn, library, &id, index, upload)?,
-        PeerRequest::Quit => {
-            conn.write_all(Reply::ok("bye").encode().as_bytes())?;
-            return Ok(Flow::Close);
-        }
-    }
-    Ok(Flow::Continue)
+/// One connection's state.
+struct Session<'a> {
+    id: u64,
+    library: &'a Library,
+    upload: &'a RateCap,
+    /// Files whose offers promised this session chunks, to release at the end.
+    touched: Vec<Arc<SharedFile>>,
 }
 
-fn send_chunk(
-    conn: &mut Connection,
-    library: &Library,
-    id: &FileId,
-    index: u32,
-    upload: &RateCap,
-) -> Result<()> {
-    let Some(file) = library.get(id).filter(|f| servable(f)) else {
-        return conn.write_all(not_shared(id).as_bytes());
-    };
-    let Some(chunk) = file.manifest.chunk(index) else {
-        let reply = Reply::err(format!(
-            "no chunk {index}: file has {} chunks",
-            file.manifest.chunk_count()
-        ));
-        return conn.write_all(reply.encode().as_bytes());
-    };
-    let header = Reply::ok(chunk.len.to_string()).encode();
-    if let Err(e) = conn.send_chunk(header.as_bytes(), file.storage(), chunk, upload) {
-        log::warn!(
-            "sending chunk {index} of {} to {}: {e}",
-            file.path().display(),
+impl<'a> Session<'a> {
+    fn new(library: &'a Library, upload: &'a RateCap) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Session {
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
+            library,
+            upload,
+            touched: Vec::new(),
+        }
+    }
+
+    fn handle(&mut self, conn: &mut Connection, line: &str) -> Result<Flow> {
+        let req = match PeerRequest::parse(line) {
+            Ok(req) => req,
+            Err(e) => {
+                conn.write_all(Reply::err(&e).encode().as_bytes())?;
+                return Ok(if e.is_fatal() {
+                    Flow::Close
+                } else {
+                    Flow::Continue
+                });
+            }
+        };
+        match req {
+            PeerRequest::Hello { version } => {
+                conn.write_all(hello_reply(version, "peer").encode().as_bytes())?
+            }
+            PeerRequest::Manifest { id } => match self.library.get(&id) {
+                Some(file) => {
+                    let header = Reply::ok(file.encoded.len().to_string()).encode();
+                    conn.write_with_payload(header.as_bytes(), &file.encoded)?;
+                }
+                None => conn.write_all(not_shared(&id).as_bytes())?,
+            },
+            PeerRequest::Get { id, index } => self.send_chunk(conn, &id, index)?,
+            PeerRequest::Have { id, len } => return self.have(conn, &id, len),
+            PeerRequest::Quit => {
+                conn.write_all(Reply::ok("bye").encode().as_bytes())?;
+                return Ok(Flow::Close);
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn send_chunk(&mut self, conn: &mut Connection, id: &FileId, index: u32) -> Result<()> {
+        let Some(file) = self.library.get(id) else {
+            return conn.write_all(not_shared(id).as_bytes());
+        };
+        let chunks = file.manifest.chunk_count();
+        let Some(chunk) = file.manifest.chunk(index) else {
+            let reply = Reply::err(format!("no chunk {index}: file has {chunks} chunks"));
+            return conn.write_all(reply.encode().as_bytes());
+        };
+        if !file.has(index) {
+            let reply = Reply::err(format!("no chunk {index} here yet: still downloading it"));
+            return conn.write_all(reply.encode().as_bytes());
+        }
+        if file.is_complete() {
+            file.offers().sent(self.id, index, chunks, Instant::now());
+        }
+        let header = Reply::ok(chunk.len.to_string()).encode();
+        if let Err(e) = conn.send_chunk(header.as_bytes(), file.storage(), chunk, self.upload) {
+            log::warn!(
+                "sending chunk {index} of {} to {}: {e}",
+                file.path().display(),
+                conn.peer_addr()
+            );
+            return Err(e);
+        }
+        file.add_uploaded(u64::from(chunk.len));
+        log::debug!(
+            "served chunk {index} of {} to {}",
+            file.name,
             conn.peer_addr()
         );
-        return Err(e);
+        Ok(())
     }
-    file.add_uploaded(u64::from(chunk.len));
-    log::debug!(
-        "served chunk {index} of {} to {}",
-        file.name,
-        conn.peer_addr()
-    );
-    Ok(())
+
+    /// `HAVE <id> <len>`: reads the asker's chunk map, answers with what this
+    /// peer offers it. A map longer than any file's closes the connection
+    /// (its bytes cannot be skipped safely); a malformed one gets `ERR`.
+    fn have(&mut self, conn: &mut Connection, id: &FileId, len: usize) -> Result<Flow> {
+        if len > MAX_HAVE_LEN {
+            let reply = Reply::err(format!("chunk map of {len} bytes, over {MAX_HAVE_LEN}"));
+            conn.write_all(reply.encode().as_bytes())?;
+            return Ok(Flow::Close);
+        }
+        let mut bytes = vec![0; len];
+        conn.read_payload(&mut bytes)?;
+        let Some(file) = self.library.get(id) else {
+            conn.write_all(not_shared(id).as_bytes())?;
+            return Ok(Flow::Continue);
+        };
+        let chunks = file.manifest.chunk_count();
+        let theirs = match len {
+            0 => ChunkSet::empty(chunks),
+            _ => match ChunkSet::decode(&bytes, chunks) {
+                Ok(set) => set,
+                Err(e) => {
+                    conn.write_all(Reply::err(e).encode().as_bytes())?;
+                    return Ok(Flow::Continue);
+                }
+            },
+        };
+        let complete = file.is_complete();
+        let offered = if complete {
+            if !self.touched.iter().any(|f| Arc::ptr_eq(f, &file)) {
+                self.touched.push(Arc::clone(&file));
+            }
+            file.offers().offer(self.id, &theirs, Instant::now())
+        } else {
+            file.have()
+        };
+        let map = offered.encode();
+        let header = have_header(map.len(), complete);
+        conn.write_with_payload(header.as_bytes(), &map)?;
+        Ok(Flow::Continue)
+    }
 }
 
-/// Whether this server answers for `file`. Files being downloaded are in the
-/// library with the chunks they have, but only complete files are served.
-fn servable(file: &SharedFile) -> bool {
-    file.is_complete()
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        for file in &self.touched {
+            file.offers().release(self.id);
+        }
+    }
 }
 
 fn not_shared(id: &FileId) -> String {

@@ -2,20 +2,20 @@
 //! (cheap, and a restarted tracker needs no reconnect logic), says `HELLO`, and
 //! reads a bounded reply.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::bounds::{CONNECT_TIMEOUT, IO_TIMEOUT, MAX_LIST_ENTRIES};
 use crate::error::{Error, Result};
 use crate::manifest::FileId;
-use crate::protocol::message::{hello_line, parse_count, parse_peer, IdPrefix};
-use crate::protocol::{Connection, FileSummary, TrackerRequest};
+use crate::protocol::message::{hello_line, parse_count, IdPrefix};
+use crate::protocol::{Connection, FileSummary, PeerEntry, TrackerRequest};
 
-/// A file to announce: id, size and name.
+/// A file to announce: id, size, name, and whether this peer has all of it.
 pub struct Announcement<'a> {
     pub id: FileId,
     pub size: u64,
     pub name: &'a str,
+    pub complete: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -62,6 +62,7 @@ impl TrackerClient {
                 id: f.id,
                 size: f.size,
                 name: f.name.to_string(),
+                complete: f.complete,
             };
             batch.push_str(&req.encode());
         }
@@ -101,11 +102,21 @@ impl TrackerClient {
         read_list(&mut conn, FileSummary::parse)
     }
 
-    /// The peers that have file `id`.
-    pub fn peers(&self, id: &FileId) -> Result<Vec<SocketAddr>> {
+    /// The peers that have file `id`, all of it or part of it.
+    pub fn peers(&self, id: &FileId) -> Result<Vec<PeerEntry>> {
         let mut conn = self.connect(CONNECT_TIMEOUT)?;
         conn.write_all(TrackerRequest::Peers { id: *id }.encode().as_bytes())?;
-        read_list(&mut conn, parse_peer)
+        read_list(&mut conn, PeerEntry::parse)
+    }
+
+    /// Says this peer no longer has file `id` (a download that stopped).
+    pub fn unregister(&self, id: &FileId) -> Result<()> {
+        let mut conn = self.connect(CONNECT_TIMEOUT)?;
+        let req = TrackerRequest::Unregister {
+            port: self.listen_port,
+            id: *id,
+        };
+        conn.request(&req.encode()).map(drop)
     }
 
     /// Unregisters everything this peer shares. Quick, for use at exit.

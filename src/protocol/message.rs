@@ -1,54 +1,14 @@
-//! One type per protocol message, each with `parse` (from a framed line) and
-//! `encode` (to a line ending in `\n`). Verbs are case-insensitive on input and
-//! upper-case on output. No I/O here.
-
-use std::fmt::Write as _;
-use std::net::SocketAddr;
+//! What both protocols share: reply lines, list and payload headers, file
+//! summaries, id prefixes, name rules and the `HELLO` version check. The
+//! requests are in `tracker_msg` and `peer_msg`: one type per message, each
+//! with `parse` (from a framed line) and `encode` (to a line ending in
+//! `\n`). Verbs are case-insensitive on input and upper-case on output. No
+//! I/O here.
 
 use super::codec::{next_word, Args, ParseError};
+use super::peer_msg::PeerRequest;
 use crate::bounds::MAX_NAME_LEN;
 use crate::manifest::FileId;
-
-/// A request to the tracker.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TrackerRequest {
-    /// `HELLO <version>`: protocol version check.
-    Hello { version: u32 },
-    /// `REGISTER <port> <id> <size> <name>`: the sender, listening on `port`,
-    /// has file `id`. Also refreshes the registration (the periodic announce).
-    Register {
-        port: u16,
-        id: FileId,
-        size: u64,
-        name: String,
-    },
-    /// `UNREGISTER <port> <id>`: the sender no longer has file `id`.
-    Unregister { port: u16, id: FileId },
-    /// `BYE <port>`: the sender is leaving; forget all its files.
-    Bye { port: u16 },
-    /// `SEARCH [text]`: files whose name contains `text` (all when empty).
-    Search { text: String },
-    /// `PEERS <id>`: the peers that have file `id`.
-    Peers { id: FileId },
-    /// `INFO <id prefix>`: the files whose id starts with the prefix (4 to
-    /// 64 hex digits): what a downloader needs to know of one id.
-    Info { prefix: IdPrefix },
-    /// `QUIT`: close the connection.
-    Quit,
-}
-
-/// A request to a peer's chunk server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PeerRequest {
-    /// `HELLO <version>`.
-    Hello { version: u32 },
-    /// `MANIFEST <id>`: the manifest of file `id`, as a payload.
-    Manifest { id: FileId },
-    /// `GET <id> <index>`: chunk `index` of file `id`, as a payload.
-    Get { id: FileId, index: u32 },
-    /// `QUIT`.
-    Quit,
-}
 
 /// A reply line: `OK[ <text>]` or `ERR <reason>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,104 +65,6 @@ pub struct FileSummary {
     pub name: String,
 }
 
-impl TrackerRequest {
-    pub fn parse(line: &str) -> Result<Self, ParseError> {
-        let (verb, rest) = next_word(line);
-        let mut args = Args::new(rest);
-        let req = match verb.to_ascii_uppercase().as_str() {
-            "" => return Err(ParseError::Empty),
-            "HELLO" => TrackerRequest::Hello {
-                version: args.number("version")?,
-            },
-            "REGISTER" => {
-                let port = args.port()?;
-                let id = args.parse("id")?;
-                let size = args.number("size")?;
-                let name = args.rest();
-                validate_name(name)?;
-                return Ok(TrackerRequest::Register {
-                    port,
-                    id,
-                    size,
-                    name: name.to_string(),
-                });
-            }
-            "UNREGISTER" => TrackerRequest::Unregister {
-                port: args.port()?,
-                id: args.parse("id")?,
-            },
-            "BYE" => TrackerRequest::Bye { port: args.port()? },
-            "SEARCH" => {
-                return Ok(TrackerRequest::Search {
-                    text: args.rest().trim_matches(' ').to_string(),
-                })
-            }
-            "PEERS" => TrackerRequest::Peers {
-                id: args.parse("id")?,
-            },
-            "INFO" => TrackerRequest::Info {
-                prefix: args.parse("id prefix")?,
-            },
-            "QUIT" => TrackerRequest::Quit,
-            _ => return Err(ParseError::UnknownCommand(verb.chars().take(40).collect())),
-        };
-        args.end()?;
-        Ok(req)
-    }
-
-    pub fn encode(&self) -> String {
-        match self {
-            TrackerRequest::Hello { version } => format!("HELLO {version}\n"),
-            TrackerRequest::Register {
-                port,
-                id,
-                size,
-                name,
-            } => format!("REGISTER {port} {id} {size} {name}\n"),
-            TrackerRequest::Unregister { port, id } => format!("UNREGISTER {port} {id}\n"),
-            TrackerRequest::Bye { port } => format!("BYE {port}\n"),
-            TrackerRequest::Search { text } if text.is_empty() => "SEARCH\n".to_string(),
-            TrackerRequest::Search { text } => format!("SEARCH {text}\n"),
-            TrackerRequest::Peers { id } => format!("PEERS {id}\n"),
-            TrackerRequest::Info { prefix } => format!("INFO {prefix}\n"),
-            TrackerRequest::Quit => "QUIT\n".to_string(),
-        }
-    }
-}
-
-impl PeerRequest {
-    pub fn parse(line: &str) -> Result<Self, ParseError> {
-        let (verb, rest) = next_word(line);
-        let mut args = Args::new(rest);
-        let req = match verb.to_ascii_uppercase().as_str() {
-            "" => return Err(ParseError::Empty),
-            "HELLO" => PeerRequest::Hello {
-                version: args.number("version")?,
-            },
-            "MANIFEST" => PeerRequest::Manifest {
-                id: args.parse("id")?,
-            },
-            "GET" => PeerRequest::Get {
-                id: args.parse("id")?,
-                index: args.number("chunk index")?,
-            },
-            "QUIT" => PeerRequest::Quit,
-            _ => return Err(ParseError::UnknownCommand(verb.chars().take(40).collect())),
-        };
-        args.end()?;
-        Ok(req)
-    }
-
-    pub fn encode(&self) -> String {
-        match self {
-            PeerRequest::Hello { version } => format!("HELLO {version}\n"),
-            PeerRequest::Manifest { id } => format!("MANIFEST {id}\n"),
-            PeerRequest::Get { id, index } => format!("GET {id} {index}\n"),
-            PeerRequest::Quit => "QUIT\n".to_string(),
-        }
-    }
-}
-
 impl Reply {
     pub fn ok(text: impl Into<String>) -> Self {
         Reply::Ok(text.into())
@@ -241,21 +103,36 @@ impl Reply {
 /// The `HELLO` line p2pshare's own clients start every connection with.
 pub fn hello_line() -> String {
     PeerRequest::Hello {
-        version: crate::PROTOCOL_VERSION,
+        version: PROTOCOL_VERSION,
     }
     .encode()
+}
+
+/// The protocol version this build speaks, and the oldest it still answers.
+pub const PROTOCOL_VERSION: u32 = 2;
+pub const OLDEST_VERSION: u32 = 1;
+
+/// The version a `HELLO <version>` reply announces (`OK p2pshare <v>`):
+/// what the other side speaks, which may be older than ours.
+pub fn parse_hello_reply(text: &str) -> Result<u32, ParseError> {
+    let mut args = Args::new(text);
+    if args.word("protocol name")? != "p2pshare" {
+        return Err(ParseError::BadReply(text.chars().take(80).collect()));
+    }
+    let version = args.number("version")?;
+    args.end()?;
+    Ok(version)
 }
 
 /// The reply to `HELLO <version>` from a tracker or peer (`role`). A wrong
 /// version gets `ERR` and the connection stays open, like any refused
 /// request; the client decides whether to go on.
 pub fn hello_reply(version: u32, role: &str) -> Reply {
-    if version == crate::PROTOCOL_VERSION {
+    if (OLDEST_VERSION..=PROTOCOL_VERSION).contains(&version) {
         Reply::ok(format!("p2pshare {version}"))
     } else {
         Reply::err(format!(
-            "unsupported protocol version {version} (this {role} speaks {})",
-            crate::PROTOCOL_VERSION
+            "unsupported protocol version {version} (this {role} speaks {OLDEST_VERSION} to {PROTOCOL_VERSION})"
         ))
     }
 }
@@ -306,18 +183,6 @@ pub fn encode_list<T>(items: &[T], line: impl Fn(&T) -> String) -> String {
     out
 }
 
-/// One line of a `PEERS` reply: `<ip>:<port>` (IPv6 as `[ip]:port`).
-pub fn encode_peer(addr: &SocketAddr) -> String {
-    let mut s = String::new();
-    let _ = writeln!(s, "{addr}");
-    s
-}
-
-pub fn parse_peer(line: &str) -> Result<SocketAddr, ParseError> {
-    line.parse()
-        .map_err(|_| ParseError::invalid("peer address", line))
-}
-
 /// A file name as registered and as written by a download: one path
 /// component, 1..=255 bytes, no `/`, `\`, control characters or surrounding
 /// spaces, and not `.` or `..`. Keeps a hostile tracker from steering a
@@ -346,52 +211,7 @@ mod tests {
     }
 
     #[test]
-    fn tracker_requests_round_trip() {
-        let reqs = [
-            TrackerRequest::Hello { version: 1 },
-            TrackerRequest::Register {
-                port: 9001,
-                id: id(7),
-                size: 745,
-                name: "my file (1).txt".into(),
-            },
-            TrackerRequest::Unregister { port: 1, id: id(2) },
-            TrackerRequest::Bye { port: 65535 },
-            TrackerRequest::Search {
-                text: String::new(),
-            },
-            TrackerRequest::Search {
-                text: "two words".into(),
-            },
-            TrackerRequest::Peers { id: id(3) },
-            TrackerRequest::Info {
-                prefix: "AbCd".parse().unwrap(),
-            },
-            TrackerRequest::Info {
-                prefix: id(4).to_hex().parse().unwrap(),
-            },
-            TrackerRequest::Quit,
-        ];
-        for req in reqs {
-            let line = req.encode();
-            assert!(line.ends_with('\n') && line.len() <= crate::bounds::MAX_LINE);
-            assert_eq!(TrackerRequest::parse(line.trim_end_matches('\n')), Ok(req));
-        }
-    }
-
-    #[test]
-    fn peer_requests_and_replies_round_trip() {
-        for req in [
-            PeerRequest::Hello { version: 1 },
-            PeerRequest::Manifest { id: id(1) },
-            PeerRequest::Get {
-                id: id(9),
-                index: 4_000_000,
-            },
-            PeerRequest::Quit,
-        ] {
-            assert_eq!(PeerRequest::parse(req.encode().trim_end()), Ok(req));
-        }
+    fn replies_and_summaries_round_trip() {
         for reply in [Reply::ok(""), Reply::ok("12"), Reply::err("no such file")] {
             assert_eq!(Reply::parse(reply.encode().trim_end()), Ok(reply));
         }
@@ -402,60 +222,27 @@ mod tests {
             name: "a b".into(),
         };
         assert_eq!(FileSummary::parse(s.encode().trim_end()), Ok(s));
-        let addr: SocketAddr = "[::1]:80".parse().unwrap();
-        assert_eq!(parse_peer(encode_peer(&addr).trim_end()), Ok(addr));
     }
 
     #[test]
-    fn verbs_are_case_insensitive() {
+    fn hello_answers_every_version_it_speaks() {
+        for v in OLDEST_VERSION..=PROTOCOL_VERSION {
+            let reply = hello_reply(v, "peer").into_result().expect("spoken");
+            assert_eq!(parse_hello_reply(&reply), Ok(v));
+        }
+        let refused = hello_reply(PROTOCOL_VERSION + 1, "peer").into_result();
         assert_eq!(
-            TrackerRequest::parse("search"),
-            Ok(TrackerRequest::Search {
-                text: String::new()
-            })
+            refused,
+            Err(format!(
+                "unsupported protocol version 3 (this peer speaks 1 to {PROTOCOL_VERSION})"
+            ))
         );
-        assert_eq!(PeerRequest::parse("quit"), Ok(PeerRequest::Quit));
+        assert!(parse_hello_reply("redis 2").is_err());
+        assert!(parse_hello_reply("p2pshare two").is_err());
     }
 
     #[test]
-    fn malformed_requests_are_errors_not_panics() {
-        let bad = [
-            "",
-            "   ",
-            "FROB",
-            "HELLO",
-            "HELLO x",
-            "REGISTER",
-            "REGISTER 70000 x 1 name",
-            "REGISTER 1 nothex 1 name",
-            &format!("REGISTER 1 {} -1 name", id(1)),
-            &format!("REGISTER 0 {} 1 name", id(1)),
-            &format!("REGISTER +1 {} 1 name", id(1)),
-            &format!("REGISTER 1 {} 01 name", id(1)),
-            &format!("REGISTER 1 {} 1", id(1)),
-            &format!("REGISTER 1 {} 1 ../etc/passwd", id(1)),
-            &format!("REGISTER 1 {} 1 ..", id(1)),
-            "UNREGISTER 1",
-            "BYE",
-            "BYE 1 2",
-            "PEERS",
-            "INFO",
-            "INFO abc",
-            "INFO abcg",
-            &format!("INFO {}0", id(1)),
-            "QUIT now",
-        ];
-        for line in bad {
-            assert!(TrackerRequest::parse(line).is_err(), "accepted {line:?}");
-        }
-        for line in [
-            "GET",
-            &format!("GET {}", id(1)),
-            &format!("GET {} -1", id(1)),
-            "MANIFEST 12",
-        ] {
-            assert!(PeerRequest::parse(line).is_err(), "accepted {line:?}");
-        }
+    fn malformed_replies_are_errors_not_panics() {
         assert!(Reply::parse("YES").is_err());
         assert!(parse_payload_len("99999999999999999999", 10).is_err());
         assert!(parse_payload_len("11", 10).is_err());

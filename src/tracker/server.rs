@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use super::state::Registry;
 use crate::bounds::TRACKER_CAPS;
 use crate::net::accept::{self as server, Flow, ServerHandle};
-use crate::protocol::message::{encode_list, encode_peer, hello_reply};
+use crate::protocol::message::{encode_list, hello_reply, OLDEST_VERSION};
 use crate::protocol::{Connection, Reply, TrackerRequest};
 
 /// A tracker bound to its port.
@@ -99,9 +99,19 @@ impl Drop for TrackerHandle {
 /// Serves one connection: one reply per request line.
 pub fn handle_connection(conn: Connection, registry: &Registry) {
     let ip = conn.peer_addr().ip();
+    // What the client said in `HELLO`; replies take that version's form.
+    let mut version = OLDEST_VERSION;
     server::for_each_request(conn, |conn, line| {
         let (reply, close) = match TrackerRequest::parse(line) {
-            Ok(req) => (apply(&req, ip, registry), req == TrackerRequest::Quit),
+            Ok(req) => {
+                let reply = apply(&req, ip, version, registry);
+                if let TrackerRequest::Hello { version: v } = req {
+                    if reply.starts_with("OK") {
+                        version = v;
+                    }
+                }
+                (reply, req == TrackerRequest::Quit)
+            }
             Err(e) => (Reply::err(&e).encode(), e.is_fatal()),
         };
         conn.write_all(reply.as_bytes())?;
@@ -109,8 +119,9 @@ pub fn handle_connection(conn: Connection, registry: &Registry) {
     });
 }
 
-/// Carries out one request for a client at `ip`; returns the encoded reply.
-pub fn apply(req: &TrackerRequest, ip: IpAddr, registry: &Registry) -> String {
+/// Carries out one request for a client at `ip` speaking `version`;
+/// returns the encoded reply.
+pub fn apply(req: &TrackerRequest, ip: IpAddr, version: u32, registry: &Registry) -> String {
     let now = Instant::now();
     let reply = match req {
         TrackerRequest::Hello { version } => hello_reply(*version, "tracker"),
@@ -119,10 +130,13 @@ pub fn apply(req: &TrackerRequest, ip: IpAddr, registry: &Registry) -> String {
             id,
             size,
             name,
-        } => match registry.register(SocketAddr::new(ip, *port), *id, *size, name, now) {
-            Ok(()) => Reply::ok("registered"),
-            Err(e) => Reply::err(e),
-        },
+            complete,
+        } => {
+            match registry.register(SocketAddr::new(ip, *port), *id, *size, name, *complete, now) {
+                Ok(()) => Reply::ok("registered"),
+                Err(e) => Reply::err(e),
+            }
+        }
         TrackerRequest::Unregister { port, id } => {
             registry.unregister(SocketAddr::new(ip, *port), id);
             Reply::ok("unregistered")
@@ -134,7 +148,15 @@ pub fn apply(req: &TrackerRequest, ip: IpAddr, registry: &Registry) -> String {
         TrackerRequest::Search { text } => {
             return encode_list(&registry.search(text, now), |f| f.encode())
         }
-        TrackerRequest::Peers { id } => return encode_list(&registry.peers(id, now), encode_peer),
+        TrackerRequest::Peers { id } => {
+            let mut peers = registry.peers(id, now);
+            if version == 1 {
+                // A version 1 client would ask a partial peer for chunks it
+                // does not have, and count each refusal against it.
+                peers.retain(|p| p.complete);
+            }
+            return encode_list(&peers, |p| p.encode(version));
+        }
         TrackerRequest::Info { prefix } => {
             return encode_list(&registry.info(prefix, now), |f| f.encode())
         }

@@ -17,7 +17,7 @@ use crate::bounds::MAX_LIST_ENTRIES;
 use crate::bounds::{TRACKER_MAX_FILES, TRACKER_MAX_PEERS_PER_FILE, TRACKER_MAX_REGISTRATIONS};
 use crate::manifest::FileId;
 use crate::protocol::message::IdPrefix;
-use crate::protocol::FileSummary;
+use crate::protocol::{FileSummary, PeerEntry};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum RegistryError {
@@ -40,7 +40,15 @@ struct Entry {
     /// names of the same content aliases, not renames.
     name: String,
     size: u64,
-    peers: HashMap<SocketAddr, Instant>,
+    peers: HashMap<SocketAddr, Seen>,
+}
+
+/// A peer's registration of one file: when it was last refreshed, and
+/// whether the peer has all of the file or is still downloading it.
+#[derive(Clone, Copy, Debug)]
+struct Seen {
+    at: Instant,
+    complete: bool,
 }
 
 #[derive(Default)]
@@ -68,7 +76,8 @@ pub struct FileSnapshot {
     pub size: u64,
     /// Live peers in all, beyond the copied ones too.
     pub peer_count: usize,
-    pub peers: Vec<(SocketAddr, Duration)>,
+    /// Address, time since last seen, and whether it has the whole file.
+    pub peers: Vec<(SocketAddr, Duration, bool)>,
 }
 
 pub struct Registry {
@@ -91,15 +100,18 @@ impl Registry {
         self.files.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records (or refreshes) that `peer` has file `id`.
+    /// Records (or refreshes) that `peer` has file `id`, all of it or
+    /// (`complete` false) part of it.
     pub fn register(
         &self,
         peer: SocketAddr,
         id: FileId,
         size: u64,
         name: &str,
+        complete: bool,
         now: Instant,
     ) -> Result<(), RegistryError> {
+        let seen = Seen { at: now, complete };
         let mut files = self.lock();
         let files = &mut *files;
         let full = files.registrations >= TRACKER_MAX_REGISTRATIONS;
@@ -122,7 +134,7 @@ impl Registry {
                     }
                     files.registrations += 1;
                 }
-                entry.peers.insert(peer, now);
+                entry.peers.insert(peer, seen);
                 Ok(())
             }
             None if known >= TRACKER_MAX_FILES => {
@@ -132,7 +144,7 @@ impl Registry {
                 TRACKER_MAX_REGISTRATIONS,
             )),
             None => {
-                let peers = HashMap::from([(peer, now)]);
+                let peers = HashMap::from([(peer, seen)]);
                 let name = name.to_string();
                 files.by_id.insert(id, Entry { name, size, peers });
                 files.registrations += 1;
@@ -171,7 +183,7 @@ impl Registry {
         let mut removed = 0;
         files.by_id.retain(|_, entry| {
             let before = entry.peers.len();
-            entry.peers.retain(|addr, seen| !gone(addr, seen));
+            entry.peers.retain(|addr, seen| !gone(addr, &seen.at));
             removed += before - entry.peers.len();
             !entry.peers.is_empty()
         });
@@ -191,7 +203,7 @@ impl Registry {
                 .map(|(id, e)| FileSummary {
                     id: *id,
                     size: e.size,
-                    peers: e.peers.values().filter(|t| self.live(**t, now)).count() as u32,
+                    peers: e.peers.values().filter(|t| self.live(t.at, now)).count() as u32,
                     name: e.name.clone(),
                 })
                 .filter(|s| s.peers > 0)
@@ -207,7 +219,7 @@ impl Registry {
         let summary = |(id, e): (&FileId, &Entry)| FileSummary {
             id: *id,
             size: e.size,
-            peers: e.peers.values().filter(|t| self.live(**t, now)).count() as u32,
+            peers: e.peers.values().filter(|t| self.live(t.at, now)).count() as u32,
             name: e.name.clone(),
         };
         let mut found: Vec<FileSummary> = match prefix.full() {
@@ -232,8 +244,8 @@ impl Registry {
     }
 
     /// The live peers of `id`, most recently seen first.
-    pub fn peers(&self, id: &FileId, now: Instant) -> Vec<SocketAddr> {
-        let mut peers: Vec<(SocketAddr, Instant)> = {
+    pub fn peers(&self, id: &FileId, now: Instant) -> Vec<PeerEntry> {
+        let mut peers: Vec<(PeerEntry, Instant)> = {
             let files = self.lock();
             let Some(entry) = files.by_id.get(id) else {
                 return Vec::new();
@@ -241,12 +253,18 @@ impl Registry {
             entry
                 .peers
                 .iter()
-                .filter(|(_, t)| self.live(**t, now))
-                .map(|(a, t)| (*a, *t))
+                .filter(|(_, t)| self.live(t.at, now))
+                .map(|(addr, t)| {
+                    let row = PeerEntry {
+                        addr: *addr,
+                        complete: t.complete,
+                    };
+                    (row, t.at)
+                })
                 .collect()
         };
-        peers.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        peers.into_iter().map(|(a, _)| a).collect()
+        peers.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.addr.cmp(&b.0.addr)));
+        peers.into_iter().map(|(row, _)| row).collect()
     }
 
     /// A copy of at most `max_files` live files (by name, then id, from an
@@ -260,11 +278,11 @@ impl Registry {
                 .by_id
                 .iter()
                 .filter_map(|(id, e)| {
-                    let mut peers: Vec<(SocketAddr, Duration)> = e
+                    let mut peers: Vec<(SocketAddr, Duration, bool)> = e
                         .peers
                         .iter()
-                        .filter(|(_, t)| self.live(**t, now))
-                        .map(|(a, t)| (*a, now.saturating_duration_since(*t)))
+                        .filter(|(_, t)| self.live(t.at, now))
+                        .map(|(a, t)| (*a, now.saturating_duration_since(t.at), t.complete))
                         .collect();
                     if peers.is_empty() {
                         return None;
@@ -307,13 +325,48 @@ mod tests {
 
     const TTL: Duration = Duration::from_secs(10);
 
+    fn addrs(rows: Vec<PeerEntry>) -> Vec<SocketAddr> {
+        rows.into_iter().map(|p| p.addr).collect()
+    }
+
+    #[test]
+    fn partial_peers_are_listed_as_such_and_turn_complete() {
+        let r = Registry::new(TTL);
+        let now = Instant::now();
+        let id = FileId([4; 32]);
+        r.register(addr(1), id, 5, "a", true, now).unwrap();
+        r.register(addr(2), id, 5, "a", false, now).unwrap();
+        let state = |r: &Registry| {
+            let mut rows: Vec<(u16, bool)> = r
+                .peers(&id, now)
+                .iter()
+                .map(|p| (p.addr.port(), p.complete))
+                .collect();
+            rows.sort();
+            rows
+        };
+        assert_eq!(state(&r), [(1, true), (2, false)]);
+        assert_eq!(
+            r.search("a", now)[0].peers,
+            2,
+            "the swarm counts partial peers"
+        );
+        r.register(addr(2), id, 5, "a", true, now).unwrap();
+        assert_eq!(state(&r), [(1, true), (2, true)]);
+        assert_eq!(
+            r.lock().registrations,
+            2,
+            "a refresh is no new registration"
+        );
+    }
+
     #[test]
     fn register_search_peers_unregister() {
         let r = Registry::new(TTL);
         let now = Instant::now();
         let id = FileId([1; 32]);
-        r.register(addr(1), id, 5, "Hello.txt", now).unwrap();
-        r.register(addr(2), id, 5, "other-name", now).unwrap();
+        r.register(addr(1), id, 5, "Hello.txt", true, now).unwrap();
+        r.register(addr(2), id, 5, "other-name", true, now).unwrap();
         let found = r.search("hello", now);
         assert_eq!(found.len(), 1);
         assert_eq!((found[0].name.as_str(), found[0].peers), ("Hello.txt", 2));
@@ -321,7 +374,7 @@ mod tests {
         assert_eq!(r.peers(&id, now).len(), 2);
         assert!(r.unregister(addr(1), &id));
         assert!(!r.unregister(addr(1), &id));
-        assert_eq!(r.peers(&id, now), vec![addr(2)]);
+        assert_eq!(addrs(r.peers(&id, now)), vec![addr(2)]);
         assert_eq!(r.info(&"0101".parse().unwrap(), now).len(), 1);
         assert_eq!(
             r.info(&id.to_hex().parse().unwrap(), now)[0].name,
@@ -337,12 +390,12 @@ mod tests {
         let r = Registry::new(TTL);
         let now = Instant::now();
         let id = FileId([2; 32]);
-        r.register(addr(1), id, 5, "a", now).unwrap();
+        r.register(addr(1), id, 5, "a", true, now).unwrap();
         assert!(matches!(
-            r.register(addr(2), id, 6, "a", now),
+            r.register(addr(2), id, 6, "a", true, now),
             Err(RegistryError::SizeMismatch { .. })
         ));
-        assert_eq!(r.peers(&id, now), vec![addr(1)]);
+        assert_eq!(addrs(r.peers(&id, now)), vec![addr(1)]);
     }
 
     #[test]
@@ -350,11 +403,11 @@ mod tests {
         let r = Registry::new(TTL);
         let t0 = Instant::now();
         let id = FileId([3; 32]);
-        r.register(addr(1), id, 5, "a", t0).unwrap();
-        r.register(addr(2), id, 5, "a", t0 + Duration::from_secs(8))
+        r.register(addr(1), id, 5, "a", true, t0).unwrap();
+        r.register(addr(2), id, 5, "a", true, t0 + Duration::from_secs(8))
             .unwrap();
         let later = t0 + Duration::from_secs(15);
-        assert_eq!(r.peers(&id, later), vec![addr(2)]);
+        assert_eq!(addrs(r.peers(&id, later)), vec![addr(2)]);
         assert_eq!(r.search("", later)[0].peers, 1);
         assert_eq!(r.expire(later), 1);
         assert_eq!(r.expire(t0 + Duration::from_secs(30)), 1);
@@ -367,14 +420,16 @@ mod tests {
         let r = Registry::new(TTL);
         let t0 = Instant::now();
         let at = |secs| t0 + Duration::from_secs(secs);
-        r.register(addr(1), FileId([3; 32]), 9, "stale", t0)
+        r.register(addr(1), FileId([3; 32]), 9, "stale", true, t0)
             .unwrap();
-        r.register(addr(1), FileId([1; 32]), 5, "b", at(8)).unwrap();
-        r.register(addr(2), FileId([1; 32]), 5, "b", at(12))
+        r.register(addr(1), FileId([1; 32]), 5, "b", true, at(8))
             .unwrap();
-        r.register(addr(3), FileId([1; 32]), 5, "b", at(10))
+        r.register(addr(2), FileId([1; 32]), 5, "b", true, at(12))
             .unwrap();
-        r.register(addr(1), FileId([2; 32]), 7, "a", at(8)).unwrap();
+        r.register(addr(3), FileId([1; 32]), 5, "b", true, at(10))
+            .unwrap();
+        r.register(addr(1), FileId([2; 32]), 7, "a", true, at(8))
+            .unwrap();
         let s = r.snapshot(at(15), 10, 2);
         assert_eq!((s.total_files, s.registrations), (3, 5));
         let names: Vec<_> = s.files.iter().map(|f| f.name.as_str()).collect();
@@ -385,7 +440,7 @@ mod tests {
         let ages: Vec<_> = b
             .peers
             .iter()
-            .map(|(a, d)| (a.port(), d.as_secs()))
+            .map(|(a, d, _)| (a.port(), d.as_secs()))
             .collect();
         assert_eq!(ages, vec![(2, 3), (3, 5)]);
         assert_eq!(r.snapshot(at(15), 1, 10).files.len(), 1);
@@ -397,9 +452,9 @@ mod tests {
         let now = Instant::now();
         for port in 1..=3 {
             for n in 0..4 {
-                r.register(addr(port), FileId([n; 32]), 1, "f", now)
+                r.register(addr(port), FileId([n; 32]), 1, "f", true, now)
                     .unwrap();
-                r.register(addr(port), FileId([n; 32]), 1, "f", now)
+                r.register(addr(port), FileId([n; 32]), 1, "f", true, now)
                     .unwrap();
             }
         }

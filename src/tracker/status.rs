@@ -38,6 +38,8 @@ pub struct TrackedPeer {
     pub addr: String,
     /// Seconds since it last announced the file.
     pub last_seen_secs: f64,
+    /// Whether it has all of the file (`false`: still downloading it).
+    pub complete: bool,
 }
 
 impl TrackerStatus {
@@ -59,9 +61,10 @@ impl TrackerStatus {
                 peers: f
                     .peers
                     .into_iter()
-                    .map(|(addr, age)| TrackedPeer {
+                    .map(|(addr, age, complete)| TrackedPeer {
                         addr: addr.to_string(),
                         last_seen_secs: (age.as_secs_f64() * 10.0).round() / 10.0,
+                        complete,
                     })
                     .collect(),
             })
@@ -96,7 +99,7 @@ mod tests {
         let r = Registry::new(Duration::from_secs(60));
         let now = Instant::now();
         let peer = SocketAddr::from(([127, 0, 0, 1], 4000));
-        r.register(peer, FileId([0xab; 32]), 1 << 20, "x y.bin", now)
+        r.register(peer, FileId([0xab; 32]), 1 << 20, "x y.bin", true, now)
             .unwrap();
         let json = TrackerStatus::of(&r, "127.0.0.1:8080").to_json();
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();

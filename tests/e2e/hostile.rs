@@ -169,7 +169,7 @@ fn a_manifest_that_does_not_hash_to_the_id_is_skipped() {
     for fake in &fakes {
         assert_eq!(
             fake.requests(),
-            ["HELLO 1".to_string(), format!("MANIFEST {id}")],
+            ["HELLO 2".to_string(), format!("MANIFEST {id}")],
             "asked once for the manifest, never for a chunk"
         );
         let warned = format!("manifest from {}", fake.addr);
@@ -305,8 +305,8 @@ fn the_tracker_refuses_hostile_input_and_keeps_serving() {
             "ERR invalid version: 99999999999".into(),
         ),
         (
-            "HELLO 2".into(),
-            "ERR unsupported protocol version 2 (this tracker speaks 1)".into(),
+            "HELLO 3".into(),
+            "ERR unsupported protocol version 3 (this tracker speaks 1 to 2)".into(),
         ),
         ("BYE 1 2".into(), "ERR unexpected argument: 2".into()),
         (" ".repeat(4000), "ERR empty request".into()),
@@ -355,9 +355,9 @@ fn a_peer_refuses_hostile_input_and_keeps_serving() {
 
     refuses_framing_errors(to);
     // Whether the connection then stays open is the peer's choice.
-    let reply = Raw::connect(to).ask("HELLO 2");
+    let reply = Raw::connect(to).ask("HELLO 3");
     assert!(
-        reply.starts_with("ERR unsupported protocol version 2"),
+        reply.starts_with("ERR unsupported protocol version 3"),
         "{reply}"
     );
 
@@ -1321,7 +1321,8 @@ fn serve_fake(stream: TcpStream, fake: &Fake) {
         fake.requests.lock().unwrap().push(req.clone());
         let words: Vec<&str> = req.split(' ').collect();
         let (reply, bad) = match words.as_slice() {
-            ["HELLO", "1"] => (b"OK p2pshare 1\n".to_vec(), false),
+            // A version 1 peer: it answers any HELLO with its own version.
+            ["HELLO", _] => (b"OK p2pshare 1\n".to_vec(), false),
             ["MANIFEST", _] => match &fake.lie {
                 Lie::FlippedChunks => (with_payload(&fake.manifest.encode()), false),
                 Lie::Manifest(bytes) => (with_payload(bytes), false),

@@ -11,30 +11,43 @@ use crate::bounds::{CONNECT_TIMEOUT, MAX_MANIFEST_LEN};
 use crate::error::{Error, Result};
 use crate::manifest::{FileId, Manifest};
 use crate::net::stop::StopSignal;
-use crate::protocol::message::hello_line;
+use crate::protocol::message::{hello_line, parse_hello_reply, OLDEST_VERSION, PROTOCOL_VERSION};
 use crate::protocol::{Connection, PeerRequest};
 
-/// Connects to a peer and says `HELLO`.
-pub fn connect_peer(addr: SocketAddr) -> Result<Connection> {
+/// Connects to a peer and says `HELLO`; returns the connection and the
+/// protocol version the peer speaks (an older peer refuses ours and is
+/// asked again with version 1).
+pub fn connect_peer(addr: SocketAddr) -> Result<(Connection, u32)> {
     let mut conn = Connection::connect_addr(addr, CONNECT_TIMEOUT)?;
-    conn.request(&hello_line())?;
-    Ok(conn)
+    let version = match conn.request(&hello_line()) {
+        Ok(reply) => parse_hello_reply(&reply)?.min(PROTOCOL_VERSION),
+        Err(Error::Remote(_)) => {
+            let v1 = PeerRequest::Hello {
+                version: OLDEST_VERSION,
+            };
+            conn.request(&v1.encode())?;
+            OLDEST_VERSION
+        }
+        Err(e) => return Err(e),
+    };
+    Ok((conn, version))
 }
 
 /// Fetches the manifest of `id` from the first peer whose manifest hashes to
-/// `id`. Returns it with the peers that did not lie about it: that peer and
-/// the ones after it. Gives up early once `stop` is stopped.
+/// `id`. Returns it with the peers that did not fail (that peer and the ones
+/// after it) and those that did, which this download does not use again.
+/// Gives up early once `stop` is stopped.
 pub fn fetch_manifest(
     id: &FileId,
     peers: &[SocketAddr],
     stop: &std::sync::Arc<StopSignal>,
-) -> Result<(Manifest, Vec<SocketAddr>), DownloadError> {
+) -> Result<(Manifest, Vec<SocketAddr>, Vec<SocketAddr>), DownloadError> {
     for (i, &addr) in peers.iter().enumerate() {
         if stop.is_stopped() {
             break;
         }
         match manifest_from(addr, id, stop) {
-            Ok(manifest) => return Ok((manifest, peers[i..].to_vec())),
+            Ok(manifest) => return Ok((manifest, peers[i..].to_vec(), peers[..i].to_vec())),
             Err(e) => log::warn!("manifest from {addr}: {e}"),
         }
     }
@@ -49,7 +62,7 @@ fn manifest_from(
     id: &FileId,
     stop: &std::sync::Arc<StopSignal>,
 ) -> Result<Manifest> {
-    let mut conn = connect_peer(addr)?;
+    let (mut conn, _) = connect_peer(addr)?;
     let _interruptible = stop.guard(conn.interrupter()?);
     conn.write_all(PeerRequest::Manifest { id: *id }.encode().as_bytes())?;
     let len = conn.read_payload_header(MAX_MANIFEST_LEN)?;

@@ -31,6 +31,7 @@ use thiserror::Error;
 use self::progress::{Outcome, Progress};
 use self::scheduler::{PeerStats, Scheduler};
 use super::library::{Library, SharedFile};
+use crate::bounds::PEER_REFRESH_MAX;
 use crate::manifest::{FileId, Manifest};
 use crate::net::rate::RateCap;
 use crate::net::stop::StopSignal;
@@ -66,11 +67,17 @@ pub struct Report {
     pub warning: Option<String>,
 }
 
-/// What a download needs from the peer that runs it, beyond the library.
+/// What a download needs from the peer that runs it, beyond the library:
+/// finding peers and telling the tracker and the DHT what it has.
 pub trait Swarm: Send + Sync {
-    /// The file is complete and in the library: tell the tracker and the
-    /// DHT. Returns a warning to show if that failed.
+    /// The peers of `id` known now (tracker and DHT), this peer left out.
+    fn peers(&self, id: &FileId) -> Vec<SocketAddr>;
+    /// `file` is in the library, complete or partial: announce it so. Returns
+    /// a warning to show if that failed.
     fn announce(&self, file: &Arc<SharedFile>) -> Option<String>;
+    /// `file` stays incomplete here (a failed or cancelled download): drop
+    /// it from the library and unregister it.
+    fn withdraw(&self, file: &Arc<SharedFile>);
 }
 
 /// Everything a download runs with.
@@ -182,7 +189,7 @@ fn run(
     let started = Instant::now();
     let stop = stopping.stop;
     let fetched = manifest::fetch_manifest(&req.id, &req.peers, stop);
-    let (manifest, peers) = match fetched {
+    let (manifest, peers, failed_peers) = match fetched {
         Err(_) if stopping.cancelled() => {
             return Err(DownloadError::Cancelled { done: 0, total: 0 })
         }
@@ -213,7 +220,14 @@ fn run(
         partial.storage(),
         have.clone(),
     );
+    if let Some(entry) = &entry {
+        // Found while downloading: others can fetch what is verified here.
+        if let Some(w) = ctx.swarm.announce(entry) {
+            log::info!("announcing the partial file: {w}");
+        }
+    }
     let scheduler = Scheduler::new(&have, &peers, Arc::clone(stop));
+    scheduler.ban(&failed_peers);
     let job = worker::Job {
         id: req.id,
         manifest: &manifest,
@@ -226,7 +240,7 @@ fn run(
     };
     let missing = manifest.chunk_count() - have.count();
     let threads = ctx.workers.clamp(1, (missing as usize).max(1));
-    let ended = run_workers(&job, threads);
+    let ended = run_workers(&job, threads, ctx.swarm.as_ref());
     let (done, total, peer_stats) = scheduler.outcome();
     let failed = match ended {
         Err(e) => Some(e),
@@ -239,7 +253,7 @@ fn run(
     };
     if let Some(e) = failed {
         if let Some(entry) = &entry {
-            ctx.library.remove(entry);
+            ctx.swarm.withdraw(entry);
         }
         return Err(e);
     }
@@ -256,12 +270,26 @@ fn run(
     })
 }
 
-/// Runs `threads` workers to the end. A disk error from any of them, or a
-/// panic (its chunk is back in the queue through the scheduler's guard),
-/// stops the others and is returned.
-fn run_workers(job: &worker::Job<'_>, threads: usize) -> Result<(), DownloadError> {
+/// Runs `threads` workers to the end, meanwhile asking `swarm` for more
+/// peers (after 1 s, then at doubling intervals up to
+/// [`PEER_REFRESH_MAX`]), which join the download as they appear. A disk
+/// error from any worker, or a panic (its chunk is back in the queue through
+/// the scheduler's guard), stops the others and is returned.
+fn run_workers(
+    job: &worker::Job<'_>,
+    threads: usize,
+    swarm: &dyn Swarm,
+) -> Result<(), DownloadError> {
     thread::scope(|s| {
         let handles: Vec<_> = (0..threads).map(|_| s.spawn(|| worker::run(job))).collect();
+        let mut interval = Duration::from_secs(1);
+        while !job.stop.wait_timeout(interval) {
+            let added = job.scheduler.add_peers(&swarm.peers(&job.id));
+            if added > 0 {
+                log::info!("download of {}: {added} more peer(s)", job.id.short());
+            }
+            interval = (interval * 2).min(PEER_REFRESH_MAX);
+        }
         let mut first_error = None;
         for h in handles {
             let error = match h.join() {

@@ -61,6 +61,10 @@ struct Inner {
     done_chunks: u32,
     done_bytes: u64,
     resumed_bytes: u64,
+    /// Bytes that came from peers with the whole file, and from peers that
+    /// were downloading it too.
+    from_complete: u64,
+    from_partial: u64,
     /// `(time, done_bytes)`, oldest first: one sample older than
     /// [`RATE_WINDOW`] and all newer ones.
     samples: VecDeque<(Instant, u64)>,
@@ -95,6 +99,8 @@ impl Progress {
                 done_chunks: 0,
                 done_bytes: 0,
                 resumed_bytes: 0,
+                from_complete: 0,
+                from_partial: 0,
                 samples: VecDeque::from([(now, 0)]),
                 peers: HashMap::new(),
                 peers_from_tracker: 0,
@@ -143,12 +149,18 @@ impl Progress {
         p.samples = VecDeque::from([(now, resumed_bytes)]);
     }
 
-    /// Records a chunk of `bytes` that arrived from `from`, verified.
-    pub fn chunk(&self, from: SocketAddr, bytes: u64) {
+    /// Records a chunk of `bytes` that arrived from `from`, verified;
+    /// `complete`: whether `from` has the whole file.
+    pub fn chunk(&self, from: SocketAddr, bytes: u64, complete: bool) {
         let now = Instant::now();
         let mut p = self.lock();
         p.done_chunks += 1;
         p.done_bytes += bytes;
+        if complete {
+            p.from_complete += bytes;
+        } else {
+            p.from_partial += bytes;
+        }
         let done_bytes = p.done_bytes;
         p.samples.push_back((now, done_bytes));
         while p.samples.len() > 2 && now.duration_since(p.samples[1].0) > RATE_WINDOW {
@@ -251,6 +263,8 @@ impl Progress {
             done_chunks: p.done_chunks,
             total_chunks: p.total_chunks,
             resumed_bytes: p.resumed_bytes,
+            from_complete_bytes: p.from_complete,
+            from_partial_bytes: p.from_partial,
             rate: rate.round() as u64,
             eta_secs: eta_secs.map(|s| s as u64),
             elapsed_secs: elapsed.as_secs_f64(),
@@ -289,6 +303,10 @@ pub struct DownloadView {
     pub total_chunks: u32,
     /// Bytes found verified in a partial file from an earlier attempt.
     pub resumed_bytes: u64,
+    /// Bytes this attempt got from peers with the whole file, and from peers
+    /// that were still downloading it themselves.
+    pub from_complete_bytes: u64,
+    pub from_partial_bytes: u64,
     /// Bytes per second: over the last few seconds while running, the
     /// average of this attempt once ended.
     pub rate: u64,
@@ -329,15 +347,16 @@ mod tests {
         let d = Progress::new(1, "a.bin", FileId([7; 32]), None);
         // One chunk of 100 bytes was resumed from disk.
         d.start(350, 4, 1, 100);
-        d.chunk(addr(1), 100);
-        d.chunk(addr(2), 100);
-        d.chunk(addr(1), 50);
+        d.chunk(addr(1), 100, true);
+        d.chunk(addr(2), 100, false);
+        d.chunk(addr(1), 50, true);
         let later = Instant::now() + Duration::from_secs(1);
         let v = d.view(later);
         assert_eq!((v.key, v.name.as_str(), v.size), (1, "a.bin", 350));
         assert_eq!(v.id, "07".repeat(32));
         assert_eq!((v.done_chunks, v.total_chunks, v.done_bytes), (4, 4, 350));
         assert_eq!((v.state, v.resumed_bytes), (State::Running, 100));
+        assert_eq!((v.from_complete_bytes, v.from_partial_bytes), (150, 100));
         // 250 bytes fetched (not the resumed 100) in about a second.
         assert!((200..=260).contains(&v.rate), "rate {}", v.rate);
         let peers: Vec<_> = v
@@ -363,7 +382,7 @@ mod tests {
     fn a_stalled_download_slows_down_and_json_round_trips() {
         let d = Progress::new(2, "b", FileId([3; 32]), Some(1000));
         d.start(1000, 10, 0, 0);
-        d.chunk(addr(1), 100);
+        d.chunk(addr(1), 100, true);
         let soon = d.view(Instant::now() + Duration::from_millis(500)).rate;
         let much_later = d.view(Instant::now() + Duration::from_secs(60));
         assert!(much_later.rate < soon, "{} !< {soon}", much_later.rate);
@@ -379,7 +398,7 @@ mod tests {
     fn banned_peers_are_shown_and_never_active() {
         let d = Progress::new(3, "c", FileId([4; 32]), None);
         d.start(300, 3, 0, 0);
-        d.chunk(addr(1), 100);
+        d.chunk(addr(1), 100, true);
         d.banned(addr(2));
         d.banned(addr(1));
         let v = d.view(Instant::now());

@@ -1,24 +1,33 @@
 //! Chunk and peer bookkeeping for one download, shared by its workers.
 //!
-//! Invariant: every chunk not yet done is in the queue or held by at least
-//! one worker (in flight). A worker returns a chunk it could not fetch to the
-//! queue unless another worker still holds it; a worker that panics returns
-//! its chunk through the [`Held`] guard's `Drop`, so no chunk is ever held by
-//! nobody. When the queue runs dry, idle workers also fetch chunks that are
-//! in flight on *other* peers (endgame, as BitTorrent clients do), so one slow
-//! or stalling peer cannot hold the last chunks hostage; the first verified
-//! copy wins. Peers that send bad data are banned at once; peers that fail to
-//! connect or answer are banned after `MAX_STRIKES` failures in a row. When
-//! every peer is banned, or all is done, the download's [`StopSignal`] is
-//! stopped, which interrupts every worker's connection, so no worker stays
-//! blocked on a peer that trickles.
+//! Each peer has a chunk map: what it offers (from its `HAVE` replies; a
+//! peer that speaks only version 1, or has not answered yet, is taken to
+//! have everything). `available[i]` counts the usable peers offering chunk
+//! `i`, and a worker asks its peer for the rarest chunk it offers (ties and
+//! the first few chunks at random), so chunks diverge across the swarm and
+//! a seeder's upload goes to chunks nobody else has. A chunk that a partial
+//! peer we are connected to offers is not asked of a complete peer (whose
+//! uplink is the swarm's scarce resource): the partial peer's workers will
+//! fetch it.
+//!
+//! Invariants: every chunk not yet done is either in flight (held by at
+//! least one worker) or free; a free chunk is one nobody holds. A worker
+//! that fails returns its chunk; one that panics returns it through the
+//! [`Held`] guard's `Drop`, so no chunk is held by nobody. When no chunk is
+//! free, idle workers also fetch chunks in flight on *other* peers
+//! (endgame), at most [`MAX_HOLDERS`] at once, so one slow peer cannot hold
+//! the last chunks hostage; the first verified copy wins. Peers that send
+//! bad data are banned at once; peers that fail to connect or answer are
+//! banned after `MAX_STRIKES` failures in a row. When every peer is banned,
+//! or all is done, the download's [`StopSignal`] is stopped, which
+//! interrupts every worker's connection.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::bounds::{MAX_HOLDERS, MAX_STRIKES};
+use crate::bounds::{CONNS_PER_PEER, ENDGAME_AFTER, MAX_HOLDERS, MAX_STRIKES, RANDOM_FIRST};
 use crate::chunkset::ChunkSet;
 use crate::net::stop::StopSignal;
 
@@ -39,6 +48,8 @@ pub enum Fault {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Next {
     Chunk(u32),
+    /// Nothing to ask this peer for now; others may have it.
+    Idle,
     /// The worker's peer was banned meanwhile: pick another.
     SwitchPeer,
     /// Nothing left to do: complete, stopped, or no usable peer remains.
@@ -50,22 +61,38 @@ pub struct PeerStats {
     pub addr: SocketAddr,
     pub chunks: u32,
     pub banned: bool,
+    pub complete: bool,
 }
 
 struct PeerSlot {
     addr: SocketAddr,
+    /// What it offers; `None` until its first `HAVE` reply (or for a
+    /// version 1 peer): taken to be everything.
+    offers: Option<ChunkSet>,
+    /// Whether it has the whole file (as its `HAVE` says).
+    complete: bool,
     workers: usize,
     strikes: u32,
     banned: bool,
     chunks: u32,
 }
 
+impl PeerSlot {
+    fn offers(&self, i: u32) -> bool {
+        self.offers.as_ref().is_none_or(|o| o.contains(i))
+    }
+}
+
 struct State {
-    queue: VecDeque<u32>,
-    /// Chunk -> the peers it is being fetched from.
-    holders: HashMap<u32, Vec<usize>>,
     done: ChunkSet,
+    /// Chunk -> the peers it is being fetched from, and since when.
+    holders: HashMap<u32, Vec<(usize, Instant)>>,
     peers: Vec<PeerSlot>,
+    /// Usable peers offering each chunk, and how many of them are partial
+    /// peers a worker is connected to.
+    available: Vec<u16>,
+    from_partial: Vec<u16>,
+    rng: u64,
 }
 
 pub struct Scheduler {
@@ -78,87 +105,168 @@ impl Scheduler {
     /// Fetches the chunks missing from `have` from `peers`; stops `stop` when
     /// the download is over.
     pub fn new(have: &ChunkSet, peers: &[SocketAddr], stop: Arc<StopSignal>) -> Self {
-        let peers = peers
-            .iter()
-            .map(|&addr| PeerSlot {
-                addr,
-                workers: 0,
-                strikes: 0,
-                banned: false,
-                chunks: 0,
-            })
-            .collect();
         if have.is_complete() {
             stop.stop();
         }
-        Scheduler {
+        let n = have.len() as usize;
+        let s = Scheduler {
             state: Mutex::new(State {
-                queue: have.missing().collect(),
-                holders: HashMap::new(),
                 done: have.clone(),
-                peers,
+                holders: HashMap::new(),
+                peers: Vec::new(),
+                available: vec![0; n],
+                from_partial: vec![0; n],
+                rng: crate::peer::offer::seed(),
             }),
             changed: Condvar::new(),
             stop,
-        }
+        };
+        s.add_peers(peers);
+        s
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // Each update keeps the invariant before it unlocks, and a panicking
+        // Each update keeps the invariants before it unlocks, and a panicking
         // worker's chunk comes back through `Held`: a poisoned lock is usable.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A usable peer with the fewest workers on it, spreading workers evenly;
-    /// released when the lease is dropped.
-    pub fn pick_peer(&self) -> Option<Lease<'_>> {
+    /// Adds peers not known yet (a new answer from the tracker or the DHT);
+    /// returns how many were new.
+    pub fn add_peers(&self, peers: &[SocketAddr]) -> usize {
         let mut s = self.lock();
-        if self.stop.is_stopped() {
-            return None;
+        let mut added = 0;
+        for &addr in peers {
+            if s.peers.iter().any(|p| p.addr == addr) {
+                continue;
+            }
+            s.peers.push(PeerSlot {
+                addr,
+                offers: None,
+                complete: true,
+                workers: 0,
+                strikes: 0,
+                banned: false,
+                chunks: 0,
+            });
+            let peer = s.peers.len() - 1;
+            account(&mut s, peer, 1);
+            added += 1;
         }
-        let (i, slot) = s
-            .peers
-            .iter_mut()
-            .enumerate()
-            .filter(|(_, p)| !p.banned)
-            .min_by_key(|(_, p)| (p.workers, p.strikes))?;
-        slot.workers += 1;
-        Some(Lease {
-            scheduler: self,
-            peer: i,
-            addr: slot.addr,
-        })
+        if added > 0 {
+            self.changed.notify_all();
+        }
+        added
     }
 
-    /// The next chunk to fetch from `peer`: a queued one, else (endgame) one
-    /// in flight on another peer; waits while neither exists but chunks are
-    /// in flight (one of them may come back to the queue).
-    pub fn next_chunk(&self, peer: usize) -> Next {
+    /// Marks `peers` as not to be used by this download (they failed before
+    /// it started, e.g. with a false manifest), also when found again.
+    pub fn ban(&self, peers: &[SocketAddr]) {
+        self.add_peers(peers);
+        let mut s = self.lock();
+        for peer in 0..s.peers.len() {
+            if peers.contains(&s.peers[peer].addr) && !s.peers[peer].banned {
+                account(&mut s, peer, -1);
+                s.peers[peer].banned = true;
+            }
+        }
+    }
+
+    /// A usable peer with room for another connection, the fewest workers
+    /// first, spreading workers evenly; released when the lease is dropped.
+    /// Waits while there is none but the download goes on.
+    pub fn pick_peer(&self) -> Option<Lease<'_>> {
         let mut s = self.lock();
         loop {
             if self.stop.is_stopped() {
-                return Next::Finished;
+                return None;
             }
-            if s.peers[peer].banned {
-                return Next::SwitchPeer;
+            let best = s
+                .peers
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| !p.banned && p.workers < CONNS_PER_PEER)
+                .min_by_key(|(_, p)| (p.workers, p.strikes))
+                .map(|(i, _)| i);
+            if let Some(i) = best {
+                account(&mut s, i, -1);
+                s.peers[i].workers += 1;
+                account(&mut s, i, 1);
+                return Some(Lease {
+                    scheduler: self,
+                    peer: i,
+                    addr: s.peers[i].addr,
+                });
             }
-            let chunk = s.queue.pop_front().or_else(|| {
-                s.holders
-                    .iter()
-                    .filter(|(_, h)| h.len() < MAX_HOLDERS && !h.contains(&peer))
-                    .min_by_key(|(c, h)| (h.len(), **c))
-                    .map(|(c, _)| *c)
-            });
-            if let Some(chunk) = chunk {
-                s.holders.entry(chunk).or_default().push(peer);
-                return Next::Chunk(chunk);
-            }
-            s = self
-                .changed
-                .wait_timeout(s, IDLE_RECHECK)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            s = self.wait(s);
         }
+    }
+
+    fn wait<'a>(&self, s: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        self.changed
+            .wait_timeout(s, IDLE_RECHECK)
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+    }
+
+    /// `peer` now offers `offers` (a `HAVE` reply), and has the whole file
+    /// or not.
+    pub fn set_offers(&self, peer: usize, offers: ChunkSet, complete: bool) {
+        let mut s = self.lock();
+        if offers.len() != s.done.len() {
+            return;
+        }
+        account(&mut s, peer, -1);
+        s.peers[peer].offers = Some(offers);
+        s.peers[peer].complete = complete;
+        account(&mut s, peer, 1);
+        self.changed.notify_all();
+    }
+
+    /// The next chunk to fetch from `peer` (see the module docs), without
+    /// waiting: `Idle` if it offers nothing that is needed and free.
+    pub fn next_chunk(&self, peer: usize) -> Next {
+        let mut s = self.lock();
+        if self.stop.is_stopped() {
+            return Next::Finished;
+        }
+        if s.peers[peer].banned {
+            return Next::SwitchPeer;
+        }
+        let chunk = pick_free(&mut s, peer).or_else(|| pick_endgame(&s, peer));
+        match chunk {
+            Some(chunk) => {
+                s.holders
+                    .entry(chunk)
+                    .or_default()
+                    .push((peer, Instant::now()));
+                Next::Chunk(chunk)
+            }
+            None => Next::Idle,
+        }
+    }
+
+    /// Waits (briefly) for something to change: a chunk done or given
+    /// back, new offers, new peers, the end.
+    pub fn wait_for_change(&self, timeout: Duration) {
+        let s = self.lock();
+        if !self.stop.is_stopped() {
+            drop(
+                self.changed
+                    .wait_timeout(s, timeout)
+                    .unwrap_or_else(|e| e.into_inner()),
+            );
+        }
+    }
+
+    /// Whether some usable peer other than `peer` has no connection yet, so
+    /// an idle worker would do better elsewhere.
+    pub fn others_waiting(&self, peer: usize) -> bool {
+        let s = self.lock();
+        s.peers
+            .iter()
+            .enumerate()
+            .any(|(i, p)| i != peer && !p.banned && p.workers == 0)
     }
 
     /// Chunk `chunk` arrived from `peer`, verified and written. Returns
@@ -173,25 +281,26 @@ impl Scheduler {
         s.holders.remove(&chunk);
         s.peers[peer].chunks += 1;
         if s.done.is_complete() {
-            self.stop_locked();
+            self.stop.stop();
         }
+        self.changed.notify_all();
         Some((s.done.count(), s.done.len()))
     }
 
-    /// `peer` failed to deliver `chunk`; the chunk goes back to the queue
-    /// unless another worker is still fetching it.
+    /// `peer` failed to deliver `chunk`; the chunk is free again unless
+    /// another worker is still fetching it.
     pub fn fail(&self, peer: usize, chunk: u32, fault: Fault) {
         let mut s = self.lock();
-        requeue(&mut s, chunk, peer);
+        release_hold(&mut s, chunk, peer);
         self.strike_locked(&mut s, peer, fault);
         self.changed.notify_all();
     }
 
     /// `peer`'s worker let go of `chunk` through no fault of the peer (it
-    /// panicked, or the download stopped): the chunk goes back to the queue.
+    /// panicked, or the download stopped).
     pub fn give_back(&self, peer: usize, chunk: u32) {
         let mut s = self.lock();
-        requeue(&mut s, chunk, peer);
+        release_hold(&mut s, chunk, peer);
         self.changed.notify_all();
     }
 
@@ -205,11 +314,12 @@ impl Scheduler {
     fn strike_locked(&self, s: &mut State, peer: usize, fault: Fault) {
         let slot = &mut s.peers[peer];
         slot.strikes += 1;
-        if fault == Fault::BadData || slot.strikes >= MAX_STRIKES {
-            slot.banned = true;
+        if !slot.banned && (fault == Fault::BadData || slot.strikes >= MAX_STRIKES) {
+            account(s, peer, -1);
+            s.peers[peer].banned = true;
         }
         if s.peers.iter().all(|p| p.banned) {
-            self.stop_locked();
+            self.stop.stop();
         }
     }
 
@@ -224,13 +334,14 @@ impl Scheduler {
         self.lock().peers[peer].banned
     }
 
+    /// Whether `peer` has the whole file, as far as is known.
+    pub fn is_complete_peer(&self, peer: usize) -> bool {
+        self.lock().peers[peer].complete
+    }
+
     /// Stops the download (e.g. the disk failed); workers finish.
     pub fn abort(&self) {
         let _s = self.lock();
-        self.stop_locked();
-    }
-
-    fn stop_locked(&self) {
         self.stop.stop();
         self.changed.notify_all();
     }
@@ -250,10 +361,97 @@ impl Scheduler {
                 addr: p.addr,
                 chunks: p.chunks,
                 banned: p.banned,
+                complete: p.complete,
             })
             .collect();
         (s.done.count(), s.done.len(), stats)
     }
+}
+
+/// Adds (`delta` 1) or removes (-1) what `peer` contributes to the counts
+/// in its current state; every change of a peer's offers, completeness,
+/// workers or ban is done between a -1 and a +1.
+fn account(s: &mut State, peer: usize, delta: i32) {
+    let p = &s.peers[peer];
+    if p.banned {
+        return;
+    }
+    let connected_partial = !p.complete && p.workers > 0;
+    for i in 0..s.done.len() {
+        if p.offers(i) {
+            bump(&mut s.available[i as usize], delta);
+            if connected_partial {
+                bump(&mut s.from_partial[i as usize], delta);
+            }
+        }
+    }
+}
+
+fn bump(count: &mut u16, delta: i32) {
+    *count = (i32::from(*count) + delta).clamp(0, i32::from(u16::MAX)) as u16;
+}
+
+/// The rarest free chunk `peer` offers (random among equals, and at random
+/// altogether for the first [`RANDOM_FIRST`] chunks). From a complete peer,
+/// not a chunk that a connected partial peer offers.
+fn pick_free(s: &mut State, peer: usize) -> Option<u32> {
+    let n = s.done.len();
+    if n == 0 {
+        return None;
+    }
+    let random_only = s.done.count() < RANDOM_FIRST;
+    let from_seeder = s.peers[peer].complete;
+    let start = next_random(&mut s.rng) % u64::from(n);
+    let mut best: Option<(u32, u16)> = None;
+    for k in 0..n {
+        let i = ((start + u64::from(k)) % u64::from(n)) as u32;
+        let wanted = !s.done.contains(i) && !s.holders.contains_key(&i);
+        if !wanted || !s.peers[peer].offers(i) {
+            continue;
+        }
+        if from_seeder && s.from_partial[i as usize] > 0 {
+            continue; // a connected partial peer will fetch it
+        }
+        let rarity = s.available[i as usize];
+        if random_only || rarity <= 1 {
+            return Some(i); // nothing is rarer
+        }
+        if best.is_none_or(|(_, b)| rarity < b) {
+            best = Some((i, rarity));
+        }
+    }
+    best.map(|(i, _)| i)
+}
+
+/// Endgame: with no chunk free anywhere, a chunk in flight on other peers
+/// for at least [`ENDGAME_AFTER`] that `peer` offers, the fewest holders
+/// first. (Sooner, a duplicate is more likely waste than rescue.)
+fn pick_endgame(s: &State, peer: usize) -> Option<u32> {
+    let any_free = s
+        .done
+        .missing()
+        .any(|i| !s.holders.contains_key(&i) && s.available[i as usize] > 0);
+    if any_free {
+        return None;
+    }
+    let now = Instant::now();
+    s.holders
+        .iter()
+        .filter(|(c, h)| {
+            h.len() < MAX_HOLDERS
+                && h.iter()
+                    .all(|&(p, since)| p != peer && now - since >= ENDGAME_AFTER)
+                && s.peers[peer].offers(**c)
+        })
+        .min_by_key(|(c, h)| (h.len(), **c))
+        .map(|(c, _)| *c)
+}
+
+fn next_random(rng: &mut u64) -> u64 {
+    *rng ^= *rng << 13;
+    *rng ^= *rng >> 7;
+    *rng ^= *rng << 17;
+    *rng
 }
 
 /// A worker's use of one peer, from [`Scheduler::pick_peer`].
@@ -263,9 +461,9 @@ pub struct Lease<'a> {
     pub addr: SocketAddr,
 }
 
-impl Lease<'_> {
+impl<'a> Lease<'a> {
     /// Takes the next chunk to fetch from this peer, held until settled.
-    pub fn next(&self) -> Result<Held<'_>, Next> {
+    pub fn next(&self) -> Result<Held<'a>, Next> {
         match self.scheduler.next_chunk(self.peer) {
             Next::Chunk(chunk) => Ok(Held {
                 scheduler: self.scheduler,
@@ -280,13 +478,17 @@ impl Lease<'_> {
 
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
-        self.scheduler.lock().peers[self.peer].workers -= 1;
+        let mut s = self.scheduler.lock();
+        account(&mut s, self.peer, -1);
+        s.peers[self.peer].workers -= 1;
+        account(&mut s, self.peer, 1);
+        self.scheduler.changed.notify_all();
     }
 }
 
 /// A chunk a worker is fetching. It must be settled with [`Held::complete`]
 /// or [`Held::fail`]; if it is dropped unsettled (a panic, or an early
-/// return), the chunk goes back to the queue, so no worker waits for it.
+/// return), the chunk is given back, so no worker waits for it.
 pub struct Held<'a> {
     scheduler: &'a Scheduler,
     peer: usize,
@@ -319,7 +521,7 @@ impl Drop for Held<'_> {
 /// Removes `peer` from the holders of `chunk`.
 fn release_hold(s: &mut State, chunk: u32, peer: usize) {
     if let Some(h) = s.holders.get_mut(&chunk) {
-        if let Some(pos) = h.iter().position(|&p| p == peer) {
+        if let Some(pos) = h.iter().position(|&(p, _)| p == peer) {
             h.swap_remove(pos);
         }
         if h.is_empty() {
@@ -328,117 +530,5 @@ fn release_hold(s: &mut State, chunk: u32, peer: usize) {
     }
 }
 
-/// Releases `peer`'s hold on `chunk` and queues the chunk again if it is not
-/// done and nobody else holds it.
-fn requeue(s: &mut State, chunk: u32, peer: usize) {
-    release_hold(s, chunk, peer);
-    if !s.done.contains(chunk) && !s.holders.contains_key(&chunk) {
-        s.queue.push_front(chunk);
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::thread;
-
-    fn peers(n: u16) -> Vec<SocketAddr> {
-        (0..n)
-            .map(|i| SocketAddr::from(([127, 0, 0, 1], 1000 + i)))
-            .collect()
-    }
-
-    fn scheduler(missing: &[u32], total: u32, n: u16) -> Scheduler {
-        let have = ChunkSet::from_fn(total, |i| !missing.contains(&i));
-        Scheduler::new(&have, &peers(n), StopSignal::new())
-    }
-
-    #[test]
-    fn workers_spread_evenly_over_peers() {
-        let s = scheduler(&[0, 1, 2], 3, 3);
-        let leases: Vec<_> = (0..6).filter_map(|_| s.pick_peer()).collect();
-        let picked: Vec<usize> = leases.iter().map(|l| l.peer).collect();
-        assert_eq!(picked, vec![0, 1, 2, 0, 1, 2]);
-    }
-
-    #[test]
-    fn failed_chunk_is_requeued_and_bad_peer_banned() {
-        let s = scheduler(&[0, 1], 2, 2);
-        assert_eq!(s.next_chunk(0), Next::Chunk(0));
-        s.fail(0, 0, Fault::BadData);
-        assert_eq!(s.next_chunk(0), Next::SwitchPeer);
-        assert_eq!(s.next_chunk(1), Next::Chunk(0));
-        assert_eq!(s.complete(1, 0), Some((1, 2)));
-        assert_eq!(s.next_chunk(1), Next::Chunk(1));
-        assert_eq!(s.complete(1, 1), Some((2, 2)));
-        assert_eq!(s.next_chunk(1), Next::Finished);
-        let (done, total, stats) = s.outcome();
-        assert_eq!((done, total), (2, 2));
-        assert!(stats[0].banned && !stats[1].banned);
-        assert_eq!(stats[1].chunks, 2);
-    }
-
-    #[test]
-    fn endgame_duplicates_a_stalled_chunk_on_another_peer_once() {
-        let s = scheduler(&[0], 1, 3);
-        assert_eq!(s.next_chunk(0), Next::Chunk(0)); // peer 0 stalls on it
-        assert_eq!(s.next_chunk(1), Next::Chunk(0)); // peer 1 duplicates it
-                                                     // A failure of one holder does not requeue: the other still holds it.
-        s.fail(0, 0, Fault::Unreliable);
-        assert_eq!(s.next_chunk(2), Next::Chunk(0));
-        assert_eq!(s.complete(2, 0), Some((1, 1)));
-        assert_eq!(s.complete(1, 0), None); // the slower copy is discarded
-        assert_eq!(s.outcome().2.iter().map(|p| p.chunks).sum::<u32>(), 1);
-    }
-
-    #[test]
-    fn stopping_stops_the_downloads_signal() {
-        let stop = StopSignal::new();
-        let s = Scheduler::new(&ChunkSet::empty(1), &peers(1), Arc::clone(&stop));
-        s.abort();
-        assert!(stop.is_stopped(), "workers' connections get interrupted");
-        assert_eq!(s.next_chunk(0), Next::Finished);
-    }
-
-    #[test]
-    fn strikes_ban_after_limit_and_all_banned_stops() {
-        let s = scheduler(&[0], 1, 1);
-        for _ in 0..MAX_STRIKES - 1 {
-            s.strike(0, Fault::Unreliable);
-            assert!(s.pick_peer().is_some());
-        }
-        s.strike(0, Fault::Unreliable);
-        assert!(s.pick_peer().is_none());
-        assert_eq!(s.next_chunk(0), Next::Finished);
-        assert_eq!(s.outcome().0, 0);
-    }
-
-    #[test]
-    fn nothing_missing_is_finished_at_once() {
-        let s = scheduler(&[], 4, 1);
-        assert!(s.pick_peer().is_none());
-        assert_eq!(s.outcome().0, 4);
-    }
-
-    /// A worker that panics while holding the only chunk must not leave the
-    /// others waiting for it: the chunk comes back to the queue.
-    #[test]
-    fn a_panicking_worker_gives_its_chunk_back() {
-        let s = scheduler(&[0], 1, 1);
-        let panicked = thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    let lease = s.pick_peer().expect("a peer");
-                    let _held = lease.next().expect("the chunk");
-                    panic!("a bug in a worker");
-                })
-                .join()
-                .is_err()
-        });
-        assert!(panicked);
-        let lease = s.pick_peer().expect("the peer is free again");
-        let held = lease.next().expect("the chunk is back, not held by nobody");
-        assert_eq!(held.chunk, 0);
-        assert_eq!(held.complete(), Some((1, 1)));
-    }
-}
+mod tests;

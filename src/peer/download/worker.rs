@@ -1,19 +1,31 @@
-//! One download worker: takes the least-used peer from the [`Scheduler`],
-//! fetches chunks over one connection until the queue is empty or the peer
-//! fails, verifies each against the manifest, writes it, and switches peers
-//! on failure. Its connection is registered with the download's stop signal,
+//! One download worker: takes a peer from the [`Scheduler`] and fetches
+//! chunks over one connection to it, pipelined, until the peer fails, has
+//! nothing more to give, or the download ends; then takes another peer.
+//!
+//! On the connection: `HELLO 2`, then `HAVE` (our chunk map for theirs)
+//! every [`HAVE_INTERVAL`], and `GET`s for what the scheduler picks among
+//! what the peer offers, several in flight (one at first, one more per
+//! verified chunk, up to [`PIPELINE_DEPTH`]). Replies come back in request
+//! order. Each chunk is verified against the manifest before it is written
+//! and added to the library's chunk set (from which this peer serves it
+//! onwards). The connection is registered with the download's stop signal,
 //! so a cancel or the end of the download interrupts it at once.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::manifest::connect_peer;
 use super::progress::Progress;
-use super::scheduler::{Fault, Lease, Next, Scheduler};
+use super::scheduler::{Fault, Held, Lease, Next, Scheduler};
+use crate::bounds::{HAVE_INTERVAL, HAVE_MIN_GAP, IDLE_SWITCH, PIPELINE_DEPTH};
+use crate::chunkset::ChunkSet;
 use crate::error::{Error, Result};
 use crate::manifest::{Chunk, FileId, Manifest};
 use crate::net::rate::RateCap;
 use crate::net::stop::StopSignal;
 use crate::peer::library::SharedFile;
+use crate::protocol::peer_msg::parse_have_header;
 use crate::protocol::{Connection, PeerRequest};
 use crate::storage::{PartialFile, StoreError};
 
@@ -41,11 +53,18 @@ pub fn run(job: &Job<'_>) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Fetches chunks from the leased peer until finished or the peer fails.
+/// A request sent and not answered yet.
+enum Pending<'a> {
+    Get(Held<'a>, Chunk),
+    Have,
+}
+
+/// Fetches chunks from the leased peer until it fails, is banned, stays
+/// idle while other peers wait for a worker, or the download ends.
 fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(), StoreError> {
     let addr = lease.addr;
-    let mut conn = match connect_peer(addr) {
-        Ok(conn) => conn,
+    let (mut conn, version) = match connect_peer(addr) {
+        Ok(connected) => connected,
         Err(e) => {
             log::warn!("cannot use peer {addr}: {e}");
             job.scheduler.strike(lease.peer, Fault::Unreliable);
@@ -60,53 +79,163 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
             return Ok(());
         }
     };
-    loop {
-        let held = match lease.next() {
-            Ok(held) => held,
-            Err(Next::SwitchPeer | Next::Finished | Next::Chunk(_)) => return Ok(()),
-        };
-        let index = held.chunk;
-        let Some(chunk) = job.manifest.chunk(index) else {
-            job.scheduler.abort();
-            return Ok(());
-        };
-        match fetch_chunk(&mut conn, &job.id, chunk, job.rate, buf) {
-            Ok(data) if job.manifest.verify_chunk(index, data) => {
-                if let Err(e) = job.partial.write_chunk(chunk, data) {
-                    job.scheduler.abort();
-                    return Err(e);
-                }
-                if let Some(entry) = job.entry {
-                    entry.add_chunk(index);
-                }
-                if held.complete().is_some() {
-                    job.progress.chunk(addr, u64::from(chunk.len));
-                    log::info!("Downloaded chunk {index} from {addr}");
-                }
-                // Else an endgame duplicate: another worker was first.
-            }
-            Ok(_) => {
-                log::warn!(
-                    "chunk {index} from {addr} failed verification; not using that peer again"
-                );
-                held.fail(Fault::BadData);
-                note_ban(job, lease);
-                return Ok(());
-            }
-            Err(e) if job.scheduler.is_stopped() => {
-                // Our own stop interrupted the connection, not the peer.
-                log::debug!("chunk {index} from {addr}: {e} (download already stopped)");
-                drop(held);
-                return Ok(());
-            }
+    if version >= 2 {
+        // What it offers, before asking it for anything.
+        let offers = send_have(&mut conn, &job.id, &job.scheduler.done())
+            .and_then(|()| read_have(&mut conn, job.manifest.chunk_count()));
+        match offers {
+            Ok((offers, complete)) => job.scheduler.set_offers(lease.peer, offers, complete),
             Err(e) => {
-                log::warn!("chunk {index} from {addr}: {e}");
-                held.fail(Fault::Unreliable);
-                note_ban(job, lease);
+                if !job.scheduler.is_stopped() {
+                    log::warn!("peer {addr} answered HAVE with {e}");
+                    job.scheduler.strike(lease.peer, Fault::Unreliable);
+                    note_ban(job, lease);
+                }
                 return Ok(());
             }
         }
     }
+    let mut pending: VecDeque<Pending<'_>> = VecDeque::new();
+    let mut depth = 1;
+    let mut have_sent = Instant::now();
+    let mut idle_since: Option<Instant> = None;
+    loop {
+        let gets = pending
+            .iter()
+            .filter(|p| matches!(p, Pending::Get(..)))
+            .count();
+        let mut starved = false;
+        for _ in gets..depth {
+            match lease.next() {
+                Ok(held) => {
+                    let Some(chunk) = job.manifest.chunk(held.chunk) else {
+                        job.scheduler.abort();
+                        return Ok(());
+                    };
+                    if let Err(e) = send_get(&mut conn, &job.id, chunk) {
+                        give_up(job, lease, held, e);
+                        return Ok(());
+                    }
+                    pending.push_back(Pending::Get(held, chunk));
+                }
+                Err(Next::Idle | Next::Chunk(_)) => {
+                    starved = true;
+                    break;
+                }
+                // Banned, or the download is over: what is on the way is
+                // given back as `pending` drops.
+                Err(Next::SwitchPeer | Next::Finished) => return Ok(()),
+            }
+        }
+        // Ask what it offers now every HAVE_INTERVAL, and at once (pipelined
+        // behind the GETs on the way) when a complete peer's offer ran out:
+        // a seeder hands out fresh chunks a few at a time.
+        let have_due = if starved && job.scheduler.is_complete_peer(lease.peer) {
+            have_sent + HAVE_MIN_GAP
+        } else {
+            have_sent + HAVE_INTERVAL
+        };
+        let have_in_flight = pending.iter().any(|p| matches!(p, Pending::Have));
+        if version >= 2 && !have_in_flight && Instant::now() >= have_due {
+            if let Err(e) = send_have(&mut conn, &job.id, &job.scheduler.done()) {
+                log::debug!("HAVE to {addr}: {e}");
+                job.scheduler.strike(lease.peer, Fault::Unreliable);
+                return Ok(());
+            }
+            pending.push_back(Pending::Have);
+            have_sent = Instant::now();
+        }
+        let Some(next) = pending.pop_front() else {
+            // Nothing to ask this peer for, and nothing on the way.
+            let since = *idle_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= IDLE_SWITCH && job.scheduler.others_waiting(lease.peer) {
+                return Ok(());
+            }
+            let wait = have_due.saturating_duration_since(Instant::now());
+            job.scheduler
+                .wait_for_change(wait.max(Duration::from_millis(10)));
+            continue;
+        };
+        idle_since = None;
+        match next {
+            Pending::Have => match read_have(&mut conn, job.manifest.chunk_count()) {
+                Ok((offers, complete)) => job.scheduler.set_offers(lease.peer, offers, complete),
+                Err(e) => {
+                    if !job.scheduler.is_stopped() {
+                        log::warn!("peer {addr} answered HAVE with {e}");
+                        job.scheduler.strike(lease.peer, Fault::Unreliable);
+                        note_ban(job, lease);
+                    }
+                    return Ok(());
+                }
+            },
+            Pending::Get(held, chunk) => {
+                match receive_chunk(job, lease, &mut conn, held, chunk, buf)? {
+                    true => depth = (depth + 1).min(PIPELINE_DEPTH),
+                    false => return Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// Reads the reply to a `GET` of `chunk`, verifies it and writes it.
+/// Returns whether the connection is still good for more.
+fn receive_chunk(
+    job: &Job<'_>,
+    lease: &Lease<'_>,
+    conn: &mut Connection,
+    held: Held<'_>,
+    chunk: Chunk,
+    buf: &mut [u8],
+) -> Result<bool, StoreError> {
+    let addr = lease.addr;
+    let index = chunk.index;
+    match read_chunk(conn, chunk, job.rate, buf) {
+        Ok(data) if job.manifest.verify_chunk(index, data) => {
+            if let Err(e) = job.partial.write_chunk(chunk, data) {
+                job.scheduler.abort();
+                return Err(e);
+            }
+            if let Some(entry) = job.entry {
+                entry.add_chunk(index);
+            }
+            if held.complete().is_some() {
+                let complete = job.scheduler.is_complete_peer(lease.peer);
+                job.progress.chunk(addr, u64::from(chunk.len), complete);
+                log::info!("Downloaded chunk {index} from {addr}");
+            }
+            // Else an endgame duplicate: another worker was first.
+            Ok(true)
+        }
+        Ok(_) => {
+            log::warn!("chunk {index} from {addr} failed verification; not using that peer again");
+            held.fail(Fault::BadData);
+            note_ban(job, lease);
+            Ok(false)
+        }
+        Err(e) => Ok(give_up(job, lease, held, e)),
+    }
+}
+
+/// A request to the peer failed: unless the download itself stopped, the
+/// peer gets a strike and the chunk goes back. Returns `false` (the
+/// connection is done).
+fn give_up(job: &Job<'_>, lease: &Lease<'_>, held: Held<'_>, e: Error) -> bool {
+    let addr = lease.addr;
+    if job.scheduler.is_stopped() {
+        // Our own stop interrupted the connection, not the peer.
+        log::debug!(
+            "chunk {} from {addr}: {e} (download already stopped)",
+            held.chunk
+        );
+        drop(held);
+    } else {
+        log::warn!("chunk {} from {addr}: {e}", held.chunk);
+        held.fail(Fault::Unreliable);
+        note_ban(job, lease);
+    }
+    false
 }
 
 /// Shows the peer as banned in the progress once the scheduler bans it.
@@ -116,18 +245,40 @@ fn note_ban(job: &Job<'_>, lease: &Lease<'_>) {
     }
 }
 
-fn fetch_chunk<'a>(
-    conn: &mut Connection,
-    id: &FileId,
-    chunk: Chunk,
-    rate: &RateCap,
-    buf: &'a mut [u8],
-) -> Result<&'a [u8]> {
+fn send_get(conn: &mut Connection, id: &FileId, chunk: Chunk) -> Result<()> {
     let req = PeerRequest::Get {
         id: *id,
         index: chunk.index,
     };
-    conn.write_all(req.encode().as_bytes())?;
+    conn.write_all(req.encode().as_bytes())
+}
+
+fn send_have(conn: &mut Connection, id: &FileId, ours: &ChunkSet) -> Result<()> {
+    let map = ours.encode();
+    let req = PeerRequest::Have {
+        id: *id,
+        len: map.len(),
+    };
+    conn.write_with_payload(req.encode().as_bytes(), &map)
+}
+
+/// Reads a `HAVE` reply: the peer's offered chunks, and whether it has all.
+fn read_have(conn: &mut Connection, chunks: u32) -> Result<(ChunkSet, bool)> {
+    let text = conn.read_reply()?;
+    let (len, complete) = parse_have_header(&text, ChunkSet::encoded_len(chunks))?;
+    let mut map = vec![0; len];
+    conn.read_payload(&mut map)?;
+    let offers = ChunkSet::decode(&map, chunks)
+        .map_err(|e| Error::Verification(format!("bad chunk map: {e}")))?;
+    Ok((offers, complete))
+}
+
+fn read_chunk<'a>(
+    conn: &mut Connection,
+    chunk: Chunk,
+    rate: &RateCap,
+    buf: &'a mut [u8],
+) -> Result<&'a [u8]> {
     let len = conn.read_payload_header(chunk.len as usize)?;
     if len != chunk.len as usize {
         return Err(Error::Verification(format!(

@@ -1,0 +1,170 @@
+use super::*;
+use std::thread;
+
+fn peers(n: u16) -> Vec<SocketAddr> {
+    (0..n)
+        .map(|i| SocketAddr::from(([127, 0, 0, 1], 1000 + i)))
+        .collect()
+}
+
+fn scheduler(missing: &[u32], total: u32, n: u16) -> Scheduler {
+    let have = ChunkSet::from_fn(total, |i| !missing.contains(&i));
+    Scheduler::new(&have, &peers(n), StopSignal::new())
+}
+
+/// A scheduler past its random start: `RANDOM_FIRST` chunks already done.
+fn warm(total: u32, n: u16) -> Scheduler {
+    let have = ChunkSet::from_fn(total, |i| i < RANDOM_FIRST);
+    Scheduler::new(&have, &peers(n), StopSignal::new())
+}
+
+fn set(total: u32, chunks: &[u32]) -> ChunkSet {
+    ChunkSet::from_fn(total, |i| chunks.contains(&i))
+}
+
+#[test]
+fn workers_spread_evenly_over_peers_up_to_the_connection_cap() {
+    let s = scheduler(&[0, 1, 2], 3, 3);
+    let leases: Vec<_> = (0..6).filter_map(|_| s.pick_peer()).collect();
+    let picked: Vec<usize> = leases.iter().map(|l| l.peer).collect();
+    assert_eq!(picked, vec![0, 1, 2, 0, 1, 2]);
+    assert_eq!(CONNS_PER_PEER, 2, "the test assumes two per peer");
+    // A seventh waits; stopping the download releases it with nothing.
+    thread::scope(|scope| {
+        let waiter = scope.spawn(|| s.pick_peer().map(|l| l.peer));
+        thread::sleep(Duration::from_millis(50));
+        s.abort();
+        assert_eq!(waiter.join().unwrap(), None);
+    });
+}
+
+#[test]
+fn failed_chunk_is_freed_and_bad_peer_banned() {
+    let s = scheduler(&[0], 1, 2);
+    assert_eq!(s.next_chunk(0), Next::Chunk(0));
+    s.fail(0, 0, Fault::BadData);
+    assert_eq!(s.next_chunk(0), Next::SwitchPeer);
+    assert_eq!(
+        s.next_chunk(1),
+        Next::Chunk(0),
+        "free again, for another peer"
+    );
+    assert_eq!(s.complete(1, 0), Some((1, 1)));
+    assert_eq!(s.next_chunk(1), Next::Finished);
+    let (done, total, stats) = s.outcome();
+    assert_eq!((done, total), (1, 1));
+    assert!(stats[0].banned && !stats[1].banned);
+    assert_eq!(stats[1].chunks, 1);
+}
+
+#[test]
+fn the_rarest_chunk_a_peer_offers_comes_first() {
+    let s = warm(10, 3);
+    // Peer 1 and 2 are partial; chunk 7 only peer 1 has, 5 both.
+    s.set_offers(1, set(10, &[5, 7]), false);
+    s.set_offers(2, set(10, &[5]), false);
+    // Peer 0 (unknown offers: everything) makes 7 offered twice, 5 thrice.
+    assert_eq!(s.next_chunk(1), Next::Chunk(7));
+    assert_eq!(s.next_chunk(1), Next::Chunk(5));
+    assert_eq!(s.next_chunk(2), Next::Idle, "5 is taken, nothing else");
+}
+
+#[test]
+fn a_seeder_is_not_asked_for_what_a_connected_partial_peer_offers() {
+    let s = warm(6, 2);
+    s.set_offers(0, ChunkSet::full(6), true);
+    s.set_offers(1, set(6, &[4, 5]), false);
+    let partial = loop {
+        let lease = s.pick_peer().expect("a peer");
+        if lease.peer == 1 {
+            break lease;
+        }
+        std::mem::forget(lease); // keep peer 0 busy, not released
+    };
+    let mut from_seeder = Vec::new();
+    while let Next::Chunk(c) = s.next_chunk(0) {
+        from_seeder.push(c);
+    }
+    assert!(
+        !from_seeder.contains(&4) && !from_seeder.contains(&5),
+        "{from_seeder:?}"
+    );
+    drop(partial);
+    // With no worker on the partial peer, the seeder may serve those too.
+    assert!(matches!(s.next_chunk(0), Next::Chunk(4 | 5)));
+}
+
+#[test]
+fn endgame_duplicates_a_stalled_chunk_on_another_peer_once() {
+    let s = scheduler(&[0], 1, 3);
+    assert_eq!(s.next_chunk(0), Next::Chunk(0)); // peer 0 stalls on it
+    assert_eq!(s.next_chunk(1), Next::Idle, "not at once");
+    thread::sleep(ENDGAME_AFTER);
+    assert_eq!(s.next_chunk(1), Next::Chunk(0)); // peer 1 duplicates it
+                                                 // A failure of one holder does not free it: the other still holds it.
+    s.fail(0, 0, Fault::Unreliable);
+    thread::sleep(ENDGAME_AFTER);
+    assert_eq!(s.next_chunk(2), Next::Chunk(0));
+    assert_eq!(s.complete(2, 0), Some((1, 1)));
+    assert_eq!(s.complete(1, 0), None); // the slower copy is discarded
+    assert_eq!(s.outcome().2.iter().map(|p| p.chunks).sum::<u32>(), 1);
+}
+
+#[test]
+fn stopping_stops_the_downloads_signal() {
+    let stop = StopSignal::new();
+    let s = Scheduler::new(&ChunkSet::empty(1), &peers(1), Arc::clone(&stop));
+    s.abort();
+    assert!(stop.is_stopped(), "workers' connections get interrupted");
+    assert_eq!(s.next_chunk(0), Next::Finished);
+}
+
+#[test]
+fn strikes_ban_after_limit_and_all_banned_stops() {
+    let s = scheduler(&[0], 1, 1);
+    for _ in 0..MAX_STRIKES - 1 {
+        s.strike(0, Fault::Unreliable);
+        assert!(s.pick_peer().is_some());
+    }
+    s.strike(0, Fault::Unreliable);
+    assert!(s.pick_peer().is_none());
+    assert_eq!(s.next_chunk(0), Next::Finished);
+    assert_eq!(s.outcome().0, 0);
+}
+
+#[test]
+fn nothing_missing_is_finished_at_once() {
+    let s = scheduler(&[], 4, 1);
+    assert!(s.pick_peer().is_none());
+    assert_eq!(s.outcome().0, 4);
+}
+
+#[test]
+fn new_peers_join_and_known_ones_are_not_added_twice() {
+    let s = scheduler(&[0], 1, 1);
+    assert_eq!(s.add_peers(&peers(3)), 2);
+    assert_eq!(s.add_peers(&peers(3)), 0);
+    assert_eq!(s.outcome().2.len(), 3);
+}
+
+/// A worker that panics while holding the only chunk must not leave the
+/// others waiting for it: the chunk comes back.
+#[test]
+fn a_panicking_worker_gives_its_chunk_back() {
+    let s = scheduler(&[0], 1, 1);
+    let panicked = thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let lease = s.pick_peer().expect("a peer");
+                let _held = lease.next().expect("the chunk");
+                panic!("a bug in a worker");
+            })
+            .join()
+            .is_err()
+    });
+    assert!(panicked);
+    let lease = s.pick_peer().expect("the peer is free again");
+    let held = lease.next().expect("the chunk is back, not held by nobody");
+    assert_eq!(held.chunk, 0);
+    assert_eq!(held.complete(), Some((1, 1)));
+}

@@ -1,0 +1,149 @@
+//! The chunk server's requests, one variant per verb, and the header of
+//! its `HAVE` reply. No I/O here.
+
+use super::codec::{next_word, Args, ParseError};
+use super::tracker_msg::state;
+use crate::manifest::FileId;
+
+/// A request to a peer's chunk server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerRequest {
+    /// `HELLO <version>`.
+    Hello { version: u32 },
+    /// `MANIFEST <id>`: the manifest of file `id`, as a payload.
+    Manifest { id: FileId },
+    /// `GET <id> <index>`: chunk `index` of file `id`, as a payload.
+    Get { id: FileId, index: u32 },
+    /// `HAVE <id> <len>` and `len` bytes, the sender's own chunk map of file
+    /// `id` (0 bytes: it has none, or does not share): which chunks does the
+    /// receiver offer? Replied to with `OK <len> complete|partial` and the
+    /// receiver's map (see [`parse_have_header`]). Version 2.
+    Have { id: FileId, len: usize },
+    /// `QUIT`.
+    Quit,
+}
+
+impl PeerRequest {
+    pub fn parse(line: &str) -> Result<Self, ParseError> {
+        let (verb, rest) = next_word(line);
+        let mut args = Args::new(rest);
+        let req = match verb.to_ascii_uppercase().as_str() {
+            "" => return Err(ParseError::Empty),
+            "HELLO" => PeerRequest::Hello {
+                version: args.number("version")?,
+            },
+            "MANIFEST" => PeerRequest::Manifest {
+                id: args.parse("id")?,
+            },
+            "GET" => PeerRequest::Get {
+                id: args.parse("id")?,
+                index: args.number("chunk index")?,
+            },
+            "HAVE" => PeerRequest::Have {
+                id: args.parse("id")?,
+                len: args.number("map length")?,
+            },
+            "QUIT" => PeerRequest::Quit,
+            _ => return Err(ParseError::UnknownCommand(verb.chars().take(40).collect())),
+        };
+        args.end()?;
+        Ok(req)
+    }
+
+    pub fn encode(&self) -> String {
+        match self {
+            PeerRequest::Hello { version } => format!("HELLO {version}\n"),
+            PeerRequest::Manifest { id } => format!("MANIFEST {id}\n"),
+            PeerRequest::Get { id, index } => format!("GET {id} {index}\n"),
+            PeerRequest::Have { id, len } => format!("HAVE {id} {len}\n"),
+            PeerRequest::Quit => "QUIT\n".to_string(),
+        }
+    }
+}
+
+/// The header of a `HAVE` reply: `<len> complete|partial` (after `OK `),
+/// `len` at most `max`. Returns the length and whether the peer has the
+/// whole file.
+pub fn parse_have_header(text: &str, max: usize) -> Result<(usize, bool), ParseError> {
+    let mut args = Args::new(text);
+    let len: usize = args.number("map length")?;
+    let complete = match args.word("peer state")? {
+        "complete" => true,
+        "partial" => false,
+        other => return Err(ParseError::invalid("peer state", other)),
+    };
+    args.end()?;
+    if len > max {
+        return Err(ParseError::invalid("map length", text));
+    }
+    Ok((len, complete))
+}
+
+/// The header line of a `HAVE` reply with a `len`-byte map.
+pub fn have_header(len: usize, complete: bool) -> String {
+    format!("OK {len} {}\n", state(complete))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> FileId {
+        FileId([n; 32])
+    }
+
+    #[test]
+    fn peer_requests_round_trip() {
+        for req in [
+            PeerRequest::Hello { version: 1 },
+            PeerRequest::Manifest { id: id(1) },
+            PeerRequest::Get {
+                id: id(9),
+                index: 4_000_000,
+            },
+            PeerRequest::Have { id: id(2), len: 0 },
+            PeerRequest::Have {
+                id: id(2),
+                len: 256,
+            },
+            PeerRequest::Quit,
+        ] {
+            assert_eq!(PeerRequest::parse(req.encode().trim_end()), Ok(req));
+        }
+        assert_eq!(PeerRequest::parse("quit"), Ok(PeerRequest::Quit));
+    }
+
+    #[test]
+    fn have_headers_round_trip_and_are_bounded() {
+        for complete in [true, false] {
+            let line = have_header(16, complete);
+            let text = line.trim_end().strip_prefix("OK ").unwrap();
+            assert_eq!(parse_have_header(text, 16), Ok((16, complete)));
+        }
+        for bad in [
+            "",
+            "16",
+            "17 complete",
+            "16 whole",
+            "16 partial x",
+            "-1 partial",
+        ] {
+            assert!(parse_have_header(bad, 16).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_peer_requests_are_errors_not_panics() {
+        for line in [
+            "GET",
+            &format!("GET {}", id(1)),
+            &format!("GET {} -1", id(1)),
+            "MANIFEST 12",
+            &format!("HAVE {}", id(1)),
+            &format!("HAVE {} 01", id(1)),
+            &format!("HAVE {} 1 2", id(1)),
+        ] {
+            assert!(PeerRequest::parse(line).is_err(), "accepted {line:?}");
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! The tracker's requests, one variant per verb, and the rows of its
+//! `PEERS` reply. No I/O here.
+
+use std::net::SocketAddr;
+
+use super::codec::{next_word, Args, ParseError};
+use super::message::{validate_name, IdPrefix};
+use crate::manifest::FileId;
+
+/// A request to the tracker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrackerRequest {
+    /// `HELLO <version>`: protocol version check.
+    Hello { version: u32 },
+    /// `REGISTER <port> <id> <size> <name>`: the sender, listening on `port`,
+    /// has all of file `id`; `PARTIAL` (same arguments): it has part of it
+    /// and is downloading the rest. Either also refreshes the registration
+    /// (the periodic announce), and turns a partial entry complete or back.
+    Register {
+        port: u16,
+        id: FileId,
+        size: u64,
+        name: String,
+        complete: bool,
+    },
+    /// `UNREGISTER <port> <id>`: the sender no longer has file `id`.
+    Unregister { port: u16, id: FileId },
+    /// `BYE <port>`: the sender is leaving; forget all its files.
+    Bye { port: u16 },
+    /// `SEARCH [text]`: files whose name contains `text` (all when empty).
+    Search { text: String },
+    /// `PEERS <id>`: the peers that have file `id`.
+    Peers { id: FileId },
+    /// `INFO <id prefix>`: the files whose id starts with the prefix (4 to
+    /// 64 hex digits): what a downloader needs to know of one id.
+    Info { prefix: IdPrefix },
+    /// `QUIT`: close the connection.
+    Quit,
+}
+
+/// One row of a `PEERS` reply. Version 1 rows are `<ip>:<port>` (IPv6 as
+/// `[ip]:port`) and list complete peers only; version 2 rows add the state:
+/// `<ip>:<port> complete|partial`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerEntry {
+    pub addr: SocketAddr,
+    pub complete: bool,
+}
+
+impl TrackerRequest {
+    pub fn parse(line: &str) -> Result<Self, ParseError> {
+        let (verb, rest) = next_word(line);
+        let mut args = Args::new(rest);
+        let req = match verb.to_ascii_uppercase().as_str() {
+            "" => return Err(ParseError::Empty),
+            "HELLO" => TrackerRequest::Hello {
+                version: args.number("version")?,
+            },
+            verb @ ("REGISTER" | "PARTIAL") => {
+                let port = args.port()?;
+                let id = args.parse("id")?;
+                let size = args.number("size")?;
+                let name = args.rest();
+                validate_name(name)?;
+                return Ok(TrackerRequest::Register {
+                    port,
+                    id,
+                    size,
+                    name: name.to_string(),
+                    complete: verb == "REGISTER",
+                });
+            }
+            "UNREGISTER" => TrackerRequest::Unregister {
+                port: args.port()?,
+                id: args.parse("id")?,
+            },
+            "BYE" => TrackerRequest::Bye { port: args.port()? },
+            "SEARCH" => {
+                return Ok(TrackerRequest::Search {
+                    text: args.rest().trim_matches(' ').to_string(),
+                })
+            }
+            "PEERS" => TrackerRequest::Peers {
+                id: args.parse("id")?,
+            },
+            "INFO" => TrackerRequest::Info {
+                prefix: args.parse("id prefix")?,
+            },
+            "QUIT" => TrackerRequest::Quit,
+            _ => return Err(ParseError::UnknownCommand(verb.chars().take(40).collect())),
+        };
+        args.end()?;
+        Ok(req)
+    }
+
+    pub fn encode(&self) -> String {
+        match self {
+            TrackerRequest::Hello { version } => format!("HELLO {version}\n"),
+            TrackerRequest::Register {
+                port,
+                id,
+                size,
+                name,
+                complete,
+            } => {
+                let verb = if *complete { "REGISTER" } else { "PARTIAL" };
+                format!("{verb} {port} {id} {size} {name}\n")
+            }
+            TrackerRequest::Unregister { port, id } => format!("UNREGISTER {port} {id}\n"),
+            TrackerRequest::Bye { port } => format!("BYE {port}\n"),
+            TrackerRequest::Search { text } if text.is_empty() => "SEARCH\n".to_string(),
+            TrackerRequest::Search { text } => format!("SEARCH {text}\n"),
+            TrackerRequest::Peers { id } => format!("PEERS {id}\n"),
+            TrackerRequest::Info { prefix } => format!("INFO {prefix}\n"),
+            TrackerRequest::Quit => "QUIT\n".to_string(),
+        }
+    }
+}
+
+impl PeerEntry {
+    /// The row as a client that said `HELLO <version>` reads it.
+    pub fn encode(&self, version: u32) -> String {
+        match version {
+            1 => format!("{}\n", self.addr),
+            _ => format!("{} {}\n", self.addr, state(self.complete)),
+        }
+    }
+
+    /// Parses a row of either version (a version 1 row is a complete peer).
+    pub fn parse(line: &str) -> Result<Self, ParseError> {
+        let mut args = Args::new(line);
+        let addr = args
+            .word("peer address")?
+            .parse()
+            .map_err(|_| ParseError::invalid("peer address", line))?;
+        let complete = match args.word("peer state") {
+            Err(ParseError::Missing(_)) => true,
+            Ok("complete") => true,
+            Ok("partial") => false,
+            Ok(other) => return Err(ParseError::invalid("peer state", other)),
+            Err(e) => return Err(e),
+        };
+        args.end()?;
+        Ok(PeerEntry { addr, complete })
+    }
+}
+
+/// `complete` or `partial`, as rows and `HAVE` replies spell a peer's state.
+pub fn state(complete: bool) -> &'static str {
+    if complete {
+        "complete"
+    } else {
+        "partial"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> FileId {
+        FileId([n; 32])
+    }
+
+    #[test]
+    fn tracker_requests_round_trip() {
+        let reqs = [
+            TrackerRequest::Hello { version: 1 },
+            TrackerRequest::Register {
+                port: 9001,
+                id: id(7),
+                size: 745,
+                name: "my file (1).txt".into(),
+                complete: true,
+            },
+            TrackerRequest::Register {
+                port: 9002,
+                id: id(8),
+                size: 0,
+                name: "half".into(),
+                complete: false,
+            },
+            TrackerRequest::Unregister { port: 1, id: id(2) },
+            TrackerRequest::Bye { port: 65535 },
+            TrackerRequest::Search {
+                text: String::new(),
+            },
+            TrackerRequest::Search {
+                text: "two words".into(),
+            },
+            TrackerRequest::Peers { id: id(3) },
+            TrackerRequest::Info {
+                prefix: "AbCd".parse().unwrap(),
+            },
+            TrackerRequest::Info {
+                prefix: id(4).to_hex().parse().unwrap(),
+            },
+            TrackerRequest::Quit,
+        ];
+        for req in reqs {
+            let line = req.encode();
+            assert!(line.ends_with('\n') && line.len() <= crate::bounds::MAX_LINE);
+            assert_eq!(TrackerRequest::parse(line.trim_end_matches('\n')), Ok(req));
+        }
+        assert!(TrackerRequest::Register {
+            port: 1,
+            id: id(1),
+            size: 1,
+            name: "x".into(),
+            complete: false
+        }
+        .encode()
+        .starts_with("PARTIAL "));
+    }
+
+    #[test]
+    fn peer_rows_of_both_versions() {
+        let addr: SocketAddr = "[::1]:80".parse().unwrap();
+        for complete in [true, false] {
+            let row = PeerEntry { addr, complete };
+            assert_eq!(PeerEntry::parse(row.encode(2).trim_end()), Ok(row));
+        }
+        let v1 = PeerEntry {
+            addr,
+            complete: true,
+        };
+        assert_eq!(v1.encode(1), "[::1]:80\n");
+        assert_eq!(
+            PeerEntry::parse("127.0.0.1:9"),
+            Ok(PeerEntry {
+                addr: "127.0.0.1:9".parse().unwrap(),
+                complete: true
+            })
+        );
+        for bad in ["", "x:1", "127.0.0.1:9 half", "127.0.0.1:9 partial x"] {
+            assert!(PeerEntry::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn tracker_verbs_are_case_insensitive() {
+        assert_eq!(
+            TrackerRequest::parse("search"),
+            Ok(TrackerRequest::Search {
+                text: String::new()
+            })
+        );
+    }
+
+    #[test]
+    fn malformed_tracker_requests_are_errors_not_panics() {
+        let bad = [
+            "",
+            "   ",
+            "FROB",
+            "HELLO",
+            "HELLO x",
+            "REGISTER",
+            "PARTIAL",
+            "REGISTER 70000 x 1 name",
+            "REGISTER 1 nothex 1 name",
+            &format!("REGISTER 1 {} -1 name", id(1)),
+            &format!("REGISTER 0 {} 1 name", id(1)),
+            &format!("REGISTER +1 {} 1 name", id(1)),
+            &format!("REGISTER 1 {} 01 name", id(1)),
+            &format!("REGISTER 1 {} 1", id(1)),
+            &format!("REGISTER 1 {} 1 ../etc/passwd", id(1)),
+            &format!("REGISTER 1 {} 1 ..", id(1)),
+            &format!("PARTIAL 1 {} 1 a/b", id(1)),
+            "UNREGISTER 1",
+            "BYE",
+            "BYE 1 2",
+            "PEERS",
+            "INFO",
+            "INFO abc",
+            "INFO abcg",
+            &format!("INFO {}0", id(1)),
+            "QUIT now",
+        ];
+        for line in bad {
+            assert!(TrackerRequest::parse(line).is_err(), "accepted {line:?}");
+        }
+    }
+}
