@@ -333,6 +333,7 @@ fn download(peer: &Peer, target: &str, out: Option<PathBuf>) -> Result<(), ReplE
         }
     }
     drop(bar);
+    let view = handle.progress().view(Instant::now());
     let report = handle.join()?;
     println!("Successfully downloaded: {}", file.name);
     let used = report.peers.iter().filter(|p| p.chunks > 0).count();
@@ -341,8 +342,15 @@ fn download(peer: &Peer, target: &str, out: Option<PathBuf>) -> Result<(), ReplE
         0 => String::new(),
         n => format!(", {n} chunks resumed from an earlier attempt"),
     };
+    let sources = match view.from_partial_bytes {
+        0 => String::new(),
+        partial => format!(
+            " ({} from peers still downloading it)",
+            format_size(partial)
+        ),
+    };
     println!(
-        "  {} bytes ({}) in {secs:.2} s ({}) from {used} peer(s){resumed}; saved as {}; now sharing it",
+        "  {} bytes ({}) in {secs:.2} s ({}) from {used} peer(s){sources}{resumed}; saved as {}; now sharing it",
         report.bytes,
         format_size(report.bytes),
         format_speed(report.bytes as f64 / secs),

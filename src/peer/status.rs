@@ -25,6 +25,12 @@ pub struct SharedView {
     pub id: String,
     pub size: u64,
     pub uploaded: u64,
+    /// Of `uploaded`, what was served while this peer was still downloading
+    /// the file.
+    pub uploaded_while_partial: u64,
+    /// Whether this peer has all of it (`false`: a download in progress,
+    /// served as far as it goes).
+    pub complete: bool,
 }
 
 /// Bandwidth caps in bytes per second (`None`: no cap).
@@ -94,13 +100,15 @@ impl PeerStatus {
     pub fn of(peer: &Peer) -> PeerStatus {
         let shared = peer
             .library
-            .list()
+            .all()
             .iter()
             .map(|f| SharedView {
                 name: f.name.clone(),
                 id: f.id.to_hex(),
                 size: f.manifest.size(),
                 uploaded: f.uploaded(),
+                uploaded_while_partial: f.uploaded_while_partial(),
+                complete: f.is_complete(),
             })
             .collect();
         PeerStatus {
@@ -150,8 +158,13 @@ impl PeerStatus {
             size_and_bytes(uploaded)
         ));
         for f in &self.shared {
+            let partial = match (f.complete, f.uploaded_while_partial) {
+                (true, 0) => String::new(),
+                (true, n) => format!(", {} of it while downloading", format_size(n)),
+                (false, _) => " (still downloading it)".into(),
+            };
             out.push_str(&format!(
-                "  {}  uploaded {} of a {} file\n",
+                "  {}  uploaded {} of a {} file{partial}\n",
                 f.name,
                 size_and_bytes(f.uploaded),
                 format_size(f.size)
@@ -214,6 +227,14 @@ fn download_text(d: &DownloadView) -> String {
         line.push_str(&format!("  ({e})"));
     }
     line.push('\n');
+    let fetched = d.from_complete_bytes + d.from_partial_bytes;
+    if fetched > 0 {
+        line.push_str(&format!(
+            "    from complete peers {}, from peers still downloading {}\n",
+            format_size(d.from_complete_bytes),
+            format_size(d.from_partial_bytes)
+        ));
+    }
     if !d.peers.is_empty() {
         let peers: Vec<String> = d
             .peers
@@ -258,6 +279,8 @@ mod tests {
                 id: "00".repeat(32),
                 size: 745,
                 uploaded: 3 << 20,
+                uploaded_while_partial: 1 << 20,
+                complete: true,
             }],
             dht: Some(DhtView {
                 node_id: "ab".repeat(20),
@@ -274,7 +297,8 @@ mod tests {
             "  big file.bin  running  12.5%  512.0 KiB of 4.0 MiB (524288 of 4194304 bytes)  ",
             "    peers: 127.0.0.1:7 (1 chunks, active)",
             "uploads: 1 shared file(s), 3.0 MiB (3145728 bytes) uploaded in all",
-            "  a.txt  uploaded 3.0 MiB (3145728 bytes) of a 745 B file",
+            "  a.txt  uploaded 3.0 MiB (3145728 bytes) of a 745 B file, 1.0 MiB of it while downloading",
+            "    from complete peers 512.0 KiB, from peers still downloading 0 B",
             "limits: upload off, download 2M",
             "dht: node abab",
             "4 node(s) in the routing table, last announce 2 s ago (1 file(s))",
