@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::{io_err, StoreError};
 use crate::bounds::CHUNK_SIZE;
+use crate::chunkset::ChunkSet;
 use crate::manifest::{Digest32, Manifest};
 
 /// Hashes the file at `path` into its manifest.
@@ -75,6 +76,52 @@ pub fn hash_chunks_reporting(
         }
         Ok(all)
     })
+}
+
+/// Which of the chunks in `candidates` of the file at `path` match
+/// `manifest`, hashed on all cores, reading only those chunks.
+pub fn hash_some(
+    path: &Path,
+    manifest: &Manifest,
+    candidates: &ChunkSet,
+) -> Result<ChunkSet, StoreError> {
+    let wanted: Vec<u32> = candidates.iter().collect();
+    let threads = thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(16);
+    let per_thread = wanted.len().div_ceil(threads).max(1);
+    let verified = thread::scope(|s| {
+        let workers: Vec<_> = wanted
+            .chunks(per_thread)
+            .map(|part| {
+                s.spawn(move || -> Result<Vec<u32>, StoreError> {
+                    let file = File::open(path).map_err(io_err(path))?;
+                    let mut buf = vec![0u8; manifest.chunk_size() as usize];
+                    let mut good = Vec::new();
+                    for &i in part {
+                        let Some(c) = manifest.chunk(i) else { continue };
+                        let data = &mut buf[..c.len as usize];
+                        file.read_exact_at(data, c.offset).map_err(io_err(path))?;
+                        if manifest.verify_chunk(i, data) {
+                            good.push(i);
+                        }
+                    }
+                    Ok(good)
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for w in workers {
+            // A hashing thread only panics on a bug: pass it on as one.
+            all.extend(w.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?);
+        }
+        Ok::<_, StoreError>(all)
+    })?;
+    let mut set = ChunkSet::empty(manifest.chunk_count());
+    for i in verified {
+        set.insert(i);
+    }
+    Ok(set)
 }
 
 fn hash_range(

@@ -4,6 +4,7 @@
 //! not a change to the scheduler. [`hash`] turns a file into its manifest;
 //! [`partial`] is a download in progress, published only when complete.
 
+pub mod fs;
 pub mod hash;
 pub mod partial;
 
@@ -17,7 +18,7 @@ use thiserror::Error;
 
 use crate::manifest::{Chunk, ManifestError};
 
-pub use hash::{hash_chunks, manifest_of, manifest_of_reporting};
+pub use hash::{hash_chunks, hash_some, manifest_of, manifest_of_reporting};
 pub use partial::PartialFile;
 
 #[derive(Debug, Error)]
@@ -30,6 +31,14 @@ pub enum StoreError {
     NotAFile(PathBuf),
     #[error("{path} changed while it was being read")]
     Changed { path: PathBuf },
+    #[error("{0} is a symbolic link; not writing through it")]
+    Symlink(PathBuf),
+    #[error("{path} exists and is not a partial download of ours ({reason}); remove it or download to another name")]
+    Foreign { path: PathBuf, reason: String },
+    #[error("{path} is being written by another download ({holder}); wait for it, or download to another name")]
+    Locked { path: PathBuf, holder: String },
+    #[error("not enough space for {path}: {need} more bytes needed, {free} free")]
+    NoSpace { path: PathBuf, need: u64, free: u64 },
     #[error(transparent)]
     Manifest(#[from] ManifestError),
 }

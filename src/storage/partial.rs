@@ -4,13 +4,12 @@
 //! re-verified chunk by chunk on the next attempt, so resume needs no
 //! separate progress file that could disagree with the data.
 
-use std::fs::{self, OpenOptions};
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{hash_chunks, io_err, FileStorage, Storage, StoreError};
+use super::{fs, hash_some, io_err, FileStorage, Storage, StoreError};
 use crate::chunkset::ChunkSet;
 use crate::manifest::{Chunk, FileId, Manifest};
 
@@ -34,7 +33,13 @@ impl PartialFile {
 
     /// Opens (or resumes) the partial download of `manifest` (id `id`) to
     /// `out`. Returns it with the chunks already present and verified.
-    /// Refuses if `out` already exists.
+    ///
+    /// Refuses if `out` exists; if a symlink, or a file that is not a plain,
+    /// singly linked file of this user's, sits at the partial file's path
+    /// (nothing is written through it); if another download holds the
+    /// partial file's lock; and if the disk lacks the space still needed.
+    /// Resuming reads only the chunks that hold data, so a sparse partial
+    /// file costs what is in it, not its apparent size.
     pub fn open(
         out: &Path,
         id: &FileId,
@@ -45,22 +50,54 @@ impl PartialFile {
             return Err(StoreError::Exists(out.to_path_buf()));
         }
         let part = Self::part_path(out, id);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&part)
-            .map_err(io_err(&part))?;
+        let (file, created) = match fs::open_no_follow(&part) {
+            Ok(opened) => opened,
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(StoreError::Symlink(part))
+            }
+            Err(e) => return Err(io_err(&part)(e)),
+        };
+        if !created {
+            if let Some(reason) = fs::foreign(&file).map_err(io_err(&part))? {
+                return Err(StoreError::Foreign { path: part, reason });
+            }
+        }
+        if let Some(pid) = fs::try_lock(&file).map_err(io_err(&part))? {
+            let holder = match pid {
+                0 => "another process".to_string(),
+                pid if pid == std::process::id() => "this peer".to_string(),
+                pid => format!("process {pid}"),
+            };
+            return Err(StoreError::Locked { path: part, holder });
+        }
         let existing = file.metadata().map_err(io_err(&part))?.len();
+        let need = manifest
+            .size()
+            .saturating_sub(fs::allocated(&file).map_err(io_err(&part))?);
+        let dir = part.parent().filter(|d| !d.as_os_str().is_empty());
+        let free = fs::free_space(dir.unwrap_or(Path::new("."))).map_err(io_err(&part))?;
+        if need > free {
+            if created {
+                let _ = std::fs::remove_file(&part);
+            }
+            return Err(StoreError::NoSpace {
+                path: part,
+                need,
+                free,
+            });
+        }
         file.set_len(manifest.size()).map_err(io_err(&part))?;
         let have = if existing == 0 {
             ChunkSet::empty(manifest.chunk_count())
         } else {
-            let hashes = hash_chunks(&part, manifest.size(), manifest.chunk_size())?;
-            ChunkSet::from_fn(manifest.chunk_count(), |i| {
-                manifest.chunk_hash(i) == hashes.get(i as usize)
-            })
+            let data = fs::data_ranges(&file, existing.min(manifest.size()));
+            let candidates = ChunkSet::from_fn(manifest.chunk_count(), |i| {
+                manifest.chunk(i).is_some_and(|c| {
+                    let end = c.offset + u64::from(c.len);
+                    data.iter().any(|r| r.start <= c.offset && end <= r.end)
+                })
+            });
+            hash_some(&part, manifest, &candidates)?
         };
         let partial = PartialFile {
             storage: Arc::new(FileStorage::new(file)),
@@ -91,19 +128,22 @@ impl PartialFile {
     /// the partial file, if the output appeared in the meantime.
     pub fn finish(self) -> Result<PathBuf, StoreError> {
         self.storage.sync().map_err(io_err(&self.part))?;
-        match fs::hard_link(&self.part, &self.out) {
+        match std::fs::hard_link(&self.part, &self.out) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 return Err(StoreError::Exists(self.out));
             }
-            // File systems without hard links: rename, after checking again.
-            Err(_) if self.out.symlink_metadata().is_err() => {
-                fs::rename(&self.part, &self.out).map_err(io_err(&self.out))?;
+            // File systems without hard links: a rename that never
+            // replaces what may have appeared at the output meanwhile.
+            Err(_) => {
+                fs::rename_no_replace(&self.part, &self.out).map_err(|e| match e.kind() {
+                    io::ErrorKind::AlreadyExists => StoreError::Exists(self.out.clone()),
+                    _ => io_err(&self.out)(e),
+                })?;
                 return Ok(self.out);
             }
-            Err(e) => return Err(io_err(&self.out)(e)),
         }
-        fs::remove_file(&self.part).map_err(io_err(&self.part))?;
+        std::fs::remove_file(&self.part).map_err(io_err(&self.part))?;
         Ok(self.out)
     }
 }
@@ -117,13 +157,14 @@ pub fn remove_stale_part(out: &Path, id: &FileId) -> bool {
         (Ok(o), Ok(p)) => o.is_file() && o.dev() == p.dev() && o.ino() == p.ino(),
         _ => false,
     };
-    same && fs::remove_file(&part).is_ok()
+    same && std::fs::remove_file(&part).is_ok()
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use sha2::{Digest, Sha256};
+    use std::fs;
 
     pub(crate) fn temp_dir(tag: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("p2pshare-store-{tag}-{}", std::process::id()));
@@ -194,6 +235,72 @@ pub(crate) mod tests {
         fs::write(&part, b"other").unwrap();
         assert!(!remove_stale_part(&out, &id));
         assert_eq!(fs::read(&part).unwrap(), b"other");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn nothing_is_written_through_a_planted_symlink_or_hard_link() {
+        let dir = temp_dir("planted");
+        let (_, m) = sample();
+        let id = m.id();
+        let out = dir.join("out.bin");
+        let part = PartialFile::part_path(&out, &id);
+        let victim = dir.join("victim");
+        fs::write(&victim, b"precious").unwrap();
+        std::os::unix::fs::symlink(&victim, &part).unwrap();
+        assert!(matches!(
+            PartialFile::open(&out, &id, &m),
+            Err(StoreError::Symlink(_))
+        ));
+        fs::remove_file(&part).unwrap();
+        fs::hard_link(&victim, &part).unwrap();
+        assert!(matches!(
+            PartialFile::open(&out, &id, &m),
+            Err(StoreError::Foreign { .. })
+        ));
+        assert_eq!(fs::read(&victim).unwrap(), b"precious", "never written");
+        assert_eq!(fs::metadata(&victim).unwrap().len(), 8, "never resized");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_partial_file_in_use_is_refused_with_its_holder() {
+        let dir = temp_dir("locked");
+        let (_, m) = sample();
+        let id = m.id();
+        let out = dir.join("out.bin");
+        let (first, _) = PartialFile::open(&out, &id, &m).unwrap();
+        match PartialFile::open(&out, &id, &m) {
+            Err(StoreError::Locked { holder, .. }) => assert_eq!(holder, "this peer"),
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        drop(first);
+        assert!(PartialFile::open(&out, &id, &m).is_ok(), "free once closed");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn resume_reads_only_chunks_that_hold_data() {
+        let dir = temp_dir("sparse-resume");
+        // 64 chunks of 64 KiB, most of them holes.
+        let chunk = 64 * 1024u32;
+        let data: Vec<u8> = (0..64 * chunk).map(|i| (i % 253) as u8).collect();
+        let hashes = data
+            .chunks(chunk as usize)
+            .map(|c| Sha256::digest(c).into())
+            .collect();
+        let m = Manifest::with_chunk_size(data.len() as u64, chunk, hashes).unwrap();
+        let id = m.id();
+        let out = dir.join("big.bin");
+        let (p, _) = PartialFile::open(&out, &id, &m).unwrap();
+        for i in [3u32, 40] {
+            let c = m.chunk(i).unwrap();
+            let range = c.offset as usize..(c.offset + u64::from(c.len)) as usize;
+            p.write_chunk(c, &data[range]).unwrap();
+        }
+        drop(p);
+        let (_, have) = PartialFile::open(&out, &id, &m).unwrap();
+        assert_eq!(have.iter().collect::<Vec<_>>(), [3, 40]);
         fs::remove_dir_all(dir).unwrap();
     }
 }
