@@ -86,7 +86,7 @@ pub fn free_space(path: &Path) -> io::Result<u64> {
     }
     // SAFETY: statvfs returned 0, so `st` is initialised.
     let st = unsafe { st.assume_init() };
-    Ok(u64::from(st.f_bavail).saturating_mul(st.f_frsize))
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
 /// Bytes of `file` that take space on disk (its holes do not).
@@ -110,12 +110,12 @@ pub fn data_ranges(file: &File, len: u64) -> Vec<Range<u64>> {
             if e.raw_os_error() == Some(libc::ENXIO) {
                 break; // only a hole from `at` to the end
             }
-            return vec![0..len]; // not supported: assume data everywhere
+            return std::iter::once(0..len).collect(); // not supported: assume data everywhere
         }
         // SAFETY: as above.
         let end = unsafe { libc::lseek(fd, start, libc::SEEK_HOLE) };
         if end < 0 {
-            return vec![0..len];
+            return std::iter::once(0..len).collect();
         }
         let (start, end) = (start as u64, (end as u64).min(len));
         if end <= start {
