@@ -58,6 +58,13 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// up on it: a reply of `n` bytes gets `IO_TIMEOUT + n / MIN_READ_RATE`.
 pub const MIN_READ_RATE: u64 = 4 * 1024;
 
+/// Slowest a peer may send a payload (a chunk, a manifest, a chunk map):
+/// every `PROGRESS_WINDOW`, at least that window's worth at this rate must
+/// arrive, or the request is abandoned. Time spent waiting on our own
+/// download cap does not count.
+pub const MIN_PAYLOAD_RATE: u64 = 16 * 1024;
+pub const PROGRESS_WINDOW: Duration = Duration::from_secs(5);
+
 /// The socket's write timeout between bounded writes: a quarter of
 /// [`IO_TIMEOUT`], the stall budget of one system call (see `Connection`).
 pub const WRITE_CALL_TIMEOUT: Duration = Duration::from_millis(IO_TIMEOUT.as_millis() as u64 / 4);

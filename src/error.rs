@@ -25,6 +25,10 @@ pub enum Error {
     Verification(String),
     #[error("timed out waiting for {0}")]
     Timeout(&'static str),
+    /// The other side is at its connection caps: try again later. Never a
+    /// fault of the peer's.
+    #[error("busy (at its connection limit)")]
+    Busy,
     #[error("connection closed by the other side")]
     Closed,
 }

@@ -169,7 +169,7 @@ fn serve<H>(
 
 fn reject_busy(mut stream: TcpStream) {
     let _ = stream.set_write_timeout(Some(BUSY_REPLY_TIMEOUT));
-    let _ = stream.write_all(b"ERR busy\n");
+    let _ = stream.write_all(Reply::err(crate::protocol::conn::BUSY).encode().as_bytes());
     log::debug!("connection limit reached; rejected a connection");
 }
 

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use super::codec::{line_text, split_line, Frame, ParseError};
 use super::message::{parse_payload_len, Reply};
 use crate::bounds::{
-    IO_TIMEOUT, LINGER_BYTES, LINGER_TIME, MAX_LINE, MIN_READ_RATE, RATE_SLICE, READ_BUF,
-    WRITE_CALL_TIMEOUT,
+    IO_TIMEOUT, LINGER_BYTES, LINGER_TIME, MAX_LINE, MIN_PAYLOAD_RATE, MIN_READ_RATE,
+    PROGRESS_WINDOW, RATE_SLICE, READ_BUF, WRITE_CALL_TIMEOUT,
 };
 use crate::error::{Error, Result};
 use crate::manifest::Chunk;
@@ -109,10 +109,16 @@ impl Connection {
     }
 
     /// Reads a reply line (`OK ...` / `ERR ...`) and returns the `OK` text;
-    /// `ERR` becomes [`Error::Remote`].
+    /// `ERR busy` (a server at its connection caps) becomes [`Error::Busy`],
+    /// any other `ERR` [`Error::Remote`].
     pub fn read_reply(&mut self) -> Result<String> {
         let line = self.read_line(self.reply_timeout)?.ok_or(Error::Closed)?;
-        Reply::parse(&line)?.into_result().map_err(Error::Remote)
+        Reply::parse(&line)?
+            .into_result()
+            .map_err(|reason| match reason.as_str() {
+                BUSY => Error::Busy,
+                _ => Error::Remote(reason),
+            })
     }
 
     /// Sends one request line and reads its reply (see
@@ -145,20 +151,48 @@ impl Connection {
         if rest.is_empty() {
             return Ok(());
         }
-        self.stream.set_read_timeout(Some(IO_TIMEOUT))?;
         let slice = match limit.get() {
             Some(rate) => {
                 usize::try_from(rate / 16).map_or(RATE_SLICE, |s| s.clamp(1024, RATE_SLICE))
             }
             None => rest.len(),
         };
+        let mut progress = Progress::new();
         for part in rest.chunks_mut(slice) {
             limit.acquire(part.len());
-            self.stream.read_exact(part).map_err(|e| match e.kind() {
-                io::ErrorKind::UnexpectedEof => Error::Closed,
-                k if is_timeout(k) => Error::Timeout("payload bytes"),
-                _ => Error::Io(e),
-            })?;
+            // Our own cap's wait is not the sender's slowness.
+            progress.restart();
+            self.read_exact_progressing(part, &mut progress)?;
+        }
+        Ok(())
+    }
+
+    /// Fills `out` from the stream, failing if a [`PROGRESS_WINDOW`] passes
+    /// in which less than `MIN_PAYLOAD_RATE` per second arrived (and the
+    /// payload is not done): a sender trickling a byte a second is given up
+    /// on within seconds, not after hours.
+    fn read_exact_progressing(&mut self, mut out: &mut [u8], p: &mut Progress) -> Result<()> {
+        let window_bytes = MIN_PAYLOAD_RATE * PROGRESS_WINDOW.as_secs().max(1);
+        while !out.is_empty() {
+            let left = p.window_left();
+            if left.is_zero() {
+                if p.bytes < window_bytes {
+                    return Err(Error::Timeout("payload bytes at the minimum rate"));
+                }
+                p.restart();
+                continue;
+            }
+            self.stream.set_read_timeout(Some(left))?;
+            match self.stream.read(out) {
+                Ok(0) => return Err(Error::Closed),
+                Ok(n) => {
+                    p.bytes += n as u64;
+                    out = &mut out[n..];
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if is_timeout(e.kind()) => {}
+                Err(e) => return Err(Error::Io(e)),
+            }
         }
         Ok(())
     }
@@ -329,6 +363,32 @@ impl Connection {
         }
     }
 }
+
+/// Bytes received in the current progress window of a payload.
+struct Progress {
+    since: Instant,
+    bytes: u64,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress {
+            since: Instant::now(),
+            bytes: 0,
+        }
+    }
+
+    fn restart(&mut self) {
+        *self = Progress::new();
+    }
+
+    fn window_left(&self) -> Duration {
+        PROGRESS_WINDOW.saturating_sub(self.since.elapsed())
+    }
+}
+
+/// The reason a server at its connection caps gives.
+pub const BUSY: &str = "busy";
 
 fn write_error(e: io::Error) -> Error {
     match e.kind() {
