@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use crate::util::{assert_same_bytes, Peer, Stream, TestDir, Tracker, COMMAND};
+use crate::support::harness::{assert_same_bytes, Peer, Stream, TestDir, Tracker, COMMAND};
 
 const CHUNK: usize = p2pshare::bounds::CHUNK_SIZE as usize;
 

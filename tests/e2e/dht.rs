@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 use p2pshare::dht::DhtNode;
 use p2pshare::manifest::FileId;
 
-use crate::util::{assert_same_bytes, Peer, Stream, TestDir, Tracker, COMMAND, STARTUP};
+use crate::support::harness::{
+    assert_same_bytes, Peer, Stream, TestDir, Tracker, COMMAND, STARTUP,
+};
 
 const CHUNK: usize = p2pshare::bounds::CHUNK_SIZE as usize;
 

@@ -22,7 +22,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::util::{assert_same_bytes, wait_until, Peer, Row, Stream, TestDir, Tracker, COMMAND};
+use crate::support::harness::{
+    assert_same_bytes, wait_until, Peer, Row, Stream, TestDir, Tracker, COMMAND,
+};
 
 const CHUNK: usize = p2pshare::bounds::CHUNK_SIZE as usize;
 const MIB: usize = 1024 * 1024;

@@ -29,7 +29,9 @@ use std::time::{Duration, Instant};
 use p2pshare::manifest::Manifest;
 use p2pshare::storage::manifest_of;
 
-use crate::util::{assert_same_bytes, random_bytes, Peer, Stream, TestDir, Tracker, COMMAND};
+use crate::support::harness::{
+    assert_same_bytes, random_bytes, Peer, Stream, TestDir, Tracker, COMMAND,
+};
 
 const CHUNK: usize = p2pshare::bounds::CHUNK_SIZE as usize;
 

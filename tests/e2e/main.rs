@@ -3,12 +3,12 @@
 //! peer's REPL on stdin and checked on stdout, stderr and the bytes on disk.
 //!
 //! One test binary made of modules (as ripgrep's `tests/tests.rs` is), so the
-//! suite links once. `util` is the harness; the other modules hold the tests
-//! (`core`, `faults`, `hostile`, `dht`, `web`).
+//! suite links once. `support` holds the harness and the fakes; the other
+//! modules hold the tests (`core`, `faults`, `hostile`, `dht`, `web`).
 
 mod core;
 mod dht;
 mod faults;
 mod hostile;
-mod util;
+mod support;
 mod web;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use p2pshare::peer::status::{PeerStatus, State};
 use p2pshare::tracker::status::TrackerStatus;
 
-use crate::util::{wait_until, Peer, Proc, TestDir, Tracker, COMMAND, STARTUP};
+use crate::support::harness::{wait_until, Peer, Proc, TestDir, Tracker, COMMAND, STARTUP};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
