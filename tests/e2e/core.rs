@@ -10,7 +10,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use crate::support::harness::{assert_same_bytes, Peer, Stream, TestDir, Tracker, COMMAND};
+use crate::support::harness::{assert_same_bytes, Stream, TestDir, COMMAND};
+use crate::support::programs::{Peer, Tracker};
 
 const CHUNK: usize = p2pshare::bounds::CHUNK_SIZE as usize;
 

@@ -8,28 +8,25 @@
 //!
 //! Announces reach the DHT nodes a lookup asks only after a round or two
 //! (each bounded by the crate's ~2 s request timeout), so the tests retry a
-//! lookup or a download within a deadline instead of sleeping a fixed time. Seeders re-announce every 2 s (`--announce-interval`): with
-//! the default 30 s, a seeder whose only announce went to the tracker's node
+//! lookup or a download within a deadline instead of sleeping a fixed time.
+//! Seeders re-announce every 2 s (`--announce-interval`): with the default
+//! 30 s, a seeder whose only announce went to the tracker's node
 //! would not be found again for half a minute once that node is killed.
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::{self, BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use p2pshare::dht::DhtNode;
 use p2pshare::manifest::FileId;
 
+use crate::support::fakes::{FakePeer, Lie};
 use crate::support::harness::{
-    assert_same_bytes, Peer, Stream, TestDir, Tracker, COMMAND, STARTUP,
+    assert_same_bytes, wait_until, ReservedPort, Stream, TestDir, CHUNK, COMMAND,
 };
-
-const CHUNK: usize = p2pshare::bounds::CHUNK_SIZE as usize;
+use crate::support::programs::{Peer, Tracker};
 
 /// How long the DHT may take to know what was announced: a few lookup and
 /// re-announce rounds of ~2 s each, on a loaded machine.
@@ -153,7 +150,7 @@ fn dead_and_lying_dht_peers_do_not_spoil_a_download() {
         "the test's manifest is the seeder's"
     );
 
-    let liar = LyingPeer::start(id, manifest.encode(), data.clone());
+    let liar = FakePeer::start(Lie::FlippedChunks, &path);
     let dead = ReservedPort::new();
     // A DHT node stores one peer per announcing node, so each false peer
     // needs a node of its own.
@@ -182,7 +179,7 @@ fn dead_and_lying_dht_peers_do_not_spoil_a_download() {
         BTreeSet::from([honest.peer.addr]),
         "only the honest seeder"
     );
-    let gets = liar.gets.load(Ordering::SeqCst);
+    let gets = liar.count("GET ");
     assert!(
         (1..=WORKERS).contains(&gets),
         "the liar answered {gets} GETs; expected 1 (it was tried) to {WORKERS}"
@@ -240,18 +237,20 @@ fn a_bare_id_downloads_without_a_tracker() {
 /// port of its own (`--dht-port 0`): the default, the number of the TCP
 /// port the kernel picked, may already be taken for UDP on a busy machine.
 fn start_dht_peer(name: &str, cwd: &Path, tracker_port: u16, extra: &[&str]) -> (Peer, SocketAddr) {
-    let args: Vec<&str> = ["--dht", "--dht-port", "0"]
-        .iter()
-        .chain(extra)
-        .copied()
-        .collect();
+    let args: Vec<&str> = DHT.iter().chain(extra).copied().collect();
     let peer = Peer::start_port(name, cwd, tracker_port, &args);
-    let line = peer.proc.expect_out("DHT node on UDP ", STARTUP);
-    let dht = line
-        .strip_prefix("DHT node on UDP ")
-        .and_then(|a| a.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name}: unexpected DHT line {line:?}"));
+    let dht = dht_node(&peer);
     (peer, dht)
+}
+
+/// The options that make a peer join the DHT on a UDP port of its own.
+const DHT: [&str; 3] = ["--dht", "--dht-port", "0"];
+
+/// The address in a `--dht` peer's `DHT node on UDP ADDR` line.
+fn dht_node(peer: &Peer) -> SocketAddr {
+    let addr = peer.proc.startup_line("DHT node on UDP ");
+    addr.parse()
+        .unwrap_or_else(|_| panic!("{}: bad DHT address {addr:?}", peer.proc.name()))
 }
 
 /// A `--serve --dht` peer sharing one file, re-announcing every
@@ -268,23 +267,14 @@ impl DhtSeeder {
     /// Starts the seeder in `file`'s directory; returns once the file is
     /// shared (registered with the tracker if that is up, and announced).
     fn start(name: &str, tracker_port: u16, file: &Path) -> DhtSeeder {
-        let path = file.to_str().expect("test paths are UTF-8");
-        let cwd = file.parent().expect("a file has a directory");
-        let args = [
-            "--announce-interval",
-            REANNOUNCE,
-            "--serve",
-            "--share",
-            path,
-        ];
-        let (peer, dht) = start_dht_peer(name, cwd, tracker_port, &args);
-        let shared = peer.proc.expect_line(Stream::Out, COMMAND, "a share", |l| {
-            l.starts_with("Successfully registered file: ") || l.starts_with("error:")
-        });
-        let id = match shared.rsplit_once("id ") {
-            Some((_, rest)) => rest.trim_end_matches(')').to_string(),
-            None => panic!("{name}: no id in {shared:?}"),
-        };
+        let args: Vec<&str> = DHT
+            .iter()
+            .chain(&["--announce-interval", REANNOUNCE])
+            .copied()
+            .collect();
+        let (peer, ids) = Peer::seeder_port(name, tracker_port, &[file], &args);
+        let dht = dht_node(&peer);
+        let id = ids[0].clone();
         let link = peer.proc.expect_out("  link: ", COMMAND);
         let link = link.trim_start().trim_start_matches("link: ").to_string();
         assert!(
@@ -304,56 +294,43 @@ impl DhtSeeder {
 /// was found: the announces may not have reached the DHT nodes this peer
 /// asks yet. Panics on any other error, or when [`CONVERGE`] runs out.
 fn download_until_found(peer: &mut Peer, target: &str, out: Option<&str>) -> Vec<String> {
-    let give_up = Instant::now() + CONVERGE;
     let mut attempts = 0;
-    loop {
+    wait_until(CONVERGE, &format!("a peer for {target}"), || {
         attempts += 1;
         match peer.download(target, out) {
-            Ok(lines) => return lines,
-            Err(lines)
-                if Instant::now() < give_up
-                    && lines.last().is_some_and(|l| l.contains("no peer has")) =>
-            {
-                // A lookup that fails fast (an empty routing table) must not
-                // turn this into a busy loop.
-                thread::sleep(Duration::from_millis(200));
+            Ok(lines) => Ok(lines),
+            Err(lines) if lines.last().is_some_and(|l| l.contains("no peer has")) => {
+                Err(format!("attempt {attempts}: {lines:?}"))
             }
             Err(lines) => panic!("download {target} failed after {attempts} attempt(s): {lines:?}"),
         }
-    }
+    })
 }
 
 /// Looks `id` up through `node` until every one of `want` is among the
 /// peers found, or panics after [`CONVERGE`].
 fn await_dht_peers(node: &DhtNode, id: &FileId, want: &[SocketAddr]) {
-    let give_up = Instant::now() + CONVERGE;
-    loop {
+    wait_until(CONVERGE, &format!("all of {want:?} in the DHT"), || {
         let found = node.peers(id);
         if want.iter().all(|w| found.contains(w)) {
-            return;
+            Ok(())
+        } else {
+            Err(format!("the DHT lists {found:?} for {id}"))
         }
-        assert!(
-            Instant::now() < give_up,
-            "the DHT lists {found:?} for {id}, still not all of {want:?} after {CONVERGE:?}"
-        );
-        thread::sleep(Duration::from_millis(200));
-    }
+    });
 }
 
 /// Announces `id` at TCP `port` through `node` until at least one DHT node
 /// stored it; right after start-up `node` may know no one yet.
 fn announce_until_stored(node: &DhtNode, id: &FileId, port: u16) {
-    let give_up = Instant::now() + CONVERGE;
-    loop {
-        match node.announce(&[*id], port) {
-            Ok(n) if n > 0 => return,
-            other => assert!(
-                Instant::now() < give_up,
-                "announce of port {port} never stored: {other:?}"
-            ),
-        }
-        thread::sleep(Duration::from_millis(200));
-    }
+    wait_until(
+        CONVERGE,
+        &format!("announce of port {port} stored"),
+        || match node.announce(&[*id], port) {
+            Ok(n) if n > 0 => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
 }
 
 /// N in the `Found N peers for NAME ...` line of a download.
@@ -415,126 +392,4 @@ fn chunk_log(peer: &Peer, chunks: usize) -> (BTreeSet<SocketAddr>, Vec<String>) 
     }
     assert_eq!(indexes, (0..chunks).collect(), "every chunk once");
     (sources, lines)
-}
-
-/// A TCP port on 127.0.0.1 where nothing listens, kept from reuse for as
-/// long as this lives: it is the local end of a connection we hold open, so
-/// the kernel gives it to no listener, and a connect to it is refused.
-struct ReservedPort {
-    addr: SocketAddr,
-    _held: (TcpListener, TcpStream, TcpStream),
-}
-
-impl ReservedPort {
-    fn new() -> ReservedPort {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (server, _) = listener.accept().unwrap();
-        let addr = client.local_addr().unwrap();
-        assert!(
-            TcpStream::connect_timeout(&addr, Duration::from_secs(5)).is_err(),
-            "something answers on the reserved port {addr}"
-        );
-        ReservedPort {
-            addr,
-            _held: (listener, client, server),
-        }
-    }
-}
-
-/// A peer that tells the truth about the manifest and lies about every
-/// chunk: the right length, the first byte flipped. Counts the GETs it
-/// answers. Stops accepting when dropped; its connection threads end when
-/// the downloader hangs up (or after 10 s idle).
-struct LyingPeer {
-    addr: SocketAddr,
-    gets: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    acceptor: Option<JoinHandle<()>>,
-}
-
-impl LyingPeer {
-    fn start(id: FileId, manifest: Vec<u8>, data: Vec<u8>) -> LyingPeer {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let gets = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let shared = Arc::new((id.to_hex(), manifest, data));
-        let (count, stopped) = (Arc::clone(&gets), Arc::clone(&stop));
-        let acceptor = thread::spawn(move || {
-            for conn in listener.incoming() {
-                if stopped.load(Ordering::SeqCst) {
-                    return;
-                }
-                let Ok(conn) = conn else { continue };
-                let (shared, count) = (Arc::clone(&shared), Arc::clone(&count));
-                thread::spawn(move || {
-                    let (id, manifest, data) = &*shared;
-                    let _ = serve_lies(conn, id, manifest, data, &count);
-                });
-            }
-        });
-        LyingPeer {
-            addr,
-            gets,
-            stop,
-            acceptor: Some(acceptor),
-        }
-    }
-}
-
-impl Drop for LyingPeer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wakes the blocked accept, which then sees `stop`.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5));
-        if let Some(acceptor) = self.acceptor.take() {
-            let _ = acceptor.join();
-        }
-    }
-}
-
-/// One connection of the [`LyingPeer`]: the peer protocol's requests, each
-/// answered at once.
-fn serve_lies(
-    conn: TcpStream,
-    id: &str,
-    manifest: &[u8],
-    data: &[u8],
-    gets: &AtomicUsize,
-) -> io::Result<()> {
-    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut w = conn.try_clone()?;
-    let mut r = BufReader::new(conn);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if r.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        let words: Vec<&str> = line.split_whitespace().collect();
-        match words.as_slice() {
-            ["HELLO", _] => w.write_all(b"OK p2pshare 1\n")?,
-            ["MANIFEST", asked] if *asked == id => {
-                w.write_all(format!("OK {}\n", manifest.len()).as_bytes())?;
-                w.write_all(manifest)?;
-            }
-            ["GET", asked, index] if *asked == id => {
-                let start = index
-                    .parse::<usize>()
-                    .unwrap_or(usize::MAX)
-                    .saturating_mul(CHUNK);
-                if start >= data.len() {
-                    w.write_all(b"ERR no such chunk\n")?;
-                    continue;
-                }
-                gets.fetch_add(1, Ordering::SeqCst);
-                let mut chunk = data[start..data.len().min(start + CHUNK)].to_vec();
-                chunk[0] ^= 0xff;
-                w.write_all(format!("OK {}\n", chunk.len()).as_bytes())?;
-                w.write_all(&chunk)?;
-            }
-            _ => w.write_all(b"ERR not sharing that\n")?,
-        }
-    }
 }

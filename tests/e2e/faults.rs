@@ -14,88 +14,24 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::hash::{BuildHasher, RandomState};
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::support::fakes::StubTracker;
 use crate::support::harness::{
-    assert_same_bytes, wait_until, Peer, Row, Stream, TestDir, Tracker, COMMAND,
+    assert_same_bytes, figure, part_file, unused_port, wait_until, Stream, TestDir, CHUNK, COMMAND,
+    LEAVE,
 };
+use crate::support::programs::{Peer, Row, Tracker};
+use crate::support::raw::tracker_lists;
 
-const CHUNK: usize = p2pshare::bounds::CHUNK_SIZE as usize;
 const MIB: usize = 1024 * 1024;
 
 /// A "big" file: 24 chunks, 6 s from one seeder capped at 2 MiB/s.
 const BIG: usize = 12 * MIB;
 
-/// How long a peer may take to exit after quit, end of input or a signal:
-/// it waits at most ~1 s for the tracker's answer to `BYE`.
-const LEAVE: Duration = Duration::from_secs(2);
-
 /// The tail of the error a download prints when no peer is left.
 const ALL_GONE: &str = "chunks could not be fetched from any peer; progress is kept for a retry";
-
-/// Prints one figure for docs/RELIABILITY.md.
-fn figure(test: &str, what: &str, took: Duration) {
-    println!("figure: {test}: {what}: {:.2} s", took.as_secs_f64());
-}
-
-/// A free port for a tracker that starts later (or restarts), below the
-/// kernel's ephemeral range: the kernel never hands such a port to a
-/// `connect` or a bind to port 0, so the other tests' thousands of
-/// connections cannot take it meanwhile. Picked at random, then checked.
-fn unused_port() -> u16 {
-    let range = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range");
-    let ephemeral = range
-        .ok()
-        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32768);
-    let low = ephemeral.saturating_sub(16_000).max(1024);
-    for attempt in 0..1000u32 {
-        let random = RandomState::new().hash_one(attempt);
-        let port = low + (random % u64::from(ephemeral - low)) as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port in {low}..{ephemeral}");
-}
-
-/// The tracker's own answer to `SEARCH`, over a connection of ours, as
-/// `(name, peers)` pairs: what it knows, independent of any peer's view.
-fn tracker_lists(tracker: &Tracker) -> Vec<(String, u32)> {
-    let stream = TcpStream::connect(tracker.addr()).expect("cannot reach the tracker");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut w = stream.try_clone().unwrap();
-    w.write_all(b"HELLO 1\nSEARCH\n").unwrap();
-    let mut r = BufReader::new(stream);
-    let mut line = || {
-        let mut line = String::new();
-        r.read_line(&mut line).expect("no reply from the tracker");
-        line.trim_end().to_string()
-    };
-    assert_eq!(line(), "OK p2pshare 1");
-    let header = line();
-    let n: usize = header
-        .strip_prefix("OK ")
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("bad SEARCH reply {header:?}"));
-    (0..n)
-        .map(|_| {
-            let row = line();
-            match row.split(' ').collect::<Vec<_>>().as_slice() {
-                [_id, _size, peers, name] => (name.to_string(), peers.parse().unwrap()),
-                _ => panic!("bad SEARCH row {row:?}"),
-            }
-        })
-        .collect()
-}
 
 /// `... Downloaded chunk I from HOST:PORT` -> (I, HOST:PORT); other lines
 /// (warnings about dead peers) -> `None`.
@@ -127,21 +63,6 @@ fn rest_of_log(dl: &mut Peer) -> Vec<String> {
     dl.proc.rest(Stream::Err, COMMAND)
 }
 
-/// Reads stdout up to the end of a `download` sent by hand: the success
-/// line and the stats line (`Ok`), or the `error:` line (`Err`).
-fn download_outcome(dl: &Peer, timeout: Duration) -> Result<Vec<String>, Vec<String>> {
-    let mut lines = dl
-        .proc
-        .lines_until(Stream::Out, timeout, "the end of the download", |l| {
-            l.starts_with("Successfully downloaded: ") || l.starts_with("error:")
-        });
-    if lines.last().unwrap().starts_with("error:") {
-        return Err(lines);
-    }
-    lines.push(dl.proc.expect_out(" saved as ", COMMAND));
-    Ok(lines)
-}
-
 /// N in a stats line's `N chunks resumed from an earlier attempt` (0 when
 /// the line does not say).
 fn resumed(lines: &[String]) -> u32 {
@@ -153,12 +74,6 @@ fn resumed(lines: &[String]) -> u32 {
             n.parse()
                 .unwrap_or_else(|_| panic!("no count in {stats:?}"))
         })
-}
-
-/// The partial download of `id` to `out`: `.<name>.<12 hex of id>.part`.
-fn part_of(out: &Path, id: &str) -> std::path::PathBuf {
-    let name = out.file_name().unwrap().to_str().unwrap();
-    out.with_file_name(format!(".{name}.{}.part", &id[..12]))
 }
 
 /// A tracker killed with SIGKILL and started again on the same port, with
@@ -193,7 +108,10 @@ fn a_restarted_tracker_relearns_every_live_peer() {
             Err(format!("{rows:?}"))
         }
     });
-    assert_eq!(tracker_lists(&tracker), [("restart.bin".to_string(), 2)]);
+    assert_eq!(
+        tracker_lists(tracker.addr()),
+        [("restart.bin".to_string(), 2)]
+    );
     figure(
         "tracker restart",
         "both seeders relisted after",
@@ -251,7 +169,7 @@ fn a_silently_killed_peer_is_forgotten_after_the_ttl() {
         spawned.elapsed() > TTL,
         "forgotten within the TTL of its announcement"
     );
-    assert!(tracker_lists(&tracker).is_empty());
+    assert!(tracker_lists(tracker.addr()).is_empty());
     figure("ttl", "SIGKILLed seeder forgotten after", killed.elapsed());
     figure("ttl", "test run time", begun.elapsed());
 }
@@ -337,7 +255,7 @@ fn leaves_and_unregisters(how: Leave, tag: &str) {
         .proc
         .expect_out("Successfully registered file: ", COMMAND);
     assert_eq!(
-        tracker_lists(&tracker),
+        tracker_lists(tracker.addr()),
         [("leave.bin".to_string(), 1), ("stay.bin".to_string(), 1)]
     );
 
@@ -351,7 +269,7 @@ fn leaves_and_unregisters(how: Leave, tag: &str) {
     let took = asked.elapsed();
     assert!(status.success(), "{how:?}: {status}");
     assert_eq!(
-        tracker_lists(&tracker),
+        tracker_lists(tracker.addr()),
         [("stay.bin".to_string(), 1)],
         "after {how:?}"
     );
@@ -362,11 +280,10 @@ fn leaves_and_unregisters(how: Leave, tag: &str) {
 /// A `BYE` must be final, also when an announce round is in flight as the
 /// peer leaves. A stand-in tracker holds the round's `REGISTER` unread, as
 /// a busy tracker thread might, until it has handled a `BYE` or for
-/// [`HOLD`] (less than the ~1 s a peer gives its `BYE`). A peer that lets
+/// `HOLD` (less than the ~1 s a peer gives its `BYE`). A peer that lets
 /// its round finish before saying `BYE` ends unlisted; one that does not
 /// is listed again after it left, until the TTL (90 s by default).
 #[test]
-
 fn a_bye_is_not_undone_by_an_announce_in_flight() {
     let dir = TestDir::new("bye-race");
     let stub = StubTracker::start();
@@ -390,132 +307,6 @@ fn a_bye_is_not_undone_by_an_announce_in_flight() {
         listed.is_empty(),
         "listed after the peer left (BYE handled, then its round): {listed:?}"
     );
-}
-
-/// How long [`StubTracker`] holds an announce round at most.
-const HOLD: Duration = Duration::from_millis(500);
-
-/// A stand-in tracker for one peer: answers `HELLO`, `REGISTER` and `BYE`
-/// like the real one, and can hold one announce round (see
-/// [`a_bye_is_not_undone_by_an_announce_in_flight`]).
-struct StubTracker {
-    port: u16,
-    shared: Arc<(Mutex<Stub>, Condvar)>,
-}
-
-#[derive(Default)]
-struct Stub {
-    /// Names registered and not removed by a `BYE`.
-    listed: BTreeSet<String>,
-    /// Hold the next connection that starts with a `REGISTER`.
-    hold: bool,
-    /// A round is held (or was): set when it is, for the test to act.
-    held: bool,
-    /// The held round's lines are handled.
-    held_done: bool,
-    byes: u32,
-}
-
-impl StubTracker {
-    fn start() -> StubTracker {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("cannot bind the stub");
-        let port = listener.local_addr().unwrap().port();
-        let shared = Arc::new((Mutex::new(Stub::default()), Condvar::new()));
-        let state = Arc::clone(&shared);
-        // Lives as long as the test binary; each connection has a thread.
-        thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let state = Arc::clone(&state);
-                thread::spawn(move || {
-                    let _ = serve_stub(stream, &state);
-                });
-            }
-        });
-        StubTracker { port, shared }
-    }
-
-    fn listed(&self) -> Vec<String> {
-        let stub = self.shared.0.lock().unwrap();
-        stub.listed.iter().cloned().collect()
-    }
-
-    /// Asks for the next announce round to be held, and waits until it is.
-    fn hold_next_round(&self, timeout: Duration) {
-        let (lock, changed) = &*self.shared;
-        lock.lock().unwrap().hold = true;
-        let guard = lock.lock().unwrap();
-        let (stub, _) = changed
-            .wait_timeout_while(guard, timeout, |s| !s.held)
-            .unwrap();
-        assert!(stub.held, "no announce round within {timeout:?}");
-    }
-
-    /// Waits until the held round's lines have been handled.
-    fn await_held_round(&self, timeout: Duration) {
-        let (lock, changed) = &*self.shared;
-        let guard = lock.lock().unwrap();
-        let (stub, _) = changed
-            .wait_timeout_while(guard, timeout, |s| !s.held_done)
-            .unwrap();
-        assert!(stub.held_done, "the held round never ended");
-    }
-}
-
-/// One connection to the stub: one reply per request line.
-fn serve_stub(stream: TcpStream, shared: &(Mutex<Stub>, Condvar)) -> std::io::Result<()> {
-    let (lock, changed) = shared;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut w = stream.try_clone()?;
-    let mut r = BufReader::new(stream);
-    let mut line = String::new();
-    r.read_line(&mut line)?;
-    w.write_all(b"OK p2pshare 1\n")?;
-    // The peer sends its requests after the HELLO reply; look before reading.
-    let held = r.fill_buf()?.first() == Some(&b'R') && {
-        let mut stub = lock.lock().unwrap();
-        let hold = std::mem::take(&mut stub.hold);
-        if hold {
-            stub.held = true;
-            changed.notify_all();
-            let byes = stub.byes;
-            drop(
-                changed
-                    .wait_timeout_while(stub, HOLD, |s| s.byes == byes)
-                    .unwrap(),
-            );
-        }
-        hold
-    };
-    loop {
-        line.clear();
-        if r.read_line(&mut line)? == 0 {
-            break;
-        }
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let mut stub = lock.lock().unwrap();
-        let reply = match words.as_slice() {
-            ["REGISTER", _port, _id, _size, name] => {
-                stub.listed.insert(name.to_string());
-                "OK registered\n".to_string()
-            }
-            ["BYE", _port] => {
-                let n = stub.listed.len();
-                stub.listed.clear();
-                stub.byes += 1;
-                changed.notify_all();
-                format!("OK removed {n}\n")
-            }
-            _ => "ERR unknown command\n".to_string(),
-        };
-        drop(stub);
-        // The peer may be gone by now; what matters is what was handled.
-        let _ = w.write_all(reply.as_bytes());
-    }
-    if held {
-        lock.lock().unwrap().held_done = true;
-        changed.notify_all();
-    }
-    Ok(())
 }
 
 #[test]
@@ -561,7 +352,7 @@ fn sigint_mid_download_keeps_the_partial_file() {
     let took = asked.elapsed();
     assert!(status.success(), "{status}");
     assert!(!out.exists(), "an interrupted download wrote OUT");
-    let part = part_of(&out, &ids[0]);
+    let part = part_file(&out, &ids[0]);
     assert_eq!(
         dir.entries("dl"),
         [part.file_name().unwrap().to_str().unwrap()]
@@ -591,8 +382,9 @@ fn a_seeder_killed_mid_download_is_routed_around() {
     let mut chunks = await_chunks(&dl, 2);
     victim.proc.kill();
     let killed = Instant::now();
-    let lines =
-        download_outcome(&dl, COMMAND).unwrap_or_else(|l| panic!("the download failed: {l:?}"));
+    let lines = dl
+        .finish_download(COMMAND)
+        .unwrap_or_else(|l| panic!("the download failed: {l:?}"));
     let failover = killed.elapsed();
     assert!(
         lines.iter().any(|l| l.starts_with("Found 2 peers for ")),
@@ -642,7 +434,7 @@ fn a_killed_download_resumes_where_it_stopped() {
     let (_seeder, ids) = Peer::seeder_with("seeder", &tracker, &[&path], &cap);
     let dl_dir = dir.sub("dl");
     let out = dl_dir.join("out.bin");
-    let part = part_of(&out, &ids[0]);
+    let part = part_file(&out, &ids[0]);
     let total = (BIG / CHUNK) as u32;
 
     let mut first = Peer::start("downloader1", &dl_dir, &tracker, &["-v"]);
@@ -699,7 +491,7 @@ fn a_download_whose_peers_are_all_gone_fails_and_resumes_later() {
         Peer::seeder_with("seeder", &tracker, &[&path], &["--max-upload", "1M"]);
     let dl_dir = dir.sub("dl");
     let out = dl_dir.join("out.bin");
-    let part = part_of(&out, &ids[0]);
+    let part = part_file(&out, &ids[0]);
     let total = (BIG / CHUNK) as u32;
     let mut dl = Peer::start("downloader", &dl_dir, &tracker, &["-v"]);
 
@@ -707,7 +499,8 @@ fn a_download_whose_peers_are_all_gone_fails_and_resumes_later() {
     await_chunks(&dl, 1);
     seeder.proc.kill();
     let killed = Instant::now();
-    let lines = download_outcome(&dl, Duration::from_secs(20))
+    let lines = dl
+        .finish_download(Duration::from_secs(20))
         .expect_err("a download with no peer left must fail");
     let failed_after = killed.elapsed();
     let error = lines.last().unwrap();

@@ -7,37 +7,28 @@
 //! the input refused within a bound, and that honest traffic carries on
 //! meanwhile, byte-identical.
 //!
-//! Some clients connect from 127.0.0.2 and up, standing for other hosts: all
-//! of 127.0.0.0/8 is loopback on Linux, and the tracker tells peers apart, and
-//! the servers count connections, by source address. std cannot choose a
-//! client's source address, so [`connect_from`] uses `libc`, which is a
-//! dependency of the package and therefore usable here.
+//! Some clients connect from 127.0.0.2 and up, standing for other hosts
+//! (see `support::raw`).
 //!
 //! Tests that print `[figures]` lines feed docs/RELIABILITY.md; see them with
 //! `cargo test --test e2e hostile -- --nocapture`.
 
 use std::fs;
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
-use std::os::fd::FromRawFd;
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::sync::mpsc;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use p2pshare::manifest::Manifest;
 use p2pshare::storage::manifest_of;
 
-use crate::support::harness::{
-    assert_same_bytes, random_bytes, Peer, Stream, TestDir, Tracker, COMMAND,
-};
-
-const CHUNK: usize = p2pshare::bounds::CHUNK_SIZE as usize;
-
-/// How long a server may take to answer a line or to close, on a loaded
-/// machine; the servers themselves take milliseconds.
-const REPLY: Duration = Duration::from_secs(5);
+use crate::support::fakes::{FakePeer, Lie};
+use crate::support::flood::{settle, Flood};
+use crate::support::harness::{assert_same_bytes, random_bytes, Stream, TestDir, CHUNK, COMMAND};
+use crate::support::programs::{Peer, Tracker};
+use crate::support::raw::{register, Probe, Raw, Slowloris, REPLY};
 
 /// The slowest answer a probe may get from a server under attack (it takes
 /// about a millisecond when idle).
@@ -61,7 +52,7 @@ fn a_peer_serving_wrong_chunks_is_banned_and_the_download_completes() {
     let (path, data) = dir.random_file("seed/lied.bin", chunks * CHUNK + 99, 11);
     // The upload cap keeps the honest seeder busy for about a second, so the
     // workers sent to the fake surely ask it before the file is complete.
-    let honest = seeder("honest", &tracker, &path, &["--max-upload", "4M"]);
+    let (honest, _) = Peer::seeder_with("honest", &tracker, &[&path], &["--max-upload", "4M"]);
     let fake = FakePeer::start(Lie::FlippedChunks, &path);
     fake.register(tracker.addr(), "lied.bin");
     let mut dl = Peer::start(
@@ -127,7 +118,7 @@ fn a_manifest_that_does_not_hash_to_the_id_is_skipped() {
     // with the seeder's own announcements.
     let decoy = Tracker::start(&dir);
     let (path, data) = dir.random_file("seed/m.bin", 3 * CHUNK + 5, 12);
-    let honest = seeder("honest", &decoy, &path, &[]);
+    let (honest, _) = Peer::seeder_with("honest", &decoy, &[&path], &[]);
     let manifest = manifest_of(&path).unwrap();
     let id = manifest.id().to_hex();
     register(tracker.addr(), honest.addr.port(), &manifest, "m.bin");
@@ -327,9 +318,9 @@ fn the_tracker_refuses_hostile_input_and_keeps_serving() {
     assert!(idle.is_open() && slow.raw.is_open(), "dropped within 2 s");
     probe.finish("tracker", PROMPT);
     assert!(
-        tracker_panics(&tracker).is_empty(),
+        tracker.proc().seen("panicked").is_empty(),
         "{:?}",
-        tracker_panics(&tracker)
+        tracker.proc().seen("panicked")
     );
 }
 
@@ -346,7 +337,7 @@ fn a_peer_refuses_hostile_input_and_keeps_serving() {
     let len = 8 * CHUNK - 1000;
     let (path, data) = dir.random_file("seed/served.bin", len, 15);
     // Capped so the real download below spans the whole barrage.
-    let seeder = seeder("seeder", &tracker, &path, &["--max-upload", "2M"]);
+    let (seeder, _) = Peer::seeder_with("seeder", &tracker, &[&path], &["--max-upload", "2M"]);
     let manifest = manifest_of(&path).unwrap();
     let id = manifest.id().to_hex();
     let to = seeder.addr;
@@ -463,7 +454,7 @@ fn a_client_that_never_reads_is_dropped_after_the_write_timeout() {
     let dir = TestDir::new("never-reads");
     let tracker = Tracker::start(&dir);
     let (path, _) = dir.random_file("seed/big.bin", 8 * CHUNK, 16);
-    let seeder = seeder("seeder", &tracker, &path, &[]);
+    let (seeder, _) = Peer::seeder_with("seeder", &tracker, &[&path], &[]);
     let id = manifest_of(&path).unwrap().id();
     let probe = Probe::start(seeder.addr, "HELLO 1", "OK p2pshare 1");
 
@@ -498,7 +489,7 @@ fn idle_and_slowloris_connections_are_closed_after_the_first_line_timeout() {
     let dir = TestDir::new("idle");
     let tracker = Tracker::start(&dir);
     let (path, _) = dir.random_file("seed/x.bin", 10, 17);
-    let seeder = seeder("seeder", &tracker, &path, &[]);
+    let (seeder, _) = Peer::seeder_with("seeder", &tracker, &[&path], &[]);
     let probes = [
         Probe::start(tracker.addr(), "SEARCH", "OK "),
         Probe::start(seeder.addr, "HELLO 1", "OK p2pshare 1"),
@@ -584,9 +575,8 @@ fn a_flood_from_one_host_does_not_starve_intact_downloads() {
     assert_eq!(fate_t.open, 128, "tracker: {fate_t:?}");
     assert_eq!(fate_s.open, 96, "seeder: {fate_s:?}");
     assert!(fate_t.busy > 0 && fate_s.busy > 0);
-    let tracker_pid = tracker.proc().pid();
-    let (t_rss, s_rss) = (vm(tracker_pid, "VmHWM"), vm(seeder.proc.pid(), "VmHWM"));
-    let (t_threads, s_threads) = (vm(tracker_pid, "Threads"), vm(seeder.proc.pid(), "Threads"));
+    let (t_rss, s_rss) = (tracker.proc().vm("VmHWM"), seeder.proc.vm("VmHWM"));
+    let (t_threads, s_threads) = (tracker.proc().vm("Threads"), seeder.proc.vm("Threads"));
     drop((at_tracker, at_seeder));
     assert_eq!(Raw::connect(tracker.addr()).ask("SEARCH nomatch"), "OK 0");
     eprintln!(
@@ -615,7 +605,7 @@ fn a_flood_from_many_addresses_takes_every_slot_until_it_lets_go() {
     let dir = TestDir::new("flood-many");
     let tracker = Tracker::start(&dir);
     let (path, _) = dir.random_file("seed/x.bin", 10, 18);
-    let seeder = seeder("seeder", &tracker, &path, &[]);
+    let (seeder, _) = Peer::seeder_with("seeder", &tracker, &[&path], &[]);
     let addrs = |third: u8, n: u8| {
         (1..=n)
             .map(|i| Ipv4Addr::new(127, 0, third, i))
@@ -633,8 +623,7 @@ fn a_flood_from_many_addresses_takes_every_slot_until_it_lets_go() {
 
     assert_eq!(Raw::connect(tracker.addr()).line(), "ERR busy");
     assert_eq!(Raw::connect(seeder.addr).line(), "ERR busy");
-    let tracker_pid = tracker.proc().pid();
-    let (t_rss, s_rss) = (vm(tracker_pid, "VmHWM"), vm(seeder.proc.pid(), "VmHWM"));
+    let (t_rss, s_rss) = (tracker.proc().vm("VmHWM"), seeder.proc.vm("VmHWM"));
 
     let let_go = Instant::now();
     drop((at_tracker, at_seeder));
@@ -673,7 +662,12 @@ fn only_the_registering_address_can_unregister() {
     let (path, _) = dir.random_file("seed/mine.bin", 1000, 19);
     // No re-announcement during the test, so what is listed is what the
     // test's requests left.
-    let seeder = seeder("seeder", &tracker, &path, &["--announce-interval", "3600"]);
+    let (seeder, _) = Peer::seeder_with(
+        "seeder",
+        &tracker,
+        &[&path],
+        &["--announce-interval", "3600"],
+    );
     let manifest = manifest_of(&path).unwrap();
     let id = manifest.id();
     let port = seeder.addr.port();
@@ -732,21 +726,6 @@ fn register_with_port_zero_is_refused() {
 // ---------------------------------------------------------------------------
 // Helpers: processes and logs
 
-/// Starts a `--serve` peer sharing `path` with `extra` options, once the
-/// tracker has the file.
-fn seeder(name: &str, tracker: &Tracker, path: &Path, extra: &[&str]) -> Peer {
-    let mut args = vec!["--serve", "--share", path.to_str().expect("UTF-8 paths")];
-    args.extend_from_slice(extra);
-    let peer = Peer::start(name, path.parent().unwrap(), tracker, &args);
-    let line = peer
-        .proc
-        .expect_line(Stream::Out, COMMAND, "the share", |l| {
-            l.starts_with("Successfully registered file: ") || l.starts_with("error:")
-        });
-    assert!(!line.starts_with("error:"), "{name}: {line}");
-    peer
-}
-
 /// Stderr lines of `dl` up to and including its `n`th `Downloaded chunk`
 /// line. Every verification warning of a download precedes its last chunk
 /// (a chunk a liar held must come back and be fetched elsewhere first).
@@ -779,11 +758,6 @@ fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
     v
 }
 
-/// Lines of the tracker's stderr so far that report a panic.
-fn tracker_panics(tracker: &Tracker) -> Vec<String> {
-    tracker.proc().seen("panicked")
-}
-
 /// Starts `download NAME` on both peers at once; returns when both have
 /// succeeded, with the time that took.
 fn download_pair(dls: &mut [Peer; 2], names: [&str; 2]) -> Duration {
@@ -792,157 +766,16 @@ fn download_pair(dls: &mut [Peer; 2], names: [&str; 2]) -> Duration {
         dl.proc.send(&format!("download {name}"));
     }
     for (dl, name) in dls.iter().zip(names) {
-        let done = dl
-            .proc
-            .expect_line(Stream::Out, COMMAND, "a download", |l| {
-                l.starts_with("Successfully downloaded: ") || l.starts_with("error:")
-            });
-        assert_eq!(done, format!("Successfully downloaded: {name}"));
+        let lines = dl
+            .finish_download(COMMAND)
+            .unwrap_or_else(|l| panic!("download {name} failed: {l:?}"));
+        assert!(lines.contains(&format!("Successfully downloaded: {name}")));
     }
-    let took = started.elapsed();
-    for dl in dls.iter() {
-        dl.proc.expect_out(" saved as ", COMMAND);
-    }
-    took
-}
-
-/// A `Vm*` (kB) or `Threads` figure of process `pid`, from /proc.
-fn vm(pid: u32, field: &str) -> u64 {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("a live process");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+    started.elapsed()
 }
 
 // ---------------------------------------------------------------------------
 // Helpers: raw clients
-
-/// Connects to `to` from the local address `from` (any of 127.0.0.0/8),
-/// which the server takes for another host. std cannot bind a client socket
-/// before connecting, hence libc.
-fn connect_from(from: Ipv4Addr, to: SocketAddr) -> io::Result<TcpStream> {
-    let SocketAddr::V4(to) = to else {
-        panic!("IPv4 only: {to}")
-    };
-    let sockaddr = |a: SocketAddrV4| {
-        // SAFETY: sockaddr_in is plain data, valid when zeroed.
-        let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-        sa.sin_family = libc::AF_INET as libc::sa_family_t;
-        sa.sin_port = a.port().to_be();
-        sa.sin_addr.s_addr = u32::from(*a.ip()).to_be();
-        sa
-    };
-    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    // SAFETY: a fresh descriptor, owned by `stream` at once, so it is closed
-    // on every path; bind and connect get a valid sockaddr_in and its size.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let stream = TcpStream::from_raw_fd(fd);
-        // On Linux the send timeout also bounds a blocking connect.
-        stream.set_write_timeout(Some(REPLY))?;
-        let local = sockaddr(SocketAddrV4::new(from, 0));
-        if libc::bind(fd, (&local as *const libc::sockaddr_in).cast(), len) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let remote = sockaddr(to);
-        if libc::connect(fd, (&remote as *const libc::sockaddr_in).cast(), len) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(stream)
-    }
-}
-
-/// A raw protocol client: lines out, reply lines or payload bytes back, each
-/// read bounded by [`REPLY`].
-struct Raw {
-    r: BufReader<TcpStream>,
-    w: TcpStream,
-}
-
-impl Raw {
-    fn connect(to: SocketAddr) -> Raw {
-        Raw::new(TcpStream::connect(to).unwrap_or_else(|e| panic!("connect {to}: {e}")))
-    }
-
-    fn connect_from(from: Ipv4Addr, to: SocketAddr) -> Raw {
-        Raw::new(connect_from(from, to).unwrap_or_else(|e| panic!("connect {to} from {from}: {e}")))
-    }
-
-    fn new(stream: TcpStream) -> Raw {
-        stream.set_read_timeout(Some(REPLY)).unwrap();
-        stream.set_write_timeout(Some(REPLY)).unwrap();
-        Raw {
-            w: stream.try_clone().unwrap(),
-            r: BufReader::new(stream),
-        }
-    }
-
-    /// Another handle on the same connection (unbuffered reads so far).
-    fn clone_raw(&self) -> Raw {
-        Raw::new(self.w.try_clone().unwrap())
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.w.write_all(bytes).expect("cannot send");
-    }
-
-    /// The next reply line, without its `\n`.
-    fn line(&mut self) -> String {
-        let mut buf = Vec::new();
-        let read = self.r.read_until(b'\n', &mut buf);
-        if !buf.ends_with(b"\n") {
-            panic!(
-                "no whole reply line within {REPLY:?}: {read:?}, got {:?}",
-                String::from_utf8_lossy(&buf)
-            );
-        }
-        buf.pop();
-        String::from_utf8(buf).expect("replies are UTF-8")
-    }
-
-    fn ask(&mut self, req: &str) -> String {
-        self.send(format!("{req}\n").as_bytes());
-        self.line()
-    }
-
-    fn payload(&mut self, len: usize) -> Vec<u8> {
-        let mut buf = vec![0; len];
-        self.r.read_exact(&mut buf).expect("a whole payload");
-        buf
-    }
-
-    /// Asserts that the server closes the connection within `within` and
-    /// sends nothing more first; returns how it closed.
-    fn expect_close(&mut self, within: Duration) -> &'static str {
-        assert!(
-            self.r.buffer().is_empty(),
-            "data after the reply: {:?}",
-            self.r.buffer()
-        );
-        self.w.set_read_timeout(Some(within)).unwrap();
-        let mut byte = [0u8; 1];
-        match self.r.get_mut().read(&mut byte) {
-            Ok(0) => "closed",
-            Ok(_) => panic!("data instead of a close: {byte:?}"),
-            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => "reset",
-            Err(e) => panic!("not closed within {within:?}: {e}"),
-        }
-    }
-
-    /// Whether the server has neither closed the connection nor sent
-    /// anything on it.
-    fn is_open(&self) -> bool {
-        self.w.set_nonblocking(true).unwrap();
-        let peeked = self.w.peek(&mut [0u8; 1]);
-        self.w.set_nonblocking(false).unwrap();
-        matches!(peeked, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
-    }
-}
 
 /// Framing errors, each on a fresh connection: `ERR`, then a close.
 fn refuses_framing_errors(to: SocketAddr) {
@@ -1004,354 +837,4 @@ fn refuses_ten_megabytes_of_spaces(to: SocketAddr) {
     c.expect_close(REPLY);
     let written = rx.recv_timeout(REPLY).expect("the writer hung");
     assert!(written.is_err(), "the server read all 10 MB");
-}
-
-/// A client that sends `line` one byte a second, on a thread of its own,
-/// until the server closes or the line is out.
-struct Slowloris {
-    raw: Raw,
-    sent: Arc<AtomicUsize>,
-    writer: JoinHandle<()>,
-}
-
-impl Slowloris {
-    fn start(to: SocketAddr, line: &[u8]) -> Slowloris {
-        let raw = Raw::connect(to);
-        let mut w = raw.w.try_clone().unwrap();
-        let sent = Arc::new(AtomicUsize::new(0));
-        let (counter, line) = (Arc::clone(&sent), line.to_vec());
-        let writer = thread::spawn(move || {
-            for byte in line {
-                if w.write_all(&[byte]).is_err() {
-                    return;
-                }
-                counter.fetch_add(1, Ordering::SeqCst);
-                thread::sleep(Duration::from_secs(1));
-            }
-        });
-        Slowloris { raw, sent, writer }
-    }
-
-    /// Waits until `n` bytes are out (about `n - 1` seconds after the start).
-    fn wait_sent(&self, n: usize) {
-        let deadline = Instant::now() + Duration::from_secs(n as u64 + 5);
-        while self.sent.load(Ordering::SeqCst) < n {
-            assert!(Instant::now() < deadline, "the slowloris writer stalled");
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Waits for the writer to stop (the server closed, or the line is out).
-    fn wait_closed(self, within: Duration) {
-        let deadline = Instant::now() + within;
-        while !self.writer.is_finished() {
-            assert!(Instant::now() < deadline, "the slowloris writer still runs");
-            thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-/// A client asking `request` on a fresh connection every 50 ms until
-/// finished, timing each answer: the server under attack still serves others.
-struct Probe {
-    stop: Arc<AtomicBool>,
-    handle: JoinHandle<Vec<Result<Duration, String>>>,
-}
-
-impl Probe {
-    fn start(to: SocketAddr, request: &'static str, want: &'static str) -> Probe {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = Arc::clone(&stop);
-        let handle = thread::spawn(move || {
-            let mut results = Vec::new();
-            // Bounded even if never stopped: 2000 x 50 ms is 100 s.
-            while !stopped.load(Ordering::SeqCst) && results.len() < 2000 {
-                let started = Instant::now();
-                let reply = (|| -> io::Result<String> {
-                    let s = TcpStream::connect_timeout(&to, REPLY)?;
-                    s.set_read_timeout(Some(REPLY))?;
-                    (&s).write_all(format!("{request}\n").as_bytes())?;
-                    let mut line = String::new();
-                    BufReader::new(s).read_line(&mut line)?;
-                    Ok(line)
-                })();
-                results.push(match reply {
-                    Ok(line) if line.starts_with(want) => Ok(started.elapsed()),
-                    Ok(line) => Err(line),
-                    Err(e) => Err(e.to_string()),
-                });
-                thread::sleep(Duration::from_millis(50));
-            }
-            results
-        });
-        Probe { stop, handle }
-    }
-
-    /// Stops the probe; asserts every request was answered within `bound`.
-    fn finish(self, server: &str, bound: Duration) {
-        self.stop.store(true, Ordering::SeqCst);
-        let results = self.handle.join().expect("the probe panicked");
-        let failures: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
-        assert!(
-            failures.is_empty(),
-            "{server} failed the probe: {failures:?}"
-        );
-        let mut times: Vec<Duration> = results.into_iter().map(Result::unwrap).collect();
-        times.sort();
-        let slowest = *times.last().expect("at least one probe");
-        eprintln!(
-            "[figures] {server} probe: {} answers during the attack, median {:?}, slowest {slowest:?}",
-            times.len(),
-            times[times.len() / 2]
-        );
-        assert!(slowest < bound, "{server} answered a probe in {slowest:?}");
-    }
-}
-
-/// Connections being opened to `to`, `per_addr` from each address of
-/// `from`, by 8 threads; they send nothing.
-struct Flood {
-    opened: Arc<AtomicUsize>,
-    threads: Vec<JoinHandle<Vec<io::Result<TcpStream>>>>,
-}
-
-impl Flood {
-    fn start(from: &[Ipv4Addr], per_addr: usize, to: SocketAddr) -> Flood {
-        let jobs: Vec<Ipv4Addr> = from
-            .iter()
-            .flat_map(|&a| std::iter::repeat_n(a, per_addr))
-            .collect();
-        let opened = Arc::new(AtomicUsize::new(0));
-        let threads = jobs
-            .chunks(jobs.len().div_ceil(8))
-            .map(|part| {
-                let (part, opened) = (part.to_vec(), Arc::clone(&opened));
-                thread::spawn(move || {
-                    let conn = |&a: &Ipv4Addr| {
-                        let c = connect_from(a, to);
-                        opened.fetch_add(1, Ordering::SeqCst);
-                        c
-                    };
-                    part.iter().map(conn).collect()
-                })
-            })
-            .collect();
-        Flood { opened, threads }
-    }
-
-    /// Waits until `n` connections have been tried.
-    fn wait_opened(&self, n: usize) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.opened.load(Ordering::SeqCst) < n {
-            assert!(Instant::now() < deadline, "the flood stalled");
-            thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Waits for every attempt; returns the connections and how many could
-    /// not connect (each try is bounded by the connect timeout).
-    fn finish(self) -> (Vec<TcpStream>, usize) {
-        let mut open = Vec::new();
-        let mut failed = 0;
-        for t in self.threads {
-            for conn in t.join().expect("a flood thread panicked") {
-                match conn {
-                    Ok(c) => open.push(c),
-                    Err(_) => failed += 1,
-                }
-            }
-        }
-        (open, failed)
-    }
-}
-
-/// What became of the connections of a flood.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Fate {
-    /// Accepted and held: nothing received, not closed.
-    open: usize,
-    /// Got `ERR busy`.
-    busy: usize,
-    /// Closed (or reset) without a word.
-    closed: usize,
-}
-
-/// Waits until `held` connections remain open (the rest have been refused),
-/// or [`REPLY`] passes; returns the last count.
-fn settle(conns: &[TcpStream], held: usize) -> Fate {
-    let deadline = Instant::now() + REPLY;
-    loop {
-        let fate = fates(conns);
-        if fate.open <= held || Instant::now() >= deadline {
-            return fate;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn fates(conns: &[TcpStream]) -> Fate {
-    let mut fate = Fate::default();
-    let mut buf = [0u8; 16];
-    for c in conns {
-        c.set_nonblocking(true).unwrap();
-        match c.peek(&mut buf) {
-            Ok(n) if buf[..n].starts_with(b"ERR busy") => fate.busy += 1,
-            Ok(0) => fate.closed += 1,
-            Ok(n) => panic!("unexpected bytes from a server: {:?}", &buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => fate.open += 1,
-            Err(_) => fate.closed += 1,
-        }
-        c.set_nonblocking(false).unwrap();
-    }
-    fate
-}
-
-// ---------------------------------------------------------------------------
-// Helpers: fake peers
-
-/// How a fake peer lies. Whatever the lie, every chunk it sends has the
-/// right length and one flipped byte.
-enum Lie {
-    /// The right manifest, so it is trusted until its first chunk.
-    FlippedChunks,
-    /// These bytes as the manifest: not the file's, so not hashing to its id.
-    Manifest(Vec<u8>),
-    /// `OK 18446744073709551615` for the manifest, and nothing after it.
-    AbsurdManifestLength,
-}
-
-/// What a fake peer serves and what it saw.
-struct Fake {
-    lie: Lie,
-    manifest: Manifest,
-    data: Vec<u8>,
-    requests: Mutex<Vec<String>>,
-    /// Per connection that got a bad chunk: from the end of the first bad
-    /// chunk to the downloader hanging up.
-    hangups: Mutex<Vec<Duration>>,
-}
-
-/// A peer-protocol server on a thread of this test, sharing the file at a
-/// path under that file's id, and lying about it.
-struct FakePeer {
-    addr: SocketAddr,
-    fake: Arc<Fake>,
-    stop: Arc<AtomicBool>,
-}
-
-impl FakePeer {
-    fn start(lie: Lie, path: &Path) -> FakePeer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let fake = Arc::new(Fake {
-            lie,
-            manifest: manifest_of(path).unwrap(),
-            data: fs::read(path).unwrap(),
-            requests: Mutex::new(Vec::new()),
-            hangups: Mutex::new(Vec::new()),
-        });
-        let stop = Arc::new(AtomicBool::new(false));
-        let (f, stopped) = (Arc::clone(&fake), Arc::clone(&stop));
-        thread::spawn(move || {
-            for conn in listener.incoming() {
-                if stopped.load(Ordering::SeqCst) {
-                    return;
-                }
-                if let Ok(conn) = conn {
-                    let f = Arc::clone(&f);
-                    thread::spawn(move || serve_fake(conn, &f));
-                }
-            }
-        });
-        FakePeer { addr, fake, stop }
-    }
-
-    /// Registers this fake with the tracker at `tracker` for its file.
-    fn register(&self, tracker: SocketAddr, name: &str) {
-        register(tracker, self.addr.port(), &self.fake.manifest, name);
-    }
-
-    fn requests(&self) -> Vec<String> {
-        self.fake.requests.lock().unwrap().clone()
-    }
-
-    fn count(&self, prefix: &str) -> usize {
-        self.requests()
-            .iter()
-            .filter(|r| r.starts_with(prefix))
-            .count()
-    }
-
-    fn hangups(&self) -> Vec<Duration> {
-        self.fake.hangups.lock().unwrap().clone()
-    }
-}
-
-impl Drop for FakePeer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wakes the accept loop so that it sees the flag.
-        let _ = TcpStream::connect(self.addr);
-    }
-}
-
-/// `REGISTER`s `port` as having `manifest`'s file, from 127.0.0.1.
-fn register(tracker: SocketAddr, port: u16, manifest: &Manifest, name: &str) {
-    let req = format!(
-        "REGISTER {port} {} {} {name}",
-        manifest.id(),
-        manifest.size()
-    );
-    assert_eq!(Raw::connect(tracker).ask(&req), "OK registered");
-}
-
-fn serve_fake(stream: TcpStream, fake: &Fake) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-    let Ok(mut w) = stream.try_clone() else {
-        return;
-    };
-    let mut r = BufReader::new(stream);
-    let mut first_bad: Option<Instant> = None;
-    let mut line = String::new();
-    loop {
-        line.clear();
-        match r.read_line(&mut line) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        let req = line.trim_end().to_string();
-        fake.requests.lock().unwrap().push(req.clone());
-        let words: Vec<&str> = req.split(' ').collect();
-        let (reply, bad) = match words.as_slice() {
-            ["HELLO", "1"] => (b"OK p2pshare 1\n".to_vec(), false),
-            ["MANIFEST", _] => match &fake.lie {
-                Lie::FlippedChunks => (with_payload(&fake.manifest.encode()), false),
-                Lie::Manifest(bytes) => (with_payload(bytes), false),
-                Lie::AbsurdManifestLength => (b"OK 18446744073709551615\n".to_vec(), false),
-            },
-            ["GET", _, index] => match index.parse().ok().and_then(|i| fake.manifest.chunk(i)) {
-                Some(c) => {
-                    let start = c.offset as usize;
-                    let mut bytes = fake.data[start..start + c.len as usize].to_vec();
-                    bytes[c.len as usize / 2] ^= 1;
-                    (with_payload(&bytes), true)
-                }
-                None => (b"ERR no such chunk\n".to_vec(), false),
-            },
-            _ => (b"ERR unknown command\n".to_vec(), false),
-        };
-        if w.write_all(&reply).is_err() {
-            break;
-        }
-        if bad && first_bad.is_none() {
-            first_bad = Some(Instant::now());
-        }
-    }
-    if let Some(t) = first_bad {
-        fake.hangups.lock().unwrap().push(t.elapsed());
-    }
-}
-
-fn with_payload(bytes: &[u8]) -> Vec<u8> {
-    [format!("OK {}\n", bytes.len()).as_bytes(), bytes].concat()
 }
