@@ -24,9 +24,10 @@ use p2pshare::manifest::FileId;
 
 use crate::support::fakes::{FakePeer, Lie};
 use crate::support::harness::{
-    assert_same_bytes, wait_until, ReservedPort, Stream, TestDir, CHUNK, COMMAND,
+    assert_same_bytes, wait_until, ReservedPort, TestDir, CHUNK, COMMAND,
 };
 use crate::support::programs::{Peer, Tracker};
+use crate::support::status::{assert_every_chunk_once, is_banned, sources};
 
 /// How long the DHT may take to know what was announced: a few lookup and
 /// re-announce rounds of ~2 s each, on a loaded machine.
@@ -62,7 +63,7 @@ fn a_link_downloads_from_dht_peers_after_the_tracker_dies() {
 
     tracker.kill();
     let bootstrap = seeders[0].dht.to_string();
-    let args = ["--dht-bootstrap", &bootstrap, "-v"];
+    let args = ["--dht-bootstrap", &bootstrap, "--http", "0"];
     let mut dl = start_dht_peer("downloader", &dir.sub("dl"), tracker.port, &args).0;
 
     let lines = download_until_found(&mut dl, &link, None);
@@ -71,15 +72,16 @@ fn a_link_downloads_from_dht_peers_after_the_tracker_dies() {
         (1..=5).contains(&found),
         "found {found} peers, expected 1 to 5 seeders: {lines:?}"
     );
-    let (from_tracker, from_dht) = peer_sources(&dl);
+    let download = dl.ended_download();
     assert_eq!(
-        (from_tracker, from_dht),
+        (download.peers_from_tracker, download.peers_from_dht),
         (0, found),
         "all peers from the DHT"
     );
     let got = fs::read(dir.path().join("dl/swarm.bin")).unwrap();
     assert_same_bytes(&got, &data, "swarm.bin");
-    let (sources, _) = chunk_log(&dl, len.div_ceil(CHUNK));
+    assert_every_chunk_once(&download, len.div_ceil(CHUNK));
+    let sources = sources(&download);
     assert!(
         sources.is_subset(&seeder_addrs),
         "chunks from {sources:?}, seeders are {seeder_addrs:?}"
@@ -111,16 +113,22 @@ fn peers_known_to_tracker_and_dht_count_once() {
         .expect("cannot start the test's DHT node");
     await_dht_peers(&probe, &id, &seeder_addrs);
 
-    let args = ["-v", "--workers", "4"];
+    let args = ["--http", "0", "--workers", "4"];
     let mut dl = start_dht_peer("downloader", &dir.sub("dl"), tracker.port, &args).0;
     let lines = dl
         .download("pair.bin", None)
         .unwrap_or_else(|l| panic!("download failed: {l:?}"));
     assert_eq!(found_count(&lines, "pair.bin"), 2, "{lines:?}");
-    assert_eq!(peer_sources(&dl), (2, 0), "tracker 2, DHT none more");
+    let download = dl.ended_download();
+    assert_eq!(
+        (download.peers_from_tracker, download.peers_from_dht),
+        (2, 0),
+        "tracker 2, DHT none more"
+    );
     let got = fs::read(dir.path().join("dl/pair.bin")).unwrap();
     assert_same_bytes(&got, &data, "pair.bin");
-    let (sources, _) = chunk_log(&dl, len / CHUNK);
+    assert_every_chunk_once(&download, len / CHUNK);
+    let sources = sources(&download);
     assert!(
         sources.iter().all(|s| seeder_addrs.contains(s)),
         "chunks from {sources:?}, seeders are {seeder_addrs:?}"
@@ -132,8 +140,8 @@ fn peers_known_to_tracker_and_dht_count_once() {
 /// both announced from the test through DHT nodes of its own. The
 /// downloader's tracker has never heard of the file, so all three peers come
 /// from the DHT. The download is byte-identical, every chunk comes from the
-/// honest seeder, the liar is caught by verification and gets no more GETs
-/// than there are workers.
+/// honest seeder, the liar is caught by verification (banned) and gets no
+/// more GETs than there are workers.
 #[test]
 fn dead_and_lying_dht_peers_do_not_spoil_a_download() {
     const WORKERS: usize = 4;
@@ -164,18 +172,30 @@ fn dead_and_lying_dht_peers_do_not_spoil_a_download() {
     let empty = Tracker::start(&dir);
     let workers = WORKERS.to_string();
     let bootstrap = network.addr().to_string();
-    let args = ["--dht-bootstrap", &bootstrap, "-v", "--workers", &workers];
+    let args = [
+        "--dht-bootstrap",
+        &bootstrap,
+        "--http",
+        "0",
+        "--workers",
+        &workers,
+    ];
     let mut dl = start_dht_peer("downloader", &dir.sub("dl"), empty.port, &args).0;
     let lines = dl
         .download(&honest.link, None)
         .unwrap_or_else(|l| panic!("download failed: {l:?}"));
     assert_eq!(found_count(&lines, "bait.bin"), 3, "{lines:?}");
-    assert_eq!(peer_sources(&dl), (0, 3), "all three from the DHT");
+    let download = dl.ended_download();
+    assert_eq!(
+        (download.peers_from_tracker, download.peers_from_dht),
+        (0, 3),
+        "all three from the DHT"
+    );
     let got = fs::read(dir.path().join("dl/bait.bin")).unwrap();
     assert_same_bytes(&got, &data, "bait.bin");
-    let (sources, log) = chunk_log(&dl, len.div_ceil(CHUNK));
+    assert_every_chunk_once(&download, len.div_ceil(CHUNK));
     assert_eq!(
-        sources,
+        sources(&download),
         BTreeSet::from([honest.peer.addr]),
         "only the honest seeder"
     );
@@ -184,10 +204,11 @@ fn dead_and_lying_dht_peers_do_not_spoil_a_download() {
         (1..=WORKERS).contains(&gets),
         "the liar answered {gets} GETs; expected 1 (it was tried) to {WORKERS}"
     );
-    let caught = format!("from {} failed verification", liar.addr);
+    // Caught by verification: none of its chunks counted (above), and its
+    // first bad one banned it.
     assert!(
-        log.iter().any(|l| l.contains(&caught)),
-        "no {caught:?} in {log:?}"
+        is_banned(&download, liar.addr),
+        "the liar is not banned: {download:?}"
     );
 }
 
@@ -345,51 +366,4 @@ fn found_count(lines: &[String], name: &str) -> usize {
         .next()
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("bad line {line:?}"))
-}
-
-/// (from the tracker, more from the DHT) in the `-v` log of the latest
-/// download that found peers.
-fn peer_sources(peer: &Peer) -> (usize, usize) {
-    let line = peer
-        .proc
-        .expect_line(Stream::Err, COMMAND, "the peer sources", |l| {
-            l.contains(" peer(s) from the tracker, ")
-        });
-    let numbers: Vec<usize> = line
-        .split_whitespace()
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    match numbers.as_slice() {
-        [tracker, dht] => (*tracker, *dht),
-        _ => panic!("bad log line {line:?}"),
-    }
-}
-
-/// Reads the `-v` log of a download of `chunks` chunks up to its last
-/// `Downloaded chunk` line; checks each chunk arrived once. Returns the
-/// addresses they came from, and every log line read (warnings included).
-fn chunk_log(peer: &Peer, chunks: usize) -> (BTreeSet<SocketAddr>, Vec<String>) {
-    let mut indexes = BTreeSet::new();
-    let mut sources = BTreeSet::new();
-    let mut lines = Vec::new();
-    for _ in 0..chunks {
-        lines.extend(
-            peer.proc
-                .lines_until(Stream::Err, COMMAND, "a chunk log line", |l| {
-                    l.contains("Downloaded chunk ")
-                }),
-        );
-        let line = lines.last().unwrap();
-        let rest = line.split("Downloaded chunk ").nth(1).unwrap();
-        let parsed = rest
-            .split_once(" from ")
-            .and_then(|(i, a)| Some((i.parse::<usize>().ok()?, a.trim().parse().ok()?)));
-        let Some((index, from)) = parsed else {
-            panic!("bad log line {line:?}");
-        };
-        assert!(indexes.insert(index), "chunk {index} twice");
-        sources.insert(from);
-    }
-    assert_eq!(indexes, (0..chunks).collect(), "every chunk once");
-    (sources, lines)
 }

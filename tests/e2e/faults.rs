@@ -5,16 +5,14 @@
 //! see and what is on disk.
 //!
 //! "Mid-download" comes from upload caps, not timing luck: a 12 MiB file
-//! from seeders capped at 1-2 MiB/s takes seconds, and a test acts on the
-//! downloader's `-v` chunk log, never after a sleep. States without a line to
+//! from seeders capped at 1-2 MiB/s takes seconds, and a test acts on what
+//! the downloader's `/api/status` shows, never after a sleep. States without a line to
 //! wait for (what the tracker lists) are polled with a deadline.
 //!
 //! Each test prints `figure:` lines (seen with `--nocapture`) for
 //! docs/RELIABILITY.md: its run time and how long the fault took to handle.
 
-use std::collections::BTreeSet;
 use std::fs;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::support::fakes::StubTracker;
@@ -24,6 +22,9 @@ use crate::support::harness::{
 };
 use crate::support::programs::{Peer, Row, Tracker};
 use crate::support::raw::tracker_lists;
+use crate::support::status::{
+    assert_every_chunk_once, chunks_from, fetched, is_banned, resumed_chunks,
+};
 
 const MIB: usize = 1024 * 1024;
 
@@ -32,49 +33,6 @@ const BIG: usize = 12 * MIB;
 
 /// The tail of the error a download prints when no peer is left.
 const ALL_GONE: &str = "chunks could not be fetched from any peer; progress is kept for a retry";
-
-/// `... Downloaded chunk I from HOST:PORT` -> (I, HOST:PORT); other lines
-/// (warnings about dead peers) -> `None`.
-fn chunk_log(line: &str) -> Option<(u32, SocketAddr)> {
-    let rest = line.split("Downloaded chunk ").nth(1)?;
-    let (index, from) = rest.split_once(" from ")?;
-    Some((index.parse().ok()?, from.trim().parse().ok()?))
-}
-
-/// Reads the downloader's stderr until it has logged `n` more chunks.
-fn await_chunks(dl: &Peer, n: usize) -> Vec<(u32, SocketAddr)> {
-    (0..n)
-        .map(|_| {
-            let line = dl
-                .proc
-                .expect_line(Stream::Err, COMMAND, "a chunk log line", |l| {
-                    chunk_log(l).is_some()
-                });
-            chunk_log(&line).unwrap()
-        })
-        .collect()
-}
-
-/// Quits the downloader and returns the rest of its log: every line of
-/// stderr not read yet, up to its exit.
-fn rest_of_log(dl: &mut Peer) -> Vec<String> {
-    dl.proc.send("quit");
-    dl.proc.wait_exit(COMMAND);
-    dl.proc.rest(Stream::Err, COMMAND)
-}
-
-/// N in a stats line's `N chunks resumed from an earlier attempt` (0 when
-/// the line does not say).
-fn resumed(lines: &[String]) -> u32 {
-    let stats = lines.last().expect("a stats line");
-    stats
-        .split_once(" chunks resumed from an earlier attempt")
-        .map_or(0, |(before, _)| {
-            let n = before.rsplit(' ').next().unwrap();
-            n.parse()
-                .unwrap_or_else(|_| panic!("no count in {stats:?}"))
-        })
-}
 
 /// A tracker killed with SIGKILL and started again on the same port, with
 /// empty memory, lists both seeders again within a few announce intervals
@@ -342,10 +300,10 @@ fn sigint_mid_download_keeps_the_partial_file() {
     let (_seeder, ids) = Peer::seeder_with("seeder", &tracker, &[&path], &cap);
     let dl_dir = dir.sub("dl");
     let out = dl_dir.join("busy.bin");
-    let mut dl = Peer::start("downloader", &dl_dir, &tracker, &["-v"]);
+    let mut dl = Peer::start("downloader", &dl_dir, &tracker, &["--http", "0"]);
 
     dl.proc.send("download busy.bin");
-    await_chunks(&dl, 1);
+    dl.await_fetched(1);
     let asked = Instant::now();
     dl.proc.signal("INT");
     let status = dl.proc.await_exit(LEAVE);
@@ -361,7 +319,7 @@ fn sigint_mid_download_keeps_the_partial_file() {
     figure("sigint mid-download", "test run time", begun.elapsed());
 }
 
-/// Two seeders capped at 2 MiB/s each; once the downloader has logged 2
+/// Two seeders capped at 2 MiB/s each; once the downloader has fetched 2
 /// chunks, one seeder is SIGKILLed. Its chunks in flight go back to the
 /// queue, it is banned after its failures, and the download completes from
 /// the survivor: every chunk exactly once, byte-identical.
@@ -375,11 +333,11 @@ fn a_seeder_killed_mid_download_is_routed_around() {
     let (p1, _) = dir.random_file("s1/big.bin", BIG, 16);
     let (mut victim, _) = Peer::seeder_with("victim", &tracker, &[&p0], &cap);
     let (survivor, _) = Peer::seeder_with("survivor", &tracker, &[&p1], &cap);
-    let mut dl = Peer::start("downloader", &dir.sub("dl"), &tracker, &["-v"]);
+    let mut dl = Peer::start("downloader", &dir.sub("dl"), &tracker, &["--http", "0"]);
 
     dl.proc.send("download big.bin");
     let started = Instant::now();
-    let mut chunks = await_chunks(&dl, 2);
+    dl.await_fetched(2);
     victim.proc.kill();
     let killed = Instant::now();
     let lines = dl
@@ -394,22 +352,21 @@ fn a_seeder_killed_mid_download_is_routed_around() {
     assert_same_bytes(&got, &data, "big.bin");
     assert_eq!(dir.entries("dl"), ["big.bin"], "no .part file left");
 
-    let log = rest_of_log(&mut dl);
-    chunks.extend(log.iter().filter_map(|l| chunk_log(l)));
-    // `chunk I from ADDR: <error>`: a chunk in flight from the victim failed
-    // (and went back to the queue, since every chunk arrived once).
-    let lost = format!(" from {}: ", victim.addr);
+    let download = dl.ended_download();
+    // The victim's failures were noticed (it is banned), and what it held
+    // went back to the queue: every chunk still arrived, each once.
     assert!(
-        log.iter().any(|l| l.contains("[WARN") && l.contains(&lost)),
-        "no chunk in flight from the victim failed: {log:?}"
+        is_banned(&download, victim.addr),
+        "the victim is not banned: {download:?}"
     );
-    let total = BIG / CHUNK;
-    let indexes: BTreeSet<u32> = chunks.iter().map(|&(i, _)| i).collect();
-    assert_eq!(indexes.len(), total, "every chunk: {chunks:?}");
-    assert_eq!(chunks.len(), total, "each chunk once: {chunks:?}");
-    let from_survivor = chunks.iter().filter(|c| c.1 == survivor.addr).count();
-    let from_victim = chunks.iter().filter(|c| c.1 == victim.addr).count();
-    assert_eq!(from_survivor + from_victim, total, "{chunks:?}");
+    assert_every_chunk_once(&download, BIG / CHUNK);
+    let from_survivor = chunks_from(&download, survivor.addr);
+    let from_victim = chunks_from(&download, victim.addr);
+    assert_eq!(
+        from_survivor + from_victim,
+        download.total_chunks,
+        "{download:?}"
+    );
     println!("figure: seeder killed: chunks from victim {from_victim}, survivor {from_survivor}");
     figure("seeder killed", "chunks 2.. after the kill", failover);
     figure(
@@ -420,10 +377,10 @@ fn a_seeder_killed_mid_download_is_routed_around() {
     figure("seeder killed", "test run time", begun.elapsed());
 }
 
-/// A downloader SIGKILLed after logging 6 chunks leaves nothing at OUT and
+/// A downloader SIGKILLed after fetching 6 chunks leaves nothing at OUT and
 /// its verified chunks in the `.part` file beside it. A new downloader with
 /// the same `download NAME OUT` keeps them (re-verified) and fetches only
-/// the rest: it logs exactly as many chunks as it did not resume.
+/// the rest: exactly as many chunks as it did not resume.
 #[test]
 fn a_killed_download_resumes_where_it_stopped() {
     let begun = Instant::now();
@@ -437,9 +394,10 @@ fn a_killed_download_resumes_where_it_stopped() {
     let part = part_file(&out, &ids[0]);
     let total = (BIG / CHUNK) as u32;
 
-    let mut first = Peer::start("downloader1", &dl_dir, &tracker, &["-v"]);
+    let mut first = Peer::start("downloader1", &dl_dir, &tracker, &["--http", "0"]);
     first.proc.send("download half.bin out.bin");
-    let seen = await_chunks(&first, 6).len() as u32;
+    // Chunks reach the partial file before they are counted.
+    let seen = fetched(&first.await_fetched(6));
     first.proc.kill();
     let killed = Instant::now();
     assert!(!out.exists(), "a killed download wrote OUT");
@@ -449,26 +407,23 @@ fn a_killed_download_resumes_where_it_stopped() {
         [part.file_name().unwrap().to_str().unwrap()]
     );
 
-    let mut second = Peer::start("downloader2", &dl_dir, &tracker, &["-v"]);
+    let mut second = Peer::start("downloader2", &dl_dir, &tracker, &["--http", "0"]);
     let lines = second
         .download("half.bin", Some("out.bin"))
         .unwrap_or_else(|l| panic!("the resumed download failed: {l:?}"));
     let resumed_after = killed.elapsed();
-    let n = resumed(&lines);
+    let download = second.ended_download();
+    let n = resumed_chunks(&download);
     assert!(
         n >= seen && n < total,
-        "resumed {n} of {total}, {seen} were logged before the kill: {lines:?}"
+        "resumed {n} of {total}, {seen} were fetched before the kill: {download:?}"
     );
+    assert_stats_say_resumed(&lines, n);
     assert_same_bytes(&fs::read(&out).unwrap(), &data, "out.bin");
     assert_eq!(dir.entries("dl"), ["out.bin"], "no .part file left");
-    let log = rest_of_log(&mut second);
-    let fetched: Vec<_> = log.iter().filter_map(|l| chunk_log(l)).collect();
-    assert_eq!(
-        fetched.len() as u32,
-        total - n,
-        "fetched only the rest: {fetched:?}"
-    );
-    println!("figure: resume: {seen} chunks logged before the kill, {n} of {total} resumed");
+    // Fetched only the rest, each chunk once.
+    assert_every_chunk_once(&download, total as usize);
+    println!("figure: resume: {seen} chunks fetched before the kill, {n} of {total} resumed");
     figure(
         "resume",
         "kill to complete (2nd peer start + rest)",
@@ -493,10 +448,10 @@ fn a_download_whose_peers_are_all_gone_fails_and_resumes_later() {
     let out = dl_dir.join("out.bin");
     let part = part_file(&out, &ids[0]);
     let total = (BIG / CHUNK) as u32;
-    let mut dl = Peer::start("downloader", &dl_dir, &tracker, &["-v"]);
+    let mut dl = Peer::start("downloader", &dl_dir, &tracker, &["--http", "0"]);
 
     dl.proc.send("download gone.bin out.bin");
-    await_chunks(&dl, 1);
+    dl.await_fetched(1);
     seeder.proc.kill();
     let killed = Instant::now();
     let lines = dl
@@ -519,10 +474,21 @@ fn a_download_whose_peers_are_all_gone_fails_and_resumes_later() {
     let lines = dl
         .download("gone.bin", Some("out.bin"))
         .unwrap_or_else(|l| panic!("the retry failed: {l:?}"));
-    assert_eq!(resumed(&lines), total - missing, "{lines:?}");
+    let retry = dl.ended_download();
+    assert_eq!(resumed_chunks(&retry), total - missing, "{retry:?}");
+    assert_stats_say_resumed(&lines, total - missing);
     assert_same_bytes(&fs::read(&out).unwrap(), &data, "out.bin");
     assert_eq!(dir.entries("dl"), ["out.bin"], "no .part file left");
     println!("figure: all gone: {missing} of {total} chunks missing at the failure");
     figure("all gone", "failure after the kill", failed_after);
     figure("all gone", "test run time", begun.elapsed());
+}
+
+/// Asserts that the stats line, the last of `lines`, reports `n` chunks
+/// resumed from an earlier attempt.
+#[track_caller]
+fn assert_stats_say_resumed(lines: &[String], n: u32) {
+    let stats = lines.last().expect("a stats line");
+    let says = format!(", {n} chunks resumed from an earlier attempt;");
+    assert!(stats.contains(&says), "{stats:?} lacks {says:?}");
 }

@@ -13,6 +13,7 @@
 //! Tests that print `[figures]` lines feed docs/RELIABILITY.md; see them with
 //! `cargo test --test e2e hostile -- --nocapture`.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -29,6 +30,7 @@ use crate::support::flood::{settle, Flood};
 use crate::support::harness::{assert_same_bytes, random_bytes, Stream, TestDir, CHUNK, COMMAND};
 use crate::support::programs::{Peer, Tracker};
 use crate::support::raw::{register, Probe, Raw, Slowloris, REPLY};
+use crate::support::status::{assert_every_chunk_once, is_banned, sources};
 
 /// The slowest answer a probe may get from a server under attack (it takes
 /// about a millisecond when idle).
@@ -59,7 +61,7 @@ fn a_peer_serving_wrong_chunks_is_banned_and_the_download_completes() {
         "downloader",
         &dir.sub("dl"),
         &tracker,
-        &["-v", "--workers", "8"],
+        &["--http", "0", "--workers", "8"],
     );
 
     let lines = dl
@@ -74,25 +76,23 @@ fn a_peer_serving_wrong_chunks_is_banned_and_the_download_completes() {
     let got = fs::read(dir.path().join("dl/lied.bin")).unwrap();
     assert_same_bytes(&got, &data, "lied.bin");
 
-    let log = stderr_through_chunks(&dl, chunks + 1);
-    let sources = chunk_sources(&log);
-    let indexes: Vec<u32> = sorted(sources.iter().map(|&(i, _)| i).collect());
-    assert_eq!(indexes, (0..=chunks as u32).collect::<Vec<_>>(), "{log:?}");
-    assert!(
-        sources.iter().all(|&(_, from)| from == honest.addr),
-        "a chunk came from elsewhere than the honest seeder: {sources:?}"
+    let download = dl.ended_download();
+    assert_every_chunk_once(&download, chunks + 1);
+    assert_eq!(
+        sources(&download),
+        BTreeSet::from([honest.addr]),
+        "a chunk came from elsewhere than the honest seeder: {download:?}"
     );
     let gets = fake.count("GET ");
-    let fake_addr = fake.addr.to_string();
-    let verdicts = log
-        .iter()
-        .filter(|l| l.contains("failed verification") && l.contains(&fake_addr))
-        .count();
     assert!(
         (1..=8).contains(&gets),
         "the fake got {gets} GETs; at least one, and at most one per worker"
     );
-    assert_eq!(verdicts, gets, "every bad chunk detected: {log:?}");
+    // Every bad chunk detected: none counted (above), and the fake is banned.
+    assert!(
+        is_banned(&download, fake.addr),
+        "the fake is not banned: {download:?}"
+    );
     let hangups = fake.hangups();
     eprintln!(
         "[figures] liar: {gets} GET(s) before the ban (8 workers); downloader hung up \
@@ -139,12 +139,11 @@ fn a_manifest_that_does_not_hash_to_the_id_is_skipped() {
     for fake in &fakes {
         fake.register(tracker.addr(), "m.bin");
     }
-    let mut c = Raw::connect(tracker.addr());
-    assert_eq!(c.ask(&format!("PEERS {id}")), "OK 4");
-    let listed: Vec<String> = (0..4).map(|_| c.line()).collect();
+    let listed = Raw::connect(tracker.addr()).list(&format!("PEERS {id}"));
+    assert_eq!(listed.len(), 4, "{listed:?}");
     assert_eq!(listed[3], honest.addr.to_string(), "honest listed last");
 
-    let mut dl = Peer::start("downloader", &dir.sub("dl"), &tracker, &["-v"]);
+    let mut dl = Peer::start("downloader", &dir.sub("dl"), &tracker, &["--http", "0"]);
     let lines = dl
         .download("m.bin", None)
         .unwrap_or_else(|l| panic!("download failed: {l:?}"));
@@ -157,16 +156,22 @@ fn a_manifest_that_does_not_hash_to_the_id_is_skipped() {
     let got = fs::read(dir.path().join("dl/m.bin")).unwrap();
     assert_same_bytes(&got, &data, "m.bin");
 
-    let log = stderr_through_chunks(&dl, 4);
-    assert!(chunk_sources(&log).iter().all(|&(_, a)| a == honest.addr));
+    let download = dl.ended_download();
+    assert_every_chunk_once(&download, 4);
+    assert_eq!(sources(&download), BTreeSet::from([honest.addr]));
     for fake in &fakes {
         assert_eq!(
             fake.requests(),
             ["HELLO 1".to_string(), format!("MANIFEST {id}")],
             "asked once for the manifest, never for a chunk"
         );
-        let warned = format!("manifest from {}", fake.addr);
-        assert!(log.iter().any(|l| l.contains(&warned)), "{log:?}");
+        // Rejected: a peer whose manifest is taken takes part in the
+        // download, which lists every peer that delivered or was banned.
+        let fake = fake.addr.to_string();
+        assert!(
+            download.peers.iter().all(|p| p.addr != fake),
+            "{fake} took part: {download:?}"
+        );
     }
 }
 
@@ -428,12 +433,10 @@ fn a_peer_refuses_hostile_input_and_keeps_serving() {
 
     slow.wait_sent(2);
     assert!(idle.is_open() && slow.raw.is_open(), "dropped within 2 s");
-    let done = dl
-        .proc
-        .expect_line(Stream::Out, COMMAND, "the download", |l| {
-            l.starts_with("Successfully downloaded: ") || l.starts_with("error:")
-        });
-    assert_eq!(done, "Successfully downloaded: served.bin");
+    let lines = dl
+        .finish_download(COMMAND)
+        .unwrap_or_else(|l| panic!("the download failed: {l:?}"));
+    assert!(lines.contains(&"Successfully downloaded: served.bin".to_string()));
     let got = fs::read(dir.path().join("dl/served.bin")).unwrap();
     assert_same_bytes(&got, &data, "served.bin");
     probe.finish("peer", PROMPT);
@@ -672,9 +675,9 @@ fn only_the_registering_address_can_unregister() {
     let id = manifest.id();
     let port = seeder.addr.port();
     let peers = || {
-        let mut c = Raw::connect(tracker.addr());
-        let n: usize = c.ask(&format!("PEERS {id}"))[3..].parse().unwrap();
-        sorted((0..n).map(|_| c.line()).collect())
+        let mut listed = Raw::connect(tracker.addr()).list(&format!("PEERS {id}"));
+        listed.sort();
+        listed
     };
     let real = seeder.addr.to_string();
     assert_eq!(peers(), [real.as_str()]);
@@ -725,38 +728,6 @@ fn register_with_port_zero_is_refused() {
 
 // ---------------------------------------------------------------------------
 // Helpers: processes and logs
-
-/// Stderr lines of `dl` up to and including its `n`th `Downloaded chunk`
-/// line. Every verification warning of a download precedes its last chunk
-/// (a chunk a liar held must come back and be fetched elsewhere first).
-fn stderr_through_chunks(dl: &Peer, n: usize) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut seen = 0;
-    while seen < n {
-        let line = dl
-            .proc
-            .expect_line(Stream::Err, COMMAND, "a log line", |_| true);
-        seen += usize::from(line.contains("Downloaded chunk "));
-        lines.push(line);
-    }
-    lines
-}
-
-/// `(index, from)` of each `... Downloaded chunk I from HOST:PORT` line.
-fn chunk_sources(log: &[String]) -> Vec<(u32, SocketAddr)> {
-    log.iter()
-        .filter_map(|l| l.split("Downloaded chunk ").nth(1))
-        .map(|rest| {
-            let (i, from) = rest.split_once(" from ").expect("a chunk log line");
-            (i.parse().unwrap(), from.trim().parse().unwrap())
-        })
-        .collect()
-}
-
-fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
-    v.sort();
-    v
-}
 
 /// Starts `download NAME` on both peers at once; returns when both have
 /// succeeded, with the time that took.

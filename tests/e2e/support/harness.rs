@@ -457,24 +457,6 @@ impl Proc {
         }
     }
 
-    /// Every further line of `stream` until it ends, i.e. until the process
-    /// has exited and its output is read. Panics if it does not end in time.
-    pub fn rest(&self, stream: Stream, timeout: Duration) -> Vec<String> {
-        let rx = self.stream(stream);
-        let deadline = deadline(timeout);
-        let mut lines = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => lines.push(line),
-                Err(RecvTimeoutError::Disconnected) => return lines,
-                Err(RecvTimeoutError::Timeout) => {
-                    panic!("{}: {stream:?} did not end within {timeout:?}", self.name)
-                }
-            }
-        }
-    }
-
     fn log(&self, line: String) {
         self.transcript
             .lock()
