@@ -73,19 +73,8 @@ fn every_seeder_serves_part_of_a_parallel_download() {
     let args = ["--http", "0", "--workers", "8"];
     let mut dl = Peer::start("downloader", &dir.sub("dl"), &tracker, &args);
 
-    let lines = dl
-        .download("swarm.bin", None)
-        .unwrap_or_else(|l| panic!("download failed: {l:?}"));
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with("Found 3 peers for swarm.bin")),
-        "{lines:?}"
-    );
-    let got = fs::read(dir.path().join("dl/swarm.bin")).unwrap();
-    assert_same_bytes(&got, &data, "swarm.bin");
-
-    let download = dl.ended_download();
+    let out = dir.path().join("dl/swarm.bin");
+    let download = dl.download_checked("swarm.bin", 3, &out, &data);
     assert_every_chunk_once(&download, 16);
     let sources = sources(&download);
     for (seeder, _) in &seeders {

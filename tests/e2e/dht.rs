@@ -115,18 +115,13 @@ fn peers_known_to_tracker_and_dht_count_once() {
 
     let args = ["--http", "0", "--workers", "4"];
     let mut dl = start_dht_peer("downloader", &dir.sub("dl"), tracker.port, &args).0;
-    let lines = dl
-        .download("pair.bin", None)
-        .unwrap_or_else(|l| panic!("download failed: {l:?}"));
-    assert_eq!(found_count(&lines, "pair.bin"), 2, "{lines:?}");
-    let download = dl.ended_download();
+    let out = dir.path().join("dl/pair.bin");
+    let download = dl.download_checked("pair.bin", 2, &out, &data);
     assert_eq!(
         (download.peers_from_tracker, download.peers_from_dht),
         (2, 0),
         "tracker 2, DHT none more"
     );
-    let got = fs::read(dir.path().join("dl/pair.bin")).unwrap();
-    assert_same_bytes(&got, &data, "pair.bin");
     assert_every_chunk_once(&download, len / CHUNK);
     let sources = sources(&download);
     assert!(

@@ -4,7 +4,10 @@
 //! is gone fails clearly and resumes later.
 
 use std::fs;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+use p2pshare::peer::status::DownloadView;
 
 use crate::support::harness::{
     assert_same_bytes, figure, part_file, TestDir, CHUNK, COMMAND, LEAVE,
@@ -28,14 +31,8 @@ const ALL_GONE: &str = "chunks could not be fetched from any peer; progress is k
 #[test]
 fn sigint_mid_download_keeps_the_partial_file() {
     let begun = Instant::now();
-    let dir = TestDir::new("sigint-download");
-    let tracker = Tracker::start(&dir);
-    let (path, _) = dir.random_file("s/busy.bin", BIG, 19);
-    let cap = ["--max-upload", "1M"];
-    let (_seeder, ids) = Peer::seeder_with("seeder", &tracker, &[&path], &cap);
-    let dl_dir = dir.sub("dl");
-    let out = dl_dir.join("busy.bin");
-    let mut dl = Peer::start("downloader", &dl_dir, &tracker, &["--http", "0"]);
+    let setup = Capped::start("sigint-download", "busy.bin", 19, "1M", "busy.bin");
+    let mut dl = setup.downloader("downloader");
 
     dl.proc.send("download busy.bin");
     dl.await_fetched(1);
@@ -44,12 +41,8 @@ fn sigint_mid_download_keeps_the_partial_file() {
     let status = dl.proc.await_exit(LEAVE);
     let took = asked.elapsed();
     assert!(status.success(), "{status}");
-    assert!(!out.exists(), "an interrupted download wrote OUT");
-    let part = part_file(&out, &ids[0]);
-    assert_eq!(
-        dir.entries("dl"),
-        [part.file_name().unwrap().to_str().unwrap()]
-    );
+    assert!(!setup.out.exists(), "an interrupted download wrote OUT");
+    setup.assert_only_the_part_file();
     figure("sigint mid-download", "exit after SIGINT", took);
     figure("sigint mid-download", "test run time", begun.elapsed());
 }
@@ -119,43 +112,25 @@ fn a_seeder_killed_mid_download_is_routed_around() {
 #[test]
 fn a_killed_download_resumes_where_it_stopped() {
     let begun = Instant::now();
-    let dir = TestDir::new("resume");
-    let tracker = Tracker::start(&dir);
-    let (path, data) = dir.random_file("s/half.bin", BIG, 17);
-    let cap = ["--max-upload", "2M"];
-    let (_seeder, ids) = Peer::seeder_with("seeder", &tracker, &[&path], &cap);
-    let dl_dir = dir.sub("dl");
-    let out = dl_dir.join("out.bin");
-    let part = part_file(&out, &ids[0]);
+    let setup = Capped::start("resume", "half.bin", 17, "2M", "out.bin");
     let total = (BIG / CHUNK) as u32;
 
-    let mut first = Peer::start("downloader1", &dl_dir, &tracker, &["--http", "0"]);
+    let mut first = setup.downloader("downloader1");
     first.proc.send("download half.bin out.bin");
     // Chunks reach the partial file before they are counted.
     let seen = fetched(&first.await_fetched(6));
     first.proc.kill();
     let killed = Instant::now();
-    assert!(!out.exists(), "a killed download wrote OUT");
-    assert!(part.exists(), "no partial file {}", part.display());
-    assert_eq!(
-        dir.entries("dl"),
-        [part.file_name().unwrap().to_str().unwrap()]
-    );
+    assert!(!setup.out.exists(), "a killed download wrote OUT");
+    setup.assert_only_the_part_file();
 
-    let mut second = Peer::start("downloader2", &dl_dir, &tracker, &["--http", "0"]);
-    let lines = second
-        .download("half.bin", Some("out.bin"))
-        .unwrap_or_else(|l| panic!("the resumed download failed: {l:?}"));
+    let mut second = setup.downloader("downloader2");
+    let (download, n) = setup.download_again(&mut second, "half.bin");
     let resumed_after = killed.elapsed();
-    let download = second.ended_download();
-    let n = resumed_chunks(&download);
     assert!(
         n >= seen && n < total,
         "resumed {n} of {total}, {seen} were fetched before the kill: {download:?}"
     );
-    assert_stats_say_resumed(&lines, n);
-    assert_same_bytes(&fs::read(&out).unwrap(), &data, "out.bin");
-    assert_eq!(dir.entries("dl"), ["out.bin"], "no .part file left");
     // Fetched only the rest, each chunk once.
     assert_every_chunk_once(&download, total as usize);
     println!("figure: resume: {seen} chunks fetched before the kill, {n} of {total} resumed");
@@ -174,20 +149,13 @@ fn a_killed_download_resumes_where_it_stopped() {
 #[test]
 fn a_download_whose_peers_are_all_gone_fails_and_resumes_later() {
     let begun = Instant::now();
-    let dir = TestDir::new("all-gone");
-    let tracker = Tracker::start(&dir);
-    let (path, data) = dir.random_file("s0/gone.bin", BIG, 18);
-    let (mut seeder, ids) =
-        Peer::seeder_with("seeder", &tracker, &[&path], &["--max-upload", "1M"]);
-    let dl_dir = dir.sub("dl");
-    let out = dl_dir.join("out.bin");
-    let part = part_file(&out, &ids[0]);
+    let mut setup = Capped::start("all-gone", "gone.bin", 18, "1M", "out.bin");
     let total = (BIG / CHUNK) as u32;
-    let mut dl = Peer::start("downloader", &dl_dir, &tracker, &["--http", "0"]);
+    let mut dl = setup.downloader("downloader");
 
     dl.proc.send("download gone.bin out.bin");
     dl.await_fetched(1);
-    seeder.proc.kill();
+    setup.seeder.proc.kill();
     let killed = Instant::now();
     let lines = dl
         .finish_download(Duration::from_secs(20))
@@ -201,29 +169,88 @@ fn a_download_whose_peers_are_all_gone_fails_and_resumes_later() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no count in {error:?}"));
     assert!(missing >= 1 && missing < total, "{error}");
-    assert!(!out.exists(), "a failed download wrote OUT");
-    assert!(part.exists(), "the partial file was not kept");
+    assert!(!setup.out.exists(), "a failed download wrote OUT");
+    assert!(setup.part.exists(), "the partial file was not kept");
 
-    let (p2, _) = dir.random_file("s2/gone.bin", BIG, 18);
-    let (_seeder2, _) = Peer::seeder("seeder2", &tracker, &[&p2]);
-    let lines = dl
-        .download("gone.bin", Some("out.bin"))
-        .unwrap_or_else(|l| panic!("the retry failed: {l:?}"));
-    let retry = dl.ended_download();
-    assert_eq!(resumed_chunks(&retry), total - missing, "{retry:?}");
-    assert_stats_say_resumed(&lines, total - missing);
-    assert_same_bytes(&fs::read(&out).unwrap(), &data, "out.bin");
-    assert_eq!(dir.entries("dl"), ["out.bin"], "no .part file left");
+    let (p2, _) = setup.dir.random_file("s2/gone.bin", BIG, 18);
+    let (_seeder2, _) = Peer::seeder("seeder2", &setup.tracker, &[&p2]);
+    let (_, resumed) = setup.download_again(&mut dl, "gone.bin");
+    assert_eq!(resumed, total - missing);
     println!("figure: all gone: {missing} of {total} chunks missing at the failure");
     figure("all gone", "failure after the kill", failed_after);
     figure("all gone", "test run time", begun.elapsed());
 }
 
-/// Asserts that the stats line, the last of `lines`, reports `n` chunks
-/// resumed from an earlier attempt.
-#[track_caller]
-fn assert_stats_say_resumed(lines: &[String], n: u32) {
-    let stats = lines.last().expect("a stats line");
-    let says = format!(", {n} chunks resumed from an earlier attempt;");
-    assert!(stats.contains(&says), "{stats:?} lacks {says:?}");
+/// What most tests here start from: a tracker and one seeder of a [`BIG`]
+/// random file, capped so that a download of it takes seconds, and where a
+/// download of it to `dl/OUT` writes.
+struct Capped {
+    // Fields drop in order: the processes before the directory.
+    seeder: Peer,
+    tracker: Tracker,
+    data: Vec<u8>,
+    /// `dl/OUT`, and the partial file beside it.
+    out: PathBuf,
+    part: PathBuf,
+    dir: TestDir,
+}
+
+impl Capped {
+    /// For the test `test`: the seeder shares `name` (made from `seed`)
+    /// with `--max-upload cap`; downloads go to `dl/out`.
+    fn start(test: &str, name: &str, seed: u64, cap: &str, out: &str) -> Capped {
+        let dir = TestDir::new(test);
+        let tracker = Tracker::start(&dir);
+        let (path, data) = dir.random_file(&format!("s/{name}"), BIG, seed);
+        let cap = ["--max-upload", cap];
+        let (seeder, ids) = Peer::seeder_with("seeder", &tracker, &[&path], &cap);
+        let out = dir.sub("dl").join(out);
+        let part = part_file(&out, &ids[0]);
+        Capped {
+            seeder,
+            tracker,
+            data,
+            out,
+            part,
+            dir,
+        }
+    }
+
+    /// A peer in `dl/` with a status page.
+    fn downloader(&self, name: &str) -> Peer {
+        let cwd = self.dir.path().join("dl");
+        Peer::start(name, &cwd, &self.tracker, &["--http", "0"])
+    }
+
+    /// Asserts that `dl/` holds the partial file and nothing else.
+    #[track_caller]
+    fn assert_only_the_part_file(&self) {
+        assert!(
+            self.part.exists(),
+            "no partial file {}",
+            self.part.display()
+        );
+        let part = self.part.file_name().unwrap().to_str().unwrap();
+        assert_eq!(self.dir.entries("dl"), [part]);
+    }
+
+    /// `download NAME OUT` by `dl`, after an earlier attempt: it must leave
+    /// the file intact at OUT and nothing else in `dl/`, and its stats line
+    /// must say as many chunks resumed as `/api/status` does. Returns the
+    /// download and that count.
+    #[track_caller]
+    fn download_again(&self, dl: &mut Peer, name: &str) -> (DownloadView, u32) {
+        let out = self.out.file_name().unwrap().to_str().unwrap();
+        let lines = dl
+            .download(name, Some(out))
+            .unwrap_or_else(|l| panic!("the download after the first failed: {l:?}"));
+        let download = dl.ended_download();
+        let n = resumed_chunks(&download);
+        let stats = lines.last().expect("a stats line");
+        let says = format!(", {n} chunks resumed from an earlier attempt;");
+        assert!(stats.contains(&says), "{stats:?} lacks {says:?}");
+        assert_same_bytes(&fs::read(&self.out).unwrap(), &self.data, out);
+        assert_eq!(self.dir.entries("dl"), [out], "no .part file left");
+        (download, n)
+    }
 }

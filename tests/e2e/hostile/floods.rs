@@ -89,7 +89,7 @@ fn a_flood_from_many_addresses_takes_every_slot_until_it_lets_go() {
     let dir = TestDir::new("flood-many");
     let tracker = Tracker::start(&dir);
     let (path, _) = dir.random_file("seed/x.bin", 10, 18);
-    let (seeder, _) = Peer::seeder_with("seeder", &tracker, &[&path], &[]);
+    let (seeder, _) = Peer::seeder("seeder", &tracker, &[&path]);
     let addrs = |third: u8, n: u8| {
         (1..=n)
             .map(|i| Ipv4Addr::new(127, 0, third, i))

@@ -233,7 +233,7 @@ fn a_client_that_never_reads_is_dropped_after_the_write_timeout() {
     let dir = TestDir::new("never-reads");
     let tracker = Tracker::start(&dir);
     let (path, _) = dir.random_file("seed/big.bin", 8 * CHUNK, 16);
-    let (seeder, _) = Peer::seeder_with("seeder", &tracker, &[&path], &[]);
+    let (seeder, _) = Peer::seeder("seeder", &tracker, &[&path]);
     let id = manifest_of(&path).unwrap().id();
     let probe = Probe::start(seeder.addr, "HELLO 1", "OK p2pshare 1");
 
@@ -268,7 +268,7 @@ fn idle_and_slowloris_connections_are_closed_after_the_first_line_timeout() {
     let dir = TestDir::new("idle");
     let tracker = Tracker::start(&dir);
     let (path, _) = dir.random_file("seed/x.bin", 10, 17);
-    let (seeder, _) = Peer::seeder_with("seeder", &tracker, &[&path], &[]);
+    let (seeder, _) = Peer::seeder("seeder", &tracker, &[&path]);
     let probes = [
         Probe::start(tracker.addr(), "SEARCH", "OK "),
         Probe::start(seeder.addr, "HELLO 1", "OK p2pshare 1"),

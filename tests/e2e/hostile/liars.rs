@@ -3,14 +3,13 @@
 //! Each lie is caught and the liar used no further.
 
 use std::collections::BTreeSet;
-use std::fs;
 use std::time::Instant;
 
 use p2pshare::manifest::Manifest;
 use p2pshare::storage::manifest_of;
 
 use crate::support::fakes::{FakePeer, Lie};
-use crate::support::harness::{assert_same_bytes, TestDir, CHUNK};
+use crate::support::harness::{TestDir, CHUNK};
 use crate::support::programs::{Peer, Tracker};
 use crate::support::raw::{register, Raw};
 use crate::support::status::{assert_every_chunk_once, is_banned, sources};
@@ -38,19 +37,8 @@ fn a_peer_serving_wrong_chunks_is_banned_and_the_download_completes() {
         &["--http", "0", "--workers", "8"],
     );
 
-    let lines = dl
-        .download("lied.bin", None)
-        .unwrap_or_else(|l| panic!("download failed: {l:?}"));
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with("Found 2 peers for lied.bin")),
-        "{lines:?}"
-    );
-    let got = fs::read(dir.path().join("dl/lied.bin")).unwrap();
-    assert_same_bytes(&got, &data, "lied.bin");
-
-    let download = dl.ended_download();
+    let out = dir.path().join("dl/lied.bin");
+    let download = dl.download_checked("lied.bin", 2, &out, &data);
     assert_every_chunk_once(&download, chunks + 1);
     assert_eq!(
         sources(&download),
@@ -92,7 +80,7 @@ fn a_manifest_that_does_not_hash_to_the_id_is_skipped() {
     // with the seeder's own announcements.
     let decoy = Tracker::start(&dir);
     let (path, data) = dir.random_file("seed/m.bin", 3 * CHUNK + 5, 12);
-    let (honest, _) = Peer::seeder_with("honest", &decoy, &[&path], &[]);
+    let (honest, _) = Peer::seeder("honest", &decoy, &[&path]);
     let manifest = manifest_of(&path).unwrap();
     let id = manifest.id().to_hex();
     register(tracker.addr(), honest.addr.port(), &manifest, "m.bin");
@@ -118,19 +106,8 @@ fn a_manifest_that_does_not_hash_to_the_id_is_skipped() {
     assert_eq!(listed[3], honest.addr.to_string(), "honest listed last");
 
     let mut dl = Peer::start("downloader", &dir.sub("dl"), &tracker, &["--http", "0"]);
-    let lines = dl
-        .download("m.bin", None)
-        .unwrap_or_else(|l| panic!("download failed: {l:?}"));
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with("Found 4 peers for m.bin")),
-        "{lines:?}"
-    );
-    let got = fs::read(dir.path().join("dl/m.bin")).unwrap();
-    assert_same_bytes(&got, &data, "m.bin");
-
-    let download = dl.ended_download();
+    let out = dir.path().join("dl/m.bin");
+    let download = dl.download_checked("m.bin", 4, &out, &data);
     assert_every_chunk_once(&download, 4);
     assert_eq!(sources(&download), BTreeSet::from([honest.addr]));
     for fake in &fakes {

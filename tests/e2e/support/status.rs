@@ -5,13 +5,15 @@
 //! where the peers came from) here rather than from log lines.
 
 use std::collections::BTreeSet;
+use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 
 use p2pshare::peer::status::{DownloadView, PeerStatus, State};
 use p2pshare::tracker::status::TrackerStatus;
 
-use super::harness::{wait_until, CHUNK, COMMAND, STARTUP};
+use super::harness::{assert_same_bytes, wait_until, CHUNK, COMMAND, STARTUP};
 use super::programs::Peer;
 
 /// Sends `request` as it is and returns the status code and the raw reply.
@@ -84,6 +86,28 @@ impl Peer {
         let d = self.newest_download().expect("no download in /api/status");
         assert_ne!(d.state, State::Running, "{d:?}");
         d
+    }
+
+    /// `download NAME`, which must find `peers` peers and leave exactly
+    /// `want` at `out` (where it saves NAME); returns the ended download.
+    #[track_caller]
+    pub fn download_checked(
+        &mut self,
+        name: &str,
+        peers: usize,
+        out: &Path,
+        want: &[u8],
+    ) -> DownloadView {
+        let lines = self
+            .download(name, None)
+            .unwrap_or_else(|l| panic!("download {name} failed: {l:?}"));
+        let found = format!("Found {peers} peers for {name} ");
+        assert!(
+            lines.iter().any(|l| l.starts_with(&found)),
+            "no {found:?} in {lines:?}"
+        );
+        assert_same_bytes(&fs::read(out).unwrap(), want, name);
+        self.ended_download()
     }
 
     /// Waits until the newest download has fetched at least `n` chunks in
