@@ -55,149 +55,17 @@ RATE=${BENCH_RATE:-10M}
 RUNS=${BENCH_RUNS:-3}
 SIZE_MIB=$((SIZE >> 20))
 
-cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
-ROOT=$PWD
-TRACKER=$ROOT/target/release/tracker
-PEER=$ROOT/target/release/peer
+# shellcheck source=scripts/lib.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
+SAY_FD=2      # the table alone goes to stdout
+STAMP_OUT=1   # readiness and completion lines carry their time (LINE_TS)
+KEEP_WORK=${BENCH_KEEP:-}
 LOAD=$ROOT/target/release/examples/tracker_load
 
-WORK=""
-PIDS=()  # every background process started, in start order
-NAMES=() # their names: logs are $WORK/NAME.out (time-stamped) and NAME.err
-ROWS=()  # table rows: "benchmark|p2pshare|baseline|ratio|target|result"
+ROWS=() # table rows: "benchmark|p2pshare|baseline|ratio|target|result"
 MISSED=0
 
 log() { printf '%s\n' "$*" >&2; }
-say() { printf '\n== %s\n' "$*" >&2; }
-
-fail() {
-    printf '\nFAIL: %s\n' "$*" >&2
-    exit 1
-}
-
-# ---------------------------------------------------------------- processes --
-
-# kill_tree SIG PID: signals PID's children (a /usr/bin/time wrapper's
-# program), then PID.
-kill_tree() {
-    local child
-    for child in $(pgrep -P "$2" 2>/dev/null); do
-        kill "-$1" "$child" 2>/dev/null || true
-    done
-    kill "-$1" "$2" 2>/dev/null || true
-}
-
-# stop_pid PID: TERM (to its children only if it has any: a /usr/bin/time
-# wrapper must live to write its figures), up to 5 s for it to exit, then
-# KILL to it and its children; reaps it.
-stop_pid() {
-    local pid=$1 deadline=$((SECONDS + 5)) children
-    children=$(pgrep -P "$pid" 2>/dev/null) || true
-    if [[ -n $children ]]; then
-        # shellcheck disable=SC2086 # one word per child pid
-        kill -TERM $children 2>/dev/null || true
-    else
-        kill -TERM "$pid" 2>/dev/null || true
-    fi
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.05; done
-    kill -0 "$pid" 2>/dev/null && kill_tree KILL "$pid"
-    wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-    local status=$? i f
-    set +e
-    trap - EXIT INT TERM
-    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-        kill -0 "${PIDS[i]}" 2>/dev/null && stop_pid "${PIDS[i]}"
-    done
-    if ((status != 0)) && [[ -n $WORK && -d $WORK ]]; then
-        printf '\n== logs of the failed run (last lines)\n' >&2
-        for i in "${!NAMES[@]}"; do
-            for f in "$WORK/${NAMES[i]}.out" "$WORK/${NAMES[i]}.err"; do
-                [[ -s $f ]] && { printf -- '-- %s\n' "${f#"$WORK"/}"; tail -n 8 "$f"; } >&2
-            done
-        done
-    fi
-    [[ -n $WORK && -z ${BENCH_KEEP:-} ]] && rm -rf -- "$WORK"
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# stamp: copies stdin to stdout, each line prefixed with $EPOCHREALTIME, so
-# readiness and completion lines carry the time they were printed.
-stamp() {
-    local line
-    while IFS= read -r line; do printf '%s %s\n' "$EPOCHREALTIME" "$line"; done
-}
-
-# start NAME DIR INPUT CMD...: runs CMD in DIR in the background with stdin
-# from file INPUT (or /dev/null), stdout time-stamped to $WORK/NAME.out and
-# stderr to $WORK/NAME.err. The stamp process is this shell's child, not
-# CMD's, so stopping CMD's process tree leaves it to read the last lines.
-start() {
-    local name=$1 dir=$2 input=${3:-/dev/null} fd
-    shift 3
-    : >"$WORK/$name.out"
-    exec {fd}> >(stamp >"$WORK/$name.out")
-    (cd "$dir" && exec "$@") <"$input" 2>"$WORK/$name.err" >&"$fd" {fd}>&- &
-    PIDS+=($!)
-    NAMES+=("$name")
-    exec {fd}>&-
-}
-
-pid_of_maybe() {
-    local i
-    for i in "${!NAMES[@]}"; do
-        [[ ${NAMES[i]} == "$1" ]] && { printf '%s\n' "${PIDS[i]}"; return; }
-    done
-    return 0
-}
-
-pid_of() {
-    local pid
-    pid=$(pid_of_maybe "$1")
-    [[ -n $pid ]] || fail "no process named $1"
-    printf '%s\n' "$pid"
-}
-
-# stop NAME: stops the process started as NAME.
-stop() { stop_pid "$(pid_of "$1")"; }
-
-# wait_line NAME REGEX SECS: waits until a line of NAME's stdout starts with
-# (extended) REGEX; sets LINE to it and LINE_TS to when it was printed.
-wait_line() {
-    local name=$1 regex=$2 deadline=$((SECONDS + $3)) pid hit
-    pid=$(pid_of "$name")
-    while :; do
-        if hit=$(grep -s -E -m1 -- "^[0-9]+\.[0-9]+ $regex" "$WORK/$name.out"); then
-            LINE_TS=${hit%% *}
-            LINE=${hit#* }
-            return 0
-        fi
-        if ! kill -0 "$pid" 2>/dev/null; then
-            sleep 0.2 # let stamp flush what the process printed last
-            grep -qE -- "^[0-9]+\.[0-9]+ $regex" "$WORK/$name.out" && continue
-            fail "$name exited before printing /$regex/"
-        fi
-        ((SECONDS < deadline)) || fail "$name did not print /$regex/ within $3 s"
-        sleep 0.02
-    done
-}
-
-# wait_exit NAME SECS: waits until NAME exits; fails unless it exited 0.
-wait_exit() {
-    local pid rc=0 deadline=$((SECONDS + $2))
-    pid=$(pid_of "$1")
-    while kill -0 "$pid" 2>/dev/null; do
-        ((SECONDS < deadline)) || fail "$1 still running after $2 s"
-        sleep 0.02
-    done
-    wait "$pid" || rc=$?
-    ((rc == 0)) || fail "$1 exited with status $rc"
-}
 
 # ------------------------------------------------------------------ numbers --
 
@@ -314,8 +182,7 @@ start_tracker() {
     TNAME=tracker-$SEQ
     start "$TNAME" "$WORK" "" "$TRACKER" --bind 127.0.0.1 0
     wait_line "$TNAME" 'Tracker running on port [0-9]+\.' 10
-    [[ $LINE =~ port\ ([0-9]+)\. ]] || fail "no port in: $LINE"
-    TPORT=${BASH_REMATCH[1]}
+    TPORT=$(port_of "$LINE")
 }
 
 # p2p_run SEEDERS DOWNLOADERS SECS [SEEDER_OPTION...]: a fresh tracker,
@@ -442,16 +309,16 @@ bench_transfer() {
 
 bench_hashing() {
     say "2. share (hashing, from peer start until registered) vs openssl dgst -sha256 and sha256sum"
-    local k p2p=() ossl=() sum=() id="" t0 a b c ref
+    local k p2p=() ossl=() sum=() id="" got t0 a b c ref
     start_tracker
     for ((k = 1; k <= RUNS; k++)); do
         t0=$(now)
         start "hash$k" "$WORK/src" "" "$PEER" --bind 127.0.0.1 --serve --share "$SRC" 127.0.0.1 "$TPORT" 0
         wait_line "hash$k" 'Successfully registered file: ' 300
         p2p+=("$(calc "$LINE_TS - $t0" 4)")
-        [[ $LINE =~ id\ ([0-9a-f]{64})\) ]] || fail "no file id in: $LINE"
-        [[ -z $id || $id == "${BASH_REMATCH[1]}" ]] || fail "share gave two ids for one file"
-        id=${BASH_REMATCH[1]}
+        got=$(id_of "$LINE")
+        [[ -z $id || $id == "$got" ]] || fail "share gave two ids for one file"
+        id=$got
         stop "hash$k"
         time_cmd openssl dgst -sha256 "$SRC"
         ossl+=("$RUN_SECS")

@@ -16,103 +16,20 @@
 
 set -euo pipefail
 
-cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
-ROOT=$PWD
+# shellcheck source=scripts/lib.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 TIMEOUT=${DEMO_TIMEOUT:-30}
-TRACKER=$ROOT/target/release/tracker
-PEER=$ROOT/target/release/peer
-
-WORK=""
-PIDS=()   # every process started, in start order
-NAMES=()  # their names, for logs
-
-say() { printf '\n== %s\n' "$*"; }
+STOP_SECS=3 # a peer's BYE takes at most ~1 s
+LOG_TAIL=20
 
 # quote NAME [FILE]: output lines (of FILE, or stdin), prefixed with NAME.
 quote() { sed "s/^/    $1| /" "${2:--}"; }
-
-fail() {
-    printf '\nFAIL: %s\n' "$*" >&2
-    exit 1
-}
-
-cleanup() {
-    local status=$? i pid deadline
-    set +e
-    trap - EXIT INT TERM
-    # Newest first, each given 3 s to exit before SIGKILL: on SIGTERM a peer
-    # says BYE to the tracker, which is the oldest and so still up.
-    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-        pid=${PIDS[i]}
-        kill -TERM "$pid" 2>/dev/null
-        deadline=$((SECONDS + 3))
-        while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
-            sleep 0.05
-        done
-        kill -KILL "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
-    if ((status != 0)) && [[ -n $WORK && -d $WORK ]]; then
-        printf '\n== logs of the failed run\n' >&2
-        for i in "${!NAMES[@]}"; do
-            for f in "$WORK/${NAMES[i]}.out" "$WORK/${NAMES[i]}.err"; do
-                [[ -s $f ]] && { printf -- '-- %s\n' "${f#"$WORK"/}"; tail -n 20 "$f"; } >&2
-            done
-        done
-    fi
-    [[ -n $WORK ]] && rm -rf -- "$WORK"
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'echo "interrupted" >&2; exit 130' INT
-trap 'echo "terminated" >&2; exit 143' TERM
-
-# start NAME DIR CMD...: runs CMD in DIR in the background, stdout and stderr
-# to $WORK/NAME.{out,err}, stdin from /dev/null.
-start() {
-    local name=$1 dir=$2
-    shift 2
-    (cd "$dir" && exec "$@") </dev/null >"$WORK/$name.out" 2>"$WORK/$name.err" &
-    PIDS+=($!)
-    NAMES+=("$name")
-}
 
 # start_repl NAME DIR COMMANDS CMD...: as start, with COMMANDS piped to stdin.
 start_repl() {
     local name=$1 dir=$2 commands=$3
     shift 3
-    printf '%s' "$commands" | (cd "$dir" && exec "$@") >"$WORK/$name.out" 2>"$WORK/$name.err" &
-    PIDS+=($!)
-    NAMES+=("$name")
-}
-
-# wait_line NAME REGEX: waits until NAME's stdout has a line matching REGEX
-# (extended regex) and prints that line. Fails if NAME exits first or the
-# deadline passes.
-wait_line() {
-    local name=$1 regex=$2 pid=${PIDS[-1]} i line deadline=$((SECONDS + TIMEOUT))
-    for i in "${!NAMES[@]}"; do [[ ${NAMES[i]} == "$name" ]] && pid=${PIDS[i]}; done
-    while ((SECONDS < deadline)); do
-        if line=$(grep -E -m1 -- "$regex" "$WORK/$name.out"); then
-            printf '%s\n' "$line"
-            return 0
-        fi
-        kill -0 "$pid" 2>/dev/null || fail "$name exited before printing /$regex/"
-        sleep 0.05
-    done
-    fail "$name did not print /$regex/ within ${TIMEOUT}s"
-}
-
-# wait_exit NAME: waits until NAME exits (bounded) and fails unless it exited 0.
-wait_exit() {
-    local name=$1 pid="" i rc=0 deadline=$((SECONDS + TIMEOUT))
-    for i in "${!NAMES[@]}"; do [[ ${NAMES[i]} == "$name" ]] && pid=${PIDS[i]}; done
-    while kill -0 "$pid" 2>/dev/null; do
-        ((SECONDS < deadline)) || fail "$name still running after ${TIMEOUT}s"
-        sleep 0.05
-    done
-    wait "$pid" || rc=$?
-    ((rc == 0)) || fail "$name exited with status $rc"
+    start "$name" "$dir" <(printf '%s' "$commands") "$@"
 }
 
 # tracker LINE: sends one request to the tracker over /dev/tcp, prints the
@@ -133,24 +50,6 @@ tracker() {
     exec {fd}>&-
 }
 
-# port_of LINE: the port at the end of `... HOST:PORT` or `... port PORT. ...`.
-port_of() {
-    local line=$1
-    if [[ $line =~ port\ ([0-9]+)\. ]]; then
-        printf '%s\n' "${BASH_REMATCH[1]}"
-    elif [[ $line =~ :([0-9]+)$ ]]; then
-        printf '%s\n' "${BASH_REMATCH[1]}"
-    else
-        fail "no port in: $line"
-    fi
-}
-
-# id_of LINE: the file id in `Successfully registered file: ... id <hex>)`.
-id_of() {
-    [[ $1 =~ id\ ([0-9a-f]{64})\) ]] || fail "no file id in: $1"
-    printf '%s\n' "${BASH_REMATCH[1]}"
-}
-
 # ----------------------------------------------------------------------------
 
 say "building (cargo build --release)"
@@ -162,18 +61,18 @@ mkdir -p "$WORK/dl-sample" "$WORK/seed-b" "$WORK/seed-c" "$WORK/dl-random"
 echo "work directory: $WORK"
 
 say "tracker: tracker --bind 127.0.0.1 0"
-start tracker "$ROOT" "$TRACKER" --bind 127.0.0.1 0
-line=$(wait_line tracker '^Tracker running on port [0-9]+\. Press Ctrl\+C to stop\.$')
-TPORT=$(port_of "$line")
+start tracker "$ROOT" "" "$TRACKER" --bind 127.0.0.1 0
+wait_line tracker '^Tracker running on port [0-9]+\. Press Ctrl\+C to stop\.$'
+TPORT=$(port_of "$LINE")
 quote tracker "$WORK/tracker.out"
 
 # --- Part 1: a small text file, one seeder -----------------------------------
 
 say "seeder A: peer --bind 127.0.0.1 --serve --share test_files/sample.txt 127.0.0.1 $TPORT 0"
-start seed-a "$ROOT" "$PEER" --bind 127.0.0.1 --serve --share test_files/sample.txt 127.0.0.1 "$TPORT" 0
-wait_line seed-a '^Peer listening on ' >/dev/null
-line=$(wait_line seed-a '^Successfully registered file: test_files/sample.txt ')
-SAMPLE_ID=$(id_of "$line")
+start seed-a "$ROOT" "" "$PEER" --bind 127.0.0.1 --serve --share test_files/sample.txt 127.0.0.1 "$TPORT" 0
+wait_line seed-a '^Peer listening on '
+wait_line seed-a '^Successfully registered file: test_files/sample.txt '
+SAMPLE_ID=$(id_of "$LINE")
 quote seed-a "$WORK/seed-a.out"
 
 say "the tracker, asked over TCP: SEARCH sample"
@@ -201,16 +100,16 @@ cp "$WORK/seed-b/random.bin" "$WORK/seed-c/random.bin"
 echo "    random.bin: $(stat -c %s "$WORK/seed-b/random.bin") bytes, sha256 $(sha256sum <"$WORK/seed-b/random.bin" | cut -c1-16)..."
 
 say "seeders B and C: peer --bind 127.0.0.1 --serve --share random.bin 127.0.0.1 $TPORT 0"
-start seed-b "$WORK/seed-b" "$PEER" --bind 127.0.0.1 --serve --share random.bin 127.0.0.1 "$TPORT" 0
-start seed-c "$WORK/seed-c" "$PEER" --bind 127.0.0.1 --serve --share random.bin 127.0.0.1 "$TPORT" 0
-line=$(wait_line seed-b '^Peer listening on ')
-BPORT=$(port_of "$line")
-line=$(wait_line seed-c '^Peer listening on ')
-CPORT=$(port_of "$line")
-line=$(wait_line seed-b '^Successfully registered file: random.bin ')
-RANDOM_ID=$(id_of "$line")
-line=$(wait_line seed-c '^Successfully registered file: random.bin ')
-C_ID=$(id_of "$line")
+start seed-b "$WORK/seed-b" "" "$PEER" --bind 127.0.0.1 --serve --share random.bin 127.0.0.1 "$TPORT" 0
+start seed-c "$WORK/seed-c" "" "$PEER" --bind 127.0.0.1 --serve --share random.bin 127.0.0.1 "$TPORT" 0
+wait_line seed-b '^Peer listening on '
+BPORT=$(port_of "$LINE")
+wait_line seed-c '^Peer listening on '
+CPORT=$(port_of "$LINE")
+wait_line seed-b '^Successfully registered file: random.bin '
+RANDOM_ID=$(id_of "$LINE")
+wait_line seed-c '^Successfully registered file: random.bin '
+C_ID=$(id_of "$LINE")
 [[ $C_ID == "$RANDOM_ID" ]] || fail "the two seeders computed different ids for the same bytes"
 quote seed-b "$WORK/seed-b.out"
 quote seed-c "$WORK/seed-c.out"

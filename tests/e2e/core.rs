@@ -4,15 +4,13 @@
 //! errors that write nothing; and the tracker's wire protocol behaves as
 //! documented, including on abuse.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
 
-use crate::util::{assert_same_bytes, Peer, Stream, TestDir, Tracker, COMMAND};
-
-const CHUNK: usize = p2pshare::bounds::CHUNK_SIZE as usize;
+use crate::support::harness::{assert_same_bytes, TestDir, CHUNK, COMMAND};
+use crate::support::programs::{Peer, Tracker};
+use crate::support::raw::{Raw, REPLY};
+use crate::support::status::{assert_every_chunk_once, sources};
 
 /// Empty, one byte, exactly one chunk, one chunk and a byte, and ~20 MiB
 /// ending in a partial chunk: each arrives byte for byte, under its name in
@@ -53,7 +51,8 @@ fn downloads_are_byte_identical_at_chunk_boundaries() {
 
 /// Three seeders with separate copies of one 16-chunk file: a downloader
 /// with 8 workers gets every chunk exactly once, and every seeder serves at
-/// least one of them (from the `-v` log), i.e. the download really is spread.
+/// least one of them (from `/api/status`), i.e. the download really is
+/// spread.
 #[test]
 fn every_seeder_serves_part_of_a_parallel_download() {
     let dir = TestDir::new("swarm");
@@ -71,35 +70,13 @@ fn every_seeder_serves_part_of_a_parallel_download() {
         seeders.iter().all(|(_, id)| *id == seeders[0].1),
         "identical copies must have one id"
     );
-    let args = ["-v", "--workers", "8"];
+    let args = ["--http", "0", "--workers", "8"];
     let mut dl = Peer::start("downloader", &dir.sub("dl"), &tracker, &args);
 
-    let lines = dl
-        .download("swarm.bin", None)
-        .unwrap_or_else(|l| panic!("download failed: {l:?}"));
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with("Found 3 peers for swarm.bin")),
-        "{lines:?}"
-    );
-    let got = fs::read(dir.path().join("dl/swarm.bin")).unwrap();
-    assert_same_bytes(&got, &data, "swarm.bin");
-
-    // The log lines were written before the success line, but stderr is read
-    // by its own thread: wait for all 16 rather than assume they are in.
-    let mut chunks = Vec::new();
-    for _ in 0..16 {
-        let line = dl
-            .proc
-            .expect_line(Stream::Err, COMMAND, "a chunk log line", |l| {
-                l.contains("Downloaded chunk ")
-            });
-        chunks.push(parse_chunk_log(&line));
-    }
-    let indexes: BTreeSet<u32> = chunks.iter().map(|&(i, _)| i).collect();
-    assert_eq!(indexes, (0..16).collect(), "each chunk once: {chunks:?}");
-    let sources: HashSet<SocketAddr> = chunks.iter().map(|&(_, a)| a).collect();
+    let out = dir.path().join("dl/swarm.bin");
+    let download = dl.download_checked("swarm.bin", 3, &out, &data);
+    assert_every_chunk_once(&download, 16);
+    let sources = sources(&download);
     for (seeder, _) in &seeders {
         assert!(
             sources.contains(&seeder.addr),
@@ -108,18 +85,6 @@ fn every_seeder_serves_part_of_a_parallel_download() {
         );
     }
     assert_eq!(sources.len(), 3, "only seeders serve: {sources:?}");
-}
-
-/// `... Downloaded chunk I from HOST:PORT` -> (I, HOST:PORT).
-fn parse_chunk_log(line: &str) -> (u32, SocketAddr) {
-    let rest = line.split("Downloaded chunk ").nth(1).unwrap();
-    let (index, from) = rest
-        .split_once(" from ")
-        .unwrap_or_else(|| panic!("bad log line {line:?}"));
-    match (index.parse(), from.trim().parse()) {
-        (Ok(i), Ok(a)) => (i, a),
-        _ => panic!("bad log line {line:?}"),
-    }
 }
 
 /// B downloads from A and is then listed as a second source; once A is gone,
@@ -134,7 +99,7 @@ fn a_finished_download_is_shared_onwards() {
     b.download("relay.bin", None)
         .unwrap_or_else(|l| panic!("B's download failed: {l:?}"));
 
-    let mut c = Peer::start("C", &dir.sub("c"), &tracker, &["-v"]);
+    let mut c = Peer::start("C", &dir.sub("c"), &tracker, &["--http", "0"]);
     let rows = c.search("relay.bin");
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(
@@ -149,15 +114,9 @@ fn a_finished_download_is_shared_onwards() {
         .unwrap_or_else(|l| panic!("C's download failed: {l:?}"));
     let got = fs::read(dir.path().join("c/relay.bin")).unwrap();
     assert_same_bytes(&got, &data, "C's relay.bin");
-    let chunks = data.len().div_ceil(CHUNK);
-    for _ in 0..chunks {
-        let line = c
-            .proc
-            .expect_line(Stream::Err, COMMAND, "a chunk log line", |l| {
-                l.contains("Downloaded chunk ")
-            });
-        assert_eq!(parse_chunk_log(&line).1, b.addr, "{line}");
-    }
+    let download = c.ended_download();
+    assert_every_chunk_once(&download, data.len().div_ceil(CHUNK));
+    assert_eq!(sources(&download), BTreeSet::from([b.addr]), "{download:?}");
 }
 
 /// Two different files both named `same.bin`: the name alone lists both ids
@@ -266,44 +225,24 @@ fn taken_outputs_and_unknown_names_are_errors() {
 fn tracker_speaks_its_line_protocol() {
     let dir = TestDir::new("wire");
     let tracker = Tracker::start(&dir);
-    let stream = TcpStream::connect(tracker.addr()).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut w = stream.try_clone().unwrap();
-    let port = w.local_addr().unwrap().port();
-    let mut r = BufReader::new(stream);
-    let mut ask = |req: &str, r: &mut BufReader<TcpStream>| {
-        w.write_all(req.as_bytes()).unwrap();
-        read_line(r)
-    };
+    let mut c = Raw::connect(tracker.addr());
+    let port = c.w.local_addr().unwrap().port();
 
-    assert_eq!(ask("HELLO 1\n", &mut r), "OK p2pshare 1");
-    let reply = ask("FROB\n", &mut r);
+    assert_eq!(c.ask("HELLO 1"), "OK p2pshare 1");
+    let reply = c.ask("FROB");
     assert!(reply.starts_with("ERR unknown command"), "{reply}");
-    assert_eq!(ask("SEARCH\n", &mut r), "OK 0", "still usable after ERR");
+    assert_eq!(c.ask("SEARCH"), "OK 0", "still usable after ERR");
 
     let id = "ab".repeat(32);
-    let req = format!("REGISTER {port} {id} 1234 wire.bin\n");
-    assert_eq!(ask(&req, &mut r), "OK registered");
-    assert_eq!(ask("SEARCH\n", &mut r), "OK 1");
-    assert_eq!(read_line(&mut r), format!("{id} 1234 1 wire.bin"));
-    assert_eq!(ask("SEARCH nomatch\n", &mut r), "OK 0");
+    let req = format!("REGISTER {port} {id} 1234 wire.bin");
+    assert_eq!(c.ask(&req), "OK registered");
+    assert_eq!(c.list("SEARCH"), [format!("{id} 1234 1 wire.bin")]);
+    assert!(c.list("SEARCH nomatch").is_empty());
 
-    let reply = ask(&"x".repeat(10_000), &mut r);
+    c.send("x".repeat(10_000).as_bytes());
+    let reply = c.line();
     assert!(reply.starts_with("ERR line too long"), "{reply}");
     // The tracker read the whole line before answering, so it closes
     // cleanly (FIN): end of stream, not a reset or a timeout.
-    let mut rest = Vec::new();
-    match r.read_to_end(&mut rest) {
-        Ok(_) => assert!(rest.is_empty(), "data after the ERR: {rest:?}"),
-        Err(e) => panic!("expected the tracker to close the connection: {e}"),
-    }
-}
-
-fn read_line(r: &mut impl BufRead) -> String {
-    let mut line = String::new();
-    r.read_line(&mut line).expect("no reply in time");
-    assert!(line.ends_with('\n'), "incomplete reply {line:?}");
-    line.trim_end_matches('\n').to_string()
+    assert_eq!(c.expect_close(REPLY), "closed");
 }

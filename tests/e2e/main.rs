@@ -1,14 +1,24 @@
 //! End-to-end tests: the real `tracker` and `peer` binaries, run as child
 //! processes on loopback with ports picked by the kernel, driven through the
-//! peer's REPL on stdin and checked on stdout, stderr and the bytes on disk.
+//! peer's REPL on stdin and checked on stdout, the bytes on disk, the wire
+//! and each peer's `/api/status` (never by parsing log lines).
 //!
 //! One test binary made of modules (as ripgrep's `tests/tests.rs` is), so the
-//! suite links once. `util` is the harness; the other modules hold the tests
-//! (`core`, `faults`, `hostile`, `dht`, `web`).
+//! suite links once:
+//!
+//! - `support`: what the tests share (harness, programs, fakes, raw clients,
+//!   floods, status pages), each helper once;
+//! - `core`: the user stories and the tracker's wire protocol;
+//! - `faults`: trackers and peers that die, leave or come back
+//!   (`trackers`, `leaving`, `killed`);
+//! - `hostile`: lying peers and hostile clients (`liars`, `input`,
+//!   `floods`, `unregister`);
+//! - `dht`: finding peers through the Mainline DHT;
+//! - `web`: the status pages, `--completions` and `--version`.
 
 mod core;
 mod dht;
 mod faults;
 mod hostile;
-mod util;
+mod support;
 mod web;

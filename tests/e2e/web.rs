@@ -4,74 +4,19 @@
 //! `--version`.
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use p2pshare::peer::status::{PeerStatus, State};
-use p2pshare::tracker::status::TrackerStatus;
+use p2pshare::peer::status::State;
 
-use crate::util::{wait_until, Peer, Proc, TestDir, Tracker, COMMAND, STARTUP};
+use crate::support::harness::{wait_until, TestDir, COMMAND, STARTUP};
+use crate::support::programs::{Peer, Tracker};
+use crate::support::status::{get, peer_status, raw_http, tracker_status};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
-
-/// The address in `proc`'s `Status page on http://ADDR/` line, printed
-/// right after its first line: from the transcript if a helper already read
-/// past it, else from stdout.
-fn status_page(proc: &Proc) -> SocketAddr {
-    const PREFIX: &str = "Status page on http://";
-    let line = match proc.seen(PREFIX).pop() {
-        Some(line) => line,
-        None => proc.expect_out(PREFIX, STARTUP),
-    };
-    line.split_once(PREFIX)
-        .and_then(|(_, rest)| rest.trim_end_matches('/').parse().ok())
-        .unwrap_or_else(|| panic!("bad status page line {line:?}"))
-}
-
-/// Sends `request` as it is and returns the status code and the raw reply.
-fn raw_http(addr: SocketAddr, request: &str) -> (u16, String) {
-    let mut s = TcpStream::connect_timeout(&addr, STARTUP).expect("connect to the status page");
-    s.set_read_timeout(Some(STARTUP)).expect("set a timeout");
-    s.write_all(request.as_bytes()).expect("send a request");
-    let mut reply = Vec::new();
-    s.read_to_end(&mut reply).expect("read the reply");
-    let reply = String::from_utf8(reply).expect("a UTF-8 reply");
-    let code = reply
-        .strip_prefix("HTTP/1.1 ")
-        .and_then(|r| r.get(..3))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP reply: {reply:?}"));
-    (code, reply)
-}
-
-/// `GET path`; returns the status code and the body.
-fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let (code, reply) = raw_http(
-        addr,
-        &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
-    );
-    let body = reply
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (code, body)
-}
-
-fn peer_status(addr: SocketAddr) -> PeerStatus {
-    let (code, body) = get(addr, "/api/status");
-    assert_eq!(code, 200, "{body}");
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("bad peer JSON ({e}): {body}"))
-}
-
-fn tracker_status(addr: SocketAddr) -> TrackerStatus {
-    let (code, body) = get(addr, "/api/status");
-    assert_eq!(code, 200, "{body}");
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("bad tracker JSON ({e}): {body}"))
-}
 
 /// Loads `url` in headless Chromium and returns the DOM after its scripts
 /// ran; `None` (with a note) when Chromium is not installed.
@@ -146,18 +91,18 @@ fn tempdir_for_chromium() -> PathBuf {
 fn status_pages_follow_a_download() {
     let dir = TestDir::new("web-download");
     let tracker = Tracker::start_with(&dir, 0, &["--http", "0"]);
-    let tracker_page = status_page(tracker.proc());
+    let tracker_page = tracker.proc().status_page();
     let size = 16 * 1024 * 1024 + 1234;
     let (path, _) = dir.random_file("seed/big file.bin", size, 5);
     let (seeder, ids) = Peer::seeder_with("seeder", &tracker, &[&path], &["--http", "0"]);
-    let (seeder_addr, seeder_page, id) = (seeder.addr, status_page(&seeder.proc), &ids[0]);
+    let (seeder_addr, seeder_page, id) = (seeder.addr, seeder.page(), &ids[0]);
     let mut dl = Peer::start(
         "downloader",
         &dir.sub("dl"),
         &tracker,
         &["--http", "0", "--max-download", "2M"],
     );
-    let page = status_page(&dl.proc);
+    let page = dl.page();
     let before = peer_status(page);
     assert_eq!((before.role.as_str(), before.downloads.len()), ("peer", 0));
     assert_eq!(before.caps.download, Some(2 << 20));
@@ -236,7 +181,7 @@ fn status_pages_follow_a_download() {
 fn status_server_speaks_a_small_http() {
     let dir = TestDir::new("web-http");
     let tracker = Tracker::start_with(&dir, 0, &["--http", "0"]);
-    let page = status_page(tracker.proc());
+    let page = tracker.proc().status_page();
     let (code, body) = get(page, "/");
     assert_eq!(code, 200);
     assert!(body.starts_with("<!doctype html>"), "{body}");

@@ -10,8 +10,9 @@
 
 use std::cell::Cell;
 use std::fs;
+use std::hash::{BuildHasher, RandomState};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,6 +20,9 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+
+/// The chunk size of every download.
+pub const CHUNK: usize = p2pshare::bounds::CHUNK_SIZE as usize;
 
 /// How long a process may take to print its first line (bind, start up).
 pub const STARTUP: Duration = Duration::from_secs(10);
@@ -31,6 +35,10 @@ pub const COMMAND: Duration = Duration::from_secs(40);
 /// The most one test may take, all waits together; each wait is cut short
 /// to fit (see [`deadline`]), so a hung process fails the test in time.
 pub const BUDGET: Duration = Duration::from_secs(50);
+
+/// How long a peer may take to exit after quit, end of input or a signal:
+/// it waits at most ~1 s for the tracker's answer to `BYE`.
+pub const LEAVE: Duration = Duration::from_secs(2);
 
 thread_local! {
     /// When the current test (the thread that made its `TestDir`) runs out
@@ -140,6 +148,64 @@ pub fn assert_same_bytes(got: &[u8], want: &[u8], what: &str) {
     );
 }
 
+/// Prints one `figure:` line (seen with `--nocapture`) for
+/// docs/RELIABILITY.md.
+pub fn figure(test: &str, what: &str, took: Duration) {
+    println!("figure: {test}: {what}: {:.2} s", took.as_secs_f64());
+}
+
+/// The partial download of `id` to `out`: `.<name>.<12 hex of id>.part`.
+pub fn part_file(out: &Path, id: &str) -> PathBuf {
+    let name = out.file_name().unwrap().to_str().unwrap();
+    out.with_file_name(format!(".{name}.{}.part", &id[..12]))
+}
+
+/// A free port for a tracker that starts later (or restarts), below the
+/// kernel's ephemeral range: the kernel never hands such a port to a
+/// `connect` or a bind to port 0, so the other tests' thousands of
+/// connections cannot take it meanwhile. Picked at random, then checked.
+pub fn unused_port() -> u16 {
+    let range = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range");
+    let ephemeral = range
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let low = ephemeral.saturating_sub(16_000).max(1024);
+    for attempt in 0..1000u32 {
+        let random = RandomState::new().hash_one(attempt);
+        let port = low + (random % u64::from(ephemeral - low)) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {low}..{ephemeral}");
+}
+
+/// A TCP port on 127.0.0.1 where nothing listens, kept from reuse for as
+/// long as this lives: it is the local end of a connection we hold open, so
+/// the kernel gives it to no listener, and a connect to it is refused.
+pub struct ReservedPort {
+    pub addr: SocketAddr,
+    _held: (TcpListener, TcpStream, TcpStream),
+}
+
+impl ReservedPort {
+    pub fn new() -> ReservedPort {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let addr = client.local_addr().unwrap();
+        assert!(
+            TcpStream::connect_timeout(&addr, Duration::from_secs(5)).is_err(),
+            "something answers on the reserved port {addr}"
+        );
+        ReservedPort {
+            addr,
+            _held: (listener, client, server),
+        }
+    }
+}
+
 /// Calls `probe` every 100 ms until it returns `Ok`, for states that have no
 /// line to wait for (what a tracker lists). Panics with the last `Err` if
 /// `timeout` (or the test's budget) runs out first.
@@ -219,11 +285,47 @@ impl Proc {
         self.child.id()
     }
 
+    /// The name that tags its transcript.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// The lines of either stream read so far that contain `text`, as the
     /// transcript has them; looks without waiting and consumes nothing.
     pub fn seen(&self, text: &str) -> Vec<String> {
         let lines = self.transcript.lock().unwrap_or_else(|e| e.into_inner());
         lines.iter().filter(|l| l.contains(text)).cloned().collect()
+    }
+
+    /// What follows `prefix` in one of the lines a process prints once at
+    /// start-up (`DHT node on UDP `, `Status page on http://`): from the
+    /// transcript if a helper already read past it, else from stdout.
+    pub fn startup_line(&self, prefix: &str) -> String {
+        let line = match self.seen(prefix).pop() {
+            Some(line) => line,
+            None => self.expect_out(prefix, STARTUP),
+        };
+        let (_, rest) = line.split_once(prefix).unwrap();
+        rest.trim().to_string()
+    }
+
+    /// The address in its `Status page on http://ADDR/` line (`--http`).
+    pub fn status_page(&self) -> SocketAddr {
+        let addr = self.startup_line("Status page on http://");
+        addr.trim_end_matches('/')
+            .parse()
+            .unwrap_or_else(|_| panic!("{}: bad status page address {addr:?}", self.name))
+    }
+
+    /// A `Vm*` (kB) or `Threads` figure of the process, from /proc.
+    pub fn vm(&self, field: &str) -> u64 {
+        let pid = self.pid();
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("a live process");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
     }
 
     /// Writes `line` and a newline to the process's stdin.
@@ -355,24 +457,6 @@ impl Proc {
         }
     }
 
-    /// Every further line of `stream` until it ends, i.e. until the process
-    /// has exited and its output is read. Panics if it does not end in time.
-    pub fn rest(&self, stream: Stream, timeout: Duration) -> Vec<String> {
-        let rx = self.stream(stream);
-        let deadline = deadline(timeout);
-        let mut lines = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => lines.push(line),
-                Err(RecvTimeoutError::Disconnected) => return lines,
-                Err(RecvTimeoutError::Timeout) => {
-                    panic!("{}: {stream:?} did not end within {timeout:?}", self.name)
-                }
-            }
-        }
-    }
-
     fn log(&self, line: String) {
         self.transcript
             .lock()
@@ -427,222 +511,4 @@ fn read_lines(
         }
     });
     rx
-}
-
-/// A running tracker.
-pub struct Tracker {
-    /// Held so the process lives exactly as long as the test needs it.
-    proc: Proc,
-    pub port: u16,
-}
-
-impl Tracker {
-    pub fn start(dir: &TestDir) -> Tracker {
-        Tracker::start_with(dir, 0, &[])
-    }
-
-    /// Starts a tracker on `port` (0: any free port) with `extra` options,
-    /// e.g. again on the port of one that was killed.
-    pub fn start_with(dir: &TestDir, port: u16, extra: &[&str]) -> Tracker {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tracker"));
-        cmd.args(["--bind", "127.0.0.1"])
-            .args(extra)
-            .arg(port.to_string())
-            .current_dir(dir.path());
-        let proc = Proc::spawn("tracker", cmd);
-        let line = proc.expect_out("Tracker running on port ", STARTUP);
-        let port = line
-            .strip_prefix("Tracker running on port ")
-            .and_then(|rest| rest.split('.').next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("tracker: unexpected first line {line:?}"));
-        Tracker { proc, port }
-    }
-
-    /// Kills the tracker with SIGKILL: everything it knew is lost.
-    pub fn kill(&mut self) {
-        self.proc.kill();
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
-    /// The tracker's process, e.g. for its pid or its stderr.
-    pub fn proc(&self) -> &Proc {
-        &self.proc
-    }
-}
-
-/// A running peer: `addr` is where its chunk server listens.
-pub struct Peer {
-    pub proc: Proc,
-    pub addr: SocketAddr,
-}
-
-/// One line of `search` output.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Row {
-    pub id: String,
-    pub size: u64,
-    pub peers: u32,
-    pub name: String,
-}
-
-impl Peer {
-    /// Starts `peer` in `cwd` against `tracker` with `extra` options, and
-    /// waits for its listening line.
-    pub fn start(name: &str, cwd: &Path, tracker: &Tracker, extra: &[&str]) -> Peer {
-        Peer::start_port(name, cwd, tracker.port, extra)
-    }
-
-    /// Starts `peer` against a tracker port where nothing need listen yet.
-    pub fn start_port(name: &str, cwd: &Path, tracker_port: u16, extra: &[&str]) -> Peer {
-        let port = tracker_port.to_string();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_peer"));
-        cmd.args(["--bind", "127.0.0.1"])
-            .args(extra)
-            .args(["127.0.0.1", &port, "0"])
-            .current_dir(cwd);
-        let proc = Proc::spawn(name, cmd);
-        let line = proc.expect_out("Peer listening on ", STARTUP);
-        let addr = line
-            .strip_prefix("Peer listening on ")
-            .and_then(|a| a.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{name}: unexpected first line {line:?}"));
-        Peer { proc, addr }
-    }
-
-    /// Starts a `--serve` peer sharing `files`; returns it once every file
-    /// is registered, with the file ids in order.
-    pub fn seeder(name: &str, tracker: &Tracker, files: &[&Path]) -> (Peer, Vec<String>) {
-        Peer::seeder_with(name, tracker, files, &[])
-    }
-
-    /// [`seeder`](Self::seeder) with `extra` options (`--max-upload 2M`).
-    pub fn seeder_with(
-        name: &str,
-        tracker: &Tracker,
-        files: &[&Path],
-        extra: &[&str],
-    ) -> (Peer, Vec<String>) {
-        let mut args = vec!["--serve".to_string()];
-        args.extend(extra.iter().map(|a| a.to_string()));
-        for f in files {
-            args.push("--share".into());
-            args.push(f.to_str().expect("test paths are UTF-8").into());
-        }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let cwd = files[0].parent().expect("a file has a directory");
-        let peer = Peer::start(name, cwd, tracker, &args);
-        let ids = files
-            .iter()
-            .map(|_| {
-                let line = peer.proc.expect_line(Stream::Out, COMMAND, "a share", |l| {
-                    l.starts_with("Successfully registered file: ") || l.starts_with("error:")
-                });
-                assert!(!line.starts_with("error:"), "{name}: {line}");
-                parse_id(&line)
-            })
-            .collect();
-        (peer, ids)
-    }
-
-    /// Sends one REPL command and reads stdout up to the line starting with
-    /// `success` (`Ok`) or with `error:` (`Err`), returning the lines read.
-    pub fn run(&mut self, cmd: &str, success: &str) -> Result<Vec<String>, Vec<String>> {
-        self.proc.send(cmd);
-        let lines = self
-            .proc
-            .lines_until(Stream::Out, COMMAND, &format!("end of `{cmd}`"), |l| {
-                l.starts_with(success) || l.starts_with("error:")
-            });
-        if lines.last().unwrap().starts_with("error:") {
-            Err(lines)
-        } else {
-            Ok(lines)
-        }
-    }
-
-    /// `download TARGET [OUT]`. On success waits for the stats line too, so
-    /// the next command's output starts clean.
-    pub fn download(
-        &mut self,
-        target: &str,
-        out: Option<&str>,
-    ) -> Result<Vec<String>, Vec<String>> {
-        let cmd = match out {
-            Some(out) => format!("download {target} {out}"),
-            None => format!("download {target}"),
-        };
-        let mut lines = self.run(&cmd, "Successfully downloaded: ")?;
-        lines.push(self.proc.expect_out(" saved as ", COMMAND));
-        Ok(lines)
-    }
-
-    /// `search TEXT`; returns the rows announced by its `N file(s) found`.
-    pub fn search(&mut self, text: &str) -> Vec<Row> {
-        self.try_search(text)
-            .unwrap_or_else(|e| panic!("`search {text}` failed: {e:?}"))
-    }
-
-    /// `search TEXT`, or its `error:` line (e.g. the tracker is down).
-    pub fn try_search(&mut self, text: &str) -> Result<Vec<Row>, String> {
-        let cmd = format!("search {text}").trim_end().to_string();
-        self.proc.send(&cmd);
-        let header = self
-            .proc
-            .expect_line(Stream::Out, COMMAND, "a search header", |l| {
-                l.ends_with(" file(s) found") || l.starts_with("error:")
-            });
-        let Some(n) = header
-            .strip_suffix(" file(s) found")
-            .and_then(|n| n.parse::<usize>().ok())
-        else {
-            return Err(header);
-        };
-        Ok((0..n)
-            .map(|_| {
-                let line = self
-                    .proc
-                    .expect_line(Stream::Out, COMMAND, "a search row", |_| true);
-                parse_row(&line)
-            })
-            .collect())
-    }
-}
-
-/// The id in `Successfully registered file: PATH (N bytes, id <hex>)`.
-fn parse_id(line: &str) -> String {
-    let id = line
-        .rsplit_once("id ")
-        .map(|(_, rest)| rest.trim_end_matches(')'))
-        .unwrap_or_else(|| panic!("no id in {line:?}"));
-    assert!(
-        id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()),
-        "bad id in {line:?}"
-    );
-    id.to_string()
-}
-
-/// Parses `  <id>  <size> <size in KiB/MiB/...>  <n> peer(s)  <name>`; the
-/// human-readable size (two words, e.g. `1.4 MiB`) may be absent.
-pub fn parse_row(line: &str) -> Row {
-    let words: Vec<&str> = line.split_whitespace().collect();
-    // The first "peer(s)" is the column; a name may contain the word too.
-    let at = words
-        .iter()
-        .position(|w| *w == "peer(s)")
-        .filter(|&at| at >= 3 && at + 1 < words.len())
-        .unwrap_or_else(|| panic!("not a search row: {line:?}"));
-    Row {
-        id: words[0].to_string(),
-        size: words[1]
-            .parse()
-            .unwrap_or_else(|_| panic!("bad row {line:?}")),
-        peers: words[at - 1]
-            .parse()
-            .unwrap_or_else(|_| panic!("bad row {line:?}")),
-        name: words[at + 1..].join(" "),
-    }
 }

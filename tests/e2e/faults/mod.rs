@@ -1,0 +1,19 @@
+//! Fault injection (issue 3), by subject: `trackers` that die and come
+//! back, start late, or forget a peer that vanished without a word;
+//! `leaving`, a peer's every route out; `killed`, seeders and downloaders
+//! killed with SIGKILL (or interrupted) mid-download. Each test runs real
+//! processes, hurts them with real signals, and checks what the survivors
+//! see and what is on disk.
+//!
+//! "Mid-download" comes from upload caps, not timing luck: a 12 MiB file
+//! from seeders capped at 1-2 MiB/s takes seconds, and a test acts on what
+//! the downloader's `/api/status` shows, never after a sleep. States without
+//! a line to wait for (what the tracker lists) are polled with a deadline.
+//!
+//! Each test prints `figure:` lines for docs/RELIABILITY.md (see them with
+//! `cargo test --test e2e faults -- --nocapture`): its run time and how long
+//! the fault took to handle.
+
+mod killed;
+mod leaving;
+mod trackers;
