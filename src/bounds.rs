@@ -134,14 +134,28 @@ pub const STATUS_MAX_PEERS: usize = 50;
 /// Most parallel chunk fetches one download may use (`--workers`).
 pub const MAX_WORKERS: u16 = 64;
 
-/// Consecutive failures after which a peer is no longer used by a download.
+/// Consecutive failures after which a download benches a peer (stops using
+/// it for `BENCH_TIME`, doubling each time up to `BENCH_TIME_MAX`).
 pub const MAX_STRIKES: u32 = 3;
+pub const BENCH_TIME: Duration = Duration::from_secs(5);
+pub const BENCH_TIME_MAX: Duration = Duration::from_secs(60);
+
+/// Longest pause before asking a peer that said `busy` again.
+pub const BUSY_BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// How long a download waits, by default, for a usable peer when none is
+/// left (`--patience`), asking the tracker and the DHT meanwhile.
+pub const DEFAULT_PATIENCE: Duration = Duration::from_secs(300);
 
 /// Most workers fetching the same chunk at once (endgame duplicates), and
 /// how long a chunk must have been in flight before another peer is asked
 /// for it too.
 pub const MAX_HOLDERS: usize = 2;
 pub const ENDGAME_AFTER: Duration = Duration::from_millis(1000);
+
+/// A holder that has had a chunk this long no longer counts against
+/// `MAX_HOLDERS`: a third peer may fetch it too.
+pub const HOLD_PATIENCE: Duration = Duration::from_secs(3);
 
 /// Most connections (worker threads) one download opens to one peer; each
 /// keeps several requests in flight instead.

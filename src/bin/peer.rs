@@ -42,6 +42,10 @@ struct Args {
     /// Parallel chunk fetches per download.
     #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=i64::from(p2pshare::bounds::MAX_WORKERS)))]
     workers: u16,
+    /// Seconds a download waits for a usable peer when none is left, asking
+    /// the tracker and the DHT meanwhile, before it fails (progress is kept).
+    #[arg(long, default_value_t = p2pshare::bounds::DEFAULT_PATIENCE.as_secs(), value_name = "SECS")]
+    patience: u64,
     /// Seconds between re-announcements of shared files to the tracker.
     #[arg(long, default_value_t = 30, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     announce_interval: u64,
@@ -89,6 +93,7 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         tracker_port,
         listen: SocketAddr::new(args.bind, listen_port),
         workers: usize::from(args.workers),
+        patience: Duration::from_secs(args.patience),
         announce_interval: Duration::from_secs(args.announce_interval),
         max_upload: args.max_upload.and_then(|r| r.0),
         max_download: args.max_download.and_then(|r| r.0),

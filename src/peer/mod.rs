@@ -81,6 +81,8 @@ pub struct Options {
     pub tracker_port: u16,
     pub listen: SocketAddr,
     pub workers: usize,
+    /// How long a download waits for a usable peer when none is left.
+    pub patience: Duration,
     pub announce_interval: Duration,
     /// Upload and download caps in bytes per second (`None`: no cap).
     pub max_upload: Option<u64>,
@@ -108,6 +110,7 @@ pub struct Peer {
     tracker: TrackerClient,
     listen: SocketAddr,
     workers: usize,
+    patience: Duration,
     rates: Rates,
     dht: Option<Arc<DhtNode>>,
     announcer: Arc<Announcer>,
@@ -161,6 +164,7 @@ impl Peer {
             library,
             listen,
             workers: opts.workers.max(1),
+            patience: opts.patience,
             rates,
             dht,
             announcer,
@@ -289,6 +293,7 @@ impl Peer {
             library: Arc::clone(&self.library),
             rate: Arc::clone(&self.rates.down),
             workers: self.workers,
+            patience: self.patience,
             swarm: Arc::clone(&self.swarm) as Arc<dyn Swarm>,
         };
         let req = download::Request {

@@ -208,7 +208,13 @@ fn download_text(d: &DownloadView) -> String {
         d.size
     );
     match d.state {
-        State::Running => {
+        State::Running | State::Waiting => {
+            if let Some(secs) = d.waiting_secs {
+                line.push_str(&format!(
+                    " for {}",
+                    format_duration(Duration::from_secs(secs))
+                ));
+            }
             line.push_str(&format!("  {}", format_speed(d.rate as f64)));
             if let Some(eta) = d.eta_secs {
                 line.push_str(&format!(

@@ -43,8 +43,12 @@ pub use self::manifest::connect_peer;
 pub enum DownloadError {
     #[error("no peer supplied a valid manifest for {id} (tried {tried})")]
     NoManifest { id: FileId, tried: usize },
-    #[error("{missing} of {total} chunks could not be fetched from any peer; progress is kept for a retry")]
-    Incomplete { missing: u32, total: u32 },
+    #[error("{missing} of {total} chunks could not be fetched from any peer (none usable for {waited} s); progress is kept: run the same download again to resume")]
+    Incomplete {
+        missing: u32,
+        total: u32,
+        waited: u64,
+    },
     #[error("cancelled with {done} of {total} chunks; progress is kept for a retry")]
     Cancelled { done: u32, total: u32 },
     #[error("a download worker panicked ({0}); progress is kept for a retry")]
@@ -86,6 +90,8 @@ pub struct Context {
     pub rate: Arc<RateCap>,
     /// Most worker threads (and so connections) at once.
     pub workers: usize,
+    /// How long to wait for a usable peer when none is left.
+    pub patience: Duration,
     pub swarm: Arc<dyn Swarm>,
 }
 
@@ -240,15 +246,16 @@ fn run(
     };
     let missing = manifest.chunk_count() - have.count();
     let threads = ctx.workers.clamp(1, (missing as usize).max(1));
-    let ended = run_workers(&job, threads, ctx.swarm.as_ref());
+    let ended = run_workers(&job, threads, ctx);
     let (done, total, peer_stats) = scheduler.outcome();
     let failed = match ended {
         Err(e) => Some(e),
-        Ok(()) if done == total => None,
-        Ok(()) if stopping.cancelled() => Some(DownloadError::Cancelled { done, total }),
-        Ok(()) => Some(DownloadError::Incomplete {
+        Ok(_) if done == total => None,
+        Ok(_) if stopping.cancelled() => Some(DownloadError::Cancelled { done, total }),
+        Ok(waited) => Some(DownloadError::Incomplete {
             missing: total - done,
             total,
+            waited: waited.as_secs(),
         }),
     };
     if let Some(e) = failed {
@@ -270,26 +277,19 @@ fn run(
     })
 }
 
-/// Runs `threads` workers to the end, meanwhile asking `swarm` for more
-/// peers (after 1 s, then at doubling intervals up to
-/// [`PEER_REFRESH_MAX`]), which join the download as they appear. A disk
-/// error from any worker, or a panic (its chunk is back in the queue through
-/// the scheduler's guard), stops the others and is returned.
+/// Runs `threads` workers to the end, meanwhile watching the swarm (see
+/// [`watch`]). A disk error from any worker, or a panic (its chunk is back
+/// in the queue through the scheduler's guard), stops the others and is
+/// returned; otherwise how long the download had waited for a usable peer
+/// when it stopped.
 fn run_workers(
     job: &worker::Job<'_>,
     threads: usize,
-    swarm: &dyn Swarm,
-) -> Result<(), DownloadError> {
+    ctx: &Context,
+) -> Result<Duration, DownloadError> {
     thread::scope(|s| {
         let handles: Vec<_> = (0..threads).map(|_| s.spawn(|| worker::run(job))).collect();
-        let mut interval = Duration::from_secs(1);
-        while !job.stop.wait_timeout(interval) {
-            let added = job.scheduler.add_peers(&swarm.peers(&job.id));
-            if added > 0 {
-                log::info!("download of {}: {added} more peer(s)", job.id.short());
-            }
-            interval = (interval * 2).min(PEER_REFRESH_MAX);
-        }
+        let waited = watch(job, ctx);
         let mut first_error = None;
         for h in handles {
             let error = match h.join() {
@@ -301,8 +301,52 @@ fn run_workers(
             job.scheduler.abort();
             first_error.get_or_insert(error);
         }
-        first_error.map_or(Ok(()), Err)
+        first_error.map_or(Ok(waited), Err)
     })
+}
+
+/// While the workers run: asks the swarm for more peers (after 1 s, then
+/// at doubling intervals up to [`PEER_REFRESH_MAX`]), which join as they
+/// appear. When no peer can give a missing chunk, the download waits for
+/// one (shown in its progress), asking again from 1 s on, for up to the
+/// context's patience, and then stops. Returns how long it had been
+/// waiting at the end (zero if it was not).
+fn watch(job: &worker::Job<'_>, ctx: &Context) -> Duration {
+    const TICK: Duration = Duration::from_millis(250);
+    let mut interval = Duration::from_secs(1);
+    let mut next_lookup = Instant::now() + interval;
+    let mut waiting: Option<Instant> = None;
+    while !job.stop.wait_timeout(TICK) {
+        let now = Instant::now();
+        if job.scheduler.usable().peers == 0 {
+            let since = *waiting.get_or_insert_with(|| {
+                job.progress.set_waiting(true);
+                interval = Duration::from_secs(1);
+                next_lookup = now;
+                now
+            });
+            if now - since >= ctx.patience {
+                log::info!(
+                    "download of {}: no usable peer for {:?}",
+                    job.id.short(),
+                    now - since
+                );
+                job.scheduler.abort();
+                return now - since;
+            }
+        } else if waiting.take().is_some() {
+            job.progress.set_waiting(false);
+        }
+        if now >= next_lookup {
+            let added = job.scheduler.add_peers(&ctx.swarm.peers(&job.id));
+            if added > 0 {
+                log::info!("download of {}: {added} more peer(s)", job.id.short());
+            }
+            interval = (interval * 2).min(PEER_REFRESH_MAX);
+            next_lookup = Instant::now() + interval;
+        }
+    }
+    waiting.map_or(Duration::ZERO, |since| since.elapsed())
 }
 
 /// Makes the finished file at `path` a complete library entry: the download's

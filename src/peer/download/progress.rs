@@ -20,6 +20,8 @@ use crate::manifest::FileId;
 #[serde(rename_all = "lowercase")]
 pub enum State {
     Running,
+    /// Running, but no peer can give a missing chunk: asking for more.
+    Waiting,
     Done,
     Failed,
     Cancelled,
@@ -30,6 +32,7 @@ impl State {
     pub fn as_str(self) -> &'static str {
         match self {
             State::Running => "running",
+            State::Waiting => "waiting for peers",
             State::Done => "done",
             State::Failed => "failed",
             State::Cancelled => "cancelled",
@@ -73,6 +76,8 @@ struct Inner {
     peers_from_dht: usize,
     /// `None` while running; then how it ended, and after how long.
     outcome: Option<(Outcome, Duration)>,
+    /// Since when no peer could give a missing chunk, while that lasts.
+    waiting: Option<Instant>,
 }
 
 #[derive(Clone, Copy)]
@@ -80,7 +85,22 @@ struct PeerProgress {
     chunks: u32,
     bytes: u64,
     last: Instant,
+    /// Sent bad data: never used again.
     banned: bool,
+    /// Failed repeatedly: not used for a while (until it delivers again).
+    benched: bool,
+}
+
+impl PeerProgress {
+    fn new(now: Instant) -> Self {
+        PeerProgress {
+            chunks: 0,
+            bytes: 0,
+            last: now,
+            banned: false,
+            benched: false,
+        }
+    }
 }
 
 impl Progress {
@@ -106,6 +126,7 @@ impl Progress {
                 peers_from_tracker: 0,
                 peers_from_dht: 0,
                 outcome: None,
+                waiting: None,
             }),
             ended: Condvar::new(),
         }
@@ -166,30 +187,30 @@ impl Progress {
         while p.samples.len() > 2 && now.duration_since(p.samples[1].0) > RATE_WINDOW {
             p.samples.pop_front();
         }
-        let peer = p.peers.entry(from).or_insert(PeerProgress {
-            chunks: 0,
-            bytes: 0,
-            last: now,
-            banned: false,
-        });
+        let peer = p.peers.entry(from).or_insert(PeerProgress::new(now));
+        peer.benched = false;
         peer.chunks += 1;
         peer.bytes += bytes;
         peer.last = now;
     }
 
-    /// Records that `from` is no longer used by this download.
-    pub fn banned(&self, from: SocketAddr) {
+    /// Records that `from` is no longer used by this download: for good
+    /// (`forever`, it sent bad data) or for a while (it failed repeatedly).
+    pub fn banned(&self, from: SocketAddr, forever: bool) {
         let now = Instant::now();
         let mut p = self.lock();
-        p.peers
-            .entry(from)
-            .or_insert(PeerProgress {
-                chunks: 0,
-                bytes: 0,
-                last: now,
-                banned: true,
-            })
-            .banned = true;
+        let peer = p.peers.entry(from).or_insert(PeerProgress::new(now));
+        if forever {
+            peer.banned = true;
+        } else {
+            peer.benched = true;
+        }
+    }
+
+    /// Marks the download as waiting for a usable peer, or no longer.
+    pub fn set_waiting(&self, waiting: bool) {
+        let mut p = self.lock();
+        p.waiting = waiting.then(Instant::now);
     }
 
     /// Marks the download ended; only the first call counts.
@@ -224,13 +245,14 @@ impl Progress {
     pub fn view(&self, now: Instant) -> DownloadView {
         let p = self.lock();
         let (state, elapsed, error) = match &p.outcome {
+            None if p.waiting.is_some() => (State::Waiting, now.duration_since(self.started), None),
             None => (State::Running, now.duration_since(self.started), None),
             Some((Outcome::Done, d)) => (State::Done, *d, None),
             Some((Outcome::Failed(e), d)) => (State::Failed, *d, Some(e.clone())),
             Some((Outcome::Cancelled(e), d)) => (State::Cancelled, *d, Some(e.clone())),
         };
         let rate = match state {
-            State::Running => window_rate(&p.samples, p.done_bytes, now),
+            State::Running | State::Waiting => window_rate(&p.samples, p.done_bytes, now),
             // Ended: the average of this attempt, resumed bytes left out.
             _ => {
                 p.done_bytes.saturating_sub(p.resumed_bytes) as f64
@@ -239,6 +261,7 @@ impl Progress {
         };
         let left = p.size.saturating_sub(p.done_bytes);
         let eta_secs = (state == State::Running && rate > 0.0).then(|| (left as f64 / rate).ceil());
+        let waiting_secs = p.waiting.map(|since| now.duration_since(since).as_secs());
         let mut peers: Vec<PeerView> = p
             .peers
             .iter()
@@ -248,9 +271,11 @@ impl Progress {
                 bytes: pp.bytes,
                 active: state == State::Running
                     && !pp.banned
+                    && !pp.benched
                     && pp.chunks > 0
                     && now.duration_since(pp.last) <= ACTIVE_PEER,
                 banned: pp.banned,
+                benched: pp.benched,
             })
             .collect();
         peers.sort_by(|a, b| b.chunks.cmp(&a.chunks).then(a.addr.cmp(&b.addr)));
@@ -270,6 +295,7 @@ impl Progress {
             elapsed_secs: elapsed.as_secs_f64(),
             state,
             error,
+            waiting_secs,
             peers_from_tracker: p.peers_from_tracker,
             peers_from_dht: p.peers_from_dht,
             peers,
@@ -315,6 +341,8 @@ pub struct DownloadView {
     pub elapsed_secs: f64,
     pub state: State,
     pub error: Option<String>,
+    /// Seconds it has been waiting for a usable peer, while it is.
+    pub waiting_secs: Option<u64>,
     /// Peers the tracker listed, and how many more the DHT found.
     pub peers_from_tracker: usize,
     pub peers_from_dht: usize,
@@ -330,8 +358,10 @@ pub struct PeerView {
     pub bytes: u64,
     /// Delivered a chunk within the last few seconds.
     pub active: bool,
-    /// No longer used by this download (bad data, or failed repeatedly).
+    /// Sent data that failed verification: never used again.
     pub banned: bool,
+    /// Failed to connect or answer repeatedly: not used for a while.
+    pub benched: bool,
 }
 
 #[cfg(test)]
@@ -399,10 +429,11 @@ mod tests {
         let d = Progress::new(3, "c", FileId([4; 32]), None);
         d.start(300, 3, 0, 0);
         d.chunk(addr(1), 100, true);
-        d.banned(addr(2));
-        d.banned(addr(1));
+        d.banned(addr(2), true);
+        d.banned(addr(1), false);
         let v = d.view(Instant::now());
-        assert!(v.peers.iter().all(|p| p.banned && !p.active));
+        assert!(v.peers.iter().all(|p| (p.banned || p.benched) && !p.active));
+        assert_eq!(v.peers.iter().filter(|p| p.banned).count(), 1);
         d.finish(Outcome::Cancelled("stopped".into()));
         let v = d.view(Instant::now());
         assert_eq!(

@@ -15,19 +15,27 @@
 //! that fails returns its chunk; one that panics returns it through the
 //! [`Held`] guard's `Drop`, so no chunk is held by nobody. When no chunk is
 //! free, idle workers also fetch chunks in flight on *other* peers
-//! (endgame), at most [`MAX_HOLDERS`] at once, so one slow peer cannot hold
-//! the last chunks hostage; the first verified copy wins. Peers that send
-//! bad data are banned at once; peers that fail to connect or answer are
-//! banned after `MAX_STRIKES` failures in a row. When every peer is banned,
-//! or all is done, the download's [`StopSignal`] is stopped, which
-//! interrupts every worker's connection.
+//! (endgame): at most [`MAX_HOLDERS`] at once, not counting holders that
+//! have had it longer than [`HOLD_PATIENCE`], so slow peers cannot hold the
+//! last chunks hostage; the first verified copy wins.
+//!
+//! Peers that send bad data are banned for good. Peers that fail to connect
+//! or answer [`MAX_STRIKES`] times in a row are *benched*: not used for
+//! [`BENCH_TIME`], doubling each time, then tried again (a restarted seeder
+//! comes back). A peer that says `busy` is tried again after a pause and
+//! never counted against. Whether to wait for peers when none is usable is
+//! the download's decision ([`Scheduler::usable`]); when all is done, or the
+//! download is stopped, its [`StopSignal`] interrupts every connection.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::bounds::{CONNS_PER_PEER, ENDGAME_AFTER, MAX_HOLDERS, MAX_STRIKES, RANDOM_FIRST};
+use crate::bounds::{
+    BENCH_TIME, BENCH_TIME_MAX, BUSY_BACKOFF_MAX, CONNS_PER_PEER, ENDGAME_AFTER, HOLD_PATIENCE,
+    MAX_HOLDERS, MAX_STRIKES, RANDOM_FIRST,
+};
 use crate::chunkset::ChunkSet;
 use crate::net::stop::StopSignal;
 
@@ -73,7 +81,14 @@ struct PeerSlot {
     complete: bool,
     workers: usize,
     strikes: u32,
+    /// Sent bad data: never used again.
     banned: bool,
+    /// Failed repeatedly: not used until then; and how many times so far.
+    benched_until: Option<Instant>,
+    benches: u32,
+    /// Said `busy`: not tried until then; and how many times in a row.
+    busy_until: Option<Instant>,
+    busy: u32,
     chunks: u32,
 }
 
@@ -81,6 +96,23 @@ impl PeerSlot {
     fn offers(&self, i: u32) -> bool {
         self.offers.as_ref().is_none_or(|o| o.contains(i))
     }
+
+    /// Whether a worker may connect to it now.
+    fn ready(&self, now: Instant) -> bool {
+        !self.banned
+            && self.benched_until.is_none_or(|t| t <= now)
+            && self.busy_until.is_none_or(|t| t <= now)
+    }
+}
+
+/// What a download's peers are like, for its decision to wait or give up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usable {
+    /// Peers that can be used now or soon (busy ones included).
+    pub peers: usize,
+    /// Peers benched after failures, and banned for bad data.
+    pub benched: usize,
+    pub banned: usize,
 }
 
 struct State {
@@ -147,6 +179,10 @@ impl Scheduler {
                 workers: 0,
                 strikes: 0,
                 banned: false,
+                benched_until: None,
+                benches: 0,
+                busy_until: None,
+                busy: 0,
                 chunks: 0,
             });
             let peer = s.peers.len() - 1;
@@ -181,11 +217,12 @@ impl Scheduler {
             if self.stop.is_stopped() {
                 return None;
             }
+            let now = Instant::now();
             let best = s
                 .peers
                 .iter()
                 .enumerate()
-                .filter(|(_, p)| !p.banned && p.workers < CONNS_PER_PEER)
+                .filter(|(_, p)| p.ready(now) && p.workers < CONNS_PER_PEER)
                 .min_by_key(|(_, p)| (p.workers, p.strikes))
                 .map(|(i, _)| i);
             if let Some(i) = best {
@@ -263,10 +300,46 @@ impl Scheduler {
     /// an idle worker would do better elsewhere.
     pub fn others_waiting(&self, peer: usize) -> bool {
         let s = self.lock();
+        let now = Instant::now();
         s.peers
             .iter()
             .enumerate()
-            .any(|(i, p)| i != peer && !p.banned && p.workers == 0)
+            .any(|(i, p)| i != peer && p.ready(now) && p.workers == 0)
+    }
+
+    /// How many peers can be used now or soon (busy ones included) for a
+    /// chunk still missing, and how many are benched or banned.
+    pub fn usable(&self) -> Usable {
+        let s = self.lock();
+        let now = Instant::now();
+        let benched = s
+            .peers
+            .iter()
+            .filter(|p| !p.banned && p.benched_until.is_some_and(|t| t > now))
+            .count();
+        let banned = s.peers.iter().filter(|p| p.banned).count();
+        let useful = s
+            .peers
+            .iter()
+            .filter(|p| !p.banned && p.benched_until.is_none_or(|t| t <= now))
+            .filter(|p| s.done.missing().any(|i| p.offers(i)))
+            .count();
+        Usable {
+            peers: useful,
+            benched,
+            banned,
+        }
+    }
+
+    /// `peer` said `busy`: try it again after a pause (1 s, doubling up to
+    /// [`BUSY_BACKOFF_MAX`]); not a fault.
+    pub fn busy(&self, peer: usize) {
+        let mut s = self.lock();
+        let p = &mut s.peers[peer];
+        let pause = Duration::from_secs(1) * 2u32.saturating_pow(p.busy.min(8));
+        p.busy_until = Some(Instant::now() + pause.min(BUSY_BACKOFF_MAX));
+        p.busy += 1;
+        self.changed.notify_all();
     }
 
     /// Chunk `chunk` arrived from `peer`, verified and written. Returns
@@ -274,7 +347,8 @@ impl Scheduler {
     pub fn complete(&self, peer: usize, chunk: u32) -> Option<(u32, u32)> {
         let mut s = self.lock();
         release_hold(&mut s, chunk, peer);
-        s.peers[peer].strikes = 0;
+        let p = &mut s.peers[peer];
+        (p.strikes, p.benches, p.busy) = (0, 0, 0);
         if !s.done.insert(chunk) {
             return None;
         }
@@ -314,12 +388,17 @@ impl Scheduler {
     fn strike_locked(&self, s: &mut State, peer: usize, fault: Fault) {
         let slot = &mut s.peers[peer];
         slot.strikes += 1;
-        if !slot.banned && (fault == Fault::BadData || slot.strikes >= MAX_STRIKES) {
+        if slot.banned {
+            return;
+        }
+        if fault == Fault::BadData {
             account(s, peer, -1);
             s.peers[peer].banned = true;
-        }
-        if s.peers.iter().all(|p| p.banned) {
-            self.stop.stop();
+        } else if slot.strikes >= MAX_STRIKES {
+            let pause = BENCH_TIME * 2u32.saturating_pow(slot.benches.min(8));
+            slot.benched_until = Some(Instant::now() + pause.min(BENCH_TIME_MAX));
+            slot.benches += 1;
+            slot.strikes = 0;
         }
     }
 
@@ -329,9 +408,18 @@ impl Scheduler {
         self.stop.is_stopped()
     }
 
-    /// Whether `peer` is banned.
-    pub fn is_banned(&self, peer: usize) -> bool {
-        self.lock().peers[peer].banned
+    /// Whether `peer` is banned for good (`Some(true)`) or benched for now
+    /// (`Some(false)`), or usable (`None`).
+    pub fn ban_state(&self, peer: usize) -> Option<bool> {
+        let s = self.lock();
+        let p = &s.peers[peer];
+        if p.banned {
+            Some(true)
+        } else if p.benched_until.is_some_and(|t| t > Instant::now()) {
+            Some(false)
+        } else {
+            None
+        }
     }
 
     /// Whether `peer` has the whole file, as far as is known.
@@ -435,15 +523,22 @@ fn pick_endgame(s: &State, peer: usize) -> Option<u32> {
         return None;
     }
     let now = Instant::now();
+    // Holders that have had the chunk longer than HOLD_PATIENCE are not
+    // counted against MAX_HOLDERS: two slow peers cannot lock out a third.
+    let patient = |h: &[(usize, Instant)]| {
+        h.iter()
+            .filter(|(_, since)| now - *since < HOLD_PATIENCE)
+            .count()
+    };
     s.holders
         .iter()
         .filter(|(c, h)| {
-            h.len() < MAX_HOLDERS
+            patient(h) < MAX_HOLDERS
                 && h.iter()
                     .all(|&(p, since)| p != peer && now - since >= ENDGAME_AFTER)
                 && s.peers[peer].offers(**c)
         })
-        .min_by_key(|(c, h)| (h.len(), **c))
+        .min_by_key(|(c, h)| (patient(h), **c))
         .map(|(c, _)| *c)
 }
 

@@ -65,6 +65,11 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
     let addr = lease.addr;
     let (mut conn, version) = match connect_peer(addr) {
         Ok(connected) => connected,
+        Err(Error::Busy) => {
+            log::debug!("peer {addr} is busy; trying it again later");
+            job.scheduler.busy(lease.peer);
+            return Ok(());
+        }
         Err(e) => {
             log::warn!("cannot use peer {addr}: {e}");
             job.scheduler.strike(lease.peer, Fault::Unreliable);
@@ -238,10 +243,11 @@ fn give_up(job: &Job<'_>, lease: &Lease<'_>, held: Held<'_>, e: Error) -> bool {
     false
 }
 
-/// Shows the peer as banned in the progress once the scheduler bans it.
+/// Shows the peer as banned or benched in the progress if the scheduler
+/// has just put it so.
 fn note_ban(job: &Job<'_>, lease: &Lease<'_>) {
-    if job.scheduler.is_banned(lease.peer) {
-        job.progress.banned(lease.addr);
+    if let Some(forever) = job.scheduler.ban_state(lease.peer) {
+        job.progress.banned(lease.addr, forever);
     }
 }
 

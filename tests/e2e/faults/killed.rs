@@ -14,7 +14,7 @@ use crate::support::harness::{
 };
 use crate::support::programs::{Peer, Tracker};
 use crate::support::status::{
-    assert_every_chunk_once, chunks_from, fetched, is_banned, resumed_chunks,
+    assert_every_chunk_once, chunks_from, fetched, is_benched, resumed_chunks,
 };
 
 const MIB: usize = 1024 * 1024;
@@ -23,7 +23,10 @@ const MIB: usize = 1024 * 1024;
 const BIG: usize = 12 * MIB;
 
 /// The tail of the error a download prints when no peer is left.
-const ALL_GONE: &str = "chunks could not be fetched from any peer; progress is kept for a retry";
+const ALL_GONE: &str = "progress is kept: run the same download again to resume";
+
+/// How long the downloaders here wait for a usable peer (`--patience`).
+const PATIENCE: &str = "2";
 
 /// Ctrl-C while a download is in flight (seeder capped at 1 MiB/s): the
 /// peer still exits within [`LEAVE`], writes nothing at OUT, and leaves its
@@ -49,7 +52,7 @@ fn sigint_mid_download_keeps_the_partial_file() {
 
 /// Two seeders capped at 2 MiB/s each; once the downloader has fetched 2
 /// chunks, one seeder is SIGKILLed. Its chunks in flight go back to the
-/// queue, it is banned after its failures, and the download completes from
+/// queue, it is benched after its failures, and the download completes from
 /// the survivor: every chunk exactly once, byte-identical.
 #[test]
 fn a_seeder_killed_mid_download_is_routed_around() {
@@ -81,11 +84,11 @@ fn a_seeder_killed_mid_download_is_routed_around() {
     assert_eq!(dir.entries("dl"), ["big.bin"], "no .part file left");
 
     let download = dl.ended_download();
-    // The victim's failures were noticed (it is banned), and what it held
+    // The victim's failures were noticed (it is benched), and what it held
     // went back to the queue: every chunk still arrived, each once.
     assert!(
-        is_banned(&download, victim.addr),
-        "the victim is not banned: {download:?}"
+        is_benched(&download, victim.addr),
+        "the victim is not benched: {download:?}"
     );
     assert_every_chunk_once(&download, BIG / CHUNK);
     let from_survivor = chunks_from(&download, survivor.addr);
@@ -143,7 +146,9 @@ fn a_killed_download_resumes_where_it_stopped() {
 }
 
 /// The only seeder (capped at 1 MiB/s) is SIGKILLed once a chunk arrived:
-/// the download gives up within a bounded time with one clear error, keeps
+/// the download waits for a usable peer for its patience (2 s here), then
+/// gives up within a bounded time with one clear error that says how to
+/// resume, keeps
 /// its `.part` file and writes nothing at OUT. A new seeder later lets the
 /// same command resume: exactly the chunks of the first try are kept.
 #[test]
@@ -219,7 +224,8 @@ impl Capped {
     /// A peer in `dl/` with a status page.
     fn downloader(&self, name: &str) -> Peer {
         let cwd = self.dir.path().join("dl");
-        Peer::start(name, &cwd, &self.tracker, &["--http", "0"])
+        let args = ["--http", "0", "--patience", PATIENCE];
+        Peer::start(name, &cwd, &self.tracker, &args)
     }
 
     /// Asserts that `dl/` holds the partial file and nothing else.

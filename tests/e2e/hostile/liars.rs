@@ -148,14 +148,17 @@ fn a_download_from_liars_only_fails_clearly_and_writes_nothing() {
     for fake in &fakes[2..] {
         fake.register(tracker.addr(), "manifesty.bin");
     }
-    let mut dl = Peer::start("downloader", &dir.sub("dl"), &tracker, &[]);
+    // No patience: with every peer banned, fail at once.
+    let args = ["--patience", "0"];
+    let mut dl = Peer::start("downloader", &dir.sub("dl"), &tracker, &args);
 
     let started = Instant::now();
     let lines = dl.download("chunky.bin", None).expect_err("liars only");
     let chunky_took = started.elapsed();
     assert_eq!(
         lines.last().unwrap(),
-        "error: 4 of 4 chunks could not be fetched from any peer; progress is kept for a retry"
+        "error: 4 of 4 chunks could not be fetched from any peer (none usable for 0 s); \
+         progress is kept: run the same download again to resume"
     );
     for fake in &fakes[..2] {
         assert!(

@@ -153,10 +153,16 @@ pub fn chunks_from(d: &DownloadView, from: SocketAddr) -> u32 {
         .map_or(0, |p| p.chunks)
 }
 
-/// Whether `peer` is listed as banned from the download.
+/// Whether `peer` is listed as banned from the download (it sent bad data).
 pub fn is_banned(d: &DownloadView, peer: SocketAddr) -> bool {
     let peer = peer.to_string();
     d.peers.iter().any(|p| p.addr == peer && p.banned)
+}
+
+/// Whether `peer` is listed as benched (it failed repeatedly).
+pub fn is_benched(d: &DownloadView, peer: SocketAddr) -> bool {
+    let peer = peer.to_string();
+    d.peers.iter().any(|p| p.addr == peer && p.benched)
 }
 
 /// Asserts the download is done with `total` chunks, each fetched exactly

@@ -120,16 +120,42 @@ fn stopping_stops_the_downloads_signal() {
 }
 
 #[test]
-fn strikes_ban_after_limit_and_all_banned_stops() {
-    let s = scheduler(&[0], 1, 1);
+fn strikes_bench_a_peer_for_a_while_and_busy_is_no_fault() {
+    let s = scheduler(&[0], 1, 2);
     for _ in 0..MAX_STRIKES - 1 {
         s.strike(0, Fault::Unreliable);
-        assert!(s.pick_peer().is_some());
+        assert_eq!(s.ban_state(0), None);
     }
     s.strike(0, Fault::Unreliable);
-    assert!(s.pick_peer().is_none());
-    assert_eq!(s.next_chunk(0), Next::Finished);
+    assert_eq!(s.ban_state(0), Some(false), "benched, not banned");
+    assert_eq!(
+        s.usable(),
+        Usable {
+            peers: 1,
+            benched: 1,
+            banned: 0
+        }
+    );
+    s.busy(1);
+    assert_eq!(s.usable().peers, 1, "a busy peer is still usable");
+    assert_eq!(s.ban_state(1), None);
+    s.strike(1, Fault::BadData);
+    assert_eq!(s.ban_state(1), Some(true));
+    assert_eq!(s.usable().peers, 0);
+    assert!(!s.is_stopped(), "whether to wait is the download's call");
     assert_eq!(s.outcome().0, 0);
+}
+
+#[test]
+fn slow_holders_do_not_lock_a_chunk_away_from_a_third_peer() {
+    let s = scheduler(&[0], 1, 3);
+    assert_eq!(s.next_chunk(0), Next::Chunk(0));
+    thread::sleep(ENDGAME_AFTER);
+    assert_eq!(s.next_chunk(1), Next::Chunk(0));
+    thread::sleep(ENDGAME_AFTER);
+    assert_eq!(s.next_chunk(2), Next::Idle, "two holders, both recent");
+    thread::sleep(HOLD_PATIENCE);
+    assert_eq!(s.next_chunk(2), Next::Chunk(0), "both held it too long");
 }
 
 #[test]
