@@ -124,6 +124,9 @@ pub const TRACKER_MAX_FILES: usize = 100_000;
 pub const TRACKER_MAX_PEERS_PER_FILE: usize = 1_000;
 /// Most (file, peer) registrations in all: bounds memory to ~100 MiB.
 pub const TRACKER_MAX_REGISTRATIONS: usize = 1_000_000;
+/// Most registrations from one IP address, so that one host cannot fill
+/// the tracker (a peer announcing 10,000 files is still fine).
+pub const TRACKER_MAX_PER_ADDRESS: usize = 10_000;
 
 /// Most files one tracker status reply lists, and peers listed per file.
 pub const STATUS_MAX_FILES: usize = 1000;
@@ -186,6 +189,12 @@ pub const IDLE_SWITCH: Duration = Duration::from_secs(2);
 /// A download asks the tracker and the DHT for more peers after 1 s, then
 /// at doubling intervals up to this.
 pub const PEER_REFRESH_MAX: Duration = Duration::from_secs(30);
+
+/// A download asks one more peer for the manifest every `MANIFEST_HEDGE`
+/// (at once when one fails), at most `MANIFEST_PARALLEL` at a time, and
+/// takes the first that verifies.
+pub const MANIFEST_HEDGE: Duration = Duration::from_millis(500);
+pub const MANIFEST_PARALLEL: usize = 4;
 
 /// Most peers taken from one DHT lookup.
 pub const MAX_DHT_PEERS: usize = 200;

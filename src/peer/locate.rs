@@ -16,8 +16,11 @@ use crate::protocol::FileSummary;
 pub struct Located {
     pub id: FileId,
     pub name: String,
-    /// The size the tracker or link claims (the manifest is authoritative).
+    /// The size the tracker (by most peers) or link claims, for display.
     pub size: Option<u64>,
+    /// Every size claimed for it; the manifest must declare one of them (an
+    /// empty list checks nothing: a bare id with no tracker to ask).
+    pub sizes: Vec<u64>,
     /// Every distinct peer, tracker's first.
     pub peers: Vec<SocketAddr>,
     pub from_tracker: usize,
@@ -28,7 +31,9 @@ pub struct Located {
 pub struct Wanted {
     pub id: FileId,
     pub name: Option<String>,
+    /// As in [`Located`].
     pub size: Option<u64>,
+    pub sizes: Vec<u64>,
 }
 
 /// The tracker's answers `wanted` needs: files by name, and by id prefix.
@@ -48,21 +53,27 @@ pub fn wanted(target: &str, tracker: &dyn Catalogue) -> Result<Wanted, PeerError
     if ShareLink::is_link(target) {
         let link: ShareLink = target.parse()?;
         let known = match (&link.name, link.size) {
-            (Some(_), Some(_)) => None,
-            _ => known_file(tracker, &link.id),
+            (Some(_), Some(_)) => Vec::new(),
+            _ => known_rows(tracker, &link.id),
+        };
+        let sizes = match link.size {
+            Some(size) => vec![size],
+            None => known.iter().map(|f| f.size).collect(),
         };
         return Ok(Wanted {
             id: link.id,
-            name: link.name.or_else(|| known.as_ref().map(|f| f.name.clone())),
-            size: link.size.or(known.map(|f| f.size)),
+            name: link.name.or_else(|| known.first().map(|f| f.name.clone())),
+            size: link.size.or(known.first().map(|f| f.size)),
+            sizes,
         });
     }
     if let Ok(id) = target.parse::<FileId>() {
-        let known = known_file(tracker, &id);
+        let known = known_rows(tracker, &id);
         return Ok(Wanted {
             id,
-            name: known.as_ref().map(|f| f.name.clone()),
-            size: known.map(|f| f.size),
+            name: known.first().map(|f| f.name.clone()),
+            size: known.first().map(|f| f.size),
+            sizes: known.iter().map(|f| f.size).collect(),
         });
     }
     let mut files: Vec<FileSummary> = tracker
@@ -73,22 +84,32 @@ pub fn wanted(target: &str, tracker: &dyn Catalogue) -> Result<Wanted, PeerError
     if let Ok(prefix) = target.parse::<IdPrefix>() {
         files.extend(tracker.info(&prefix)?);
     }
+    let rows = files.clone();
     let file = resolve(target, files)?;
     Ok(Wanted {
         id: file.id,
+        sizes: sizes_of(&rows, file.id),
         name: Some(file.name),
         size: Some(file.size),
     })
 }
 
-/// What the tracker knows of `id`, if it is up and knows it.
-fn known_file(tracker: &dyn Catalogue, id: &FileId) -> Option<FileSummary> {
-    let prefix: IdPrefix = id.to_hex().parse().ok()?;
+/// The sizes claimed for `id` among `rows`.
+fn sizes_of(rows: &[FileSummary], id: FileId) -> Vec<u64> {
+    rows.iter().filter(|f| f.id == id).map(|f| f.size).collect()
+}
+
+/// The tracker's rows for `id` (one per claimed size, most peers first),
+/// if it is up and knows it.
+fn known_rows(tracker: &dyn Catalogue, id: &FileId) -> Vec<FileSummary> {
+    let Ok(prefix) = id.to_hex().parse::<IdPrefix>() else {
+        return Vec::new();
+    };
     match tracker.info(&prefix) {
-        Ok(files) => files.into_iter().find(|f| f.id == *id),
+        Ok(files) => files.into_iter().filter(|f| f.id == *id).collect(),
         Err(e) => {
             log::info!("{e}; going on without the tracker's name and size");
-            None
+            Vec::new()
         }
     }
 }

@@ -253,6 +253,7 @@ impl Peer {
             id: wanted.id,
             name,
             size: wanted.size,
+            sizes: wanted.sizes,
             peers,
             from_tracker,
             from_dht,
@@ -300,6 +301,7 @@ impl Peer {
             id: file.id,
             name: file.name.clone(),
             out: out.to_path_buf(),
+            sizes: file.sizes.clone(),
             peers: file.peers.clone(),
         };
         Ok(download::start(ctx, req, progress, move || drop(claim))?)

@@ -1,32 +1,40 @@
-//! The tracker's registry: file id -> (name, size, peers with last-seen time).
+//! The tracker's registry: file id -> (name, peers with the size each
+//! claims, whether each is complete, and when each was last seen).
 //!
 //! A std `Mutex` is enough: every operation is a few map look-ups, the lock is
 //! never held across I/O, and replies are formatted after it is released.
 //! Invariants: a file entry exists only while it has at least one peer; a
-//! peer's entry is live while it was refreshed within the TTL. Expired entries
-//! are hidden from every query and removed by [`Registry::expire`].
+//! peer's entry is live while it was refreshed within the TTL; expired
+//! entries are hidden from every query and removed by [`Registry::expire`];
+//! `registrations` is the number of (file, peer) pairs and `per_address`
+//! counts them by IP address.
+//!
+//! The tracker cannot check what peers claim, so no claim locks another
+//! out: peers of one id are kept whatever size each claims (downloaders
+//! verify the manifest against the id), `SEARCH` and `INFO` list one row per
+//! claimed size, and one address holds at most
+//! [`TRACKER_MAX_PER_ADDRESS`] registrations.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
 use crate::bounds::MAX_LIST_ENTRIES;
-use crate::bounds::{TRACKER_MAX_FILES, TRACKER_MAX_PEERS_PER_FILE, TRACKER_MAX_REGISTRATIONS};
+use crate::bounds::{
+    TRACKER_MAX_FILES, TRACKER_MAX_PEERS_PER_FILE, TRACKER_MAX_PER_ADDRESS,
+    TRACKER_MAX_REGISTRATIONS,
+};
 use crate::manifest::FileId;
 use crate::protocol::message::IdPrefix;
 use crate::protocol::{FileSummary, PeerEntry};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum RegistryError {
-    #[error("file {id} is already registered with size {known}, not {claimed}")]
-    SizeMismatch {
-        id: FileId,
-        known: u64,
-        claimed: u64,
-    },
+    #[error("too many registrations from one address ({0})")]
+    TooManyFromAddress(usize),
     #[error("tracker is full ({0} files)")]
     TooManyFiles(usize),
     #[error("file has too many peers ({0})")]
@@ -39,15 +47,15 @@ struct Entry {
     /// The name of the first registration; content-addressing makes later
     /// names of the same content aliases, not renames.
     name: String,
-    size: u64,
     peers: HashMap<SocketAddr, Seen>,
 }
 
-/// A peer's registration of one file: when it was last refreshed, and
-/// whether the peer has all of the file or is still downloading it.
+/// A peer's registration of one file: the size it claims, when it was last
+/// refreshed, and whether it has all of the file or is still downloading it.
 #[derive(Clone, Copy, Debug)]
 struct Seen {
     at: Instant,
+    size: u64,
     complete: bool,
 }
 
@@ -56,6 +64,19 @@ struct Files {
     by_id: HashMap<FileId, Entry>,
     /// Sum of `peers.len()` over all entries.
     registrations: usize,
+    /// Registrations by the address they came from.
+    per_address: HashMap<IpAddr, usize>,
+}
+
+impl Files {
+    fn count(&mut self, ip: IpAddr, delta: isize) {
+        let n = self.per_address.entry(ip).or_default();
+        *n = n.saturating_add_signed(delta);
+        if *n == 0 {
+            self.per_address.remove(&ip);
+        }
+        self.registrations = self.registrations.saturating_add_signed(delta);
+    }
 }
 
 /// What [`Registry::snapshot`] copies out.
@@ -111,46 +132,47 @@ impl Registry {
         complete: bool,
         now: Instant,
     ) -> Result<(), RegistryError> {
-        let seen = Seen { at: now, complete };
+        let seen = Seen {
+            at: now,
+            size,
+            complete,
+        };
         let mut files = self.lock();
         let files = &mut *files;
-        let full = files.registrations >= TRACKER_MAX_REGISTRATIONS;
+        if let Some(entry) = files.by_id.get_mut(&id) {
+            if let Some(known) = entry.peers.get_mut(&peer) {
+                *known = seen; // a refresh
+                return Ok(());
+            }
+        }
+        let from_address = files.per_address.get(&peer.ip()).copied().unwrap_or(0);
+        if from_address >= TRACKER_MAX_PER_ADDRESS {
+            return Err(RegistryError::TooManyFromAddress(TRACKER_MAX_PER_ADDRESS));
+        }
+        if files.registrations >= TRACKER_MAX_REGISTRATIONS {
+            return Err(RegistryError::TooManyRegistrations(
+                TRACKER_MAX_REGISTRATIONS,
+            ));
+        }
         let known = files.by_id.len();
         match files.by_id.get_mut(&id) {
-            Some(entry) if entry.size != size => Err(RegistryError::SizeMismatch {
-                id,
-                known: entry.size,
-                claimed: size,
-            }),
+            Some(entry) if entry.peers.len() >= TRACKER_MAX_PEERS_PER_FILE => {
+                return Err(RegistryError::TooManyPeers(TRACKER_MAX_PEERS_PER_FILE))
+            }
             Some(entry) => {
-                if !entry.peers.contains_key(&peer) {
-                    if entry.peers.len() >= TRACKER_MAX_PEERS_PER_FILE {
-                        return Err(RegistryError::TooManyPeers(TRACKER_MAX_PEERS_PER_FILE));
-                    }
-                    if full {
-                        return Err(RegistryError::TooManyRegistrations(
-                            TRACKER_MAX_REGISTRATIONS,
-                        ));
-                    }
-                    files.registrations += 1;
-                }
                 entry.peers.insert(peer, seen);
-                Ok(())
             }
             None if known >= TRACKER_MAX_FILES => {
-                Err(RegistryError::TooManyFiles(TRACKER_MAX_FILES))
+                return Err(RegistryError::TooManyFiles(TRACKER_MAX_FILES))
             }
-            None if full => Err(RegistryError::TooManyRegistrations(
-                TRACKER_MAX_REGISTRATIONS,
-            )),
             None => {
                 let peers = HashMap::from([(peer, seen)]);
                 let name = name.to_string();
-                files.by_id.insert(id, Entry { name, size, peers });
-                files.registrations += 1;
-                Ok(())
+                files.by_id.insert(id, Entry { name, peers });
             }
         }
+        files.count(peer.ip(), 1);
+        Ok(())
     }
 
     /// Forgets that `peer` has `id`. Returns whether it was known.
@@ -163,7 +185,9 @@ impl Registry {
         if entry.peers.is_empty() {
             files.by_id.remove(id);
         }
-        files.registrations -= usize::from(removed);
+        if removed {
+            files.count(peer.ip(), -1);
+        }
         removed
     }
 
@@ -180,18 +204,25 @@ impl Registry {
     /// Removes the registrations matching `gone`, and files left with none.
     fn remove_where(&self, gone: impl Fn(&SocketAddr, &Instant) -> bool) -> usize {
         let mut files = self.lock();
-        let mut removed = 0;
+        let mut removed = Vec::new();
         files.by_id.retain(|_, entry| {
-            let before = entry.peers.len();
-            entry.peers.retain(|addr, seen| !gone(addr, &seen.at));
-            removed += before - entry.peers.len();
+            entry.peers.retain(|addr, seen| {
+                let keep = !gone(addr, &seen.at);
+                if !keep {
+                    removed.push(addr.ip());
+                }
+                keep
+            });
             !entry.peers.is_empty()
         });
-        files.registrations -= removed;
-        removed
+        for ip in &removed {
+            files.count(*ip, -1);
+        }
+        removed.len()
     }
 
-    /// Files whose name contains `text` (case-insensitive), by name then id.
+    /// Files whose name contains `text` (case-insensitive), by name then id:
+    /// one row per size its live peers claim.
     pub fn search(&self, text: &str, now: Instant) -> Vec<FileSummary> {
         let needle = text.to_lowercase();
         let mut found: Vec<FileSummary> = {
@@ -200,47 +231,59 @@ impl Registry {
                 .by_id
                 .iter()
                 .filter(|(_, e)| e.name.to_lowercase().contains(&needle))
-                .map(|(id, e)| FileSummary {
-                    id: *id,
-                    size: e.size,
-                    peers: e.peers.values().filter(|t| self.live(t.at, now)).count() as u32,
-                    name: e.name.clone(),
-                })
-                .filter(|s| s.peers > 0)
+                .take(MAX_LIST_ENTRIES)
+                .flat_map(|(id, e)| self.rows(id, e, now))
                 .collect()
         };
-        found.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        found.sort_by(|a, b| {
+            (a.name.as_str(), a.id, b.peers, a.size).cmp(&(b.name.as_str(), b.id, a.peers, b.size))
+        });
+        found.truncate(MAX_LIST_ENTRIES);
         found
     }
 
-    /// Files whose id starts with `prefix`, by id.
+    /// Files whose id starts with `prefix`, by id: one row per claimed size.
     pub fn info(&self, prefix: &IdPrefix, now: Instant) -> Vec<FileSummary> {
-        let files = self.lock();
-        let summary = |(id, e): (&FileId, &Entry)| FileSummary {
-            id: *id,
-            size: e.size,
-            peers: e.peers.values().filter(|t| self.live(t.at, now)).count() as u32,
-            name: e.name.clone(),
+        let mut found: Vec<FileSummary> = {
+            let files = self.lock();
+            match prefix.full() {
+                Some(id) => files
+                    .by_id
+                    .get(&id)
+                    .map(|e| self.rows(&id, e, now))
+                    .unwrap_or_default(),
+                None => files
+                    .by_id
+                    .iter()
+                    .filter(|(id, _)| prefix.matches(id))
+                    .take(MAX_LIST_ENTRIES)
+                    .flat_map(|(id, e)| self.rows(id, e, now))
+                    .collect(),
+            }
         };
-        let mut found: Vec<FileSummary> = match prefix.full() {
-            Some(id) => files
-                .by_id
-                .get_key_value(&id)
-                .map(summary)
-                .into_iter()
-                .collect(),
-            None => files
-                .by_id
-                .iter()
-                .filter(|(id, _)| prefix.matches(id))
-                .take(MAX_LIST_ENTRIES)
-                .map(summary)
-                .collect(),
-        };
-        drop(files);
-        found.retain(|f| f.peers > 0);
-        found.sort_by_key(|f| f.id);
+        found.sort_by(|a, b| (a.id, b.peers, a.size).cmp(&(b.id, a.peers, b.size)));
+        found.truncate(MAX_LIST_ENTRIES);
         found
+    }
+
+    /// The rows of one file: its live peers grouped by the size they claim.
+    fn rows(&self, id: &FileId, e: &Entry, now: Instant) -> Vec<FileSummary> {
+        let mut by_size: Vec<(u64, u32)> = Vec::new();
+        for seen in e.peers.values().filter(|t| self.live(t.at, now)) {
+            match by_size.iter_mut().find(|(size, _)| *size == seen.size) {
+                Some((_, n)) => *n += 1,
+                None => by_size.push((seen.size, 1)),
+            }
+        }
+        by_size
+            .into_iter()
+            .map(|(size, peers)| FileSummary {
+                id: *id,
+                size,
+                peers,
+                name: e.name.clone(),
+            })
+            .collect()
     }
 
     /// The live peers of `id`, most recently seen first.
@@ -290,10 +333,15 @@ impl Registry {
                     let peer_count = peers.len();
                     peers.sort_unstable_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
                     peers.truncate(max_peers);
+                    let size = self
+                        .rows(id, e, now)
+                        .into_iter()
+                        .max_by_key(|r| r.peers)?
+                        .size;
                     Some(FileSnapshot {
                         id: *id,
                         name: e.name.clone(),
-                        size: e.size,
+                        size,
                         peer_count,
                         peers,
                     })
@@ -386,16 +434,49 @@ mod tests {
     }
 
     #[test]
-    fn size_conflicts_are_refused() {
+    fn a_false_size_claimed_first_locks_nobody_out() {
         let r = Registry::new(TTL);
         let now = Instant::now();
         let id = FileId([2; 32]);
         r.register(addr(1), id, 5, "a", true, now).unwrap();
-        assert!(matches!(
-            r.register(addr(2), id, 6, "a", true, now),
-            Err(RegistryError::SizeMismatch { .. })
-        ));
-        assert_eq!(addrs(r.peers(&id, now)), vec![addr(1)]);
+        r.register(addr(2), id, 6, "a", true, now).unwrap();
+        r.register(addr(3), id, 6, "a", true, now).unwrap();
+        let mut peers = addrs(r.peers(&id, now));
+        peers.sort();
+        assert_eq!(peers, vec![addr(1), addr(2), addr(3)]);
+        let rows: Vec<(u64, u32)> = r
+            .search("a", now)
+            .iter()
+            .map(|f| (f.size, f.peers))
+            .collect();
+        assert_eq!(
+            rows,
+            [(6, 2), (5, 1)],
+            "one row per claimed size, most peers first"
+        );
+        assert_eq!(r.info(&id.to_hex().parse().unwrap(), now).len(), 2);
+    }
+
+    #[test]
+    fn one_address_cannot_fill_the_tracker() {
+        let r = Registry::new(TTL);
+        let now = Instant::now();
+        let other = SocketAddr::from(([127, 0, 0, 2], 1));
+        for n in 0..TRACKER_MAX_PER_ADDRESS {
+            let mut id = [0u8; 32];
+            id[..8].copy_from_slice(&(n as u64).to_le_bytes());
+            r.register(addr(1), FileId(id), 1, "f", true, now).unwrap();
+        }
+        assert_eq!(
+            r.register(addr(2), FileId([9; 32]), 1, "f", true, now),
+            Err(RegistryError::TooManyFromAddress(TRACKER_MAX_PER_ADDRESS)),
+            "another port of the same address counts too"
+        );
+        r.register(other, FileId([9; 32]), 1, "f", true, now)
+            .unwrap();
+        assert_eq!(r.remove_peer(addr(1)), TRACKER_MAX_PER_ADDRESS);
+        r.register(addr(2), FileId([9; 32]), 1, "f", true, now)
+            .unwrap();
     }
 
     #[test]

@@ -1,13 +1,21 @@
-//! Getting a file's manifest: ask the peers in turn and keep the first
-//! manifest that hashes to the id and decodes canonically. A peer that sends
-//! anything else is not used again in this download.
+//! Getting a file's manifest from whichever peer delivers it first: peers
+//! are asked in turn, a new one every [`MANIFEST_HEDGE`] (at once when one
+//! fails), up to [`MANIFEST_PARALLEL`] at a time, so one that trickles or
+//! never answers costs a fraction of a second, not its timeouts. A manifest
+//! counts if it hashes to the id, decodes canonically, and declares a size
+//! someone claimed (the tracker or the link): a peer that sends anything
+//! else is not used again in this download.
 
 use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
 use super::DownloadError;
-use crate::bounds::{CONNECT_TIMEOUT, MAX_MANIFEST_LEN};
+use crate::bounds::{CONNECT_TIMEOUT, MANIFEST_HEDGE, MANIFEST_PARALLEL, MAX_MANIFEST_LEN};
 use crate::error::{Error, Result};
 use crate::manifest::{FileId, Manifest};
 use crate::net::stop::StopSignal;
@@ -19,6 +27,7 @@ use crate::protocol::{Connection, PeerRequest};
 /// asked again with version 1).
 pub fn connect_peer(addr: SocketAddr) -> Result<(Connection, u32)> {
     let mut conn = Connection::connect_addr(addr, CONNECT_TIMEOUT)?;
+    conn.set_reply_timeout(CONNECT_TIMEOUT);
     let version = match conn.request(&hello_line()) {
         Ok(reply) => parse_hello_reply(&reply)?.min(PROTOCOL_VERSION),
         Err(Error::Remote(_)) => {
@@ -30,37 +39,89 @@ pub fn connect_peer(addr: SocketAddr) -> Result<(Connection, u32)> {
         }
         Err(e) => return Err(e),
     };
+    conn.set_reply_timeout(crate::bounds::IO_TIMEOUT);
     Ok((conn, version))
 }
 
-/// Fetches the manifest of `id` from the first peer whose manifest hashes to
-/// `id`. Returns it with the peers that did not fail (that peer and the ones
-/// after it) and those that did, which this download does not use again.
-/// Gives up early once `stop` is stopped.
+/// What [`fetch_manifest`] found: the manifest, the peers that did not fail
+/// (the one that delivered, and those not asked or not done yet), and those
+/// that did.
+pub type Fetched = (Manifest, Vec<SocketAddr>, Vec<SocketAddr>);
+
+/// Fetches the manifest of `id` (see the module docs). `sizes` are the
+/// sizes claimed for it (empty: no check). Gives up early once `stop` is
+/// stopped.
 pub fn fetch_manifest(
     id: &FileId,
+    sizes: &[u64],
     peers: &[SocketAddr],
-    stop: &std::sync::Arc<StopSignal>,
-) -> Result<(Manifest, Vec<SocketAddr>, Vec<SocketAddr>), DownloadError> {
-    for (i, &addr) in peers.iter().enumerate() {
+    stop: &Arc<StopSignal>,
+) -> Result<Fetched, DownloadError> {
+    // The others' connections are interrupted once a manifest is in; their
+    // threads are not waited for (each ends within its own timeouts).
+    let phase = StopSignal::new();
+    let (tx, rx) = mpsc::channel();
+    let (sizes, mut failed) = (Arc::new(sizes.to_vec()), Vec::new());
+    let (mut next, mut running, mut launch_at) = (0, 0, Instant::now());
+    let found = loop {
         if stop.is_stopped() {
-            break;
+            break None;
         }
-        match manifest_from(addr, id, stop) {
-            Ok(manifest) => return Ok((manifest, peers[i..].to_vec(), peers[..i].to_vec())),
-            Err(e) => log::warn!("manifest from {addr}: {e}"),
+        let now = Instant::now();
+        if next < peers.len() && running < MANIFEST_PARALLEL && now >= launch_at {
+            let (addr, id, tx) = (peers[next], *id, tx.clone());
+            let (sizes, signal) = (Arc::clone(&sizes), Arc::clone(&phase));
+            let spawned = thread::Builder::new()
+                .name("manifest".into())
+                .spawn(move || {
+                    let _ = tx.send((addr, manifest_from(addr, &id, &sizes, &signal)));
+                });
+            if let Err(e) = spawned {
+                phase.stop();
+                return Err(DownloadError::Spawn(e));
+            }
+            next += 1;
+            running += 1;
+            launch_at = now + MANIFEST_HEDGE;
         }
-    }
-    Err(DownloadError::NoManifest {
-        id: *id,
-        tried: peers.len(),
-    })
+        if running == 0 && next == peers.len() {
+            break None;
+        }
+        let wait = match next < peers.len() && running < MANIFEST_PARALLEL {
+            true => launch_at.saturating_duration_since(now),
+            false => Duration::from_millis(100),
+        };
+        match rx.recv_timeout(wait.max(Duration::from_millis(1))) {
+            Ok((_, Ok(manifest))) => break Some(manifest),
+            Ok((addr, Err(e))) => {
+                log::warn!("manifest from {addr}: {e}");
+                failed.push(addr);
+                running -= 1;
+                launch_at = Instant::now(); // the next one at once
+            }
+            Err(_) => {}
+        }
+    };
+    phase.stop();
+    let Some(manifest) = found else {
+        return Err(DownloadError::NoManifest {
+            id: *id,
+            tried: failed.len(),
+        });
+    };
+    let usable = peers
+        .iter()
+        .filter(|p| !failed.contains(p))
+        .copied()
+        .collect();
+    Ok((manifest, usable, failed))
 }
 
 fn manifest_from(
     addr: SocketAddr,
     id: &FileId,
-    stop: &std::sync::Arc<StopSignal>,
+    sizes: &[u64],
+    stop: &Arc<StopSignal>,
 ) -> Result<Manifest> {
     let (mut conn, _) = connect_peer(addr)?;
     let _interruptible = stop.guard(conn.interrupter()?);
@@ -73,5 +134,17 @@ fn manifest_from(
             "manifest does not hash to the file id".into(),
         ));
     }
-    Ok(Manifest::decode(&bytes)?)
+    let manifest = Manifest::decode(&bytes)?;
+    if !sizes.is_empty() && !sizes.contains(&manifest.size()) {
+        return Err(Error::Verification(format!(
+            "manifest declares {} bytes, but the file was listed as {}",
+            manifest.size(),
+            sizes
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(" or ")
+        )));
+    }
+    Ok(manifest)
 }

@@ -100,6 +100,9 @@ pub struct Request {
     pub id: FileId,
     pub name: String,
     pub out: PathBuf,
+    /// The sizes the tracker or link claimed; the manifest must declare one
+    /// (none: nothing to check against).
+    pub sizes: Vec<u64>,
     pub peers: Vec<SocketAddr>,
 }
 
@@ -194,7 +197,7 @@ fn run(
 ) -> Result<Report, DownloadError> {
     let started = Instant::now();
     let stop = stopping.stop;
-    let fetched = manifest::fetch_manifest(&req.id, &req.peers, stop);
+    let fetched = manifest::fetch_manifest(&req.id, &req.sizes, &req.peers, stop);
     let (manifest, peers, failed_peers) = match fetched {
         Err(_) if stopping.cancelled() => {
             return Err(DownloadError::Cancelled { done: 0, total: 0 })
