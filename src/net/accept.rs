@@ -1,21 +1,22 @@
 //! The accept loop shared by the tracker, the peer's chunk server and the
-//! status page: one thread per connection, at most `ConnCaps::total` at once
-//! and at most `ConnCaps::per_ip` from one IP address, so one host flooding
-//! connections (or holding them open idle) cannot starve everyone else. A
-//! connection over a cap gets `ERR busy` and is closed at once.
+//! status page: one thread per connection, within the server's [`Slots`]
+//! (caps in all and per IP address; a full server closes its longest-idle
+//! connection for a newcomer), so one host flooding connections, or many
+//! holding them open idle, cannot starve everyone else. A connection that
+//! gets no slot gets `ERR busy` and is closed at once.
 //!
 //! [`spawn`] runs a server on its own thread and returns a [`ServerHandle`]
 //! that stops it: the accept loop ends and every live connection is
 //! interrupted. The listener is passed in, so tests can bind port 0 and run
 //! servers in-process.
 
-use std::collections::HashMap;
-use std::io::{self, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use super::slots::{Activity, Slots, Taken};
 use super::stop::StopSignal;
 use crate::bounds::{
     BUSY_REPLY_TIMEOUT, CONN_STACK, FIRST_LINE_TIMEOUT, IDLE_TIMEOUT, LISTEN_BACKLOG,
@@ -48,7 +49,7 @@ impl ServerHandle {
 
     /// Live connections being served.
     pub fn connections(&self) -> usize {
-        self.slots.lock().0
+        self.slots.count()
     }
 
     /// Stops accepting, interrupts every live connection, and waits (at most
@@ -90,7 +91,7 @@ where
     let addr = listener.local_addr()?;
     let waker = listener.try_clone()?;
     let stop = StopSignal::new();
-    let slots = Arc::new(Slots::new(caps));
+    let slots = Slots::new(caps);
     let (thread_stop, thread_slots) = (Arc::clone(&stop), Arc::clone(&slots));
     let thread = thread::Builder::new()
         .name(role.into())
@@ -139,19 +140,27 @@ fn serve<H>(
         let Ok(ip) = stream.peer_addr().map(|a| a.ip()) else {
             continue;
         };
-        let Some(slot) = Slots::take(slots, ip) else {
-            reject_busy(stream);
-            continue;
-        };
-        let (conn, guard) = match Connection::new(stream)
-            .and_then(|conn| Ok((stop.guard(conn.interrupter()?), conn)))
-        {
-            Ok((guard, conn)) => (conn, guard),
+        let activity = Activity::new();
+        let interrupters = Connection::new(stream).and_then(|conn| {
+            let both = (conn.interrupter()?, conn.interrupter()?);
+            Ok((conn, both))
+        });
+        let (mut conn, (for_slot, for_stop)) = match interrupters {
+            Ok(made) => made,
             Err(e) => {
                 log::debug!("{role}: dropping connection: {e}");
                 continue;
             }
         };
+        let slot = match slots.take(ip, &activity, for_slot) {
+            Taken::Slot(slot) => slot,
+            Taken::Busy => {
+                reject_busy(conn);
+                continue;
+            }
+        };
+        let guard = stop.guard(for_stop);
+        conn.set_activity(activity);
         let handler = Arc::clone(&handler);
         let spawned = thread::Builder::new()
             .name(format!("{role}-conn"))
@@ -167,63 +176,10 @@ fn serve<H>(
     }
 }
 
-fn reject_busy(mut stream: TcpStream) {
-    let _ = stream.set_write_timeout(Some(BUSY_REPLY_TIMEOUT));
-    let _ = stream.write_all(Reply::err(crate::protocol::conn::BUSY).encode().as_bytes());
+fn reject_busy(mut conn: Connection) {
+    conn.set_write_timeout(BUSY_REPLY_TIMEOUT);
+    let _ = conn.write_all(Reply::err(crate::protocol::conn::BUSY).encode().as_bytes());
     log::debug!("connection limit reached; rejected a connection");
-}
-
-/// Live connections, in all and per IP address.
-struct Slots {
-    caps: ConnCaps,
-    counts: Mutex<(usize, HashMap<IpAddr, usize>)>,
-}
-
-impl Slots {
-    fn new(caps: ConnCaps) -> Self {
-        Slots {
-            caps,
-            counts: Mutex::new((0, HashMap::new())),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, (usize, HashMap<IpAddr, usize>)> {
-        // Counts change by one under the lock; a poisoned lock still holds them.
-        self.counts.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn take(slots: &Arc<Slots>, ip: IpAddr) -> Option<Slot> {
-        let mut c = slots.lock();
-        let from_ip = c.1.get(&ip).copied().unwrap_or(0);
-        if c.0 >= slots.caps.total || from_ip >= slots.caps.per_ip {
-            return None;
-        }
-        c.0 += 1;
-        c.1.insert(ip, from_ip + 1);
-        Some(Slot {
-            slots: Arc::clone(slots),
-            ip,
-        })
-    }
-}
-
-/// One taken connection slot; released when dropped, even on panic.
-struct Slot {
-    slots: Arc<Slots>,
-    ip: IpAddr,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut c = self.slots.lock();
-        c.0 -= 1;
-        if let Some(n) = c.1.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                c.1.remove(&self.ip);
-            }
-        }
-    }
 }
 
 /// What a request handler wants after answering one line.
@@ -243,6 +199,7 @@ where
     let who = conn.peer_addr();
     let mut timeout = FIRST_LINE_TIMEOUT;
     loop {
+        conn.mark_idle();
         let line = match conn.read_line(timeout) {
             Ok(Some(line)) => line,
             Ok(None) => return,
@@ -258,6 +215,7 @@ where
             }
         };
         timeout = IDLE_TIMEOUT;
+        conn.mark_busy();
         match handle(&mut conn, &line) {
             Ok(Flow::Continue) => {}
             Ok(Flow::Close) => return,

@@ -4,6 +4,7 @@
 
 pub mod accept;
 pub mod rate;
+pub mod slots;
 pub mod stop;
 pub mod sys;
 pub mod transport;

@@ -5,6 +5,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::codec::{line_text, split_line, Frame, ParseError};
@@ -16,6 +17,7 @@ use crate::bounds::{
 use crate::error::{Error, Result};
 use crate::manifest::Chunk;
 use crate::net::rate::RateCap;
+use crate::net::slots::Activity;
 use crate::net::sys;
 use crate::net::transport::{Interrupter, Stream};
 use crate::storage::Storage;
@@ -30,6 +32,8 @@ pub struct Connection {
     reply_timeout: Duration,
     /// A chunk being sent when it cannot go straight from the page cache.
     send_buf: Vec<u8>,
+    /// On a server: whether it is waiting for a request, for its slots.
+    activity: Option<Arc<Activity>>,
 }
 
 impl Connection {
@@ -48,6 +52,7 @@ impl Connection {
             peer,
             reply_timeout: IO_TIMEOUT,
             send_buf: Vec::new(),
+            activity: None,
         })
     }
 
@@ -64,6 +69,31 @@ impl Connection {
     /// The address of the other side.
     pub fn peer_addr(&self) -> SocketAddr {
         self.peer
+    }
+
+    /// Has the request loop report, through `activity`, whether this
+    /// connection is waiting for a request (see `net::slots`).
+    pub fn set_activity(&mut self, activity: Arc<Activity>) {
+        self.activity = Some(activity);
+    }
+
+    /// Waiting for the next request line, from now.
+    pub fn mark_idle(&self) {
+        if let Some(a) = &self.activity {
+            a.idle();
+        }
+    }
+
+    /// A whole request line came in.
+    pub fn mark_busy(&self) {
+        if let Some(a) = &self.activity {
+            a.busy();
+        }
+    }
+
+    /// Bounds each write call (until the next bounded write sets its own).
+    pub fn set_write_timeout(&self, timeout: Duration) {
+        let _ = self.stream.set_write_timeout(Some(timeout));
     }
 
     /// A handle that interrupts this connection's I/O from another thread.

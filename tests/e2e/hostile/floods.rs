@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::support::flood::{settle, Flood};
+use crate::support::flood::{fates, settle, Flood};
 use crate::support::harness::{assert_same_bytes, TestDir, CHUNK, COMMAND};
 use crate::support::programs::{Peer, Tracker};
 use crate::support::raw::{Probe, Raw, REPLY};
@@ -78,14 +78,15 @@ fn a_flood_from_one_host_does_not_starve_intact_downloads() {
     probe.finish("tracker during the flood", REPLY);
 }
 
-/// Known limit, pinned: idle connections from enough addresses, each under
-/// its per-address cap (11 x 100 to the tracker, 3 x 100 to a peer), take
-/// every slot (1024 and 256), and then everyone else gets `ERR busy` until
-/// they go (or the 5 s first-line timeout closes them). What does hold: the excess
-/// is refused at once, memory stays bounded, and service resumes as soon as
-/// the flood lets go.
+/// Idle connections from many addresses, each under its per-address cap
+/// (11 x 100 to the tracker, 3 x 100 to a peer), fill every slot (1024 and
+/// 256). A full server closes its longest-idle connection for each newcomer,
+/// so the flood only displaces itself, and a legitimate client is served at
+/// once instead of getting `ERR busy` (which it got until the flood let go,
+/// before eviction); the per-address cap still refuses the excess of one
+/// address, and memory stays bounded.
 #[test]
-fn a_flood_from_many_addresses_takes_every_slot_until_it_lets_go() {
+fn a_flood_from_many_addresses_cannot_lock_out_a_newcomer() {
     let dir = TestDir::new("flood-many");
     let tracker = Tracker::start(&dir);
     let (path, _) = dir.random_file("seed/x.bin", 10, 18);
@@ -99,36 +100,33 @@ fn a_flood_from_many_addresses_takes_every_slot_until_it_lets_go() {
     let (at_seeder, _) = Flood::start(&addrs(2, 3), 100, seeder.addr).finish();
     let fate_t = settle(&at_tracker, 1024);
     let fate_s = settle(&at_seeder, 256);
+    // Every slot held; the rest displaced by later ones (closed) or, where
+    // an address had 96 open at the seeder, refused by its cap (busy).
     assert_eq!(
-        (fate_t.open, fate_s.open),
-        (1024, 256),
-        "{fate_t:?} {fate_s:?}"
+        (fate_t.open, fate_t.busy, fate_t.closed),
+        (1024, 0, 76),
+        "tracker"
+    );
+    assert_eq!(
+        (fate_s.open, fate_s.busy + fate_s.closed),
+        (256, 44),
+        "seeder: {fate_s:?}"
     );
 
-    assert_eq!(Raw::connect(tracker.addr()).line(), "ERR busy");
-    assert_eq!(Raw::connect(seeder.addr).line(), "ERR busy");
+    let asked = Instant::now();
+    assert_eq!(Raw::connect(tracker.addr()).ask("SEARCH"), "OK 1");
+    assert_eq!(Raw::connect(seeder.addr).ask("HELLO 1"), "OK p2pshare 1");
+    let took = asked.elapsed();
+    assert!(took < Duration::from_secs(2), "newcomers waited {took:?}");
+    assert!(
+        fates(&at_tracker).open < 1024,
+        "a flood connection made room"
+    );
     let (t_rss, s_rss) = (tracker.proc().vm("VmHWM"), seeder.proc.vm("VmHWM"));
-
-    let let_go = Instant::now();
-    drop((at_tracker, at_seeder));
-    let served = |to: SocketAddr, req: &str, want: &str| {
-        let deadline = Instant::now() + REPLY;
-        loop {
-            let reply = Raw::connect(to).ask(req);
-            if reply.starts_with(want) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "still {reply:?} {REPLY:?} after");
-        }
-    };
-    served(tracker.addr(), "SEARCH", "OK 1");
-    served(seeder.addr, "HELLO 1", "OK p2pshare 1");
     eprintln!(
         "[figures] many-address flood: tracker {fate_t:?}, seeder {fate_s:?}; \
-         legitimate clients got ERR busy until the flood let go, served again \
-         {:?} after; peak RSS tracker {t_rss} kB with 1024 connections, \
-         seeder {s_rss} kB with 256",
-        let_go.elapsed()
+         two newcomers served in {took:?} during the flood; peak RSS tracker \
+         {t_rss} kB with 1024 connections, seeder {s_rss} kB with 256"
     );
 }
 

@@ -96,7 +96,7 @@ pub fn settle(conns: &[TcpStream], held: usize) -> Fate {
     })
 }
 
-fn fates(conns: &[TcpStream]) -> Fate {
+pub fn fates(conns: &[TcpStream]) -> Fate {
     let mut fate = Fate::default();
     let mut buf = [0u8; 16];
     for c in conns {
