@@ -3,7 +3,7 @@
 //! taken until the flood lets go, and service resumes at once.
 
 use std::fs;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
