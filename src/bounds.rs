@@ -51,6 +51,9 @@ pub const FIRST_LINE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a single socket read or write may block mid-message.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long one tracker request may take in all, its whole reply included.
+pub const TRACKER_DEADLINE: Duration = Duration::from_secs(15);
+
 /// How long connecting to a tracker or peer may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -31,6 +31,9 @@ pub enum Error {
     Busy,
     #[error("connection closed by the other side")]
     Closed,
+    /// Given up on by our side (`quit` or end of input while it ran).
+    #[error("interrupted")]
+    Interrupted,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,6 +1,5 @@
 //! `peer [OPTIONS] TRACKER_HOST TRACKER_PORT LISTEN_PORT`: a p2pshare peer.
 
-use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -139,7 +138,7 @@ fn run(args: &Args) -> anyhow::Result<bool> {
             std::thread::park();
         }
     }
-    all_ok &= repl::run(&peer, io::stdin().lock());
+    all_ok &= repl::run(&peer);
     peer.leave(Duration::from_secs(1));
     Ok(all_ok)
 }

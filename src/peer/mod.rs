@@ -7,6 +7,7 @@ pub mod announcer;
 pub mod download;
 pub mod downloads;
 pub mod editor;
+pub mod input;
 pub mod library;
 pub mod locate;
 pub mod offer;
@@ -17,7 +18,7 @@ pub mod tracker_client;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use thiserror::Error;
@@ -35,6 +36,7 @@ use crate::link::{LinkError, ShareLink};
 use crate::manifest::FileId;
 use crate::net::accept::ServerHandle;
 use crate::net::rate::RateCap;
+use crate::net::stop::StopSignal;
 use crate::protocol::message::{validate_name, IdPrefix};
 use crate::protocol::FileSummary;
 use crate::storage::{self, StoreError};
@@ -116,6 +118,8 @@ pub struct Peer {
     announcer: Arc<Announcer>,
     swarm: Arc<PeerSwarm>,
     downloads: Arc<Downloads>,
+    /// Interrupts the tracker requests of the REPL command being run.
+    command: Arc<Mutex<Arc<StopSignal>>>,
     /// The chunk server; stopped when the peer is dropped.
     _server: ServerHandle,
 }
@@ -170,6 +174,7 @@ impl Peer {
             announcer,
             swarm,
             downloads: Arc::default(),
+            command: Arc::new(Mutex::new(StopSignal::new())),
             _server: server,
         })
     }
@@ -232,7 +237,9 @@ impl Peer {
 
     /// Every file the tracker knows whose name contains `text`.
     pub fn search(&self, text: &str) -> Result<Vec<FileSummary>, PeerError> {
-        self.tracker.search(text).map_err(|e| self.tracker_error(e))
+        self.command_tracker()
+            .search(text)
+            .map_err(|e| self.tracker_error(e))
     }
 
     /// Finds the one file that `target` names (a share link, a name, an id
@@ -240,7 +247,8 @@ impl Peer {
     pub fn locate(&self, target: &str) -> Result<Located, PeerError> {
         let wanted = locate::wanted(target, self)?;
         let name = wanted.name.unwrap_or_else(|| wanted.id.to_hex());
-        let (peers, from_tracker, from_dht) = self.swarm.find(&wanted.id)?;
+        let (peers, from_tracker, from_dht) =
+            self.swarm.find(&self.command_tracker(), &wanted.id)?;
         if peers.is_empty() {
             let asked = if self.dht.is_some() {
                 "tracker and DHT"
@@ -332,6 +340,34 @@ impl Peer {
             .map(|e| self.tracker_error(e))
     }
 
+    /// A tracker client for the command being run, which
+    /// [`interrupt_command`](Self::interrupt_command) stops.
+    fn command_tracker(&self) -> TrackerClient {
+        let signal = self.command.lock().unwrap_or_else(|e| e.into_inner());
+        self.tracker.interruptible(Arc::clone(&signal))
+    }
+
+    /// Starts a new command: tracker requests made for it from now on are
+    /// stopped by the next [`interrupt_command`](Self::interrupt_command).
+    pub fn begin_command(&self) {
+        *self.command.lock().unwrap_or_else(|e| e.into_inner()) = StopSignal::new();
+    }
+
+    /// Interrupts the tracker requests of the command being run (the user
+    /// quit, or input ended, while it waited on the tracker).
+    pub fn interrupt_command(&self) {
+        self.command
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .stop();
+    }
+
+    /// Where the current command's signal is kept, for a thread that may
+    /// interrupt it later (see `input`).
+    pub fn command_signal(&self) -> Arc<Mutex<Arc<StopSignal>>> {
+        Arc::clone(&self.command)
+    }
+
     /// Every download of this run, oldest first, for `status`.
     pub fn downloads(&self) -> &Downloads {
         &self.downloads
@@ -351,7 +387,9 @@ impl locate::Catalogue for Peer {
     }
 
     fn info(&self, prefix: &IdPrefix) -> Result<Vec<FileSummary>, PeerError> {
-        self.tracker.info(prefix).map_err(|e| self.tracker_error(e))
+        self.command_tracker()
+            .info(prefix)
+            .map_err(|e| self.tracker_error(e))
     }
 }
 
@@ -369,8 +407,12 @@ impl PeerSwarm {
     /// The peers of `id` from the tracker and the DHT, merged, without this
     /// peer, with how many came from each. Fails only if the tracker fails
     /// and there is no DHT to fall back on.
-    fn find(&self, id: &FileId) -> Result<(Vec<SocketAddr>, usize, usize), PeerError> {
-        let from_tracker = match (self.tracker.peers(id), &self.dht) {
+    fn find(
+        &self,
+        tracker: &TrackerClient,
+        id: &FileId,
+    ) -> Result<(Vec<SocketAddr>, usize, usize), PeerError> {
+        let from_tracker = match (tracker.peers(id), &self.dht) {
             (Ok(peers), _) => peers.into_iter().map(|p| p.addr).collect(),
             (Err(e), None) => return Err(self.tracker_error(e)),
             (Err(e), Some(_)) => {
@@ -395,7 +437,7 @@ impl PeerSwarm {
 
 impl Swarm for PeerSwarm {
     fn peers(&self, id: &FileId) -> Vec<SocketAddr> {
-        match self.find(id) {
+        match self.find(&self.tracker, id) {
             Ok((peers, _, _)) => peers,
             Err(e) => {
                 log::debug!("looking for more peers of {}: {e}", id.short());

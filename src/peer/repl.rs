@@ -3,7 +3,7 @@
 //! end before reading the next, and prints results on stdout. An error is one
 //! `error: ...` line and the REPL goes on.
 
-use std::io::{self, BufRead, IsTerminal, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,11 +11,10 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 use super::download::DownloadError;
-use super::editor::LineEditor;
+use super::input::Input;
 use super::library::SharedFile;
 use super::status::size_and_bytes;
 use super::{Peer, PeerError};
-use crate::bounds::MAX_INPUT_LINE;
 use crate::net::rate::{format_rate, parse_rate, RateError};
 use crate::protocol::FileSummary;
 use crate::ui::{self, format_size, format_speed, DownloadBar};
@@ -135,31 +134,14 @@ impl Command {
     }
 }
 
-/// Runs the REPL on `input` until `quit` or end of input. Returns whether
+/// Runs the REPL on stdin until `quit` or end of input. Returns whether
 /// every command succeeded. On a terminal (stdin and stdout both), lines come
-/// from a line editor with history and completion instead of `input`.
-pub fn run(peer: &Peer, mut input: impl BufRead) -> bool {
-    let interactive = io::stdin().is_terminal() && io::stdout().is_terminal();
-    let mut editor = if interactive {
-        LineEditor::new(peer)
-            .map_err(|e| log::warn!("no line editing: {e}"))
-            .ok()
-    } else {
-        None
-    };
+/// from a line editor with history and completion (see [`Input`]).
+pub fn run(peer: &Peer) -> bool {
+    let mut input = Input::open(peer);
     let mut all_ok = true;
     loop {
-        let next = match editor.as_mut() {
-            Some(editor) => editor.read_line(),
-            None => {
-                if interactive {
-                    print!("p2pshare> ");
-                    let _ = io::stdout().flush();
-                }
-                read_bounded_line(&mut input)
-            }
-        };
-        let line = match next {
+        let line = match input.next_line() {
             Ok(Some(line)) => line,
             Ok(None) => return all_ok,
             Err(e) => {
@@ -183,6 +165,7 @@ pub fn run(peer: &Peer, mut input: impl BufRead) -> bool {
 /// Carries out one command, printing its result or one `error:` line.
 /// Returns whether it succeeded.
 pub fn run_command(peer: &Peer, cmd: Command) -> bool {
+    peer.begin_command();
     match execute(peer, cmd) {
         Ok(()) => true,
         Err(e) => {
@@ -190,29 +173,6 @@ pub fn run_command(peer: &Peer, cmd: Command) -> bool {
             false
         }
     }
-}
-
-/// Reads a line of at most [`MAX_INPUT_LINE`] bytes; `None` at end of input.
-fn read_bounded_line<R: BufRead>(input: &mut R) -> io::Result<Option<String>> {
-    let mut buf = Vec::new();
-    let n = io::Read::take(&mut *input, MAX_INPUT_LINE as u64 + 1).read_until(b'\n', &mut buf)?;
-    if n == 0 {
-        return Ok(None);
-    }
-    if buf.len() > MAX_INPUT_LINE && buf.last() != Some(&b'\n') {
-        // Skip the rest of the over-long line.
-        let mut sink = Vec::new();
-        while !matches!(input.read_until(b'\n', &mut sink), Ok(0)) && sink.last() != Some(&b'\n') {
-            sink.clear();
-        }
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("input line over {MAX_INPUT_LINE} bytes ignored"),
-        ));
-    }
-    let text = String::from_utf8(buf)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "input is not UTF-8"))?;
-    Ok(Some(text.trim_end_matches(['\n', '\r']).to_string()))
 }
 
 fn execute(peer: &Peer, cmd: Command) -> Result<(), ReplError> {
@@ -418,15 +378,5 @@ mod tests {
         ] {
             assert!(Command::parse(bad).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn input_lines_are_bounded() {
-        let long = "x".repeat(MAX_INPUT_LINE + 10);
-        let data = format!("{long}\nlist\n");
-        let mut input = io::Cursor::new(data.into_bytes());
-        assert!(read_bounded_line(&mut input).is_err());
-        assert_eq!(read_bounded_line(&mut input).unwrap(), Some("list".into()));
-        assert_eq!(read_bounded_line(&mut input).unwrap(), None);
     }
 }

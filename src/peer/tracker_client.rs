@@ -1,12 +1,20 @@
 //! The peer's side of the tracker protocol. Each call opens a fresh connection
 //! (cheap, and a restarted tracker needs no reconnect logic), says `HELLO`, and
-//! reads a bounded reply.
+//! reads a bounded reply, all of it within [`TRACKER_DEADLINE`]: a tracker
+//! that promises 100,000 rows and sends one every few seconds costs that,
+//! not hours. A tracker at its connection caps (`ERR busy`) is asked again
+//! after a pause, within the same deadline. A client made
+//! [`interruptible`](TrackerClient::interruptible) by a stop signal gives up
+//! at once when it is stopped (the REPL's `quit` and end of input).
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
 
-use crate::bounds::{CONNECT_TIMEOUT, IO_TIMEOUT, MAX_LIST_ENTRIES};
+use crate::bounds::{CONNECT_TIMEOUT, IO_TIMEOUT, MAX_LIST_ENTRIES, TRACKER_DEADLINE};
 use crate::error::{Error, Result};
 use crate::manifest::FileId;
+use crate::net::stop::{StopGuard, StopSignal};
 use crate::protocol::message::{hello_line, parse_count, IdPrefix};
 use crate::protocol::{Connection, FileSummary, PeerEntry, TrackerRequest};
 
@@ -18,12 +26,60 @@ pub struct Announcement<'a> {
     pub complete: bool,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct TrackerClient {
     /// `host:port` of the tracker, resolved at each connection.
     addr: String,
     /// The port our chunk server listens on, announced with every file.
     listen_port: u16,
+    /// Stops calls in flight when stopped.
+    interrupt: Option<Arc<StopSignal>>,
+}
+
+/// One call's connection, with the deadline of its whole reply.
+struct Call {
+    conn: Connection,
+    deadline: Instant,
+    interrupt: Option<Arc<StopSignal>>,
+    _interruptible: Option<StopGuard>,
+}
+
+impl Call {
+    fn left(&self) -> Result<Duration> {
+        if self.interrupt.as_ref().is_some_and(|s| s.is_stopped()) {
+            return Err(Error::Interrupted);
+        }
+        match self.deadline.saturating_duration_since(Instant::now()) {
+            d if d.is_zero() => Err(Error::Timeout("the tracker's whole reply")),
+            d => Ok(d),
+        }
+    }
+
+    /// Sends `line` (one or more requests).
+    fn send(&mut self, line: &str) -> Result<()> {
+        self.left()?;
+        self.conn.write_all(line.as_bytes())
+    }
+
+    fn reply(&mut self) -> Result<String> {
+        let left = self.left()?;
+        self.conn.set_reply_timeout(left.min(IO_TIMEOUT));
+        self.conn.read_reply().map_err(|e| self.why(e))
+    }
+
+    fn line(&mut self) -> Result<String> {
+        let left = self.left()?;
+        let line = self.conn.read_line(left.min(IO_TIMEOUT));
+        line.map_err(|e| self.why(e))?.ok_or(Error::Closed)
+    }
+
+    /// An error after an interrupt is the interrupt.
+    fn why(&self, e: Error) -> Error {
+        match &self.interrupt {
+            Some(s) if s.is_stopped() => Error::Interrupted,
+            _ => e,
+        }
+    }
 }
 
 impl TrackerClient {
@@ -33,20 +89,59 @@ impl TrackerClient {
         } else {
             format!("{host}:{port}")
         };
-        TrackerClient { addr, listen_port }
+        TrackerClient {
+            addr,
+            listen_port,
+            interrupt: None,
+        }
+    }
+
+    /// The same client, whose calls `signal` interrupts.
+    pub fn interruptible(&self, signal: Arc<StopSignal>) -> TrackerClient {
+        TrackerClient {
+            interrupt: Some(signal),
+            ..self.clone()
+        }
     }
 
     pub fn addr(&self) -> &str {
         &self.addr
     }
 
-    /// Connects and says `HELLO`; `timeout` bounds the connect and (if
-    /// shorter than usual) every reply.
-    fn connect(&self, timeout: Duration) -> Result<Connection> {
-        let mut conn = Connection::connect(&self.addr, timeout)?;
-        conn.set_reply_timeout(timeout.min(IO_TIMEOUT));
-        conn.request(&hello_line())?;
-        Ok(conn)
+    /// Connects and says `HELLO`, within `within` for the whole call
+    /// (connecting at most [`CONNECT_TIMEOUT`] of it); a busy tracker is
+    /// asked again after 250 ms, doubling, while time is left.
+    fn connect(&self, within: Duration) -> Result<Call> {
+        let deadline = Instant::now() + within;
+        let mut pause = Duration::from_millis(250);
+        loop {
+            match self.try_connect(deadline) {
+                Err(Error::Busy) if Instant::now() + pause < deadline => {
+                    log::debug!("tracker {} is busy; asking again in {pause:?}", self.addr);
+                    thread::sleep(pause);
+                    pause *= 2;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn try_connect(&self, deadline: Instant) -> Result<Call> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let conn = Connection::connect(&self.addr, left.min(CONNECT_TIMEOUT))?;
+        let guard = match &self.interrupt {
+            Some(signal) => Some(signal.guard(conn.interrupter()?)),
+            None => None,
+        };
+        let mut call = Call {
+            conn,
+            deadline,
+            interrupt: self.interrupt.clone(),
+            _interruptible: guard,
+        };
+        call.send(&hello_line())?;
+        call.reply()?;
+        Ok(call)
     }
 
     /// Registers (or refreshes) files, pipelined on one connection.
@@ -54,7 +149,7 @@ impl TrackerClient {
         if files.is_empty() {
             return Ok(());
         }
-        let mut conn = self.connect(CONNECT_TIMEOUT)?;
+        let mut call = self.connect(TRACKER_DEADLINE)?;
         let mut batch = String::new();
         for f in files {
             let req = TrackerRequest::Register {
@@ -66,12 +161,12 @@ impl TrackerClient {
             };
             batch.push_str(&req.encode());
         }
-        conn.write_all(batch.as_bytes())?;
+        call.send(&batch)?;
         // Read every reply, so one refused file does not hide the others;
         // a broken connection ends it at once.
         let mut first_refusal = None;
         for _ in files {
-            match conn.read_reply() {
+            match call.reply() {
                 Ok(_) => {}
                 Err(e @ Error::Remote(_)) => {
                     first_refusal.get_or_insert(e);
@@ -84,61 +179,62 @@ impl TrackerClient {
 
     /// Files whose names contain `text` (all files when empty).
     pub fn search(&self, text: &str) -> Result<Vec<FileSummary>> {
-        let mut conn = self.connect(CONNECT_TIMEOUT)?;
+        let mut call = self.connect(TRACKER_DEADLINE)?;
         let req = TrackerRequest::Search {
             text: text.to_string(),
         };
-        conn.write_all(req.encode().as_bytes())?;
-        read_list(&mut conn, FileSummary::parse)
+        call.send(&req.encode())?;
+        read_list(&mut call, FileSummary::parse)
     }
 
     /// The files whose id starts with `prefix` (one at most for a full id).
     pub fn info(&self, prefix: &IdPrefix) -> Result<Vec<FileSummary>> {
-        let mut conn = self.connect(CONNECT_TIMEOUT)?;
+        let mut call = self.connect(TRACKER_DEADLINE)?;
         let req = TrackerRequest::Info {
             prefix: prefix.clone(),
         };
-        conn.write_all(req.encode().as_bytes())?;
-        read_list(&mut conn, FileSummary::parse)
+        call.send(&req.encode())?;
+        read_list(&mut call, FileSummary::parse)
     }
 
     /// The peers that have file `id`, all of it or part of it.
     pub fn peers(&self, id: &FileId) -> Result<Vec<PeerEntry>> {
-        let mut conn = self.connect(CONNECT_TIMEOUT)?;
-        conn.write_all(TrackerRequest::Peers { id: *id }.encode().as_bytes())?;
-        read_list(&mut conn, PeerEntry::parse)
+        let mut call = self.connect(TRACKER_DEADLINE)?;
+        call.send(&TrackerRequest::Peers { id: *id }.encode())?;
+        read_list(&mut call, PeerEntry::parse)
     }
 
     /// Says this peer no longer has file `id` (a download that stopped).
     pub fn unregister(&self, id: &FileId) -> Result<()> {
-        let mut conn = self.connect(CONNECT_TIMEOUT)?;
+        let mut call = self.connect(TRACKER_DEADLINE)?;
         let req = TrackerRequest::Unregister {
             port: self.listen_port,
             id: *id,
         };
-        conn.request(&req.encode()).map(drop)
+        call.send(&req.encode())?;
+        call.reply().map(drop)
     }
 
     /// Unregisters everything this peer shares. Quick, for use at exit.
     pub fn bye(&self, timeout: Duration) -> Result<()> {
-        let mut conn = self.connect(timeout)?;
+        let mut call = self.connect(timeout)?;
         let req = TrackerRequest::Bye {
             port: self.listen_port,
         };
-        conn.write_all(req.encode().as_bytes())?;
-        conn.read_reply().map(drop)
+        call.send(&req.encode())?;
+        call.reply().map(drop)
     }
 }
 
 /// Reads `OK <n>` and then `n` lines, each parsed by `parse`.
-fn read_list<T, E>(conn: &mut Connection, parse: impl Fn(&str) -> Result<T, E>) -> Result<Vec<T>>
+fn read_list<T, E>(call: &mut Call, parse: impl Fn(&str) -> Result<T, E>) -> Result<Vec<T>>
 where
     Error: From<E>,
 {
-    let count = parse_count(&conn.read_reply()?, MAX_LIST_ENTRIES)?;
+    let count = parse_count(&call.reply()?, MAX_LIST_ENTRIES)?;
     let mut items = Vec::with_capacity(count.min(1024));
     for _ in 0..count {
-        let line = conn.read_line(IO_TIMEOUT)?.ok_or(Error::Closed)?;
+        let line = call.line()?;
         items.push(parse(&line)?);
     }
     Ok(items)

@@ -1,0 +1,119 @@
+//! Where the REPL's lines come from. On a terminal, the line editor on the
+//! REPL's own thread (a stuck command is interrupted there with Ctrl+C,
+//! which ends the peer cleanly). Otherwise a thread reads stdin ahead, so
+//! that `quit` or end of input is seen while a command still runs: the
+//! command's tracker requests are then interrupted after [`QUIT_GRACE`]
+//! (a request answered promptly still completes, one stuck on a tracker
+//! that trickles does not hold the peer).
+
+use std::io::{self, BufRead, IsTerminal};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use super::editor::LineEditor;
+use super::repl::Command;
+use super::Peer;
+use crate::bounds::MAX_INPUT_LINE;
+use crate::net::stop::StopSignal;
+
+/// How long a command may go on after `quit` or end of input before its
+/// tracker requests are interrupted.
+pub const QUIT_GRACE: Duration = Duration::from_secs(1);
+
+/// A source of input lines.
+pub enum Input<'a> {
+    Editor(Box<LineEditor<'a>>),
+    Piped(Receiver<io::Result<Option<String>>>),
+}
+
+impl<'a> Input<'a> {
+    /// The line editor on a terminal (stdin and stdout both), else a reader
+    /// thread on stdin.
+    pub fn open(peer: &'a Peer) -> Input<'a> {
+        if io::stdin().is_terminal() && io::stdout().is_terminal() {
+            match LineEditor::new(peer) {
+                Ok(editor) => return Input::Editor(Box::new(editor)),
+                Err(e) => log::warn!("no line editing: {e}"),
+            }
+        }
+        Input::Piped(spawn_reader(peer.command_signal()))
+    }
+
+    /// The next line; `None` at end of input.
+    pub fn next_line(&mut self) -> io::Result<Option<String>> {
+        match self {
+            Input::Editor(editor) => editor.read_line(),
+            Input::Piped(lines) => lines.recv().unwrap_or(Ok(None)),
+        }
+    }
+}
+
+/// Reads stdin on a thread of its own into a channel; after `quit` or end
+/// of input it stops reading and, [`QUIT_GRACE`] later, interrupts the
+/// command then running (`command` is the peer's current command signal).
+fn spawn_reader(command: Arc<Mutex<Arc<StopSignal>>>) -> Receiver<io::Result<Option<String>>> {
+    let (tx, rx) = mpsc::channel();
+    let spawned = thread::Builder::new().name("input".into()).spawn(move || {
+        let stdin = io::stdin();
+        loop {
+            let line = read_bounded_line(&mut stdin.lock());
+            let last = match &line {
+                Ok(Some(l)) => matches!(Command::parse(l), Ok(Some(Command::Quit))),
+                Ok(None) => true,
+                Err(_) => false,
+            };
+            if tx.send(line).is_err() {
+                return;
+            }
+            if last {
+                thread::sleep(QUIT_GRACE);
+                command.lock().unwrap_or_else(|e| e.into_inner()).stop();
+                return;
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        log::warn!("cannot start the input thread: {e}");
+    }
+    rx
+}
+
+/// Reads a line of at most [`MAX_INPUT_LINE`] bytes; `None` at end of input.
+pub fn read_bounded_line<R: BufRead>(input: &mut R) -> io::Result<Option<String>> {
+    let mut buf = Vec::new();
+    let n = io::Read::take(&mut *input, MAX_INPUT_LINE as u64 + 1).read_until(b'\n', &mut buf)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buf.len() > MAX_INPUT_LINE && buf.last() != Some(&b'\n') {
+        // Skip the rest of the over-long line.
+        let mut sink = Vec::new();
+        while !matches!(input.read_until(b'\n', &mut sink), Ok(0)) && sink.last() != Some(&b'\n') {
+            sink.clear();
+        }
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("input line over {MAX_INPUT_LINE} bytes ignored"),
+        ));
+    }
+    let text = String::from_utf8(buf)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "input is not UTF-8"))?;
+    Ok(Some(text.trim_end_matches(['\n', '\r']).to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_lines_are_bounded() {
+        let long = "x".repeat(MAX_INPUT_LINE + 10);
+        let data = format!("{long}\nlist\n");
+        let mut input = io::Cursor::new(data.into_bytes());
+        assert!(read_bounded_line(&mut input).is_err());
+        assert_eq!(read_bounded_line(&mut input).unwrap(), Some("list".into()));
+        assert_eq!(read_bounded_line(&mut input).unwrap(), None);
+    }
+}
