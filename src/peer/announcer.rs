@@ -36,6 +36,15 @@ struct Gate {
 }
 
 impl Gate {
+    /// Unregisters `id` unless stopped, holding the round lock throughout.
+    fn unregister(&self, tracker: &TrackerClient, id: &FileId) -> Result<(), Error> {
+        let _round = self.round.lock().unwrap_or_else(|e| e.into_inner());
+        if self.stopped.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        tracker.unregister(id)
+    }
+
     /// Registers `files` unless stopped, holding the round lock throughout.
     fn register(&self, tracker: &TrackerClient, files: &[Arc<SharedFile>]) -> Result<(), Error> {
         let _round = self.round.lock().unwrap_or_else(|e| e.into_inner());
@@ -68,6 +77,12 @@ impl Announcer {
                     }
                     if thread_gate.stopped.load(Ordering::Acquire) {
                         return;
+                    }
+                    library.drop_changed();
+                    for id in library.take_withdrawn() {
+                        if let Err(e) = thread_gate.unregister(&thread_tracker, &id) {
+                            log::info!("unregistering a changed file: {e}");
+                        }
                     }
                     let files = library.all();
                     retry = match thread_gate.register(&thread_tracker, &files) {
@@ -129,11 +144,8 @@ impl Announcer {
     /// withdrawal is the tracker's last word. The caller removes the file
     /// from the library first, so no later round lists it again.
     pub fn withdraw(&self, id: &FileId) -> Result<(), Error> {
-        let _round = self.gate.round.lock().unwrap_or_else(|e| e.into_inner());
-        if self.gate.stopped.load(Ordering::Acquire) {
-            return Ok(()); // leaving: the BYE withdraws everything
-        }
-        self.tracker.unregister(id)
+        // Leaving (stopped): the BYE withdraws everything.
+        self.gate.unregister(&self.tracker, id)
     }
 
     /// Asks for an announce round now.

@@ -13,12 +13,12 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::offer::Offers;
 use crate::chunkset::ChunkSet;
 use crate::manifest::{FileId, Manifest};
-use crate::storage::{FileStorage, Storage};
+use crate::storage::{FileStorage, Stamp, Storage};
 
 pub struct SharedFile {
     pub id: FileId,
@@ -35,6 +35,9 @@ pub struct SharedFile {
     uploaded_partial: AtomicU64,
     /// What a complete file offers each downloader (fresh chunks first).
     offers: Offers,
+    /// Size and modification time when it became complete here: a file
+    /// changed in place since no longer matches its manifest.
+    stamp: RwLock<Option<Stamp>>,
 }
 
 impl SharedFile {
@@ -56,6 +59,7 @@ impl SharedFile {
             uploaded: AtomicU64::new(0),
             uploaded_partial: AtomicU64::new(0),
             offers: Offers::default(),
+            stamp: RwLock::new(None),
         }
     }
 
@@ -94,6 +98,16 @@ impl SharedFile {
     pub fn complete(&self, path: PathBuf) {
         *write(&self.path) = path;
         *write(&self.have) = ChunkSet::full(self.manifest.chunk_count());
+        *write(&self.stamp) = self.storage.stamp().ok();
+    }
+
+    /// Whether a complete file was changed (or truncated) in place since it
+    /// was shared: its size or modification time differ. Cheap (one fstat).
+    pub fn changed(&self) -> bool {
+        let Some(then) = *read(&self.stamp) else {
+            return false;
+        };
+        self.storage.stamp().map_or(true, |now| now != then)
     }
 
     pub fn uploaded(&self) -> u64 {
@@ -116,6 +130,9 @@ impl SharedFile {
 #[derive(Default)]
 pub struct Library {
     files: RwLock<HashMap<FileId, Arc<SharedFile>>>,
+    /// Ids dropped because their file changed, for the announcer to
+    /// unregister.
+    withdrawn: Mutex<Vec<FileId>>,
 }
 
 impl Library {
@@ -129,7 +146,26 @@ impl Library {
     ) -> io::Result<Arc<SharedFile>> {
         let storage = Arc::new(FileStorage::new(File::open(&path)?));
         let have = ChunkSet::full(manifest.chunk_count());
-        Ok(self.insert(SharedFile::new(name, path, manifest, storage, have)))
+        let file = SharedFile::new(name, path, manifest, storage, have);
+        *write(&file.stamp) = Some(file.storage.stamp()?);
+        Ok(self.insert(file))
+    }
+
+    /// Removes the complete entries of the file at `path` other than `keep`
+    /// (earlier contents of a file shared again); returns them.
+    pub fn remove_others_at(&self, path: &Path, keep: &FileId) -> Vec<Arc<SharedFile>> {
+        let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let path = canonical(path);
+        let mut files = write(&self.files);
+        let gone: Vec<Arc<SharedFile>> = files
+            .values()
+            .filter(|f| f.id != *keep && f.is_complete() && canonical(&f.path()) == path)
+            .cloned()
+            .collect();
+        for f in &gone {
+            files.remove(&f.id);
+        }
+        gone
     }
 
     /// Adds a file being downloaded to `part`, with the chunks `have`
@@ -177,6 +213,42 @@ impl Library {
             Some(current) if Arc::ptr_eq(current, file) => files.remove(&file.id).is_some(),
             _ => false,
         }
+    }
+
+    /// Drops `file` because it changed on disk since it was shared (a peer
+    /// must not serve, or announce, what no longer matches its manifest).
+    /// Returns whether it was still in the library, i.e. whether this call
+    /// dropped it; its id is then queued for [`take_withdrawn`].
+    ///
+    /// [`take_withdrawn`]: Self::take_withdrawn
+    pub fn withdraw_changed(&self, file: &Arc<SharedFile>) -> bool {
+        let dropped = self.remove(file);
+        if dropped {
+            log::warn!(
+                "{} changed since it was shared; no longer sharing it (share it again to share what it holds now)",
+                file.path().display()
+            );
+            self.withdrawn
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(file.id);
+        }
+        dropped
+    }
+
+    /// Checks every complete file for changes (one fstat each) and drops
+    /// the changed ones, as [`withdraw_changed`](Self::withdraw_changed).
+    pub fn drop_changed(&self) {
+        for file in self.list() {
+            if file.changed() {
+                self.withdraw_changed(&file);
+            }
+        }
+    }
+
+    /// The ids dropped since the last call, to unregister.
+    pub fn take_withdrawn(&self) -> Vec<FileId> {
+        std::mem::take(&mut *self.withdrawn.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Every file, complete or being downloaded, by name.
@@ -286,5 +358,45 @@ mod tests {
         assert!(!lib.remove(&other), "not the library's entry");
         assert!(lib.remove(&full));
         assert!(lib.get(&full.id).is_none());
+    }
+
+    #[test]
+    fn a_file_changed_in_place_is_dropped_once_and_queued_for_unregistering() {
+        let path = std::env::temp_dir().join(format!("p2pshare-lib-{}", std::process::id()));
+        std::fs::write(&path, b"first").unwrap();
+        let lib = Library::default();
+        let m = crate::storage::manifest_of(&path).unwrap();
+        let f = lib.add("f".into(), path.clone(), m).unwrap();
+        assert!(!f.changed());
+        lib.drop_changed();
+        assert_eq!(lib.list().len(), 1, "unchanged files stay");
+        std::fs::write(&path, b"second, longer").unwrap();
+        assert!(f.changed());
+        lib.drop_changed();
+        assert!(lib.list().is_empty());
+        assert!(!lib.withdraw_changed(&f), "dropped once");
+        assert_eq!(lib.take_withdrawn(), [f.id]);
+        assert!(lib.take_withdrawn().is_empty());
+
+        let m2 = crate::storage::manifest_of(&path).unwrap();
+        let old = lib.add(
+            "f".into(),
+            path.clone(),
+            crate::storage::manifest_of(&path).unwrap(),
+        );
+        std::fs::write(&path, b"third").unwrap();
+        let new = lib
+            .add(
+                "f".into(),
+                path.clone(),
+                crate::storage::manifest_of(&path).unwrap(),
+            )
+            .unwrap();
+        let gone = lib.remove_others_at(&path, &new.id);
+        assert_eq!(gone.len(), 1, "the old content of the same path");
+        assert_eq!(gone[0].id, m2.id());
+        assert!(old.is_ok());
+        assert_eq!(lib.list().len(), 1);
+        let _ = std::fs::remove_file(path);
     }
 }

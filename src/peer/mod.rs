@@ -139,8 +139,6 @@ impl Peer {
             up: Arc::new(RateCap::new(opts.max_upload)),
             down: Arc::new(RateCap::new(opts.max_download)),
         };
-        let server = server::spawn(listener, Arc::clone(&library), Arc::clone(&rates.up))
-            .map_err(PeerError::Spawn)?;
         let tracker = TrackerClient::new(&opts.tracker_host, opts.tracker_port, listen.port());
         let dht = match &opts.dht {
             Some(d) => Some(Arc::new(start_dht(d, opts, listen)?)),
@@ -156,6 +154,14 @@ impl Peer {
             )
             .map_err(PeerError::Spawn)?,
         );
+        let kick = Arc::clone(&announcer);
+        let server = server::spawn(
+            listener,
+            Arc::clone(&library),
+            Arc::clone(&rates.up),
+            Arc::new(move || kick.kick()),
+        )
+        .map_err(PeerError::Spawn)?;
         let swarm = Arc::new(PeerSwarm {
             tracker: tracker.clone(),
             dht: dht.clone(),
@@ -231,6 +237,12 @@ impl Peer {
                 path: path.to_path_buf(),
                 source,
             })?;
+        // The same file shared again with new content replaces the old id.
+        for old in self.library.remove_others_at(path, &shared.id) {
+            if let Err(e) = self.announcer.withdraw(&old.id) {
+                log::info!("{}", self.tracker_error(e));
+            }
+        }
         let warning = self.announce_now(&shared);
         Ok((shared, warning))
     }

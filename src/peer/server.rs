@@ -27,15 +27,20 @@ use crate::protocol::message::hello_reply;
 use crate::protocol::peer_msg::have_header;
 use crate::protocol::{Connection, PeerRequest, Reply};
 
+/// What the server calls when it drops a changed file (to have it
+/// unregistered soon).
+pub type OnWithdraw = Arc<dyn Fn() + Send + Sync>;
+
 /// Serves `listener` on threads of its own until the handle is stopped,
 /// sending chunk payloads through `upload`.
 pub fn spawn(
     listener: TcpListener,
     library: Arc<Library>,
     upload: Arc<RateCap>,
+    on_withdraw: OnWithdraw,
 ) -> io::Result<ServerHandle> {
     server::spawn(listener, PEER_CAPS, "peer-server", move |conn| {
-        let mut session = Session::new(&library, &upload);
+        let mut session = Session::new(&library, &upload, &on_withdraw);
         server::for_each_request(conn, |conn, line| session.handle(conn, line));
     })
 }
@@ -45,17 +50,19 @@ struct Session<'a> {
     id: u64,
     library: &'a Library,
     upload: &'a RateCap,
+    on_withdraw: &'a OnWithdraw,
     /// Files whose offers promised this session chunks, to release at the end.
     touched: Vec<Arc<SharedFile>>,
 }
 
 impl<'a> Session<'a> {
-    fn new(library: &'a Library, upload: &'a RateCap) -> Self {
+    fn new(library: &'a Library, upload: &'a RateCap, on_withdraw: &'a OnWithdraw) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         Session {
             id: NEXT.fetch_add(1, Ordering::Relaxed),
             library,
             upload,
+            on_withdraw,
             touched: Vec::new(),
         }
     }
@@ -77,6 +84,7 @@ impl<'a> Session<'a> {
                 conn.write_all(hello_reply(version, "peer").encode().as_bytes())?
             }
             PeerRequest::Manifest { id } => match self.library.get(&id) {
+                Some(file) if file.is_complete() && file.changed() => self.changed(conn, &file)?,
                 Some(file) => {
                     let header = Reply::ok(file.encoded.len().to_string()).encode();
                     conn.write_with_payload(header.as_bytes(), &file.encoded)?;
@@ -102,6 +110,9 @@ impl<'a> Session<'a> {
             let reply = Reply::err(format!("no chunk {index}: file has {chunks} chunks"));
             return conn.write_all(reply.encode().as_bytes());
         };
+        if file.is_complete() && file.changed() {
+            return self.changed(conn, &file);
+        }
         if !file.has(index) {
             let reply = Reply::err(format!("no chunk {index} here yet: still downloading it"));
             return conn.write_all(reply.encode().as_bytes());
@@ -125,6 +136,15 @@ impl<'a> Session<'a> {
             conn.peer_addr()
         );
         Ok(())
+    }
+
+    /// The file changed on disk since it was shared: dropped from the
+    /// library (the announcer unregisters it), and the request refused.
+    fn changed(&mut self, conn: &mut Connection, file: &Arc<SharedFile>) -> Result<()> {
+        if self.library.withdraw_changed(file) {
+            (self.on_withdraw)();
+        }
+        conn.write_all(not_shared(&file.id).as_bytes())
     }
 
     /// `HAVE <id> <len>`: reads the asker's chunk map, answers with what this
@@ -201,7 +221,13 @@ mod tests {
             .add("f".into(), path.clone(), manifest)
             .expect("share");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let server = spawn(listener, library, Arc::new(RateCap::new(None))).expect("spawn");
+        let server = spawn(
+            listener,
+            library,
+            Arc::new(RateCap::new(None)),
+            Arc::new(|| {}),
+        )
+        .expect("spawn");
         let addr = server.local_addr();
 
         let mut conn = Connection::connect_addr(addr, Duration::from_secs(5)).expect("connect");

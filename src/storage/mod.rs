@@ -65,7 +65,14 @@ pub trait Storage: Send + Sync {
 
     /// Flushes written data to the disk.
     fn sync(&self) -> io::Result<()>;
+
+    /// The size and modification time of what is stored, to tell whether
+    /// it was changed behind this peer's back.
+    fn stamp(&self) -> io::Result<Stamp>;
 }
+
+/// A file's size and modification time.
+pub type Stamp = (u64, Option<std::time::SystemTime>);
 
 /// A whole file as one [`Storage`]: chunk offsets are file offsets.
 pub struct FileStorage {
@@ -101,5 +108,10 @@ impl Storage for FileStorage {
 
     fn sync(&self) -> io::Result<()> {
         self.file.sync_all()
+    }
+
+    fn stamp(&self) -> io::Result<Stamp> {
+        let meta = self.file.metadata()?;
+        Ok((meta.len(), meta.modified().ok()))
     }
 }
