@@ -39,7 +39,7 @@ impl ChunkSet {
         for w in &mut set.words {
             *w = u64::MAX;
         }
-        if len % 64 != 0 {
+        if !len.is_multiple_of(64) {
             if let Some(last) = set.words.last_mut() {
                 *last = (1u64 << (len % 64)) - 1;
             }

@@ -2,11 +2,13 @@
 //! status page and shell completions.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap_complete::Shell;
 
+use crate::identity::{self, Identity};
 use crate::net::accept::ServerHandle;
 use crate::web::{self, StatusFn};
 
@@ -25,6 +27,10 @@ pub struct CommonArgs {
     /// More detail on stderr (-v: info, e.g. each chunk; -vv: debug); RUST_LOG works too.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Where this program keeps its identity (key and certificate) and what
+    /// it remembers [default: $XDG_STATE_HOME/p2pshare, else ~/.local/state/p2pshare; a tracker uses its tracker/ subdirectory]
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 impl CommonArgs {
@@ -37,6 +43,15 @@ impl CommonArgs {
         }
         init_logging(self.verbose);
         true
+    }
+
+    /// The state directory (`sub` of the default one when none is given)
+    /// and the identity kept there, created at first use.
+    pub fn identity(&self, sub: Option<&str>) -> anyhow::Result<(PathBuf, Identity)> {
+        let dir = identity::state_dir(self.state_dir.as_deref(), sub)?;
+        let id = Identity::load_or_create(&dir)
+            .with_context(|| format!("cannot load or create the identity in {}", dir.display()))?;
+        Ok((dir, id))
     }
 
     /// Starts the status page if `--http` was given; returns its server

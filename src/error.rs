@@ -31,6 +31,10 @@ pub enum Error {
     Busy,
     #[error("connection closed by the other side")]
     Closed,
+    /// The other side's certificate is not the one expected of it: someone
+    /// else answered at that address.
+    #[error("not the expected peer: {0}")]
+    WrongIdentity(String),
     /// Given up on by our side (`quit` or end of input while it ran).
     #[error("interrupted")]
     Interrupted,

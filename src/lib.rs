@@ -8,6 +8,7 @@
 //!   (no sockets, unit-tested); `conn` is the only protocol code on a stream.
 //! - [`net`]: the accept loop every server shares, bandwidth caps, and the
 //!   Linux calls std lacks.
+//! - [`identity`]: a peer's or tracker's key, certificate and id.
 //! - [`manifest`]: a file's size and per-chunk SHA-256 list, and its id.
 //! - [`chunkset`]: which chunks of a file are present, and its wire form.
 //! - [`storage`]: chunks on disk behind a small interface; hashing files for
@@ -22,6 +23,7 @@ pub mod chunkset;
 pub mod cli;
 pub mod dht;
 pub mod error;
+pub mod identity;
 pub mod link;
 pub mod manifest;
 pub mod net;

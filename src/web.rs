@@ -27,7 +27,7 @@ use thiserror::Error;
 
 use crate::bounds::{HTTP_CAPS, HTTP_HEAD_DEADLINE, HTTP_MAX_HEADERS};
 use crate::error::Error;
-use crate::net::accept::{self as server, ServerHandle};
+use crate::net::accept::{self as server, Security, ServerHandle};
 use crate::protocol::{Connection, ParseError};
 
 /// The page, for both roles; it picks its layout from the status's `role`.
@@ -43,9 +43,13 @@ pub type StatusFn = dyn Fn() -> String + Send + Sync;
 /// handle is stopped; `local_addr` has the real port when `addr` asks for 0.
 pub fn start(addr: SocketAddr, status: Arc<StatusFn>) -> io::Result<ServerHandle> {
     let listener = TcpListener::bind(addr)?;
-    server::spawn(listener, HTTP_CAPS, "http", move |mut conn| {
-        handle(&mut conn, &*status)
-    })
+    server::spawn(
+        listener,
+        HTTP_CAPS,
+        Security::Plain,
+        "http",
+        move |mut conn| handle(&mut conn, &*status),
+    )
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
 use p2pshare::cli::CommonArgs;
+use p2pshare::identity::PeerId;
 use p2pshare::peer::repl::{self, Command};
 use p2pshare::peer::{DhtOptions, Options, Peer};
 
@@ -57,6 +58,10 @@ struct Args {
     /// Also find peers through the Mainline DHT, and announce shared files there.
     #[arg(long)]
     dht: bool,
+    /// Pin the tracker's id (as the tracker prints it), instead of learning
+    /// it on first contact.
+    #[arg(long, value_name = "ID")]
+    tracker_id: Option<PeerId>,
     /// UDP port of the DHT node (default: the same number as the listen port).
     #[arg(long, value_name = "PORT", requires = "dht")]
     dht_port: Option<u16>,
@@ -87,7 +92,11 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     else {
         anyhow::bail!("TRACKER_HOST, TRACKER_PORT and LISTEN_PORT are required");
     };
+    let (state_dir, identity) = args.common.identity(None)?;
     let opts = Options {
+        identity,
+        state_dir: Some(state_dir),
+        tracker_id: args.tracker_id,
         tracker_host: tracker_host.clone(),
         tracker_port,
         listen: SocketAddr::new(args.bind, listen_port),
@@ -116,6 +125,7 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     })
     .context("cannot install the signal handler")?;
     println!("Peer listening on {}", peer.listen_addr());
+    println!("Peer id: {}", peer.id());
     if let Some(dht) = peer.dht_status() {
         println!("DHT node on UDP {}", dht.local_addr);
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
 use p2pshare::cli::CommonArgs;
+use p2pshare::net::tls::Tls;
 use p2pshare::tracker::status::TrackerStatus;
 
 /// Coordinates p2pshare peers: remembers which peers have which files.
@@ -50,7 +51,10 @@ fn main() {
 fn run(args: &Args) -> anyhow::Result<()> {
     let ttl = Duration::from_secs(args.peer_ttl.max(1));
     let addr = SocketAddr::new(args.bind, args.port.context("PORT is required")?);
-    let tracker = p2pshare::tracker::Tracker::bind(addr, ttl)
+    let (_, identity) = args.common.identity(Some("tracker"))?;
+    let tls = Tls::new(identity).context("cannot set up TLS")?;
+    let id = tls.id();
+    let tracker = p2pshare::tracker::Tracker::bind(addr, ttl, tls)
         .with_context(|| format!("cannot listen on {addr}"))?;
     let port = tracker
         .local_addr()
@@ -69,7 +73,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let registry = tracker.registry();
     let listen = SocketAddr::new(args.bind, port).to_string();
     let status_page = args.common.status_page(Arc::new(move || {
-        TrackerStatus::of(&registry, &listen).to_json()
+        TrackerStatus::of(&registry, &listen, id).to_json()
     }))?;
     ctrlc::set_handler(|| {
         println!("Tracker stopped.");
@@ -77,6 +81,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     })
     .context("cannot install the signal handler")?;
     println!("Tracker running on port {port}. Press Ctrl+C to stop.");
+    println!("Tracker id: {id}");
     if let Some(dht) = &dht {
         println!("DHT node on UDP {}", dht.status().local_addr);
     }

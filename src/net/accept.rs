@@ -10,19 +10,21 @@
 //! interrupted. The listener is passed in, so tests can bind port 0 and run
 //! servers in-process.
 
-use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use super::slots::{Activity, Slots, Taken};
 use super::stop::StopSignal;
+use super::transport::{Interrupter, Stream};
 use crate::bounds::{
     BUSY_REPLY_TIMEOUT, CONN_STACK, FIRST_LINE_TIMEOUT, IDLE_TIMEOUT, LISTEN_BACKLOG,
 };
 use crate::error::Error;
 use crate::protocol::{Connection, Reply};
+use rustls::ServerConfig;
 
 /// Connection caps of one server.
 #[derive(Clone, Copy, Debug)]
@@ -77,11 +79,26 @@ impl Drop for ServerHandle {
     }
 }
 
+/// How a server's connections are carried.
+#[derive(Clone)]
+pub enum Security {
+    /// Plain TCP (the status page).
+    Plain,
+    /// TLS 1.3 from the first byte (between peers).
+    Tls(Arc<ServerConfig>),
+    /// TLS if the first byte starts a TLS record (0x16, which no text line
+    /// can start with), plain text otherwise (the tracker: peers use TLS,
+    /// a person types into `nc`).
+    Detect(Arc<ServerConfig>),
+}
+
 /// Serves `listener` on a thread named `role`, running `handler` on a thread
-/// of its own for each accepted connection, until the handle is stopped.
+/// of its own for each accepted connection (after its TLS handshake, if
+/// any), until the handle is stopped.
 pub fn spawn<H>(
     listener: TcpListener,
     caps: ConnCaps,
+    security: Security,
     role: &'static str,
     handler: H,
 ) -> io::Result<ServerHandle>
@@ -93,9 +110,15 @@ where
     let stop = StopSignal::new();
     let slots = Slots::new(caps);
     let (thread_stop, thread_slots) = (Arc::clone(&stop), Arc::clone(&slots));
-    let thread = thread::Builder::new()
-        .name(role.into())
-        .spawn(move || serve(listener, &thread_slots, role, &thread_stop, handler))?;
+    let thread = thread::Builder::new().name(role.into()).spawn(move || {
+        let server = Server {
+            slots: thread_slots,
+            security,
+            role,
+            stop: thread_stop,
+        };
+        server.serve(listener, handler)
+    })?;
     Ok(ServerHandle {
         addr,
         stop,
@@ -105,80 +128,120 @@ where
     })
 }
 
-/// The accept loop: runs until `stop` is stopped.
-fn serve<H>(
-    listener: TcpListener,
-    slots: &Arc<Slots>,
+/// What the accept loop and its connection threads share.
+struct Server {
+    slots: Arc<Slots>,
+    security: Security,
     role: &'static str,
-    stop: &Arc<StopSignal>,
-    handler: H,
-) where
-    H: Fn(Connection) + Send + Sync + 'static,
-{
-    if let Err(e) = super::sys::set_backlog(&listener, LISTEN_BACKLOG) {
-        log::warn!("{role}: cannot raise the listen backlog: {e}");
-    }
-    let handler = Arc::new(handler);
-    let mut backoff = Duration::from_millis(10);
-    for stream in listener.incoming() {
-        if stop.is_stopped() {
-            return;
+    stop: Arc<StopSignal>,
+}
+
+impl Server {
+    /// The accept loop: runs until `stop` is stopped.
+    fn serve<H>(self, listener: TcpListener, handler: H)
+    where
+        H: Fn(Connection) + Send + Sync + 'static,
+    {
+        let role = self.role;
+        if let Err(e) = super::sys::set_backlog(&listener, LISTEN_BACKLOG) {
+            log::warn!("{role}: cannot raise the listen backlog: {e}");
         }
-        let stream = match stream {
-            Ok(stream) => {
-                backoff = Duration::from_millis(10);
-                stream
+        let handler = Arc::new(handler);
+        let mut backoff = Duration::from_millis(10);
+        for stream in listener.incoming() {
+            if self.stop.is_stopped() {
+                return;
             }
-            Err(e) => {
-                // Typically EMFILE: back off instead of spinning.
-                log::warn!("{role}: accept failed: {e}; retrying in {backoff:?}");
-                thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                continue;
-            }
-        };
-        let Ok(ip) = stream.peer_addr().map(|a| a.ip()) else {
-            continue;
-        };
-        let activity = Activity::new();
-        let interrupters = Connection::new(stream).and_then(|conn| {
-            let both = (conn.interrupter()?, conn.interrupter()?);
-            Ok((conn, both))
-        });
-        let (mut conn, (for_slot, for_stop)) = match interrupters {
-            Ok(made) => made,
-            Err(e) => {
+            let tcp = match stream {
+                Ok(tcp) => {
+                    backoff = Duration::from_millis(10);
+                    tcp
+                }
+                Err(e) => {
+                    // Typically EMFILE: back off instead of spinning.
+                    log::warn!("{role}: accept failed: {e}; retrying in {backoff:?}");
+                    thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            };
+            if let Err(e) = self.admit(tcp, &handler) {
                 log::debug!("{role}: dropping connection: {e}");
-                continue;
             }
-        };
-        let slot = match slots.take(ip, &activity, for_slot) {
+        }
+    }
+
+    /// Takes a slot for `tcp` (or refuses it, busy) and starts its thread.
+    fn admit<H>(&self, tcp: TcpStream, handler: &Arc<H>) -> io::Result<()>
+    where
+        H: Fn(Connection) + Send + Sync + 'static,
+    {
+        let ip = tcp.peer_addr()?.ip();
+        let activity = Activity::new();
+        let slot = match self.slots.take(ip, &activity, Interrupter::of(&tcp)?) {
             Taken::Slot(slot) => slot,
             Taken::Busy => {
-                reject_busy(conn);
-                continue;
+                reject_busy(tcp, !matches!(self.security, Security::Plain));
+                return Ok(());
             }
         };
-        let guard = stop.guard(for_stop);
-        conn.set_activity(activity);
-        let handler = Arc::clone(&handler);
+        let guard = self.stop.guard(Interrupter::of(&tcp)?);
+        let (handler, security, role) = (Arc::clone(handler), self.security.clone(), self.role);
         let spawned = thread::Builder::new()
             .name(format!("{role}-conn"))
             .stack_size(CONN_STACK)
             .spawn(move || {
                 let _slot = slot;
                 let _guard = guard;
-                handler(conn)
+                match open(tcp, &security) {
+                    Ok(mut conn) => {
+                        conn.set_activity(activity);
+                        handler(conn)
+                    }
+                    Err(e) => log::debug!("{role}: no connection: {e}"),
+                }
             });
         if let Err(e) = spawned {
             log::warn!("{role}: cannot start a connection thread: {e}");
         }
+        Ok(())
     }
 }
 
-fn reject_busy(mut conn: Connection) {
-    conn.set_write_timeout(BUSY_REPLY_TIMEOUT);
-    let _ = conn.write_all(Reply::err(crate::protocol::conn::BUSY).encode().as_bytes());
+/// Makes a connection of `tcp`: a TLS handshake (or the detection of one)
+/// within [`FIRST_LINE_TIMEOUT`], the time a client has to say anything.
+fn open(tcp: TcpStream, security: &Security) -> io::Result<Connection> {
+    let stream = match security {
+        Security::Plain => Stream::from(tcp),
+        Security::Tls(config) => Stream::tls_server(tcp, config, FIRST_LINE_TIMEOUT)?,
+        Security::Detect(config) => {
+            tcp.set_read_timeout(Some(FIRST_LINE_TIMEOUT))?;
+            let mut first = [0u8; 1];
+            match tcp.peek(&mut first) {
+                Ok(1) if first[0] == TLS_HANDSHAKE => {
+                    Stream::tls_server(tcp, config, FIRST_LINE_TIMEOUT)?
+                }
+                Ok(_) => Stream::from(tcp),
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    Connection::new(stream)
+}
+
+/// The first byte of a TLS handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// A fatal `user_canceled` TLS alert, as a plaintext record: what a TLS
+/// server at its caps sends instead of a handshake. Clients read it as busy.
+const TLS_BUSY_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 90];
+
+fn reject_busy(mut tcp: TcpStream, tls: bool) {
+    let _ = tcp.set_write_timeout(Some(BUSY_REPLY_TIMEOUT));
+    let _ = match tls {
+        true => tcp.write_all(&TLS_BUSY_ALERT),
+        false => tcp.write_all(Reply::err(crate::protocol::conn::BUSY).encode().as_bytes()),
+    };
     log::debug!("connection limit reached; rejected a connection");
 }
 

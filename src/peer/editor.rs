@@ -81,7 +81,10 @@ impl<'a> LineEditor<'a> {
             files: FilenameCompleter::new(),
             names: Mutex::new(None),
         }));
-        let history = history_path(env::var_os("XDG_STATE_HOME"), env::var_os("HOME"));
+        let history = match peer.state_dir() {
+            Some(dir) => Some(dir.join("history")),
+            None => history_path(env::var_os("XDG_STATE_HOME"), env::var_os("HOME")),
+        };
         if let Some(path) = &history {
             if path.exists() {
                 if let Err(e) = editor.load_history(path) {

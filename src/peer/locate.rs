@@ -6,10 +6,25 @@ use std::net::SocketAddr;
 
 use super::PeerError;
 use crate::dht::DhtNode;
+use crate::identity::PeerId;
 use crate::link::ShareLink;
 use crate::manifest::FileId;
 use crate::protocol::message::IdPrefix;
 use crate::protocol::FileSummary;
+
+/// A peer to download from: where it listens, and the id its certificate
+/// must have when that is known (the tracker's rows say; the DHT does not).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Source {
+    pub addr: SocketAddr,
+    pub id: Option<PeerId>,
+}
+
+impl Source {
+    pub fn unpinned(addr: SocketAddr) -> Source {
+        Source { addr, id: None }
+    }
+}
 
 /// A file to download and where to get it.
 #[derive(Debug, Clone)]
@@ -22,7 +37,7 @@ pub struct Located {
     /// empty list checks nothing: a bare id with no tracker to ask).
     pub sizes: Vec<u64>,
     /// Every distinct peer, tracker's first.
-    pub peers: Vec<SocketAddr>,
+    pub peers: Vec<Source>,
     pub from_tracker: usize,
     pub from_dht: usize,
 }
@@ -114,20 +129,23 @@ fn known_rows(tracker: &dyn Catalogue, id: &FileId) -> Vec<FileSummary> {
     }
 }
 
-/// Merges peer lists, keeping the first occurrence of each address.
-pub fn merge_peers(
-    tracker: Vec<SocketAddr>,
-    dht: Vec<SocketAddr>,
-) -> (Vec<SocketAddr>, usize, usize) {
-    let from_tracker = tracker.len();
-    let mut all = tracker;
-    let mut from_dht = 0;
-    for peer in dht {
+/// Merges peer lists, each peer once: the tracker's rows (with their ids)
+/// first, exact duplicates dropped, then the DHT's addresses the tracker
+/// did not list. Returns them with how many came from each.
+pub fn merge_peers(tracker: Vec<Source>, dht: Vec<SocketAddr>) -> (Vec<Source>, usize, usize) {
+    let mut all: Vec<Source> = Vec::with_capacity(tracker.len() + dht.len());
+    for peer in tracker {
         if !all.contains(&peer) {
             all.push(peer);
-            from_dht += 1;
         }
     }
+    let from_tracker = all.len();
+    for addr in dht {
+        if !all.iter().any(|p| p.addr == addr) {
+            all.push(Source::unpinned(addr));
+        }
+    }
+    let from_dht = all.len() - from_tracker;
     (all, from_tracker, from_dht)
 }
 
@@ -323,7 +341,11 @@ mod tests {
     fn merged_peers_are_distinct_and_counted_by_source() {
         let a: SocketAddr = "127.0.0.1:1".parse().expect("addr");
         let b: SocketAddr = "127.0.0.1:2".parse().expect("addr");
-        let (all, t, d) = merge_peers(vec![a], vec![a, b, b]);
-        assert_eq!((all, t, d), (vec![a, b], 1, 1));
+        let pinned = Source {
+            addr: a,
+            id: Some(PeerId([1; 16])),
+        };
+        let (all, t, d) = merge_peers(vec![pinned, pinned], vec![a, b, b]);
+        assert_eq!((all, t, d), (vec![pinned, Source::unpinned(b)], 1, 1));
     }
 }

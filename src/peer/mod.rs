@@ -28,15 +28,18 @@ use self::download::{DownloadError, DownloadHandle, Swarm};
 use self::downloads::Downloads;
 use self::library::{Library, SharedFile};
 use self::locate::Located;
+use self::locate::Source;
 use self::status::PeerStatus;
-use self::tracker_client::TrackerClient;
+use self::tracker_client::{tracker_addr, TrackerClient, TrackerPin};
 use crate::dht::{DhtError, DhtNode, DhtStatus};
 use crate::error::Error;
+use crate::identity::{Identity, PeerId};
 use crate::link::{LinkError, ShareLink};
 use crate::manifest::FileId;
 use crate::net::accept::ServerHandle;
 use crate::net::rate::RateCap;
 use crate::net::stop::StopSignal;
+use crate::net::tls::Tls;
 use crate::protocol::message::{validate_name, IdPrefix};
 use crate::protocol::FileSummary;
 use crate::storage::{self, StoreError};
@@ -75,7 +78,12 @@ pub enum PeerError {
     NoDirectory(PathBuf),
     #[error("{path} is being written by download #{key}")]
     OutputBusy { path: PathBuf, key: u64 },
+    #[error("cannot set up TLS: {0}")]
+    Tls(rustls::Error),
 }
+
+/// The file in a peer's state directory that pins trackers' ids.
+pub const KNOWN_TRACKERS: &str = "known_trackers";
 
 /// Start-up settings of a peer.
 pub struct Options {
@@ -91,6 +99,13 @@ pub struct Options {
     pub max_download: Option<u64>,
     /// Run a Mainline DHT node (`None`: tracker only).
     pub dht: Option<DhtOptions>,
+    /// This peer's identity (its state directory's, usually).
+    pub identity: Identity,
+    /// Where this peer keeps what it learns (`known_trackers`); `None`:
+    /// nowhere.
+    pub state_dir: Option<PathBuf>,
+    /// The tracker's id, if given (`--tracker-id`); else learned.
+    pub tracker_id: Option<PeerId>,
 }
 
 /// DHT settings of a peer.
@@ -108,6 +123,8 @@ pub struct Rates {
 }
 
 pub struct Peer {
+    tls: Tls,
+    state_dir: Option<PathBuf>,
     library: Arc<Library>,
     tracker: TrackerClient,
     listen: SocketAddr,
@@ -139,7 +156,11 @@ impl Peer {
             up: Arc::new(RateCap::new(opts.max_upload)),
             down: Arc::new(RateCap::new(opts.max_download)),
         };
-        let tracker = TrackerClient::new(&opts.tracker_host, opts.tracker_port, listen.port());
+        let tls = Tls::new(opts.identity.clone()).map_err(PeerError::Tls)?;
+        let tracker_addr = tracker_addr(&opts.tracker_host, opts.tracker_port);
+        let known = opts.state_dir.as_ref().map(|d| d.join(KNOWN_TRACKERS));
+        let pin = Arc::new(TrackerPin::new(&tracker_addr, opts.tracker_id, known));
+        let tracker = TrackerClient::new(tracker_addr, listen.port(), tls.clone(), pin);
         let dht = match &opts.dht {
             Some(d) => Some(Arc::new(start_dht(d, opts, listen)?)),
             None => None,
@@ -159,6 +180,7 @@ impl Peer {
             listener,
             Arc::clone(&library),
             Arc::clone(&rates.up),
+            &tls,
             Arc::new(move || kick.kick()),
         )
         .map_err(PeerError::Spawn)?;
@@ -168,8 +190,11 @@ impl Peer {
             announcer: Arc::clone(&announcer),
             library: Arc::clone(&library),
             listen,
+            id: tls.id(),
         });
         Ok(Peer {
+            tls,
+            state_dir: opts.state_dir.clone(),
             tracker,
             library,
             listen,
@@ -187,6 +212,21 @@ impl Peer {
 
     pub fn listen_addr(&self) -> SocketAddr {
         self.listen
+    }
+
+    /// Where this peer keeps its identity and what it remembers.
+    pub fn state_dir(&self) -> Option<&Path> {
+        self.state_dir.as_deref()
+    }
+
+    /// This peer's id (the hash of its certificate).
+    pub fn id(&self) -> PeerId {
+        self.tls.id()
+    }
+
+    /// The tracker's id as far as this peer knows it.
+    pub fn tracker_id(&self) -> Option<PeerId> {
+        self.tracker.tracker_id()
     }
 
     pub fn library(&self) -> &Library {
@@ -315,6 +355,7 @@ impl Peer {
             rate: Arc::clone(&self.rates.down),
             workers: self.workers,
             patience: self.patience,
+            tls: self.tls.clone(),
             swarm: Arc::clone(&self.swarm) as Arc<dyn Swarm>,
         };
         let req = download::Request {
@@ -413,6 +454,8 @@ struct PeerSwarm {
     announcer: Arc<Announcer>,
     library: Arc<Library>,
     listen: SocketAddr,
+    /// This peer's own id, to leave itself out of peer lists.
+    id: PeerId,
 }
 
 impl PeerSwarm {
@@ -423,9 +466,15 @@ impl PeerSwarm {
         &self,
         tracker: &TrackerClient,
         id: &FileId,
-    ) -> Result<(Vec<SocketAddr>, usize, usize), PeerError> {
+    ) -> Result<(Vec<Source>, usize, usize), PeerError> {
         let from_tracker = match (tracker.peers(id), &self.dht) {
-            (Ok(peers), _) => peers.into_iter().map(|p| p.addr).collect(),
+            (Ok(peers), _) => peers
+                .into_iter()
+                .map(|p| Source {
+                    addr: p.addr,
+                    id: p.id,
+                })
+                .collect(),
             (Err(e), None) => return Err(self.tracker_error(e)),
             (Err(e), Some(_)) => {
                 log::info!("{}; using the DHT alone", self.tracker_error(e));
@@ -435,7 +484,7 @@ impl PeerSwarm {
         let dht_peers = locate::dht_peers(self.dht.as_deref(), id);
         let (mut peers, from_tracker, from_dht) = locate::merge_peers(from_tracker, dht_peers);
         // Our own registration comes back from the tracker and the DHT too.
-        peers.retain(|p| !locate::is_self(*p, self.listen));
+        peers.retain(|p| p.id != Some(self.id) && !locate::is_self(p.addr, self.listen));
         Ok((peers, from_tracker, from_dht))
     }
 
@@ -448,7 +497,7 @@ impl PeerSwarm {
 }
 
 impl Swarm for PeerSwarm {
-    fn peers(&self, id: &FileId) -> Vec<SocketAddr> {
+    fn peers(&self, id: &FileId) -> Vec<Source> {
         match self.find(&self.tracker, id) {
             Ok((peers, _, _)) => peers,
             Err(e) => {
@@ -484,9 +533,7 @@ pub fn link_of(file: &SharedFile) -> ShareLink {
 
 fn start_dht(d: &DhtOptions, opts: &Options, listen: SocketAddr) -> Result<DhtNode, PeerError> {
     let bootstrap = if d.bootstrap.is_empty() {
-        vec![TrackerClient::new(&opts.tracker_host, opts.tracker_port, 0)
-            .addr()
-            .to_string()]
+        vec![tracker_addr(&opts.tracker_host, opts.tracker_port)]
     } else {
         d.bootstrap.clone()
     };

@@ -21,8 +21,9 @@ use crate::bounds::{MAX_HAVE_LEN, PEER_CAPS};
 use crate::chunkset::ChunkSet;
 use crate::error::Result;
 use crate::manifest::FileId;
-use crate::net::accept::{self as server, Flow, ServerHandle};
+use crate::net::accept::{self as server, Flow, Security, ServerHandle};
 use crate::net::rate::RateCap;
+use crate::net::tls::Tls;
 use crate::protocol::message::hello_reply;
 use crate::protocol::peer_msg::have_header;
 use crate::protocol::{Connection, PeerRequest, Reply};
@@ -37,9 +38,11 @@ pub fn spawn(
     listener: TcpListener,
     library: Arc<Library>,
     upload: Arc<RateCap>,
+    tls: &Tls,
     on_withdraw: OnWithdraw,
 ) -> io::Result<ServerHandle> {
-    server::spawn(listener, PEER_CAPS, "peer-server", move |conn| {
+    let security = Security::Tls(Arc::clone(&tls.server));
+    server::spawn(listener, PEER_CAPS, security, "peer-server", move |conn| {
         let mut session = Session::new(&library, &upload, &on_withdraw);
         server::for_each_request(conn, |conn, line| session.handle(conn, line));
     })
@@ -221,16 +224,33 @@ mod tests {
             .add("f".into(), path.clone(), manifest)
             .expect("share");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let tls = |_| Tls::new(crate::identity::Identity::ephemeral().unwrap()).unwrap();
+        let (ours, theirs) = (tls(0), tls(1));
         let server = spawn(
             listener,
             library,
             Arc::new(RateCap::new(None)),
+            &ours,
             Arc::new(|| {}),
         )
         .expect("spawn");
-        let addr = server.local_addr();
+        let addr = server.local_addr().to_string();
 
-        let mut conn = Connection::connect_addr(addr, Duration::from_secs(5)).expect("connect");
+        // Plain text gets no service: the server speaks TLS only.
+        let mut plain = Connection::connect(&addr, Duration::from_secs(5)).expect("connect");
+        assert!(plain.request("HELLO 1\n").is_err());
+        // Pinned to another id, the handshake fails.
+        let wrong =
+            Connection::connect_tls(&addr, &theirs, Some(theirs.id()), Duration::from_secs(5));
+        assert!(
+            matches!(wrong, Err(crate::error::Error::WrongIdentity(_))),
+            "{:?}",
+            wrong.err()
+        );
+        let mut conn =
+            Connection::connect_tls(&addr, &theirs, Some(ours.id()), Duration::from_secs(5))
+                .expect("connect");
+        assert_eq!(conn.peer_id(), Some(ours.id()));
         assert_eq!(conn.request("HELLO 1\n").expect("hello"), "p2pshare 1");
         let get = PeerRequest::Get { id, index: 0 }.encode();
         conn.write_all(get.as_bytes()).expect("GET");
@@ -248,7 +268,7 @@ mod tests {
         ));
 
         server.stop();
-        assert!(Connection::connect_addr(addr, Duration::from_secs(5)).is_err());
+        assert!(Connection::connect(&addr, Duration::from_secs(5)).is_err());
         let _ = std::fs::remove_file(path);
     }
 }

@@ -6,15 +6,27 @@
 //! after a pause, within the same deadline. A client made
 //! [`interruptible`](TrackerClient::interruptible) by a stop signal gives up
 //! at once when it is stopped (the REPL's `quit` and end of input).
+//!
+//! Every call speaks TLS, with this peer's certificate (the tracker keys
+//! our registrations by its id), and pins the tracker's id: given with
+//! `--tracker-id`, else learned on first contact and kept in the state
+//! directory's `known_trackers` (as ssh's `known_hosts`); a tracker whose id
+//! changed is refused with a message saying how to accept it.
 
-use std::sync::Arc;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::bounds::{CONNECT_TIMEOUT, IO_TIMEOUT, MAX_LIST_ENTRIES, TRACKER_DEADLINE};
 use crate::error::{Error, Result};
+use crate::identity::PeerId;
 use crate::manifest::FileId;
 use crate::net::stop::{StopGuard, StopSignal};
+use crate::net::tls::Tls;
 use crate::protocol::message::{hello_line, parse_count, IdPrefix};
 use crate::protocol::{Connection, FileSummary, PeerEntry, TrackerRequest};
 
@@ -32,8 +44,91 @@ pub struct TrackerClient {
     addr: String,
     /// The port our chunk server listens on, announced with every file.
     listen_port: u16,
+    tls: Tls,
+    pin: Arc<TrackerPin>,
     /// Stops calls in flight when stopped.
     interrupt: Option<Arc<StopSignal>>,
+}
+
+/// What this peer knows of its tracker's id.
+pub struct TrackerPin {
+    expected: Mutex<Option<PeerId>>,
+    /// `--tracker-id`: never learned, never stored.
+    explicit: bool,
+    /// The `known_trackers` file, and this tracker's key in it.
+    store: Option<PathBuf>,
+    key: String,
+}
+
+impl TrackerPin {
+    /// The pin for the tracker at `addr`: `explicit`, else what `store`
+    /// (a `known_trackers` file, if any) says, else none yet.
+    pub fn new(addr: &str, explicit: Option<PeerId>, store: Option<PathBuf>) -> TrackerPin {
+        let known = match (&explicit, &store) {
+            (None, Some(path)) => known_tracker(path, addr),
+            _ => None,
+        };
+        TrackerPin {
+            expected: Mutex::new(explicit.or(known)),
+            explicit: explicit.is_some(),
+            store,
+            key: addr.to_string(),
+        }
+    }
+
+    /// The id the tracker must have, if one is known.
+    pub fn expected(&self) -> Option<PeerId> {
+        *self.expected.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// First contact: `id` is the tracker's from now on, kept in the store.
+    fn learned(&self, id: PeerId) {
+        let mut expected = self.expected.lock().unwrap_or_else(|e| e.into_inner());
+        if expected.is_some() || self.explicit {
+            return;
+        }
+        *expected = Some(id);
+        if let Some(path) = &self.store {
+            let line = format!("{} {id}\n", self.key);
+            let appended = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(path)
+                .and_then(|mut f| f.write_all(line.as_bytes()));
+            if let Err(e) = appended {
+                log::warn!(
+                    "cannot remember tracker {} in {}: {e}",
+                    self.key,
+                    path.display()
+                );
+            }
+        }
+        log::info!("tracker {} has id {id}; pinned from now on", self.key);
+    }
+
+    /// The error for a tracker whose certificate is not the pinned one.
+    fn changed(&self, e: &str) -> Error {
+        let where_ = match (&self.store, self.explicit) {
+            (_, true) => "given with --tracker-id".to_string(),
+            (Some(path), false) => format!("remembered in {}", path.display()),
+            (None, false) => "seen earlier".to_string(),
+        };
+        Error::WrongIdentity(format!(
+            "tracker {}: {e}; the id {where_} no longer matches. If the tracker's identity \
+             really changed, remove its line from known_trackers or pass --tracker-id NEW_ID",
+            self.key
+        ))
+    }
+}
+
+/// The id `known_trackers` at `path` gives `addr`, if any.
+fn known_tracker(path: &Path, addr: &str) -> Option<PeerId> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().find_map(|line| {
+        let (key, id) = line.split_once(' ')?;
+        (key == addr).then(|| id.trim().parse().ok()).flatten()
+    })
 }
 
 /// One call's connection, with the deadline of its whole reply.
@@ -83,17 +178,21 @@ impl Call {
 }
 
 impl TrackerClient {
-    pub fn new(host: &str, port: u16, listen_port: u16) -> Self {
-        let addr = if host.contains(':') && !host.starts_with('[') {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        };
+    /// A client of the tracker at `addr` (see [`tracker_addr`]) that
+    /// announces `listen_port`, speaks TLS as `tls`, and pins as `pin` says.
+    pub fn new(addr: String, listen_port: u16, tls: Tls, pin: Arc<TrackerPin>) -> Self {
         TrackerClient {
             addr,
             listen_port,
+            tls,
+            pin,
             interrupt: None,
         }
+    }
+
+    /// The id this client expects of the tracker, if it knows one yet.
+    pub fn tracker_id(&self) -> Option<PeerId> {
+        self.pin.expected()
     }
 
     /// The same client, whose calls `signal` interrupts.
@@ -128,7 +227,23 @@ impl TrackerClient {
 
     fn try_connect(&self, deadline: Instant) -> Result<Call> {
         let left = deadline.saturating_duration_since(Instant::now());
-        let conn = Connection::connect(&self.addr, left.min(CONNECT_TIMEOUT))?;
+        let pinned = self.pin.expected();
+        let conn =
+            match Connection::connect_tls(&self.addr, &self.tls, pinned, left.min(CONNECT_TIMEOUT))
+            {
+                Err(Error::WrongIdentity(e)) => return Err(self.pin.changed(&e)),
+                other => other?,
+            };
+        if pinned.is_none() {
+            match conn.peer_id() {
+                Some(id) => self.pin.learned(id),
+                None => {
+                    return Err(Error::Verification(
+                        "the tracker sent no certificate".into(),
+                    ))
+                }
+            }
+        }
         let guard = match &self.interrupt {
             Some(signal) => Some(signal.guard(conn.interrupter()?)),
             None => None,
@@ -223,6 +338,15 @@ impl TrackerClient {
         };
         call.send(&req.encode())?;
         call.reply().map(drop)
+    }
+}
+
+/// `host:port` for a tracker at `host` (an IPv6 address in brackets).
+pub fn tracker_addr(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
     }
 }
 

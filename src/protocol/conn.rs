@@ -15,11 +15,13 @@ use crate::bounds::{
     PROGRESS_WINDOW, RATE_SLICE, READ_BUF, WRITE_CALL_TIMEOUT,
 };
 use crate::error::{Error, Result};
+use crate::identity::PeerId;
 use crate::manifest::Chunk;
 use crate::net::rate::RateCap;
 use crate::net::slots::Activity;
 use crate::net::sys;
-use crate::net::transport::{Interrupter, Stream};
+use crate::net::tls::Tls;
+use crate::net::transport::{is_busy_alert, is_wrong_identity, Interrupter, Stream};
 use crate::storage::Storage;
 
 pub struct Connection {
@@ -66,6 +68,33 @@ impl Connection {
         Ok(Connection::new(Stream::connect_addr(addr, timeout)?)?)
     }
 
+    /// Connects to `addr` (a `host:port`) and completes a TLS handshake,
+    /// pinning the server's id if `pin` is given, all within `timeout`. A
+    /// server whose certificate is not the pinned one is
+    /// [`Error::WrongIdentity`].
+    pub fn connect_tls(
+        addr: &str,
+        tls: &Tls,
+        pin: Option<PeerId>,
+        timeout: Duration,
+    ) -> Result<Self> {
+        let tcp = Stream::connect(addr, timeout)?;
+        tcp.set_nodelay(true)?;
+        let stream = Stream::tls_client(tcp, tls, pin, timeout).map_err(handshake_error)?;
+        Ok(Connection::new(stream)?)
+    }
+
+    /// The id the other side proved over TLS, if it did.
+    pub fn peer_id(&self) -> Option<PeerId> {
+        self.stream.peer_id()
+    }
+
+    /// A value only the two ends of this TLS session know (see
+    /// [`Stream::exporter`]).
+    pub fn exporter(&self, label: &[u8], context: &[u8]) -> Option<[u8; 32]> {
+        self.stream.exporter(label, context)
+    }
+
     /// The address of the other side.
     pub fn peer_addr(&self) -> SocketAddr {
         self.peer
@@ -102,7 +131,7 @@ impl Connection {
     }
 
     /// Stops sending: the other side reads end of stream after what was sent.
-    pub fn shutdown_write(&self) {
+    pub fn shutdown_write(&mut self) {
         // Fails only if the connection is already gone.
         let _ = self.stream.shutdown_write();
     }
@@ -341,6 +370,13 @@ impl Connection {
             }
             calls += 1;
         }
+        if self.stream.as_tcp().is_none() {
+            // TLS keeps what the socket did not take: it must leave too, by
+            // the same bounds (a no-op on plain TCP).
+            self.bound_next_write(stall_deadline, reply_deadline)?;
+            self.stream.flush().map_err(write_error)?;
+            calls += 1;
+        }
         Ok(calls)
     }
 
@@ -419,6 +455,17 @@ impl Progress {
 
 /// The reason a server at its connection caps gives.
 pub const BUSY: &str = "busy";
+
+/// A failed TLS handshake: the wrong certificate, or any other failure.
+pub fn handshake_error(e: io::Error) -> Error {
+    if is_wrong_identity(&e) {
+        Error::WrongIdentity(e.to_string())
+    } else if is_busy_alert(&e) {
+        Error::Busy
+    } else {
+        Error::Io(e)
+    }
+}
 
 fn write_error(e: io::Error) -> Error {
     match e.kind() {

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 use super::codec::{next_word, Args, ParseError};
 use super::message::{validate_name, IdPrefix};
+use crate::identity::PeerId;
 use crate::manifest::FileId;
 
 /// A request to the tracker.
@@ -39,12 +40,14 @@ pub enum TrackerRequest {
 }
 
 /// One row of a `PEERS` reply. Version 1 rows are `<ip>:<port>` (IPv6 as
-/// `[ip]:port`) and list complete peers only; version 2 rows add the state:
-/// `<ip>:<port> complete|partial`.
+/// `[ip]:port`) and list complete peers only; version 2 rows add the state
+/// and the peer's id: `<ip>:<port> complete|partial <id>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerEntry {
     pub addr: SocketAddr,
     pub complete: bool,
+    /// The id the peer's certificate proved to the tracker (version 2).
+    pub id: Option<PeerId>,
 }
 
 impl TrackerRequest {
@@ -120,9 +123,10 @@ impl TrackerRequest {
 impl PeerEntry {
     /// The row as a client that said `HELLO <version>` reads it.
     pub fn encode(&self, version: u32) -> String {
-        match version {
-            1 => format!("{}\n", self.addr),
-            _ => format!("{} {}\n", self.addr, state(self.complete)),
+        match (version, self.id) {
+            (1, _) => format!("{}\n", self.addr),
+            (_, Some(id)) => format!("{} {} {id}\n", self.addr, state(self.complete)),
+            (_, None) => format!("{} {}\n", self.addr, state(self.complete)),
         }
     }
 
@@ -140,8 +144,13 @@ impl PeerEntry {
             Ok(other) => return Err(ParseError::invalid("peer state", other)),
             Err(e) => return Err(e),
         };
+        let id = match args.word("peer id") {
+            Err(ParseError::Missing(_)) => None,
+            Ok(id) => Some(id.parse().map_err(|_| ParseError::invalid("peer id", id))?),
+            Err(e) => return Err(e),
+        };
         args.end()?;
-        Ok(PeerEntry { addr, complete })
+        Ok(PeerEntry { addr, complete, id })
     }
 }
 
@@ -217,22 +226,32 @@ mod tests {
     fn peer_rows_of_both_versions() {
         let addr: SocketAddr = "[::1]:80".parse().unwrap();
         for complete in [true, false] {
-            let row = PeerEntry { addr, complete };
-            assert_eq!(PeerEntry::parse(row.encode(2).trim_end()), Ok(row));
+            for id in [None, Some(PeerId([3; 16]))] {
+                let row = PeerEntry { addr, complete, id };
+                assert_eq!(PeerEntry::parse(row.encode(2).trim_end()), Ok(row));
+            }
         }
         let v1 = PeerEntry {
             addr,
             complete: true,
+            id: Some(PeerId([3; 16])),
         };
         assert_eq!(v1.encode(1), "[::1]:80\n");
         assert_eq!(
             PeerEntry::parse("127.0.0.1:9"),
             Ok(PeerEntry {
                 addr: "127.0.0.1:9".parse().unwrap(),
-                complete: true
+                complete: true,
+                id: None
             })
         );
-        for bad in ["", "x:1", "127.0.0.1:9 half", "127.0.0.1:9 partial x"] {
+        for bad in [
+            "",
+            "x:1",
+            "127.0.0.1:9 half",
+            "127.0.0.1:9 partial x",
+            "127.0.0.1:9 partial aaaaaaaaaaaaaaaaaaaaaaaaaa x",
+        ] {
             assert!(PeerEntry::parse(bad).is_err(), "{bad:?}");
         }
     }

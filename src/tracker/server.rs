@@ -1,8 +1,12 @@
 //! The tracker's TCP server: a bounded accept loop, one thread per connection
 //! reading request lines with deadlines, and an expiry thread that drops peers
-//! whose announcements stopped. A peer is recorded under the IP address the
-//! connection came from and the port it announces, never an address it
-//! claims, so no peer can register or unregister another.
+//! whose announcements stopped. Each connection is plain text (for `nc`:
+//! `HELLO`, `SEARCH`, `INFO`, `PEERS`) or TLS, told apart by its first byte.
+//! Only a TLS connection whose client proved a certificate may change the
+//! registry: a peer is recorded under that certificate's id, the IP address
+//! the connection came from and the port it announces, never an address it
+//! claims, so no peer can register, refresh or remove another's entries,
+//! even from the same address.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener};
@@ -11,9 +15,12 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use super::state::Registry;
+use super::state::{PeerKey, Registry};
 use crate::bounds::TRACKER_CAPS;
+use crate::identity::PeerId;
+use crate::net::accept::Security;
 use crate::net::accept::{self as server, Flow, ServerHandle};
+use crate::net::tls::Tls;
 use crate::protocol::message::{encode_list, hello_reply, OLDEST_VERSION};
 use crate::protocol::{Connection, Reply, TrackerRequest};
 
@@ -21,14 +28,17 @@ use crate::protocol::{Connection, Reply, TrackerRequest};
 pub struct Tracker {
     listener: TcpListener,
     registry: Arc<Registry>,
+    tls: Tls,
 }
 
 impl Tracker {
-    /// Binds `addr`; peers not heard from within `peer_ttl` are forgotten.
-    pub fn bind(addr: SocketAddr, peer_ttl: Duration) -> std::io::Result<Self> {
+    /// Binds `addr`, proving `tls`'s identity to peers; peers not heard
+    /// from within `peer_ttl` are forgotten.
+    pub fn bind(addr: SocketAddr, peer_ttl: Duration, tls: Tls) -> std::io::Result<Self> {
         Ok(Tracker {
             listener: TcpListener::bind(addr)?,
             registry: Arc::new(Registry::new(peer_ttl)),
+            tls,
         })
     }
 
@@ -59,9 +69,14 @@ impl Tracker {
                 }
             })?;
         let registry = self.registry;
-        let server = server::spawn(self.listener, TRACKER_CAPS, "tracker", move |conn| {
-            handle_connection(conn, &registry)
-        })?;
+        let security = Security::Detect(Arc::clone(&self.tls.server_optional));
+        let server = server::spawn(
+            self.listener,
+            TRACKER_CAPS,
+            security,
+            "tracker",
+            move |conn| handle_connection(conn, &registry),
+        )?;
         Ok(TrackerHandle {
             server: Some(server),
             stop_expiry: Some(stop_expiry),
@@ -96,15 +111,20 @@ impl Drop for TrackerHandle {
     }
 }
 
+/// The refusal of a change asked for on an unauthenticated connection.
+pub const NOT_AUTHENTICATED: &str =
+    "authentication required: REGISTER, PARTIAL, UNREGISTER and BYE need a TLS connection with a client certificate";
+
 /// Serves one connection: one reply per request line.
 pub fn handle_connection(conn: Connection, registry: &Registry) {
     let ip = conn.peer_addr().ip();
+    let who = conn.peer_id();
     // What the client said in `HELLO`; replies take that version's form.
     let mut version = OLDEST_VERSION;
     server::for_each_request(conn, |conn, line| {
         let (reply, close) = match TrackerRequest::parse(line) {
             Ok(req) => {
-                let reply = apply(&req, ip, version, registry);
+                let reply = apply(&req, ip, who, version, registry);
                 if let TrackerRequest::Hello { version: v } = req {
                     if reply.starts_with("OK") {
                         version = v;
@@ -119,10 +139,23 @@ pub fn handle_connection(conn: Connection, registry: &Registry) {
     });
 }
 
-/// Carries out one request for a client at `ip` speaking `version`;
+/// Carries out one request for a client at `ip`, authenticated as `who`
+/// (`None`: plain text, or TLS without a certificate), speaking `version`;
 /// returns the encoded reply.
-pub fn apply(req: &TrackerRequest, ip: IpAddr, version: u32, registry: &Registry) -> String {
+pub fn apply(
+    req: &TrackerRequest,
+    ip: IpAddr,
+    who: Option<PeerId>,
+    version: u32,
+    registry: &Registry,
+) -> String {
     let now = Instant::now();
+    let key = |port: u16| {
+        who.map(|id| PeerKey {
+            addr: SocketAddr::new(ip, port),
+            id,
+        })
+    };
     let reply = match req {
         TrackerRequest::Hello { version } => hello_reply(*version, "tracker"),
         TrackerRequest::Register {
@@ -131,20 +164,24 @@ pub fn apply(req: &TrackerRequest, ip: IpAddr, version: u32, registry: &Registry
             size,
             name,
             complete,
-        } => {
-            match registry.register(SocketAddr::new(ip, *port), *id, *size, name, *complete, now) {
+        } => match key(*port) {
+            None => Reply::err(NOT_AUTHENTICATED),
+            Some(key) => match registry.register(key, *id, *size, name, *complete, now) {
                 Ok(()) => Reply::ok("registered"),
                 Err(e) => Reply::err(e),
+            },
+        },
+        TrackerRequest::Unregister { port, id } => match key(*port) {
+            None => Reply::err(NOT_AUTHENTICATED),
+            Some(key) => {
+                registry.unregister(key, id);
+                Reply::ok("unregistered")
             }
-        }
-        TrackerRequest::Unregister { port, id } => {
-            registry.unregister(SocketAddr::new(ip, *port), id);
-            Reply::ok("unregistered")
-        }
-        TrackerRequest::Bye { port } => {
-            let n = registry.remove_peer(SocketAddr::new(ip, *port));
-            Reply::ok(format!("removed {n}"))
-        }
+        },
+        TrackerRequest::Bye { port } => match key(*port) {
+            None => Reply::err(NOT_AUTHENTICATED),
+            Some(key) => Reply::ok(format!("removed {}", registry.remove_peer(key))),
+        },
         TrackerRequest::Search { text } => {
             return encode_list(&registry.search(text, now), |f| f.encode())
         }
@@ -174,26 +211,56 @@ mod tests {
     /// its port refuses connections and its connections are closed.
     #[test]
     fn an_in_process_tracker_serves_and_stops() {
-        let tracker = Tracker::bind("127.0.0.1:0".parse().unwrap(), Duration::from_secs(60))
-            .expect("bind port 0");
+        let tls = |_| Tls::new(crate::identity::Identity::ephemeral().unwrap()).unwrap();
+        let (ours, peer) = (tls(0), tls(1));
+        let tracker_id = ours.id();
+        let tracker = Tracker::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            Duration::from_secs(60),
+            ours,
+        )
+        .expect("bind port 0");
         let handle = tracker.spawn(Duration::from_millis(50)).expect("spawn");
         let addr = handle.local_addr().expect("an address");
-        let mut conn = Connection::connect_addr(addr, Duration::from_secs(5)).expect("connect");
-        assert_eq!(conn.request("HELLO 1\n").expect("hello"), "p2pshare 1");
+        let five = Duration::from_secs(5);
         let id = "ab".repeat(32);
         let register = format!("REGISTER 4000 {id} 5 a.bin\n");
+
+        // Plain text (what `nc` speaks): reads work, changes are refused.
+        let mut plain = Connection::connect_addr(addr, five).expect("connect");
+        assert_eq!(plain.request("HELLO 1\n").expect("hello"), "p2pshare 1");
+        assert!(matches!(
+            plain.request(&register),
+            Err(crate::error::Error::Remote(e)) if e == NOT_AUTHENTICATED
+        ));
+
+        // TLS with a client certificate: registered under that id.
+        let mut conn = Connection::connect_tls(&addr.to_string(), &peer, Some(tracker_id), five)
+            .expect("connect over TLS");
+        assert_eq!(conn.request("HELLO 2\n").expect("hello"), "p2pshare 2");
         assert_eq!(conn.request(&register).expect("register"), "registered");
+        assert_eq!(plain.request(&format!("PEERS {id}\n")).expect("peers"), "1");
+        assert_eq!(
+            plain.read_line(five).expect("a row"),
+            Some("127.0.0.1:4000".into()),
+            "version 1 rows: the address alone"
+        );
+        assert_eq!(conn.request(&format!("PEERS {id}\n")).expect("peers"), "1");
+        assert_eq!(
+            conn.read_line(five).expect("a row"),
+            Some(format!("127.0.0.1:4000 complete {}", peer.id()))
+        );
         assert_eq!(
             conn.request(&format!("INFO {}\n", &id[..8])).expect("info"),
             "1"
         );
         assert_eq!(
-            conn.read_line(Duration::from_secs(5)).expect("a row"),
+            conn.read_line(five).expect("a row"),
             Some(format!("{id} 5 1 a.bin"))
         );
 
         handle.stop();
         assert!(conn.request("SEARCH\n").is_err(), "connection closed");
-        assert!(Connection::connect_addr(addr, Duration::from_secs(5)).is_err());
+        assert!(Connection::connect_addr(addr, five).is_err());
     }
 }

@@ -27,6 +27,7 @@ use crate::bounds::{
     TRACKER_MAX_FILES, TRACKER_MAX_PEERS_PER_FILE, TRACKER_MAX_PER_ADDRESS,
     TRACKER_MAX_REGISTRATIONS,
 };
+use crate::identity::PeerId;
 use crate::manifest::FileId;
 use crate::protocol::message::IdPrefix;
 use crate::protocol::{FileSummary, PeerEntry};
@@ -47,7 +48,16 @@ struct Entry {
     /// The name of the first registration; content-addressing makes later
     /// names of the same content aliases, not renames.
     name: String,
-    peers: HashMap<SocketAddr, Seen>,
+    peers: HashMap<PeerKey, Seen>,
+}
+
+/// Who registered: the id its certificate proved, and the address it is
+/// reachable at (the connection's IP, the port it announced). Only that id
+/// can refresh or remove its entries, wherever it connects from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerKey {
+    pub addr: SocketAddr,
+    pub id: PeerId,
 }
 
 /// A peer's registration of one file: the size it claims, when it was last
@@ -97,8 +107,8 @@ pub struct FileSnapshot {
     pub size: u64,
     /// Live peers in all, beyond the copied ones too.
     pub peer_count: usize,
-    /// Address, time since last seen, and whether it has the whole file.
-    pub peers: Vec<(SocketAddr, Duration, bool)>,
+    /// Who, how long since last seen, and whether it has the whole file.
+    pub peers: Vec<(PeerKey, Duration, bool)>,
 }
 
 pub struct Registry {
@@ -125,7 +135,7 @@ impl Registry {
     /// (`complete` false) part of it.
     pub fn register(
         &self,
-        peer: SocketAddr,
+        peer: PeerKey,
         id: FileId,
         size: u64,
         name: &str,
@@ -145,7 +155,7 @@ impl Registry {
                 return Ok(());
             }
         }
-        let from_address = files.per_address.get(&peer.ip()).copied().unwrap_or(0);
+        let from_address = files.per_address.get(&peer.addr.ip()).copied().unwrap_or(0);
         if from_address >= TRACKER_MAX_PER_ADDRESS {
             return Err(RegistryError::TooManyFromAddress(TRACKER_MAX_PER_ADDRESS));
         }
@@ -171,12 +181,12 @@ impl Registry {
                 files.by_id.insert(id, Entry { name, peers });
             }
         }
-        files.count(peer.ip(), 1);
+        files.count(peer.addr.ip(), 1);
         Ok(())
     }
 
     /// Forgets that `peer` has `id`. Returns whether it was known.
-    pub fn unregister(&self, peer: SocketAddr, id: &FileId) -> bool {
+    pub fn unregister(&self, peer: PeerKey, id: &FileId) -> bool {
         let mut files = self.lock();
         let Some(entry) = files.by_id.get_mut(id) else {
             return false;
@@ -186,13 +196,13 @@ impl Registry {
             files.by_id.remove(id);
         }
         if removed {
-            files.count(peer.ip(), -1);
+            files.count(peer.addr.ip(), -1);
         }
         removed
     }
 
     /// Forgets every file of `peer`. Returns how many it had.
-    pub fn remove_peer(&self, peer: SocketAddr) -> usize {
+    pub fn remove_peer(&self, peer: PeerKey) -> usize {
         self.remove_where(|addr, _| *addr == peer)
     }
 
@@ -202,14 +212,14 @@ impl Registry {
     }
 
     /// Removes the registrations matching `gone`, and files left with none.
-    fn remove_where(&self, gone: impl Fn(&SocketAddr, &Instant) -> bool) -> usize {
+    fn remove_where(&self, gone: impl Fn(&PeerKey, &Instant) -> bool) -> usize {
         let mut files = self.lock();
         let mut removed = Vec::new();
         files.by_id.retain(|_, entry| {
             entry.peers.retain(|addr, seen| {
                 let keep = !gone(addr, &seen.at);
                 if !keep {
-                    removed.push(addr.ip());
+                    removed.push(addr.addr.ip());
                 }
                 keep
             });
@@ -297,10 +307,11 @@ impl Registry {
                 .peers
                 .iter()
                 .filter(|(_, t)| self.live(t.at, now))
-                .map(|(addr, t)| {
+                .map(|(key, t)| {
                     let row = PeerEntry {
-                        addr: *addr,
+                        addr: key.addr,
                         complete: t.complete,
+                        id: Some(key.id),
                     };
                     (row, t.at)
                 })
@@ -321,7 +332,7 @@ impl Registry {
                 .by_id
                 .iter()
                 .filter_map(|(id, e)| {
-                    let mut peers: Vec<(SocketAddr, Duration, bool)> = e
+                    let mut peers: Vec<(PeerKey, Duration, bool)> = e
                         .peers
                         .iter()
                         .filter(|(_, t)| self.live(t.at, now))
@@ -367,14 +378,23 @@ impl Registry {
 mod tests {
     use super::*;
 
-    fn addr(port: u16) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], port))
+    /// A peer at 127.0.0.1:`port` with an id of its own.
+    fn addr(port: u16) -> PeerKey {
+        PeerKey {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            id: PeerId([port as u8; 16]),
+        }
     }
 
     const TTL: Duration = Duration::from_secs(10);
 
-    fn addrs(rows: Vec<PeerEntry>) -> Vec<SocketAddr> {
-        rows.into_iter().map(|p| p.addr).collect()
+    fn addrs(rows: Vec<PeerEntry>) -> Vec<PeerKey> {
+        rows.into_iter()
+            .map(|p| PeerKey {
+                addr: p.addr,
+                id: p.id.expect("the tracker lists ids"),
+            })
+            .collect()
     }
 
     #[test]
@@ -461,7 +481,10 @@ mod tests {
     fn one_address_cannot_fill_the_tracker() {
         let r = Registry::new(TTL);
         let now = Instant::now();
-        let other = SocketAddr::from(([127, 0, 0, 2], 1));
+        let other = PeerKey {
+            addr: SocketAddr::from(([127, 0, 0, 2], 1)),
+            id: PeerId([7; 16]),
+        };
         for n in 0..TRACKER_MAX_PER_ADDRESS {
             let mut id = [0u8; 32];
             id[..8].copy_from_slice(&(n as u64).to_le_bytes());
@@ -521,7 +544,7 @@ mod tests {
         let ages: Vec<_> = b
             .peers
             .iter()
-            .map(|(a, d, _)| (a.port(), d.as_secs()))
+            .map(|(a, d, _)| (a.addr.port(), d.as_secs()))
             .collect();
         assert_eq!(ages, vec![(2, 3), (3, 5)]);
         assert_eq!(r.snapshot(at(15), 1, 10).files.len(), 1);

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::state::{Registry, Snapshot};
 use crate::bounds::{STATUS_MAX_FILES, STATUS_MAX_PEERS};
+use crate::identity::PeerId;
 
 /// Everything `GET /api/status` reports about a tracker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -16,6 +17,8 @@ pub struct TrackerStatus {
     pub role: String,
     pub version: String,
     pub listen: String,
+    /// The tracker's own id, which peers pin.
+    pub id: String,
     pub total_files: usize,
     pub registrations: usize,
     pub files: Vec<FileView>,
@@ -36,6 +39,8 @@ pub struct FileView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrackedPeer {
     pub addr: String,
+    /// The id its certificate proved.
+    pub id: String,
     /// Seconds since it last announced the file.
     pub last_seen_secs: f64,
     /// Whether it has all of the file (`false`: still downloading it).
@@ -44,12 +49,12 @@ pub struct TrackedPeer {
 
 impl TrackerStatus {
     /// A snapshot of `registry` now, for a tracker listening on `listen`.
-    pub fn of(registry: &Registry, listen: &str) -> TrackerStatus {
+    pub fn of(registry: &Registry, listen: &str, id: PeerId) -> TrackerStatus {
         let snapshot = registry.snapshot(Instant::now(), STATUS_MAX_FILES, STATUS_MAX_PEERS);
-        Self::from_snapshot(snapshot, listen)
+        Self::from_snapshot(snapshot, listen, id)
     }
 
-    fn from_snapshot(s: Snapshot, listen: &str) -> TrackerStatus {
+    fn from_snapshot(s: Snapshot, listen: &str, id: PeerId) -> TrackerStatus {
         let files = s
             .files
             .into_iter()
@@ -61,8 +66,9 @@ impl TrackerStatus {
                 peers: f
                     .peers
                     .into_iter()
-                    .map(|(addr, age, complete)| TrackedPeer {
-                        addr: addr.to_string(),
+                    .map(|(key, age, complete)| TrackedPeer {
+                        addr: key.addr.to_string(),
+                        id: key.id.to_string(),
                         last_seen_secs: (age.as_secs_f64() * 10.0).round() / 10.0,
                         complete,
                     })
@@ -73,6 +79,7 @@ impl TrackerStatus {
             role: "tracker".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             listen: listen.to_string(),
+            id: id.to_string(),
             total_files: s.total_files,
             registrations: s.registrations,
             files,
@@ -93,15 +100,19 @@ mod tests {
 
     use super::*;
     use crate::manifest::FileId;
+    use crate::tracker::state::PeerKey;
 
     #[test]
     fn json_lists_files_and_peers() {
         let r = Registry::new(Duration::from_secs(60));
         let now = Instant::now();
-        let peer = SocketAddr::from(([127, 0, 0, 1], 4000));
+        let peer = PeerKey {
+            addr: SocketAddr::from(([127, 0, 0, 1], 4000)),
+            id: PeerId([1; 16]),
+        };
         r.register(peer, FileId([0xab; 32]), 1 << 20, "x y.bin", true, now)
             .unwrap();
-        let json = TrackerStatus::of(&r, "127.0.0.1:8080").to_json();
+        let json = TrackerStatus::of(&r, "127.0.0.1:8080", PeerId([2; 16])).to_json();
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(v["role"], "tracker");
         assert_eq!(v["listen"], "127.0.0.1:8080");
@@ -112,6 +123,8 @@ mod tests {
         assert_eq!(f["size"], 1 << 20);
         assert_eq!(f["peer_count"], 1);
         assert_eq!(f["peers"][0]["addr"], "127.0.0.1:4000");
+        assert_eq!(f["peers"][0]["id"], PeerId([1; 16]).to_string());
+        assert_eq!(v["id"], PeerId([2; 16]).to_string());
         assert!(f["peers"][0]["last_seen_secs"].as_f64().unwrap() < 5.0);
         let back: TrackerStatus = serde_json::from_str(&json).unwrap();
         assert_eq!(back.files.len(), 1);

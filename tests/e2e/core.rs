@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 
+use crate::support::fakes::test_tls;
 use crate::support::harness::{assert_same_bytes, TestDir, CHUNK, COMMAND};
 use crate::support::programs::{Peer, Tracker};
 use crate::support::raw::{Raw, REPLY};
@@ -218,9 +219,11 @@ fn taken_outputs_and_unknown_names_are_errors() {
     assert_eq!(status.code(), Some(1), "two commands failed");
 }
 
-/// The tracker's wire protocol by hand: version handshake, an unknown verb
-/// answered without dropping the connection, `SEARCH` as a counted list, and
-/// an over-long line answered with `ERR` and a close.
+/// The tracker's wire protocol by hand, in plain text as `nc` speaks it:
+/// version handshake, an unknown verb answered without dropping the
+/// connection, `SEARCH` as a counted list, a change refused without
+/// authentication (and made over TLS with a certificate, on the same port),
+/// and an over-long line answered with `ERR` and a close.
 #[test]
 fn tracker_speaks_its_line_protocol() {
     let dir = TestDir::new("wire");
@@ -235,8 +238,22 @@ fn tracker_speaks_its_line_protocol() {
 
     let id = "ab".repeat(32);
     let req = format!("REGISTER {port} {id} 1234 wire.bin");
-    assert_eq!(c.ask(&req), "OK registered");
+    let refused = c.ask(&req);
+    assert!(
+        refused.starts_with("ERR authentication required"),
+        "{refused}"
+    );
+    assert_eq!(c.ask("SEARCH"), "OK 0", "nothing registered");
+    let me = test_tls();
+    let mut authed = Raw::connect_tls(tracker.addr(), &me, Some(tracker.id));
+    assert_eq!(authed.ask("HELLO 2"), "OK p2pshare 2");
+    assert_eq!(authed.ask(&req), "OK registered");
     assert_eq!(c.list("SEARCH"), [format!("{id} 1234 1 wire.bin")]);
+    assert_eq!(
+        authed.list(&format!("PEERS {id}")),
+        [format!("127.0.0.1:{port} complete {}", me.id())],
+        "version 2 rows name the state and the id"
+    );
     assert!(c.list("SEARCH nomatch").is_empty());
 
     c.send("x".repeat(10_000).as_bytes());

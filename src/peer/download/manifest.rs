@@ -6,7 +6,6 @@
 //! someone claimed (the tracker or the link): a peer that sends anything
 //! else is not used again in this download.
 
-use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
@@ -19,14 +18,16 @@ use crate::bounds::{CONNECT_TIMEOUT, MANIFEST_HEDGE, MANIFEST_PARALLEL, MAX_MANI
 use crate::error::{Error, Result};
 use crate::manifest::{FileId, Manifest};
 use crate::net::stop::StopSignal;
+use crate::net::tls::Tls;
+use crate::peer::locate::Source;
 use crate::protocol::message::{hello_line, parse_hello_reply, OLDEST_VERSION, PROTOCOL_VERSION};
 use crate::protocol::{Connection, PeerRequest};
 
-/// Connects to a peer and says `HELLO`; returns the connection and the
-/// protocol version the peer speaks (an older peer refuses ours and is
-/// asked again with version 1).
-pub fn connect_peer(addr: SocketAddr) -> Result<(Connection, u32)> {
-    let mut conn = Connection::connect_addr(addr, CONNECT_TIMEOUT)?;
+/// Connects to a peer over TLS (pinning its id if known) and says
+/// `HELLO`; returns the connection and the protocol version the peer speaks
+/// (an older peer refuses ours and is asked again with version 1).
+pub fn connect_peer(peer: Source, tls: &Tls) -> Result<(Connection, u32)> {
+    let mut conn = Connection::connect_tls(&peer.addr.to_string(), tls, peer.id, CONNECT_TIMEOUT)?;
     conn.set_reply_timeout(CONNECT_TIMEOUT);
     let version = match conn.request(&hello_line()) {
         Ok(reply) => parse_hello_reply(&reply)?.min(PROTOCOL_VERSION),
@@ -46,7 +47,7 @@ pub fn connect_peer(addr: SocketAddr) -> Result<(Connection, u32)> {
 /// What [`fetch_manifest`] found: the manifest, the peers that did not fail
 /// (the one that delivered, and those not asked or not done yet), and those
 /// that did.
-pub type Fetched = (Manifest, Vec<SocketAddr>, Vec<SocketAddr>);
+pub type Fetched = (Manifest, Vec<Source>, Vec<Source>);
 
 /// Fetches the manifest of `id` (see the module docs). `sizes` are the
 /// sizes claimed for it (empty: no check). Gives up early once `stop` is
@@ -54,7 +55,8 @@ pub type Fetched = (Manifest, Vec<SocketAddr>, Vec<SocketAddr>);
 pub fn fetch_manifest(
     id: &FileId,
     sizes: &[u64],
-    peers: &[SocketAddr],
+    peers: &[Source],
+    tls: &Tls,
     stop: &Arc<StopSignal>,
 ) -> Result<Fetched, DownloadError> {
     // The others' connections are interrupted once a manifest is in; their
@@ -69,12 +71,12 @@ pub fn fetch_manifest(
         }
         let now = Instant::now();
         if next < peers.len() && running < MANIFEST_PARALLEL && now >= launch_at {
-            let (addr, id, tx) = (peers[next], *id, tx.clone());
+            let (peer, id, tx, tls) = (peers[next], *id, tx.clone(), tls.clone());
             let (sizes, signal) = (Arc::clone(&sizes), Arc::clone(&phase));
             let spawned = thread::Builder::new()
                 .name("manifest".into())
                 .spawn(move || {
-                    let _ = tx.send((addr, manifest_from(addr, &id, &sizes, &signal)));
+                    let _ = tx.send((peer, manifest_from(peer, &id, &sizes, &tls, &signal)));
                 });
             if let Err(e) = spawned {
                 phase.stop();
@@ -93,9 +95,9 @@ pub fn fetch_manifest(
         };
         match rx.recv_timeout(wait.max(Duration::from_millis(1))) {
             Ok((_, Ok(manifest))) => break Some(manifest),
-            Ok((addr, Err(e))) => {
-                log::warn!("manifest from {addr}: {e}");
-                failed.push(addr);
+            Ok((peer, Err(e))) => {
+                log::warn!("manifest from {}: {e}", peer.addr);
+                failed.push(peer);
                 running -= 1;
                 launch_at = Instant::now(); // the next one at once
             }
@@ -118,12 +120,13 @@ pub fn fetch_manifest(
 }
 
 fn manifest_from(
-    addr: SocketAddr,
+    peer: Source,
     id: &FileId,
     sizes: &[u64],
+    tls: &Tls,
     stop: &Arc<StopSignal>,
 ) -> Result<Manifest> {
-    let (mut conn, _) = connect_peer(addr)?;
+    let (mut conn, _) = connect_peer(peer, tls)?;
     let _interruptible = stop.guard(conn.interrupter()?);
     conn.write_all(PeerRequest::Manifest { id: *id }.encode().as_bytes())?;
     let len = conn.read_payload_header(MAX_MANIFEST_LEN)?;

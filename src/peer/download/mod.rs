@@ -19,7 +19,6 @@ pub mod progress;
 pub mod scheduler;
 mod worker;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -31,10 +30,12 @@ use thiserror::Error;
 use self::progress::{Outcome, Progress};
 use self::scheduler::{PeerStats, Scheduler};
 use super::library::{Library, SharedFile};
+use super::locate::Source;
 use crate::bounds::PEER_REFRESH_MAX;
 use crate::manifest::{FileId, Manifest};
 use crate::net::rate::RateCap;
 use crate::net::stop::StopSignal;
+use crate::net::tls::Tls;
 use crate::storage::{PartialFile, StoreError};
 
 pub use self::manifest::connect_peer;
@@ -75,7 +76,7 @@ pub struct Report {
 /// finding peers and telling the tracker and the DHT what it has.
 pub trait Swarm: Send + Sync {
     /// The peers of `id` known now (tracker and DHT), this peer left out.
-    fn peers(&self, id: &FileId) -> Vec<SocketAddr>;
+    fn peers(&self, id: &FileId) -> Vec<Source>;
     /// `file` is in the library, complete or partial: announce it so. Returns
     /// a warning to show if that failed.
     fn announce(&self, file: &Arc<SharedFile>) -> Option<String>;
@@ -92,6 +93,8 @@ pub struct Context {
     pub workers: usize,
     /// How long to wait for a usable peer when none is left.
     pub patience: Duration,
+    /// This peer's TLS identity and configs, for connecting to others.
+    pub tls: Tls,
     pub swarm: Arc<dyn Swarm>,
 }
 
@@ -103,7 +106,7 @@ pub struct Request {
     /// The sizes the tracker or link claimed; the manifest must declare one
     /// (none: nothing to check against).
     pub sizes: Vec<u64>,
-    pub peers: Vec<SocketAddr>,
+    pub peers: Vec<Source>,
 }
 
 /// A running (or finished) download.
@@ -197,7 +200,7 @@ fn run(
 ) -> Result<Report, DownloadError> {
     let started = Instant::now();
     let stop = stopping.stop;
-    let fetched = manifest::fetch_manifest(&req.id, &req.sizes, &req.peers, stop);
+    let fetched = manifest::fetch_manifest(&req.id, &req.sizes, &req.peers, &ctx.tls, stop);
     let (manifest, peers, failed_peers) = match fetched {
         Err(_) if stopping.cancelled() => {
             return Err(DownloadError::Cancelled { done: 0, total: 0 })
@@ -244,6 +247,7 @@ fn run(
         entry: entry.as_ref(),
         scheduler: &scheduler,
         rate: &ctx.rate,
+        tls: &ctx.tls,
         progress,
         stop,
     };

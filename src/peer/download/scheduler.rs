@@ -37,7 +37,9 @@ use crate::bounds::{
     MAX_HOLDERS, MAX_STRIKES, RANDOM_FIRST,
 };
 use crate::chunkset::ChunkSet;
+use crate::identity::PeerId;
 use crate::net::stop::StopSignal;
+use crate::peer::locate::Source;
 
 /// How long an idle worker sleeps before looking at the stop signal again
 /// (a cancel from outside does not notify the condvar).
@@ -74,6 +76,8 @@ pub struct PeerStats {
 
 struct PeerSlot {
     addr: SocketAddr,
+    /// The id its certificate must have, if known.
+    pin: Option<PeerId>,
     /// What it offers; `None` until its first `HAVE` reply (or for a
     /// version 1 peer): taken to be everything.
     offers: Option<ChunkSet>,
@@ -136,7 +140,7 @@ pub struct Scheduler {
 impl Scheduler {
     /// Fetches the chunks missing from `have` from `peers`; stops `stop` when
     /// the download is over.
-    pub fn new(have: &ChunkSet, peers: &[SocketAddr], stop: Arc<StopSignal>) -> Self {
+    pub fn new(have: &ChunkSet, peers: &[Source], stop: Arc<StopSignal>) -> Self {
         if have.is_complete() {
             stop.stop();
         }
@@ -164,16 +168,22 @@ impl Scheduler {
     }
 
     /// Adds peers not known yet (a new answer from the tracker or the DHT);
-    /// returns how many were new.
-    pub fn add_peers(&self, peers: &[SocketAddr]) -> usize {
+    /// returns how many were new. A peer is known by its address and pin;
+    /// an unpinned address already known with a pin is not new.
+    pub fn add_peers(&self, peers: &[Source]) -> usize {
         let mut s = self.lock();
         let mut added = 0;
-        for &addr in peers {
-            if s.peers.iter().any(|p| p.addr == addr) {
+        for &Source { addr, id } in peers {
+            let known = s
+                .peers
+                .iter()
+                .any(|p| p.addr == addr && (p.pin == id || id.is_none()));
+            if known {
                 continue;
             }
             s.peers.push(PeerSlot {
                 addr,
+                pin: id,
                 offers: None,
                 complete: true,
                 workers: 0,
@@ -197,11 +207,15 @@ impl Scheduler {
 
     /// Marks `peers` as not to be used by this download (they failed before
     /// it started, e.g. with a false manifest), also when found again.
-    pub fn ban(&self, peers: &[SocketAddr]) {
+    pub fn ban(&self, peers: &[Source]) {
         self.add_peers(peers);
         let mut s = self.lock();
         for peer in 0..s.peers.len() {
-            if peers.contains(&s.peers[peer].addr) && !s.peers[peer].banned {
+            let slot = &s.peers[peer];
+            let listed = peers
+                .iter()
+                .any(|p| p.addr == slot.addr && p.id == slot.pin);
+            if listed && !slot.banned {
                 account(&mut s, peer, -1);
                 s.peers[peer].banned = true;
             }
@@ -232,7 +246,10 @@ impl Scheduler {
                 return Some(Lease {
                     scheduler: self,
                     peer: i,
-                    addr: s.peers[i].addr,
+                    source: Source {
+                        addr: s.peers[i].addr,
+                        id: s.peers[i].pin,
+                    },
                 });
             }
             s = self.wait(s);
@@ -553,7 +570,7 @@ fn next_random(rng: &mut u64) -> u64 {
 pub struct Lease<'a> {
     scheduler: &'a Scheduler,
     pub peer: usize,
-    pub addr: SocketAddr,
+    pub source: Source,
 }
 
 impl<'a> Lease<'a> {

@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::manifest::{Chunk, FileId, Manifest};
 use crate::net::rate::RateCap;
 use crate::net::stop::StopSignal;
+use crate::net::tls::Tls;
 use crate::peer::library::SharedFile;
 use crate::protocol::peer_msg::parse_have_header;
 use crate::protocol::{Connection, PeerRequest};
@@ -39,6 +40,7 @@ pub struct Job<'a> {
     pub entry: Option<&'a Arc<SharedFile>>,
     pub scheduler: &'a Scheduler,
     pub rate: &'a RateCap,
+    pub tls: &'a Tls,
     pub progress: &'a Progress,
     pub stop: &'a Arc<StopSignal>,
 }
@@ -62,12 +64,18 @@ enum Pending<'a> {
 /// Fetches chunks from the leased peer until it fails, is banned, stays
 /// idle while other peers wait for a worker, or the download ends.
 fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(), StoreError> {
-    let addr = lease.addr;
-    let (mut conn, version) = match connect_peer(addr) {
+    let addr = lease.source.addr;
+    let (mut conn, version) = match connect_peer(lease.source, job.tls) {
         Ok(connected) => connected,
         Err(Error::Busy) => {
             log::debug!("peer {addr} is busy; trying it again later");
             job.scheduler.busy(lease.peer);
+            return Ok(());
+        }
+        Err(Error::WrongIdentity(e)) => {
+            log::warn!("peer {addr}: {e}; not using that address again");
+            job.scheduler.strike(lease.peer, Fault::BadData);
+            note_ban(job, lease);
             return Ok(());
         }
         Err(e) => {
@@ -194,7 +202,7 @@ fn receive_chunk(
     chunk: Chunk,
     buf: &mut [u8],
 ) -> Result<bool, StoreError> {
-    let addr = lease.addr;
+    let addr = lease.source.addr;
     let index = chunk.index;
     match read_chunk(conn, chunk, job.rate, buf) {
         Ok(data) if job.manifest.verify_chunk(index, data) => {
@@ -227,7 +235,7 @@ fn receive_chunk(
 /// peer gets a strike and the chunk goes back. Returns `false` (the
 /// connection is done).
 fn give_up(job: &Job<'_>, lease: &Lease<'_>, held: Held<'_>, e: Error) -> bool {
-    let addr = lease.addr;
+    let addr = lease.source.addr;
     if job.scheduler.is_stopped() {
         // Our own stop interrupted the connection, not the peer.
         log::debug!(
@@ -247,7 +255,7 @@ fn give_up(job: &Job<'_>, lease: &Lease<'_>, held: Held<'_>, e: Error) -> bool {
 /// has just put it so.
 fn note_ban(job: &Job<'_>, lease: &Lease<'_>) {
     if let Some(forever) = job.scheduler.ban_state(lease.peer) {
-        job.progress.banned(lease.addr, forever);
+        job.progress.banned(lease.source.addr, forever);
     }
 }
 

@@ -115,7 +115,7 @@ fn a_flood_from_many_addresses_cannot_lock_out_a_newcomer() {
 
     let asked = Instant::now();
     assert_eq!(Raw::connect(tracker.addr()).ask("SEARCH"), "OK 1");
-    assert_eq!(Raw::connect(seeder.addr).ask("HELLO 1"), "OK p2pshare 1");
+    assert_eq!(Raw::peer(seeder.addr).ask("HELLO 1"), "OK p2pshare 1");
     let took = asked.elapsed();
     assert!(took < Duration::from_secs(2), "newcomers waited {took:?}");
     assert!(

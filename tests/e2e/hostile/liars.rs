@@ -11,7 +11,7 @@ use p2pshare::storage::manifest_of;
 use crate::support::fakes::{FakePeer, Lie};
 use crate::support::harness::{TestDir, CHUNK};
 use crate::support::programs::{Peer, Tracker};
-use crate::support::raw::{register, Raw};
+use crate::support::raw::Raw;
 use crate::support::status::{assert_every_chunk_once, is_banned, sources};
 
 /// A fake peer with the right manifest but one flipped byte in every chunk,
@@ -74,16 +74,15 @@ fn a_peer_serving_wrong_chunks_is_banned_and_the_download_completes() {
 fn a_manifest_that_does_not_hash_to_the_id_is_skipped() {
     let dir = TestDir::new("liar-manifest");
     let tracker = Tracker::start(&dir);
-    // The honest seeder registers itself with a decoy tracker; the test
-    // registers it with the real one by hand, before the fakes, so the order
-    // of the tracker's list (freshest first) is the test's choice, not a race
-    // with the seeder's own announcements.
-    let decoy = Tracker::start(&dir);
+    // The honest seeder registers (with its own identity: nobody else can)
+    // before the fakes and never again during the test, so the order of the
+    // tracker's list (freshest first) is the test's choice, not a race with
+    // the seeder's own announcements.
     let (path, data) = dir.random_file("seed/m.bin", 3 * CHUNK + 5, 12);
-    let (honest, _) = Peer::seeder("honest", &decoy, &[&path]);
+    let quiet = ["--announce-interval", "3600"];
+    let (honest, _) = Peer::seeder_with("honest", &tracker, &[&path], &quiet);
     let manifest = manifest_of(&path).unwrap();
     let id = manifest.id().to_hex();
-    register(tracker.addr(), honest.addr.port(), &manifest, "m.bin");
 
     let mut changed = manifest.encode();
     let last_hash = changed.len() - 65;

@@ -1,20 +1,25 @@
-//! Who may unregister whom: the tracker tells peers apart by the address
-//! their connection came from, and a port that names no peer is refused.
+//! Who may unregister whom: the tracker changes its registry only for a
+//! client that proved a certificate over TLS, and only that id's entries;
+//! a port that names no peer is refused.
 
 use std::net::Ipv4Addr;
 
 use p2pshare::storage::manifest_of;
 
+use crate::support::fakes::test_tls;
 use crate::support::harness::TestDir;
 use crate::support::programs::{Peer, Tracker};
 use crate::support::raw::Raw;
 
-/// The tracker records a peer under the address its connection came from.
-/// A client at 127.0.0.2 cannot unregister or `BYE` a peer at 127.0.0.1:P,
-/// and its own `REGISTER P` creates 127.0.0.2:P, not 127.0.0.1:P. Known
-/// limit (no authentication): any process on the peer's own address can.
+/// The tracker records a peer under the id its certificate proved, the
+/// address its connection came from and the port it announces. Plain-text
+/// `UNREGISTER`/`BYE` are refused, from any address; a stranger with an
+/// identity of its own, from another address or from the peer's own, can
+/// neither remove nor refresh the peer's entry, and its own `REGISTER P`
+/// creates an entry of its own. (Before TLS, any process on the peer's own
+/// address could unregister it.)
 #[test]
-fn only_the_registering_address_can_unregister() {
+fn only_the_registering_identity_can_unregister() {
     let dir = TestDir::new("unregister");
     let tracker = Tracker::start(&dir);
     let (path, _) = dir.random_file("seed/mine.bin", 1000, 19);
@@ -29,38 +34,50 @@ fn only_the_registering_address_can_unregister() {
     let manifest = manifest_of(&path).unwrap();
     let id = manifest.id();
     let port = seeder.addr.port();
+    let stranger = test_tls();
     let peers = || {
-        let mut listed = Raw::connect(tracker.addr()).list(&format!("PEERS {id}"));
+        let mut c = Raw::connect_tls(tracker.addr(), &stranger, Some(tracker.id));
+        assert_eq!(c.ask("HELLO 2"), "OK p2pshare 2");
+        let mut listed = c.list(&format!("PEERS {id}"));
         listed.sort();
         listed
     };
-    let real = seeder.addr.to_string();
+    let real = format!("{} complete {}", seeder.addr, seeder.id);
     assert_eq!(peers(), [real.as_str()]);
 
-    let mut other = Raw::connect_from(Ipv4Addr::new(127, 0, 0, 2), tracker.addr());
+    for from in [Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::LOCALHOST] {
+        let mut plain = Raw::connect_from(from, tracker.addr());
+        for req in [format!("UNREGISTER {port} {id}"), format!("BYE {port}")] {
+            let reply = plain.ask(&req);
+            assert!(reply.starts_with("ERR authentication required"), "{reply}");
+        }
+    }
+    assert_eq!(peers(), [real.as_str()], "intact");
+
+    let mut other = Raw::connect_tls(tracker.addr(), &stranger, Some(tracker.id));
+    assert_eq!(other.ask("HELLO 2"), "OK p2pshare 2");
     assert_eq!(
         other.ask(&format!("UNREGISTER {port} {id}")),
         "OK unregistered"
     );
     assert_eq!(other.ask(&format!("BYE {port}")), "OK removed 0");
-    assert_eq!(peers(), [real.as_str()], "intact");
+    assert_eq!(
+        peers(),
+        [real.as_str()],
+        "a stranger on the same host removes nothing"
+    );
     let req = format!("REGISTER {port} {id} {} mine.bin", manifest.size());
     assert_eq!(other.ask(&req), "OK registered");
-    assert_eq!(peers(), [real.clone(), format!("127.0.0.2:{port}")]);
+    let theirs = format!("{} complete {}", seeder.addr, stranger.id());
+    let mut both = vec![real.clone(), theirs];
+    both.sort();
+    assert_eq!(peers(), both, "its own entry, beside the real one");
     assert_eq!(
         other.ask(&format!("BYE {port}")),
         "OK removed 1",
         "its own only"
     );
     assert_eq!(peers(), [real.as_str()]);
-
-    // The known limit: from the same address, it works.
-    let mut same = Raw::connect(tracker.addr());
-    assert_eq!(
-        same.ask(&format!("UNREGISTER {port} {id}")),
-        "OK unregistered"
-    );
-    assert!(peers().is_empty(), "removed by a stranger on the same host");
 }
 
 /// `REGISTER`, `UNREGISTER` and `BYE` with port 0 name no reachable peer
@@ -71,7 +88,7 @@ fn register_with_port_zero_is_refused() {
     let dir = TestDir::new("port-zero");
     let tracker = Tracker::start(&dir);
     let id = "ab".repeat(32);
-    let mut c = Raw::connect(tracker.addr());
+    let mut c = Raw::connect_tls(tracker.addr(), &test_tls(), Some(tracker.id));
     assert_eq!(
         c.ask(&format!("REGISTER 0 {id} 1 zero.bin")),
         "ERR invalid port: 0"

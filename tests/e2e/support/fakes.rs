@@ -13,7 +13,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use p2pshare::identity::Identity;
 use p2pshare::manifest::Manifest;
+use p2pshare::net::tls::Tls;
+use p2pshare::net::transport::Stream;
 use p2pshare::storage::manifest_of;
 
 use super::raw::register;
@@ -42,11 +45,13 @@ struct Fake {
 }
 
 /// A peer-protocol server on threads of this test, sharing the file at a
-/// path under that file's id, and lying about it. It records every request.
+/// path under that file's id, and lying about it. It speaks TLS with an
+/// identity of its own, as real peers do, and records every request.
 /// Stops accepting when dropped; its connection threads end when the
 /// downloader hangs up (or after 30 s idle).
 pub struct FakePeer {
     pub addr: SocketAddr,
+    pub tls: Tls,
     fake: Arc<Fake>,
     stop: Arc<AtomicBool>,
     acceptor: Option<JoinHandle<()>>,
@@ -66,20 +71,32 @@ impl FakePeer {
             hangups: Mutex::new(Vec::new()),
         });
         let stop = Arc::new(AtomicBool::new(false));
-        let (f, stopped) = (Arc::clone(&fake), Arc::clone(&stop));
+        let tls = test_tls();
+        let (f, stopped, config) = (
+            Arc::clone(&fake),
+            Arc::clone(&stop),
+            Arc::clone(&tls.server),
+        );
         let acceptor = thread::spawn(move || {
             for conn in listener.incoming() {
                 if stopped.load(Ordering::SeqCst) {
                     return;
                 }
                 if let Ok(conn) = conn {
-                    let f = Arc::clone(&f);
-                    thread::spawn(move || serve_fake(conn, &f));
+                    let (f, config) = (Arc::clone(&f), Arc::clone(&config));
+                    thread::spawn(move || {
+                        if let Ok(stream) =
+                            Stream::tls_server(conn, &config, Duration::from_secs(5))
+                        {
+                            serve_fake(stream, &f)
+                        }
+                    });
                 }
             }
         });
         FakePeer {
             addr,
+            tls,
             fake,
             stop,
             acceptor: Some(acceptor),
@@ -88,7 +105,13 @@ impl FakePeer {
 
     /// Registers this fake with the tracker at `tracker` for its file.
     pub fn register(&self, tracker: SocketAddr, name: &str) {
-        register(tracker, self.addr.port(), &self.fake.manifest, name);
+        register(
+            &self.tls,
+            tracker,
+            self.addr.port(),
+            &self.fake.manifest,
+            name,
+        );
     }
 
     /// Every request line it got, in order.
@@ -122,11 +145,8 @@ impl Drop for FakePeer {
 
 /// One connection of a [`FakePeer`]: the peer protocol's requests, each
 /// answered at once, with its lie.
-fn serve_fake(stream: TcpStream, fake: &Fake) {
+fn serve_fake(stream: Stream, fake: &Fake) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-    let Ok(mut w) = stream.try_clone() else {
-        return;
-    };
     let mut r = BufReader::new(stream);
     let mut first_bad: Option<Instant> = None;
     let mut line = String::new();
@@ -161,7 +181,7 @@ fn serve_fake(stream: TcpStream, fake: &Fake) {
             ["MANIFEST" | "GET", ..] => (b"ERR not sharing that\n".to_vec(), false),
             _ => (b"ERR unknown command\n".to_vec(), false),
         };
-        if w.write_all(&reply).is_err() {
+        if r.get_mut().write_all(&reply).is_err() {
             break;
         }
         if bad && first_bad.is_none() {
@@ -189,6 +209,11 @@ pub struct StubTracker {
     shared: Arc<(Mutex<Stub>, Condvar)>,
 }
 
+/// A TLS identity for a stand-in, made fresh.
+pub fn test_tls() -> Tls {
+    Tls::new(Identity::ephemeral().expect("an identity")).expect("TLS configs")
+}
+
 #[derive(Default)]
 struct Stub {
     /// Names registered and not removed by a `BYE`.
@@ -208,12 +233,16 @@ impl StubTracker {
         let port = listener.local_addr().unwrap().port();
         let shared = Arc::new((Mutex::new(Stub::default()), Condvar::new()));
         let state = Arc::clone(&shared);
+        let config = Arc::clone(&test_tls().server_optional);
         // Lives as long as the test binary; each connection has a thread.
         thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let state = Arc::clone(&state);
+            for tcp in listener.incoming().flatten() {
+                let (state, config) = (Arc::clone(&state), Arc::clone(&config));
                 thread::spawn(move || {
-                    let _ = serve_stub(stream, &state);
+                    // Peers speak TLS to trackers.
+                    if let Ok(stream) = Stream::tls_server(tcp, &config, Duration::from_secs(5)) {
+                        let _ = serve_stub(stream, &state);
+                    }
                 });
             }
         });
@@ -249,14 +278,13 @@ impl StubTracker {
 }
 
 /// One connection to the stub: one reply per request line.
-fn serve_stub(stream: TcpStream, shared: &(Mutex<Stub>, Condvar)) -> std::io::Result<()> {
+fn serve_stub(stream: Stream, shared: &(Mutex<Stub>, Condvar)) -> std::io::Result<()> {
     let (lock, changed) = shared;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut w = stream.try_clone()?;
     let mut r = BufReader::new(stream);
     let mut line = String::new();
     r.read_line(&mut line)?;
-    w.write_all(b"OK p2pshare 1\n")?;
+    r.get_mut().write_all(b"OK p2pshare 1\n")?;
     // The peer sends its requests after the HELLO reply; look before reading.
     let held = r.fill_buf()?.first() == Some(&b'R') && {
         let mut stub = lock.lock().unwrap();
@@ -275,7 +303,9 @@ fn serve_stub(stream: TcpStream, shared: &(Mutex<Stub>, Condvar)) -> std::io::Re
     };
     loop {
         line.clear();
-        if r.read_line(&mut line)? == 0 {
+        // A peer ends its TLS connection without close_notify, an error to
+        // the reader: either way the connection is over.
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
             break;
         }
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -296,7 +326,7 @@ fn serve_stub(stream: TcpStream, shared: &(Mutex<Stub>, Condvar)) -> std::io::Re
         };
         drop(stub);
         // The peer may be gone by now; what matters is what was handled.
-        let _ = w.write_all(reply.as_bytes());
+        let _ = r.get_mut().write_all(reply.as_bytes());
     }
     if held {
         lock.lock().unwrap().held_done = true;

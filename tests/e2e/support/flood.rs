@@ -102,7 +102,9 @@ pub fn fates(conns: &[TcpStream]) -> Fate {
     for c in conns {
         c.set_nonblocking(true).unwrap();
         match c.peek(&mut buf) {
+            // A plain-text server says so in a line, a TLS one in an alert.
             Ok(n) if buf[..n].starts_with(b"ERR busy") => fate.busy += 1,
+            Ok(n) if buf[..n].starts_with(&[0x15, 0x03, 0x03]) => fate.busy += 1,
             Ok(0) => fate.closed += 1,
             Ok(n) => panic!("unexpected bytes from a server: {:?}", &buf[..n]),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => fate.open += 1,

@@ -237,6 +237,8 @@ pub enum Stream {
 
 /// A running child process with line channels for stdout and stderr.
 pub struct Proc {
+    /// The state directory made for it, removed with it.
+    state: Option<PathBuf>,
     name: String,
     child: Child,
     stdin: Option<ChildStdin>,
@@ -250,6 +252,21 @@ impl Proc {
     /// Spawns `cmd` with all three standard streams piped. `name` tags the
     /// transcript.
     pub fn spawn(name: &str, mut cmd: Command) -> Proc {
+        // A state directory (identity, known trackers) of its own, unless
+        // the test chose one: nothing of the user's is read or written.
+        let chose = cmd.get_envs().any(|(k, _)| k == "XDG_STATE_HOME")
+            || cmd.get_args().any(|a| a == "--state-dir");
+        let state = (!chose).then(|| {
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let dir =
+                std::env::temp_dir().join(format!("p2pshare-e2e-state-{}-{n}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            dir
+        });
+        if let Some(dir) = &state {
+            cmd.env("XDG_STATE_HOME", dir);
+        }
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -272,6 +289,7 @@ impl Proc {
         );
         Proc {
             name: name.to_string(),
+            state,
             stdin: child.stdin.take(),
             child,
             out,
@@ -469,6 +487,9 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(dir) = &self.state {
+            let _ = fs::remove_dir_all(dir);
+        }
         if thread::panicking() {
             let lines = self.transcript.lock().unwrap_or_else(|e| e.into_inner());
             eprintln!("---- transcript of {} ----", self.name);

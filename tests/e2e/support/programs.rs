@@ -3,6 +3,7 @@
 //! the peer's REPL commands (`download`, `search`) with their output parsed
 //! where a test needs the values.
 
+use p2pshare::identity::PeerId;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
@@ -15,6 +16,17 @@ pub struct Tracker {
     /// Held so the process lives exactly as long as the test needs it.
     proc: Proc,
     pub port: u16,
+    /// Its id, from its `Tracker id:` line.
+    pub id: PeerId,
+}
+
+/// The id in the line of `proc`'s stdout that starts with `prefix`, the
+/// line after its listening line.
+fn id_line(proc: &Proc, prefix: &str) -> PeerId {
+    let line = proc.expect_out(prefix, STARTUP);
+    line.strip_prefix(prefix)
+        .and_then(|id| id.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no id in {line:?}"))
 }
 
 impl Tracker {
@@ -26,8 +38,13 @@ impl Tracker {
     /// e.g. again on the port of one that was killed.
     pub fn start_with(dir: &TestDir, port: u16, extra: &[&str]) -> Tracker {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tracker"));
+        // One identity per test directory, so that a tracker restarted on
+        // its port is the same tracker to the peers that pinned it.
+        let state = dir.path().join(".tracker-state");
         cmd.args(["--bind", "127.0.0.1"])
             .args(extra)
+            .arg("--state-dir")
+            .arg(&state)
             .arg(port.to_string())
             .current_dir(dir.path());
         let proc = Proc::spawn("tracker", cmd);
@@ -37,7 +54,8 @@ impl Tracker {
             .and_then(|rest| rest.split('.').next())
             .and_then(|p| p.parse().ok())
             .unwrap_or_else(|| panic!("tracker: unexpected first line {line:?}"));
-        Tracker { proc, port }
+        let id = id_line(&proc, "Tracker id: ");
+        Tracker { proc, port, id }
     }
 
     /// Kills the tracker with SIGKILL: everything it knew is lost.
@@ -60,6 +78,8 @@ impl Tracker {
 pub struct Peer {
     pub proc: Proc,
     pub addr: SocketAddr,
+    /// Its id, from its `Peer id:` line.
+    pub id: PeerId,
     pub page: Option<SocketAddr>,
 }
 
@@ -93,8 +113,14 @@ impl Peer {
             .strip_prefix("Peer listening on ")
             .and_then(|a| a.trim().parse().ok())
             .unwrap_or_else(|| panic!("{name}: unexpected first line {line:?}"));
+        let id = id_line(&proc, "Peer id: ");
         let page = extra.contains(&"--http").then(|| proc.status_page());
-        Peer { proc, addr, page }
+        Peer {
+            proc,
+            addr,
+            id,
+            page,
+        }
     }
 
     /// Starts a `--serve` peer sharing `files`; returns it once every file

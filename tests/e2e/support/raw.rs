@@ -18,7 +18,10 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use p2pshare::identity::PeerId;
 use p2pshare::manifest::Manifest;
+use p2pshare::net::tls::Tls;
+use p2pshare::net::transport::Stream;
 
 use super::harness::wait_until;
 
@@ -65,37 +68,60 @@ pub fn connect_from(from: Ipv4Addr, to: SocketAddr) -> io::Result<TcpStream> {
 }
 
 /// A raw protocol client: lines out, reply lines or payload bytes back, each
-/// read bounded by [`REPLY`].
+/// read bounded by [`REPLY`]. Over plain text (the tracker) or TLS (peers,
+/// which speak nothing else).
 pub struct Raw {
-    r: BufReader<TcpStream>,
+    r: BufReader<Stream>,
+    /// The socket underneath, for its address and state; never written to
+    /// directly on TLS.
     pub w: TcpStream,
 }
 
 impl Raw {
+    /// Plain text, as `nc` speaks to a tracker.
     pub fn connect(to: SocketAddr) -> Raw {
-        Raw::new(TcpStream::connect(to).unwrap_or_else(|e| panic!("connect {to}: {e}")))
+        Raw::new(
+            TcpStream::connect(to)
+                .unwrap_or_else(|e| panic!("connect {to}: {e}"))
+                .into(),
+        )
     }
 
     pub fn connect_from(from: Ipv4Addr, to: SocketAddr) -> Raw {
-        Raw::new(connect_from(from, to).unwrap_or_else(|e| panic!("connect {to} from {from}: {e}")))
+        let tcp =
+            connect_from(from, to).unwrap_or_else(|e| panic!("connect {to} from {from}: {e}"));
+        Raw::new(tcp.into())
     }
 
-    fn new(stream: TcpStream) -> Raw {
+    /// TLS as `tls` (pinning the server's id if `pin`), as peers speak.
+    pub fn connect_tls(to: SocketAddr, tls: &Tls, pin: Option<PeerId>) -> Raw {
+        let tcp = TcpStream::connect(to).unwrap_or_else(|e| panic!("connect {to}: {e}"));
+        let stream =
+            Stream::tls_client(tcp, tls, pin, REPLY).unwrap_or_else(|e| panic!("TLS to {to}: {e}"));
+        Raw::new(stream)
+    }
+
+    /// TLS to a peer, as a stranger with an identity of its own.
+    pub fn peer(to: SocketAddr) -> Raw {
+        Raw::connect_tls(to, &super::fakes::test_tls(), None)
+    }
+
+    fn new(stream: Stream) -> Raw {
         stream.set_read_timeout(Some(REPLY)).unwrap();
         stream.set_write_timeout(Some(REPLY)).unwrap();
         Raw {
-            w: stream.try_clone().unwrap(),
+            w: stream.socket().try_clone().unwrap(),
             r: BufReader::new(stream),
         }
     }
 
-    /// Another handle on the same connection (unbuffered reads so far).
+    /// Another handle on the same plain connection (unbuffered reads so far).
     pub fn clone_raw(&self) -> Raw {
-        Raw::new(self.w.try_clone().unwrap())
+        Raw::new(self.w.try_clone().unwrap().into())
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
-        self.w.write_all(bytes).expect("cannot send");
+        self.r.get_mut().write_all(bytes).expect("cannot send");
     }
 
     /// The next reply line, without its `\n`.
@@ -154,6 +180,20 @@ impl Raw {
         }
     }
 
+    /// Asserts that the server gives this plain-text client no service: it
+    /// closes within `within`, having sent nothing or only a TLS alert (a
+    /// TLS server's answer to text).
+    pub fn expect_no_service(&mut self, within: Duration) {
+        self.w.set_read_timeout(Some(within)).unwrap();
+        let mut got = Vec::new();
+        let _ = self.r.read_to_end(&mut got);
+        assert!(
+            got.is_empty() || got.starts_with(&[0x15, 0x03]),
+            "a plain-text answer: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+    }
+
     /// Whether the server has neither closed the connection nor sent
     /// anything on it.
     pub fn is_open(&self) -> bool {
@@ -165,14 +205,25 @@ impl Raw {
 }
 
 /// `REGISTER`s `port` with the tracker at `tracker` as having `manifest`'s
-/// file under `name`, from 127.0.0.1.
-pub fn register(tracker: SocketAddr, port: u16, manifest: &Manifest, name: &str) {
-    let req = format!(
-        "REGISTER {port} {} {} {name}",
-        manifest.id(),
-        manifest.size()
-    );
-    assert_eq!(Raw::connect(tracker).ask(&req), "OK registered");
+/// file under `name`, from 127.0.0.1, as the identity of `tls` (the tracker
+/// lists it with that id, which downloaders then pin).
+pub fn register(tls: &Tls, tracker: SocketAddr, port: u16, manifest: &Manifest, name: &str) {
+    register_size(tls, tracker, port, manifest, manifest.size(), name);
+}
+
+/// [`register`] with a claimed size of the caller's choice.
+pub fn register_size(
+    tls: &Tls,
+    tracker: SocketAddr,
+    port: u16,
+    manifest: &Manifest,
+    size: u64,
+    name: &str,
+) {
+    let req = format!("REGISTER {port} {} {size} {name}", manifest.id());
+    let mut c = Raw::connect_tls(tracker, tls, None);
+    assert_eq!(c.ask("HELLO 2"), "OK p2pshare 2");
+    assert_eq!(c.ask(&req), "OK registered");
 }
 
 /// The tracker's own answer to `SEARCH`, over a connection of ours, as
@@ -247,7 +298,18 @@ pub struct Probe {
 }
 
 impl Probe {
+    /// A probe of a tracker, in plain text.
     pub fn start(to: SocketAddr, request: &'static str, want: &'static str) -> Probe {
+        Probe::run(to, request, want, false)
+    }
+
+    /// A probe of a peer, over TLS (its handshake included in the times).
+    pub fn peer(to: SocketAddr, request: &'static str, want: &'static str) -> Probe {
+        Probe::run(to, request, want, true)
+    }
+
+    fn run(to: SocketAddr, request: &'static str, want: &'static str, tls: bool) -> Probe {
+        let identity = super::fakes::test_tls();
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
         let handle = thread::spawn(move || {
@@ -256,9 +318,13 @@ impl Probe {
             while !stopped.load(Ordering::SeqCst) && results.len() < 2000 {
                 let started = Instant::now();
                 let reply = (|| -> io::Result<String> {
-                    let s = TcpStream::connect_timeout(&to, REPLY)?;
-                    s.set_read_timeout(Some(REPLY))?;
-                    (&s).write_all(format!("{request}\n").as_bytes())?;
+                    let tcp = TcpStream::connect_timeout(&to, REPLY)?;
+                    tcp.set_read_timeout(Some(REPLY))?;
+                    let mut s = match tls {
+                        true => Stream::tls_client(tcp, &identity, None, REPLY)?,
+                        false => Stream::from(tcp),
+                    };
+                    s.write_all(format!("{request}\n").as_bytes())?;
                     let mut line = String::new();
                     BufReader::new(s).read_line(&mut line)?;
                     Ok(line)

@@ -1,9 +1,9 @@
 use super::*;
 use std::thread;
 
-fn peers(n: u16) -> Vec<SocketAddr> {
+fn peers(n: u16) -> Vec<Source> {
     (0..n)
-        .map(|i| SocketAddr::from(([127, 0, 0, 1], 1000 + i)))
+        .map(|i| Source::unpinned(SocketAddr::from(([127, 0, 0, 1], 1000 + i))))
         .collect()
 }
 
