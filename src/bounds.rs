@@ -36,6 +36,10 @@ pub const MAX_LIST_ENTRIES: usize = 100_000;
 /// file a manifest can describe (`MAX_MANIFEST_LEN` / 65 bytes a chunk).
 pub const MAX_HAVE_LEN: usize = (MAX_MANIFEST_LEN / 65).div_ceil(8);
 
+/// Most private shares one connection may prove (`AUTH`); a downloader
+/// proves one.
+pub const MAX_SESSION_AUTHS: usize = 16;
+
 /// A connection's read buffer: many pipelined lines, or the start of a payload.
 pub const READ_BUF: usize = 64 * 1024;
 

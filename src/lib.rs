@@ -9,6 +9,7 @@
 //! - [`net`]: the accept loop every server shares, bandwidth caps, and the
 //!   Linux calls std lacks.
 //! - [`identity`]: a peer's or tracker's key, certificate and id.
+//! - [`private`]: private shares' secrets, blinded ids and per-session proofs.
 //! - [`manifest`]: a file's size and per-chunk SHA-256 list, and its id.
 //! - [`chunkset`]: which chunks of a file are present, and its wire form.
 //! - [`storage`]: chunks on disk behind a small interface; hashing files for
@@ -28,6 +29,7 @@ pub mod link;
 pub mod manifest;
 pub mod net;
 pub mod peer;
+pub mod private;
 pub mod protocol;
 pub mod storage;
 pub mod tracker;

@@ -1,4 +1,5 @@
-//! Share links: `p2pshare:<64 hex id>?name=<percent-encoded name>&size=<bytes>`.
+//! Share links: `p2pshare:<64 hex id>?name=<percent-encoded name>&size=<bytes>`,
+//! and for a private share `&secret=<26 base32>` (see [`private`](crate::private)).
 //! A link carries everything a download needs besides peers, so it works
 //! with no tracker at all (peers then come from the DHT). The id is what is
 //! trusted: the manifest fetched from any peer must hash to it.
@@ -10,6 +11,7 @@ use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_AL
 use thiserror::Error;
 
 use crate::manifest::FileId;
+use crate::private::Secret;
 use crate::protocol::message::validate_name;
 
 const SCHEME: &str = "p2pshare:";
@@ -35,6 +37,8 @@ pub struct ShareLink {
     pub id: FileId,
     pub name: Option<String>,
     pub size: Option<u64>,
+    /// A private share's secret.
+    pub secret: Option<Secret>,
 }
 
 impl ShareLink {
@@ -54,6 +58,10 @@ impl fmt::Display for ShareLink {
         }
         if let Some(size) = self.size {
             write!(f, "{sep}size={size}")?;
+            sep = '&';
+        }
+        if let Some(secret) = &self.secret {
+            write!(f, "{sep}secret={secret}")?;
         }
         Ok(())
     }
@@ -70,6 +78,7 @@ impl FromStr for ShareLink {
             id,
             name: None,
             size: None,
+            secret: None,
         };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             match pair.split_once('=') {
@@ -82,6 +91,9 @@ impl FromStr for ShareLink {
                 }
                 Some(("size", value)) => {
                     link.size = Some(value.parse().map_err(|_| LinkError::Invalid("size"))?);
+                }
+                Some(("secret", value)) => {
+                    link.secret = Some(value.parse().map_err(|_| LinkError::Invalid("secret"))?);
                 }
                 // Unknown parameters are ignored, so links can grow.
                 _ => {}
@@ -102,6 +114,7 @@ mod tests {
                 id: FileId([7; 32]),
                 name: Some(name.to_string()),
                 size: Some(745),
+                secret: None,
             };
             let text = link.to_string();
             assert!(!text.contains(' '), "{text}");
@@ -113,9 +126,18 @@ mod tests {
             Ok(ShareLink {
                 id: FileId([1; 32]),
                 name: None,
-                size: None
+                size: None,
+                secret: None,
             })
         );
+        let private = ShareLink {
+            id: FileId([2; 32]),
+            name: Some("p".into()),
+            size: Some(1),
+            secret: Some(Secret([5; 16])),
+        };
+        assert!(private.to_string().contains("&secret="));
+        assert_eq!(private.to_string().parse::<ShareLink>(), Ok(private));
     }
 
     #[test]
@@ -127,6 +149,7 @@ mod tests {
             format!("p2pshare:{id}?name=..%2Fetc%2Fpasswd"),
             format!("p2pshare:{id}?name=%ff"),
             format!("p2pshare:{id}?size=-1"),
+            format!("p2pshare:{id}?secret=short"),
         ] {
             assert!(bad.parse::<ShareLink>().is_err(), "{bad}");
         }

@@ -36,6 +36,10 @@ struct Args {
     /// Share this file at start-up (repeatable).
     #[arg(long, value_name = "PATH")]
     share: Vec<PathBuf>,
+    /// Share this file privately at start-up: only holders of its link
+    /// (printed) can download it, and it is not listed by name (repeatable).
+    #[arg(long, value_name = "PATH")]
+    share_private: Vec<PathBuf>,
     /// No REPL: serve until SIGINT/SIGTERM.
     #[arg(long)]
     serve: bool,
@@ -134,8 +138,10 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     }
 
     let mut all_ok = true;
-    for path in &args.share {
-        all_ok &= repl::run_command(&peer, Command::Share(path.clone()));
+    let public = args.share.iter().map(|p| (p, false));
+    for (path, private) in public.chain(args.share_private.iter().map(|p| (p, true))) {
+        let path = path.clone();
+        all_ok &= repl::run_command(&peer, Command::Share { path, private });
     }
     if args.serve && !all_ok {
         // A seeder that cannot share what it was asked to should say so in

@@ -97,7 +97,7 @@ impl Announcer {
                         }
                     };
                     if let Some(dht) = &dht {
-                        let ids: Vec<_> = files.iter().map(|f| f.id).collect();
+                        let ids: Vec<_> = files.iter().map(|f| f.listed).collect();
                         if let Err(e) = dht.announce(&ids, tcp_port) {
                             log::warn!("{e}");
                         }
@@ -139,7 +139,8 @@ impl Announcer {
         }
     }
 
-    /// Tells the tracker this peer no longer has `id`, after any round in
+    /// Tells the tracker this peer no longer has the file it lists as `id`
+    /// (a private share's blinded id), after any round in
     /// flight (which may still have listed it) has landed, so that the
     /// withdrawal is the tracker's last word. The caller removes the file
     /// from the library first, so no later round lists it again.
@@ -159,9 +160,10 @@ fn to_tracker(tracker: &TrackerClient, files: &[Arc<SharedFile>]) -> Result<(), 
     let list: Vec<Announcement<'_>> = files
         .iter()
         .map(|f| Announcement {
-            id: f.id,
+            // A private share is registered unlisted, under its blinded id.
+            id: f.listed,
             size: f.manifest.size(),
-            name: &f.name,
+            name: f.secret.is_none().then_some(f.name.as_str()),
             complete: f.is_complete(),
         })
         .collect();

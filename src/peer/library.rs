@@ -18,11 +18,17 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use super::offer::Offers;
 use crate::chunkset::ChunkSet;
 use crate::manifest::{FileId, Manifest};
+use crate::private::Secret;
 use crate::storage::{FileStorage, Stamp, Storage};
 
 pub struct SharedFile {
     pub id: FileId,
     pub name: String,
+    /// A private share's secret: served only on connections that prove it.
+    pub secret: Option<Secret>,
+    /// The id the tracker and the DHT know it by: `id`, or for a private
+    /// share the blinded id.
+    pub listed: FileId,
     pub manifest: Manifest,
     /// The canonical manifest bytes, served as they are.
     pub encoded: Vec<u8>,
@@ -47,10 +53,14 @@ impl SharedFile {
         manifest: Manifest,
         storage: Arc<dyn Storage>,
         have: ChunkSet,
+        secret: Option<Secret>,
     ) -> Self {
+        let id = manifest.id();
         SharedFile {
-            id: manifest.id(),
+            id,
             name,
+            secret,
+            listed: secret.map_or(id, |s| s.blind(&id)),
             encoded: manifest.encode(),
             manifest,
             storage,
@@ -137,16 +147,18 @@ pub struct Library {
 
 impl Library {
     /// Shares the complete file at `path` under `name`, described by
-    /// `manifest`. Sharing the same content again replaces the earlier entry.
+    /// `manifest`, privately if it has a `secret`. Sharing the same content
+    /// again replaces the earlier entry.
     pub fn add(
         &self,
         name: String,
         path: PathBuf,
         manifest: Manifest,
+        secret: Option<Secret>,
     ) -> io::Result<Arc<SharedFile>> {
         let storage = Arc::new(FileStorage::new(File::open(&path)?));
         let have = ChunkSet::full(manifest.chunk_count());
-        let file = SharedFile::new(name, path, manifest, storage, have);
+        let file = SharedFile::new(name, path, manifest, storage, have, secret);
         *write(&file.stamp) = Some(file.storage.stamp()?);
         Ok(self.insert(file))
     }
@@ -169,8 +181,9 @@ impl Library {
     }
 
     /// Adds a file being downloaded to `part`, with the chunks `have`
-    /// already verified there. It replaces no complete entry: if this peer
-    /// already shares the whole file, there is no new entry (`None`).
+    /// already verified there, privately if it has a `secret`. It replaces
+    /// no complete entry: if this peer already shares the whole file, there
+    /// is no new entry (`None`).
     pub fn add_partial(
         &self,
         name: String,
@@ -178,6 +191,7 @@ impl Library {
         manifest: Manifest,
         storage: Arc<dyn Storage>,
         have: ChunkSet,
+        secret: Option<Secret>,
     ) -> Option<Arc<SharedFile>> {
         let mut files = write(&self.files);
         let id = manifest.id();
@@ -190,6 +204,7 @@ impl Library {
             manifest,
             storage,
             have,
+            secret,
         ));
         files.insert(id, Arc::clone(&entry));
         Some(entry)
@@ -231,7 +246,7 @@ impl Library {
             self.withdrawn
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .push(file.id);
+                .push(file.listed);
         }
         dropped
     }
@@ -246,7 +261,7 @@ impl Library {
         }
     }
 
-    /// The ids dropped since the last call, to unregister.
+    /// The listed ids dropped since the last call, to unregister.
     pub fn take_withdrawn(&self) -> Vec<FileId> {
         std::mem::take(&mut *self.withdrawn.lock().unwrap_or_else(|e| e.into_inner()))
     }
@@ -288,115 +303,4 @@ fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn manifest(n: u8) -> Manifest {
-        Manifest::with_chunk_size(30, 10, vec![[n; 32]; 3]).expect("manifest")
-    }
-
-    fn storage() -> Arc<dyn Storage> {
-        Arc::new(FileStorage::new(
-            File::open("/dev/null").expect("/dev/null"),
-        ))
-    }
-
-    #[test]
-    fn partial_entries_track_their_chunks_and_are_listed_apart() {
-        let lib = Library::default();
-        let m = manifest(1);
-        let f = lib
-            .add_partial(
-                "a".into(),
-                Path::new(".a.part"),
-                m.clone(),
-                storage(),
-                ChunkSet::from_fn(3, |i| i == 1),
-            )
-            .expect("a new entry");
-        assert!(f.has(1) && !f.has(0) && !f.is_complete());
-        assert!(lib.list().is_empty());
-        assert_eq!(lib.partial().len(), 1);
-        f.add_uploaded(10);
-        f.add_chunk(0);
-        f.add_chunk(2);
-        assert!(f.is_complete(), "every chunk present");
-        f.add_uploaded(5);
-        assert_eq!((f.uploaded(), f.uploaded_while_partial()), (15, 10));
-        f.complete(PathBuf::from("a"));
-        assert_eq!(f.path(), PathBuf::from("a"));
-        assert_eq!(lib.list().len(), 1);
-    }
-
-    #[test]
-    fn a_partial_entry_never_replaces_a_complete_one_and_removal_is_exact() {
-        let lib = Library::default();
-        let m = manifest(2);
-        let full = lib.insert(SharedFile::new(
-            "b".into(),
-            "b".into(),
-            m.clone(),
-            storage(),
-            ChunkSet::full(3),
-        ));
-        let again = lib.add_partial(
-            "b".into(),
-            Path::new("p"),
-            m.clone(),
-            storage(),
-            ChunkSet::empty(3),
-        );
-        assert!(again.is_none(), "the complete entry stays");
-        assert!(Arc::ptr_eq(&full, &lib.get(&full.id).expect("still there")));
-        let other = Arc::new(SharedFile::new(
-            "b".into(),
-            "b".into(),
-            m,
-            storage(),
-            ChunkSet::empty(3),
-        ));
-        assert!(!lib.remove(&other), "not the library's entry");
-        assert!(lib.remove(&full));
-        assert!(lib.get(&full.id).is_none());
-    }
-
-    #[test]
-    fn a_file_changed_in_place_is_dropped_once_and_queued_for_unregistering() {
-        let path = std::env::temp_dir().join(format!("p2pshare-lib-{}", std::process::id()));
-        std::fs::write(&path, b"first").unwrap();
-        let lib = Library::default();
-        let m = crate::storage::manifest_of(&path).unwrap();
-        let f = lib.add("f".into(), path.clone(), m).unwrap();
-        assert!(!f.changed());
-        lib.drop_changed();
-        assert_eq!(lib.list().len(), 1, "unchanged files stay");
-        std::fs::write(&path, b"second, longer").unwrap();
-        assert!(f.changed());
-        lib.drop_changed();
-        assert!(lib.list().is_empty());
-        assert!(!lib.withdraw_changed(&f), "dropped once");
-        assert_eq!(lib.take_withdrawn(), [f.id]);
-        assert!(lib.take_withdrawn().is_empty());
-
-        let m2 = crate::storage::manifest_of(&path).unwrap();
-        let old = lib.add(
-            "f".into(),
-            path.clone(),
-            crate::storage::manifest_of(&path).unwrap(),
-        );
-        std::fs::write(&path, b"third").unwrap();
-        let new = lib
-            .add(
-                "f".into(),
-                path.clone(),
-                crate::storage::manifest_of(&path).unwrap(),
-            )
-            .unwrap();
-        let gone = lib.remove_others_at(&path, &new.id);
-        assert_eq!(gone.len(), 1, "the old content of the same path");
-        assert_eq!(gone[0].id, m2.id());
-        assert!(old.is_ok());
-        assert_eq!(lib.list().len(), 1);
-        let _ = std::fs::remove_file(path);
-    }
-}
+mod tests;

@@ -9,6 +9,7 @@ use crate::dht::DhtNode;
 use crate::identity::PeerId;
 use crate::link::ShareLink;
 use crate::manifest::FileId;
+use crate::private::Secret;
 use crate::protocol::message::IdPrefix;
 use crate::protocol::FileSummary;
 
@@ -30,6 +31,8 @@ impl Source {
 #[derive(Debug, Clone)]
 pub struct Located {
     pub id: FileId,
+    /// A private share's secret (from its link).
+    pub secret: Option<Secret>,
     pub name: String,
     /// The size the tracker (by most peers) or link claims, for display.
     pub size: Option<u64>,
@@ -45,6 +48,7 @@ pub struct Located {
 /// What the user asked for, before peers are looked up.
 pub struct Wanted {
     pub id: FileId,
+    pub secret: Option<Secret>,
     pub name: Option<String>,
     /// As in [`Located`].
     pub size: Option<u64>,
@@ -63,12 +67,13 @@ pub trait Catalogue {
 /// link that names its file and size, `INFO <id>` for a full id (or a link
 /// without name or size), and for a name (or id prefix) `SEARCH <name>`
 /// (and `INFO <prefix>`). A link or full id works without a tracker; a name
-/// or prefix does not.
+/// or prefix does not. A private link is never looked up by its id (the
+/// tracker does not list it, and asking would tell it which file).
 pub fn wanted(target: &str, tracker: &dyn Catalogue) -> Result<Wanted, PeerError> {
     if ShareLink::is_link(target) {
         let link: ShareLink = target.parse()?;
-        let known = match (&link.name, link.size) {
-            (Some(_), Some(_)) => Vec::new(),
+        let known = match (&link.name, link.size, link.secret) {
+            (Some(_), Some(_), _) | (_, _, Some(_)) => Vec::new(),
             _ => known_rows(tracker, &link.id),
         };
         let sizes = match link.size {
@@ -77,6 +82,7 @@ pub fn wanted(target: &str, tracker: &dyn Catalogue) -> Result<Wanted, PeerError
         };
         return Ok(Wanted {
             id: link.id,
+            secret: link.secret,
             name: link.name.or_else(|| known.first().map(|f| f.name.clone())),
             size: link.size.or(known.first().map(|f| f.size)),
             sizes,
@@ -86,6 +92,7 @@ pub fn wanted(target: &str, tracker: &dyn Catalogue) -> Result<Wanted, PeerError
         let known = known_rows(tracker, &id);
         return Ok(Wanted {
             id,
+            secret: None,
             name: known.first().map(|f| f.name.clone()),
             size: known.first().map(|f| f.size),
             sizes: known.iter().map(|f| f.size).collect(),
@@ -103,6 +110,7 @@ pub fn wanted(target: &str, tracker: &dyn Catalogue) -> Result<Wanted, PeerError
     let file = resolve(target, files)?;
     Ok(Wanted {
         id: file.id,
+        secret: None,
         sizes: sizes_of(&rows, file.id),
         name: Some(file.name),
         size: Some(file.size),
@@ -279,6 +287,7 @@ mod tests {
             id: FileId([5; 32]),
             name: Some("x y".into()),
             size: Some(9),
+            secret: None,
         };
         let down = Fake::down();
         let w = wanted(&link.to_string(), &down).expect("link works without tracker");
@@ -287,6 +296,19 @@ mod tests {
             (FileId([5; 32]), Some("x y"), Some(9))
         );
         assert!(down.asked.borrow().is_empty(), "a whole link asks nothing");
+        let private = ShareLink {
+            name: None,
+            size: None,
+            secret: Some(crate::private::Secret([1; 16])),
+            ..link
+        };
+        let up = Fake::up(Vec::new());
+        let w = wanted(&private.to_string(), &up).expect("a private link");
+        assert_eq!(w.secret, private.secret);
+        assert!(
+            up.asked.borrow().is_empty(),
+            "a private id is never asked about"
+        );
         let w = wanted(&FileId([6; 32]).to_string(), &down).expect("id works without tracker");
         assert_eq!((w.id, w.name), (FileId([6; 32]), None));
         assert!(matches!(

@@ -14,6 +14,7 @@ pub mod offer;
 pub mod repl;
 pub mod server;
 pub mod status;
+pub mod swarm;
 pub mod tracker_client;
 
 use std::net::{SocketAddr, TcpListener};
@@ -28,18 +29,18 @@ use self::download::{DownloadError, DownloadHandle, Swarm};
 use self::downloads::Downloads;
 use self::library::{Library, SharedFile};
 use self::locate::Located;
-use self::locate::Source;
 use self::status::PeerStatus;
+use self::swarm::PeerSwarm;
 use self::tracker_client::{tracker_addr, TrackerClient, TrackerPin};
 use crate::dht::{DhtError, DhtNode, DhtStatus};
 use crate::error::Error;
 use crate::identity::{Identity, PeerId};
 use crate::link::{LinkError, ShareLink};
-use crate::manifest::FileId;
 use crate::net::accept::ServerHandle;
 use crate::net::rate::RateCap;
 use crate::net::stop::StopSignal;
 use crate::net::tls::Tls;
+use crate::private::{listed_id, PrivateError, Secret};
 use crate::protocol::message::{validate_name, IdPrefix};
 use crate::protocol::FileSummary;
 use crate::storage::{self, StoreError};
@@ -80,6 +81,8 @@ pub enum PeerError {
     OutputBusy { path: PathBuf, key: u64 },
     #[error("cannot set up TLS: {0}")]
     Tls(rustls::Error),
+    #[error(transparent)]
+    Private(#[from] PrivateError),
 }
 
 /// The file in a peer's state directory that pins trackers' ids.
@@ -250,15 +253,23 @@ impl Peer {
 
     /// Hashes and shares the file at `path` under its file name, then
     /// registers it. A tracker failure is returned beside the shared file: the
-    /// file is shared locally and announced when the tracker is back.
-    pub fn share(&self, path: &Path) -> Result<(Arc<SharedFile>, Option<PeerError>), PeerError> {
-        self.share_reporting(path, &|_| {})
+    /// file is shared locally and announced when the tracker is back. A
+    /// `private` share gets a new secret (its link carries it): it is served
+    /// only on connections that prove it, and registered unlisted under its
+    /// blinded id.
+    pub fn share(
+        &self,
+        path: &Path,
+        private: bool,
+    ) -> Result<(Arc<SharedFile>, Option<PeerError>), PeerError> {
+        self.share_reporting(path, private, &|_| {})
     }
 
     /// Like [`share`](Self::share), calling `on_bytes` as chunks are hashed.
     pub fn share_reporting(
         &self,
         path: &Path,
+        private: bool,
         on_bytes: &(dyn Fn(u64) + Sync),
     ) -> Result<(Arc<SharedFile>, Option<PeerError>), PeerError> {
         let name = path
@@ -269,17 +280,26 @@ impl Peer {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
+        let secret = match private {
+            true => Some(Secret::generate()?),
+            false => None,
+        };
         let manifest = storage::manifest_of_reporting(path, on_bytes)?;
+        let before = self.library.get(&manifest.id());
         let shared = self
             .library
-            .add(name, path.to_path_buf(), manifest)
+            .add(name, path.to_path_buf(), manifest, secret)
             .map_err(|source| StoreError::Io {
                 path: path.to_path_buf(),
                 source,
             })?;
-        // The same file shared again with new content replaces the old id.
-        for old in self.library.remove_others_at(path, &shared.id) {
-            if let Err(e) = self.announcer.withdraw(&old.id) {
+        // The same file shared again with new content replaces the old id,
+        // and the same content shared again (public or private) its old
+        // listing.
+        let mut gone = self.library.remove_others_at(path, &shared.id);
+        gone.extend(before.filter(|old| old.listed != shared.listed));
+        for old in gone {
+            if let Err(e) = self.announcer.withdraw(&old.listed) {
                 log::info!("{}", self.tracker_error(e));
             }
         }
@@ -299,8 +319,8 @@ impl Peer {
     pub fn locate(&self, target: &str) -> Result<Located, PeerError> {
         let wanted = locate::wanted(target, self)?;
         let name = wanted.name.unwrap_or_else(|| wanted.id.to_hex());
-        let (peers, from_tracker, from_dht) =
-            self.swarm.find(&self.command_tracker(), &wanted.id)?;
+        let listed = listed_id(&wanted.id, wanted.secret.as_ref());
+        let (peers, from_tracker, from_dht) = self.swarm.find(&self.command_tracker(), &listed)?;
         if peers.is_empty() {
             let asked = if self.dht.is_some() {
                 "tracker and DHT"
@@ -311,6 +331,7 @@ impl Peer {
         }
         Ok(Located {
             id: wanted.id,
+            secret: wanted.secret,
             name,
             size: wanted.size,
             sizes: wanted.sizes,
@@ -360,6 +381,7 @@ impl Peer {
         };
         let req = download::Request {
             id: file.id,
+            secret: file.secret,
             name: file.name.clone(),
             out: out.to_path_buf(),
             sizes: file.sizes.clone(),
@@ -446,88 +468,13 @@ impl locate::Catalogue for Peer {
     }
 }
 
-/// How this peer finds other peers of a file, and tells the tracker and the
-/// DHT what it has: what `locate` and every download use.
-struct PeerSwarm {
-    tracker: TrackerClient,
-    dht: Option<Arc<DhtNode>>,
-    announcer: Arc<Announcer>,
-    library: Arc<Library>,
-    listen: SocketAddr,
-    /// This peer's own id, to leave itself out of peer lists.
-    id: PeerId,
-}
-
-impl PeerSwarm {
-    /// The peers of `id` from the tracker and the DHT, merged, without this
-    /// peer, with how many came from each. Fails only if the tracker fails
-    /// and there is no DHT to fall back on.
-    fn find(
-        &self,
-        tracker: &TrackerClient,
-        id: &FileId,
-    ) -> Result<(Vec<Source>, usize, usize), PeerError> {
-        let from_tracker = match (tracker.peers(id), &self.dht) {
-            (Ok(peers), _) => peers
-                .into_iter()
-                .map(|p| Source {
-                    addr: p.addr,
-                    id: p.id,
-                })
-                .collect(),
-            (Err(e), None) => return Err(self.tracker_error(e)),
-            (Err(e), Some(_)) => {
-                log::info!("{}; using the DHT alone", self.tracker_error(e));
-                Vec::new()
-            }
-        };
-        let dht_peers = locate::dht_peers(self.dht.as_deref(), id);
-        let (mut peers, from_tracker, from_dht) = locate::merge_peers(from_tracker, dht_peers);
-        // Our own registration comes back from the tracker and the DHT too.
-        peers.retain(|p| p.id != Some(self.id) && !locate::is_self(p.addr, self.listen));
-        Ok((peers, from_tracker, from_dht))
-    }
-
-    fn tracker_error(&self, source: Error) -> PeerError {
-        PeerError::Tracker {
-            addr: self.tracker.addr().to_string(),
-            source,
-        }
-    }
-}
-
-impl Swarm for PeerSwarm {
-    fn peers(&self, id: &FileId) -> Vec<Source> {
-        match self.find(&self.tracker, id) {
-            Ok((peers, _, _)) => peers,
-            Err(e) => {
-                log::debug!("looking for more peers of {}: {e}", id.short());
-                Vec::new()
-            }
-        }
-    }
-
-    fn announce(&self, file: &Arc<SharedFile>) -> Option<String> {
-        self.announcer
-            .register_now(std::slice::from_ref(file), self.dht.is_some())
-            .err()
-            .map(|e| self.tracker_error(e).to_string())
-    }
-
-    fn withdraw(&self, file: &Arc<SharedFile>) {
-        self.library.remove(file);
-        if let Err(e) = self.announcer.withdraw(&file.id) {
-            log::info!("{}", self.tracker_error(e));
-        }
-    }
-}
-
-/// The share link of a shared file.
+/// The share link of a shared file (with its secret, if private).
 pub fn link_of(file: &SharedFile) -> ShareLink {
     ShareLink {
         id: file.id,
         name: Some(file.name.clone()),
         size: Some(file.manifest.size()),
+        secret: file.secret,
     }
 }
 

@@ -24,7 +24,8 @@ const BAR_TICK: Duration = Duration::from_millis(100);
 
 pub const HELP: &str = "\
 commands:
-  share PATH                 hash PATH and share it under its file name
+  share [--private] PATH     hash PATH and share it under its file name
+                             (--private: only with holders of its link)
   list                       files this peer shares
   search [TEXT]              files the tracker knows (names containing TEXT)
   download NAME|ID|LINK [OUT]
@@ -76,7 +77,10 @@ pub enum Direction {
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
-    Share(PathBuf),
+    Share {
+        path: PathBuf,
+        private: bool,
+    },
     List,
     Search(String),
     Download {
@@ -98,8 +102,15 @@ impl Command {
             return Ok(None);
         };
         let cmd = match (verb.as_str(), args) {
-            ("share", [path]) => Command::Share(PathBuf::from(path)),
-            ("share", _) => return Err(CommandError::Usage("share PATH")),
+            ("share", [flag, path]) if flag == "--private" => Command::Share {
+                path: PathBuf::from(path),
+                private: true,
+            },
+            ("share", [path]) if !path.starts_with("--") => Command::Share {
+                path: PathBuf::from(path),
+                private: false,
+            },
+            ("share", _) => return Err(CommandError::Usage("share [--private] PATH")),
             ("list", []) => Command::List,
             ("search", words) => Command::Search(words.join(" ")),
             ("download", [target]) => Command::Download {
@@ -177,8 +188,8 @@ pub fn run_command(peer: &Peer, cmd: Command) -> bool {
 
 fn execute(peer: &Peer, cmd: Command) -> Result<(), ReplError> {
     match cmd {
-        Command::Share(path) => {
-            let (file, warning) = share(peer, &path)?;
+        Command::Share { path, private } => {
+            let (file, warning) = share(peer, &path, private)?;
             println!(
                 "Successfully registered file: {} ({} bytes, {}, id {})",
                 path.display(),
@@ -187,6 +198,9 @@ fn execute(peer: &Peer, cmd: Command) -> Result<(), ReplError> {
                 file.id
             );
             println!("  link: {}", super::link_of(&file));
+            if file.secret.is_some() {
+                println!("  private: only holders of this link can download it; it is not listed by name");
+            }
             if let Some(w) = warning {
                 println!("warning: {w}; shared locally, will announce when the tracker is back");
             }
@@ -232,15 +246,19 @@ fn execute(peer: &Peer, cmd: Command) -> Result<(), ReplError> {
 }
 
 /// Shares `path`, with a hashing bar on a terminal.
-fn share(peer: &Peer, path: &Path) -> Result<(Arc<SharedFile>, Option<PeerError>), PeerError> {
+fn share(
+    peer: &Peer,
+    path: &Path,
+    private: bool,
+) -> Result<(Arc<SharedFile>, Option<PeerError>), PeerError> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
     let len = std::fs::metadata(path).map(|m| m.len()).ok();
     let bar = name
         .zip(len)
         .and_then(|(name, len)| ui::hashing_bar(&name, len));
     let result = match &bar {
-        Some(bar) => peer.share_reporting(path, &|n| bar.inc(n)),
-        None => peer.share(path),
+        Some(bar) => peer.share_reporting(path, private, &|n| bar.inc(n)),
+        None => peer.share(path, private),
     };
     if let Some(bar) = &bar {
         ui::clear_bar(bar);
@@ -331,11 +349,17 @@ mod tests {
         assert_eq!(Command::parse("  "), Ok(None));
         assert_eq!(
             Command::parse("share a.txt"),
-            Ok(Some(Command::Share("a.txt".into())))
+            Ok(Some(Command::Share {
+                path: "a.txt".into(),
+                private: false
+            }))
         );
         assert_eq!(
-            Command::parse("share \"a b.txt\""),
-            Ok(Some(Command::Share("a b.txt".into())))
+            Command::parse("share --private \"a b.txt\""),
+            Ok(Some(Command::Share {
+                path: "a b.txt".into(),
+                private: true
+            }))
         );
         assert_eq!(
             Command::parse("search"),
@@ -366,6 +390,8 @@ mod tests {
         for bad in [
             "share",
             "share a b",
+            "share --public a",
+            "share --private",
             "download",
             "download a b c",
             "list x",

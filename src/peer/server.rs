@@ -8,7 +8,10 @@
 //! from the page cache, `sendfile`), through the upload cap.
 //!
 //! Each connection is a [`Session`]: a number for the offers a complete
-//! file promises it (see [`offer`](super::offer)), which lapse when it ends.
+//! file promises it (see [`offer`](super::offer)), which lapse when it ends,
+//! and the private shares it proved the secret of (`AUTH`). A private share
+//! is invisible to any other session: every request for it gets the same
+//! `ERR not sharing <id>` as a file this peer does not have.
 
 use std::io;
 use std::net::TcpListener;
@@ -17,13 +20,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::library::{Library, SharedFile};
-use crate::bounds::{MAX_HAVE_LEN, PEER_CAPS};
+use crate::bounds::{MAX_HAVE_LEN, MAX_SESSION_AUTHS, PEER_CAPS};
 use crate::chunkset::ChunkSet;
 use crate::error::Result;
 use crate::manifest::FileId;
 use crate::net::accept::{self as server, Flow, Security, ServerHandle};
 use crate::net::rate::RateCap;
 use crate::net::tls::Tls;
+use crate::private::{Proof, EXPORTER_LABEL};
 use crate::protocol::message::hello_reply;
 use crate::protocol::peer_msg::have_header;
 use crate::protocol::{Connection, PeerRequest, Reply};
@@ -56,6 +60,8 @@ struct Session<'a> {
     on_withdraw: &'a OnWithdraw,
     /// Files whose offers promised this session chunks, to release at the end.
     touched: Vec<Arc<SharedFile>>,
+    /// Private shares this session proved the secret of.
+    authorized: Vec<FileId>,
 }
 
 impl<'a> Session<'a> {
@@ -67,7 +73,16 @@ impl<'a> Session<'a> {
             upload,
             on_withdraw,
             touched: Vec::new(),
+            authorized: Vec::new(),
         }
+    }
+
+    /// The library's entry for `id` as this session may see it: a public
+    /// file, or a private one whose secret it proved.
+    fn file(&self, id: &FileId) -> Option<Arc<SharedFile>> {
+        self.library
+            .get(id)
+            .filter(|f| f.secret.is_none() || self.authorized.contains(id))
     }
 
     fn handle(&mut self, conn: &mut Connection, line: &str) -> Result<Flow> {
@@ -86,7 +101,7 @@ impl<'a> Session<'a> {
             PeerRequest::Hello { version } => {
                 conn.write_all(hello_reply(version, "peer").encode().as_bytes())?
             }
-            PeerRequest::Manifest { id } => match self.library.get(&id) {
+            PeerRequest::Manifest { id } => match self.file(&id) {
                 Some(file) if file.is_complete() && file.changed() => self.changed(conn, &file)?,
                 Some(file) => {
                     let header = Reply::ok(file.encoded.len().to_string()).encode();
@@ -96,6 +111,7 @@ impl<'a> Session<'a> {
             },
             PeerRequest::Get { id, index } => self.send_chunk(conn, &id, index)?,
             PeerRequest::Have { id, len } => return self.have(conn, &id, len),
+            PeerRequest::Auth { id, proof } => self.auth(conn, &id, &proof)?,
             PeerRequest::Quit => {
                 conn.write_all(Reply::ok("bye").encode().as_bytes())?;
                 return Ok(Flow::Close);
@@ -104,8 +120,28 @@ impl<'a> Session<'a> {
         Ok(Flow::Continue)
     }
 
+    /// `AUTH <id> <proof>`: checks the proof against the share's secret and
+    /// this session's TLS exporter. Anything short of a valid proof for a
+    /// private share here gets the reply an unknown file gets.
+    fn auth(&mut self, conn: &mut Connection, id: &FileId, proof: &Proof) -> Result<()> {
+        let proved = match self.library.get(id).map(|f| f.secret) {
+            Some(Some(secret)) => conn
+                .exporter(EXPORTER_LABEL, &id.0)
+                .is_some_and(|exporter| secret.verify(id, &exporter, proof)),
+            Some(None) => true, // public: nothing to prove
+            None => false,
+        };
+        if !proved || self.authorized.len() >= MAX_SESSION_AUTHS {
+            return conn.write_all(not_shared(id).as_bytes());
+        }
+        if !self.authorized.contains(id) {
+            self.authorized.push(*id);
+        }
+        conn.write_all(Reply::ok("authorized").encode().as_bytes())
+    }
+
     fn send_chunk(&mut self, conn: &mut Connection, id: &FileId, index: u32) -> Result<()> {
-        let Some(file) = self.library.get(id) else {
+        let Some(file) = self.file(id) else {
             return conn.write_all(not_shared(id).as_bytes());
         };
         let chunks = file.manifest.chunk_count();
@@ -161,7 +197,7 @@ impl<'a> Session<'a> {
         }
         let mut bytes = vec![0; len];
         conn.read_payload(&mut bytes)?;
-        let Some(file) = self.library.get(id) else {
+        let Some(file) = self.file(id) else {
             conn.write_all(not_shared(id).as_bytes())?;
             return Ok(Flow::Continue);
         };
@@ -221,7 +257,7 @@ mod tests {
         let manifest = manifest_of(&path).expect("hash");
         let id = manifest.id();
         library
-            .add("f".into(), path.clone(), manifest)
+            .add("f".into(), path.clone(), manifest, None)
             .expect("share");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let tls = |_| Tls::new(crate::identity::Identity::ephemeral().unwrap()).unwrap();
@@ -269,6 +305,59 @@ mod tests {
 
         server.stop();
         assert!(Connection::connect(&addr, Duration::from_secs(5)).is_err());
+        let _ = std::fs::remove_file(path);
+    }
+
+    /// A private share answers nothing until this very session proves its
+    /// secret: not with no proof, a wrong secret, or another session's proof.
+    #[test]
+    fn a_private_share_is_served_only_after_a_proof_on_the_same_session() {
+        use crate::private::{Proof, Secret};
+        let path = std::env::temp_dir().join(format!("p2pshare-private-{}", std::process::id()));
+        std::fs::write(&path, b"secret bytes").expect("write");
+        let library = Arc::new(Library::default());
+        let secret = Secret::generate().unwrap();
+        let manifest = manifest_of(&path).expect("hash");
+        let id = manifest.id();
+        library
+            .add("p".into(), path.clone(), manifest, Some(secret))
+            .expect("share");
+        let tls = |_| Tls::new(crate::identity::Identity::ephemeral().unwrap()).unwrap();
+        let (ours, theirs) = (tls(0), tls(1));
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let rate = Arc::new(RateCap::new(None));
+        let server = spawn(listener, library, rate, &ours, Arc::new(|| {})).expect("spawn");
+        let addr = server.local_addr().to_string();
+        let five = Duration::from_secs(5);
+        let connect = || Connection::connect_tls(&addr, &theirs, Some(ours.id()), five).unwrap();
+        let refused = |conn: &mut Connection, line: &str| matches!(conn.request(line), Err(crate::error::Error::Remote(e)) if e == format!("not sharing {id}"));
+        let manifest_line = PeerRequest::Manifest { id }.encode();
+        let auth = |proof| PeerRequest::Auth { id, proof }.encode();
+
+        let mut other = connect();
+        let exporter = other.exporter(EXPORTER_LABEL, &id.0).unwrap();
+        let elsewhere = secret.proof(&id, &exporter);
+        let mut conn = connect();
+        assert!(refused(&mut conn, &manifest_line), "no proof");
+        assert!(refused(
+            &mut conn,
+            &PeerRequest::Get { id, index: 0 }.encode()
+        ));
+        let wrong = Secret([7; 16]).proof(&id, &conn.exporter(EXPORTER_LABEL, &id.0).unwrap());
+        assert!(refused(&mut conn, &auth(wrong)), "another secret");
+        assert!(refused(&mut conn, &auth(elsewhere)), "a replayed proof");
+        assert!(refused(&mut conn, &auth(Proof([0; 32]))));
+        assert!(refused(&mut conn, &manifest_line), "still nothing");
+
+        let right = secret.proof(&id, &conn.exporter(EXPORTER_LABEL, &id.0).unwrap());
+        assert_eq!(conn.request(&auth(right)).expect("auth"), "authorized");
+        conn.write_all(manifest_line.as_bytes()).expect("MANIFEST");
+        assert!(
+            conn.read_payload_header(1 << 20).is_ok(),
+            "served once proved"
+        );
+        assert!(refused(&mut other, &manifest_line), "only on that session");
+        server.stop();
         let _ = std::fs::remove_file(path);
     }
 }

@@ -31,6 +31,8 @@ pub struct SharedView {
     /// Whether this peer has all of it (`false`: a download in progress,
     /// served as far as it goes).
     pub complete: bool,
+    /// Shared only with holders of its link (not listed by name).
+    pub private: bool,
 }
 
 /// Bandwidth caps in bytes per second (`None`: no cap).
@@ -86,8 +88,12 @@ pub struct PeerStatus {
     /// Always `"peer"`; the page uses it to pick its layout.
     pub role: String,
     pub version: String,
+    /// This peer's id (the hash of its certificate), as others pin it.
+    pub id: String,
     pub listen: String,
     pub tracker: String,
+    /// The tracker's id as pinned here (`null` before first contact).
+    pub tracker_id: Option<String>,
     pub caps: Caps,
     pub shared: Vec<SharedView>,
     pub downloads: Vec<DownloadView>,
@@ -109,13 +115,16 @@ impl PeerStatus {
                 uploaded: f.uploaded(),
                 uploaded_while_partial: f.uploaded_while_partial(),
                 complete: f.is_complete(),
+                private: f.secret.is_some(),
             })
             .collect();
         PeerStatus {
             role: "peer".into(),
             version: env!("CARGO_PKG_VERSION").into(),
+            id: peer.id().to_string(),
             listen: peer.listen.to_string(),
             tracker: peer.tracker.addr().to_string(),
+            tracker_id: peer.tracker_id().map(|id| id.to_string()),
             caps: Caps {
                 upload: peer.rates.up.get(),
                 download: peer.rates.down.get(),
@@ -163,6 +172,10 @@ impl PeerStatus {
                 (true, n) => format!(", {} of it while downloading", format_size(n)),
                 (false, _) => " (still downloading it)".into(),
             };
+            let partial = match f.private {
+                true => format!("{partial} (private)"),
+                false => partial,
+            };
             out.push_str(&format!(
                 "  {}  uploaded {} of a {} file{partial}\n",
                 f.name,
@@ -173,6 +186,7 @@ impl PeerStatus {
         if let Some(dht) = &self.dht {
             out.push_str(&dht.text());
         }
+        out.push_str(&format!("peer id: {}\n", self.id));
         out.push_str(&format!(
             "limits: upload {}, download {}",
             format_rate(self.caps.upload),
@@ -274,8 +288,10 @@ mod tests {
         let status = PeerStatus {
             role: "peer".into(),
             version: "0".into(),
+            id: "a".repeat(26),
             listen: "127.0.0.1:1".into(),
             tracker: "127.0.0.1:2".into(),
+            tracker_id: None,
             caps: Caps {
                 upload: None,
                 download: Some(2 << 20),
@@ -287,6 +303,7 @@ mod tests {
                 uploaded: 3 << 20,
                 uploaded_while_partial: 1 << 20,
                 complete: true,
+                private: false,
             }],
             dht: Some(DhtView {
                 node_id: "ab".repeat(20),

@@ -34,7 +34,8 @@ use crate::protocol::{Connection, FileSummary, PeerEntry, TrackerRequest};
 pub struct Announcement<'a> {
     pub id: FileId,
     pub size: u64,
-    pub name: &'a str,
+    /// `None`: unlisted (a private share, under its blinded id).
+    pub name: Option<&'a str>,
     pub complete: bool,
 }
 
@@ -271,7 +272,7 @@ impl TrackerClient {
                 port: self.listen_port,
                 id: f.id,
                 size: f.size,
-                name: f.name.to_string(),
+                name: f.name.map(str::to_string),
                 complete: f.complete,
             };
             batch.push_str(&req.encode());

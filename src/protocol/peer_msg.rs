@@ -4,6 +4,7 @@
 use super::codec::{next_word, Args, ParseError};
 use super::tracker_msg::state;
 use crate::manifest::FileId;
+use crate::private::Proof;
 
 /// A request to a peer's chunk server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +20,11 @@ pub enum PeerRequest {
     /// receiver offer? Replied to with `OK <len> complete|partial` and the
     /// receiver's map (see [`parse_have_header`]). Version 2.
     Have { id: FileId, len: usize },
+    /// `AUTH <id> <proof>`: proves this connection holds the secret of the
+    /// private share `id` (see [`private`](crate::private)). Replied to
+    /// with `OK`, or the same `ERR not sharing <id>` as for a file not
+    /// shared, so a wrong secret learns nothing.
+    Auth { id: FileId, proof: Proof },
     /// `QUIT`.
     Quit,
 }
@@ -43,6 +49,10 @@ impl PeerRequest {
                 id: args.parse("id")?,
                 len: args.number("map length")?,
             },
+            "AUTH" => PeerRequest::Auth {
+                id: args.parse("id")?,
+                proof: args.parse("proof")?,
+            },
             "QUIT" => PeerRequest::Quit,
             _ => return Err(ParseError::UnknownCommand(verb.chars().take(40).collect())),
         };
@@ -56,6 +66,7 @@ impl PeerRequest {
             PeerRequest::Manifest { id } => format!("MANIFEST {id}\n"),
             PeerRequest::Get { id, index } => format!("GET {id} {index}\n"),
             PeerRequest::Have { id, len } => format!("HAVE {id} {len}\n"),
+            PeerRequest::Auth { id, proof } => format!("AUTH {id} {proof}\n"),
             PeerRequest::Quit => "QUIT\n".to_string(),
         }
     }
@@ -106,6 +117,10 @@ mod tests {
                 id: id(2),
                 len: 256,
             },
+            PeerRequest::Auth {
+                id: id(3),
+                proof: Proof([0xfe; 32]),
+            },
             PeerRequest::Quit,
         ] {
             assert_eq!(PeerRequest::parse(req.encode().trim_end()), Ok(req));
@@ -142,6 +157,8 @@ mod tests {
             &format!("HAVE {}", id(1)),
             &format!("HAVE {} 01", id(1)),
             &format!("HAVE {} 1 2", id(1)),
+            &format!("AUTH {}", id(1)),
+            &format!("AUTH {} 12", id(1)),
         ] {
             assert!(PeerRequest::parse(line).is_err(), "accepted {line:?}");
         }

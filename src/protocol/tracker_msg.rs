@@ -13,15 +13,18 @@ use crate::manifest::FileId;
 pub enum TrackerRequest {
     /// `HELLO <version>`: protocol version check.
     Hello { version: u32 },
-    /// `REGISTER <port> <id> <size> <name>`: the sender, listening on `port`,
-    /// has all of file `id`; `PARTIAL` (same arguments): it has part of it
-    /// and is downloading the rest. Either also refreshes the registration
-    /// (the periodic announce), and turns a partial entry complete or back.
+    /// `REGISTER <port> <id> <size> [name]`: the sender, listening on
+    /// `port`, has all of file `id`; `PARTIAL` (same arguments): it has part
+    /// of it and is downloading the rest. Either also refreshes the
+    /// registration (the periodic announce), and turns a partial entry
+    /// complete or back. Without a name the file is *unlisted* (a private
+    /// share, registered under its blinded id): `PEERS` finds it, `SEARCH`
+    /// and `INFO` do not.
     Register {
         port: u16,
         id: FileId,
         size: u64,
-        name: String,
+        name: Option<String>,
         complete: bool,
     },
     /// `UNREGISTER <port> <id>`: the sender no longer has file `id`.
@@ -63,13 +66,18 @@ impl TrackerRequest {
                 let port = args.port()?;
                 let id = args.parse("id")?;
                 let size = args.number("size")?;
-                let name = args.rest();
-                validate_name(name)?;
+                let name = match args.rest() {
+                    "" => None,
+                    name => {
+                        validate_name(name)?;
+                        Some(name.to_string())
+                    }
+                };
                 return Ok(TrackerRequest::Register {
                     port,
                     id,
                     size,
-                    name: name.to_string(),
+                    name,
                     complete: verb == "REGISTER",
                 });
             }
@@ -107,7 +115,10 @@ impl TrackerRequest {
                 complete,
             } => {
                 let verb = if *complete { "REGISTER" } else { "PARTIAL" };
-                format!("{verb} {port} {id} {size} {name}\n")
+                match name {
+                    Some(name) => format!("{verb} {port} {id} {size} {name}\n"),
+                    None => format!("{verb} {port} {id} {size}\n"),
+                }
             }
             TrackerRequest::Unregister { port, id } => format!("UNREGISTER {port} {id}\n"),
             TrackerRequest::Bye { port } => format!("BYE {port}\n"),
@@ -179,15 +190,22 @@ mod tests {
                 port: 9001,
                 id: id(7),
                 size: 745,
-                name: "my file (1).txt".into(),
+                name: Some("my file (1).txt".into()),
                 complete: true,
             },
             TrackerRequest::Register {
                 port: 9002,
                 id: id(8),
                 size: 0,
-                name: "half".into(),
+                name: Some("half".into()),
                 complete: false,
+            },
+            TrackerRequest::Register {
+                port: 9003,
+                id: id(9),
+                size: 5,
+                name: None,
+                complete: true,
             },
             TrackerRequest::Unregister { port: 1, id: id(2) },
             TrackerRequest::Bye { port: 65535 },
@@ -215,7 +233,7 @@ mod tests {
             port: 1,
             id: id(1),
             size: 1,
-            name: "x".into(),
+            name: Some("x".into()),
             complete: false
         }
         .encode()
@@ -282,7 +300,6 @@ mod tests {
             &format!("REGISTER 0 {} 1 name", id(1)),
             &format!("REGISTER +1 {} 1 name", id(1)),
             &format!("REGISTER 1 {} 01 name", id(1)),
-            &format!("REGISTER 1 {} 1", id(1)),
             &format!("REGISTER 1 {} 1 ../etc/passwd", id(1)),
             &format!("REGISTER 1 {} 1 ..", id(1)),
             &format!("PARTIAL 1 {} 1 a/b", id(1)),

@@ -166,10 +166,12 @@ pub fn apply(
             complete,
         } => match key(*port) {
             None => Reply::err(NOT_AUTHENTICATED),
-            Some(key) => match registry.register(key, *id, *size, name, *complete, now) {
-                Ok(()) => Reply::ok("registered"),
-                Err(e) => Reply::err(e),
-            },
+            Some(key) => {
+                match registry.register(key, *id, *size, name.as_deref(), *complete, now) {
+                    Ok(()) => Reply::ok("registered"),
+                    Err(e) => Reply::err(e),
+                }
+            }
         },
         TrackerRequest::Unregister { port, id } => match key(*port) {
             None => Reply::err(NOT_AUTHENTICATED),

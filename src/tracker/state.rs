@@ -45,9 +45,11 @@ pub enum RegistryError {
 }
 
 struct Entry {
-    /// The name of the first registration; content-addressing makes later
-    /// names of the same content aliases, not renames.
-    name: String,
+    /// The name of the first registration that gave one; content-addressing
+    /// makes later names of the same content aliases, not renames. `None`:
+    /// unlisted (registered without a name: a private share's blinded id),
+    /// so `SEARCH` and `INFO` skip it.
+    name: Option<String>,
     peers: HashMap<PeerKey, Seen>,
 }
 
@@ -138,7 +140,7 @@ impl Registry {
         peer: PeerKey,
         id: FileId,
         size: u64,
-        name: &str,
+        name: Option<&str>,
         complete: bool,
         now: Instant,
     ) -> Result<(), RegistryError> {
@@ -150,6 +152,9 @@ impl Registry {
         let mut files = self.lock();
         let files = &mut *files;
         if let Some(entry) = files.by_id.get_mut(&id) {
+            if entry.name.is_none() {
+                entry.name = name.map(str::to_string);
+            }
             if let Some(known) = entry.peers.get_mut(&peer) {
                 *known = seen; // a refresh
                 return Ok(());
@@ -177,7 +182,7 @@ impl Registry {
             }
             None => {
                 let peers = HashMap::from([(peer, seen)]);
-                let name = name.to_string();
+                let name = name.map(str::to_string);
                 files.by_id.insert(id, Entry { name, peers });
             }
         }
@@ -240,7 +245,11 @@ impl Registry {
             files
                 .by_id
                 .iter()
-                .filter(|(_, e)| e.name.to_lowercase().contains(&needle))
+                .filter(|(_, e)| {
+                    e.name
+                        .as_ref()
+                        .is_some_and(|n| n.to_lowercase().contains(&needle))
+                })
                 .take(MAX_LIST_ENTRIES)
                 .flat_map(|(id, e)| self.rows(id, e, now))
                 .collect()
@@ -265,7 +274,7 @@ impl Registry {
                 None => files
                     .by_id
                     .iter()
-                    .filter(|(id, _)| prefix.matches(id))
+                    .filter(|(id, e)| e.name.is_some() && prefix.matches(id))
                     .take(MAX_LIST_ENTRIES)
                     .flat_map(|(id, e)| self.rows(id, e, now))
                     .collect(),
@@ -276,8 +285,12 @@ impl Registry {
         found
     }
 
-    /// The rows of one file: its live peers grouped by the size they claim.
+    /// The rows of one listed file: its live peers grouped by the size they
+    /// claim (none for an unlisted file).
     fn rows(&self, id: &FileId, e: &Entry, now: Instant) -> Vec<FileSummary> {
+        let Some(name) = &e.name else {
+            return Vec::new();
+        };
         let mut by_size: Vec<(u64, u32)> = Vec::new();
         for seen in e.peers.values().filter(|t| self.live(t.at, now)) {
             match by_size.iter_mut().find(|(size, _)| *size == seen.size) {
@@ -291,7 +304,7 @@ impl Registry {
                 id: *id,
                 size,
                 peers,
-                name: e.name.clone(),
+                name: name.clone(),
             })
             .collect()
     }
@@ -321,7 +334,7 @@ impl Registry {
         peers.into_iter().map(|(row, _)| row).collect()
     }
 
-    /// A copy of at most `max_files` live files (by name, then id, from an
+    /// A copy of at most `max_files` live listed files (by name, then id, from an
     /// arbitrary subset if there are more) with their `max_peers` freshest
     /// peers, for the status page. Sorting by name and all formatting happen
     /// after the lock is released.
@@ -351,7 +364,7 @@ impl Registry {
                         .size;
                     Some(FileSnapshot {
                         id: *id,
-                        name: e.name.clone(),
+                        name: e.name.clone()?,
                         size,
                         peer_count,
                         peers,
@@ -375,197 +388,4 @@ impl Registry {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A peer at 127.0.0.1:`port` with an id of its own.
-    fn addr(port: u16) -> PeerKey {
-        PeerKey {
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            id: PeerId([port as u8; 16]),
-        }
-    }
-
-    const TTL: Duration = Duration::from_secs(10);
-
-    fn addrs(rows: Vec<PeerEntry>) -> Vec<PeerKey> {
-        rows.into_iter()
-            .map(|p| PeerKey {
-                addr: p.addr,
-                id: p.id.expect("the tracker lists ids"),
-            })
-            .collect()
-    }
-
-    #[test]
-    fn partial_peers_are_listed_as_such_and_turn_complete() {
-        let r = Registry::new(TTL);
-        let now = Instant::now();
-        let id = FileId([4; 32]);
-        r.register(addr(1), id, 5, "a", true, now).unwrap();
-        r.register(addr(2), id, 5, "a", false, now).unwrap();
-        let state = |r: &Registry| {
-            let mut rows: Vec<(u16, bool)> = r
-                .peers(&id, now)
-                .iter()
-                .map(|p| (p.addr.port(), p.complete))
-                .collect();
-            rows.sort();
-            rows
-        };
-        assert_eq!(state(&r), [(1, true), (2, false)]);
-        assert_eq!(
-            r.search("a", now)[0].peers,
-            2,
-            "the swarm counts partial peers"
-        );
-        r.register(addr(2), id, 5, "a", true, now).unwrap();
-        assert_eq!(state(&r), [(1, true), (2, true)]);
-        assert_eq!(
-            r.lock().registrations,
-            2,
-            "a refresh is no new registration"
-        );
-    }
-
-    #[test]
-    fn register_search_peers_unregister() {
-        let r = Registry::new(TTL);
-        let now = Instant::now();
-        let id = FileId([1; 32]);
-        r.register(addr(1), id, 5, "Hello.txt", true, now).unwrap();
-        r.register(addr(2), id, 5, "other-name", true, now).unwrap();
-        let found = r.search("hello", now);
-        assert_eq!(found.len(), 1);
-        assert_eq!((found[0].name.as_str(), found[0].peers), ("Hello.txt", 2));
-        assert_eq!(r.search("zzz", now), vec![]);
-        assert_eq!(r.peers(&id, now).len(), 2);
-        assert!(r.unregister(addr(1), &id));
-        assert!(!r.unregister(addr(1), &id));
-        assert_eq!(addrs(r.peers(&id, now)), vec![addr(2)]);
-        assert_eq!(r.info(&"0101".parse().unwrap(), now).len(), 1);
-        assert_eq!(
-            r.info(&id.to_hex().parse().unwrap(), now)[0].name,
-            "Hello.txt"
-        );
-        assert!(r.info(&"0102".parse().unwrap(), now).is_empty());
-        assert_eq!(r.remove_peer(addr(2)), 1);
-        assert_eq!(r.search("", now), vec![]);
-    }
-
-    #[test]
-    fn a_false_size_claimed_first_locks_nobody_out() {
-        let r = Registry::new(TTL);
-        let now = Instant::now();
-        let id = FileId([2; 32]);
-        r.register(addr(1), id, 5, "a", true, now).unwrap();
-        r.register(addr(2), id, 6, "a", true, now).unwrap();
-        r.register(addr(3), id, 6, "a", true, now).unwrap();
-        let mut peers = addrs(r.peers(&id, now));
-        peers.sort();
-        assert_eq!(peers, vec![addr(1), addr(2), addr(3)]);
-        let rows: Vec<(u64, u32)> = r
-            .search("a", now)
-            .iter()
-            .map(|f| (f.size, f.peers))
-            .collect();
-        assert_eq!(
-            rows,
-            [(6, 2), (5, 1)],
-            "one row per claimed size, most peers first"
-        );
-        assert_eq!(r.info(&id.to_hex().parse().unwrap(), now).len(), 2);
-    }
-
-    #[test]
-    fn one_address_cannot_fill_the_tracker() {
-        let r = Registry::new(TTL);
-        let now = Instant::now();
-        let other = PeerKey {
-            addr: SocketAddr::from(([127, 0, 0, 2], 1)),
-            id: PeerId([7; 16]),
-        };
-        for n in 0..TRACKER_MAX_PER_ADDRESS {
-            let mut id = [0u8; 32];
-            id[..8].copy_from_slice(&(n as u64).to_le_bytes());
-            r.register(addr(1), FileId(id), 1, "f", true, now).unwrap();
-        }
-        assert_eq!(
-            r.register(addr(2), FileId([9; 32]), 1, "f", true, now),
-            Err(RegistryError::TooManyFromAddress(TRACKER_MAX_PER_ADDRESS)),
-            "another port of the same address counts too"
-        );
-        r.register(other, FileId([9; 32]), 1, "f", true, now)
-            .unwrap();
-        assert_eq!(r.remove_peer(addr(1)), TRACKER_MAX_PER_ADDRESS);
-        r.register(addr(2), FileId([9; 32]), 1, "f", true, now)
-            .unwrap();
-    }
-
-    #[test]
-    fn stale_peers_are_hidden_then_expired() {
-        let r = Registry::new(TTL);
-        let t0 = Instant::now();
-        let id = FileId([3; 32]);
-        r.register(addr(1), id, 5, "a", true, t0).unwrap();
-        r.register(addr(2), id, 5, "a", true, t0 + Duration::from_secs(8))
-            .unwrap();
-        let later = t0 + Duration::from_secs(15);
-        assert_eq!(addrs(r.peers(&id, later)), vec![addr(2)]);
-        assert_eq!(r.search("", later)[0].peers, 1);
-        assert_eq!(r.expire(later), 1);
-        assert_eq!(r.expire(t0 + Duration::from_secs(30)), 1);
-        assert_eq!(r.search("", later), vec![]);
-        assert_eq!(r.lock().registrations, 0);
-    }
-
-    #[test]
-    fn snapshot_copies_live_files_sorted_and_capped() {
-        let r = Registry::new(TTL);
-        let t0 = Instant::now();
-        let at = |secs| t0 + Duration::from_secs(secs);
-        r.register(addr(1), FileId([3; 32]), 9, "stale", true, t0)
-            .unwrap();
-        r.register(addr(1), FileId([1; 32]), 5, "b", true, at(8))
-            .unwrap();
-        r.register(addr(2), FileId([1; 32]), 5, "b", true, at(12))
-            .unwrap();
-        r.register(addr(3), FileId([1; 32]), 5, "b", true, at(10))
-            .unwrap();
-        r.register(addr(1), FileId([2; 32]), 7, "a", true, at(8))
-            .unwrap();
-        let s = r.snapshot(at(15), 10, 2);
-        assert_eq!((s.total_files, s.registrations), (3, 5));
-        let names: Vec<_> = s.files.iter().map(|f| f.name.as_str()).collect();
-        assert_eq!(names, vec!["a", "b"]);
-        let b = &s.files[1];
-        assert_eq!((b.size, b.peer_count), (5, 3));
-        // Capped at the 2 freshest peers.
-        let ages: Vec<_> = b
-            .peers
-            .iter()
-            .map(|(a, d, _)| (a.addr.port(), d.as_secs()))
-            .collect();
-        assert_eq!(ages, vec![(2, 3), (3, 5)]);
-        assert_eq!(r.snapshot(at(15), 1, 10).files.len(), 1);
-    }
-
-    #[test]
-    fn registrations_are_counted_exactly() {
-        let r = Registry::new(TTL);
-        let now = Instant::now();
-        for port in 1..=3 {
-            for n in 0..4 {
-                r.register(addr(port), FileId([n; 32]), 1, "f", true, now)
-                    .unwrap();
-                r.register(addr(port), FileId([n; 32]), 1, "f", true, now)
-                    .unwrap();
-            }
-        }
-        assert_eq!(r.lock().registrations, 12);
-        r.unregister(addr(1), &FileId([0; 32]));
-        assert_eq!(r.lock().registrations, 11);
-        assert_eq!(r.remove_peer(addr(2)), 4);
-        assert_eq!(r.lock().registrations, 7);
-    }
-}
+mod tests;

@@ -110,8 +110,15 @@ mod tests {
             addr: SocketAddr::from(([127, 0, 0, 1], 4000)),
             id: PeerId([1; 16]),
         };
-        r.register(peer, FileId([0xab; 32]), 1 << 20, "x y.bin", true, now)
-            .unwrap();
+        r.register(
+            peer,
+            FileId([0xab; 32]),
+            1 << 20,
+            Some("x y.bin"),
+            true,
+            now,
+        )
+        .unwrap();
         let json = TrackerStatus::of(&r, "127.0.0.1:8080", PeerId([2; 16])).to_json();
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(v["role"], "tracker");

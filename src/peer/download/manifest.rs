@@ -20,13 +20,23 @@ use crate::manifest::{FileId, Manifest};
 use crate::net::stop::StopSignal;
 use crate::net::tls::Tls;
 use crate::peer::locate::Source;
+use crate::private::{Secret, EXPORTER_LABEL};
 use crate::protocol::message::{hello_line, parse_hello_reply, OLDEST_VERSION, PROTOCOL_VERSION};
 use crate::protocol::{Connection, PeerRequest};
 
-/// Connects to a peer over TLS (pinning its id if known) and says
-/// `HELLO`; returns the connection and the protocol version the peer speaks
-/// (an older peer refuses ours and is asked again with version 1).
-pub fn connect_peer(peer: Source, tls: &Tls) -> Result<(Connection, u32)> {
+/// What a connection is for: a file, and for a private share the secret
+/// each connection proves before asking for it.
+#[derive(Clone, Copy, Debug)]
+pub struct FileKey {
+    pub id: FileId,
+    pub secret: Option<Secret>,
+}
+
+/// Connects to a peer over TLS (pinning its id if known), says `HELLO` and,
+/// for a private share, proves its secret on this session (`AUTH`).
+/// Returns the connection and the protocol version the peer speaks (an
+/// older peer refuses ours and is asked again with version 1).
+pub fn connect_peer(peer: Source, tls: &Tls, key: &FileKey) -> Result<(Connection, u32)> {
     let mut conn = Connection::connect_tls(&peer.addr.to_string(), tls, peer.id, CONNECT_TIMEOUT)?;
     conn.set_reply_timeout(CONNECT_TIMEOUT);
     let version = match conn.request(&hello_line()) {
@@ -40,6 +50,16 @@ pub fn connect_peer(peer: Source, tls: &Tls) -> Result<(Connection, u32)> {
         }
         Err(e) => return Err(e),
     };
+    if let Some(secret) = &key.secret {
+        // Always TLS between peers, so there is always an exporter.
+        let exporter = conn
+            .exporter(EXPORTER_LABEL, &key.id.0)
+            .ok_or(Error::Verification(
+                "no TLS session to prove a secret on".into(),
+            ))?;
+        let proof = secret.proof(&key.id, &exporter);
+        conn.request(&PeerRequest::Auth { id: key.id, proof }.encode())?;
+    }
     conn.set_reply_timeout(crate::bounds::IO_TIMEOUT);
     Ok((conn, version))
 }
@@ -49,11 +69,11 @@ pub fn connect_peer(peer: Source, tls: &Tls) -> Result<(Connection, u32)> {
 /// that did.
 pub type Fetched = (Manifest, Vec<Source>, Vec<Source>);
 
-/// Fetches the manifest of `id` (see the module docs). `sizes` are the
+/// Fetches the manifest of `key.id` (see the module docs). `sizes` are the
 /// sizes claimed for it (empty: no check). Gives up early once `stop` is
 /// stopped.
 pub fn fetch_manifest(
-    id: &FileId,
+    key: &FileKey,
     sizes: &[u64],
     peers: &[Source],
     tls: &Tls,
@@ -71,12 +91,12 @@ pub fn fetch_manifest(
         }
         let now = Instant::now();
         if next < peers.len() && running < MANIFEST_PARALLEL && now >= launch_at {
-            let (peer, id, tx, tls) = (peers[next], *id, tx.clone(), tls.clone());
+            let (peer, key, tx, tls) = (peers[next], *key, tx.clone(), tls.clone());
             let (sizes, signal) = (Arc::clone(&sizes), Arc::clone(&phase));
             let spawned = thread::Builder::new()
                 .name("manifest".into())
                 .spawn(move || {
-                    let _ = tx.send((peer, manifest_from(peer, &id, &sizes, &tls, &signal)));
+                    let _ = tx.send((peer, manifest_from(peer, &key, &sizes, &tls, &signal)));
                 });
             if let Err(e) = spawned {
                 phase.stop();
@@ -107,7 +127,7 @@ pub fn fetch_manifest(
     phase.stop();
     let Some(manifest) = found else {
         return Err(DownloadError::NoManifest {
-            id: *id,
+            id: key.id,
             tried: failed.len(),
         });
     };
@@ -121,12 +141,13 @@ pub fn fetch_manifest(
 
 fn manifest_from(
     peer: Source,
-    id: &FileId,
+    key: &FileKey,
     sizes: &[u64],
     tls: &Tls,
     stop: &Arc<StopSignal>,
 ) -> Result<Manifest> {
-    let (mut conn, _) = connect_peer(peer, tls)?;
+    let id = &key.id;
+    let (mut conn, _) = connect_peer(peer, tls, key)?;
     let _interruptible = stop.guard(conn.interrupter()?);
     conn.write_all(PeerRequest::Manifest { id: *id }.encode().as_bytes())?;
     let len = conn.read_payload_header(MAX_MANIFEST_LEN)?;

@@ -36,9 +36,10 @@ use crate::manifest::{FileId, Manifest};
 use crate::net::rate::RateCap;
 use crate::net::stop::StopSignal;
 use crate::net::tls::Tls;
+use crate::private::{listed_id, Secret};
 use crate::storage::{PartialFile, StoreError};
 
-pub use self::manifest::connect_peer;
+pub use self::manifest::{connect_peer, FileKey};
 
 #[derive(Debug, Error)]
 pub enum DownloadError {
@@ -75,8 +76,9 @@ pub struct Report {
 /// What a download needs from the peer that runs it, beyond the library:
 /// finding peers and telling the tracker and the DHT what it has.
 pub trait Swarm: Send + Sync {
-    /// The peers of `id` known now (tracker and DHT), this peer left out.
-    fn peers(&self, id: &FileId) -> Vec<Source>;
+    /// The peers of the file listed as `listed` (its id, or a private
+    /// share's blinded id) known now (tracker and DHT), this peer left out.
+    fn peers(&self, listed: &FileId) -> Vec<Source>;
     /// `file` is in the library, complete or partial: announce it so. Returns
     /// a warning to show if that failed.
     fn announce(&self, file: &Arc<SharedFile>) -> Option<String>;
@@ -101,6 +103,9 @@ pub struct Context {
 /// What to download and where.
 pub struct Request {
     pub id: FileId,
+    /// A private share's secret, proved to every peer (and the file shared
+    /// privately here once downloaded).
+    pub secret: Option<Secret>,
     pub name: String,
     pub out: PathBuf,
     /// The sizes the tracker or link claimed; the manifest must declare one
@@ -200,7 +205,11 @@ fn run(
 ) -> Result<Report, DownloadError> {
     let started = Instant::now();
     let stop = stopping.stop;
-    let fetched = manifest::fetch_manifest(&req.id, &req.sizes, &req.peers, &ctx.tls, stop);
+    let key = FileKey {
+        id: req.id,
+        secret: req.secret,
+    };
+    let fetched = manifest::fetch_manifest(&key, &req.sizes, &req.peers, &ctx.tls, stop);
     let (manifest, peers, failed_peers) = match fetched {
         Err(_) if stopping.cancelled() => {
             return Err(DownloadError::Cancelled { done: 0, total: 0 })
@@ -231,6 +240,7 @@ fn run(
         manifest.clone(),
         partial.storage(),
         have.clone(),
+        req.secret,
     );
     if let Some(entry) = &entry {
         // Found while downloading: others can fetch what is verified here.
@@ -242,6 +252,7 @@ fn run(
     scheduler.ban(&failed_peers);
     let job = worker::Job {
         id: req.id,
+        key,
         manifest: &manifest,
         partial: &partial,
         entry: entry.as_ref(),
@@ -272,7 +283,7 @@ fn run(
         return Err(e);
     }
     let path = partial.finish()?;
-    let shared = publish(ctx, entry, &req.name, &path, manifest)?;
+    let shared = publish(ctx, entry, req, &path, manifest)?;
     let warning = ctx.swarm.announce(&shared);
     Ok(Report {
         path,
@@ -345,7 +356,10 @@ fn watch(job: &worker::Job<'_>, ctx: &Context) -> Duration {
             job.progress.set_waiting(false);
         }
         if now >= next_lookup {
-            let added = job.scheduler.add_peers(&ctx.swarm.peers(&job.id));
+            let added = job.scheduler.add_peers(
+                &ctx.swarm
+                    .peers(&listed_id(&job.id, job.key.secret.as_ref())),
+            );
             if added > 0 {
                 log::info!("download of {}: {added} more peer(s)", job.id.short());
             }
@@ -361,7 +375,7 @@ fn watch(job: &worker::Job<'_>, ctx: &Context) -> Duration {
 fn publish(
     ctx: &Context,
     entry: Option<Arc<SharedFile>>,
-    name: &str,
+    req: &Request,
     path: &std::path::Path,
     manifest: Manifest,
 ) -> Result<Arc<SharedFile>, DownloadError> {
@@ -372,7 +386,7 @@ fn publish(
         }
         None => ctx
             .library
-            .add(name.to_string(), path.to_path_buf(), manifest)
+            .add(req.name.clone(), path.to_path_buf(), manifest, req.secret)
             .map_err(|source| {
                 StoreError::Io {
                     path: path.to_path_buf(),

@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::manifest::connect_peer;
+use super::manifest::{connect_peer, FileKey};
 use super::progress::Progress;
 use super::scheduler::{Fault, Held, Lease, Next, Scheduler};
 use crate::bounds::{HAVE_INTERVAL, HAVE_MIN_GAP, IDLE_SWITCH, PIPELINE_DEPTH};
@@ -33,6 +33,8 @@ use crate::storage::{PartialFile, StoreError};
 /// Everything the workers of one download share.
 pub struct Job<'a> {
     pub id: FileId,
+    /// The id and, for a private share, the secret each connection proves.
+    pub key: FileKey,
     pub manifest: &'a Manifest,
     pub partial: &'a PartialFile,
     /// The library's entry for this download, whose chunk set grows as
@@ -65,7 +67,7 @@ enum Pending<'a> {
 /// idle while other peers wait for a worker, or the download ends.
 fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(), StoreError> {
     let addr = lease.source.addr;
-    let (mut conn, version) = match connect_peer(lease.source, job.tls) {
+    let (mut conn, version) = match connect_peer(lease.source, job.tls, &job.key) {
         Ok(connected) => connected,
         Err(Error::Busy) => {
             log::debug!("peer {addr} is busy; trying it again later");

@@ -1,0 +1,94 @@
+//! How a peer finds other peers of a file (the tracker and the DHT,
+//! merged, itself left out) and tells them what it has: what `locate` and
+//! every download use. Files are looked up by the id they are listed under,
+//! a private share's blinded id for those.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::announcer::Announcer;
+use super::download::Swarm;
+use super::library::{Library, SharedFile};
+use super::locate::{self, Source};
+use super::tracker_client::TrackerClient;
+use super::PeerError;
+use crate::dht::DhtNode;
+use crate::error::Error;
+use crate::identity::PeerId;
+use crate::manifest::FileId;
+
+/// How this peer finds other peers of a file, and tells the tracker and the
+/// DHT what it has: what `locate` and every download use.
+pub struct PeerSwarm {
+    pub tracker: TrackerClient,
+    pub dht: Option<Arc<DhtNode>>,
+    pub announcer: Arc<Announcer>,
+    pub library: Arc<Library>,
+    pub listen: SocketAddr,
+    /// This peer's own id, to leave itself out of peer lists.
+    pub id: PeerId,
+}
+
+impl PeerSwarm {
+    /// The peers of `id` from the tracker and the DHT, merged, without this
+    /// peer, with how many came from each. Fails only if the tracker fails
+    /// and there is no DHT to fall back on.
+    pub fn find(
+        &self,
+        tracker: &TrackerClient,
+        id: &FileId,
+    ) -> Result<(Vec<Source>, usize, usize), PeerError> {
+        let from_tracker = match (tracker.peers(id), &self.dht) {
+            (Ok(peers), _) => peers
+                .into_iter()
+                .map(|p| Source {
+                    addr: p.addr,
+                    id: p.id,
+                })
+                .collect(),
+            (Err(e), None) => return Err(self.tracker_error(e)),
+            (Err(e), Some(_)) => {
+                log::info!("{}; using the DHT alone", self.tracker_error(e));
+                Vec::new()
+            }
+        };
+        let dht_peers = locate::dht_peers(self.dht.as_deref(), id);
+        let (mut peers, from_tracker, from_dht) = locate::merge_peers(from_tracker, dht_peers);
+        // Our own registration comes back from the tracker and the DHT too.
+        peers.retain(|p| p.id != Some(self.id) && !locate::is_self(p.addr, self.listen));
+        Ok((peers, from_tracker, from_dht))
+    }
+
+    fn tracker_error(&self, source: Error) -> PeerError {
+        PeerError::Tracker {
+            addr: self.tracker.addr().to_string(),
+            source,
+        }
+    }
+}
+
+impl Swarm for PeerSwarm {
+    fn peers(&self, listed: &FileId) -> Vec<Source> {
+        match self.find(&self.tracker, listed) {
+            Ok((peers, _, _)) => peers,
+            Err(e) => {
+                log::debug!("looking for more peers of {}: {e}", listed.short());
+                Vec::new()
+            }
+        }
+    }
+
+    fn announce(&self, file: &Arc<SharedFile>) -> Option<String> {
+        self.announcer
+            .register_now(std::slice::from_ref(file), self.dht.is_some())
+            .err()
+            .map(|e| self.tracker_error(e).to_string())
+    }
+
+    fn withdraw(&self, file: &Arc<SharedFile>) {
+        self.library.remove(file);
+        if let Err(e) = self.announcer.withdraw(&file.listed) {
+            log::info!("{}", self.tracker_error(e));
+        }
+    }
+}

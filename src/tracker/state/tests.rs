@@ -1,0 +1,218 @@
+//! The registry's rules, one test each.
+
+use super::*;
+
+/// A peer at 127.0.0.1:`port` with an id of its own.
+fn addr(port: u16) -> PeerKey {
+    PeerKey {
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        id: PeerId([port as u8; 16]),
+    }
+}
+
+const TTL: Duration = Duration::from_secs(10);
+
+fn addrs(rows: Vec<PeerEntry>) -> Vec<PeerKey> {
+    rows.into_iter()
+        .map(|p| PeerKey {
+            addr: p.addr,
+            id: p.id.expect("the tracker lists ids"),
+        })
+        .collect()
+}
+
+#[test]
+fn partial_peers_are_listed_as_such_and_turn_complete() {
+    let r = Registry::new(TTL);
+    let now = Instant::now();
+    let id = FileId([4; 32]);
+    r.register(addr(1), id, 5, Some("a"), true, now).unwrap();
+    r.register(addr(2), id, 5, Some("a"), false, now).unwrap();
+    let state = |r: &Registry| {
+        let mut rows: Vec<(u16, bool)> = r
+            .peers(&id, now)
+            .iter()
+            .map(|p| (p.addr.port(), p.complete))
+            .collect();
+        rows.sort();
+        rows
+    };
+    assert_eq!(state(&r), [(1, true), (2, false)]);
+    assert_eq!(
+        r.search("a", now)[0].peers,
+        2,
+        "the swarm counts partial peers"
+    );
+    r.register(addr(2), id, 5, Some("a"), true, now).unwrap();
+    assert_eq!(state(&r), [(1, true), (2, true)]);
+    assert_eq!(
+        r.lock().registrations,
+        2,
+        "a refresh is no new registration"
+    );
+}
+
+#[test]
+fn register_search_peers_unregister() {
+    let r = Registry::new(TTL);
+    let now = Instant::now();
+    let id = FileId([1; 32]);
+    r.register(addr(1), id, 5, Some("Hello.txt"), true, now)
+        .unwrap();
+    r.register(addr(2), id, 5, Some("other-name"), true, now)
+        .unwrap();
+    let found = r.search("hello", now);
+    assert_eq!(found.len(), 1);
+    assert_eq!((found[0].name.as_str(), found[0].peers), ("Hello.txt", 2));
+    assert_eq!(r.search("zzz", now), vec![]);
+    assert_eq!(r.peers(&id, now).len(), 2);
+    assert!(r.unregister(addr(1), &id));
+    assert!(!r.unregister(addr(1), &id));
+    assert_eq!(addrs(r.peers(&id, now)), vec![addr(2)]);
+    assert_eq!(r.info(&"0101".parse().unwrap(), now).len(), 1);
+    assert_eq!(
+        r.info(&id.to_hex().parse().unwrap(), now)[0].name,
+        "Hello.txt"
+    );
+    assert!(r.info(&"0102".parse().unwrap(), now).is_empty());
+    assert_eq!(r.remove_peer(addr(2)), 1);
+    assert_eq!(r.search("", now), vec![]);
+}
+
+#[test]
+fn a_false_size_claimed_first_locks_nobody_out() {
+    let r = Registry::new(TTL);
+    let now = Instant::now();
+    let id = FileId([2; 32]);
+    r.register(addr(1), id, 5, Some("a"), true, now).unwrap();
+    r.register(addr(2), id, 6, Some("a"), true, now).unwrap();
+    r.register(addr(3), id, 6, Some("a"), true, now).unwrap();
+    let mut peers = addrs(r.peers(&id, now));
+    peers.sort();
+    assert_eq!(peers, vec![addr(1), addr(2), addr(3)]);
+    let rows: Vec<(u64, u32)> = r
+        .search("a", now)
+        .iter()
+        .map(|f| (f.size, f.peers))
+        .collect();
+    assert_eq!(
+        rows,
+        [(6, 2), (5, 1)],
+        "one row per claimed size, most peers first"
+    );
+    assert_eq!(r.info(&id.to_hex().parse().unwrap(), now).len(), 2);
+}
+
+#[test]
+fn one_address_cannot_fill_the_tracker() {
+    let r = Registry::new(TTL);
+    let now = Instant::now();
+    let other = PeerKey {
+        addr: SocketAddr::from(([127, 0, 0, 2], 1)),
+        id: PeerId([7; 16]),
+    };
+    for n in 0..TRACKER_MAX_PER_ADDRESS {
+        let mut id = [0u8; 32];
+        id[..8].copy_from_slice(&(n as u64).to_le_bytes());
+        r.register(addr(1), FileId(id), 1, Some("f"), true, now)
+            .unwrap();
+    }
+    assert_eq!(
+        r.register(addr(2), FileId([9; 32]), 1, Some("f"), true, now),
+        Err(RegistryError::TooManyFromAddress(TRACKER_MAX_PER_ADDRESS)),
+        "another port of the same address counts too"
+    );
+    r.register(other, FileId([9; 32]), 1, Some("f"), true, now)
+        .unwrap();
+    assert_eq!(r.remove_peer(addr(1)), TRACKER_MAX_PER_ADDRESS);
+    r.register(addr(2), FileId([9; 32]), 1, Some("f"), true, now)
+        .unwrap();
+}
+
+#[test]
+fn stale_peers_are_hidden_then_expired() {
+    let r = Registry::new(TTL);
+    let t0 = Instant::now();
+    let id = FileId([3; 32]);
+    r.register(addr(1), id, 5, Some("a"), true, t0).unwrap();
+    r.register(addr(2), id, 5, Some("a"), true, t0 + Duration::from_secs(8))
+        .unwrap();
+    let later = t0 + Duration::from_secs(15);
+    assert_eq!(addrs(r.peers(&id, later)), vec![addr(2)]);
+    assert_eq!(r.search("", later)[0].peers, 1);
+    assert_eq!(r.expire(later), 1);
+    assert_eq!(r.expire(t0 + Duration::from_secs(30)), 1);
+    assert_eq!(r.search("", later), vec![]);
+    assert_eq!(r.lock().registrations, 0);
+}
+
+#[test]
+fn snapshot_copies_live_files_sorted_and_capped() {
+    let r = Registry::new(TTL);
+    let t0 = Instant::now();
+    let at = |secs| t0 + Duration::from_secs(secs);
+    r.register(addr(1), FileId([3; 32]), 9, Some("stale"), true, t0)
+        .unwrap();
+    r.register(addr(1), FileId([1; 32]), 5, Some("b"), true, at(8))
+        .unwrap();
+    r.register(addr(2), FileId([1; 32]), 5, Some("b"), true, at(12))
+        .unwrap();
+    r.register(addr(3), FileId([1; 32]), 5, Some("b"), true, at(10))
+        .unwrap();
+    r.register(addr(1), FileId([2; 32]), 7, Some("a"), true, at(8))
+        .unwrap();
+    let s = r.snapshot(at(15), 10, 2);
+    assert_eq!((s.total_files, s.registrations), (3, 5));
+    let names: Vec<_> = s.files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, vec!["a", "b"]);
+    let b = &s.files[1];
+    assert_eq!((b.size, b.peer_count), (5, 3));
+    // Capped at the 2 freshest peers.
+    let ages: Vec<_> = b
+        .peers
+        .iter()
+        .map(|(a, d, _)| (a.addr.port(), d.as_secs()))
+        .collect();
+    assert_eq!(ages, vec![(2, 3), (3, 5)]);
+    assert_eq!(r.snapshot(at(15), 1, 10).files.len(), 1);
+}
+
+#[test]
+fn registrations_are_counted_exactly() {
+    let r = Registry::new(TTL);
+    let now = Instant::now();
+    for port in 1..=3 {
+        for n in 0..4 {
+            r.register(addr(port), FileId([n; 32]), 1, Some("f"), true, now)
+                .unwrap();
+            r.register(addr(port), FileId([n; 32]), 1, Some("f"), true, now)
+                .unwrap();
+        }
+    }
+    assert_eq!(r.lock().registrations, 12);
+    r.unregister(addr(1), &FileId([0; 32]));
+    assert_eq!(r.lock().registrations, 11);
+    assert_eq!(r.remove_peer(addr(2)), 4);
+    assert_eq!(r.lock().registrations, 7);
+}
+
+#[test]
+fn unlisted_files_are_found_by_peers_only() {
+    let r = Registry::new(TTL);
+    let now = Instant::now();
+    let (hidden, named) = (FileId([0xaa; 32]), FileId([0xab; 32]));
+    r.register(addr(1), hidden, 5, None, true, now).unwrap();
+    r.register(addr(1), named, 5, Some("aa"), true, now)
+        .unwrap();
+    assert_eq!(addrs(r.peers(&hidden, now)), [addr(1)]);
+    let listed = |rows: Vec<FileSummary>| rows.into_iter().map(|f| f.id).collect::<Vec<_>>();
+    assert_eq!(listed(r.search("", now)), [named]);
+    assert_eq!(listed(r.info(&"abab".parse().unwrap(), now)), [named]);
+    let full = hidden.to_hex().parse().unwrap();
+    assert!(r.info(&full, now).is_empty(), "not even by its whole id");
+    assert_eq!(r.snapshot(now, 10, 10).files.len(), 1);
+    // A named registration of the same id lists it from then on.
+    r.register(addr(2), hidden, 5, Some("late"), true, now)
+        .unwrap();
+    assert_eq!(listed(r.search("late", now)), [hidden]);
+}
