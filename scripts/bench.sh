@@ -60,7 +60,7 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 SAY_FD=2      # the table alone goes to stdout
 STAMP_OUT=1   # readiness and completion lines carry their time (LINE_TS)
 KEEP_WORK=${BENCH_KEEP:-}
-LOAD=$ROOT/target/release/examples/tracker_load
+LOAD=$TARGET_DIR/release/examples/tracker_load
 
 ROWS=() # table rows: "benchmark|p2pshare|baseline|ratio|target|result"
 MISSED=0
