@@ -3,13 +3,15 @@
 # same run (the machine is shared and noisy: ratios travel, absolute figures
 # do not). Prints one Markdown table; docs/BENCHMARKS.md holds a copy.
 #
-#   scripts/bench.sh [--quick|--full] [--peers]
+#   scripts/bench.sh [--quick|--full] [--peers] [--netns]
 #
-#   --quick   64 MiB random file, 5 s tracker runs (default)
-#   --full    1 GiB random file, 10 s tracker runs
+#   --quick   64 MiB random file, 5 s tracker runs, crowd R = 8M (default)
+#   --full    1 GiB random file, 10 s tracker runs, crowd R = 32M
 #   --peers   also aria2c and rqbit through a local opentracker (installs
 #             aria2, opentracker, mktorrent from Debian; rqbit with
 #             `cargo install rqbit --locked`, a long build)
+#   --netns   also 11 (needs root): each peer in a network namespace of its
+#             own, the seeder's link shaped with tc tbf
 #
 # Benchmarks (the median of BENCH_RUNS runs, default 3, each):
 #   1. 1 seeder -> 1 downloader vs a raw TCP copy file->file (socat -b 131072)
@@ -21,13 +23,26 @@
 #      GET, 1 and 50 clients
 #   6. swarm: 8 seeders, 4 downloaders at once vs 4 concurrent socat copies
 #   7. (--peers) 1 -> 1 and 3 -> 1 with aria2c and rqbit
+#   8. flash crowd: 1 seeder --max-upload R (R = BENCH_CROWD_RATE), N = 6 and
+#      12 downloaders started together that serve until all are done: the
+#      slowest finish / the floor S/R, and the seeder's upload / S; with
+#      --peers also aria2c (N = 6, 12) and rqbit (N = 6), same case
+#   9. late arrival: as 8 with N = 3 + 3, the second 3 started 3 s later
+#  10. killed downloader: as 8 with N = 6, one SIGKILLed once it has S/8
+#  11. (--netns) 8 with N = 6 over veths on a bridge, every peer in its own
+#      namespace, the seeder's uplink tbf BENCH_NETNS_RATE (default 64mbit,
+#      --full 256mbit) instead of --max-upload
 # Every transferred file is compared with cmp; a mismatch fails the script.
-# Environment: BENCH_RUNS (runs per figure), BENCH_RATE (R), BENCH_ONLY (say
-# "1 5": only those benchmarks), BENCH_KEEP=1 (keep the work directory).
+# Environment: BENCH_RUNS (runs per figure), BENCH_RATE (R of 4),
+# BENCH_CROWD_RATE (R of 8 to 10), BENCH_NETNS_RATE (the tbf rate of 11),
+# BENCH_ONLY (say "1 5": only those benchmarks), BENCH_KEEP=1 (keep the work
+# directory). Binaries come from CARGO_TARGET_DIR if set (else target/).
 #
-# Everything listens on 127.0.0.1 only, every wait has a deadline, and a trap
-# stops every process this script started and removes its work directory
-# (under /tmp), on success and on failure.
+# Everything listens on 127.0.0.1 only (in 11, on 10.77.0.0/24 inside the
+# namespaces this script creates, p2pbench<pid>-*), every wait has a
+# deadline, and a trap stops every process this script started, removes
+# the namespaces it made (with their veths and bridge) and its work
+# directory (under /tmp), on success and on failure.
 
 set -euo pipefail
 export LC_ALL=C # a '.' in $EPOCHREALTIME and in awk's numbers
@@ -1025,6 +1040,9 @@ HOOK
             row "$name, seeder upload / S" "${CROWD_UP[$n]}" "$u ($client)" "$(calc "${CROWD_UP[$n]} / $u")" - -
         done
     done
+    if [[ -f $WORK/bt/seed0/data.bin ]]; then
+        cmp "$SRC" "$WORK/bt/seed0/data.bin" || fail "a BitTorrent seeder changed its copy of the file"
+    fi
 }
 
 # selected N: whether benchmark N is in BENCH_ONLY (default: all).
