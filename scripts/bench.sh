@@ -3,13 +3,15 @@
 # same run (the machine is shared and noisy: ratios travel, absolute figures
 # do not). Prints one Markdown table; docs/BENCHMARKS.md holds a copy.
 #
-#   scripts/bench.sh [--quick|--full] [--peers]
+#   scripts/bench.sh [--quick|--full] [--peers] [--netns]
 #
-#   --quick   64 MiB random file, 5 s tracker runs (default)
-#   --full    1 GiB random file, 10 s tracker runs
+#   --quick   64 MiB random file, 5 s tracker runs, crowd R = 8M (default)
+#   --full    1 GiB random file, 10 s tracker runs, crowd R = 32M
 #   --peers   also aria2c and rqbit through a local opentracker (installs
 #             aria2, opentracker, mktorrent from Debian; rqbit with
 #             `cargo install rqbit --locked`, a long build)
+#   --netns   also 11 (needs root): each peer in a network namespace of its
+#             own, the seeder's link shaped with tc tbf
 #
 # Benchmarks (the median of BENCH_RUNS runs, default 3, each):
 #   1. 1 seeder -> 1 downloader vs a raw TCP copy file->file (socat -b 131072)
@@ -21,13 +23,26 @@
 #      GET, 1 and 50 clients
 #   6. swarm: 8 seeders, 4 downloaders at once vs 4 concurrent socat copies
 #   7. (--peers) 1 -> 1 and 3 -> 1 with aria2c and rqbit
+#   8. flash crowd: 1 seeder --max-upload R (R = BENCH_CROWD_RATE), N = 6 and
+#      12 downloaders started together that serve until all are done: the
+#      slowest finish / the floor S/R, and the seeder's upload / S; with
+#      --peers also aria2c (N = 6, 12) and rqbit (N = 6), same case
+#   9. late arrival: as 8 with N = 3 + 3, the second 3 started 3 s later
+#  10. killed downloader: as 8 with N = 6, one SIGKILLed once it has S/8
+#  11. (--netns) 8 with N = 6 over veths on a bridge, every peer in its own
+#      namespace, the seeder's uplink tbf BENCH_NETNS_RATE (default 64mbit,
+#      --full 256mbit) instead of --max-upload
 # Every transferred file is compared with cmp; a mismatch fails the script.
-# Environment: BENCH_RUNS (runs per figure), BENCH_RATE (R), BENCH_ONLY (say
-# "1 5": only those benchmarks), BENCH_KEEP=1 (keep the work directory).
+# Environment: BENCH_RUNS (runs per figure), BENCH_RATE (R of 4),
+# BENCH_CROWD_RATE (R of 8 to 10), BENCH_NETNS_RATE (the tbf rate of 11),
+# BENCH_ONLY (say "1 5": only those benchmarks), BENCH_KEEP=1 (keep the work
+# directory). Binaries come from CARGO_TARGET_DIR if set (else target/).
 #
-# Everything listens on 127.0.0.1 only, every wait has a deadline, and a trap
-# stops every process this script started and removes its work directory
-# (under /tmp), on success and on failure.
+# Everything listens on 127.0.0.1 only (in 11, on 10.77.0.0/24 inside the
+# namespaces this script creates, p2pbench<pid>-*), every wait has a
+# deadline, and a trap stops every process this script started, removes
+# the namespaces it made (with their veths and bridge) and its work
+# directory (under /tmp), on success and on failure.
 
 set -euo pipefail
 export LC_ALL=C # a '.' in $EPOCHREALTIME and in awk's numbers
@@ -36,21 +51,25 @@ usage() { sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; }
 
 MODE=quick
 WITH_PEERS=0
+WITH_NETNS=0
 for arg in "$@"; do
     case $arg in
     --quick) MODE=quick ;;
     --full) MODE=full ;;
     --peers) WITH_PEERS=1 ;;
+    --netns) WITH_NETNS=1 ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
     esac
 done
 
 if [[ $MODE == quick ]]; then
-    SIZE=$((64 << 20)) LOAD_SECS=5
+    SIZE=$((64 << 20)) LOAD_SECS=5 CROWD_RATE=8M NETNS_RATE=64mbit
 else
-    SIZE=$((1 << 30)) LOAD_SECS=10
+    SIZE=$((1 << 30)) LOAD_SECS=10 CROWD_RATE=32M NETNS_RATE=256mbit
 fi
+CROWD_RATE=${BENCH_CROWD_RATE:-$CROWD_RATE}
+NETNS_RATE=${BENCH_NETNS_RATE:-$NETNS_RATE}
 RATE=${BENCH_RATE:-10M}
 RUNS=${BENCH_RUNS:-3}
 SIZE_MIB=$((SIZE >> 20))
@@ -60,7 +79,7 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 SAY_FD=2      # the table alone goes to stdout
 STAMP_OUT=1   # readiness and completion lines carry their time (LINE_TS)
 KEEP_WORK=${BENCH_KEEP:-}
-LOAD=$ROOT/target/release/examples/tracker_load
+LOAD=$TARGET_DIR/release/examples/tracker_load
 
 ROWS=() # table rows: "benchmark|p2pshare|baseline|ratio|target|result"
 MISSED=0
@@ -146,7 +165,8 @@ install_missing() {
 }
 
 install_missing socat:socat redis-server:redis-server redis-benchmark:redis-tools \
-    /usr/bin/time:time openssl:openssl cmp:diffutils pgrep:procps
+    /usr/bin/time:time openssl:openssl cmp:diffutils pgrep:procps curl:curl jq:jq
+((WITH_NETNS)) && install_missing ip:iproute2 tc:iproute2
 if ((WITH_PEERS)); then
     install_missing aria2c:aria2 opentracker:opentracker mktorrent:mktorrent
     export PATH=$PATH:${CARGO_HOME:-$HOME/.cargo}/bin
@@ -171,6 +191,14 @@ XFER_SECS=$((60 + SIZE_MIB / 5))
 RATE_BYTES=$(numfmt --from=iec "$RATE")
 RATE_MIB=$(calc "$RATE_BYTES / 1048576" 1)
 CAPPED_SECS=$((60 + 2 * SIZE / RATE_BYTES))
+# Flash crowds (8 to 11): the floor is one copy of the file through the
+# seeder's capped uplink, S/R.
+CROWD_RATE_BYTES=$(numfmt --from=iec "$CROWD_RATE")
+CROWD_RATE_MIB=$(calc "$CROWD_RATE_BYTES / 1048576" 1)
+FLOOR_SECS=$(calc "$SIZE / $CROWD_RATE_BYTES" 4)
+CROWD_SECS=$((60 + 4 * SIZE / CROWD_RATE_BYTES))
+CROWD_LATE_SECS=3        # 9: the late half starts this much after the first
+KILL_AT=$((SIZE / 8))    # 10: the victim is killed once it has this many bytes
 
 # ------------------------------------------------------------- p2pshare -----
 
@@ -430,7 +458,18 @@ BT_SEEDERS=3
 # bt_setup: a torrent of $SRC (mktorrent, 512 KiB pieces), a copy of $SRC per
 # seeder (so no two clients ever open one file for writing), and opentracker
 # on a free port tracking the torrent. Returns 1 with BT_WHY set on failure.
+# Does all that once per run (7 and 8 share it) and after that only returns
+# the same status.
 bt_setup() {
+    if [[ -z ${BT_SET_UP:-} ]]; then
+        BT_SET_UP=1 BT_SETUP_WHY=""
+        bt_setup_once || BT_SETUP_WHY=$BT_WHY
+    fi
+    BT_WHY=$BT_SETUP_WHY
+    [[ -z $BT_WHY ]]
+}
+
+bt_setup_once() {
     local hash i
     mkdir -p "$WORK/bt/root"
     OTPORT=$(free_port)
@@ -573,8 +612,437 @@ bench_peers() {
         [[ -f $WORK/bt/seed$k/data.bin ]] || continue
         cmp "$SRC" "$WORK/bt/seed$k/data.bin" || fail "a BitTorrent seeder changed its copy of the file"
     done
-    [[ -n $(pid_of_maybe opentracker) ]] && stop opentracker
     return 0
+}
+
+# ------------------------------------------------------------ flash crowd ----
+# One seeder whose upload is capped at R and N downloaders started together,
+# each of which keeps serving until the last one is done. The floor is S/R,
+# one copy of the file through the seeder's uplink; the seeder's uploaded
+# bytes over S say how much it sent more than once.
+
+HELD_FDS=()
+
+# held_input NAME LINE: a fifo $WORK/NAME.in holding LINE, which this shell
+# keeps open for writing: its reader gets LINE and then no end of input, so a
+# peer reading it stays up (and serves) until it is stopped.
+held_input() {
+    local fd
+    mkfifo "$WORK/$1.in"
+    exec {fd}<>"$WORK/$1.in"
+    printf '%s\n' "$2" >&"$fd"
+    HELD_FDS+=("$fd")
+}
+
+# release_inputs: closes every held_input fifo.
+release_inputs() {
+    local fd
+    for fd in "${HELD_FDS[@]}"; do exec {fd}>&-; done
+    HELD_FDS=()
+}
+
+# stop_all NAME...: stops them together (TERM to all first, so that their
+# goodbyes to the tracker overlap).
+stop_all() {
+    local name
+    for name in "$@"; do kill -TERM "$(pid_of "$name")" 2>/dev/null || true; done
+    for name in "$@"; do stop "$name"; done
+}
+
+# sleep_until T: sleeps until $EPOCHREALTIME reaches T (an awk expression).
+sleep_until() {
+    local d
+    d=$(calc "$1 - $(now)" 3)
+    if awk "BEGIN { exit !($d > 0) }"; then sleep "$d"; fi
+}
+
+# node N: sets NODE, the command prefix that runs a program on node N, and
+# ADDR, its address. On loopback that is no prefix and 127.0.0.1; in netns
+# mode (NETNS_ON=1) node N is namespace $NS-nN at 10.77.0.(N+1). Node 0 is
+# the tracker, 1 the seeder, 2 and up the downloaders.
+NETNS_ON=0
+node() {
+    if ((NETNS_ON)); then
+        NODE=(ip netns exec "$NS-n$1") ADDR=10.77.0.$(($1 + 1))
+    else
+        NODE=() ADDR=127.0.0.1
+    fi
+}
+
+# status_of N URL FILTER: jq FILTER applied to URL's /api/status (URL from a
+# `Status page on URL` line), fetched on node N.
+status_of() {
+    node "$1"
+    "${NODE[@]}" curl -sf --max-time 5 "${2}api/status" | jq -r "$3"
+}
+
+# kill_at NAME N BYTES: once the download of NAME (a peer on node N started
+# with --http 0) has BYTES verified, SIGKILLs it; sets KILLED_AT (its bytes
+# then).
+kill_at() {
+    local name=$1 n=$2 url pid got=0 deadline=$((SECONDS + CROWD_SECS))
+    wait_line "$name" 'Status page on http://[^/]+/$' 10
+    url=${LINE#Status page on }
+    while ((got < $3)); do
+        ((SECONDS < deadline)) || fail "$name did not get $3 bytes within $CROWD_SECS s"
+        sleep 0.05
+        got=$(status_of "$n" "$url" '[.downloads[].done_bytes] | max // 0') || got=0
+    done
+    ((got < SIZE)) || fail "$name finished before it could be killed"
+    pid=$(pid_of "$name")
+    disown "$pid" # or bash reports the killed job on stderr
+    kill -KILL "$pid"
+    KILLED_AT=$got
+}
+
+# crowd_run N LATE KILL [SEEDER_OPTION...]: a fresh tracker, one seeder of
+# $SRC (with SEEDER_OPTIONs and --http 0) and N downloaders, each in an empty
+# directory; the last LATE of them start CROWD_LATE_SECS after the others.
+# With KILL=1 the first is SIGKILLed once it has KILL_AT bytes. Every other
+# downloader's file is checked with cmp. Sets RUN_SECS (first start to the
+# last survivor's `Successfully downloaded` line) and RUN_UPLOADED (the
+# seeder's uploaded bytes then). Stops everything.
+crowd_run() {
+    local n=$1 late=$2 kill=$3 i t0 t1=0 taddr seed_url dls=() extra
+    shift 3
+    SEQ=$((SEQ + 1))
+    local run=c$SEQ
+    node 0
+    taddr=$ADDR
+    start "$run-tracker" "$WORK" "" "${NODE[@]}" "$TRACKER" --bind "$ADDR" 0
+    wait_line "$run-tracker" 'Tracker running on port [0-9]+\.' 10
+    TPORT=$(port_of "$LINE")
+    node 1
+    start "$run-seed" "$WORK/src" "" "${NODE[@]}" "$PEER" --bind "$ADDR" --http 0 --serve "$@" \
+        --share "$SRC" "$taddr" "$TPORT" 0
+    wait_line "$run-seed" 'Status page on http://[^/]+/$' 10
+    seed_url=${LINE#Status page on }
+    wait_line "$run-seed" 'Successfully registered file: ' 300
+    for ((i = 0; i < n; i++)); do
+        mkdir "$WORK/$run-dl$i"
+        held_input "$run-dl$i" 'download data.bin'
+        dls+=("$run-dl$i")
+    done
+    t0=$(now)
+    for ((i = 0; i < n; i++)); do
+        if ((late > 0 && i == n - late)); then sleep_until "$t0 + $CROWD_LATE_SECS"; fi
+        extra=()
+        if ((kill && i == 0)); then extra=(--http 0); fi
+        node $((i + 2))
+        start "$run-dl$i" "$WORK/$run-dl$i" "$WORK/$run-dl$i.in" "${NODE[@]}" "$PEER" --bind "$ADDR" \
+            "${extra[@]}" "$taddr" "$TPORT" 0
+    done
+    if ((kill)); then kill_at "$run-dl0" 2 "$KILL_AT"; fi
+    for ((i = kill; i < n; i++)); do
+        wait_line "$run-dl$i" 'Successfully downloaded: data\.bin$' "$CROWD_SECS"
+        t1=$(max "$t1" "$LINE_TS")
+    done
+    RUN_SECS=$(calc "$t1 - $t0" 4)
+    RUN_UPLOADED=$(status_of 1 "$seed_url" '.shared[0].uploaded') || RUN_UPLOADED=""
+    [[ $RUN_UPLOADED =~ ^[0-9]+$ ]] || fail "the seeder's /api/status gave no uploaded bytes"
+    stop_all "${dls[@]}"
+    release_inputs
+    for ((i = kill; i < n; i++)); do
+        cmp "$SRC" "$WORK/$run-dl$i/data.bin" || fail "$run-dl$i: downloaded file differs from the original"
+    done
+    for ((i = 0; i < n; i++)); do rm -rf -- "$WORK/$run-dl$i" "$WORK/$run-dl$i.in"; done
+    stop "$run-seed"
+    stop "$run-tracker"
+}
+
+# crowd_log N K: the per-run line of crowd_run's figures.
+crowd_log() {
+    log "   N=$1, run $2: slowest $(calc "$RUN_SECS" 2) s ($(calc "$RUN_SECS / $FLOOR_SECS")x the floor)," \
+        "seeder uploaded $(calc "$RUN_UPLOADED / $SIZE")x S"
+}
+
+# crowd_rows NAME FLOOR SECS UPLOADED FINISH_TARGET [FINISH]: the rows of a
+# crowd case, from the medians SECS and UPLOADED (bytes) and the floor FLOOR
+# (s); FINISH names the time [slowest finish]. A FINISH_TARGET of "all
+# intact" is met once crowd_run returned; otherwise it is a bound on
+# SECS / FLOOR ("<= 1.25"), and the upload must be <= 1.3 S.
+crowd_rows() {
+    local name=$1 floor=$2 secs=$3 up=$4 target=$5 finish=${6:-slowest finish} r u ok upt=- upok=-
+    r=$(calc "$secs / $floor") u=$(calc "$up / $SIZE")
+    if [[ $target == "all intact" ]]; then
+        ok=1
+    else
+        ok=$(ge "${target#<= }" "$r") upt="<= 1.3" upok=$(ge 1.3 "$u")
+    fi
+    row "$name, $finish, s" "$(calc "$secs" 1)" "$(calc "$floor" 1) (floor S/R)" "$r" "$target" "$ok"
+    row "$name, seeder upload, MiB" "$(calc "$up / 1048576" 1)" "$SIZE_MIB (S)" "$u" "$upt" "$upok"
+}
+
+declare -A CROWD_RATIO CROWD_UP # p2pshare's flash crowd medians by N, for 8's comparisons
+
+bench_crowd() {
+    say "8. flash crowd: 1 seeder --max-upload $CROWD_RATE, N downloaders at once (floor S/R = $(calc "$FLOOR_SECS" 1) s)"
+    local n k secs up s u
+    for n in 6 12; do
+        secs=() up=()
+        for ((k = 1; k <= RUNS; k++)); do
+            crowd_run "$n" 0 0 --max-upload "$CROWD_RATE"
+            secs+=("$RUN_SECS") up+=("$RUN_UPLOADED")
+            crowd_log "$n" "$k"
+        done
+        s=$(median "${secs[@]}") u=$(median "${up[@]}")
+        CROWD_RATIO[$n]=$(calc "$s / $FLOOR_SECS") CROWD_UP[$n]=$(calc "$u / $SIZE")
+        crowd_rows "8. flash crowd N=$n" "$FLOOR_SECS" "$s" "$u" "<= 1.25"
+    done
+}
+
+bench_late() {
+    local half=3
+    say "9. late arrival: $half downloaders, then $half more $CROWD_LATE_SECS s later (1 seeder --max-upload $CROWD_RATE)"
+    local k secs=() up=()
+    for ((k = 1; k <= RUNS; k++)); do
+        crowd_run $((2 * half)) "$half" 0 --max-upload "$CROWD_RATE"
+        secs+=("$RUN_SECS") up+=("$RUN_UPLOADED")
+        crowd_log $((2 * half)) "$k"
+    done
+    crowd_rows "9. late arrival N=$half+$half (+$CROWD_LATE_SECS s)" "$FLOOR_SECS" \
+        "$(median "${secs[@]}")" "$(median "${up[@]}")" "all intact" "slowest finish from the first start"
+}
+
+bench_killed() {
+    local n=6
+    say "10. killed downloader: N=$n, one SIGKILLed once it has $((KILL_AT >> 20)) MiB (1 seeder --max-upload $CROWD_RATE)"
+    local k secs=() up=()
+    for ((k = 1; k <= RUNS; k++)); do
+        crowd_run "$n" 0 1 --max-upload "$CROWD_RATE"
+        secs+=("$RUN_SECS") up+=("$RUN_UPLOADED")
+        crowd_log "$n" "$k"
+        log "   (the victim was killed with $(calc "$KILLED_AT / 1048576" 1) MiB)"
+    done
+    crowd_rows "10. killed downloader N=$n (1 SIGKILLed)" "$FLOOR_SECS" \
+        "$(median "${secs[@]}")" "$(median "${up[@]}")" "all intact" "slowest survivor"
+}
+
+# ------------------------------------------------------ network namespaces --
+# --netns: every node in a network namespace of its own, joined by a veth
+# pair to a bridge that lives in one more namespace, so nothing is added to
+# the machine's own network namespace. The seeder's uplink (its eth0's
+# egress) is shaped with tbf instead of --max-upload.
+
+NS=p2pbench$$
+NETNS_MADE=() # namespaces created, in order
+NETNS_WHY=""
+
+# ns_do CMD...: runs CMD; on failure sets NETNS_WHY and returns 1.
+ns_do() {
+    "$@" 2>>"$WORK/netns.err" || { NETNS_WHY="\`$*\` failed: $(tail -n1 "$WORK/netns.err")"; return 1; }
+}
+
+# netns_up NODES: namespaces $NS-sw (the bridge br0) and $NS-n0 ... n(NODES-1),
+# node i at 10.77.0.(i+1)/24 on its eth0, and the tbf on the seeder's eth0.
+# Returns 1 with NETNS_WHY set on failure (the trap removes what was made).
+netns_up() {
+    local nodes=$1 i ns sw=$NS-sw
+    ((EUID == 0)) || { NETNS_WHY="needs root (ip netns, tc)"; return 1; }
+    ns_do ip netns add "$sw" || return 1
+    NETNS_MADE+=("$sw")
+    ns_do ip -n "$sw" link add br0 type bridge || return 1
+    ns_do ip -n "$sw" link set br0 up || return 1
+    for ((i = 0; i < nodes; i++)); do
+        ns=$NS-n$i
+        ns_do ip netns add "$ns" || return 1
+        NETNS_MADE+=("$ns")
+        ns_do ip -n "$sw" link add "p$i" type veth peer name eth0 netns "$ns" || return 1
+        ns_do ip -n "$sw" link set "p$i" master br0 up || return 1
+        ns_do ip -n "$ns" link set lo up || return 1
+        ns_do ip -n "$ns" addr add "10.77.0.$((i + 1))/24" dev eth0 || return 1
+        ns_do ip -n "$ns" link set eth0 up || return 1
+    done
+    # burst: 8 ms at the rate (at least a 250 Hz tick's worth); latency bounds
+    # the queue.
+    ns_do ip netns exec "$NS-n1" tc qdisc add dev eth0 root tbf rate "$NETNS_RATE" \
+        burst $((NETNS_RATE_BYTES / 125)) latency 50ms || return 1
+}
+
+# netns_down: removes every namespace netns_up made (their veths and the
+# bridge go with them); safe to call twice.
+netns_down() {
+    local i
+    for ((i = ${#NETNS_MADE[@]} - 1; i >= 0; i--)); do
+        ip netns del "${NETNS_MADE[i]}" 2>/dev/null || log "could not remove netns ${NETNS_MADE[i]}"
+    done
+    NETNS_MADE=()
+}
+
+bench_netns() {
+    local n=6 k secs=() up=() floor
+    [[ $NETNS_RATE =~ ^([0-9]+)([kmg]?)bit$ ]] || fail "BENCH_NETNS_RATE must look like 64mbit, not $NETNS_RATE"
+    case ${BASH_REMATCH[2]} in
+    k) NETNS_RATE_BYTES=$((BASH_REMATCH[1] * 1000 / 8)) ;;
+    m) NETNS_RATE_BYTES=$((BASH_REMATCH[1] * 1000000 / 8)) ;;
+    g) NETNS_RATE_BYTES=$((BASH_REMATCH[1] * 1000000000 / 8)) ;;
+    *) NETNS_RATE_BYTES=$((BASH_REMATCH[1] / 8)) ;;
+    esac
+    floor=$(calc "$SIZE / $NETNS_RATE_BYTES" 4)
+    say "11. netns flash crowd: N=$n, each peer in its own namespace, seeder uplink tbf $NETNS_RATE (floor $(calc "$floor" 1) s)"
+    local name="11. netns flash crowd N=$n (tbf $NETNS_RATE)"
+    AT_EXIT+=(netns_down)
+    if ! netns_up $((n + 2)); then
+        skip_row "$name, slowest finish, s" "$NETNS_WHY" "<= 1.25"
+        netns_down
+        return 0
+    fi
+    NETNS_ON=1
+    for ((k = 1; k <= RUNS; k++)); do
+        crowd_run "$n" 0 0
+        secs+=("$RUN_SECS") up+=("$RUN_UPLOADED")
+        log "   N=$n, run $k: slowest $(calc "$RUN_SECS" 2) s ($(calc "$RUN_SECS / $floor")x the floor)," \
+            "seeder uploaded $(calc "$RUN_UPLOADED / $SIZE")x S"
+    done
+    NETNS_ON=0
+    log "   seeder's qdisc: $(ip netns exec "$NS-n1" tc -s qdisc show dev eth0 | tr -s ' \n' ' ')"
+    netns_down
+    crowd_rows "$name" "$floor" "$(median "${secs[@]}")" "$(median "${up[@]}")" "<= 1.25"
+}
+
+# ----------------------------------------------- flash crowd, BitTorrent ----
+
+# bt_crowd_done CLIENT NAME: prints when downloader NAME completed (epoch
+# seconds), or nothing yet. aria2c runs BT_HOOK on completion, which writes
+# the time to $WORK/NAME.done; rqbit logs `torrent finished downloading`.
+bt_crowd_done() {
+    case $1 in
+    aria2c) [[ -s $WORK/$2.done ]] && head -c 40 "$WORK/$2.done" | awk 'NR == 1 { print $1 }' ;;
+    rqbit) grep -m1 -E 'torrent finished downloading' "$WORK/$2.out" | awk '{ print $1 }' ;;
+    esac
+    return 0
+}
+
+# bt_crowd_uploaded CLIENT PORT: the seeder's uploaded bytes, from its RPC
+# (aria2c) or HTTP API (rqbit) on 127.0.0.1:PORT.
+bt_crowd_uploaded() {
+    case $1 in
+    aria2c)
+        curl -sf --max-time 5 -d '{"jsonrpc":"2.0","id":"b","method":"aria2.tellActive","params":[["uploadLength"]]}' \
+            "http://127.0.0.1:$2/jsonrpc" | jq -r '.result[0].uploadLength'
+        ;;
+    rqbit) curl -sf --max-time 5 "http://127.0.0.1:$2/torrents/0/stats/v1" | jq -r '.live.snapshot.uploaded_bytes' ;;
+    esac
+}
+
+# bt_crowd_run CLIENT N: one seeder of the torrent, its upload capped at
+# CROWD_RATE, and N downloaders started together (once the seeder is ready
+# and has had a second to announce), each seeding on until the last is
+# done. Checks every file with cmp. Sets RUN_SECS (the downloaders' start to
+# the last completion) and RUN_UPLOADED (the seeder's uploaded bytes then).
+# Returns 1 with BT_WHY set if a client fails or is too slow.
+bt_crowd_run() {
+    local client=$1 n=$2 i port api t0 t1 ts deadline name dir ok=1 names=() dls=()
+    SEQ=$((SEQ + 1))
+    local run=bc$SEQ seeder=bc$SEQ-seed
+    port=$(free_port) api=$(free_port)
+    case $client in
+    aria2c)
+        start "$seeder" "$WORK/bt/seed0" "" aria2c "${ARIA_COMMON[@]}" --listen-port="$port" --seed-ratio=0.0 \
+            --bt-seed-unverified=true --max-overall-upload-limit="$CROWD_RATE" --enable-rpc \
+            --rpc-listen-port="$api" -d "$WORK/bt/seed0" "$WORK/bt/data.torrent"
+        ;;
+    rqbit)
+        start "$seeder" "$WORK/bt/seed0" "" env NO_COLOR=1 rqbit "${RQBIT_COMMON[@]}" --listen-port "$port" \
+            --announce-port "$port" --ratelimit-upload "$CROWD_RATE_BYTES" --http-api-listen-addr "127.0.0.1:$api" \
+            download --overwrite -o "$WORK/bt/seed0" "$WORK/bt/data.torrent"
+        ;;
+    esac
+    names+=("$seeder")
+    if ! bt_wait_ready "$client" "$seeder" "$port" || ! wait_listen "$api" 30; then
+        BT_WHY="$client seeder not ready in time" ok=0
+    fi
+    if ((ok)); then
+        sleep 1
+        t0=$(now)
+        for ((i = 0; i < n; i++)); do
+            name=$run-dl$i dir=$WORK/$run-dl$i
+            mkdir "$dir"
+            port=$(free_port)
+            case $client in
+            aria2c)
+                start "$name" "$dir" "" env BT_DONE="$WORK/$name.done" aria2c "${ARIA_COMMON[@]}" \
+                    --listen-port="$port" --seed-ratio=0.0 --on-bt-download-complete="$BT_HOOK" \
+                    -d "$dir" "$WORK/bt/data.torrent"
+                ;;
+            rqbit)
+                start "$name" "$dir" "" env NO_COLOR=1 rqbit "${RQBIT_COMMON[@]}" --listen-port "$port" \
+                    --announce-port "$port" download --disable-http-api -o "$dir" "$WORK/bt/data.torrent"
+                ;;
+            esac
+            names+=("$name") dls+=("$name")
+        done
+        deadline=$((SECONDS + BT_CROWD_SECS))
+        t1=0
+        for name in "${dls[@]}"; do
+            until ts=$(bt_crowd_done "$client" "$name") && [[ -n $ts ]]; do
+                kill -0 "$(pid_of "$name")" 2>/dev/null || { BT_WHY="$client downloader exited early"; ok=0; break 2; }
+                ((SECONDS < deadline)) || { BT_WHY="$client did not finish within $BT_CROWD_SECS s"; ok=0; break 2; }
+                sleep 0.05
+            done
+            t1=$(max "$t1" "$ts")
+        done
+    fi
+    if ((ok)); then
+        RUN_SECS=$(calc "$t1 - $t0" 4)
+        RUN_UPLOADED=$(bt_crowd_uploaded "$client" "$api") || RUN_UPLOADED=""
+        [[ $RUN_UPLOADED =~ ^[0-9]+$ ]] || { BT_WHY="no uploaded bytes from the $client seeder"; ok=0; }
+    fi
+    stop_all "${names[@]}"
+    if ((ok)); then
+        for name in "${dls[@]}"; do
+            cmp "$SRC" "$WORK/$name/data.bin" || fail "$client $name: downloaded file differs from the original"
+        done
+    fi
+    for name in "${dls[@]}"; do rm -rf -- "${WORK:?}/$name"; done
+    ((ok))
+}
+
+bench_crowd_peers() {
+    say "8. flash crowd with aria2c and rqbit: 1 seeder capped at $CROWD_RATE, N downloaders that seed on"
+    local client n k why times ups s u name
+    bt_setup || true
+    BT_HOOK=$WORK/bt/done-hook
+    cat >"$BT_HOOK" <<'HOOK'
+#!/usr/bin/env bash
+# aria2c --on-bt-download-complete: when this download completed.
+printf '%s\n' "$EPOCHREALTIME" >"$BT_DONE"
+HOOK
+    chmod +x "$BT_HOOK"
+    BT_CROWD_SECS=$((60 + 10 * SIZE / CROWD_RATE_BYTES))
+    for client in aria2c rqbit; do
+        why=$BT_WHY
+        [[ -z $why ]] && ! command -v "$client" >/dev/null && why="$client is not installed"
+        for n in 6 12; do
+            [[ $client/$n == rqbit/12 ]] && continue
+            name="8. flash crowd N=$n vs $client"
+            times=() ups=()
+            for ((k = 1; k <= RUNS && ${#why} == 0; k++)); do
+                if bt_crowd_run "$client" "$n"; then
+                    times+=("$RUN_SECS") ups+=("$RUN_UPLOADED")
+                    log "   $client N=$n, run $k: slowest $(calc "$RUN_SECS" 2) s" \
+                        "($(calc "$RUN_SECS / $FLOOR_SECS")x the floor), seeder uploaded $(calc "$RUN_UPLOADED / $SIZE")x S"
+                else
+                    why=$BT_WHY
+                fi
+            done
+            if [[ -n $why ]]; then
+                skip_row "$name, slowest finish / floor" "$why" -
+                continue
+            fi
+            if [[ -z ${CROWD_RATIO[$n]:-} ]]; then
+                skip_row "$name, slowest finish / floor" "p2pshare's row 8 was not run (BENCH_ONLY)" -
+                continue
+            fi
+            s=$(calc "$(median "${times[@]}") / $FLOOR_SECS") u=$(calc "$(median "${ups[@]}") / $SIZE")
+            row "$name, slowest finish / floor" "${CROWD_RATIO[$n]}" "$s ($client)" \
+                "$(calc "${CROWD_RATIO[$n]} / $s")" - -
+            row "$name, seeder upload / S" "${CROWD_UP[$n]}" "$u ($client)" "$(calc "${CROWD_UP[$n]} / $u")" - -
+        done
+    done
+    if [[ -f $WORK/bt/seed0/data.bin ]]; then
+        cmp "$SRC" "$WORK/bt/seed0/data.bin" || fail "a BitTorrent seeder changed its copy of the file"
+    fi
 }
 
 # selected N: whether benchmark N is in BENCH_ONLY (default: all).
@@ -586,6 +1054,12 @@ if selected 4; then bench_capped; fi
 if selected 5; then bench_tracker; fi
 if selected 6; then bench_swarm; fi
 if ((WITH_PEERS)) && selected 7; then bench_peers; fi
+if selected 8; then bench_crowd; fi
+if ((WITH_PEERS)) && selected 8; then bench_crowd_peers; fi
+[[ -n $(pid_of_maybe opentracker) ]] && stop opentracker
+if selected 9; then bench_late; fi
+if selected 10; then bench_killed; fi
+if ((WITH_NETNS)) && selected 11; then bench_netns; fi
 
 # ------------------------------------------------------------------ table ----
 
@@ -599,7 +1073,7 @@ print_table() {
     done
 }
 
-say "results: $MODE mode ($SIZE_MIB MiB file, median of $RUNS runs, R = $RATE), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+say "results: $MODE mode ($SIZE_MIB MiB file, median of $RUNS runs, R = $RATE, crowd R = $CROWD_RATE_MIB MiB/s), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 print_table
 if ((MISSED > 0)); then
     log "$MISSED target(s) missed (the table is still complete; every transfer was checked with cmp)"

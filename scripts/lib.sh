@@ -2,13 +2,15 @@
 # after `set -euo pipefail`. Sourcing it
 #
 #   - moves to the repository root and sets ROOT, TRACKER and PEER (the
-#     release binaries);
+#     release binaries, under CARGO_TARGET_DIR if that is set, else target/);
 #   - sets up the process registry (PIDS, NAMES) and WORK, the work
 #     directory, which the script creates; logs are $WORK/NAME.out and
 #     $WORK/NAME.err;
 #   - installs the traps: on exit, `cleanup` stops every process started
-#     (newest first, so peers can still say BYE to the tracker), prints the
-#     last lines of every log if the script failed, and removes WORK.
+#     (newest first, so peers can still say BYE to the tracker), then runs
+#     the commands in AT_EXIT (newest first; for what outlives a process,
+#     such as network namespaces), prints the last lines of every log if the
+#     script failed, and removes WORK.
 #
 # Settings a script may make before or after sourcing (defaults in brackets):
 #   TIMEOUT    seconds a wait_line or wait_exit without SECS waits [30]
@@ -22,12 +24,17 @@
 
 cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
-TRACKER=$ROOT/target/release/tracker
-PEER=$ROOT/target/release/peer
+# cargo resolves a relative CARGO_TARGET_DIR against the directory it runs
+# in, which for both scripts is ROOT.
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+[[ $TARGET_DIR == /* ]] || TARGET_DIR=$ROOT/$TARGET_DIR
+TRACKER=$TARGET_DIR/release/tracker
+PEER=$TARGET_DIR/release/peer
 
 WORK=""
-PIDS=()  # every background process started, in start order
-NAMES=() # their names, for logs
+PIDS=()    # every background process started, in start order
+NAMES=()   # their names, for logs
+AT_EXIT=() # commands (each one string, run with eval) for cleanup
 
 say() { printf '\n== %s\n' "$*" >&"${SAY_FD:-1}"; }
 
@@ -71,6 +78,9 @@ cleanup() {
     trap - EXIT INT TERM
     for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
         kill -0 "${PIDS[i]}" 2>/dev/null && stop_pid "${PIDS[i]}"
+    done
+    for ((i = ${#AT_EXIT[@]} - 1; i >= 0; i--)); do
+        eval "${AT_EXIT[i]}"
     done
     if ((status != 0)) && [[ -n $WORK && -d $WORK ]]; then
         printf '\n== logs of the failed run (last lines)\n' >&2
