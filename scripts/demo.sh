@@ -85,7 +85,7 @@ start_repl dl-sample "$WORK/dl-sample" $'download sample.txt\nquit\n' \
     "$PEER" --bind 127.0.0.1 127.0.0.1 "$TPORT" 0
 wait_exit dl-sample
 quote dl-sample "$WORK/dl-sample.out"
-grep -qx "Found 1 peers for sample.txt (size: $SAMPLE_SIZE bytes)" "$WORK/dl-sample.out" \
+grep -qx "Found 1 peer for sample.txt (size: $SAMPLE_SIZE bytes)" "$WORK/dl-sample.out" \
     || fail "downloader did not find seeder A"
 grep -qx 'Successfully downloaded: sample.txt' "$WORK/dl-sample.out" \
     || fail "downloader did not report success"

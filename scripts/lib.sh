@@ -108,10 +108,14 @@ stamp() {
 # from file INPUT (empty: /dev/null), stdout to $WORK/NAME.out (time-stamped
 # if STAMP_OUT=1) and stderr to $WORK/NAME.err. The stamp process is this
 # shell's child, not CMD's, so stopping CMD's process tree leaves it to read
-# the last lines.
+# the last lines. Each process gets a state directory of its own under
+# $WORK/state (XDG_STATE_HOME): its identity, what it remembers.
 start() {
     local name=$1 dir=$2 input=${3:-/dev/null} fd
     shift 3
+    mkdir -p "$WORK/state/$name"
+    chmod 700 "$WORK/state" "$WORK/state/$name"
+    export XDG_STATE_HOME="$WORK/state/$name"
     if ((${STAMP_OUT:-0})); then
         : >"$WORK/$name.out"
         exec {fd}> >(stamp >"$WORK/$name.out")

@@ -40,6 +40,11 @@ pub const MAX_HAVE_LEN: usize = (MAX_MANIFEST_LEN / 65).div_ceil(8);
 /// proves one.
 pub const MAX_SESSION_AUTHS: usize = 16;
 
+/// Most addresses a ticket carries, and the longest ticket read (base64
+/// characters after the prefix).
+pub const MAX_TICKET_ADDRS: usize = 8;
+pub const MAX_TICKET_LEN: usize = 1024;
+
 /// A connection's read buffer: many pipelined lines, or the start of a payload.
 pub const READ_BUF: usize = 64 * 1024;
 

@@ -45,13 +45,40 @@ impl CommonArgs {
         true
     }
 
-    /// The state directory (`sub` of the default one when none is given)
-    /// and the identity kept there, created at first use.
-    pub fn identity(&self, sub: Option<&str>) -> anyhow::Result<(PathBuf, Identity)> {
+    /// The state directory (`sub` of the default one when none is given),
+    /// taken for this process, and the identity kept there, created at
+    /// first use.
+    pub fn identity(&self, sub: Option<&str>) -> anyhow::Result<State> {
         let dir = identity::state_dir(self.state_dir.as_deref(), sub)?;
+        let lock = identity::lock_state_dir(&dir)?;
         let id = Identity::load_or_create(&dir)
             .with_context(|| format!("cannot load or create the identity in {}", dir.display()))?;
-        Ok((dir, id))
+        Ok(State {
+            dir: Some(dir),
+            identity: id,
+            _lock: Some(lock),
+        })
+    }
+
+    /// Like [`identity`](Self::identity), but a default state directory in
+    /// use by another process (a peer already running here) gives a
+    /// one-time identity and no state instead: for `send` and `get`, which
+    /// need no memory.
+    pub fn identity_or_ephemeral(&self) -> anyhow::Result<State> {
+        match self.identity(None) {
+            Err(e) if self.state_dir.is_none() => match e.downcast_ref() {
+                Some(identity::IdentityError::InUse { .. }) => {
+                    log::info!("{e}; using a one-time identity");
+                    Ok(State {
+                        dir: None,
+                        identity: Identity::ephemeral()?,
+                        _lock: None,
+                    })
+                }
+                _ => Err(e),
+            },
+            other => other,
+        }
     }
 
     /// Starts the status page if `--http` was given; returns its server
@@ -64,6 +91,13 @@ impl CommonArgs {
             .map(|port| start_status_page(SocketAddr::new(self.http_bind, port), status))
             .transpose()
     }
+}
+
+/// A process's state directory (held while this lives) and identity.
+pub struct State {
+    pub dir: Option<PathBuf>,
+    pub identity: Identity,
+    _lock: Option<identity::StateLock>,
 }
 
 /// Logs to stderr: warnings by default, `-v` info, `-vv` debug; `RUST_LOG`

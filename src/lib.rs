@@ -10,18 +10,21 @@
 //!   Linux calls std lacks.
 //! - [`identity`]: a peer's or tracker's key, certificate and id.
 //! - [`private`]: private shares' secrets, blinded ids and per-session proofs.
+//! - [`link`] and [`ticket`]: what users paste to download a file.
 //! - [`manifest`]: a file's size and per-chunk SHA-256 list, and its id.
 //! - [`chunkset`]: which chunks of a file are present, and its wire form.
 //! - [`storage`]: chunks on disk behind a small interface; hashing files for
 //!   sharing; verified, resumable partial downloads.
 //! - [`tracker`]: the tracker's state (a map behind a `Mutex`) and its server.
 //! - [`peer`]: the peer's chunk server, tracker client, download engine and REPL.
+//! - [`console`]: lines for the user that must not tear the prompt.
 //! - [`ui`]: human-readable sizes and terminal progress bars; [`web`]: the
 //!   status page server behind `--http`.
 
 pub mod bounds;
 pub mod chunkset;
 pub mod cli;
+pub mod console;
 pub mod dht;
 pub mod error;
 pub mod identity;
@@ -32,6 +35,7 @@ pub mod peer;
 pub mod private;
 pub mod protocol;
 pub mod storage;
+pub mod ticket;
 pub mod tracker;
 pub mod ui;
 pub mod web;

@@ -34,6 +34,15 @@ pub fn format_size(bytes: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
+/// `1 peer`, `2 peers`: `n` and the noun, plural unless `n` is 1 (the
+/// nouns we count all take an `s`).
+pub fn count(n: usize, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}
+
 /// `2.0 MiB/s`; rates are bytes per second.
 pub fn format_speed(bytes_per_sec: f64) -> String {
     let whole = if bytes_per_sec.is_finite() && bytes_per_sec > 0.0 {
@@ -199,6 +208,17 @@ impl log::Log for LogBridge {
 
     fn log(&self, record: &log::Record<'_>) {
         if !self.inner.matches(record) {
+            return;
+        }
+        // Above the prompt while the line editor is up, never through it.
+        let level = match record.level() {
+            log::Level::Error => "error",
+            log::Level::Warn => "warning",
+            log::Level::Info => "info",
+            log::Level::Debug => "debug",
+            log::Level::Trace => "trace",
+        };
+        if crate::console::log_line(&format!("{level}: {}", record.args())) {
             return;
         }
         if bars_enabled() {

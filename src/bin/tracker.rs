@@ -51,7 +51,8 @@ fn main() {
 fn run(args: &Args) -> anyhow::Result<()> {
     let ttl = Duration::from_secs(args.peer_ttl.max(1));
     let addr = SocketAddr::new(args.bind, args.port.context("PORT is required")?);
-    let (_, identity) = args.common.identity(Some("tracker"))?;
+    let state = args.common.identity(Some("tracker"))?;
+    let identity = state.identity.clone();
     let tls = Tls::new(identity).context("cannot set up TLS")?;
     let id = tls.id();
     let tracker = p2pshare::tracker::Tracker::bind(addr, ttl, tls)

@@ -2,11 +2,12 @@
 //! without a trip through user space; `std::io::copy` does not use it for a
 //! `File` to a `TcpStream`), `send` with `MSG_MORE` (so a reply header
 //! leaves in the same segment as the payload that follows), a longer
-//! `listen` backlog than std's 128, and waking a blocked `accept`.
+//! `listen` backlog than std's 128, waking a blocked `accept`, and the
+//! addresses of this host's interfaces (`getifaddrs`).
 
 use std::fs::File;
 use std::io;
-use std::net::{TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 
 /// Sends all of `bytes`, telling the kernel more data follows at once.
@@ -85,4 +86,61 @@ pub fn set_backlog(listener: &TcpListener, backlog: i32) -> io::Result<()> {
 pub fn wake_accept(listener: &TcpListener) {
     // SAFETY: the descriptor belongs to `listener`, borrowed for the call.
     unsafe { libc::shutdown(listener.as_raw_fd(), libc::SHUT_RD) };
+}
+
+/// The IP addresses of this host's interfaces that are up, IPv4 first
+/// (loopback included; IPv6 link-local left out: it needs a scope id no
+/// ticket carries).
+pub fn interface_addrs() -> io::Result<Vec<IpAddr>> {
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list it allocates, freed
+    // below with freeifaddrs on every path after success.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut found = Vec::new();
+    let mut at = list;
+    while !at.is_null() {
+        // SAFETY: `at` is a node of the list getifaddrs returned, alive until
+        // freeifaddrs; ifa_addr is null or points to a sockaddr whose family
+        // says which sockaddr_* it is.
+        let ifa = unsafe { &*at };
+        at = ifa.ifa_next;
+        if ifa.ifa_addr.is_null() || ifa.ifa_flags & libc::IFF_UP as libc::c_uint == 0 {
+            continue;
+        }
+        let ip = match i32::from(unsafe { (*ifa.ifa_addr).sa_family }) {
+            libc::AF_INET => {
+                let sa = unsafe { &*ifa.ifa_addr.cast::<libc::sockaddr_in>() };
+                IpAddr::V4(Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr)))
+            }
+            libc::AF_INET6 => {
+                let sa = unsafe { &*ifa.ifa_addr.cast::<libc::sockaddr_in6>() };
+                let ip = Ipv6Addr::from(sa.sin6_addr.s6_addr);
+                if ip.segments()[0] & 0xffc0 == 0xfe80 {
+                    continue;
+                }
+                IpAddr::V6(ip)
+            }
+            _ => continue,
+        };
+        if !found.contains(&ip) {
+            found.push(ip);
+        }
+    }
+    // SAFETY: `list` came from a successful getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(list) };
+    found.sort_by_key(|ip| ip.is_ipv6());
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_is_among_the_interface_addresses() {
+        let all = interface_addrs().expect("getifaddrs");
+        assert!(all.contains(&IpAddr::V4(Ipv4Addr::LOCALHOST)), "{all:?}");
+    }
 }

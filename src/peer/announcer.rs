@@ -25,7 +25,8 @@ use crate::manifest::FileId;
 pub struct Announcer {
     kick: Mutex<Sender<()>>,
     gate: Arc<Gate>,
-    tracker: TrackerClient,
+    /// `None`: a peer without a tracker (the DHT only, or neither).
+    tracker: Option<TrackerClient>,
 }
 
 /// Orders registrations against leaving.
@@ -37,28 +38,32 @@ struct Gate {
 
 impl Gate {
     /// Unregisters `id` unless stopped, holding the round lock throughout.
-    fn unregister(&self, tracker: &TrackerClient, id: &FileId) -> Result<(), Error> {
+    fn unregister(&self, tracker: Option<&TrackerClient>, id: &FileId) -> Result<(), Error> {
         let _round = self.round.lock().unwrap_or_else(|e| e.into_inner());
-        if self.stopped.load(Ordering::Acquire) {
-            return Ok(());
+        match tracker {
+            Some(tracker) if !self.stopped.load(Ordering::Acquire) => tracker.unregister(id),
+            _ => Ok(()),
         }
-        tracker.unregister(id)
     }
 
     /// Registers `files` unless stopped, holding the round lock throughout.
-    fn register(&self, tracker: &TrackerClient, files: &[Arc<SharedFile>]) -> Result<(), Error> {
+    fn register(
+        &self,
+        tracker: Option<&TrackerClient>,
+        files: &[Arc<SharedFile>],
+    ) -> Result<(), Error> {
         let _round = self.round.lock().unwrap_or_else(|e| e.into_inner());
-        if self.stopped.load(Ordering::Acquire) {
-            return Ok(());
+        match tracker {
+            Some(tracker) if !self.stopped.load(Ordering::Acquire) => to_tracker(tracker, files),
+            _ => Ok(()),
         }
-        to_tracker(tracker, files)
     }
 }
 
 impl Announcer {
     pub fn spawn(
         library: Arc<Library>,
-        tracker: TrackerClient,
+        tracker: Option<TrackerClient>,
         dht: Option<Arc<DhtNode>>,
         tcp_port: u16,
         interval: Duration,
@@ -80,18 +85,18 @@ impl Announcer {
                     }
                     library.drop_changed();
                     for id in library.take_withdrawn() {
-                        if let Err(e) = thread_gate.unregister(&thread_tracker, &id) {
+                        if let Err(e) = thread_gate.unregister(thread_tracker.as_ref(), &id) {
                             log::info!("unregistering a changed file: {e}");
                         }
                     }
                     let files = library.all();
-                    retry = match thread_gate.register(&thread_tracker, &files) {
+                    retry = match thread_gate.register(thread_tracker.as_ref(), &files) {
                         Ok(()) => None,
                         Err(e) => {
                             let next = next_retry(retry, interval);
+                            let addr = thread_tracker.as_ref().map_or("", |t| t.addr());
                             log::warn!(
-                                "announce to tracker {} failed: {e}; retrying in {next:?}",
-                                thread_tracker.addr()
+                                "announce to tracker {addr} failed: {e}; retrying in {next:?}"
                             );
                             Some(next)
                         }
@@ -99,7 +104,11 @@ impl Announcer {
                     if let Some(dht) = &dht {
                         let ids: Vec<_> = files.iter().map(|f| f.listed).collect();
                         if let Err(e) = dht.announce(&ids, tcp_port) {
-                            log::warn!("{e}");
+                            // Routine while this node is alone in its DHT
+                            // (no other node yet to store the announce at):
+                            // retried sooner, not shouted about.
+                            log::info!("{e}");
+                            retry = Some(next_retry(retry, interval));
                         }
                     }
                 }
@@ -115,7 +124,7 @@ impl Announcer {
     /// failure) and, if `more` or the registration failed, wakes the thread
     /// for the rest (the slower DHT announce, or retries).
     pub fn register_now(&self, files: &[Arc<SharedFile>], more: bool) -> Result<(), Error> {
-        let result = self.gate.register(&self.tracker, files);
+        let result = self.gate.register(self.tracker.as_ref(), files);
         if more || result.is_err() {
             self.kick();
         }
@@ -146,7 +155,7 @@ impl Announcer {
     /// from the library first, so no later round lists it again.
     pub fn withdraw(&self, id: &FileId) -> Result<(), Error> {
         // Leaving (stopped): the BYE withdraws everything.
-        self.gate.unregister(&self.tracker, id)
+        self.gate.unregister(self.tracker.as_ref(), id)
     }
 
     /// Asks for an announce round now.

@@ -1,6 +1,7 @@
 //! The peer's registry of downloads: every running one and the last
-//! [`KEEP_FINISHED`] ended ones, each as its [`Progress`], and the output
-//! paths running downloads hold, so two downloads never write one file.
+//! [`KEEP_FINISHED`] ended ones, each as its [`Progress`] (with how to
+//! cancel it while it runs), and the output paths running downloads hold,
+//! so two downloads never write one file.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -8,13 +9,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use std::time::Duration;
+
 use super::download::progress::{DownloadView, Progress};
+use super::download::Canceller;
 use crate::bounds::KEEP_FINISHED;
 use crate::manifest::FileId;
 
 #[derive(Default)]
 pub struct Downloads {
     next_key: AtomicU64,
+    /// Downloads of this run that failed or were cancelled.
+    failed: AtomicU64,
     inner: Mutex<Inner>,
 }
 
@@ -24,6 +30,8 @@ struct Inner {
     all: Vec<Arc<Progress>>,
     /// Output path -> key of the running download writing it.
     outputs: HashMap<PathBuf, u64>,
+    /// Key -> how to cancel it, while it runs.
+    cancellers: HashMap<u64, Canceller>,
 }
 
 /// An output path held by a running download; released when dropped.
@@ -34,8 +42,19 @@ pub struct OutputClaim {
 
 impl Drop for OutputClaim {
     fn drop(&mut self) {
-        self.downloads.lock().outputs.remove(&self.out);
+        let mut inner = self.downloads.lock();
+        if let Some(key) = inner.outputs.remove(&self.out) {
+            inner.cancellers.remove(&key);
+        }
     }
+}
+
+/// Why [`Downloads::matching`] found no one download.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NoMatch {
+    None,
+    /// The keys of the running downloads that match.
+    Several(Vec<u64>),
 }
 
 impl Downloads {
@@ -67,6 +86,86 @@ impl Downloads {
             out: out.to_path_buf(),
         };
         Ok((progress, claim))
+    }
+
+    /// Counts a download that ended without its file.
+    pub fn note_failed(&self) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many downloads of this run ended without their file.
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    /// Records how to cancel the running download `key`.
+    pub fn set_canceller(&self, key: u64, canceller: Canceller) {
+        let mut inner = self.lock();
+        if inner.outputs.values().any(|&k| k == key) {
+            inner.cancellers.insert(key, canceller);
+        }
+    }
+
+    /// The running downloads, oldest first.
+    pub fn running(&self) -> Vec<Arc<Progress>> {
+        let inner = self.lock();
+        inner
+            .all
+            .iter()
+            .filter(|d| !d.is_finished())
+            .cloned()
+            .collect()
+    }
+
+    /// The running download `which` names: `N` (its number, as `status`
+    /// shows it in brackets; `#N` and `[N]` too), its
+    /// name, or a prefix (4 hex digits or more) of its file id.
+    pub fn matching(&self, which: &str) -> Result<Arc<Progress>, NoMatch> {
+        let bare = which.trim_start_matches(['#', '[']).trim_end_matches(']');
+        let key = bare.parse::<u64>().ok();
+        let hex = which.len() >= 4 && which.bytes().all(|b| b.is_ascii_hexdigit());
+        let found: Vec<Arc<Progress>> = self
+            .running()
+            .into_iter()
+            .filter(|d| {
+                Some(d.key()) == key
+                    || d.name() == which
+                    || (hex && d.id().to_hex().starts_with(&which.to_ascii_lowercase()))
+            })
+            .collect();
+        match found.as_slice() {
+            [] => Err(NoMatch::None),
+            [one] => Ok(Arc::clone(one)),
+            many => Err(NoMatch::Several(many.iter().map(|d| d.key()).collect())),
+        }
+    }
+
+    /// Cancels the running download `key`; returns whether it was running.
+    pub fn cancel(&self, key: u64) -> bool {
+        let canceller = self.lock().cancellers.get(&key).cloned();
+        canceller.map(|c| c.cancel()).is_some()
+    }
+
+    /// Cancels every running download; returns how many.
+    pub fn cancel_all(&self) -> usize {
+        let all: Vec<Canceller> = self.lock().cancellers.values().cloned().collect();
+        all.iter().for_each(Canceller::cancel);
+        all.len()
+    }
+
+    /// Waits until no download runs, or `give_up` says to stop waiting;
+    /// returns whether none runs.
+    pub fn wait_all(&self, mut give_up: impl FnMut() -> bool) -> bool {
+        loop {
+            let running = self.running();
+            let Some(first) = running.first() else {
+                return true;
+            };
+            if give_up() {
+                return false;
+            }
+            first.wait_timeout(Duration::from_millis(100));
+        }
     }
 
     /// Every tracked download, oldest first.
@@ -106,6 +205,38 @@ mod tests {
         assert!(d.begin("a", FileId([1; 32]), None, Path::new("b")).is_ok());
         drop(claim);
         assert!(d.begin("a", FileId([1; 32]), None, Path::new("a")).is_ok());
+    }
+
+    #[test]
+    fn running_downloads_are_found_by_number_name_or_id() {
+        let d = Arc::new(Downloads::default());
+        let (a, _ca) = d
+            .begin("a", FileId([0xab; 32]), None, Path::new("a"))
+            .unwrap();
+        let (b, _cb) = d
+            .begin("b", FileId([0xcd; 32]), None, Path::new("b"))
+            .unwrap();
+        let (b2, _cb2) = d
+            .begin("b", FileId([0xce; 32]), None, Path::new("b2"))
+            .unwrap();
+        let key = |r: Result<Arc<Progress>, NoMatch>| r.map(|p| p.key());
+        assert_eq!(key(d.matching(&format!("#{}", a.key()))), Ok(a.key()));
+        assert_eq!(key(d.matching("a")), Ok(a.key()));
+        assert_eq!(key(d.matching("ABAB")), Ok(a.key()));
+        assert_eq!(
+            key(d.matching("cd")),
+            Err(NoMatch::None),
+            "too short a prefix"
+        );
+        assert_eq!(key(d.matching("cdcd")), Ok(b.key()));
+        assert_eq!(
+            key(d.matching("b")),
+            Err(NoMatch::Several(vec![b.key(), b2.key()]))
+        );
+        b.finish(Outcome::Done);
+        assert_eq!(key(d.matching("b")), Ok(b2.key()), "only running ones");
+        assert_eq!(d.running().len(), 2);
+        assert!(!d.cancel(a.key()), "no canceller known");
     }
 
     #[test]

@@ -23,10 +23,11 @@ use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
 use rustyline::history::DefaultHistory;
 use rustyline::validate::Validator;
-use rustyline::{CompletionType, Config, Context, Editor, Helper};
+use rustyline::{CompletionType, Config, Context, Editor, ExternalPrinter, Helper};
 
 use super::Peer;
 use crate::bounds::{HISTORY_SIZE, NAMES_TTL};
+use crate::console;
 
 /// The REPL's verbs, for completion.
 pub const COMMANDS: &[&str] = &[
@@ -62,6 +63,28 @@ pub fn restore_terminal() {
 pub struct LineEditor<'a> {
     editor: Editor<ReplHelper<'a>, DefaultHistory>,
     history: Option<PathBuf>,
+    /// Routes background lines above the prompt while the editor lives.
+    _printer: Option<console::Printer>,
+}
+
+/// What the user did at the prompt.
+pub enum Typed {
+    Line(String),
+    /// Ctrl+C: the line being typed is dropped.
+    Interrupted,
+    /// Ctrl+D on an empty line.
+    Eof,
+}
+
+/// rustyline's external printer as the console's.
+struct External<P: ExternalPrinter + Send>(P);
+
+impl<P: ExternalPrinter + Send> console::LinePrinter for External<P> {
+    fn print(&mut self, text: String) {
+        if self.0.print(text.clone()).is_err() {
+            println!("{text}");
+        }
+    }
 }
 
 impl<'a> LineEditor<'a> {
@@ -92,19 +115,29 @@ impl<'a> LineEditor<'a> {
                 }
             }
         }
-        Ok(LineEditor { editor, history })
+        let printer = match editor.create_external_printer() {
+            Ok(p) => Some(console::Printer::install(Box::new(External(p)))),
+            Err(e) => {
+                log::info!("no printing above the prompt: {e}");
+                None
+            }
+        };
+        Ok(LineEditor {
+            editor,
+            history,
+            _printer: printer,
+        })
     }
 
-    /// Reads one line; `None` at Ctrl-D. Ctrl-C abandons the line being
-    /// typed, as in a shell.
-    pub fn read_line(&mut self) -> io::Result<Option<String>> {
+    /// Reads one line. Ctrl-C abandons the line being typed, as in a shell.
+    pub fn read_line(&mut self) -> io::Result<Typed> {
         match self.editor.readline(PROMPT) {
             Ok(line) => {
                 self.remember(&line);
-                Ok(Some(line))
+                Ok(Typed::Line(line))
             }
-            Err(ReadlineError::Interrupted) => Ok(Some(String::new())),
-            Err(ReadlineError::Eof) => Ok(None),
+            Err(ReadlineError::Interrupted) => Ok(Typed::Interrupted),
+            Err(ReadlineError::Eof) => Ok(Typed::Eof),
             Err(ReadlineError::Io(e)) => Err(e),
             Err(e) => Err(io::Error::other(e.to_string())),
         }

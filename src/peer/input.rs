@@ -1,10 +1,10 @@
 //! Where the REPL's lines come from. On a terminal, the line editor on the
-//! REPL's own thread (a stuck command is interrupted there with Ctrl+C,
-//! which ends the peer cleanly). Otherwise a thread reads stdin ahead, so
-//! that `quit` or end of input is seen while a command still runs: the
-//! command's tracker requests are then interrupted after [`QUIT_GRACE`]
-//! (a request answered promptly still completes, one stuck on a tracker
-//! that trickles does not hold the peer).
+//! REPL's own thread. Otherwise a thread reads stdin ahead, so that `quit`
+//! or end of input is seen while a command still runs: the command's
+//! tracker requests are then interrupted after [`QUIT_GRACE`] (a request
+//! answered promptly still completes, one stuck on a tracker that trickles
+//! does not hold the peer). It reads on after `quit`, so that a second
+//! `quit` can cancel the downloads the first one waits for.
 
 use std::io::{self, BufRead, IsTerminal};
 use std::sync::mpsc::{self, Receiver};
@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use super::editor::LineEditor;
+use super::editor::{LineEditor, Typed};
 use super::repl::Command;
 use super::Peer;
 use crate::bounds::MAX_INPUT_LINE;
@@ -28,6 +28,13 @@ pub enum Input<'a> {
     Piped(Receiver<io::Result<Option<String>>>),
 }
 
+impl Input<'_> {
+    /// Whether lines come from the line editor (a person at a terminal).
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Input::Editor(_))
+    }
+}
+
 impl<'a> Input<'a> {
     /// The line editor on a terminal (stdin and stdout both), else a reader
     /// thread on stdin.
@@ -41,35 +48,62 @@ impl<'a> Input<'a> {
         Input::Piped(spawn_reader(peer.command_signal()))
     }
 
-    /// The next line; `None` at end of input.
-    pub fn next_line(&mut self) -> io::Result<Option<String>> {
+    /// The next line, Ctrl+C or end of input.
+    pub fn next_line(&mut self) -> io::Result<Typed> {
         match self {
             Input::Editor(editor) => editor.read_line(),
-            Input::Piped(lines) => lines.recv().unwrap_or(Ok(None)),
+            Input::Piped(lines) => Ok(match lines.recv().unwrap_or(Ok(None))? {
+                Some(line) => Typed::Line(line),
+                None => Typed::Eof,
+            }),
+        }
+    }
+
+    /// A line already typed, if any, without waiting (piped input only:
+    /// the editor has nothing to offer while no prompt is up).
+    pub fn ready_line(&mut self) -> Option<Typed> {
+        match self {
+            Input::Editor(_) => None,
+            Input::Piped(lines) => match lines.try_recv() {
+                Ok(Ok(Some(line))) => Some(Typed::Line(line)),
+                Ok(Ok(None)) => Some(Typed::Eof),
+                Ok(Err(_)) | Err(mpsc::TryRecvError::Empty) => None,
+                Err(mpsc::TryRecvError::Disconnected) => Some(Typed::Eof),
+            },
         }
     }
 }
 
-/// Reads stdin on a thread of its own into a channel; after `quit` or end
-/// of input it stops reading and, [`QUIT_GRACE`] later, interrupts the
-/// command then running (`command` is the peer's current command signal).
+/// Reads stdin on a thread of its own into a channel; after the first
+/// `quit` or end of input, [`QUIT_GRACE`] later, it interrupts the command
+/// then running (`command` is the peer's current command signal) on a
+/// thread of its own, and reads on until end of input.
 fn spawn_reader(command: Arc<Mutex<Arc<StopSignal>>>) -> Receiver<io::Result<Option<String>>> {
     let (tx, rx) = mpsc::channel();
     let spawned = thread::Builder::new().name("input".into()).spawn(move || {
         let stdin = io::stdin();
+        let mut interrupting = false;
         loop {
             let line = read_bounded_line(&mut stdin.lock());
-            let last = match &line {
-                Ok(Some(l)) => matches!(Command::parse(l), Ok(Some(Command::Quit))),
-                Ok(None) => true,
-                Err(_) => false,
+            let (quit, eof) = match &line {
+                Ok(Some(l)) => (matches!(Command::parse(l), Ok(Some(Command::Quit))), false),
+                Ok(None) => (true, true),
+                Err(_) => (false, false),
             };
             if tx.send(line).is_err() {
                 return;
             }
-            if last {
-                thread::sleep(QUIT_GRACE);
-                command.lock().unwrap_or_else(|e| e.into_inner()).stop();
+            if quit && !interrupting {
+                interrupting = true;
+                let command = Arc::clone(&command);
+                let _ = thread::Builder::new()
+                    .name("quit-grace".into())
+                    .spawn(move || {
+                        thread::sleep(QUIT_GRACE);
+                        command.lock().unwrap_or_else(|e| e.into_inner()).stop();
+                    });
+            }
+            if eof {
                 return;
             }
         }

@@ -1,17 +1,25 @@
-//! Turning what the user typed (`NAME`, an id or id prefix, or a share link)
-//! into one file id, a name to save it under, and the peers that have it,
-//! from the tracker and the DHT together. Either source alone is enough.
+//! Turning what the user typed (`NAME`, an id or id prefix, a share link or
+//! a ticket) into one file id, a name to save it under, and the peers that
+//! have it: a ticket's sender, the tracker's and the DHT's. Any one source
+//! is enough.
 
 use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use super::PeerError;
+use crate::bounds::CONNECT_TIMEOUT;
 use crate::dht::DhtNode;
 use crate::identity::PeerId;
 use crate::link::ShareLink;
 use crate::manifest::FileId;
+use crate::net::tls::Tls;
 use crate::private::Secret;
 use crate::protocol::message::IdPrefix;
+use crate::protocol::Connection;
 use crate::protocol::FileSummary;
+use crate::ticket::Ticket;
 
 /// A peer to download from: where it listens, and the id its certificate
 /// must have when that is known (the tracker's rows say; the DHT does not).
@@ -49,6 +57,8 @@ pub struct Located {
 pub struct Wanted {
     pub id: FileId,
     pub secret: Option<Secret>,
+    /// A ticket's sender, at each address it gave.
+    pub direct: Vec<Source>,
     pub name: Option<String>,
     /// As in [`Located`].
     pub size: Option<u64>,
@@ -70,6 +80,24 @@ pub trait Catalogue {
 /// or prefix does not. A private link is never looked up by its id (the
 /// tracker does not list it, and asking would tell it which file).
 pub fn wanted(target: &str, tracker: &dyn Catalogue) -> Result<Wanted, PeerError> {
+    if Ticket::is_ticket(target) {
+        let t: Ticket = target.parse()?;
+        return Ok(Wanted {
+            id: t.id,
+            secret: t.secret,
+            direct: t
+                .addrs
+                .iter()
+                .map(|&addr| Source {
+                    addr,
+                    id: Some(t.peer),
+                })
+                .collect(),
+            name: Some(t.name),
+            size: Some(t.size),
+            sizes: vec![t.size],
+        });
+    }
     if ShareLink::is_link(target) {
         let link: ShareLink = target.parse()?;
         let known = match (&link.name, link.size, link.secret) {
@@ -83,6 +111,7 @@ pub fn wanted(target: &str, tracker: &dyn Catalogue) -> Result<Wanted, PeerError
         return Ok(Wanted {
             id: link.id,
             secret: link.secret,
+            direct: Vec::new(),
             name: link.name.or_else(|| known.first().map(|f| f.name.clone())),
             size: link.size.or(known.first().map(|f| f.size)),
             sizes,
@@ -93,6 +122,7 @@ pub fn wanted(target: &str, tracker: &dyn Catalogue) -> Result<Wanted, PeerError
         return Ok(Wanted {
             id,
             secret: None,
+            direct: Vec::new(),
             name: known.first().map(|f| f.name.clone()),
             size: known.first().map(|f| f.size),
             sizes: known.iter().map(|f| f.size).collect(),
@@ -111,6 +141,7 @@ pub fn wanted(target: &str, tracker: &dyn Catalogue) -> Result<Wanted, PeerError
     Ok(Wanted {
         id: file.id,
         secret: None,
+        direct: Vec::new(),
         sizes: sizes_of(&rows, file.id),
         name: Some(file.name),
         size: Some(file.size),
@@ -163,6 +194,34 @@ pub fn merge_peers(tracker: Vec<Source>, dht: Vec<SocketAddr>) -> (Vec<Source>, 
 /// download from ourselves then still works, it is just wasted effort.)
 pub fn is_self(peer: SocketAddr, listen: SocketAddr) -> bool {
     peer.port() == listen.port() && (peer.ip().is_loopback() || peer.ip() == listen.ip())
+}
+
+/// The first of `sources` (one peer's addresses, from a ticket) to complete
+/// a TLS handshake with its pinned id. All are tried at once, so an address
+/// that is unreachable from here costs nothing; all fail within
+/// [`CONNECT_TIMEOUT`].
+pub fn first_reachable(sources: &[Source], tls: &Tls) -> Option<Source> {
+    let (tx, rx) = mpsc::channel();
+    let mut tried = 0;
+    for &source in sources {
+        let (tx, tls) = (tx.clone(), tls.clone());
+        let spawned = thread::Builder::new().name("reach".into()).spawn(move || {
+            let addr = source.addr.to_string();
+            let ok = Connection::connect_tls(&addr, &tls, source.id, CONNECT_TIMEOUT).is_ok();
+            let _ = tx.send(ok.then_some(source));
+        });
+        tried += usize::from(spawned.is_ok());
+    }
+    let deadline = Instant::now() + CONNECT_TIMEOUT + Duration::from_secs(1);
+    for _ in 0..tried {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Some(source)) => return Some(source),
+            Ok(None) => {}
+            Err(_) => break,
+        }
+    }
+    None
 }
 
 /// Peers for `id` from the DHT, if it is on.

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::Peer;
 use crate::dht::DhtStatus;
 use crate::net::rate::format_rate;
-use crate::ui::{format_duration, format_size, format_speed};
+use crate::ui::{count, format_duration, format_size, format_speed};
 
 pub use super::download::progress::{DownloadView, PeerView, State};
 
@@ -72,12 +72,14 @@ impl DhtView {
 
     fn text(&self) -> String {
         let announce = match (self.last_announce_secs_ago, self.last_announce_files) {
-            (Some(ago), Some(n)) => format!("last announce {ago} s ago ({n} file(s))"),
+            (Some(ago), Some(n)) => format!("last announce {ago} s ago ({})", count(n, "file")),
             _ => "not announced yet".to_string(),
         };
         format!(
-            "dht: node {} on UDP {}, {} node(s) in the routing table, {announce}\n",
-            self.node_id, self.udp, self.routing_table
+            "dht: node {} on UDP {}, {} in the routing table, {announce}\n",
+            self.node_id,
+            self.udp,
+            count(self.routing_table, "node")
         )
     }
 }
@@ -91,7 +93,8 @@ pub struct PeerStatus {
     /// This peer's id (the hash of its certificate), as others pin it.
     pub id: String,
     pub listen: String,
-    pub tracker: String,
+    /// The tracker's `host:port` (`null`: the peer runs without one).
+    pub tracker: Option<String>,
     /// The tracker's id as pinned here (`null` before first contact).
     pub tracker_id: Option<String>,
     pub caps: Caps,
@@ -99,6 +102,16 @@ pub struct PeerStatus {
     pub downloads: Vec<DownloadView>,
     /// `null` unless the peer runs a DHT node.
     pub dht: Option<DhtView>,
+    /// Downloads an earlier run left unfinished (`resume` continues them).
+    pub unfinished: Vec<UnfinishedView>,
+}
+
+/// A download an earlier run left unfinished.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnfinishedView {
+    pub name: String,
+    pub id: String,
+    pub out: String,
 }
 
 impl PeerStatus {
@@ -123,7 +136,7 @@ impl PeerStatus {
             version: env!("CARGO_PKG_VERSION").into(),
             id: peer.id().to_string(),
             listen: peer.listen.to_string(),
-            tracker: peer.tracker.addr().to_string(),
+            tracker: peer.tracker_addr().map(str::to_string),
             tracker_id: peer.tracker_id().map(|id| id.to_string()),
             caps: Caps {
                 upload: peer.rates.up.get(),
@@ -132,6 +145,14 @@ impl PeerStatus {
             shared,
             downloads: peer.downloads.snapshot(Instant::now()),
             dht: peer.dht_status().as_ref().map(DhtView::of),
+            unfinished: super::resume::unfinished(peer)
+                .into_iter()
+                .map(|u| UnfinishedView {
+                    name: u.name,
+                    id: u.id,
+                    out: u.out.display().to_string(),
+                })
+                .collect(),
         }
     }
 
@@ -147,7 +168,7 @@ impl PeerStatus {
         let running = self
             .downloads
             .iter()
-            .filter(|d| d.state == State::Running)
+            .filter(|d| matches!(d.state, State::Running | State::Waiting))
             .count();
         let finished = self.downloads.len() - running;
         if self.downloads.is_empty() {
@@ -160,10 +181,19 @@ impl PeerStatus {
         for d in &self.downloads {
             out.push_str(&download_text(d));
         }
+        if !self.unfinished.is_empty() {
+            out.push_str(&format!(
+                "unfinished ({}; type resume to continue):\n",
+                count(self.unfinished.len(), "download")
+            ));
+            for u in &self.unfinished {
+                out.push_str(&format!("  {} -> {}\n", u.name, u.out));
+            }
+        }
         let uploaded: u64 = self.shared.iter().map(|f| f.uploaded).sum();
         out.push_str(&format!(
-            "uploads: {} shared file(s), {} uploaded in all\n",
-            self.shared.len(),
+            "uploads: {} shared, {} uploaded in all\n",
+            count(self.shared.len(), "file"),
             size_and_bytes(uploaded)
         ));
         for f in &self.shared {
@@ -213,7 +243,8 @@ fn download_text(d: &DownloadView) -> String {
         d.done_bytes as f64 * 100.0 / d.size as f64
     };
     let mut line = format!(
-        "  {}  {}  {pct:.1}%  {} of {} ({} of {} bytes)",
+        "  [{}] {}  {}  {pct:.1}%  {} of {} ({} of {} bytes)",
+        d.key,
         d.name,
         d.state.as_str(),
         format_size(d.done_bytes),
@@ -261,7 +292,7 @@ fn download_text(d: &DownloadView) -> String {
             .iter()
             .map(|p| {
                 let active = if p.active { ", active" } else { "" };
-                format!("{} ({} chunks{active})", p.addr, p.chunks)
+                format!("{} ({}{active})", p.addr, count(p.chunks as usize, "chunk"))
             })
             .collect();
         line.push_str(&format!("    peers: {}\n", peers.join(", ")));
@@ -290,7 +321,7 @@ mod tests {
             version: "0".into(),
             id: "a".repeat(26),
             listen: "127.0.0.1:1".into(),
-            tracker: "127.0.0.1:2".into(),
+            tracker: Some("127.0.0.1:2".into()),
             tracker_id: None,
             caps: Caps {
                 upload: None,
@@ -305,6 +336,7 @@ mod tests {
                 complete: true,
                 private: false,
             }],
+            unfinished: Vec::new(),
             dht: Some(DhtView {
                 node_id: "ab".repeat(20),
                 udp: "127.0.0.1:3".into(),
@@ -317,14 +349,14 @@ mod tests {
         let text = status.to_text();
         let want = [
             "downloads: 1 running, 0 finished",
-            "  big file.bin  running  12.5%  512.0 KiB of 4.0 MiB (524288 of 4194304 bytes)  ",
-            "    peers: 127.0.0.1:7 (1 chunks, active)",
-            "uploads: 1 shared file(s), 3.0 MiB (3145728 bytes) uploaded in all",
+            "  [1] big file.bin  running  12.5%  512.0 KiB of 4.0 MiB (524288 of 4194304 bytes)  ",
+            "    peers: 127.0.0.1:7 (1 chunk, active)",
+            "uploads: 1 file shared, 3.0 MiB (3145728 bytes) uploaded in all",
             "  a.txt  uploaded 3.0 MiB (3145728 bytes) of a 745 B file, 1.0 MiB of it while downloading",
             "    from complete peers 512.0 KiB, from peers still downloading 0 B",
             "limits: upload off, download 2M",
             "dht: node abab",
-            "4 node(s) in the routing table, last announce 2 s ago (1 file(s))",
+            "4 nodes in the routing table, last announce 2 s ago (1 file)",
         ];
         for w in want {
             assert!(text.contains(w), "{w:?} not in\n{text}");

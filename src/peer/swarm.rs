@@ -10,6 +10,7 @@ use super::announcer::Announcer;
 use super::download::Swarm;
 use super::library::{Library, SharedFile};
 use super::locate::{self, Source};
+use super::memory::Memory;
 use super::tracker_client::TrackerClient;
 use super::PeerError;
 use crate::dht::DhtNode;
@@ -20,10 +21,12 @@ use crate::manifest::FileId;
 /// How this peer finds other peers of a file, and tells the tracker and the
 /// DHT what it has: what `locate` and every download use.
 pub struct PeerSwarm {
-    pub tracker: TrackerClient,
+    pub tracker: Option<TrackerClient>,
     pub dht: Option<Arc<DhtNode>>,
     pub announcer: Arc<Announcer>,
     pub library: Arc<Library>,
+    /// Where a finished download is remembered as shared, if anywhere.
+    pub memory: Option<Arc<Memory>>,
     pub listen: SocketAddr,
     /// This peer's own id, to leave itself out of peer lists.
     pub id: PeerId,
@@ -35,9 +38,13 @@ impl PeerSwarm {
     /// and there is no DHT to fall back on.
     pub fn find(
         &self,
-        tracker: &TrackerClient,
+        tracker: Option<&TrackerClient>,
         id: &FileId,
     ) -> Result<(Vec<Source>, usize, usize), PeerError> {
+        let Some(tracker) = tracker else {
+            let dht_peers = locate::dht_peers(self.dht.as_deref(), id);
+            return Ok(self.without_self(locate::merge_peers(Vec::new(), dht_peers)));
+        };
         let from_tracker = match (tracker.peers(id), &self.dht) {
             (Ok(peers), _) => peers
                 .into_iter()
@@ -53,15 +60,19 @@ impl PeerSwarm {
             }
         };
         let dht_peers = locate::dht_peers(self.dht.as_deref(), id);
-        let (mut peers, from_tracker, from_dht) = locate::merge_peers(from_tracker, dht_peers);
-        // Our own registration comes back from the tracker and the DHT too.
+        Ok(self.without_self(locate::merge_peers(from_tracker, dht_peers)))
+    }
+
+    /// Our own registration comes back from the tracker and the DHT too.
+    fn without_self(&self, found: (Vec<Source>, usize, usize)) -> (Vec<Source>, usize, usize) {
+        let (mut peers, from_tracker, from_dht) = found;
         peers.retain(|p| p.id != Some(self.id) && !locate::is_self(p.addr, self.listen));
-        Ok((peers, from_tracker, from_dht))
+        (peers, from_tracker, from_dht)
     }
 
     fn tracker_error(&self, source: Error) -> PeerError {
         PeerError::Tracker {
-            addr: self.tracker.addr().to_string(),
+            addr: self.tracker.as_ref().map_or("", |t| t.addr()).to_string(),
             source,
         }
     }
@@ -69,7 +80,7 @@ impl PeerSwarm {
 
 impl Swarm for PeerSwarm {
     fn peers(&self, listed: &FileId) -> Vec<Source> {
-        match self.find(&self.tracker, listed) {
+        match self.find(self.tracker.as_ref(), listed) {
             Ok((peers, _, _)) => peers,
             Err(e) => {
                 log::debug!("looking for more peers of {}: {e}", listed.short());
@@ -79,6 +90,11 @@ impl Swarm for PeerSwarm {
     }
 
     fn announce(&self, file: &Arc<SharedFile>) -> Option<String> {
+        if let (Some(memory), true) = (&self.memory, file.is_complete()) {
+            // A finished download: shared from now on, next runs too.
+            memory.share(file);
+            memory.finished(&file.path());
+        }
         self.announcer
             .register_now(std::slice::from_ref(file), self.dht.is_some())
             .err()

@@ -331,6 +331,12 @@ impl TrackerClient {
         call.reply().map(drop)
     }
 
+    /// Connects and says `HELLO` (pinning the tracker's id on first
+    /// contact), within `within`: is the tracker there, and the one we know?
+    pub fn check(&self, within: Duration) -> Result<()> {
+        self.connect(within).map(drop)
+    }
+
     /// Unregisters everything this peer shares. Quick, for use at exit.
     pub fn bye(&self, timeout: Duration) -> Result<()> {
         let mut call = self.connect(timeout)?;

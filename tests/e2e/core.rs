@@ -40,7 +40,7 @@ fn downloads_are_byte_identical_at_chunk_boundaries() {
         let lines = dl
             .download(name, None)
             .unwrap_or_else(|l| panic!("download {name} failed: {l:?}"));
-        let found = format!("Found 1 peers for {name} (size: {len} bytes)");
+        let found = format!("Found 1 peer for {name} (size: {len} bytes)");
         assert!(lines.contains(&found), "{lines:?} lacks {found:?}");
         let got = fs::read(dir.path().join("dl").join(name)).unwrap();
         assert_same_bytes(&got, data, name);

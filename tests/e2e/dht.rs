@@ -230,7 +230,7 @@ fn a_bare_id_downloads_without_a_tracker() {
     let mut dl = start_dht_peer("downloader", &dir.sub("dl"), tracker.port, &args).0;
 
     let lines = download_until_found(&mut dl, &id, None);
-    let found = format!(" peers for {id} (size: unknown)");
+    let found = format!(" peer for {id} (size: unknown)");
     assert!(lines.iter().any(|l| l.ends_with(&found)), "{lines:?}");
     assert_same_bytes(
         &fs::read(dir.path().join("dl").join(&id)).unwrap(),
@@ -351,7 +351,7 @@ fn announce_until_stored(node: &DhtNode, id: &FileId, port: u16) {
 
 /// N in the `Found N peers for NAME ...` line of a download.
 fn found_count(lines: &[String], name: &str) -> usize {
-    let tail = format!(" peers for {name} ");
+    let tail = format!(" for {name} ");
     let line = lines
         .iter()
         .find(|l| l.starts_with("Found ") && l.contains(&tail))

@@ -108,8 +108,7 @@ fn status_pages_follow_a_download() {
     assert_eq!(before.caps.download, Some(2 << 20));
 
     dl.proc.send("download \"big file.bin\"");
-    dl.proc
-        .expect_out("Found 1 peers for big file.bin", STARTUP);
+    dl.proc.expect_out("Found 1 peer for big file.bin", STARTUP);
     let running = wait_until(COMMAND, "running download with progress", || {
         let s = peer_status(page);
         match s.downloads.first() {

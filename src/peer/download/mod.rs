@@ -117,9 +117,23 @@ pub struct Request {
 /// A running (or finished) download.
 pub struct DownloadHandle {
     progress: Arc<Progress>,
+    canceller: Canceller,
+    thread: JoinHandle<Result<Report, DownloadError>>,
+}
+
+/// Cancels one download from anywhere (the REPL, the status page).
+#[derive(Clone)]
+pub struct Canceller {
     stop: Arc<StopSignal>,
     cancelled: Arc<AtomicBool>,
-    thread: JoinHandle<Result<Report, DownloadError>>,
+}
+
+impl Canceller {
+    /// Stops the download; what is verified stays in the partial file.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Release);
+        self.stop.stop();
+    }
 }
 
 impl DownloadHandle {
@@ -129,8 +143,11 @@ impl DownloadHandle {
 
     /// Stops the download; what is verified stays in the partial file.
     pub fn cancel(&self) {
-        self.cancelled.store(true, Ordering::Release);
-        self.stop.stop();
+        self.canceller.cancel();
+    }
+
+    pub fn canceller(&self) -> Canceller {
+        self.canceller.clone()
     }
 
     /// Waits at most `timeout` for the end; returns whether it has come.
@@ -178,8 +195,7 @@ pub fn start(
         .map_err(DownloadError::Spawn)?;
     Ok(DownloadHandle {
         progress,
-        stop,
-        cancelled,
+        canceller: Canceller { stop, cancelled },
         thread,
     })
 }

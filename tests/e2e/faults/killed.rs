@@ -169,7 +169,7 @@ fn a_download_whose_peers_are_all_gone_fails_and_resumes_later() {
     let error = lines.last().unwrap();
     assert!(error.ends_with(ALL_GONE), "{error}");
     let missing: u32 = error
-        .strip_prefix("error: ")
+        .strip_prefix("error: gone.bin: ")
         .and_then(|e| e.split(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no count in {error:?}"));
@@ -253,7 +253,8 @@ impl Capped {
         let download = dl.ended_download();
         let n = resumed_chunks(&download);
         let stats = lines.last().expect("a stats line");
-        let says = format!(", {n} chunks resumed from an earlier attempt;");
+        let noun = if n == 1 { "chunk" } else { "chunks" };
+        let says = format!(", {n} {noun} resumed from an earlier attempt;");
         assert!(stats.contains(&says), "{stats:?} lacks {says:?}");
         assert_same_bytes(&fs::read(&self.out).unwrap(), &self.data, out);
         assert_eq!(self.dir.entries("dl"), [out], "no .part file left");

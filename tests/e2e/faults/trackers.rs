@@ -122,7 +122,7 @@ fn a_peer_announces_once_its_late_tracker_is_up() {
     let args = ["--announce-interval", "4"];
     let mut sharer = Peer::start_port("sharer", &dir.sub("s"), port, &args);
     sharer.proc.send(&format!("share {}", path.display()));
-    let lines: Vec<String> = (0..3)
+    let lines: Vec<String> = (0..4)
         .map(|_| {
             sharer
                 .proc
@@ -130,12 +130,14 @@ fn a_peer_announces_once_its_late_tracker_is_up() {
         })
         .collect();
     assert!(
-        lines[0].starts_with("Successfully registered file: ") && lines[1].starts_with("  link: "),
+        lines[0].starts_with("Successfully registered file: ")
+            && lines[1].starts_with("  link: ")
+            && lines[2].starts_with("  ticket: "),
         "{lines:?}"
     );
     assert!(
-        lines[2].starts_with("warning: ")
-            && lines[2].ends_with("; shared locally, will announce when the tracker is back"),
+        lines[3].starts_with("warning: ")
+            && lines[3].ends_with("; shared locally, will announce when the tracker is back"),
         "{lines:?}"
     );
 

@@ -156,7 +156,7 @@ fn a_download_from_liars_only_fails_clearly_and_writes_nothing() {
     let chunky_took = started.elapsed();
     assert_eq!(
         lines.last().unwrap(),
-        "error: 4 of 4 chunks could not be fetched from any peer (none usable for 0 s); \
+        "error: chunky.bin: 4 of 4 chunks could not be fetched from any peer (none usable for 0 s); \
          progress is kept: run the same download again to resume"
     );
     for fake in &fakes[..2] {
@@ -173,7 +173,7 @@ fn a_download_from_liars_only_fails_clearly_and_writes_nothing() {
     let id = manifest_of(&manifesty).unwrap().id();
     assert_eq!(
         lines.last().unwrap(),
-        &format!("error: no peer supplied a valid manifest for {id} (tried 2)")
+        &format!("error: manifesty.bin: no peer supplied a valid manifest for {id} (tried 2)")
     );
     for fake in &fakes[2..] {
         assert_eq!(fake.count("GET "), 0);

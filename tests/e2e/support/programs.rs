@@ -39,8 +39,13 @@ impl Tracker {
     pub fn start_with(dir: &TestDir, port: u16, extra: &[&str]) -> Tracker {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tracker"));
         // One identity per test directory, so that a tracker restarted on
-        // its port is the same tracker to the peers that pinned it.
-        let state = dir.path().join(".tracker-state");
+        // its port is the same tracker to the peers that pinned it; a
+        // second tracker running beside it gets a state directory (and an
+        // identity) of its own, as two processes never share one.
+        let state = (0..10)
+            .map(|n| dir.path().join(format!(".tracker-state{n}")))
+            .find(|d| p2pshare::identity::lock_state_dir(d).is_ok())
+            .expect("a free tracker state directory");
         cmd.args(["--bind", "127.0.0.1"])
             .args(extra)
             .arg("--state-dir")
@@ -213,7 +218,7 @@ impl Peer {
         Ok(lines)
     }
 
-    /// `search TEXT`; returns the rows announced by its `N file(s) found`.
+    /// `search TEXT`; returns the rows announced by its `N file[s] found`.
     pub fn search(&mut self, text: &str) -> Vec<Row> {
         self.try_search(text)
             .unwrap_or_else(|e| panic!("`search {text}` failed: {e:?}"))
@@ -226,10 +231,11 @@ impl Peer {
         let header = self
             .proc
             .expect_line(Stream::Out, COMMAND, "a search header", |l| {
-                l.ends_with(" file(s) found") || l.starts_with("error:")
+                l.ends_with(" found") || l.starts_with("error:")
             });
         let Some(n) = header
-            .strip_suffix(" file(s) found")
+            .strip_suffix(" files found")
+            .or_else(|| header.strip_suffix(" file found"))
             .and_then(|n| n.parse::<usize>().ok())
         else {
             return Err(header);
@@ -258,14 +264,14 @@ fn parse_id(line: &str) -> String {
     id.to_string()
 }
 
-/// Parses `  <id>  <size> <size in KiB/MiB/...>  <n> peer(s)  <name>`; the
+/// Parses `  <id>  <size> <size in KiB/MiB/...>  <n> peer[s]  <name>`; the
 /// human-readable size (two words, e.g. `1.4 MiB`) may be absent.
 pub fn parse_row(line: &str) -> Row {
     let words: Vec<&str> = line.split_whitespace().collect();
-    // The first "peer(s)" is the column; a name may contain the word too.
+    // The first "peer[s]" is the column; a name may contain the word too.
     let at = words
         .iter()
-        .position(|w| *w == "peer(s)")
+        .position(|w| *w == "peer" || *w == "peers")
         .filter(|&at| at >= 3 && at + 1 < words.len())
         .unwrap_or_else(|| panic!("not a search row: {line:?}"));
     Row {

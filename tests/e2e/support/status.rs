@@ -101,7 +101,8 @@ impl Peer {
         let lines = self
             .download(name, None)
             .unwrap_or_else(|l| panic!("download {name} failed: {l:?}"));
-        let found = format!("Found {peers} peers for {name} ");
+        let noun = if peers == 1 { "peer" } else { "peers" };
+        let found = format!("Found {peers} {noun} for {name} ");
         assert!(
             lines.iter().any(|l| l.starts_with(&found)),
             "no {found:?} in {lines:?}"

@@ -1,0 +1,180 @@
+//! The peer's command line: the classic `peer HOST PORT LISTEN_PORT` form
+//! and the `send` and `get` subcommands, with the options they share.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use p2pshare::bounds::{DEFAULT_PATIENCE, MAX_WORKERS};
+use p2pshare::cli::CommonArgs;
+use p2pshare::identity::PeerId;
+
+/// Shares files with other peers and downloads from them, verifying every
+/// chunk. `peer send FILE` and `peer get TICKET` move one file with no
+/// tracker; `peer HOST PORT LISTEN_PORT` joins a tracker and reads commands
+/// from stdin (type `help`), or with --serve just serves.
+#[derive(Parser)]
+#[command(
+    name = "peer",
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = "Examples:\n  peer send big.iso                       # prints a ticket; serves until Ctrl+C\n  peer get p2p1:...                       # on the other machine\n  peer 127.0.0.1 8080 9001\n  peer --serve --share big.iso 127.0.0.1 8080 0\n  echo 'download big.iso' | peer 127.0.0.1 8080 0\n  peer --dht 127.0.0.1 8080 9001          # tracker + DHT; works on if the tracker dies\n  peer --http 8090 127.0.0.1 8080 0       # live status page on http://127.0.0.1:8090/\n  peer --completions zsh > ~/.zfunc/_peer"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub mode: Option<Mode>,
+    #[command(flatten)]
+    pub classic: Classic,
+}
+
+#[derive(Subcommand)]
+pub enum Mode {
+    /// Share files (privately, unless --public) and print a ticket for
+    /// each; serve them until Ctrl+C. No tracker needed.
+    Send(SendArgs),
+    /// Download the file a ticket (or share link) names, then exit: 0 once
+    /// the file is verified and saved.
+    Get(GetArgs),
+}
+
+/// `peer [OPTIONS] TRACKER_HOST TRACKER_PORT LISTEN_PORT`.
+#[derive(Args)]
+pub struct Classic {
+    /// Host name or address of the tracker.
+    #[arg(required_unless_present = "completions")]
+    pub tracker_host: Option<String>,
+    /// Port of the tracker.
+    #[arg(required_unless_present = "completions")]
+    pub tracker_port: Option<u16>,
+    /// TCP port to serve chunks on (0 picks a free port; the real one is printed).
+    #[arg(required_unless_present = "completions")]
+    pub listen_port: Option<u16>,
+    /// Share this file at start-up (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub share: Vec<PathBuf>,
+    /// Share this file privately at start-up: only holders of its link
+    /// (printed) can download it, and it is not listed by name (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub share_private: Vec<PathBuf>,
+    /// No REPL: serve until SIGINT/SIGTERM.
+    #[arg(long)]
+    pub serve: bool,
+    /// Resume the downloads the last run left unfinished, at start-up.
+    #[arg(long)]
+    pub resume: bool,
+    #[command(flatten)]
+    pub net: NetArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// `peer send [OPTIONS] PATH...`.
+#[derive(Args)]
+pub struct SendArgs {
+    /// The files to send.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Share publicly (listed by name on a tracker, fetchable by id) rather
+    /// than to ticket holders only.
+    #[arg(long)]
+    pub public: bool,
+    /// TCP port to serve on (default: any free one).
+    #[arg(long, default_value_t = 0, value_name = "PORT")]
+    pub port: u16,
+    /// Also announce to this tracker.
+    #[arg(long, value_name = "HOST:PORT", value_parser = host_port)]
+    pub tracker: Option<String>,
+    #[command(flatten)]
+    pub net: NetArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// `peer get [OPTIONS] TICKET [OUT]`.
+#[derive(Args)]
+pub struct GetArgs {
+    /// A ticket from `peer send` (or a p2pshare: link, with --tracker or --dht).
+    pub ticket: String,
+    /// Where to save it: a file, or a directory to save it into under its
+    /// name (default: its name in the current directory).
+    pub out: Option<PathBuf>,
+    /// TCP port to serve the chunks it has meanwhile (default: any free one).
+    #[arg(long, default_value_t = 0, value_name = "PORT")]
+    pub port: u16,
+    /// Also ask this tracker for peers.
+    #[arg(long, value_name = "HOST:PORT", value_parser = host_port)]
+    pub tracker: Option<String>,
+    #[command(flatten)]
+    pub net: NetArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// What every form takes: how to reach others and how hard to work.
+#[derive(Args)]
+pub struct NetArgs {
+    /// Address to serve chunks on.
+    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
+    pub bind: IpAddr,
+    /// An address others reach this peer at (a router's forwarded port),
+    /// put first in tickets: IP or IP:PORT (repeatable).
+    #[arg(long, value_name = "ADDR", value_parser = public_addr)]
+    pub public_addr: Vec<SocketAddr>,
+    /// Parallel chunk fetches per download.
+    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_WORKERS)))]
+    pub workers: u16,
+    /// Seconds a download waits for a usable peer when none is left, asking
+    /// the tracker and the DHT meanwhile, before it fails (progress is kept).
+    #[arg(long, default_value_t = DEFAULT_PATIENCE.as_secs(), value_name = "SECS")]
+    pub patience: u64,
+    /// Seconds between re-announcements of shared files to the tracker.
+    #[arg(long, default_value_t = 30, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub announce_interval: u64,
+    /// Cap on upload bandwidth, all connections together (e.g. 500K, 10M; K/M/G are 1024-based).
+    #[arg(long, value_name = "RATE", value_parser = rate)]
+    pub max_upload: Option<RateArg>,
+    /// Cap on download bandwidth, all connections together (e.g. 500K, 10M).
+    #[arg(long, value_name = "RATE", value_parser = rate)]
+    pub max_download: Option<RateArg>,
+    /// Also find peers through the Mainline DHT, and announce shared files there.
+    #[arg(long)]
+    pub dht: bool,
+    /// UDP port of the DHT node (default: the same number as the listen port).
+    #[arg(long, value_name = "PORT", requires = "dht")]
+    pub dht_port: Option<u16>,
+    /// DHT node to join through, HOST:PORT (repeatable; default: the tracker's address).
+    #[arg(long, value_name = "HOST:PORT", requires = "dht")]
+    pub dht_bootstrap: Vec<String>,
+    /// Pin the tracker's id (as the tracker prints it), instead of learning
+    /// it on first contact.
+    #[arg(long, value_name = "ID")]
+    pub tracker_id: Option<PeerId>,
+}
+
+/// A parsed `--max-upload`/`--max-download` value (`None`: no cap).
+#[derive(Clone, Copy)]
+pub struct RateArg(pub Option<u64>);
+
+fn rate(text: &str) -> Result<RateArg, String> {
+    p2pshare::net::rate::parse_rate(text)
+        .map(RateArg)
+        .map_err(|e| e.to_string())
+}
+
+/// `HOST:PORT` (an IPv6 host in brackets).
+fn host_port(text: &str) -> Result<String, String> {
+    match text.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+            Ok(text.to_string())
+        }
+        _ => Err(format!("expected HOST:PORT, not {text:?}")),
+    }
+}
+
+/// `IP` (port 0: the listen port) or `IP:PORT`.
+fn public_addr(text: &str) -> Result<SocketAddr, String> {
+    text.parse::<SocketAddr>()
+        .or_else(|_| text.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 0)))
+        .map_err(|_| format!("expected an IP address or IP:PORT, not {text:?}"))
+}

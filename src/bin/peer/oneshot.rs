@@ -1,0 +1,91 @@
+//! `peer send` and `peer get`: one file from one machine to another, with
+//! a ticket and no tracker.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use p2pshare::console::say;
+use p2pshare::peer::background::{outcome_text, Started as Begun};
+use p2pshare::peer::Peer;
+use p2pshare::ui::{count, DownloadBar};
+
+use super::args::{GetArgs, SendArgs};
+use super::{options, start, LEAVE};
+
+/// Shares the files, prints a ticket for each, and serves until Ctrl+C.
+pub fn send(a: &SendArgs) -> anyhow::Result<bool> {
+    let listen = SocketAddr::new(a.net.bind, a.port);
+    let (opts, _state) = options(&a.net, &a.common, a.tracker.clone(), listen, false)?;
+    let started = start(&opts, &a.common)?;
+    let peer = Arc::clone(&started.peer);
+    let on_signal = Arc::clone(&peer);
+    ctrlc::set_handler(move || {
+        let n = on_signal.library().list().len();
+        say(format!("stopped sending {}", count(n, "file")));
+        on_signal.leave(LEAVE);
+        std::process::exit(0);
+    })
+    .context("cannot install the signal handler")?;
+    for path in &a.paths {
+        let (file, warning) = peer
+            .share(path, !a.public)
+            .with_context(|| format!("cannot send {}", path.display()))?;
+        if let Some(w) = warning {
+            println!("warning: {w}");
+        }
+        let ticket = peer.ticket_of(&file);
+        println!("Ticket: {ticket}");
+        println!("  on the other machine: peer get {ticket}");
+    }
+    println!(
+        "Serving {} until Ctrl+C",
+        count(peer.library().list().len(), "file")
+    );
+    loop {
+        std::thread::park();
+    }
+}
+
+/// Downloads what the ticket names, with a progress bar; `Ok(true)` once
+/// the file is verified and saved.
+pub fn get(a: &GetArgs) -> anyhow::Result<bool> {
+    let listen = SocketAddr::new(a.net.bind, a.port);
+    let (opts, _state) = options(&a.net, &a.common, a.tracker.clone(), listen, false)?;
+    let peer = Arc::new(Peer::start(&opts).context("cannot start the peer")?);
+    log::info!("listening on {} as {}", peer.listen_addr(), peer.id());
+    let on_signal = Arc::clone(&peer);
+    ctrlc::set_handler(move || {
+        if on_signal.downloads().cancel_all() == 0 {
+            std::process::exit(130);
+        }
+    })
+    .context("cannot install the signal handler")?;
+    let file = peer.locate(&a.ticket)?;
+    let out = peer.output_path(&file, a.out.as_deref())?;
+    let handle = peer.download(&file, &out)?;
+    let begun = Begun {
+        key: handle.progress().key(),
+        file,
+        out,
+    };
+    println!("{}", begun.found_line());
+    let bar = DownloadBar::new(&begun.file.name, begun.file.size.unwrap_or(0));
+    while !handle.wait_timeout(Duration::from_millis(100)) {
+        if let Some(bar) = &bar {
+            bar.update(&handle.progress().view(Instant::now()));
+        }
+    }
+    drop(bar);
+    let progress = Arc::clone(handle.progress());
+    let result = handle.join();
+    let view = progress.view(Instant::now());
+    peer.set_leaving();
+    peer.leave(LEAVE);
+    match &result {
+        Ok(_) => println!("{}", outcome_text(&begun.file.name, &result, &view, false)),
+        Err(e) => anyhow::bail!("{}: {e}", begun.file.name),
+    }
+    Ok(true)
+}

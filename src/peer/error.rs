@@ -1,0 +1,59 @@
+//! What can go wrong in a peer, as its callers see it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+use super::download::DownloadError;
+use crate::dht::DhtError;
+use crate::error::Error;
+use crate::link::LinkError;
+use crate::private::PrivateError;
+use crate::protocol::FileSummary;
+use crate::storage::StoreError;
+use crate::ticket::TicketError;
+
+#[derive(Debug, Error)]
+pub enum PeerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Download(#[from] DownloadError),
+    #[error("tracker {addr}: {source}")]
+    Tracker { addr: String, source: Error },
+    #[error("cannot share {path}: {reason}")]
+    BadName { path: PathBuf, reason: String },
+    #[error("the tracker knows no file named {0:?} or with an id starting with it")]
+    NotFound(String),
+    #[error("{} files match {target:?}; download one of them by id", candidates.len())]
+    Ambiguous {
+        target: String,
+        candidates: Vec<FileSummary>,
+    },
+    #[error("this peer has no tracker to ask (start it with one, or use a link, ticket or id)")]
+    NoTracker,
+    #[error("no peer has {0} (asked {1})")]
+    NoPeers(String, &'static str),
+    #[error(transparent)]
+    BadLink(#[from] LinkError),
+    #[error(transparent)]
+    BadTicket(#[from] TicketError),
+    #[error(transparent)]
+    Dht(#[from] DhtError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start a thread: {0}")]
+    Spawn(std::io::Error),
+    #[error("directory {0} does not exist")]
+    NoDirectory(PathBuf),
+    #[error("{path} is being written by download #{key}")]
+    OutputBusy { path: PathBuf, key: u64 },
+    #[error("cannot set up TLS: {0}")]
+    Tls(rustls::Error),
+    #[error(transparent)]
+    Private(#[from] PrivateError),
+}

@@ -1,0 +1,142 @@
+//! Fetching files: searching the tracker, locating a file and its peers,
+//! choosing where it goes, and starting its download.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::download::{self, DownloadHandle, Swarm};
+use super::locate::{self, Located};
+use super::{Peer, PeerError};
+use crate::private::listed_id;
+use crate::protocol::message::{validate_name, IdPrefix};
+use crate::protocol::FileSummary;
+use crate::storage::StoreError;
+
+impl Peer {
+    /// Every file the tracker knows whose name contains `text`.
+    pub fn search(&self, text: &str) -> Result<Vec<FileSummary>, PeerError> {
+        self.need_tracker()?
+            .search(text)
+            .map_err(|e| self.tracker_error(e))
+    }
+
+    /// Finds the one file that `target` names (a share link, a name, an id
+    /// or id prefix) and the peers that have it, from the tracker and the DHT.
+    pub fn locate(&self, target: &str) -> Result<Located, PeerError> {
+        let wanted = locate::wanted(target, self)?;
+        let name = wanted.name.unwrap_or_else(|| wanted.id.to_hex());
+        let listed = listed_id(&wanted.id, wanted.secret.as_ref());
+        let direct = locate::first_reachable(&wanted.direct, &self.tls);
+        let found = match (&self.tracker, &self.dht, direct) {
+            // A ticket's sender, and nowhere else to ask.
+            (None, None, Some(_)) => Ok((Vec::new(), 0, 0)),
+            _ => self.swarm.find(self.command_tracker().as_ref(), &listed),
+        };
+        let (mut peers, from_tracker, from_dht) = match (found, direct) {
+            (Ok(found), _) => found,
+            (Err(e), None) => return Err(e),
+            (Err(e), Some(_)) => {
+                log::info!("{e}; going on with the ticket's sender alone");
+                (Vec::new(), 0, 0)
+            }
+        };
+        if let Some(sender) = direct {
+            peers.retain(|p| p.id != sender.id);
+            peers.insert(0, sender);
+        }
+        if peers.is_empty() {
+            let asked = match (&self.tracker, &self.dht, wanted.direct.is_empty()) {
+                (_, _, false) => "the ticket's addresses, unreachable from here",
+                (Some(_), Some(_), _) => "tracker and DHT",
+                (Some(_), None, _) => "tracker",
+                (None, Some(_), _) => "DHT",
+                (None, None, _) => "nobody: no tracker, no DHT",
+            };
+            return Err(PeerError::NoPeers(name, asked));
+        }
+        Ok(Located {
+            id: wanted.id,
+            secret: wanted.secret,
+            name,
+            size: wanted.size,
+            sizes: wanted.sizes,
+            peers,
+            from_tracker,
+            from_dht,
+        })
+    }
+
+    /// Where a download of `file` will be written: `out`, or its name in the
+    /// directory `out` names (one that exists, or ends in `/`), or its name
+    /// in the current directory. Refuses names that are not a single safe
+    /// path component, outputs that exist, and directories that do not.
+    pub fn output_path(&self, file: &Located, out: Option<&Path>) -> Result<PathBuf, PeerError> {
+        validate_name(&file.name).map_err(|e| PeerError::BadName {
+            path: PathBuf::from(&file.name),
+            reason: e.to_string(),
+        })?;
+        let out = match out {
+            None => PathBuf::from(&file.name),
+            Some(dir) if dir.as_os_str().to_string_lossy().ends_with('/') || dir.is_dir() => {
+                if !dir.is_dir() {
+                    return Err(PeerError::NoDirectory(dir.to_path_buf()));
+                }
+                dir.join(&file.name)
+            }
+            Some(out) => out.to_path_buf(),
+        };
+        if out.symlink_metadata().is_ok() {
+            return Err(StoreError::Exists(out).into());
+        }
+        match out.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(dir) if !dir.is_dir() => Err(PeerError::NoDirectory(dir.to_path_buf())),
+            _ => Ok(out),
+        }
+    }
+
+    /// Starts downloading `file` to `out` (see
+    /// [`output_path`](Self::output_path)) on threads of its own; the
+    /// finished file is shared. Fails if another download is writing `out`.
+    pub fn download(&self, file: &Located, out: &Path) -> Result<DownloadHandle, PeerError> {
+        let (progress, claim) = self
+            .downloads
+            .begin(&file.name, file.id, file.size, out)
+            .map_err(|key| PeerError::OutputBusy {
+                path: out.to_path_buf(),
+                key,
+            })?;
+        progress.set_sources(file.from_tracker, file.from_dht);
+        let ctx = download::Context {
+            library: Arc::clone(&self.library),
+            rate: Arc::clone(&self.rates.down),
+            workers: self.workers,
+            patience: self.patience,
+            tls: self.tls.clone(),
+            swarm: Arc::clone(&self.swarm) as Arc<dyn Swarm>,
+        };
+        let req = download::Request {
+            id: file.id,
+            secret: file.secret,
+            name: file.name.clone(),
+            out: out.to_path_buf(),
+            sizes: file.sizes.clone(),
+            peers: file.peers.clone(),
+        };
+        let handle = download::start(ctx, req, progress, move || drop(claim))?;
+        self.downloads
+            .set_canceller(handle.progress().key(), handle.canceller());
+        Ok(handle)
+    }
+}
+
+impl locate::Catalogue for Peer {
+    fn search(&self, text: &str) -> Result<Vec<FileSummary>, PeerError> {
+        Peer::search(self, text)
+    }
+
+    fn info(&self, prefix: &IdPrefix) -> Result<Vec<FileSummary>, PeerError> {
+        self.need_tracker()?
+            .info(prefix)
+            .map_err(|e| self.tracker_error(e))
+    }
+}

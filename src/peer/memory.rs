@@ -1,0 +1,200 @@
+//! What a peer remembers across runs, in its state directory: the files it
+//! shares (`shares.json`, with each one's manifest under `manifests/`, so a
+//! file unchanged since, by size and modification time, is shared again
+//! without hashing it), and the downloads that did not finish
+//! (`downloads.json`: what was asked for and where it goes, so `resume`
+//! can ask again; the verified chunks wait in the partial file).
+//!
+//! Every file is written whole to a temporary name and renamed, mode 0600
+//! (private shares' secrets are in it), so a crash leaves the old state or
+//! the new, never half of one. A damaged file is reported and ignored:
+//! forgetting is better than refusing to start.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::UNIX_EPOCH;
+
+use serde::{Deserialize, Serialize};
+
+use super::library::SharedFile;
+use crate::identity::write_private;
+use crate::manifest::{FileId, Manifest};
+use crate::private::Secret;
+
+const SHARES: &str = "shares.json";
+const DOWNLOADS: &str = "downloads.json";
+const MANIFESTS: &str = "manifests";
+
+/// A shared file as remembered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Share {
+    pub path: PathBuf,
+    pub name: String,
+    pub id: String,
+    pub size: u64,
+    /// Modification time in nanoseconds since the epoch, when shared.
+    pub mtime_ns: u64,
+    /// A private share's secret (base32).
+    pub secret: Option<String>,
+}
+
+/// A download that has not finished, as remembered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unfinished {
+    /// What was typed: a ticket, link, id or name.
+    pub target: String,
+    pub name: String,
+    pub id: String,
+    pub out: PathBuf,
+}
+
+pub struct Memory {
+    dir: PathBuf,
+    /// Serialises the read-modify-write of each file.
+    lock: Mutex<()>,
+}
+
+impl Memory {
+    pub fn new(dir: &Path) -> Memory {
+        Memory {
+            dir: dir.to_path_buf(),
+            lock: Mutex::new(()),
+        }
+    }
+
+    /// The shares remembered, as they were.
+    pub fn shares(&self) -> Vec<Share> {
+        self.read(SHARES)
+    }
+
+    /// The downloads left unfinished.
+    pub fn unfinished(&self) -> Vec<Unfinished> {
+        self.read(DOWNLOADS)
+    }
+
+    /// Remembers a complete shared file (replacing what was remembered of
+    /// its path), and its manifest.
+    pub fn share(&self, file: &SharedFile) {
+        let Some(share) = share_of(file) else {
+            return;
+        };
+        let manifests = self.dir.join(MANIFESTS);
+        let stored = crate::identity::ensure_private_dir(&manifests)
+            .and_then(|()| write_private(&manifest_path(&manifests, &file.id), &file.encoded));
+        if let Err(e) = stored {
+            log::info!("cannot remember the manifest of {}: {e}", file.name);
+        }
+        self.update(SHARES, |all: &mut Vec<Share>| {
+            all.retain(|s| s.path != share.path && s.id != share.id);
+            all.push(share);
+        });
+    }
+
+    /// Forgets the shared file `id` (it changed, or is no longer shared).
+    pub fn forget_share(&self, id: &FileId) {
+        let hex = id.to_hex();
+        self.update(SHARES, |all: &mut Vec<Share>| all.retain(|s| s.id != hex));
+        let _ = std::fs::remove_file(manifest_path(&self.dir.join(MANIFESTS), id));
+    }
+
+    /// The manifest remembered for `share`, if it is still there, whole and
+    /// of that id, and the file is as it was (same size and mtime).
+    pub fn unchanged_manifest(&self, share: &Share) -> Option<Manifest> {
+        let meta = std::fs::metadata(&share.path).ok()?;
+        if meta.len() != share.size || mtime_ns(&meta) != Some(share.mtime_ns) {
+            return None;
+        }
+        let id: FileId = share.id.parse().ok()?;
+        let bytes = std::fs::read(manifest_path(&self.dir.join(MANIFESTS), &id)).ok()?;
+        let manifest = Manifest::decode(&bytes).ok()?;
+        (manifest.id() == id && manifest.size() == share.size).then_some(manifest)
+    }
+
+    /// Remembers a download being started, until [`finished`](Self::finished).
+    pub fn begin_download(&self, mut entry: Unfinished) {
+        entry.out = absolute(&entry.out);
+        self.update(DOWNLOADS, |all: &mut Vec<Unfinished>| {
+            all.retain(|d| d.out != entry.out);
+            all.push(entry);
+        });
+    }
+
+    /// Forgets the download to `out`: its file is complete.
+    pub fn finished(&self, out: &Path) {
+        let out = absolute(out);
+        self.update(DOWNLOADS, |all: &mut Vec<Unfinished>| {
+            all.retain(|d| d.out != out)
+        });
+    }
+
+    fn read<T: for<'de> Deserialize<'de>>(&self, name: &str) -> Vec<T> {
+        let path = self.dir.join(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                log::warn!("ignoring {}, which is damaged: {e}", path.display());
+                Vec::new()
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => {
+                log::warn!("cannot read {}: {e}", path.display());
+                Vec::new()
+            }
+        }
+    }
+
+    fn update<T>(&self, name: &str, change: impl FnOnce(&mut Vec<T>))
+    where
+        T: Serialize + for<'de> Deserialize<'de>,
+    {
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all: Vec<T> = self.read(name);
+        change(&mut all);
+        let path = self.dir.join(name);
+        let written = serde_json::to_vec_pretty(&all)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| write_private(&path, &bytes).map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            log::warn!("cannot save {}: {e}", path.display());
+        }
+    }
+}
+
+/// What is remembered of a complete file; `None` if it cannot be stat'ed.
+fn share_of(file: &SharedFile) -> Option<Share> {
+    let path = std::fs::canonicalize(file.path()).ok()?;
+    let meta = std::fs::metadata(&path).ok()?;
+    Some(Share {
+        path,
+        name: file.name.clone(),
+        id: file.id.to_hex(),
+        size: meta.len(),
+        mtime_ns: mtime_ns(&meta)?,
+        secret: file.secret.map(|s| s.to_string()),
+    })
+}
+
+fn mtime_ns(meta: &std::fs::Metadata) -> Option<u64> {
+    let since = meta.modified().ok()?.duration_since(UNIX_EPOCH).ok()?;
+    u64::try_from(since.as_nanos()).ok()
+}
+
+/// `path` made absolute against the current directory (a later run may
+/// start elsewhere).
+fn absolute(path: &Path) -> PathBuf {
+    std::env::current_dir()
+        .map(|dir| dir.join(path))
+        .unwrap_or_else(|_| path.to_path_buf())
+}
+
+fn manifest_path(dir: &Path, id: &FileId) -> PathBuf {
+    dir.join(format!("{id}.manifest"))
+}
+
+/// A remembered share's secret: `Ok(None)` for a public share, `Err` if
+/// the secret is damaged (the share must then not be made public).
+pub fn secret_of(share: &Share) -> Result<Option<Secret>, crate::private::PrivateError> {
+    share.secret.as_deref().map(str::parse).transpose()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,127 @@
+//! What Ctrl+C does, which depends on what the REPL is doing. At the
+//! terminal's prompt the line editor sees it (see the REPL loop); the
+//! signal handler comes here, in every other moment:
+//!
+//! - while the REPL waits for downloads (`wait`, or `quit` waiting), it
+//!   cancels them, keeping their verified chunks;
+//! - while a command runs, it interrupts the command's tracker requests,
+//!   and a second press within [`AGAIN`] leaves;
+//! - with piped input, it cancels the downloads and leaves, saying so.
+//!
+//! Nothing is ever stopped without a line saying what.
+
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::super::Peer;
+use crate::console::say;
+use crate::ui::count;
+
+/// How soon a second Ctrl+C must follow the first to leave.
+pub const AGAIN: Duration = Duration::from_secs(2);
+
+/// What the REPL is doing, as the signal handler needs to know it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum State {
+    /// Waiting for the next line.
+    Prompt = 0,
+    /// Running a command.
+    Busy = 1,
+    /// Waiting for downloads to end.
+    Waiting = 2,
+}
+
+/// What the signal handler must do after [`Control::interrupt`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Signal {
+    /// Handled; the peer goes on.
+    Handled,
+    /// Leave now (unregister and exit).
+    Leave,
+}
+
+#[derive(Default)]
+pub struct Control {
+    state: AtomicU8,
+    terminal: AtomicBool,
+    last_press: Mutex<Option<Instant>>,
+}
+
+impl Control {
+    pub fn set(&self, state: State) {
+        self.state.store(state as u8, Ordering::Release);
+    }
+
+    pub fn state(&self) -> State {
+        match self.state.load(Ordering::Acquire) {
+            1 => State::Busy,
+            2 => State::Waiting,
+            _ => State::Prompt,
+        }
+    }
+
+    /// Whether a person types at a terminal (else input is piped).
+    pub fn set_terminal(&self, on: bool) {
+        self.terminal.store(on, Ordering::Release);
+    }
+
+    pub fn is_terminal(&self) -> bool {
+        self.terminal.load(Ordering::Acquire)
+    }
+
+    /// Ctrl+C (SIGINT) arrived: does what the module docs say.
+    pub fn interrupt(&self, peer: &Peer) -> Signal {
+        let now = Instant::now();
+        let again = {
+            let mut last = self.last_press.lock().unwrap_or_else(|e| e.into_inner());
+            let again = last.is_some_and(|t| now.duration_since(t) < AGAIN);
+            *last = Some(now);
+            again
+        };
+        match (self.state(), self.is_terminal()) {
+            (State::Waiting, _) => {
+                let n = peer.downloads().cancel_all();
+                say(format!(
+                    "cancelling {} (verified chunks are kept)",
+                    count(n, "download")
+                ));
+                Signal::Handled
+            }
+            (State::Busy, true) if !again => {
+                peer.interrupt_command();
+                say("interrupted; press Ctrl+C again to leave");
+                Signal::Handled
+            }
+            _ => {
+                say(leaving_text(peer, peer.downloads().cancel_all()));
+                Signal::Leave
+            }
+        }
+    }
+}
+
+/// What leaving now stops, for the line printed as it happens.
+pub fn leaving_text(peer: &Peer, cancelled: usize) -> String {
+    let shared = peer.library().list().len();
+    format!(
+        "leaving: cancelled {} (verified chunks are kept), stopped sharing {}",
+        count(cancelled, "download"),
+        count(shared, "file")
+    )
+}
+
+/// What Ctrl+C at the prompt would stop, and how to do it.
+pub fn would_stop_text(peer: &Peer) -> String {
+    let running = peer.downloads().running().len();
+    let shared = peer.library().list().len();
+    if running == 0 && shared == 0 {
+        return "(type quit or press Ctrl+D to leave)".into();
+    }
+    format!(
+        "leaving would stop {} and sharing {}: type quit to let the downloads finish first, or press Ctrl+C again to leave now (verified chunks are kept)",
+        count(running, "running download"),
+        count(shared, "file")
+    )
+}

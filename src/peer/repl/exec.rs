@@ -1,0 +1,168 @@
+//! Carrying out one REPL command, printing its result on stdout.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::command::{Command, Direction, HELP};
+use super::control::{Control, State};
+use super::ReplError;
+use crate::net::rate::format_rate;
+use crate::peer::background;
+use crate::peer::downloads::NoMatch;
+use crate::peer::library::SharedFile;
+use crate::peer::status::size_and_bytes;
+use crate::peer::{link_of, Peer, PeerError};
+use crate::protocol::FileSummary;
+use crate::ui::{self, count, format_size};
+
+pub fn execute(peer: &Peer, cmd: Command, control: &Control) -> Result<(), ReplError> {
+    match cmd {
+        Command::Share { path, private } => {
+            let (file, warning) = share(peer, &path, private)?;
+            println!(
+                "Successfully registered file: {} ({} bytes, {}, id {})",
+                path.display(),
+                file.manifest.size(),
+                format_size(file.manifest.size()),
+                file.id
+            );
+            print_links(peer, &file);
+            if file.secret.is_some() {
+                println!("  private: only holders of its link or ticket can download it; it is not listed by name");
+            }
+            if let Some(w) = warning {
+                println!("warning: {w}; shared locally, will announce when the tracker is back");
+            }
+        }
+        Command::List => {
+            let files = peer.library().list();
+            println!("{} shared", count(files.len(), "file"));
+            for f in files {
+                let private = if f.secret.is_some() {
+                    "  (private)"
+                } else {
+                    ""
+                };
+                println!(
+                    "  {}  {:>12} {:>10}  {}  uploaded {}{private}",
+                    f.id,
+                    f.manifest.size(),
+                    format_size(f.manifest.size()),
+                    f.name,
+                    size_and_bytes(f.uploaded())
+                );
+                print_links(peer, &f);
+            }
+        }
+        Command::Search(text) => {
+            let files = peer.search(&text)?;
+            println!("{} found", count(files.len(), "file"));
+            print_files(&files);
+        }
+        Command::Download { target, out } => download(peer, &target, out.as_deref())?,
+        Command::Cancel(which) => {
+            let d = match peer.downloads().matching(&which) {
+                Ok(d) => d,
+                Err(NoMatch::None) => return Err(ReplError::NoSuchDownload(which)),
+                Err(NoMatch::Several(keys)) => {
+                    let keys: Vec<String> = keys.iter().map(u64::to_string).collect();
+                    return Err(ReplError::SeveralDownloads(which, keys.join(", ")));
+                }
+            };
+            if peer.downloads().cancel(d.key()) {
+                println!(
+                    "cancelling download [{}] {} (verified chunks are kept)",
+                    d.key(),
+                    d.name()
+                );
+            }
+        }
+        Command::Wait => {
+            let running = peer.downloads().running().len();
+            if running == 0 {
+                println!("no downloads running");
+            } else {
+                println!(
+                    "waiting for {} (Ctrl+C cancels)",
+                    count(running, "download")
+                );
+                control.set(State::Waiting);
+                peer.downloads().wait_all(|| false);
+            }
+        }
+        Command::Resume(which) => super::super::resume::resume(peer, which.as_deref())?,
+        Command::Limit(change) => {
+            let rates = peer.rates();
+            match change {
+                Some((Direction::Up, rate)) => rates.up.set(rate),
+                Some((Direction::Down, rate)) => rates.down.set(rate),
+                None => {}
+            }
+            println!(
+                "limits: upload {}, download {}",
+                format_rate(rates.up.get()),
+                format_rate(rates.down.get())
+            );
+        }
+        Command::Status => println!("{}", peer.status().to_text()),
+        Command::Help => println!("{HELP}"),
+        Command::Quit => {}
+    }
+    Ok(())
+}
+
+/// A shared file's link and ticket, indented under it.
+fn print_links(peer: &Peer, file: &SharedFile) {
+    println!("  link: {}", link_of(file));
+    println!("  ticket: {}", peer.ticket_of(file));
+}
+
+/// Shares `path`, with a hashing bar on a terminal.
+fn share(
+    peer: &Peer,
+    path: &Path,
+    private: bool,
+) -> Result<(Arc<SharedFile>, Option<PeerError>), PeerError> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let len = std::fs::metadata(path).map(|m| m.len()).ok();
+    let bar = name
+        .zip(len)
+        .and_then(|(name, len)| ui::hashing_bar(&name, len));
+    let result = match &bar {
+        Some(bar) => peer.share_reporting(path, private, &|n| bar.inc(n)),
+        None => peer.share(path, private),
+    };
+    if let Some(bar) = &bar {
+        ui::clear_bar(bar);
+    }
+    result
+}
+
+fn print_files(files: &[FileSummary]) {
+    for f in files {
+        println!(
+            "  {}  {:>12} {:>10}  {:>9}  {}",
+            f.id,
+            f.size,
+            format_size(f.size),
+            count(f.peers as usize, "peer"),
+            f.name
+        );
+    }
+}
+
+/// Starts a download in the background; its end is printed when it comes.
+fn download(peer: &Peer, target: &str, out: Option<&Path>) -> Result<(), ReplError> {
+    match background::start(peer, target, out) {
+        Ok(started) => {
+            println!("{}", started.found_line());
+            Ok(())
+        }
+        Err(PeerError::Ambiguous { target, candidates }) => {
+            println!("{} are named {target:?}:", count(candidates.len(), "file"));
+            print_files(&candidates);
+            Err(ReplError::Ambiguous(target))
+        }
+        Err(e) => Err(e.into()),
+    }
+}

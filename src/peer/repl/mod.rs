@@ -1,0 +1,142 @@
+//! The peer's REPL: reads commands line by line from a terminal or a pipe
+//! and carries each out, printing results on stdout; an error is one
+//! `error: ...` line and the REPL goes on. Downloads run in the background:
+//! `download` returns once the file is found and started, and its end is
+//! printed when it comes (above the prompt, on a terminal). `quit` and end
+//! of input wait for running downloads; a second `quit` or Ctrl+C cancels
+//! them, keeping what is verified.
+//!
+//! Modules: `command` (parsing, pure), `control` (what Ctrl+C does), `exec`
+//! (carrying commands out).
+
+pub mod command;
+pub mod control;
+mod exec;
+
+use std::io;
+
+pub use self::command::{Command, CommandError, Direction, HELP};
+pub use self::control::{Control, Signal, State};
+
+use super::download::DownloadError;
+use super::editor::Typed;
+use super::input::Input;
+use super::{Peer, PeerError};
+use crate::console::say;
+use crate::ui::count;
+
+/// Why a command failed; printed as one `error: ...` line.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplError {
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    #[error(transparent)]
+    Peer(#[from] PeerError),
+    #[error(transparent)]
+    Download(#[from] DownloadError),
+    #[error("{0:?} is ambiguous; download one of them by id")]
+    Ambiguous(String),
+    #[error("no running download matches {0:?} (see status)")]
+    NoSuchDownload(String),
+    #[error("{0:?} matches downloads {1}; cancel one by number")]
+    SeveralDownloads(String, String),
+    #[error("{0}")]
+    Input(io::Error),
+}
+
+/// Runs the REPL on stdin until `quit` or end of input, then waits for the
+/// downloads still running. Returns whether every command and download
+/// succeeded. On a terminal (stdin and stdout both), lines come from a line
+/// editor with history and completion (see [`Input`]).
+pub fn run(peer: &Peer, control: &Control) -> bool {
+    let mut input = Input::open(peer);
+    control.set_terminal(input.is_terminal());
+    let mut all_ok = true;
+    let mut interrupted = false;
+    let cancel = loop {
+        control.set(State::Prompt);
+        let typed = input.next_line();
+        let was_interrupted = std::mem::replace(&mut interrupted, false);
+        match typed {
+            Ok(Typed::Line(line)) => match Command::parse(&line) {
+                Ok(None) => {}
+                Ok(Some(Command::Quit)) => break false,
+                Ok(Some(cmd)) => {
+                    control.set(State::Busy);
+                    all_ok &= run_command(peer, cmd, control);
+                }
+                Err(e) => {
+                    println!("error: {e}");
+                    all_ok = false;
+                }
+            },
+            Ok(Typed::Eof) => break false,
+            Ok(Typed::Interrupted) if was_interrupted => break true,
+            Ok(Typed::Interrupted) => {
+                println!("{}", control::would_stop_text(peer));
+                interrupted = true;
+            }
+            Err(e) => {
+                println!("error: {}", ReplError::Input(e));
+                all_ok = false;
+            }
+        }
+    };
+    finish(peer, &mut input, control, cancel);
+    all_ok && peer.downloads().failed() == 0
+}
+
+/// Carries out one command, printing its result or one `error:` line.
+/// Returns whether it succeeded.
+pub fn run_command(peer: &Peer, cmd: Command, control: &Control) -> bool {
+    peer.begin_command();
+    match exec::execute(peer, cmd, control) {
+        Ok(()) => true,
+        Err(e) => {
+            println!("error: {e}");
+            false
+        }
+    }
+}
+
+/// Leaving: waits for running downloads (or cancels them, with `cancel`),
+/// while another `quit` on piped input, or Ctrl+C, cancels them.
+fn finish(peer: &Peer, input: &mut Input<'_>, control: &Control, cancel: bool) {
+    peer.set_leaving();
+    if cancel {
+        say(control::leaving_text(peer, peer.downloads().cancel_all()));
+    }
+    let running = peer.downloads().running().len();
+    if running == 0 {
+        return;
+    }
+    let how = match input.is_terminal() {
+        true => "press Ctrl+C",
+        false => "quit again or press Ctrl+C",
+    };
+    say(format!(
+        "waiting for {} to finish; {how} to cancel (verified chunks are kept)",
+        count(running, "download")
+    ));
+    control.set(State::Waiting);
+    let mut cancelled = false;
+    peer.downloads().wait_all(|| {
+        while let Some(typed) = input.ready_line() {
+            let quit = match typed {
+                Typed::Line(line) => matches!(Command::parse(&line), Ok(Some(Command::Quit))),
+                Typed::Interrupted => true,
+                // Ended: nothing more will come.
+                Typed::Eof => break,
+            };
+            if quit && !cancelled {
+                cancelled = true;
+                let n = peer.downloads().cancel_all();
+                say(format!(
+                    "cancelling {} (verified chunks are kept)",
+                    count(n, "download")
+                ));
+            }
+        }
+        false
+    });
+}

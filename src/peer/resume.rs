@@ -1,0 +1,102 @@
+//! Picking up where the last run left off (see [`memory`](super::memory)):
+//! sharing again what was shared, without hashing what did not change, and
+//! resuming the downloads that did not finish, when asked.
+
+use std::path::Path;
+
+use super::background;
+use super::memory::{secret_of, Unfinished};
+use super::{Peer, PeerError};
+use crate::ui::count;
+
+/// Shares again every file the last run shared; returns the lines to print
+/// (one summary, and one for each file that could not be shared as it
+/// was).
+pub fn restore_shares(peer: &Peer) -> Vec<String> {
+    let Some(memory) = peer.memory() else {
+        return Vec::new();
+    };
+    let (mut again, mut rehashed, mut lines) = (0, 0, Vec::new());
+    for share in memory.shares() {
+        let secret = match secret_of(&share) {
+            Ok(secret) => secret,
+            Err(e) => {
+                lines.push(format!("not sharing {} again: {e}", share.path.display()));
+                continue;
+            }
+        };
+        if !share.path.is_file() {
+            lines.push(format!(
+                "not sharing {} again: it is gone",
+                share.path.display()
+            ));
+            continue;
+        }
+        let result = match memory.unchanged_manifest(&share) {
+            Some(manifest) => peer.share_known(&share.path, &share.name, manifest, secret),
+            None => {
+                rehashed += 1;
+                peer.share(&share.path, secret.is_some()).map(|(f, _)| f)
+            }
+        };
+        match result {
+            Ok(_) => again += 1,
+            Err(e) => lines.push(format!("not sharing {} again: {e}", share.path.display())),
+        }
+    }
+    if again > 0 {
+        let changed = match rehashed {
+            0 => String::new(),
+            n => format!(" ({n} changed since, hashed again)"),
+        };
+        lines.insert(
+            0,
+            format!(
+                "Sharing again {} from the last run{changed}",
+                count(again, "file")
+            ),
+        );
+    }
+    lines
+}
+
+/// The downloads the last runs left unfinished, less those running now.
+pub fn unfinished(peer: &Peer) -> Vec<Unfinished> {
+    let Some(memory) = peer.memory() else {
+        return Vec::new();
+    };
+    let running = peer.downloads().running();
+    memory
+        .unfinished()
+        .into_iter()
+        .filter(|u| !running.iter().any(|r| r.id().to_hex() == u.id))
+        .collect()
+}
+
+/// `resume [NAME|ID]`: starts again the unfinished downloads (those that
+/// `which` names, by name or id prefix), each where it left off.
+pub fn resume(peer: &Peer, which: Option<&str>) -> Result<(), PeerError> {
+    let all = unfinished(peer);
+    let chosen: Vec<&Unfinished> = all
+        .iter()
+        .filter(|u| which.is_none_or(|w| u.name == w || (w.len() >= 4 && u.id.starts_with(w))))
+        .collect();
+    if chosen.is_empty() {
+        println!("nothing to resume");
+        return Ok(());
+    }
+    for u in chosen {
+        if u.out.symlink_metadata().is_ok() {
+            // Finished some other way meanwhile.
+            if let Some(memory) = peer.memory() {
+                memory.finished(&u.out);
+            }
+            continue;
+        }
+        match background::start(peer, &u.target, Some(Path::new(&u.out))) {
+            Ok(started) => println!("{}", started.found_line()),
+            Err(e) => println!("error: cannot resume {}: {e}", u.name),
+        }
+    }
+    Ok(())
+}

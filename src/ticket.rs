@@ -1,0 +1,276 @@
+//! Tickets: everything `peer get` needs to fetch one file from the peer
+//! that made it, in one word that survives an unquoted shell paste.
+//!
+//! A ticket is `p2p1:` and the URL-safe base64 (no padding) of:
+//!
+//! ```text
+//! flags      1 byte    bit 0: a secret follows (a private share)
+//! file id    32 bytes
+//! peer id    16 bytes  the sender's, pinned on connecting
+//! secret     16 bytes  only with flag bit 0
+//! size       LEB128    the file's size in bytes
+//! addresses  1 byte n (at most MAX_TICKET_ADDRS), then n times:
+//!            4 + IPv4 (4 bytes) + port (2, big-endian), or
+//!            6 + IPv6 (16 bytes) + port (2, big-endian)
+//! name       the rest, UTF-8: the file's name (a valid share name)
+//! ```
+//!
+//! So a ticket holds only letters, digits, `-`, `_` and `:`. Decoding
+//! checks every field; nothing in a ticket is trusted beyond what the
+//! download checks anyway (the data must hash to the id, the peer must
+//! prove the id).
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::str::FromStr;
+
+use thiserror::Error;
+
+use crate::bounds::{MAX_TICKET_ADDRS, MAX_TICKET_LEN};
+use crate::identity::PeerId;
+use crate::manifest::FileId;
+use crate::private::Secret;
+use crate::protocol::message::validate_name;
+
+const PREFIX: &str = "p2p1:";
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum TicketError {
+    #[error("not a ticket (a ticket starts with {PREFIX})")]
+    NotATicket,
+    #[error("ticket is damaged ({0}); copy it again, whole")]
+    Damaged(&'static str),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    pub id: FileId,
+    pub name: String,
+    pub size: u64,
+    /// Where the sender listens, best first.
+    pub addrs: Vec<SocketAddr>,
+    /// The sender's id.
+    pub peer: PeerId,
+    pub secret: Option<Secret>,
+}
+
+impl Ticket {
+    /// Whether `text` looks like a ticket (as opposed to a link or a name).
+    pub fn is_ticket(text: &str) -> bool {
+        text.starts_with(PREFIX)
+    }
+
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut out = vec![u8::from(self.secret.is_some())];
+        out.extend_from_slice(&self.id.0);
+        out.extend_from_slice(&self.peer.0);
+        if let Some(secret) = &self.secret {
+            out.extend_from_slice(&secret.0);
+        }
+        let mut size = self.size;
+        loop {
+            let byte = (size & 0x7f) as u8;
+            size >>= 7;
+            if size == 0 {
+                out.push(byte);
+                break;
+            }
+            out.push(byte | 0x80);
+        }
+        let addrs = &self.addrs[..self.addrs.len().min(MAX_TICKET_ADDRS)];
+        out.push(addrs.len() as u8);
+        for addr in addrs {
+            match addr.ip() {
+                IpAddr::V4(ip) => {
+                    out.push(4);
+                    out.extend_from_slice(&ip.octets());
+                }
+                IpAddr::V6(ip) => {
+                    out.push(6);
+                    out.extend_from_slice(&ip.octets());
+                }
+            }
+            out.extend_from_slice(&addr.port().to_be_bytes());
+        }
+        out.extend_from_slice(self.name.as_bytes());
+        out
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Result<Ticket, TicketError> {
+        let mut r = Reader(bytes);
+        let flags = r.take(1, "flags")?[0];
+        if flags > 1 {
+            return Err(TicketError::Damaged("flags"));
+        }
+        let id = FileId(r.array("file id")?);
+        let peer = PeerId(r.array("peer id")?);
+        let secret = match flags {
+            1 => Some(Secret(r.array("secret")?)),
+            _ => None,
+        };
+        let mut size = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = r.take(1, "size")?[0];
+            if shift == 63 && byte > 1 {
+                return Err(TicketError::Damaged("size"));
+            }
+            size |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        let n = usize::from(r.take(1, "addresses")?[0]);
+        if n > MAX_TICKET_ADDRS {
+            return Err(TicketError::Damaged("addresses"));
+        }
+        let mut addrs = Vec::with_capacity(n);
+        for _ in 0..n {
+            let ip = match r.take(1, "address")?[0] {
+                4 => IpAddr::V4(Ipv4Addr::from(r.array::<4>("address")?)),
+                6 => IpAddr::V6(Ipv6Addr::from(r.array::<16>("address")?)),
+                _ => return Err(TicketError::Damaged("address")),
+            };
+            let port = u16::from_be_bytes(r.array("port")?);
+            addrs.push(SocketAddr::new(ip, port));
+        }
+        let name = std::str::from_utf8(r.0).map_err(|_| TicketError::Damaged("name"))?;
+        validate_name(name).map_err(|_| TicketError::Damaged("name"))?;
+        Ok(Ticket {
+            id,
+            name: name.to_string(),
+            size,
+            addrs,
+            peer,
+            secret,
+        })
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&[u8], TicketError> {
+        if self.0.len() < n {
+            return Err(TicketError::Damaged(what));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], TicketError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N, what)?);
+        Ok(out)
+    }
+}
+
+impl fmt::Display for Ticket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(PREFIX)?;
+        let bytes = self.to_bytes();
+        for group in bytes.chunks(3) {
+            let mut n = 0u32;
+            for (i, b) in group.iter().enumerate() {
+                n |= u32::from(*b) << (16 - 8 * i);
+            }
+            for i in 0..=group.len() {
+                let c = BASE64[(n >> (18 - 6 * i)) as usize & 63];
+                write!(f, "{}", c as char)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for Ticket {
+    type Err = TicketError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let body = text
+            .trim()
+            .strip_prefix(PREFIX)
+            .ok_or(TicketError::NotATicket)?;
+        if body.len() > MAX_TICKET_LEN || body.len() % 4 == 1 {
+            return Err(TicketError::Damaged("length"));
+        }
+        let mut bytes = Vec::with_capacity(body.len() * 3 / 4);
+        for group in body.as_bytes().chunks(4) {
+            let mut n = 0u32;
+            for (i, c) in group.iter().enumerate() {
+                let v = BASE64
+                    .iter()
+                    .position(|b| b == c)
+                    .ok_or(TicketError::Damaged("a character"))?;
+                n |= (v as u32) << (18 - 6 * i);
+            }
+            let whole = group.len() - 1;
+            for i in 0..whole {
+                bytes.push((n >> (16 - 8 * i)) as u8);
+            }
+            // Canonical: the bits below the last whole byte are zero.
+            if n & ((1 << (24 - 8 * whole)) - 1) != 0 {
+                return Err(TicketError::Damaged("padding"));
+            }
+        }
+        Ticket::from_bytes(&bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ticket(secret: Option<Secret>, name: &str) -> Ticket {
+        Ticket {
+            id: FileId([0xa5; 32]),
+            name: name.into(),
+            size: 1 << 33 | 5,
+            addrs: vec![
+                "192.168.1.20:9001".parse().unwrap(),
+                "[2001:db8::1]:9001".parse().unwrap(),
+                "127.0.0.1:9001".parse().unwrap(),
+            ],
+            peer: PeerId([7; 16]),
+            secret,
+        }
+    }
+
+    #[test]
+    fn tickets_round_trip_and_survive_a_shell() {
+        for t in [
+            ticket(None, "a.txt"),
+            ticket(Some(Secret([9; 16])), "my file (1).tar.gz"),
+            ticket(None, "ü"),
+            ticket(None, "ab"),
+        ] {
+            let text = t.to_string();
+            assert!(
+                text.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_:".contains(&b)),
+                "{text}"
+            );
+            assert_eq!(text.parse::<Ticket>(), Ok(t));
+        }
+    }
+
+    #[test]
+    fn damaged_tickets_are_refused() {
+        let text = ticket(Some(Secret([9; 16])), "a.txt").to_string();
+        assert_eq!(
+            "p2pshare:ab".parse::<Ticket>(),
+            Err(TicketError::NotATicket)
+        );
+        for cut in [6, 40, 60, text.len() - 7] {
+            assert!(text[..cut].parse::<Ticket>().is_err(), "cut at {cut}");
+        }
+        assert!(format!("{text}!").parse::<Ticket>().is_err());
+        let mut dotted = text.clone();
+        dotted.replace_range(10..11, ".");
+        assert!(dotted.parse::<Ticket>().is_err());
+        let mut bad_name = ticket(None, "x").to_bytes();
+        bad_name.extend_from_slice(b"/../y");
+        assert!(Ticket::from_bytes(&bad_name).is_err());
+    }
+}
