@@ -13,7 +13,8 @@
 //!   (`trackers`, `leaving`, `killed`);
 //! - `hostile`: lying peers and hostile clients (`liars`, `input`,
 //!   `floods`, `unregister`);
-//! - `security`: TLS between peers and the peer ids pinned to it;
+//! - `security`: TLS between peers, the peer ids pinned to it, and
+//!   private shares;
 //! - `dht`: finding peers through the Mainline DHT;
 //! - `web`: the status pages, `--completions` and `--version`.
 

@@ -1,21 +1,26 @@
-//! Issue 12 end to end: TLS 1.3 between peers and ids pinned to
-//! certificates, against the real binaries. What a passive observer sees of
-//! a download is read off a relay of the test's own ([`Relay`]); peers are
-//! listed with any address and id by a stand-in tracker
+//! Issue 12 end to end: TLS 1.3 between peers, ids pinned to certificates,
+//! and private shares, against the real binaries. What a passive observer
+//! sees of a download is read off a relay of the test's own ([`Relay`]);
+//! peers are listed with any address and id by a stand-in tracker
 //! ([`ListingTracker`]), which no real tracker would do. (Who may
 //! unregister whom: `hostile::unregister`.)
 
 use std::fs;
 use std::path::Path;
 
+use p2pshare::identity::PeerId;
 use p2pshare::link::ShareLink;
 use p2pshare::private::Secret;
 
-use crate::support::harness::{assert_same_bytes, wait_until, TestDir, CHUNK, STARTUP};
+use crate::support::harness::{
+    assert_same_bytes, wait_until, Stream, TestDir, CHUNK, COMMAND, STARTUP,
+};
 use crate::support::listing::ListingTracker;
-use crate::support::programs::Peer;
+use crate::support::programs::{Peer, Tracker};
+use crate::support::raw::{tracker_lists, Raw, REPLY};
 use crate::support::relay::{slices_found, Relay};
 use crate::support::status::chunks_from;
+use crate::support::tls::{openssl, s_client, Session};
 
 /// A link to `id` as `name` of `size` bytes, with `secret` if given.
 fn link(id: &str, name: &str, size: usize, secret: Option<Secret>) -> String {
@@ -37,6 +42,61 @@ fn fetch(dl: &mut Peer, target: &str, name: &str, peers: usize, out: &Path, want
     let found = format!("Found {peers} peers for {name} ");
     assert!(lines.iter().any(|l| l.starts_with(&found)), "{lines:?}");
     assert_same_bytes(&fs::read(out).expect("the download"), want, name);
+}
+
+/// A peer's chunk server speaks TLS 1.3 and nothing else: `openssl
+/// s_client -tls1_3` with a client certificate completes a handshake, sees
+/// the certificate whose hash is the id the peer printed, and is served;
+/// without a client certificate it is refused (alert 116); TLS 1.2 is
+/// refused; and a plain-text `HELLO 1` gets no plain-text answer.
+#[test]
+fn openssl_gets_tls13_from_a_seeder_and_plain_text_gets_nothing() {
+    let dir = TestDir::new("tls-openssl");
+    let tracker = Tracker::start(&dir);
+    let (path, _) = dir.random_file("seed/tls.bin", 1000, 31);
+    let (seeder, _) = Peer::seeder("seeder", &tracker, &[&path]);
+    let at = dir.path();
+    let req =
+        "req -x509 -newkey ed25519 -nodes -days 1 -subj /CN=e2e -out client.crt -keyout client.key";
+    assert!(openssl(at, req), "no client certificate");
+
+    let mut s = s_client(at, seeder.addr, "-tls1_3", true);
+    let pem = s.lines_until(Stream::Out, STARTUP, "the server's certificate", |l| {
+        l == "-----END CERTIFICATE-----"
+    });
+    let begin = pem
+        .iter()
+        .position(|l| l == "-----BEGIN CERTIFICATE-----")
+        .expect("a PEM certificate");
+    s.expect_out("New, TLSv1.3, Cipher is ", STARTUP);
+    s.send("HELLO 2");
+    s.expect_out("OK p2pshare 2", REPLY);
+    assert!(s.wait_exit(STARTUP).success(), "s_client -tls1_3 failed");
+    fs::write(at.join("server.pem"), pem[begin..].join("\n") + "\n").expect("a PEM file");
+    assert!(openssl(
+        at,
+        "x509 -in server.pem -outform DER -out server.der"
+    ));
+    let der = fs::read(at.join("server.der")).expect("the DER certificate");
+    assert_eq!(
+        PeerId::of_cert(&der),
+        seeder.id,
+        "the id is the cert's hash"
+    );
+
+    // No client certificate: the handshake ends in "certificate required".
+    let mut anonymous = s_client(at, seeder.addr, "-tls1_3", false);
+    assert!(!anonymous.await_exit(STARTUP).success());
+    assert!(!anonymous.seen("certificate required").is_empty());
+    let mut old = s_client(at, seeder.addr, "-tls1_2", true);
+    assert!(!old.await_exit(STARTUP).success(), "TLS 1.2 accepted");
+    for client in [&anonymous, &old] {
+        assert!(client.seen("OK p2pshare").is_empty(), "served anyway");
+    }
+
+    let mut plain = Raw::connect(seeder.addr);
+    plain.send(b"HELLO 1\n");
+    plain.expect_no_service(REPLY);
 }
 
 /// What a wiretap sees of a download: the downloader is sent through a
@@ -155,4 +215,110 @@ fn a_peer_whose_certificate_is_not_the_listed_id_is_refused() {
     let shared = impostor.status().shared;
     assert_eq!(shared.len(), 1, "{shared:?}");
     assert_eq!(shared[0].uploaded, 0, "the impostor served {shared:?}");
+}
+
+/// A private share: its link downloads it; the same link without the
+/// secret, or with another one, fails and leaves nothing, whether the
+/// tracker is asked (it lists no such id) or a stand-in lists the seeder
+/// (which refuses). The tracker lists it only under its blinded id, never
+/// by name or real id, also once the downloader shares it too; and the
+/// seeder answers `MANIFEST`, `GET` and `HAVE` for it with `ERR not
+/// sharing`, and an `AUTH` with a wrong or replayed proof too, until the
+/// session proves the secret.
+#[test]
+fn a_private_share_is_served_only_to_holders_of_its_secret() {
+    let dir = TestDir::new("private");
+    let tracker = Tracker::start(&dir);
+    let len = 2 * CHUNK + 999;
+    let (private, data) = dir.random_file("seed/private.bin", len, 35);
+    let (public, _) = dir.random_file("seed/public.bin", 1000, 36);
+    let (p, q) = (private.to_str().unwrap(), public.to_str().unwrap());
+    let args = ["--serve", "--share", q, "--share-private", p, "--http", "0"];
+    let seeder = Peer::start("seeder", &dir.sub("seed"), &tracker, &args);
+    let public_id = seeder.await_share();
+    let id = seeder.await_share();
+    let line = seeder.proc.expect_out("  link: ", COMMAND);
+    let good: ShareLink = line.trim_start_matches("  link: ").parse().expect("a link");
+    let secret = good.secret.expect("a private link carries its secret");
+    assert_eq!(good.id.to_hex(), id);
+    let private_view = |p: &Peer| p.status().shared.into_iter().find(|f| f.id == id);
+    assert!(private_view(&seeder).expect("shared").private);
+    let other = Secret::generate().expect("a secret");
+    let bad = [
+        link(&id, "private.bin", len, None),
+        link(&id, "private.bin", len, Some(other)),
+    ];
+
+    // A stand-in lists the seeder for any id: the seeder itself refuses.
+    let stub = ListingTracker::start();
+    stub.list(&[(seeder.addr, seeder.id)]);
+    let mut stranger = Peer::start_port("stranger", &dir.sub("stranger"), stub.port, &[]);
+    for target in &bad {
+        let lines = stranger
+            .download(target, None)
+            .expect_err("served without the secret");
+        assert!(lines.last().unwrap().contains("(tried 1)"), "{lines:?}");
+    }
+    assert!(stub.requests().iter().any(|r| r.starts_with("PEERS ")));
+    assert_eq!(
+        dir.entries("stranger"),
+        Vec::<String>::new(),
+        "nothing written"
+    );
+    assert_eq!(private_view(&seeder).expect("shared").uploaded, 0);
+
+    let mut dl = Peer::start("downloader", &dir.sub("dl"), &tracker, &["--http", "0"]);
+    let out = dir.path().join("dl/private.bin");
+    fetch(&mut dl, &good.to_string(), "private.bin", 1, &out, &data);
+    for target in &bad {
+        dl.proc.send(&format!("download {target} again.bin"));
+        let lines = dl.finish_download(COMMAND).expect_err("no secret, no file");
+        assert!(lines.last().unwrap().contains("no peer has"), "{lines:?}");
+    }
+    assert_eq!(dir.entries("dl"), ["private.bin"], "nothing else written");
+    assert!(private_view(&dl).expect("shared once downloaded").private);
+    assert_eq!(private_view(&seeder).expect("shared").uploaded, len as u64);
+
+    // The tracker: both peers under the blinded id, nothing by name or id.
+    let blinded = secret.blind(&good.id).to_hex();
+    let mut nc = Raw::connect(tracker.addr());
+    assert_eq!(nc.ask("HELLO 1"), "OK p2pshare 1");
+    wait_until(COMMAND, "both peers under the blinded id", || {
+        match nc.list(&format!("PEERS {blinded}")).len() {
+            2 => Ok(()),
+            n => Err(format!("{n} listed")),
+        }
+    });
+    assert_eq!(nc.list(&format!("PEERS {id}")), Vec::<String>::new());
+    assert_eq!(nc.list(&format!("INFO {id}")), Vec::<String>::new());
+    assert_eq!(nc.list(&format!("INFO {blinded}")), Vec::<String>::new());
+    assert_eq!(
+        tracker_lists(tracker.addr()),
+        [("public.bin".to_string(), 1)]
+    );
+    let rows = dl.search("private");
+    assert_eq!(rows, [], "found by name");
+    assert_eq!(dl.search("").len(), 1, "public.bin only");
+
+    // The seeder's chunk server, by hand.
+    let refusal = format!("ERR not sharing {id}");
+    let mut raw = Raw::peer(seeder.addr);
+    assert_eq!(raw.ask("HELLO 2"), "OK p2pshare 2");
+    for req in [
+        format!("MANIFEST {id}"),
+        format!("GET {id} 0"),
+        format!("HAVE {id} 0"),
+    ] {
+        assert_eq!(raw.ask(&req), refusal, "{req}");
+    }
+    assert!(raw.ask(&format!("MANIFEST {public_id}")).starts_with("OK "));
+    let mut session = Session::open(seeder.addr, seeder.id);
+    let elsewhere = Session::open(seeder.addr, seeder.id).proof(&secret, &good.id);
+    for proof in [session.proof(&other, &good.id), elsewhere] {
+        assert_eq!(session.ask(&format!("AUTH {id} {proof}")), refusal);
+    }
+    assert_eq!(session.ask(&format!("MANIFEST {id}")), refusal);
+    let proof = session.proof(&secret, &good.id);
+    assert_eq!(session.ask(&format!("AUTH {id} {proof}")), "OK authorized");
+    assert!(session.ask(&format!("MANIFEST {id}")).starts_with("OK "));
 }

@@ -24,6 +24,8 @@ const MAX_LINES: usize = 10_000;
 struct Listing {
     /// `PEERS` rows, version 2: `<addr> complete <id>`.
     rows: Vec<String>,
+    /// Every request line, in order.
+    requests: Vec<String>,
 }
 
 /// A tracker that speaks TLS as real ones do, with an identity of its own
@@ -77,6 +79,11 @@ impl ListingTracker {
             .collect();
         self.state.lock().unwrap().rows = rows;
     }
+
+    /// Every request line it got so far.
+    pub fn requests(&self) -> Vec<String> {
+        self.state.lock().unwrap().requests.clone()
+    }
 }
 
 impl Drop for ListingTracker {
@@ -105,7 +112,8 @@ fn serve(stream: Stream, state: &Mutex<Listing>) {
             return;
         }
         let req = line.trim_end().to_string();
-        let s = state.lock().unwrap();
+        let mut s = state.lock().unwrap();
+        s.requests.push(req.clone());
         let verb = req.split(' ').next().unwrap_or("").to_ascii_uppercase();
         let reply = match verb.as_str() {
             "HELLO" => "OK p2pshare 2\n".to_string(),

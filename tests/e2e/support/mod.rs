@@ -4,7 +4,7 @@
 //! hand; `flood` opens connections by the thousand; `fakes` stands in for a
 //! lying peer or a tracker.
 //! `listing` is a tracker that lists any address with any id, `relay` a
-//! wiretap (the security tests).
+//! wiretap, `tls` TLS clients of the tests' own (the security tests).
 
 pub mod fakes;
 pub mod flood;
@@ -14,3 +14,4 @@ pub mod programs;
 pub mod raw;
 pub mod relay;
 pub mod status;
+pub mod tls;
