@@ -13,8 +13,8 @@
 //!   (`trackers`, `leaving`, `killed`);
 //! - `hostile`: lying peers and hostile clients (`liars`, `input`,
 //!   `floods`, `unregister`);
-//! - `security`: TLS between peers, the peer ids pinned to it, and
-//!   private shares;
+//! - `security`: TLS between peers, the peer ids pinned to it, the
+//!   tracker's pinned id, and private shares;
 //! - `dht`: finding peers through the Mainline DHT;
 //! - `web`: the status pages, `--completions` and `--version`.
 

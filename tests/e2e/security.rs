@@ -1,9 +1,9 @@
 //! Issue 12 end to end: TLS 1.3 between peers, ids pinned to certificates,
-//! and private shares, against the real binaries. What a passive observer
-//! sees of a download is read off a relay of the test's own ([`Relay`]);
-//! peers are listed with any address and id by a stand-in tracker
-//! ([`ListingTracker`]), which no real tracker would do. (Who may
-//! unregister whom: `hostile::unregister`.)
+//! the tracker's pinned identity, and private shares, against the real
+//! binaries. What a passive observer sees of a download is read off a relay
+//! of the test's own ([`Relay`]); peers are listed with any address and id
+//! by a stand-in tracker ([`ListingTracker`]), which no real tracker would
+//! do. (Who may unregister whom: `hostile::unregister`.)
 
 use std::fs;
 use std::path::Path;
@@ -13,7 +13,7 @@ use p2pshare::link::ShareLink;
 use p2pshare::private::Secret;
 
 use crate::support::harness::{
-    assert_same_bytes, wait_until, Stream, TestDir, CHUNK, COMMAND, STARTUP,
+    assert_same_bytes, unused_port, wait_until, Stream, TestDir, CHUNK, COMMAND, STARTUP,
 };
 use crate::support::listing::ListingTracker;
 use crate::support::programs::{Peer, Tracker};
@@ -215,6 +215,80 @@ fn a_peer_whose_certificate_is_not_the_listed_id_is_refused() {
     let shared = impostor.status().shared;
     assert_eq!(shared.len(), 1, "{shared:?}");
     assert_eq!(shared[0].uploaded, 0, "the impostor served {shared:?}");
+}
+
+/// A peer pins its tracker's id on first contact (in `known_trackers` and
+/// `/api/status`). A tracker with a new identity on the same address is
+/// then refused, by the running peer and by a new one with the same state
+/// directory, with one `error:` line naming both ids and the fix; the peer
+/// exits 1. `--tracker-id NEW` (the fix, with the same state directory)
+/// works, and `--tracker-id OLD` is refused.
+#[test]
+fn a_changed_tracker_identity_is_refused_and_tracker_id_pins_it() {
+    let dir = TestDir::new("tracker-pin");
+    let port = unused_port();
+    let mut first = Tracker::start_with(&dir, port, &[]);
+    let state = dir.path().join("peer-state");
+    let state_arg = state.to_str().expect("a UTF-8 path");
+    let pinned = ["--state-dir", state_arg, "--http", "0"];
+    let mut p1 = Peer::start("p1", &dir.sub("p1"), &first, &pinned);
+    assert_eq!(p1.search(""), []);
+    let old = first.id.to_string();
+    assert_eq!(p1.status().tracker_id.as_deref(), Some(old.as_str()));
+    let known = fs::read_to_string(state.join("known_trackers")).expect("known_trackers");
+    assert_eq!(known, format!("127.0.0.1:{port} {old}\n"));
+
+    first.kill();
+    // Another identity on the same address: a new state directory.
+    fs::rename(dir.path().join(".tracker-state"), dir.path().join("old")).unwrap();
+    let second = Tracker::start_with(&dir, port, &[]);
+    let new = second.id.to_string();
+    assert_ne!(new, old);
+    let refused = |line: &str, fix: &str| {
+        assert!(line.starts_with("error: tracker 127.0.0.1:"), "{line}");
+        for part in [&new, &old, "no longer matches", fix] {
+            assert!(line.contains(part), "no {part:?} in {line}");
+        }
+    };
+    let line = p1.try_search("").expect_err("a changed tracker answered");
+    refused(&line, "--tracker-id NEW_ID");
+    // One line: the next command's output comes next.
+    p1.proc.send("limit");
+    let next = p1
+        .proc
+        .expect_line(Stream::Out, COMMAND, "a line", |_| true);
+    assert!(next.starts_with("limits: "), "{next}");
+    assert_eq!(p1.status().tracker_id.as_deref(), Some(old.as_str()));
+    assert_eq!(p1.proc.wait_exit(COMMAND).code(), Some(1));
+
+    let mut p2 = Peer::start("p2", &dir.sub("p2"), &second, &pinned[..2]);
+    refused(
+        &p2.try_search("").expect_err("pin not kept"),
+        "known_trackers",
+    );
+
+    let (path, _) = dir.random_file("p3/pinned.bin", 1000, 34);
+    let fixed = [
+        "--state-dir",
+        state_arg,
+        "--tracker-id",
+        &new,
+        "--http",
+        "0",
+    ];
+    let mut p3 = Peer::start("p3", &dir.sub("p3"), &second, &fixed);
+    assert_eq!(p3.search(""), []);
+    p3.proc.send(&format!("share {}", path.display()));
+    p3.await_share();
+    assert_eq!(
+        tracker_lists(second.addr()),
+        [("pinned.bin".to_string(), 1)]
+    );
+    assert_eq!(p3.status().tracker_id.as_deref(), Some(new.as_str()));
+
+    let wrong = ["--tracker-id", &old];
+    let mut p4 = Peer::start("p4", &dir.sub("p4"), &second, &wrong);
+    refused(&p4.try_search("").expect_err("a wrong pin"), "--tracker-id");
 }
 
 /// A private share: its link downloads it; the same link without the
