@@ -72,6 +72,12 @@ fn openssl_gets_tls13_from_a_seeder_and_plain_text_gets_nothing() {
     s.send("HELLO 2");
     s.expect_out("OK p2pshare 2", REPLY);
     assert!(s.wait_exit(STARTUP).success(), "s_client -tls1_3 failed");
+    // The peer ends a session after `QUIT` cleanly, with a close_notify
+    // (without one, s_client reports an unexpected EOF and fails).
+    let mut quit = s_client(at, seeder.addr, "-tls1_3", true);
+    quit.send("QUIT");
+    quit.expect_out("OK bye", STARTUP);
+    assert!(quit.await_exit(STARTUP).success(), "no clean TLS close");
     fs::write(at.join("server.pem"), pem[begin..].join("\n") + "\n").expect("a PEM file");
     assert!(openssl(
         at,
