@@ -281,7 +281,12 @@ where
         conn.mark_busy();
         match handle(&mut conn, &line) {
             Ok(Flow::Continue) => {}
-            Ok(Flow::Close) => return,
+            Ok(Flow::Close) => {
+                // On TLS this sends close_notify first, so that the client
+                // can tell our close (after `QUIT`) from a cut connection.
+                conn.shutdown_write();
+                return;
+            }
             Err(e) => {
                 log::debug!("{who}: closing: {e}");
                 return;

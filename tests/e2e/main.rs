@@ -13,6 +13,8 @@
 //!   (`trackers`, `leaving`, `killed`);
 //! - `hostile`: lying peers and hostile clients (`liars`, `input`,
 //!   `floods`, `unregister`);
+//! - `security`: TLS between peers, the peer ids pinned to it, the
+//!   tracker's pinned id, and private shares;
 //! - `dht`: finding peers through the Mainline DHT;
 //! - `web`: the status pages, `--completions` and `--version`.
 
@@ -20,5 +22,6 @@ mod core;
 mod dht;
 mod faults;
 mod hostile;
+mod security;
 mod support;
 mod web;

@@ -3,10 +3,15 @@
 //! `programs` starts and drives the tracker and peers; `status` reads their status pages; `raw` speaks the line protocols by
 //! hand; `flood` opens connections by the thousand; `fakes` stands in for a
 //! lying peer or a tracker.
+//! `listing` is a tracker that lists any address with any id, `relay` a
+//! wiretap, `tls` TLS clients of the tests' own (the security tests).
 
 pub mod fakes;
 pub mod flood;
 pub mod harness;
+pub mod listing;
 pub mod programs;
 pub mod raw;
+pub mod relay;
 pub mod status;
+pub mod tls;
