@@ -39,7 +39,8 @@ fn fetch(dl: &mut Peer, target: &str, name: &str, peers: usize, out: &Path, want
     let lines = dl
         .download(target, None)
         .unwrap_or_else(|l| panic!("download {target} failed: {l:?}"));
-    let found = format!("Found {peers} peers for {name} ");
+    let noun = if peers == 1 { "peer" } else { "peers" };
+    let found = format!("Found {peers} {noun} for {name} ");
     assert!(lines.iter().any(|l| l.starts_with(&found)), "{lines:?}");
     assert_same_bytes(&fs::read(out).expect("the download"), want, name);
 }
@@ -246,7 +247,7 @@ fn a_changed_tracker_identity_is_refused_and_tracker_id_pins_it() {
 
     first.kill();
     // Another identity on the same address: a new state directory.
-    fs::rename(dir.path().join(".tracker-state"), dir.path().join("old")).unwrap();
+    fs::rename(dir.path().join(".tracker-state0"), dir.path().join("old")).unwrap();
     let second = Tracker::start_with(&dir, port, &[]);
     let new = second.id.to_string();
     assert_ne!(new, old);
@@ -272,6 +273,9 @@ fn a_changed_tracker_identity_is_refused_and_tracker_id_pins_it() {
         &p2.try_search("").expect_err("pin not kept"),
         "known_trackers",
     );
+    // The state directory is one process's at a time.
+    p2.proc.close_stdin();
+    p2.proc.wait_exit(COMMAND);
 
     let (path, _) = dir.random_file("p3/pinned.bin", 1000, 34);
     let fixed = [
