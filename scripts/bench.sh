@@ -14,7 +14,11 @@
 #             own, the seeder's link shaped with tc tbf
 #
 # Benchmarks (the median of BENCH_RUNS runs, default 3, each):
-#   1. 1 seeder -> 1 downloader vs a raw TCP copy file->file (socat -b 131072)
+#   1. 1 seeder -> 1 downloader (TLS 1.3, as every peer connection is) vs a
+#      raw TCP copy file->file (socat -b 131072) and vs socat over TLS 1.3
+#      (OPENSSL-LISTEN / OPENSSL, a throwaway certificate), each also
+#      fsynced; new rows, not columns: "(socat TLS 1.3)" is the target row
+#      (p2pshare / socat TLS), "(socat)" gives the cost of TLS against TCP
 #   2. share (hashing) vs `openssl dgst -sha256` and `sha256sum`
 #   3. peak RSS (/usr/bin/time -f %M) of the downloader and seeder during 1
 #   4. 4 seeders each --max-upload R -> 1 downloader, and 1 seeder capped at R
@@ -260,26 +264,43 @@ p2p_run() {
     stop "$TNAME"
 }
 
-# socat_run COPIES: COPIES concurrent raw TCP copies of $SRC, file -> file.
-# Sets RUN_SECS (first sender started until the last receiver exited),
-# RUN_FSYNC_SECS (the same, until the copies were also fsynced), RUN_RX_RSS
-# and RUN_TX_RSS (largest peak RSS, KiB).
+# tls_cert: a throwaway self-signed P-256 certificate and key for socat's
+# TLS listener, made once per run in $WORK; sets TLS_CERT and TLS_KEY.
+tls_cert() {
+    TLS_CERT=$WORK/socat-cert.pem TLS_KEY=$WORK/socat-key.pem
+    [[ -s $TLS_CERT ]] && return
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+        -subj /CN=p2pshare-bench -keyout "$TLS_KEY" -out "$TLS_CERT" 2>"$WORK/openssl-req.err" ||
+        fail "openssl could not make a certificate: $(cat "$WORK/openssl-req.err")"
+}
+
+# socat_run COPIES [tls]: COPIES concurrent raw TCP copies of $SRC, file ->
+# file (with "tls": over TLS 1.3, OpenSSL's default suite, the client not
+# verifying the throwaway certificate). Sets RUN_SECS (first sender started
+# until the last receiver exited), RUN_FSYNC_SECS (the same, until the copies
+# were also fsynced), RUN_RX_RSS and RUN_TX_RSS (largest peak RSS, KiB).
 socat_run() {
-    local copies=$1 i t0 port ports=() rx=() tx=() files=()
+    local copies=$1 tls=${2:-} i t0 port ports=() rx=() tx=() files=() listen=TCP-LISTEN connect=TCP opts=""
     SEQ=$((SEQ + 1))
     local run=s$SEQ
+    if [[ $tls == tls ]]; then
+        tls_cert
+        listen=OPENSSL-LISTEN connect=OPENSSL
+        opts=",verify=0,openssl-min-proto-version=TLS1.3"
+    fi
     for ((i = 0; i < copies; i++)); do
         port=$(free_port)
         ports+=("$port")
         start "$run-rx$i" "$WORK" "" /usr/bin/time -f %M -o "$WORK/$run-rx$i.rss" \
-            socat -b 131072 -u "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr" "OPEN:$WORK/$run-rx$i.bin,creat,trunc"
+            socat -b 131072 -u "$listen:$port,bind=127.0.0.1,reuseaddr${tls:+,cert=$TLS_CERT,key=$TLS_KEY}$opts" \
+            "OPEN:$WORK/$run-rx$i.bin,creat,trunc"
         rx+=("$run-rx$i")
     done
     for port in "${ports[@]}"; do wait_listen "$port" 10 || fail "socat does not listen on $port"; done
     t0=$(now)
     for ((i = 0; i < copies; i++)); do
         start "$run-tx$i" "$WORK" "" /usr/bin/time -f %M -o "$WORK/$run-tx$i.rss" \
-            socat -b 131072 -u "OPEN:$SRC" "TCP:127.0.0.1:${ports[i]}"
+            socat -b 131072 -u "OPEN:$SRC" "$connect:127.0.0.1:${ports[i]}$opts"
         tx+=("$run-tx$i")
     done
     for name in "${rx[@]}"; do wait_exit "$name" "$XFER_SECS"; done
@@ -310,20 +331,28 @@ time_cmd() {
 # ------------------------------------------------------------ benchmarks -----
 
 bench_transfer() {
-    say "1. 1 seeder -> 1 downloader vs socat -b 131072 file->file ($SIZE_MIB MiB) and 3. peak RSS"
-    local k p2p=() raw=() rawsync=() dl=() seed=() rx=() tx=()
+    say "1. 1 seeder -> 1 downloader (TLS) vs socat -b 131072 file->file over TCP and over TLS 1.3 ($SIZE_MIB MiB) and 3. peak RSS"
+    local k p2p=() raw=() rawsync=() tls=() tlssync=() dl=() seed=() rx=() tx=()
     for ((k = 1; k <= RUNS; k++)); do
         socat_run 1
         raw+=("$RUN_SECS") rawsync+=("$RUN_FSYNC_SECS") rx+=("$RUN_RX_RSS") tx+=("$RUN_TX_RSS")
+        socat_run 1 tls
+        tls+=("$RUN_SECS") tlssync+=("$RUN_FSYNC_SECS")
         p2p_run 1 1 "$XFER_SECS"
         p2p+=("$RUN_SECS") dl+=("$RUN_DL_RSS") seed+=("$RUN_SEED_RSS")
-        log "   run $k: socat $(mib_s "$SIZE" "${raw[-1]}") MiB/s (with fsync $(mib_s "$SIZE" "${rawsync[-1]}"))," \
-            "p2pshare $(mib_s "$SIZE" "$RUN_SECS") MiB/s;" \
+        log "   run $k: socat $(mib_s "$SIZE" "${raw[-1]}") MiB/s (with fsync $(mib_s "$SIZE" "${rawsync[-1]}")," \
+            "over TLS $(mib_s "$SIZE" "${tls[-1]}"), TLS with fsync $(mib_s "$SIZE" "${tlssync[-1]}"))," \
+            "p2pshare $(mib_s "$SIZE" "$RUN_SECS") MiB/s" \
+            "(/ socat TLS $(calc "${tls[-1]} / $RUN_SECS"), / socat $(calc "${raw[-1]} / $RUN_SECS"));" \
             "RSS KiB: downloader $RUN_DL_RSS, seeder $RUN_SEED_RSS, socat rx ${rx[-1]} tx ${tx[-1]}"
     done
     P2P_1TO1=$(median "${p2p[@]}")
     local a b
-    a=$(mib_s "$SIZE" "$P2P_1TO1") b=$(mib_s "$SIZE" "$(median "${raw[@]}")")
+    a=$(mib_s "$SIZE" "$P2P_1TO1") b=$(mib_s "$SIZE" "$(median "${tls[@]}")")
+    row "1. 1 -> 1 transfer, MiB/s" "$a" "$b (socat TLS 1.3)" "$(calc "$a / $b")" ">= 0.9" "$(ge "$a / $b" 0.9)"
+    b=$(mib_s "$SIZE" "$(median "${tlssync[@]}")")
+    row "1. 1 -> 1 transfer, MiB/s" "$a" "$b (socat TLS 1.3 + fsync)" "$(calc "$a / $b")" "-" -
+    b=$(mib_s "$SIZE" "$(median "${raw[@]}")")
     row "1. 1 -> 1 transfer, MiB/s" "$a" "$b (socat)" "$(calc "$a / $b")" ">= 0.9" "$(ge "$a / $b" 0.9)"
     b=$(mib_s "$SIZE" "$(median "${rawsync[@]}")")
     row "1. 1 -> 1 transfer, MiB/s" "$a" "$b (socat + fsync)" "$(calc "$a / $b")" "-" -
