@@ -133,7 +133,9 @@ fn run(path: &Path, size: u64, plain: bool) -> Result<(f64, Duration, Duration)>
     let client_cpu = thread_cpu() - cpu;
     let secs = started.elapsed().as_secs_f64();
     conn.shutdown_write();
-    let server_cpu = server.join().map_err(|_| anyhow::anyhow!("server panicked"))??;
+    let server_cpu = server
+        .join()
+        .map_err(|_| anyhow::anyhow!("server panicked"))??;
     Ok((secs, server_cpu, client_cpu))
 }
 
