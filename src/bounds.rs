@@ -215,6 +215,14 @@ pub const MAX_DHT_PEERS: usize = 200;
 /// capped rate smooth, large enough to cost nothing at full speed.
 pub const RATE_SLICE: usize = 64 * 1024;
 
+/// Most TLS bytes a connection queues before writing them to the socket
+/// (rustls's buffer limit, 64 KiB by default): one metered slice and the
+/// reply header that shares its records, so a slice is one write call and
+/// the header never a write (and a TCP segment) of its own. Larger writes
+/// were measured slower: rustls allocates every record, and freeing more
+/// than glibc's 128 KiB trim threshold each chunk costs page faults.
+pub const TLS_SEND_BUFFER: usize = RATE_SLICE + MAX_LINE;
+
 /// Longest single sleep of a capped transfer, so a lifted or raised cap
 /// takes effect quickly.
 pub const RATE_MAX_NAP: Duration = Duration::from_millis(50);

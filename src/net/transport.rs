@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use rustls::{ClientConnection, ServerConfig, ServerConnection, StreamOwned};
 
 use super::tls::{self, Tls};
+use crate::bounds::TLS_SEND_BUFFER;
 use crate::identity::PeerId;
 
 /// One connection's byte stream.
@@ -79,6 +80,7 @@ impl Stream {
             .map_err(io::Error::other)?;
         let mut s = StreamOwned::new(conn, tcp);
         handshake(&mut s.conn, &mut s.sock, timeout)?;
+        s.conn.set_buffer_limit(Some(TLS_SEND_BUFFER));
         Ok(Stream::TlsClient(Box::new(s)))
     }
 
@@ -92,6 +94,7 @@ impl Stream {
         let conn = ServerConnection::new(Arc::clone(config)).map_err(io::Error::other)?;
         let mut s = StreamOwned::new(conn, tcp);
         handshake(&mut s.conn, &mut s.sock, timeout)?;
+        s.conn.set_buffer_limit(Some(TLS_SEND_BUFFER));
         Ok(Stream::TlsServer(Box::new(s)))
     }
 
@@ -230,6 +233,22 @@ impl Write for Stream {
             Stream::Tcp(s) => s.write(buf),
             Stream::TlsClient(s) => s.write(buf),
             Stream::TlsServer(s) => s.write(buf),
+        }
+    }
+
+    /// Gathered: one `writev` on TCP; on TLS, one plaintext write that
+    /// rustls cuts into records across the slices. (`StreamOwned` has no
+    /// `write_vectored` of its own: the default would write the first
+    /// slice alone, so this goes through rustls's borrowed `Stream`.)
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write_vectored(bufs),
+            Stream::TlsClient(s) => {
+                rustls::Stream::new(&mut s.conn, &mut s.sock).write_vectored(bufs)
+            }
+            Stream::TlsServer(s) => {
+                rustls::Stream::new(&mut s.conn, &mut s.sock).write_vectored(bufs)
+            }
         }
     }
 

@@ -3,7 +3,7 @@
 //! exact payload reads, and whole-message writes. The only protocol code that
 //! touches a stream.
 
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -259,8 +259,10 @@ impl Connection {
     /// Sends `header`, then the bytes of `chunk` from `storage`, metered
     /// through `limit`, in slices. On plain TCP they go straight from the
     /// page cache (`sendfile`, the header with `MSG_MORE` so it shares a
-    /// segment with the payload); otherwise the chunk is read into a buffer
-    /// the connection keeps, before the header promises it. Two bounds keep a
+    /// segment with the payload); otherwise (TLS) the chunk is read into a
+    /// buffer the connection keeps, before the header promises it, and the
+    /// header goes out in one write with the first slice (one TLS record,
+    /// not a record of its own). Two bounds keep a
     /// client that reads slowly or not at all from holding the connection: no
     /// slice may go `IO_TIMEOUT` without completing, and the whole reply must
     /// be taken within `IO_TIMEOUT + len / MIN_READ_RATE` (time spent waiting
@@ -286,9 +288,10 @@ impl Connection {
             started + IO_TIMEOUT + Duration::from_secs(len as u64 / MIN_READ_RATE);
         let result = (|| {
             self.bound_next_write(started + IO_TIMEOUT, reply_deadline)?;
-            match self.stream.as_tcp() {
-                Some(tcp) if zero_copy => sys::send_more(tcp, header).map_err(write_error)?,
-                _ => drop(self.write_slice(header, reply_deadline)?),
+            let mut head = header;
+            if let Some(tcp) = self.stream.as_tcp().filter(|_| zero_copy) {
+                sys::send_more(tcp, head).map_err(write_error)?;
+                head = &[];
             }
             let mut sent = 0;
             while sent < len {
@@ -302,9 +305,13 @@ impl Connection {
                     (Some(tcp), Some((file, offset))) if zero_copy => {
                         sys::send_file(tcp, file, offset + sent as u64, n).map_err(write_error)?
                     }
-                    _ => drop(self.write_slice(&buf[sent..sent + n], reply_deadline)?),
+                    _ => drop(self.write_parts(head, &buf[sent..sent + n], reply_deadline)?),
                 }
+                head = &[];
                 sent += n;
+            }
+            if !head.is_empty() {
+                self.write_parts(head, &[], reply_deadline)?;
             }
             self.stream.set_write_timeout(Some(WRITE_CALL_TIMEOUT))?;
             Ok(())
@@ -337,32 +344,30 @@ impl Connection {
     /// MIN_READ_RATE`. A client reading a few bytes now and then cannot hold
     /// a long reply (a manifest, a search listing) open for ever.
     pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
-        let reply_deadline =
-            Instant::now() + IO_TIMEOUT + Duration::from_secs(bytes.len() as u64 / MIN_READ_RATE);
-        // The first call runs under the default WRITE_CALL_TIMEOUT, which is
-        // what a fresh budget gives, so the common case (a reply that fits
-        // the socket buffer) needs no extra system call.
-        if self.write_slice(bytes, reply_deadline)? > 1 {
-            self.stream.set_write_timeout(Some(WRITE_CALL_TIMEOUT))?;
-        }
-        Ok(())
+        self.write_with_payload(bytes, &[])
     }
 
-    /// Writes all of `bytes`, the first call under the write timeout already
-    /// set, every later one bounded by [`bound_next_write`](Self::bound_next_write)
-    /// (progress at least every `IO_TIMEOUT`, all by `reply_deadline`).
-    /// Returns how many write calls it took.
-    fn write_slice(&mut self, mut bytes: &[u8], reply_deadline: Instant) -> Result<usize> {
+    /// Writes all of `head` then `body` as one gathered write (one `writev`
+    /// on TCP; on TLS, records filled across both, so a header does not
+    /// travel in a record and segment of its own), the first call under the
+    /// write timeout already set, every later one bounded by
+    /// [`bound_next_write`](Self::bound_next_write) (progress at least every
+    /// `IO_TIMEOUT`, all by `reply_deadline`). Returns how many write calls
+    /// it took.
+    fn write_parts(&mut self, head: &[u8], body: &[u8], reply_deadline: Instant) -> Result<usize> {
         let mut stall_deadline = Instant::now() + IO_TIMEOUT;
         let mut calls = 0;
-        while !bytes.is_empty() {
+        let mut parts = [IoSlice::new(head), IoSlice::new(body)];
+        let mut parts = &mut parts[..];
+        IoSlice::advance_slices(&mut parts, 0);
+        while !parts.is_empty() {
             if calls > 0 {
                 self.bound_next_write(stall_deadline, reply_deadline)?;
             }
-            match self.stream.write(bytes) {
+            match self.stream.write_vectored(parts) {
                 Ok(0) => return Err(Error::Io(io::ErrorKind::WriteZero.into())),
                 Ok(n) => {
-                    bytes = &bytes[n..];
+                    IoSlice::advance_slices(&mut parts, n);
                     stall_deadline = Instant::now() + IO_TIMEOUT;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -380,10 +385,18 @@ impl Connection {
         Ok(calls)
     }
 
-    /// Writes `header` then `payload` (see [`write_all`](Self::write_all)).
+    /// Writes `header` then `payload` in one gathered write, under the
+    /// bounds of [`write_all`](Self::write_all) for both together.
     pub fn write_with_payload(&mut self, header: &[u8], payload: &[u8]) -> Result<()> {
-        self.write_all(header)?;
-        self.write_all(payload)
+        let len = (header.len() + payload.len()) as u64;
+        let reply_deadline = Instant::now() + IO_TIMEOUT + Duration::from_secs(len / MIN_READ_RATE);
+        // The first call runs under the default WRITE_CALL_TIMEOUT, which is
+        // what a fresh budget gives, so the common case (a reply that fits
+        // the socket buffer) needs no extra system call.
+        if self.write_parts(header, payload, reply_deadline)? > 1 {
+            self.stream.set_write_timeout(Some(WRITE_CALL_TIMEOUT))?;
+        }
+        Ok(())
     }
 
     /// Closes after an error reply so that the reply is not lost: stops
