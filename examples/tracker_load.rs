@@ -5,7 +5,8 @@
 //! ```
 //!
 //! It registers a few files itself (`--files`, each with `--peers-per-file`
-//! made-up peer ports on the loopback address it connects from), then starts
+//! made-up peers: one TLS connection each, with an identity of its own, as
+//! the tracker takes registrations only from authenticated peers), then starts
 //! `--clients` threads. Each opens one persistent connection and, once all are
 //! connected, sends `PEERS <id>` and reads the whole reply (`OK <n>` and n
 //! address lines) in a loop for `--seconds`, checking every reply. It prints
@@ -27,6 +28,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::Parser;
+use p2pshare::identity::Identity;
+use p2pshare::net::tls::Tls;
+use p2pshare::protocol::Connection;
 use sha2::{Digest, Sha256};
 
 /// Socket timeout for every read and write: a stalled tracker fails the run
@@ -76,22 +80,27 @@ fn main() -> Result<()> {
         })
         .collect();
 
-    let mut setup = Client::connect(args.addr)?;
-    let hello = setup.request("HELLO 1")?;
-    ensure!(hello == "OK p2pshare 1", "unexpected HELLO reply {hello:?}");
-    for (i, id) in ids.iter().enumerate() {
-        for port in &ports {
+    // One authenticated connection per made-up peer, kept for its BYE.
+    let mut peers = Vec::with_capacity(ports.len());
+    for port in &ports {
+        let tls = Tls::new(Identity::ephemeral()?)?;
+        let mut peer = Connection::connect_tls(&args.addr.to_string(), &tls, None, IO_TIMEOUT)
+            .with_context(|| format!("cannot connect to the tracker at {} over TLS", args.addr))?;
+        let hello = peer.request("HELLO 1\n")?;
+        ensure!(hello == "p2pshare 1", "unexpected HELLO reply {hello:?}");
+        for (i, id) in ids.iter().enumerate() {
             let line = format!("REGISTER {port} {id} {} tracker_load-{i}.bin", 1 << 20);
-            let reply = setup.request(&line)?;
-            ensure!(reply == "OK registered", "{line}: {reply:?}");
+            let reply = peer.request(&format!("{line}\n"))?;
+            ensure!(reply == "registered", "{line}: {reply:?}");
         }
+        peers.push((*port, peer));
     }
 
     let result = run_clients(&args, &ids);
 
     // Clean up whatever happened above.
-    for port in &ports {
-        let _ = setup.request(&format!("BYE {port}"));
+    for (port, peer) in &mut peers {
+        let _ = peer.request(&format!("BYE {port}\n"));
     }
     let (total, elapsed) = result?;
     let secs = elapsed.as_secs_f64();
@@ -203,12 +212,6 @@ impl Client {
     }
 
     /// Sends one request line and returns the first reply line, trimmed.
-    fn request(&mut self, line: &str) -> Result<String> {
-        self.stream.write_all(format!("{line}\n").as_bytes())?;
-        self.read_line()?;
-        Ok(self.line.trim_end().to_string())
-    }
-
     fn read_line(&mut self) -> Result<()> {
         self.line.clear();
         let n = self.reader.read_line(&mut self.line)?;
