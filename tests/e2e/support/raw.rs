@@ -167,12 +167,15 @@ impl Raw {
 /// `REGISTER`s `port` with the tracker at `tracker` as having `manifest`'s
 /// file under `name`, from 127.0.0.1.
 pub fn register(tracker: SocketAddr, port: u16, manifest: &Manifest, name: &str) {
-    let req = format!(
-        "REGISTER {port} {} {} {name}",
-        manifest.id(),
-        manifest.size()
-    );
-    assert_eq!(Raw::connect(tracker).ask(&req), "OK registered");
+    let id = manifest.id().to_hex();
+    claim(tracker, "REGISTER", port, &id, manifest.size(), name);
+}
+
+/// Sends `<verb> <port> <id> <size> <name>` (`REGISTER` or `PARTIAL`) to the
+/// tracker at `tracker` from 127.0.0.1, which must accept it.
+pub fn claim(tracker: SocketAddr, verb: &str, port: u16, id: &str, size: u64, name: &str) {
+    let req = format!("{verb} {port} {id} {size} {name}");
+    assert_eq!(Raw::connect(tracker).ask(&req), "OK registered", "{req}");
 }
 
 /// The tracker's own answer to `SEARCH`, over a connection of ours, as
