@@ -21,4 +21,5 @@ mod dht;
 mod faults;
 mod hostile;
 mod support;
+mod swarm;
 mod web;
