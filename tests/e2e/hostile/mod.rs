@@ -17,4 +17,6 @@
 mod floods;
 mod input;
 mod liars;
+mod silent;
+mod slow;
 mod unregister;
