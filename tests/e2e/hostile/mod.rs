@@ -14,9 +14,12 @@
 //! Tests that print `[figures]` lines feed docs/RELIABILITY.md; see them with
 //! `cargo test --test e2e hostile -- --nocapture`.
 
+mod busy;
+mod claims;
 mod floods;
 mod input;
 mod liars;
 mod silent;
 mod slow;
+mod trickle_tracker;
 mod unregister;

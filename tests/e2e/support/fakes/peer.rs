@@ -7,6 +7,7 @@
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::ops::Range;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -63,8 +64,9 @@ pub struct FakeSpec {
     /// its `HAVE` replies and refusing `GET`s for the others as a real
     /// partial peer does; `None`: a complete peer speaking version 1.
     offers: Option<ChunkSet>,
-    /// How many of its first connections get `ERR busy` and a close.
-    busy_first: usize,
+    /// Which connections (numbered from 0 in the order accepted) get `ERR
+    /// busy` and a close.
+    busy: Range<usize>,
 }
 
 impl FakeSpec {
@@ -82,7 +84,7 @@ impl FakeSpec {
             manifest_reply: ManifestReply::True,
             chunks: ChunkReply::True,
             offers: None,
-            busy_first: 0,
+            busy: 0..0,
         }
     }
 
@@ -103,8 +105,9 @@ impl FakeSpec {
         self
     }
 
-    pub fn busy_first(mut self, connections: usize) -> FakeSpec {
-        self.busy_first = connections;
+    /// Answers connections `connections` (0: the first) with `ERR busy`.
+    pub fn busy(mut self, connections: Range<usize>) -> FakeSpec {
+        self.busy = connections;
         self
     }
 
@@ -263,7 +266,7 @@ fn serve_fake(stream: TcpStream, fake: &Fake, n: usize) {
         }
         let req = line.trim_end().to_string();
         fake.requests.lock().unwrap().push(req.clone());
-        if n < fake.spec.busy_first {
+        if fake.spec.busy.contains(&n) {
             // What a server at its caps says; read first, so that the close
             // sends no reset that could destroy the reply.
             let _ = w.write_all(b"ERR busy\n");
