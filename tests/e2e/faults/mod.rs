@@ -14,6 +14,9 @@
 //! `cargo test --test e2e faults -- --nocapture`): its run time and how long
 //! the fault took to handle.
 
+mod changed;
+mod disk;
 mod killed;
 mod leaving;
+mod patience;
 mod trackers;

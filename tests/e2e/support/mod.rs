@@ -10,3 +10,4 @@ pub mod harness;
 pub mod programs;
 pub mod raw;
 pub mod status;
+pub mod tmpfs;

@@ -52,7 +52,7 @@ fn four_downloaders(test: &str, len: usize, cap: &str) {
     let took = started.elapsed();
     for (i, d) in downloads.iter().enumerate() {
         assert_every_chunk_once(d, len / CHUNK);
-        let from_others = crowd.from_other_downloaders(i, d);
+        let from_others = crowd.chunks_from_others(i, d);
         println!(
             "figure: {test}: dl{i}: {from_others} chunks from other downloaders, {} KiB from partial peers",
             d.from_partial_bytes / 1024
@@ -98,7 +98,7 @@ fn a_late_downloader_is_served_by_the_earlier_ones() {
         crowd.finish(i);
     }
     assert_every_chunk_once(&d, LEN / CHUNK);
-    let from_early = crowd.from_other_downloaders(late, &d);
+    let from_early = crowd.chunks_from_others(late, &d);
     assert!(
         from_early > 0,
         "the late downloader got nothing from the early ones: {d:?}"

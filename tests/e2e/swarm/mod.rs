@@ -76,7 +76,7 @@ impl Crowd {
     }
 
     /// The chunks download `d` got from the downloaders other than `i`.
-    fn from_other_downloaders(&self, i: usize, d: &DownloadView) -> u32 {
+    fn chunks_from_others(&self, i: usize, d: &DownloadView) -> u32 {
         self.downloaders
             .iter()
             .enumerate()

@@ -185,11 +185,6 @@ impl FakePeer {
         }
     }
 
-    /// The id of the file it shares.
-    pub fn id(&self) -> &str {
-        &self.fake.id
-    }
-
     /// Registers this fake with the tracker at `tracker` for its file, with
     /// the manifest's size: `REGISTER`, or `PARTIAL` for a partial fake.
     pub fn register(&self, tracker: SocketAddr, name: &str) {
