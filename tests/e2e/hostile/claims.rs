@@ -5,12 +5,13 @@
 
 use std::fs;
 use std::net::Ipv4Addr;
+use std::time::Instant;
 
 use p2pshare::manifest::Manifest;
 use p2pshare::storage::manifest_of;
 
 use crate::support::fakes::FakeSpec;
-use crate::support::harness::{assert_same_bytes, ReservedPort, TestDir, CHUNK};
+use crate::support::harness::{assert_same_bytes, figure, ReservedPort, TestDir, CHUNK};
 use crate::support::programs::{Peer, Tracker};
 use crate::support::raw::Raw;
 
@@ -35,7 +36,9 @@ fn a_manifest_declaring_an_unclaimed_size_is_refused() {
     fake.register_claiming(tracker.addr(), "REGISTER", 741, "huge.bin");
     let mut dl = Peer::start("downloader", &dir.sub("dl"), &tracker, &[]);
 
+    let asked = Instant::now();
     let lines = dl.download("huge.bin", None).expect_err("a lie only");
+    let refused = asked.elapsed();
     assert_eq!(
         lines,
         [
@@ -50,6 +53,11 @@ fn a_manifest_declaring_an_unclaimed_size_is_refused() {
         ["HELLO 2".to_string(), format!("MANIFEST {id}")]
     );
     assert!(dir.entries("dl").is_empty(), "{:?}", dir.entries("dl"));
+    figure(
+        "huge manifest",
+        "refused after (8.5 MB manifest, debug build)",
+        refused,
+    );
 }
 
 /// Another host (127.0.0.2) registers the real file's id with a false size,
@@ -130,6 +138,7 @@ fn one_address_holds_at_most_ten_thousand_registrations() {
     let tracker = Tracker::start(&dir);
     let mut flooder = Raw::connect_from(Ipv4Addr::new(127, 0, 0, 3), tracker.addr());
     let register = |n: usize| format!("REGISTER 4000 {n:064x} 1 f{n}.bin\n");
+    let started = Instant::now();
     // In batches, so that neither side's buffers fill with unread replies.
     for batch in (0..CAP).collect::<Vec<_>>().chunks(1000) {
         let lines: String = batch.iter().map(|&n| register(n)).collect();
@@ -142,6 +151,12 @@ fn one_address_holds_at_most_ten_thousand_registrations() {
         flooder.ask(register(CAP).trim_end()),
         "ERR too many registrations from one address (10000)"
     );
+    let took = started.elapsed();
     let mut other = Raw::connect_from(Ipv4Addr::new(127, 0, 0, 4), tracker.addr());
     assert_eq!(other.ask(register(CAP).trim_end()), "OK registered");
+    figure(
+        "per-address cap",
+        "10,001 registrations from one address",
+        took,
+    );
 }

@@ -11,7 +11,7 @@ use crate::support::fakes::{ChunkReply, FakeSpec, ManifestReply};
 use crate::support::harness::{assert_same_bytes, figure, wait_until, TestDir, CHUNK, COMMAND};
 use crate::support::programs::{Peer, Tracker};
 use crate::support::raw::{register, Raw};
-use crate::support::status::{assert_every_chunk_once, chunks_from, is_benched};
+use crate::support::status::{assert_every_chunk_once, chunks_from, is_benched, sources};
 
 /// The only peer of a 2-chunk file answers each `GET` with the header and
 /// then one byte a second. Each payload read fails once a 5 s window brings
@@ -48,10 +48,12 @@ fn a_trickling_sole_source_fails_in_bounded_time() {
     figure("trickling sole source", "failure after the start", took);
 }
 
-/// A fake listed before the honest seeder sends its manifest a byte every
-/// 2 s. The downloader asks the next peer 500 ms later without waiting, so
-/// the honest seeder's manifest wins and the download completes in well
-/// under one of the trickler's 5 s payload windows. Before f7cabf4 peers
+/// A fake listed before the honest seeder sends its manifest, and any
+/// chunk, a byte every 2 s. The downloader asks the next peer 500 ms later
+/// without waiting, so the honest seeder's manifest wins; the chunks the
+/// trickler holds are fetched again from the seeder in endgame, and the
+/// download completes from the seeder alone in well under one of the
+/// trickler's 5 s payload windows. Before f7cabf4 peers
 /// were asked for the manifest one at a time, in order: the trickler held
 /// the download until its read gave up, 5 s later by the minimum payload
 /// rate (since 859929b), never before.
@@ -66,8 +68,12 @@ fn a_trickled_manifest_does_not_hold_the_download() {
     let (honest, _) = Peer::seeder("honest", &decoy, &[&path]);
     let manifest = p2pshare::storage::manifest_of(&path).unwrap();
     register(tracker.addr(), honest.addr.port(), &manifest, "first.bin");
-    let slow = ManifestReply::Trickle(Duration::from_secs(2));
-    let fake = FakeSpec::of(&path).manifest(slow).start();
+    let every = Duration::from_secs(2);
+    let drip = ChunkReply::Trickle { bytes: 1, every };
+    let fake = FakeSpec::of(&path)
+        .manifest(ManifestReply::Trickle(every))
+        .chunks(drip)
+        .start();
     fake.register(tracker.addr(), "first.bin");
     let listed = Raw::connect(tracker.addr()).list(&format!("PEERS {}", manifest.id()));
     assert_eq!(listed, [fake.addr.to_string(), honest.addr.to_string()]);
@@ -78,6 +84,7 @@ fn a_trickled_manifest_does_not_hold_the_download() {
     let download = dl.download_checked("first.bin", 2, &out, &data);
     let took = started.elapsed();
     assert_every_chunk_once(&download, 4);
+    assert_eq!(sources(&download), [honest.addr].into(), "{download:?}");
     assert_eq!(fake.count("MANIFEST "), 1, "{:?}", fake.requests());
     assert!(took < Duration::from_secs(4), "took {took:?}");
     figure(
