@@ -3,11 +3,13 @@
 //! one address and a seeder's per-address slots both finish, and a peer
 //! that is busy at first is used once it has room.
 
-use std::collections::BTreeSet;
 use std::fs;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use crate::support::fakes::FakeSpec;
+use p2pshare::peer::status::DownloadView;
+
+use crate::support::fakes::{FakePeer, FakeSpec};
 use crate::support::harness::{assert_same_bytes, figure, TestDir, CHUNK, COMMAND};
 use crate::support::programs::{Peer, Tracker};
 use crate::support::raw::Raw;
@@ -80,27 +82,12 @@ fn two_downloaders_on_one_address_both_finish_at_a_full_seeder() {
 /// and the download failed.
 #[test]
 fn a_peer_busy_at_first_is_used_once_it_has_room() {
-    let dir = TestDir::new("busy-fake");
-    let tracker = Tracker::start(&dir);
-    let (path, data) = dir.random_file("src/later.bin", 4 * CHUNK, 47);
-    let fake = FakeSpec::of(&path).busy(1..4).start();
-    fake.register(tracker.addr(), "later.bin");
-    let mut dl = Peer::start("downloader", &dir.sub("dl"), &tracker, &["--http", "0"]);
-
-    let started = Instant::now();
-    let out = dir.path().join("dl/later.bin");
-    let download = dl.download_checked("later.bin", 1, &out, &data);
-    let took = started.elapsed();
-    assert_every_chunk_once(&download, 4);
-    assert_eq!(
-        download
-            .peers
-            .iter()
-            .map(|p| p.addr.as_str())
-            .collect::<BTreeSet<_>>(),
-        [fake.addr.to_string().as_str()].into()
+    let (download, fake, took) = busy_at_first("busy-fake", 1..4);
+    let only_fake = [fake.addr.to_string()];
+    assert!(
+        download.peers.iter().map(|p| &p.addr).eq(&only_fake),
+        "{download:?}"
     );
-    assert!(!is_banned(&download, fake.addr) && !is_benched(&download, fake.addr));
     assert!(
         fake.connections() >= 5,
         "{} connections",
@@ -119,14 +106,26 @@ fn a_peer_busy_at_first_is_used_once_it_has_room() {
 #[test]
 #[ignore = "fails: ERR busy to the manifest request fails the download (peer/download/manifest.rs); see docs/RELIABILITY.md"]
 fn a_sole_seeder_busy_at_first_still_gives_its_manifest() {
-    let dir = TestDir::new("busy-manifest");
+    busy_at_first("busy-manifest", 0..3);
+}
+
+/// A fake sole source of a 4-chunk file answering connections `busy` with
+/// `ERR busy`: the download must succeed, byte-identical, every chunk once,
+/// and neither ban nor bench it. Returns the download, the fake and how
+/// long the download took.
+fn busy_at_first(test: &str, busy: Range<usize>) -> (DownloadView, FakePeer, Duration) {
+    let dir = TestDir::new(test);
     let tracker = Tracker::start(&dir);
-    let (path, data) = dir.random_file("src/first.bin", 4 * CHUNK, 48);
-    let fake = FakeSpec::of(&path).busy(0..3).start();
-    fake.register(tracker.addr(), "first.bin");
+    let (path, data) = dir.random_file("src/later.bin", 4 * CHUNK, 47);
+    let fake = FakeSpec::of(&path).busy(busy).start();
+    fake.register(tracker.addr(), "later.bin");
     let mut dl = Peer::start("downloader", &dir.sub("dl"), &tracker, &["--http", "0"]);
 
-    let out = dir.path().join("dl/first.bin");
-    let download = dl.download_checked("first.bin", 1, &out, &data);
+    let started = Instant::now();
+    let out = dir.path().join("dl/later.bin");
+    let download = dl.download_checked("later.bin", 1, &out, &data);
+    let took = started.elapsed();
+    assert_every_chunk_once(&download, 4);
     assert!(!is_banned(&download, fake.addr) && !is_benched(&download, fake.addr));
+    (download, fake, took)
 }

@@ -10,8 +10,8 @@ use p2pshare::storage::manifest_of;
 
 use crate::support::fakes::{FakePeer, Lie};
 use crate::support::harness::{TestDir, CHUNK};
-use crate::support::programs::{Peer, Tracker};
-use crate::support::raw::{register, Raw};
+use crate::support::programs::{unfetched, HandListed, Peer, Tracker};
+use crate::support::raw::Raw;
 use crate::support::status::{assert_every_chunk_once, is_banned, sources};
 
 /// A fake peer with the right manifest but one flipped byte in every chunk,
@@ -74,16 +74,12 @@ fn a_peer_serving_wrong_chunks_is_banned_and_the_download_completes() {
 fn a_manifest_that_does_not_hash_to_the_id_is_skipped() {
     let dir = TestDir::new("liar-manifest");
     let tracker = Tracker::start(&dir);
-    // The honest seeder registers itself with a decoy tracker; the test
-    // registers it with the real one by hand, before the fakes, so the order
-    // of the tracker's list (freshest first) is the test's choice, not a race
-    // with the seeder's own announcements.
-    let decoy = Tracker::start(&dir);
+    // Listed by hand before the fakes, so they come first (freshest first).
     let (path, data) = dir.random_file("seed/m.bin", 3 * CHUNK + 5, 12);
-    let (honest, _) = Peer::seeder("honest", &decoy, &[&path]);
-    let manifest = manifest_of(&path).unwrap();
+    let seeder = HandListed::start("honest", &dir, &path);
+    seeder.list_with(&tracker, "m.bin");
+    let (honest, manifest) = (&seeder.peer, &seeder.manifest);
     let id = manifest.id().to_hex();
-    register(tracker.addr(), honest.addr.port(), &manifest, "m.bin");
 
     let mut changed = manifest.encode();
     let last_hash = changed.len() - 65;
@@ -155,11 +151,7 @@ fn a_download_from_liars_only_fails_clearly_and_writes_nothing() {
     let started = Instant::now();
     let lines = dl.download("chunky.bin", None).expect_err("liars only");
     let chunky_took = started.elapsed();
-    assert_eq!(
-        lines.last().unwrap(),
-        "error: 4 of 4 chunks could not be fetched from any peer (none usable for 0 s); \
-         progress is kept: run the same download again to resume"
-    );
+    assert_eq!(lines.last().unwrap(), &unfetched(4, 4, 0));
     for fake in &fakes[..2] {
         assert!(
             (1..=8).contains(&fake.count("GET ")),

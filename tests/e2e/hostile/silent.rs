@@ -11,7 +11,7 @@ use p2pshare::storage::manifest_of;
 
 use crate::support::fakes::{Script, SilentPeer, StubTracker};
 use crate::support::harness::{assert_same_bytes, figure, wait_until, TestDir, CHUNK, COMMAND};
-use crate::support::programs::{Peer, Tracker};
+use crate::support::programs::{HandListed, Peer, Tracker};
 use crate::support::raw::{register, Raw};
 use crate::support::status::{assert_every_chunk_once, sources};
 
@@ -33,7 +33,7 @@ fn silent_peers_cost_seconds_in_all_not_each() {
         .download_checked("quiet.bin", 4, &quiet.out, &quiet.data);
     let took = started.elapsed();
     assert_every_chunk_once(&download, 4);
-    assert_eq!(sources(&download), [quiet.honest.addr].into());
+    assert_eq!(sources(&download), [quiet.honest.peer.addr].into());
     assert!(
         quiet.silent.iter().all(|s| s.accepted() > 0),
         "each was tried"
@@ -127,9 +127,9 @@ fn duplicate_addresses_are_asked_once() {
 struct Quiet {
     // Fields drop in order: the processes before the directory.
     dl: Peer,
-    honest: Peer,
+    honest: HandListed,
     silent: [SilentPeer; 3],
-    _trackers: [Tracker; 2],
+    _tracker: Tracker,
     data: Vec<u8>,
     out: PathBuf,
     _dir: TestDir,
@@ -139,29 +139,31 @@ impl Quiet {
     fn start(test: &str) -> Quiet {
         let dir = TestDir::new(test);
         let tracker = Tracker::start(&dir);
-        // The honest seeder announces to a decoy; the test lists it first,
-        // then the silent peers, which are fresher, so listed before it.
-        let decoy = Tracker::start(&dir);
+        // Listed by hand before the silent peers, so they come first.
         let (path, data) = dir.random_file("seed/quiet.bin", 4 * CHUNK, 43);
-        let (honest, _) = Peer::seeder("honest", &decoy, &[&path]);
-        let manifest = manifest_of(&path).unwrap();
-        register(tracker.addr(), honest.addr.port(), &manifest, "quiet.bin");
+        let honest = HandListed::start("honest", &dir, &path);
+        honest.list_with(&tracker, "quiet.bin");
+        let manifest = &honest.manifest;
         let silent = [
             SilentPeer::start(),
             SilentPeer::start(),
             SilentPeer::start(),
         ];
         for s in &silent {
-            register(tracker.addr(), s.addr.port(), &manifest, "quiet.bin");
+            register(tracker.addr(), s.addr.port(), manifest, "quiet.bin");
         }
         let listed = Raw::connect(tracker.addr()).list(&format!("PEERS {}", manifest.id()));
-        assert_eq!(listed.last(), Some(&honest.addr.to_string()), "{listed:?}");
+        assert_eq!(
+            listed.last(),
+            Some(&honest.peer.addr.to_string()),
+            "{listed:?}"
+        );
         let dl = Peer::start("downloader", &dir.sub("dl"), &tracker, &["--http", "0"]);
         Quiet {
             dl,
             honest,
             silent,
-            _trackers: [tracker, decoy],
+            _tracker: tracker,
             data,
             out: dir.path().join("dl/quiet.bin"),
             _dir: dir,

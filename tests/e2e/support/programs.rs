@@ -8,7 +8,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use p2pshare::manifest::Manifest;
+use p2pshare::storage::manifest_of;
+
 use super::harness::{Proc, Stream, TestDir, COMMAND, STARTUP};
+use super::raw::register;
 
 /// A running tracker.
 pub struct Tracker {
@@ -217,6 +221,46 @@ impl Peer {
             })
             .collect())
     }
+}
+
+/// A seeder that a test lists with its tracker by hand: it announces to a
+/// tracker of its own (a decoy), and [`list_with`](Self::list_with)
+/// registers it with the test's tracker. The tracker lists the freshest
+/// registration first, so the test decides who comes before the seeder
+/// (registered after it) or when it appears at all, and no announce of the
+/// seeder's own can race that.
+pub struct HandListed {
+    // Fields drop in order: the seeder before its decoy.
+    pub peer: Peer,
+    pub manifest: Manifest,
+    _decoy: Tracker,
+}
+
+impl HandListed {
+    /// A `--serve` seeder of `path`, named `name`, listed nowhere yet.
+    pub fn start(name: &str, dir: &TestDir, path: &Path) -> HandListed {
+        let decoy = Tracker::start(dir);
+        let (peer, _) = Peer::seeder(name, &decoy, &[path]);
+        HandListed {
+            peer,
+            manifest: manifest_of(path).unwrap(),
+            _decoy: decoy,
+        }
+    }
+
+    /// Registers the seeder with `tracker` as having its file, as `name`.
+    pub fn list_with(&self, tracker: &Tracker, name: &str) {
+        register(tracker.addr(), self.peer.addr.port(), &self.manifest, name);
+    }
+}
+
+/// The error line of a download that gave up for want of a usable peer:
+/// `missing` of `total` chunks unfetched, none usable for `waited` s.
+pub fn unfetched(missing: u32, total: u32, waited: u64) -> String {
+    format!(
+        "error: {missing} of {total} chunks could not be fetched from any peer \
+         (none usable for {waited} s); progress is kept: run the same download again to resume"
+    )
 }
 
 /// The id in `Successfully registered file: PATH (N bytes, SIZE, id <hex>)`.
