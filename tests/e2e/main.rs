@@ -9,10 +9,13 @@
 //! - `support`: what the tests share (harness, programs, fakes, raw clients,
 //!   floods, status pages), each helper once;
 //! - `core`: the user stories and the tracker's wire protocol;
-//! - `faults`: trackers and peers that die, leave or come back
-//!   (`trackers`, `leaving`, `killed`);
-//! - `hostile`: lying peers and hostile clients (`liars`, `input`,
-//!   `floods`, `unregister`);
+//! - `swarm`: downloaders serving each other (`crowd`, `partial`);
+//! - `faults`: trackers and peers that die, leave or come back, and what
+//!   goes wrong on disk (`trackers`, `leaving`, `killed`, `patience`,
+//!   `changed`, `disk`);
+//! - `hostile`: lying, slow, silent or busy peers, hostile trackers and
+//!   clients (`liars`, `slow`, `silent`, `busy`, `claims`,
+//!   `trickle_tracker`, `input`, `floods`, `unregister`);
 //! - `security`: TLS between peers, the peer ids pinned to it, the
 //!   tracker's pinned id, and private shares;
 //! - `dht`: finding peers through the Mainline DHT;
@@ -24,4 +27,5 @@ mod faults;
 mod hostile;
 mod security;
 mod support;
+mod swarm;
 mod web;

@@ -1,8 +1,9 @@
 //! What the tests share, each helper once: `harness` is the ground
 //! (test directories, processes with line channels, deadlines, ports);
-//! `programs` starts and drives the tracker and peers; `status` reads their status pages; `raw` speaks the line protocols by
-//! hand; `flood` opens connections by the thousand; `fakes` stands in for a
-//! lying peer or a tracker.
+//! `programs` starts and drives the tracker and peers; `status` reads
+//! their status pages; `raw` speaks the line protocols by hand; `flood`
+//! opens connections by the thousand; `fakes` stands in for a peer or a
+//! tracker that misbehaves; `tmpfs` mounts a small disk that fills up.
 //! `listing` is a tracker that lists any address with any id, `relay` a
 //! wiretap, `tls` TLS clients of the tests' own (the security tests).
 
@@ -15,3 +16,4 @@ pub mod raw;
 pub mod relay;
 pub mod status;
 pub mod tls;
+pub mod tmpfs;
