@@ -19,6 +19,7 @@ use crate::identity::PeerId;
 use crate::manifest::Chunk;
 use crate::net::rate::RateCap;
 use crate::net::slots::Activity;
+use crate::net::stop::{StopGuard, StopSignal};
 use crate::net::sys;
 use crate::net::tls::Tls;
 use crate::net::transport::{is_busy_alert, is_wrong_identity, Interrupter, Stream};
@@ -82,6 +83,23 @@ impl Connection {
         tcp.set_nodelay(true)?;
         let stream = Stream::tls_client(tcp, tls, pin, timeout).map_err(handshake_error)?;
         Ok(Connection::new(stream)?)
+    }
+
+    /// [`connect_tls`](Self::connect_tls), with the socket registered with
+    /// `stop` as soon as it is connected: stopping interrupts the handshake
+    /// too, and anything after it for as long as the guard is held.
+    pub fn connect_tls_stoppable(
+        addr: &str,
+        tls: &Tls,
+        pin: Option<PeerId>,
+        timeout: Duration,
+        stop: &Arc<StopSignal>,
+    ) -> Result<(Self, StopGuard)> {
+        let tcp = Stream::connect(addr, timeout)?;
+        tcp.set_nodelay(true)?;
+        let guard = stop.guard(Interrupter::of(&tcp)?);
+        let stream = Stream::tls_client(tcp, tls, pin, timeout).map_err(handshake_error)?;
+        Ok((Connection::new(stream)?, guard))
     }
 
     /// The id the other side proved over TLS, if it did.

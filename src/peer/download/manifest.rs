@@ -17,7 +17,7 @@ use super::DownloadError;
 use crate::bounds::{CONNECT_TIMEOUT, MANIFEST_HEDGE, MANIFEST_PARALLEL, MAX_MANIFEST_LEN};
 use crate::error::{Error, Result};
 use crate::manifest::{FileId, Manifest};
-use crate::net::stop::StopSignal;
+use crate::net::stop::{StopGuard, StopSignal};
 use crate::net::tls::Tls;
 use crate::peer::locate::Source;
 use crate::private::{Secret, EXPORTER_LABEL};
@@ -32,12 +32,29 @@ pub struct FileKey {
     pub secret: Option<Secret>,
 }
 
+/// A connection to a peer, ready for requests: the protocol version it
+/// speaks, and its registration with the stop signal it was opened under.
+pub struct PeerConn {
+    pub conn: Connection,
+    pub version: u32,
+    _stop: StopGuard,
+}
+
 /// Connects to a peer over TLS (pinning its id if known), says `HELLO` and,
 /// for a private share, proves its secret on this session (`AUTH`).
-/// Returns the connection and the protocol version the peer speaks (an
-/// older peer refuses ours and is asked again with version 1).
-pub fn connect_peer(peer: Source, tls: &Tls, key: &FileKey) -> Result<(Connection, u32)> {
-    let mut conn = Connection::connect_tls(&peer.addr.to_string(), tls, peer.id, CONNECT_TIMEOUT)?;
+/// Returns the connection with the protocol version the peer speaks (an
+/// older peer refuses ours and is asked again with version 1). The socket
+/// is registered with `stop` from the moment it is connected, so stopping
+/// interrupts a handshake or `HELLO` that a silent peer never answers.
+pub fn connect_peer(
+    peer: Source,
+    tls: &Tls,
+    key: &FileKey,
+    stop: &Arc<StopSignal>,
+) -> Result<PeerConn> {
+    let addr = peer.addr.to_string();
+    let (mut conn, guard) =
+        Connection::connect_tls_stoppable(&addr, tls, peer.id, CONNECT_TIMEOUT, stop)?;
     conn.set_reply_timeout(CONNECT_TIMEOUT);
     let version = match conn.request(&hello_line()) {
         Ok(reply) => parse_hello_reply(&reply)?.min(PROTOCOL_VERSION),
@@ -61,7 +78,11 @@ pub fn connect_peer(peer: Source, tls: &Tls, key: &FileKey) -> Result<(Connectio
         conn.request(&PeerRequest::Auth { id: key.id, proof }.encode())?;
     }
     conn.set_reply_timeout(crate::bounds::IO_TIMEOUT);
-    Ok((conn, version))
+    Ok(PeerConn {
+        conn,
+        version,
+        _stop: guard,
+    })
 }
 
 /// What [`fetch_manifest`] found: the manifest, the peers that did not fail
@@ -147,8 +168,9 @@ fn manifest_from(
     stop: &Arc<StopSignal>,
 ) -> Result<Manifest> {
     let id = &key.id;
-    let (mut conn, _) = connect_peer(peer, tls, key)?;
-    let _interruptible = stop.guard(conn.interrupter()?);
+    // Held to the end: the stop signal interrupts it once a manifest is in.
+    let mut connected = connect_peer(peer, tls, key, stop)?;
+    let conn = &mut connected.conn;
     conn.write_all(PeerRequest::Manifest { id: *id }.encode().as_bytes())?;
     let len = conn.read_payload_header(MAX_MANIFEST_LEN)?;
     let mut bytes = vec![0; len];

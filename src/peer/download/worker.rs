@@ -8,14 +8,16 @@
 //! verified chunk, up to [`PIPELINE_DEPTH`]). Replies come back in request
 //! order. Each chunk is verified against the manifest before it is written
 //! and added to the library's chunk set (from which this peer serves it
-//! onwards). The connection is registered with the download's stop signal,
-//! so a cancel or the end of the download interrupts it at once.
+//! onwards). The connection is registered with the download's stop signal
+//! from the moment it is connected (before the TLS handshake and `HELLO`),
+//! so a cancel or the end of the download interrupts it at once, even one
+//! still waiting for a silent peer to answer.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::manifest::{connect_peer, FileKey};
+use super::manifest::{connect_peer, FileKey, PeerConn};
 use super::progress::Progress;
 use super::scheduler::{Fault, Held, Lease, Next, Scheduler};
 use crate::bounds::{HAVE_INTERVAL, HAVE_MIN_GAP, IDLE_SWITCH, PIPELINE_DEPTH};
@@ -67,8 +69,13 @@ enum Pending<'a> {
 /// idle while other peers wait for a worker, or the download ends.
 fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(), StoreError> {
     let addr = lease.source.addr;
-    let (mut conn, version) = match connect_peer(lease.source, job.tls, &job.key) {
+    // Registered with the stop signal until it drops, at the return.
+    let mut connected = match connect_peer(lease.source, job.tls, &job.key, job.stop) {
         Ok(connected) => connected,
+        Err(e) if job.scheduler.is_stopped() => {
+            log::debug!("peer {addr}: {e} (download already stopped)");
+            return Ok(());
+        }
         Err(Error::Busy) => {
             log::debug!("peer {addr} is busy; trying it again later");
             job.scheduler.busy(lease.peer);
@@ -87,17 +94,15 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
             return Ok(());
         }
     };
-    let _interruptible = match conn.interrupter() {
-        Ok(i) => job.stop.guard(i),
-        Err(e) => {
-            log::debug!("peer {addr}: {e}");
-            return Ok(());
-        }
-    };
+    let PeerConn {
+        ref mut conn,
+        version,
+        ..
+    } = connected;
     if version >= 2 {
         // What it offers, before asking it for anything.
-        let offers = send_have(&mut conn, &job.id, &job.scheduler.done())
-            .and_then(|()| read_have(&mut conn, job.manifest.chunk_count()));
+        let offers = send_have(conn, &job.id, &job.scheduler.done())
+            .and_then(|()| read_have(conn, job.manifest.chunk_count()));
         match offers {
             Ok((offers, complete)) => job.scheduler.set_offers(lease.peer, offers, complete),
             Err(e) => {
@@ -127,7 +132,7 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
                         job.scheduler.abort();
                         return Ok(());
                     };
-                    if let Err(e) = send_get(&mut conn, &job.id, chunk) {
+                    if let Err(e) = send_get(conn, &job.id, chunk) {
                         give_up(job, lease, held, e);
                         return Ok(());
                     }
@@ -152,7 +157,7 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
         };
         let have_in_flight = pending.iter().any(|p| matches!(p, Pending::Have));
         if version >= 2 && !have_in_flight && Instant::now() >= have_due {
-            if let Err(e) = send_have(&mut conn, &job.id, &job.scheduler.done()) {
+            if let Err(e) = send_have(conn, &job.id, &job.scheduler.done()) {
                 log::debug!("HAVE to {addr}: {e}");
                 job.scheduler.strike(lease.peer, Fault::Unreliable);
                 return Ok(());
@@ -173,7 +178,7 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
         };
         idle_since = None;
         match next {
-            Pending::Have => match read_have(&mut conn, job.manifest.chunk_count()) {
+            Pending::Have => match read_have(conn, job.manifest.chunk_count()) {
                 Ok((offers, complete)) => job.scheduler.set_offers(lease.peer, offers, complete),
                 Err(e) => {
                     if !job.scheduler.is_stopped() {
@@ -184,12 +189,10 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
                     return Ok(());
                 }
             },
-            Pending::Get(held, chunk) => {
-                match receive_chunk(job, lease, &mut conn, held, chunk, buf)? {
-                    true => depth = (depth + 1).min(PIPELINE_DEPTH),
-                    false => return Ok(()),
-                }
-            }
+            Pending::Get(held, chunk) => match receive_chunk(job, lease, conn, held, chunk, buf)? {
+                true => depth = (depth + 1).min(PIPELINE_DEPTH),
+                false => return Ok(()),
+            },
         }
     }
 }

@@ -43,14 +43,13 @@ fn silent_peers_cost_seconds_in_all_not_each() {
 }
 
 /// The same download, timed from the moment `/api/status` shows every
-/// chunk in: fails. The download ends only when its workers do, and those
-/// connecting to a silent peer wait out the 5 s `HELLO` timeout first:
-/// the stop signal that interrupts a worker's connection is attached only
-/// after `connect_peer` returns (`fetch_from_peer` in
-/// `peer/download/worker.rs`), so the end of the download is not "every
-/// worker's connection shut down at once" as docs/PROTOCOL.md says.
+/// chunk in: it ends within a second. The workers connecting to a silent
+/// peer are interrupted with the rest, since their sockets are registered
+/// with the download's stop signal before the TLS handshake. Until the fix
+/// that came only after `connect_peer` returned (`fetch_from_peer` in
+/// `peer/download/worker.rs`), so the download waited out their 5 s
+/// timeouts.
 #[test]
-#[ignore = "fails: a finished download waits for workers stuck in HELLO to a silent peer (peer/download/worker.rs); see docs/RELIABILITY.md"]
 fn a_download_ends_once_its_last_chunk_is_in() {
     let mut quiet = Quiet::start("silent-tail");
     quiet.dl.proc.send("download quiet.bin");
