@@ -12,6 +12,11 @@
 //! from the moment it is connected (before the TLS handshake and `HELLO`),
 //! so a cancel or the end of the download interrupts it at once, even one
 //! still waiting for a silent peer to answer.
+//!
+//! A worker whose peer has nothing it needs (nothing offered, or only
+//! chunks others are fetching) for [`IDLE_SWITCH`] leaves it for a peer
+//! that has no worker; only a chunk counts as something, not the peer's
+//! periodic `HAVE` reply.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -176,7 +181,6 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
                 .wait_for_change(wait.max(Duration::from_millis(10)));
             continue;
         };
-        idle_since = None;
         match next {
             Pending::Have => match read_have(conn, job.manifest.chunk_count()) {
                 Ok((offers, complete)) => job.scheduler.set_offers(lease.peer, offers, complete),
@@ -189,10 +193,15 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
                     return Ok(());
                 }
             },
-            Pending::Get(held, chunk) => match receive_chunk(job, lease, conn, held, chunk, buf)? {
-                true => depth = (depth + 1).min(PIPELINE_DEPTH),
-                false => return Ok(()),
-            },
+            Pending::Get(held, chunk) => {
+                match receive_chunk(job, lease, conn, held, chunk, buf)? {
+                    true => depth = (depth + 1).min(PIPELINE_DEPTH),
+                    false => return Ok(()),
+                }
+                // Only a chunk is progress: a `HAVE` reply, which comes
+                // every HAVE_INTERVAL whatever the peer has, is not.
+                idle_since = None;
+            }
         }
     }
 }

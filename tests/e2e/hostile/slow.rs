@@ -101,15 +101,14 @@ fn two_slow_holders_cannot_keep_the_last_chunk_from_an_honest_seeder() {
     slow_holders("slow-holders", 8);
 }
 
-/// The same with four chunks: fails. Four chunks get four workers
-/// (`--workers` is capped by the chunks missing), two on each slow peer,
-/// and a worker whose peer offers nothing it needs never leaves it: the
-/// `HAVE` it asks every 500 ms resets its idle time (`idle_since` in
-/// `peer/download/worker.rs`), so `IDLE_SWITCH` never comes. The seeder
-/// found later gets no worker; once the slow copy of chunk 3 is in (17 s),
-/// the other three chunks are never fetched and the download hangs.
+/// The same with four chunks. Four chunks get four workers (`--workers`
+/// is capped by the chunks missing), two on each slow peer; each must
+/// leave its peer, which offers nothing else, after `IDLE_SWITCH` for the
+/// seeder found later. Until the fix the `HAVE` a worker asks every 500 ms
+/// reset its idle time (`idle_since` in `peer/download/worker.rs`), so no
+/// worker ever left: the seeder got none, and once the slow copy of chunk 3
+/// was in (17 s) the other three chunks were never fetched.
 #[test]
-#[ignore = "fails: workers idle on partial peers never switch to a peer found later (peer/download/worker.rs); see docs/RELIABILITY.md"]
 fn a_seeder_found_later_gets_the_workers_of_idle_partial_peers() {
     slow_holders("slow-holders-4", 4);
 }
