@@ -168,13 +168,16 @@ fn known_rows(tracker: &dyn Catalogue, id: &FileId) -> Vec<FileSummary> {
     }
 }
 
-/// Merges peer lists, each peer once: the tracker's rows (with their ids)
-/// first, exact duplicates dropped, then the DHT's addresses the tracker
-/// did not list. Returns them with how many came from each.
+/// Merges peer lists, each address once: the tracker's rows (with their
+/// ids) first, an address listed again dropped whatever id it comes with
+/// (the first one is kept: one process listens there, so one id can be
+/// right), then the DHT's addresses the tracker did not list. Returns them
+/// with how many came from each. A hostile tracker repeating a silent
+/// peer's address therefore costs one manifest request, not one per row.
 pub fn merge_peers(tracker: Vec<Source>, dht: Vec<SocketAddr>) -> (Vec<Source>, usize, usize) {
     let mut all: Vec<Source> = Vec::with_capacity(tracker.len() + dht.len());
     for peer in tracker {
-        if !all.contains(&peer) {
+        if !all.iter().any(|p| p.addr == peer.addr) {
             all.push(peer);
         }
     }
@@ -428,5 +431,30 @@ mod tests {
         };
         let (all, t, d) = merge_peers(vec![pinned, pinned], vec![a, b, b]);
         assert_eq!((all, t, d), (vec![pinned, Source::unpinned(b)], 1, 1));
+    }
+
+    /// A tracker's rows repeating an address, with other ids or none, give
+    /// that address once, with the first row's id.
+    #[test]
+    fn a_tracker_address_listed_again_counts_once() {
+        let a: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+        let b: SocketAddr = "127.0.0.1:2".parse().expect("addr");
+        let first = Source {
+            addr: a,
+            id: Some(PeerId([1; 16])),
+        };
+        let other = Source {
+            addr: a,
+            id: Some(PeerId([2; 16])),
+        };
+        let rows = vec![
+            first,
+            other,
+            Source::unpinned(a),
+            Source::unpinned(b),
+            first,
+        ];
+        let (all, t, d) = merge_peers(rows, vec![a]);
+        assert_eq!((all, t, d), (vec![first, Source::unpinned(b)], 2, 0));
     }
 }

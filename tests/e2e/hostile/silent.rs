@@ -72,15 +72,12 @@ fn a_download_ends_once_its_last_chunk_is_in() {
 }
 
 /// A hostile tracker lists each of three silent peers 8 times, then the
-/// honest seeder: 25 rows, 4 distinct peers. Asked once each, they would
-/// cost what the distinct ones do (above); asked per row, 4 at a time, the
-/// 24 silent rows cost 6 rounds of 5 s before the honest one is asked.
-/// Fails: the tracker's list reaches the manifest fetch as it is
-/// (`merge_peers` in `peer/locate.rs` drops only the DHT's duplicates of
-/// it, and `fetch_manifest` in `peer/download/manifest.rs` asks every
-/// row), so each duplicate costs its own timeout.
+/// honest seeder: 25 rows, 4 distinct peers. Asked once each, they cost
+/// what the distinct ones do (above). Until the fix the tracker's list
+/// reached the manifest fetch as it was (`merge_peers` in `peer/locate.rs`
+/// dropped only the DHT's duplicates of it), so the 24 silent rows, asked
+/// 4 at a time, cost 6 rounds of 5 s before the honest one was asked.
 #[test]
-#[ignore = "fails: duplicate addresses from the tracker are each asked for the manifest (peer/locate.rs, download/manifest.rs); see docs/RELIABILITY.md"]
 fn duplicate_addresses_are_asked_once() {
     let dir = TestDir::new("duplicates");
     let (path, data) = dir.random_file("seed/twice.bin", 4 * CHUNK, 44);
