@@ -15,9 +15,10 @@
 //! that fails returns its chunk; one that panics returns it through the
 //! [`Held`] guard's `Drop`, so no chunk is held by nobody. When no chunk is
 //! free, idle workers also fetch chunks in flight on *other* peers
-//! (endgame): at most [`MAX_HOLDERS`] at once, not counting holders that
-//! have had it longer than [`HOLD_PATIENCE`], so slow peers cannot hold the
-//! last chunks hostage; the first verified copy wins.
+//! (endgame): at most [`MAX_HOLDERS`](crate::bounds::MAX_HOLDERS) at once,
+//! not counting holders that have had it longer than
+//! [`HOLD_PATIENCE`](crate::bounds::HOLD_PATIENCE), so slow peers cannot
+//! hold the last chunks hostage; the first verified copy wins.
 //!
 //! Peers that send bad data are banned for good. Peers that fail to connect
 //! or answer [`MAX_STRIKES`] times in a row are *benched*: not used for
@@ -26,18 +27,17 @@
 //! never counted against. Whether to wait for peers when none is usable is
 //! the download's decision ([`Scheduler::usable`]); when all is done, or the
 //! download is stopped, its [`StopSignal`] interrupts every connection.
+//!
+//! Modules: `slot` (one peer's state), `pick` (which chunk to ask for),
+//! `lease` (a worker's hold on a peer and on a chunk).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::bounds::{
-    BENCH_TIME, BENCH_TIME_MAX, BUSY_BACKOFF_MAX, CONNS_PER_PEER, ENDGAME_AFTER, HOLD_PATIENCE,
-    MAX_HOLDERS, MAX_STRIKES, RANDOM_FIRST,
-};
+use crate::bounds::{BENCH_TIME, BENCH_TIME_MAX, BUSY_BACKOFF_MAX, CONNS_PER_PEER, MAX_STRIKES};
 use crate::chunkset::ChunkSet;
-use crate::identity::PeerId;
 use crate::net::stop::StopSignal;
 use crate::peer::locate::Source;
 
@@ -72,41 +72,6 @@ pub struct PeerStats {
     pub chunks: u32,
     pub banned: bool,
     pub complete: bool,
-}
-
-struct PeerSlot {
-    addr: SocketAddr,
-    /// The id its certificate must have, if known.
-    pin: Option<PeerId>,
-    /// What it offers; `None` until its first `HAVE` reply (or for a
-    /// version 1 peer): taken to be everything.
-    offers: Option<ChunkSet>,
-    /// Whether it has the whole file (as its `HAVE` says).
-    complete: bool,
-    workers: usize,
-    strikes: u32,
-    /// Sent bad data: never used again.
-    banned: bool,
-    /// Failed repeatedly: not used until then; and how many times so far.
-    benched_until: Option<Instant>,
-    benches: u32,
-    /// Said `busy`: not tried until then; and how many times in a row.
-    busy_until: Option<Instant>,
-    busy: u32,
-    chunks: u32,
-}
-
-impl PeerSlot {
-    fn offers(&self, i: u32) -> bool {
-        self.offers.as_ref().is_none_or(|o| o.contains(i))
-    }
-
-    /// Whether a worker may connect to it now.
-    fn ready(&self, now: Instant) -> bool {
-        !self.banned
-            && self.benched_until.is_none_or(|t| t <= now)
-            && self.busy_until.is_none_or(|t| t <= now)
-    }
 }
 
 /// What a download's peers are like, for its decision to wait or give up.
@@ -473,174 +438,13 @@ impl Scheduler {
     }
 }
 
-/// Adds (`delta` 1) or removes (-1) what `peer` contributes to the counts
-/// in its current state; every change of a peer's offers, completeness,
-/// workers or ban is done between a -1 and a +1.
-fn account(s: &mut State, peer: usize, delta: i32) {
-    let p = &s.peers[peer];
-    if p.banned {
-        return;
-    }
-    let connected_partial = !p.complete && p.workers > 0;
-    for i in 0..s.done.len() {
-        if p.offers(i) {
-            bump(&mut s.available[i as usize], delta);
-            if connected_partial {
-                bump(&mut s.from_partial[i as usize], delta);
-            }
-        }
-    }
-}
+mod lease;
+mod pick;
+mod slot;
 
-fn bump(count: &mut u16, delta: i32) {
-    *count = (i32::from(*count) + delta).clamp(0, i32::from(u16::MAX)) as u16;
-}
-
-/// The rarest free chunk `peer` offers (random among equals, and at random
-/// altogether for the first [`RANDOM_FIRST`] chunks). From a complete peer,
-/// not a chunk that a connected partial peer offers.
-fn pick_free(s: &mut State, peer: usize) -> Option<u32> {
-    let n = s.done.len();
-    if n == 0 {
-        return None;
-    }
-    let random_only = s.done.count() < RANDOM_FIRST;
-    let from_seeder = s.peers[peer].complete;
-    let start = next_random(&mut s.rng) % u64::from(n);
-    let mut best: Option<(u32, u16)> = None;
-    for k in 0..n {
-        let i = ((start + u64::from(k)) % u64::from(n)) as u32;
-        let wanted = !s.done.contains(i) && !s.holders.contains_key(&i);
-        if !wanted || !s.peers[peer].offers(i) {
-            continue;
-        }
-        if from_seeder && s.from_partial[i as usize] > 0 {
-            continue; // a connected partial peer will fetch it
-        }
-        let rarity = s.available[i as usize];
-        if random_only || rarity <= 1 {
-            return Some(i); // nothing is rarer
-        }
-        if best.is_none_or(|(_, b)| rarity < b) {
-            best = Some((i, rarity));
-        }
-    }
-    best.map(|(i, _)| i)
-}
-
-/// Endgame: with no chunk free anywhere, a chunk in flight on other peers
-/// for at least [`ENDGAME_AFTER`] that `peer` offers, the fewest holders
-/// first. (Sooner, a duplicate is more likely waste than rescue.)
-fn pick_endgame(s: &State, peer: usize) -> Option<u32> {
-    let any_free = s
-        .done
-        .missing()
-        .any(|i| !s.holders.contains_key(&i) && s.available[i as usize] > 0);
-    if any_free {
-        return None;
-    }
-    let now = Instant::now();
-    // Holders that have had the chunk longer than HOLD_PATIENCE are not
-    // counted against MAX_HOLDERS: two slow peers cannot lock out a third.
-    let patient = |h: &[(usize, Instant)]| {
-        h.iter()
-            .filter(|(_, since)| now - *since < HOLD_PATIENCE)
-            .count()
-    };
-    s.holders
-        .iter()
-        .filter(|(c, h)| {
-            patient(h) < MAX_HOLDERS
-                && h.iter()
-                    .all(|&(p, since)| p != peer && now - since >= ENDGAME_AFTER)
-                && s.peers[peer].offers(**c)
-        })
-        .min_by_key(|(c, h)| (patient(h), **c))
-        .map(|(c, _)| *c)
-}
-
-fn next_random(rng: &mut u64) -> u64 {
-    *rng ^= *rng << 13;
-    *rng ^= *rng >> 7;
-    *rng ^= *rng << 17;
-    *rng
-}
-
-/// A worker's use of one peer, from [`Scheduler::pick_peer`].
-pub struct Lease<'a> {
-    scheduler: &'a Scheduler,
-    pub peer: usize,
-    pub source: Source,
-}
-
-impl<'a> Lease<'a> {
-    /// Takes the next chunk to fetch from this peer, held until settled.
-    pub fn next(&self) -> Result<Held<'a>, Next> {
-        match self.scheduler.next_chunk(self.peer) {
-            Next::Chunk(chunk) => Ok(Held {
-                scheduler: self.scheduler,
-                peer: self.peer,
-                chunk,
-                settled: false,
-            }),
-            other => Err(other),
-        }
-    }
-}
-
-impl Drop for Lease<'_> {
-    fn drop(&mut self) {
-        let mut s = self.scheduler.lock();
-        account(&mut s, self.peer, -1);
-        s.peers[self.peer].workers -= 1;
-        account(&mut s, self.peer, 1);
-        self.scheduler.changed.notify_all();
-    }
-}
-
-/// A chunk a worker is fetching. It must be settled with [`Held::complete`]
-/// or [`Held::fail`]; if it is dropped unsettled (a panic, or an early
-/// return), the chunk is given back, so no worker waits for it.
-pub struct Held<'a> {
-    scheduler: &'a Scheduler,
-    peer: usize,
-    pub chunk: u32,
-    settled: bool,
-}
-
-impl Held<'_> {
-    /// See [`Scheduler::complete`].
-    pub fn complete(mut self) -> Option<(u32, u32)> {
-        self.settled = true;
-        self.scheduler.complete(self.peer, self.chunk)
-    }
-
-    /// See [`Scheduler::fail`].
-    pub fn fail(mut self, fault: Fault) {
-        self.settled = true;
-        self.scheduler.fail(self.peer, self.chunk, fault);
-    }
-}
-
-impl Drop for Held<'_> {
-    fn drop(&mut self) {
-        if !self.settled {
-            self.scheduler.give_back(self.peer, self.chunk);
-        }
-    }
-}
-
-/// Removes `peer` from the holders of `chunk`.
-fn release_hold(s: &mut State, chunk: u32, peer: usize) {
-    if let Some(h) = s.holders.get_mut(&chunk) {
-        if let Some(pos) = h.iter().position(|&(p, _)| p == peer) {
-            h.swap_remove(pos);
-        }
-        if h.is_empty() {
-            s.holders.remove(&chunk);
-        }
-    }
-}
+pub use lease::{Held, Lease};
+use pick::{pick_endgame, pick_free};
+use slot::{account, release_hold, PeerSlot};
 
 #[cfg(test)]
 mod tests;
