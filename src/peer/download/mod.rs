@@ -225,13 +225,15 @@ fn run(
         id: req.id,
         secret: req.secret,
     };
-    let fetched = manifest::fetch_manifest(&key, &req.sizes, &req.peers, &ctx.tls, stop);
-    let (manifest, peers, failed_peers) = match fetched {
+    let fetched =
+        manifest::fetch_manifest(&key, &req.sizes, &req.peers, &ctx.tls, stop, ctx.patience);
+    let fetched = match fetched {
         Err(_) if stopping.cancelled() => {
             return Err(DownloadError::Cancelled { done: 0, total: 0 })
         }
         other => other?,
     };
+    let manifest = fetched.manifest;
     if stopping.cancelled() {
         return Err(DownloadError::Cancelled {
             done: 0,
@@ -264,8 +266,11 @@ fn run(
             log::info!("announcing the partial file: {w}");
         }
     }
-    let scheduler = Scheduler::new(&have, &peers, Arc::clone(stop));
-    scheduler.ban(&failed_peers);
+    let scheduler = Scheduler::new(&have, &fetched.usable, Arc::clone(stop));
+    // A false manifest bans its peer; a failure to connect or answer only
+    // benches it (it may be back soon); `busy` counts for nothing.
+    scheduler.ban(&fetched.lied);
+    scheduler.bench(&fetched.failed);
     let job = worker::Job {
         id: req.id,
         key,

@@ -22,9 +22,12 @@
 //!
 //! Peers that send bad data are banned for good. Peers that fail to connect
 //! or answer [`MAX_STRIKES`] times in a row are *benched*: not used for
-//! [`BENCH_TIME`], doubling each time, then tried again (a restarted seeder
-//! comes back). A peer that says `busy` is tried again after a pause and
-//! never counted against. Whether to wait for peers when none is usable is
+//! [`BENCH_TIME`](crate::bounds::BENCH_TIME), doubling each time, then
+//! tried again (a restarted seeder comes back). The download passes on
+//! what the manifest fetch learnt: a false manifest bans its peer
+//! ([`Scheduler::ban`]), a failure to connect or answer benches it
+//! ([`Scheduler::bench`]). A peer that says `busy` is tried again after a
+//! pause and never counted against. Whether to wait for peers when none is usable is
 //! the download's decision ([`Scheduler::usable`]); when all is done, or the
 //! download is stopped, its [`StopSignal`] interrupts every connection.
 //!
@@ -36,7 +39,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::bounds::{BENCH_TIME, BENCH_TIME_MAX, BUSY_BACKOFF_MAX, CONNS_PER_PEER, MAX_STRIKES};
+use crate::bounds::{BUSY_BACKOFF_MAX, CONNS_PER_PEER, MAX_STRIKES};
 use crate::chunkset::ChunkSet;
 use crate::net::stop::StopSignal;
 use crate::peer::locate::Source;
@@ -170,9 +173,24 @@ impl Scheduler {
         added
     }
 
-    /// Marks `peers` as not to be used by this download (they failed before
-    /// it started, e.g. with a false manifest), also when found again.
+    /// Marks `peers` as not to be used by this download (they sent bad
+    /// data before it started: a false manifest), also when found again.
     pub fn ban(&self, peers: &[Source]) {
+        self.exclude(peers, |s, peer| {
+            account(s, peer, -1);
+            s.peers[peer].banned = true;
+        });
+    }
+
+    /// Benches `peers` (they failed to connect or answer before the
+    /// download started), as [`MAX_STRIKES`] failures in a row would: not
+    /// used for [`BENCH_TIME`](crate::bounds::BENCH_TIME), then tried again.
+    pub fn bench(&self, peers: &[Source]) {
+        self.exclude(peers, |s, peer| s.peers[peer].bench(Instant::now()));
+    }
+
+    /// Adds `peers` if new, and applies `how` to each that is not banned.
+    fn exclude(&self, peers: &[Source], how: impl Fn(&mut State, usize)) {
         self.add_peers(peers);
         let mut s = self.lock();
         for peer in 0..s.peers.len() {
@@ -181,10 +199,10 @@ impl Scheduler {
                 .iter()
                 .any(|p| p.addr == slot.addr && p.id == slot.pin);
             if listed && !slot.banned {
-                account(&mut s, peer, -1);
-                s.peers[peer].banned = true;
+                how(&mut s, peer);
             }
         }
+        self.changed.notify_all();
     }
 
     /// A usable peer with room for another connection, the fewest workers
@@ -318,8 +336,7 @@ impl Scheduler {
     pub fn busy(&self, peer: usize) {
         let mut s = self.lock();
         let p = &mut s.peers[peer];
-        let pause = Duration::from_secs(1) * 2u32.saturating_pow(p.busy.min(8));
-        p.busy_until = Some(Instant::now() + pause.min(BUSY_BACKOFF_MAX));
+        p.busy_until = Some(Instant::now() + busy_pause(p.busy));
         p.busy += 1;
         self.changed.notify_all();
     }
@@ -377,10 +394,7 @@ impl Scheduler {
             account(s, peer, -1);
             s.peers[peer].banned = true;
         } else if slot.strikes >= MAX_STRIKES {
-            let pause = BENCH_TIME * 2u32.saturating_pow(slot.benches.min(8));
-            slot.benched_until = Some(Instant::now() + pause.min(BENCH_TIME_MAX));
-            slot.benches += 1;
-            slot.strikes = 0;
+            slot.bench(Instant::now());
         }
     }
 
@@ -436,6 +450,13 @@ impl Scheduler {
             .collect();
         (s.done.count(), s.done.len(), stats)
     }
+}
+
+/// How long to wait before asking a peer again that said `busy` `times`
+/// times in a row before: 1 s, doubling up to [`BUSY_BACKOFF_MAX`].
+pub fn busy_pause(times: u32) -> Duration {
+    let pause = Duration::from_secs(1) * 2u32.saturating_pow(times.min(8));
+    pause.min(BUSY_BACKOFF_MAX)
 }
 
 mod lease;

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::State;
+use crate::bounds::{BENCH_TIME, BENCH_TIME_MAX};
 use crate::chunkset::ChunkSet;
 use crate::identity::PeerId;
 
@@ -34,6 +35,15 @@ pub(super) struct PeerSlot {
 impl PeerSlot {
     pub(super) fn offers(&self, i: u32) -> bool {
         self.offers.as_ref().is_none_or(|o| o.contains(i))
+    }
+
+    /// Not used for [`BENCH_TIME`], doubling with each bench up to
+    /// [`BENCH_TIME_MAX`]; its strikes start again.
+    pub(super) fn bench(&mut self, now: Instant) {
+        let pause = BENCH_TIME * 2u32.saturating_pow(self.benches.min(8));
+        self.benched_until = Some(now + pause.min(BENCH_TIME_MAX));
+        self.benches += 1;
+        self.strikes = 0;
     }
 
     /// Whether a worker may connect to it now.
