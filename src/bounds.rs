@@ -139,6 +139,12 @@ pub const TRACKER_MAX_REGISTRATIONS: usize = 1_000_000;
 /// Most registrations from one IP address, so that one host cannot fill
 /// the tracker (a peer announcing 10,000 files is still fine).
 pub const TRACKER_MAX_PER_ADDRESS: usize = 10_000;
+/// Most peers of one file registered from one IP address, so that one host
+/// (with as many identities and ports as it likes) cannot fill a file's
+/// [`TRACKER_MAX_PEERS_PER_FILE`] and lock out the honest peers: it would
+/// take 63 addresses. Room for a NAT, or one machine running a dozen peers
+/// of one file (the benchmarks' flash crowd runs 13 on loopback).
+pub const TRACKER_MAX_PER_FILE_ADDRESS: usize = 16;
 
 /// Most files one tracker status reply lists, and peers listed per file.
 pub const STATUS_MAX_FILES: usize = 1000;
