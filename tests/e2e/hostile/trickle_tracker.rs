@@ -15,10 +15,10 @@ const DEADLINE: Duration = Duration::from_secs(15);
 /// row every 5 s: one peer's `search` fails with a timeout once the 15 s
 /// deadline has passed, and another peer, whose input ends while its own
 /// `search` is stuck, exits 1 s later (its grace for the command), not
-/// when the reply would end. Before e6785c8 each row had its own 10 s read
-/// timeout, met every 5 s, so `search` would have taken 100,000 x 5 s
-/// (about 6 days), and stdin was read only between commands, so end of
-/// input could not stop it.
+/// when the reply would end, saying its search was `interrupted`. Before
+/// e6785c8 each row had its own 10 s read timeout, met every 5 s, so
+/// `search` would have taken 100,000 x 5 s (about 6 days), and stdin was
+/// read only between commands, so end of input could not stop it.
 #[test]
 fn a_trickling_tracker_holds_neither_search_nor_the_exit() {
     let dir = TestDir::new("tracker-trickle");
@@ -42,11 +42,13 @@ fn a_trickling_tracker_holds_neither_search_nor_the_exit() {
         exited < Duration::from_secs(3),
         "exited {exited:?} after input ended"
     );
-    // One error line for the search. (It says "connection closed by the
-    // other side" when the interrupt lands between rows: the line reader's
-    // clean end of stream is not mapped to `interrupted`.)
+    // One error line for the search, which says what happened: the read of
+    // the next row was interrupted. (Until the fix the interrupted read's
+    // clean end of stream read as `connection closed by the other side`.)
     let error = format!("error: tracker 127.0.0.1:{}: ", stub.port);
     assert_eq!(leaver.proc.seen(&error).len(), 1, "{error:?}");
+    let interrupted = format!("{error}interrupted");
+    assert_eq!(leaver.proc.seen(&interrupted).len(), 1, "{interrupted:?}");
 
     let line = searcher.proc.expect_line(
         Stream::Out,
