@@ -195,3 +195,18 @@ fn a_panicking_worker_gives_its_chunk_back() {
     assert_eq!(held.chunk, 0);
     assert_eq!(held.complete(), Some((1, 1)));
 }
+
+/// What the manifest fetch learnt is passed on: a peer that sent a false
+/// manifest is banned, one that did not answer is benched (tried again
+/// later), and the download picks neither now.
+#[test]
+fn peers_that_failed_the_manifest_are_banned_or_benched() {
+    let s = scheduler(&[0, 1], 2, 3);
+    let all = peers(3);
+    s.ban(&all[..1]);
+    s.bench(&all[1..2]);
+    let usable = s.usable();
+    assert_eq!((usable.peers, usable.benched, usable.banned), (1, 1, 1));
+    let lease = s.pick_peer().expect("the third peer");
+    assert_eq!(lease.source, all[2]);
+}
