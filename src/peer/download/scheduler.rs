@@ -13,9 +13,9 @@
 //! Invariants: every chunk not yet done is either in flight (held by at
 //! least one worker) or free; a free chunk is one nobody holds. A worker
 //! that fails returns its chunk; one that panics returns it through the
-//! [`Held`] guard's `Drop`, so no chunk is held by nobody. When no chunk is
-//! free, idle workers also fetch chunks in flight on *other* peers
-//! (endgame): at most [`MAX_HOLDERS`](crate::bounds::MAX_HOLDERS) at once,
+//! [`Held`] guard's `Drop`, so no chunk is held by nobody. When its peer
+//! offers no free chunk, an idle worker also fetches a chunk in flight on
+//! *other* peers (endgame): at most [`MAX_HOLDERS`](crate::bounds::MAX_HOLDERS) at once,
 //! not counting holders that have had it longer than
 //! [`HOLD_PATIENCE`](crate::bounds::HOLD_PATIENCE), so slow peers cannot
 //! hold the last chunks hostage; the first verified copy wins.

@@ -38,17 +38,14 @@ pub(super) fn pick_free(s: &mut State, peer: usize) -> Option<u32> {
     best.map(|(i, _)| i)
 }
 
-/// Endgame: with no chunk free anywhere, a chunk in flight on other peers
-/// for at least [`ENDGAME_AFTER`] that `peer` offers, the fewest holders
-/// first. (Sooner, a duplicate is more likely waste than rescue.)
+/// Endgame, when `peer` offers no free chunk: a chunk it offers that has
+/// been in flight on other peers for at least [`ENDGAME_AFTER`], the
+/// fewest holders first. (Sooner, a duplicate is more likely waste than
+/// rescue.) Chunks free elsewhere do not prevent it: a seeder offers a
+/// connection only the fresh chunks it promised it, and when those are
+/// stalled on a slow peer whose connections are all busy, the chunks only
+/// that peer offers stay free too.
 pub(super) fn pick_endgame(s: &State, peer: usize) -> Option<u32> {
-    let any_free = s
-        .done
-        .missing()
-        .any(|i| !s.holders.contains_key(&i) && s.available[i as usize] > 0);
-    if any_free {
-        return None;
-    }
     let now = Instant::now();
     // Holders that have had the chunk longer than HOLD_PATIENCE are not
     // counted against MAX_HOLDERS: two slow peers cannot lock out a third.

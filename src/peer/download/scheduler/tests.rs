@@ -111,6 +111,28 @@ fn endgame_duplicates_a_stalled_chunk_on_another_peer_once() {
     assert_eq!(s.outcome().2.iter().map(|p| p.chunks).sum::<u32>(), 1);
 }
 
+/// A seeder offers a connection only the fresh chunks it promised it:
+/// when that chunk is stalled on a slow peer, the worker on the seeder
+/// takes it in endgame although another chunk is free (offered only by the
+/// slow peer, whose connection is busy). Until then endgame waited for no
+/// chunk to be free anywhere, and such a download sat until the slow
+/// peer's read failed.
+#[test]
+fn endgame_takes_a_stalled_chunk_while_others_are_free_elsewhere() {
+    let s = scheduler(&[0, 1], 2, 2);
+    s.set_offers(0, set(2, &[1]), true);
+    assert_eq!(s.next_chunk(0), Next::Chunk(1)); // the slow peer takes 1
+    s.set_offers(0, set(2, &[0, 1]), true);
+    s.set_offers(1, set(2, &[1]), true); // the seeder's promise: chunk 1
+    assert_eq!(s.next_chunk(1), Next::Idle, "not at once");
+    thread::sleep(ENDGAME_AFTER);
+    assert_eq!(
+        s.next_chunk(1),
+        Next::Chunk(1),
+        "chunk 0 is free, elsewhere"
+    );
+}
+
 #[test]
 fn stopping_stops_the_downloads_signal() {
     let stop = StopSignal::new();
