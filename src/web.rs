@@ -5,7 +5,7 @@
 //! The API is documented in docs/STATUS_API.md.
 //!
 //! This is a deliberately tiny HTTP/1.1 responder on the crate's own accept
-//! loop ([`server::serve`]): connections are capped in all and per IP, a
+//! loop ([`accept::spawn`](crate::net::accept::spawn)): connections are capped in all and per IP, a
 //! failed accept backs off, and the request head must arrive within
 //! [`HTTP_HEAD_DEADLINE`]. (tiny_http was considered: its accept thread hands each
 //! connection to a pool that grows a thread per open connection with no cap

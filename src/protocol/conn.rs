@@ -332,7 +332,7 @@ impl Connection {
     }
 
     /// Writes `bytes` whole (one or more lines, or a header and a payload),
-    /// under the same bounds as [`send_file`](Self::send_file): progress at
+    /// under the same bounds as [`send_chunk`](Self::send_chunk): progress at
     /// least every `IO_TIMEOUT`, all of it within `IO_TIMEOUT + len /
     /// MIN_READ_RATE`. A client reading a few bytes now and then cannot hold
     /// a long reply (a manifest, a search listing) open for ever.

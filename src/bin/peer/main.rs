@@ -18,7 +18,7 @@ use p2pshare::peer::{resume, tracker_addr, DhtOptions, Options, Peer};
 use self::args::{Classic, Cli, Mode, NetArgs};
 
 /// How long leaving may take: unregistering from the tracker.
-pub const LEAVE: Duration = Duration::from_secs(1);
+pub const LEAVE: Duration = p2pshare::bounds::LEAVE_TIMEOUT;
 
 /// How long the start-up check of the tracker may take.
 const TRACKER_CHECK: Duration = Duration::from_secs(3);
