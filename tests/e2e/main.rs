@@ -16,7 +16,9 @@
 //! - `security`: TLS between peers, the peer ids pinned to it, the
 //!   tracker's pinned id, and private shares;
 //! - `dht`: finding peers through the Mainline DHT;
-//! - `web`: the status pages, `--completions` and `--version`.
+//! - `web`: the status pages, `--completions` and `--version`;
+//!   `web_actions`: the peer's page in Chromium, clicked through, and its
+//!   token.
 
 mod core;
 mod dht;
@@ -25,3 +27,4 @@ mod hostile;
 mod security;
 mod support;
 mod web;
+mod web_actions;

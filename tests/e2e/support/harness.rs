@@ -336,6 +336,11 @@ impl Proc {
             .unwrap_or_else(|_| panic!("{}: bad status page address {url:?}", self.name))
     }
 
+    /// The whole URL of its `Status page on URL` line, token included.
+    pub fn status_url(&self) -> String {
+        format!("http://{}", self.startup_line("Status page on http://"))
+    }
+
     /// A `Vm*` (kB) or `Threads` figure of the process, from /proc.
     pub fn vm(&self, field: &str) -> u64 {
         let pid = self.pid();
