@@ -1,5 +1,6 @@
 //! The status page server behind `--http PORT` of both binaries. `GET /` is
-//! one embedded HTML file (no build step, no external assets) that polls
+//! one HTML page (`status.html` with `status.js` inlined: no build step, no
+//! external assets) that polls
 //! `GET /api/status` (JSON) every second; the page also carries the status
 //! of the moment it was served, so it shows something before its first poll.
 //! The API is documented in docs/STATUS_API.md.
@@ -40,8 +41,14 @@ use crate::bounds::HTTP_CAPS;
 use crate::net::accept::{self as server, Security, ServerHandle};
 use crate::protocol::Connection;
 
-/// The page, for both roles; it picks its layout from the status's `role`.
-pub const PAGE: &str = include_str!("status.html");
+/// The page's markup and style, for both roles, and its script (kept apart
+/// so it can be checked as JavaScript); it picks its layout from the
+/// status's `role`.
+pub const HTML: &str = include_str!("status.html");
+pub const SCRIPT: &str = include_str!("status.js");
+
+/// Where the script goes in the markup.
+const SCRIPT_MARK: &str = "/*SCRIPT*/";
 
 /// Where the page's initial status goes; replaced when the page is served.
 const INITIAL_MARK: &str = "/*INITIAL_STATUS*/null";
@@ -124,10 +131,11 @@ fn privileged<'a>(req: &Request, endpoint: Endpoint, controls: &'a Controls) -> 
     Plan::Act(endpoint, controls)
 }
 
-/// The page with `json` embedded as its initial status. `<` is escaped so
-/// nothing in the data can close the script element.
+/// The page, one HTML file, with `json` embedded as its initial status.
+/// `<` is escaped so nothing in the data can close the script element.
 pub fn page_with(json: &str) -> String {
-    PAGE.replacen(INITIAL_MARK, &json.replace('<', "\\u003c"), 1)
+    let script = SCRIPT.replacen(INITIAL_MARK, &json.replace('<', "\\u003c"), 1);
+    HTML.replacen(SCRIPT_MARK, &script, 1)
 }
 
 /// Serves one connection: one request, one response, close.

@@ -196,3 +196,17 @@ fn bodies_are_bounded_and_read_whole() {
     assert!(cut.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{cut}");
     assert_eq!(fake.0.lock().unwrap().len(), 1, "nothing else was done");
 }
+
+#[test]
+fn the_page_is_self_contained() {
+    assert!(HTML.contains(&format!("<script>{SCRIPT_MARK}</script>")));
+    assert!(SCRIPT.contains(INITIAL_MARK));
+    assert!(SCRIPT.contains("/api/status"));
+    for external in ["http://", "https://", "src=\"//"] {
+        assert!(!HTML.contains(external), "page refers to {external}");
+        assert!(!SCRIPT.contains(external), "script refers to {external}");
+    }
+    let page = page_with("{}");
+    assert!(page.contains("const initial = {};"));
+    assert!(!page.contains(SCRIPT_MARK) && !page.contains("</script><script>"));
+}
