@@ -215,6 +215,19 @@ pub fn authorize(req: &Request, token: &Token) -> Result<(), Response> {
     }
 }
 
+/// `GET /api/shares`.
+#[derive(Serialize)]
+struct Shares {
+    shares: Vec<ShareView>,
+}
+
+/// A `400` for a name several files have.
+#[derive(Serialize)]
+struct Ambiguous {
+    error: String,
+    candidates: Vec<Candidate>,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DownloadBody {
@@ -234,8 +247,10 @@ struct CancelBody {
 pub fn act(endpoint: Endpoint, body: &[u8], actions: &dyn Actions) -> Response {
     let result = match endpoint {
         Endpoint::Shares => {
-            let shares = actions.shares();
-            return Response::json(200, serde_json::json!({ "shares": shares }).to_string());
+            let shares = Shares {
+                shares: actions.shares(),
+            };
+            return Response::json(200, to_json(&shares));
         }
         Endpoint::Download => parse::<DownloadBody>(body).map(|b| {
             let out = b.out.as_deref().filter(|o| !o.is_empty());
@@ -248,9 +263,8 @@ pub fn act(endpoint: Endpoint, body: &[u8], actions: &dyn Actions) -> Response {
     match result {
         Err(bad) => bad,
         Ok(Ok(json)) => Response::json(200, json),
-        Ok(Err(ActionError::Invalid(text, candidates))) if !candidates.is_empty() => {
-            let body = serde_json::json!({ "error": text, "candidates": candidates });
-            Response::json(400, body.to_string())
+        Ok(Err(ActionError::Invalid(error, candidates))) if !candidates.is_empty() => {
+            Response::json(400, to_json(&Ambiguous { error, candidates }))
         }
         Ok(Err(e)) => json_error(e.status(), &e.to_string()),
     }
@@ -368,7 +382,7 @@ mod tests {
         );
         let two = act(Endpoint::Download, br#"{"target":"two"}"#, &Fake);
         assert_eq!(two.status, 400);
-        assert!(two.body.contains(r#""candidates":[{"#), "{}", two.body);
+        assert!(two.body.starts_with(r#"{"error":"\"two\" is ambiguous; download one of them by id","candidates":[{"id":"#), "{}", two.body);
         for bad in [
             &b"target=x"[..],
             b"{}",

@@ -227,7 +227,7 @@ function updateDownload(box, d) {
   r.pills.replaceChildren(...d.peers.map(p =>
     el("span", "pill" + (p.active ? " active" : ""), p.addr + " · " + plural(p.chunks, "chunk"))));
   r.pills.hidden = !d.peers.length;
-  r.actions.hidden = !live;
+  r.actions.hidden = !live || !canAct();
   if (!live) r.cancel.disabled = true;
   else if (!r.msg.textContent) r.cancel.disabled = !canAct();
 }
