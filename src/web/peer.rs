@@ -90,7 +90,12 @@ fn refusal(e: PeerError) -> ActionError {
                 .collect(),
         ),
         e @ (PeerError::NotFound(_) | PeerError::NoPeers(..)) => ActionError::NotFound(text(e)),
-        e @ (PeerError::Store(StoreError::Exists(_) | StoreError::Locked { .. })
+        e @ (PeerError::Store(
+            StoreError::Exists(_)
+            | StoreError::Locked { .. }
+            | StoreError::Foreign { .. }
+            | StoreError::Symlink(_),
+        )
         | PeerError::OutputBusy { .. }) => ActionError::Conflict(text(e)),
         e @ (PeerError::Tracker { .. } | PeerError::Dht(_) | PeerError::Download(_)) => {
             ActionError::Upstream(text(e))

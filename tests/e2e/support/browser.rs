@@ -207,29 +207,39 @@ impl Browser {
 
     /// Clicks the middle of the element `selector` finds (scrolled into
     /// view first) with the mouse, as a person would: it must be visible
-    /// and not covered.
+    /// and not covered. The page may reflow between finding the element
+    /// and the click (a poll rewrapping a line above it), so a click that
+    /// did not reach it is tried again, at its new place.
     pub fn click(&mut self, selector: &str) {
         let sel = serde_json::to_string(selector).unwrap();
-        let at = self.eval(&format!(
-            "(() => {{ const e = document.querySelector({sel}); if (!e) return null;
-               e.scrollIntoView({{block: 'center'}});
-               const r = e.getBoundingClientRect();
-               const x = r.left + r.width / 2, y = r.top + r.height / 2;
-               const hit = document.elementFromPoint(x, y);
-               return {{x, y, hit: hit === e || e.contains(hit)}}; }})()"
-        ));
-        assert!(at.is_object(), "nothing matches {selector}");
-        assert_eq!(
-            at["hit"],
-            json!(true),
-            "{selector} is covered or off screen"
-        );
-        for kind in ["mousePressed", "mouseReleased"] {
-            self.page(
-                "Input.dispatchMouseEvent",
-                json!({ "type": kind, "x": at["x"], "y": at["y"], "button": "left", "clickCount": 1 }),
+        for _ in 0..3 {
+            let at = self.eval(&format!(
+                "(() => {{ const e = document.querySelector({sel}); if (!e) return null;
+                   e.scrollIntoView({{block: 'center'}});
+                   window.__e2eClicked = false;
+                   e.addEventListener('click', () => {{ window.__e2eClicked = true; }}, {{once: true, capture: true}});
+                   const r = e.getBoundingClientRect();
+                   const x = r.left + r.width / 2, y = r.top + r.height / 2;
+                   const hit = document.elementFromPoint(x, y);
+                   return {{x, y, hit: hit === e || e.contains(hit)}}; }})()"
+            ));
+            assert!(at.is_object(), "nothing matches {selector}");
+            assert_eq!(
+                at["hit"],
+                json!(true),
+                "{selector} is covered or off screen"
             );
+            for kind in ["mousePressed", "mouseReleased"] {
+                self.page(
+                    "Input.dispatchMouseEvent",
+                    json!({ "type": kind, "x": at["x"], "y": at["y"], "button": "left", "clickCount": 1 }),
+                );
+            }
+            if self.eval("window.__e2eClicked") == json!(true) {
+                return;
+            }
         }
+        panic!("three clicks missed {selector}");
     }
 
     /// Clicks the field `selector` and types `text` into it.
