@@ -162,6 +162,41 @@ pub fn print_completions(shell: Shell, mut cmd: clap::Command) {
 
 /// Prints `PROGRAM: error: <cause chain on one line>` and exits with 1.
 pub fn exit_with_error(program: &str, err: &anyhow::Error) -> ! {
-    eprintln!("{program}: error: {err:#}");
+    eprintln!("{program}: error: {}", one_line(err));
     std::process::exit(1);
+}
+
+/// The error and its causes, `: `-separated, each said once: a cause that
+/// its error's message already quotes (`cannot listen on X: Address in
+/// use`) is not repeated.
+pub fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_cause_quoted_by_its_error_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::AddrInUse, "Address already in use");
+        let bind = crate::peer::PeerError::Bind {
+            addr: "0.0.0.0:9".parse().unwrap(),
+            source: io,
+        };
+        let err = anyhow::Error::from(bind).context("cannot start the peer");
+        assert_eq!(
+            super::one_line(&err),
+            "cannot start the peer: cannot listen on 0.0.0.0:9: Address already in use"
+        );
+    }
 }

@@ -44,6 +44,8 @@ pub struct DhtStatus {
 pub struct DhtNode {
     dht: AsyncDht,
     last_announce: Mutex<Option<(SystemTime, usize)>>,
+    /// The nodes it joined through.
+    bootstrap: Vec<SocketAddrV4>,
 }
 
 /// The DHT key of a file: the first 20 bytes of its id.
@@ -70,6 +72,7 @@ impl DhtNode {
         };
         let mut builder = Dht::builder();
         builder.server_mode().bind_address(bind).port(port);
+        let mut joined = Vec::new();
         if bootstrap.is_empty() {
             builder.no_bootstrap();
         } else {
@@ -86,6 +89,7 @@ impl DhtNode {
                 return Err(DhtError::Bootstrap(bootstrap.to_vec()));
             }
             builder.bootstrap(&resolved);
+            joined = resolved;
         }
         let dht = builder
             .build()
@@ -93,6 +97,7 @@ impl DhtNode {
         Ok(DhtNode {
             dht: dht.as_async(),
             last_announce: Mutex::new(None),
+            bootstrap: joined,
         })
     }
 
@@ -134,6 +139,17 @@ impl DhtNode {
             }
             found
         })
+    }
+
+    /// The nodes this one joined through, as the peers they may well be:
+    /// a p2pshare peer's DHT node listens on its TCP port number unless
+    /// told otherwise. In a DHT of two (a downloader that joined through
+    /// the seeder's node, no tracker anywhere) no lookup can find the
+    /// seeder: its announce can only be stored at the downloader's node,
+    /// and a lookup never asks the node making it. Peers found this way
+    /// are unpinned, like every DHT peer, and verified like any.
+    pub fn bootstrap_peers(&self) -> Vec<SocketAddr> {
+        self.bootstrap.iter().map(|&a| SocketAddr::V4(a)).collect()
     }
 
     pub fn status(&self) -> DhtStatus {

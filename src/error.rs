@@ -41,3 +41,20 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Whether the other side hung up (closed or reset the connection):
+    /// routine between peers, not worth a warning. A peer that stops
+    /// reading (a timeout) is not this.
+    pub fn is_hangup(&self) -> bool {
+        use io::ErrorKind::*;
+        match self {
+            Error::Closed | Error::Interrupted => true,
+            Error::Io(e) => matches!(
+                e.kind(),
+                BrokenPipe | ConnectionReset | ConnectionAborted | UnexpectedEof
+            ),
+            _ => false,
+        }
+    }
+}

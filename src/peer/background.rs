@@ -64,20 +64,17 @@ pub fn start(peer: &Peer, target: &str, out: Option<&Path>) -> Result<Started, P
     };
     let name = started.file.name.clone();
     let leaving = peer.leaving_flag();
-    let downloads = std::sync::Arc::clone(peer.downloads());
-    thread::Builder::new()
+    let watcher = thread::Builder::new()
         .name("download-watch".into())
         .spawn(move || {
             let progress = std::sync::Arc::clone(handle.progress());
             let result = handle.join();
-            if result.is_err() {
-                downloads.note_failed();
-            }
             let view = progress.view(Instant::now());
             let sharing = !leaving.load(std::sync::atomic::Ordering::Acquire);
             crate::console::say(outcome_text(&name, &result, &view, sharing));
         })
         .map_err(PeerError::Spawn)?;
+    peer.downloads().watch(watcher);
     Ok(started)
 }
 

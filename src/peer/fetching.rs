@@ -11,6 +11,7 @@ use crate::private::listed_id;
 use crate::protocol::message::{validate_name, IdPrefix};
 use crate::protocol::FileSummary;
 use crate::storage::StoreError;
+use crate::ui::closest;
 
 impl Peer {
     /// Every file the tracker knows whose name contains `text`.
@@ -23,7 +24,10 @@ impl Peer {
     /// Finds the one file that `target` names (a share link, a name, an id
     /// or id prefix) and the peers that have it, from the tracker and the DHT.
     pub fn locate(&self, target: &str) -> Result<Located, PeerError> {
-        let wanted = locate::wanted(target, self)?;
+        let wanted = match locate::wanted(target, self) {
+            Err(PeerError::NotFound(name)) => return Err(self.suggest(name)),
+            other => other?,
+        };
         let name = wanted.name.unwrap_or_else(|| wanted.id.to_hex());
         let listed = listed_id(&wanted.id, wanted.secret.as_ref());
         let direct = locate::first_reachable(&wanted.direct, &self.tls);
@@ -64,6 +68,19 @@ impl Peer {
             from_tracker,
             from_dht,
         })
+    }
+
+    /// The error for a name the tracker does not know, with the closest
+    /// name it does know (same but for case, or a typo away), if any.
+    fn suggest(&self, name: String) -> PeerError {
+        let known = self.search("").unwrap_or_default();
+        match closest(&name, known.iter().map(|f| f.name.as_str())) {
+            Some(near) => PeerError::DidYouMean {
+                near: near.to_string(),
+                name,
+            },
+            None => PeerError::NotFound(name),
+        }
     }
 
     /// Where a download of `file` will be written: `out`, or its name in the
@@ -122,7 +139,14 @@ impl Peer {
             sizes: file.sizes.clone(),
             peers: file.peers.clone(),
         };
-        let handle = download::start(ctx, req, progress, move || drop(claim))?;
+        let downloads = Arc::clone(&self.downloads);
+        let on_end = move |ok: bool| {
+            drop(claim);
+            if !ok {
+                downloads.note_failed();
+            }
+        };
+        let handle = download::start(ctx, req, progress, on_end)?;
         self.downloads
             .set_canceller(handle.progress().key(), handle.canceller());
         Ok(handle)

@@ -124,20 +124,22 @@ impl<'a> Session<'a> {
     /// this session's TLS exporter. Anything short of a valid proof for a
     /// private share here gets the reply an unknown file gets.
     fn auth(&mut self, conn: &mut Connection, id: &FileId, proof: &Proof) -> Result<()> {
-        let proved = match self.library.get(id).map(|f| f.secret) {
-            Some(Some(secret)) => conn
-                .exporter(EXPORTER_LABEL, &id.0)
-                .is_some_and(|exporter| secret.verify(id, &exporter, proof)),
-            Some(None) => true, // public: nothing to prove
-            None => false,
+        let authorized = Reply::ok("authorized").encode();
+        let secret = match self.library.get(id).map(|f| f.secret) {
+            // Public, or proved already: nothing (more) to prove.
+            Some(None) => return conn.write_all(authorized.as_bytes()),
+            _ if self.authorized.contains(id) => return conn.write_all(authorized.as_bytes()),
+            Some(Some(secret)) => secret,
+            None => return conn.write_all(not_shared(id).as_bytes()),
         };
+        let proved = conn
+            .exporter(EXPORTER_LABEL, &id.0)
+            .is_some_and(|exporter| secret.verify(id, &exporter, proof));
         if !proved || self.authorized.len() >= MAX_SESSION_AUTHS {
             return conn.write_all(not_shared(id).as_bytes());
         }
-        if !self.authorized.contains(id) {
-            self.authorized.push(*id);
-        }
-        conn.write_all(Reply::ok("authorized").encode().as_bytes())
+        self.authorized.push(*id);
+        conn.write_all(authorized.as_bytes())
     }
 
     fn send_chunk(&mut self, conn: &mut Connection, id: &FileId, index: u32) -> Result<()> {
@@ -161,11 +163,18 @@ impl<'a> Session<'a> {
         }
         let header = Reply::ok(chunk.len.to_string()).encode();
         if let Err(e) = conn.send_chunk(header.as_bytes(), file.storage(), chunk, self.upload) {
-            log::warn!(
+            // A downloader hanging up mid-chunk (it got the chunk elsewhere,
+            // or left) is routine; one that stops reading, or a disk that
+            // fails us, is not.
+            let what = format!(
                 "sending chunk {index} of {} to {}: {e}",
                 file.path().display(),
                 conn.peer_addr()
             );
+            match e.is_hangup() {
+                true => log::debug!("{what}"),
+                false => log::warn!("{what}"),
+            }
             return Err(e);
         }
         file.add_uploaded(u64::from(chunk.len));

@@ -42,8 +42,7 @@ impl PeerSwarm {
         id: &FileId,
     ) -> Result<(Vec<Source>, usize, usize), PeerError> {
         let Some(tracker) = tracker else {
-            let dht_peers = locate::dht_peers(self.dht.as_deref(), id);
-            return Ok(self.without_self(locate::merge_peers(Vec::new(), dht_peers)));
+            return Ok(self.without_self(self.dht_alone(id)));
         };
         let from_tracker = match (tracker.peers(id), &self.dht) {
             (Ok(peers), _) => peers
@@ -56,11 +55,21 @@ impl PeerSwarm {
             (Err(e), None) => return Err(self.tracker_error(e)),
             (Err(e), Some(_)) => {
                 log::info!("{}; using the DHT alone", self.tracker_error(e));
-                Vec::new()
+                return Ok(self.without_self(self.dht_alone(id)));
             }
         };
         let dht_peers = locate::dht_peers(self.dht.as_deref(), id);
         Ok(self.without_self(locate::merge_peers(from_tracker, dht_peers)))
+    }
+
+    /// The DHT's peers of `id`; with none found, the nodes it joined
+    /// through, the best guess there is (see `DhtNode::bootstrap_peers`).
+    fn dht_alone(&self, id: &FileId) -> (Vec<Source>, usize, usize) {
+        let mut found = locate::dht_peers(self.dht.as_deref(), id);
+        if let (true, Some(dht)) = (found.is_empty(), &self.dht) {
+            found = dht.bootstrap_peers();
+        }
+        locate::merge_peers(Vec::new(), found)
     }
 
     /// Our own registration comes back from the tracker and the DHT too.

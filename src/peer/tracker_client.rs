@@ -110,16 +110,21 @@ impl TrackerPin {
 
     /// The error for a tracker whose certificate is not the pinned one.
     fn changed(&self, e: &str) -> Error {
-        let where_ = match (&self.store, self.explicit) {
-            (_, true) => "given with --tracker-id".to_string(),
-            (Some(path), false) => format!("remembered in {}", path.display()),
-            (None, false) => "seen earlier".to_string(),
+        let (where_, fix) = match (&self.store, self.explicit) {
+            (_, true) => (
+                "given with --tracker-id".to_string(),
+                "check the id the tracker prints and pass that with --tracker-id".to_string(),
+            ),
+            (Some(path), false) => (
+                format!("remembered in {}", path.display()),
+                "if the tracker's identity really changed, remove its line from known_trackers or pass --tracker-id NEW_ID".to_string(),
+            ),
+            (None, false) => (
+                "seen earlier".to_string(),
+                "if the tracker's identity really changed, pass --tracker-id NEW_ID".to_string(),
+            ),
         };
-        Error::WrongIdentity(format!(
-            "tracker {}: {e}; the id {where_} no longer matches. If the tracker's identity \
-             really changed, remove its line from known_trackers or pass --tracker-id NEW_ID",
-            self.key
-        ))
+        Error::WrongIdentity(format!("{e}; the id {where_} no longer matches: {fix}"))
     }
 }
 

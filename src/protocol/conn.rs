@@ -475,7 +475,10 @@ pub const BUSY: &str = "busy";
 /// A failed TLS handshake: the wrong certificate, or any other failure.
 pub fn handshake_error(e: io::Error) -> Error {
     if is_wrong_identity(&e) {
-        Error::WrongIdentity(e.to_string())
+        // The verifier's own words, without rustls's "unexpected error: ".
+        let text = e.to_string();
+        let plain = text.strip_prefix("unexpected error: ").unwrap_or(&text);
+        Error::WrongIdentity(plain.to_string())
     } else if is_busy_alert(&e) {
         Error::Busy
     } else {

@@ -22,7 +22,8 @@ pub enum PeerRequest {
     Have { id: FileId, len: usize },
     /// `AUTH <id> <proof>`: proves this connection holds the secret of the
     /// private share `id` (see [`private`](crate::private)). Replied to
-    /// with `OK`, or the same `ERR not sharing <id>` as for a file not
+    /// with `OK authorized` (also for a public file, which needs no proof),
+    /// or the same `ERR not sharing <id>` as for a file not
     /// shared, so a wrong secret learns nothing.
     Auth { id: FileId, proof: Proof },
     /// `QUIT`.

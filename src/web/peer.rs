@@ -89,7 +89,9 @@ fn refusal(e: PeerError) -> ActionError {
                 })
                 .collect(),
         ),
-        e @ (PeerError::NotFound(_) | PeerError::NoPeers(..)) => ActionError::NotFound(text(e)),
+        e @ (PeerError::NotFound(_) | PeerError::DidYouMean { .. } | PeerError::NoPeers(..)) => {
+            ActionError::NotFound(text(e))
+        }
         e @ (PeerError::Store(
             StoreError::Exists(_)
             | StoreError::Locked { .. }

@@ -16,6 +16,9 @@
 //! - `security`: TLS between peers, the peer ids pinned to it, the
 //!   tracker's pinned id, and private shares;
 //! - `dht`: finding peers through the Mainline DHT;
+//! - `oneshot`: `peer send` and `peer get` with tickets, no tracker;
+//! - `repl`: background downloads, cancel and resume, quitting, a peer's
+//!   memory across restarts, and the REPL's small helps;
 //! - `web`: the status pages, `--completions` and `--version`;
 //!   `web_actions`: the peer's page in Chromium, clicked through, and its
 //!   token.
@@ -24,6 +27,8 @@ mod core;
 mod dht;
 mod faults;
 mod hostile;
+mod oneshot;
+mod repl;
 mod security;
 mod support;
 mod web;

@@ -38,6 +38,10 @@ pub fn send(a: &SendArgs) -> anyhow::Result<bool> {
         let ticket = peer.ticket_of(&file);
         println!("Ticket: {ticket}");
         println!("  on the other machine: peer get {ticket}");
+        if file.secret.is_none() {
+            // Public: found by id through a tracker or the DHT too.
+            println!("  link: {}", p2pshare::peer::link_of(&file));
+        }
     }
     println!(
         "Serving {} until Ctrl+C",

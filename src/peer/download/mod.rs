@@ -164,13 +164,14 @@ impl DownloadHandle {
 }
 
 /// Starts downloading `req` on a thread of its own; `progress` is where it
-/// reports. `on_end` runs on that thread once the download is over, whatever
+/// reports. `on_end` runs on that thread once the download is over (told
+/// whether it succeeded), before its progress says it ended, whatever
 /// the outcome (the peer releases the output path there).
 pub fn start(
     ctx: Context,
     req: Request,
     progress: Arc<Progress>,
-    on_end: impl FnOnce() + Send + 'static,
+    on_end: impl FnOnce(bool) + Send + 'static,
 ) -> Result<DownloadHandle, DownloadError> {
     let stop = StopSignal::new();
     let cancelled = Arc::new(AtomicBool::new(false));
@@ -184,7 +185,7 @@ pub fn start(
                 cancelled: &thread_cancelled,
             };
             let result = run(&ctx, &req, &thread_progress, &stopping);
-            on_end();
+            on_end(result.is_ok());
             thread_progress.finish(match &result {
                 Ok(_) => Outcome::Done,
                 Err(e @ DownloadError::Cancelled { .. }) => Outcome::Cancelled(e.to_string()),

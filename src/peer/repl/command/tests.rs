@@ -109,13 +109,6 @@ fn mistyped_verbs_get_a_suggestion() {
         Command::parse("xyzzy"),
         Err(CommandError::Unknown("xyzzy".into()))
     );
-    assert_eq!(
-        closest("readme.TXT", ["README.txt", "other"]),
-        Some("README.txt")
-    );
-    assert_eq!(closest("sampel.txt", ["sample.txt"]), Some("sample.txt"));
-    assert_eq!(closest("ab", ["xy"]), None);
-    assert_eq!(edit_distance("kitten", "sitting"), 3);
 }
 
 #[test]

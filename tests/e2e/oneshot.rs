@@ -1,0 +1,153 @@
+//! `peer send` and `peer get`: one file from one process to another with a
+//! ticket pasted unquoted into a shell, no tracker running; tickets that are
+//! damaged or point at nobody fail with a clear line and a nonzero exit;
+//! and two peers with `--dht` and no tracker find each other.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::harness::{assert_same_bytes, Proc, TestDir, CHUNK, COMMAND, STARTUP};
+use crate::support::programs::Tracker;
+use crate::support::raw::tracker_lists;
+
+const PEER: &str = env!("CARGO_BIN_EXE_peer");
+
+/// `peer send --bind 127.0.0.1 EXTRA... PATH` in `cwd`; returns it and its
+/// `Ticket:` line's ticket.
+fn send(dir: &TestDir, path: &Path, extra: &[&str]) -> (Proc, String) {
+    let mut cmd = Command::new(PEER);
+    cmd.args(["send", "--bind", "127.0.0.1"])
+        .args(extra)
+        .arg(path)
+        .current_dir(dir.path());
+    let proc = Proc::spawn("sender", cmd);
+    let line = proc.expect_out("Ticket: ", STARTUP);
+    let ticket = line["Ticket: ".len()..].trim().to_string();
+    proc.expect_out("  on the other machine: peer get ", STARTUP);
+    (proc, ticket)
+}
+
+/// `bash -c "cd DIR && exec peer get WORDS"`: the words exactly as a user
+/// pastes them, unquoted.
+fn get_in_shell(cwd: &Path, words: &str) -> Proc {
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c").arg(format!(
+        "cd {} && exec {PEER} get --bind 127.0.0.1 {words}",
+        cwd.display()
+    ));
+    Proc::spawn("getter", cmd)
+}
+
+#[test]
+fn send_and_get_move_a_file_with_an_unquoted_ticket() {
+    let dir = TestDir::new("send-get");
+    let (path, data) = dir.random_file("s/photo (1).jpg", 3 * CHUNK + 11, 41);
+    let (_sender, ticket) = send(&dir, &path, &[]);
+    assert!(
+        ticket
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b":._+-".contains(&b)),
+        "a shell would split or expand {ticket}"
+    );
+
+    let out = dir.sub("r");
+    let mut getter = get_in_shell(&out, &ticket);
+    getter.expect_out("Found 1 peer for photo (1).jpg", COMMAND);
+    getter.expect_out("Successfully downloaded: photo (1).jpg", COMMAND);
+    assert!(getter.wait_exit(COMMAND).success());
+    assert_same_bytes(
+        &fs::read(out.join("photo (1).jpg")).unwrap(),
+        &data,
+        "the file",
+    );
+
+    // Again into the same place: nothing is overwritten, and it says so.
+    let mut again = get_in_shell(&out, &ticket);
+    let status = again.wait_exit(COMMAND);
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        !again.seen("already exists; not overwriting it").is_empty(),
+        "no clear refusal"
+    );
+    assert_same_bytes(
+        &fs::read(out.join("photo (1).jpg")).unwrap(),
+        &data,
+        "untouched",
+    );
+
+    // Into a directory given as OUT.
+    fs::create_dir_all(out.join("into")).unwrap();
+    let mut into = get_in_shell(&out, &format!("{ticket} into/"));
+    assert!(into.wait_exit(COMMAND).success());
+    assert_same_bytes(
+        &fs::read(out.join("into/photo (1).jpg")).unwrap(),
+        &data,
+        "into/",
+    );
+}
+
+#[test]
+fn damaged_or_unreachable_tickets_fail_clearly() {
+    let dir = TestDir::new("bad-tickets");
+    let (path, _) = dir.random_file("s/a.bin", 1000, 42);
+    let (mut sender, ticket) = send(&dir, &path, &[]);
+    let out = dir.sub("r");
+
+    let cut = &ticket[..ticket.len() - 9];
+    let mut damaged = get_in_shell(&out, cut);
+    assert_eq!(damaged.wait_exit(COMMAND).code(), Some(1));
+    assert!(
+        !damaged.seen("ticket is damaged").is_empty(),
+        "no clear error"
+    );
+
+    sender.kill();
+    let mut nobody = get_in_shell(&out, &ticket);
+    assert_eq!(nobody.wait_exit(COMMAND).code(), Some(1));
+    assert!(
+        !nobody.seen("unreachable from here").is_empty(),
+        "no clear error"
+    );
+    assert!(
+        dir.entries("r").is_empty(),
+        "a failed get wrote {:?}",
+        dir.entries("r")
+    );
+}
+
+/// `send` is private unless `--public`: a tracker it announces to lists
+/// a public send by name and a private one not at all.
+#[test]
+fn send_is_private_unless_public() {
+    let dir = TestDir::new("send-private");
+    let tracker = Tracker::start(&dir);
+    let at = format!("127.0.0.1:{}", tracker.port);
+    let (hidden, _) = dir.random_file("s/hidden.bin", 1000, 43);
+    let (shown, _) = dir.random_file("s/shown.bin", 1000, 44);
+    let (_a, _) = send(&dir, &hidden, &["--tracker", &at]);
+    let (b, _) = send(&dir, &shown, &["--tracker", &at, "--public"]);
+    b.expect_out("  link: p2pshare:", STARTUP);
+    assert_eq!(
+        tracker_lists(tracker.addr()),
+        [("shown.bin".to_string(), 1)]
+    );
+}
+
+/// Two peers, `--dht`, no tracker anywhere: the downloader joins through the
+/// seeder's DHT node and fetches by link.
+#[test]
+fn two_dht_peers_find_each_other_with_no_tracker() {
+    let dir = TestDir::new("dht-two");
+    let (path, data) = dir.random_file("s/pair.bin", 2 * CHUNK + 3, 45);
+    let (sender, _) = send(&dir, &path, &["--dht", "--public"]);
+    let node = sender.startup_line("DHT node on UDP ");
+    let link = sender.startup_line("  link: ");
+
+    let out = dir.sub("r");
+    let words = format!("--dht --dht-bootstrap {node} '{link}'");
+    let mut getter = get_in_shell(&out, &words);
+    getter.expect_out("Successfully downloaded: pair.bin", COMMAND);
+    assert!(getter.wait_exit(COMMAND).success());
+    assert_same_bytes(&fs::read(out.join("pair.bin")).unwrap(), &data, "pair.bin");
+}
