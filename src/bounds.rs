@@ -130,6 +130,9 @@ pub const CONN_STACK: usize = 256 * 1024;
 /// and how many header lines it may send.
 pub const HTTP_HEAD_DEADLINE: Duration = Duration::from_secs(10);
 pub const HTTP_MAX_HEADERS: usize = 64;
+/// Largest request body the status page reads (a POST's JSON: a ticket or
+/// link and an output path); the body must arrive by the head's deadline.
+pub const HTTP_MAX_BODY: usize = 16 * 1024;
 
 // ---------------------------------------------------------------- tracker --
 

@@ -161,6 +161,22 @@ impl Connection {
         }
     }
 
+    /// Reads exactly `len` bytes (at most the read buffer's size), which
+    /// must all have arrived by `deadline`: a small request body.
+    pub fn read_exact_by(&mut self, len: usize, deadline: Instant) -> Result<Vec<u8>> {
+        if len > self.buf.len() {
+            return Err(ParseError::LineTooLong(self.buf.len()).into());
+        }
+        while self.end - self.start < len {
+            if self.fill(deadline, "a request body")? == 0 {
+                return Err(Error::Closed);
+            }
+        }
+        let body = self.buf[self.start..self.start + len].to_vec();
+        self.start += len;
+        Ok(body)
+    }
+
     /// Sets how long [`read_reply`](Self::read_reply) waits (default
     /// [`IO_TIMEOUT`]), e.g. shorter when leaving at exit.
     pub fn set_reply_timeout(&mut self, timeout: Duration) {

@@ -19,7 +19,9 @@
 //! - `oneshot`: `peer send` and `peer get` with tickets, no tracker;
 //! - `repl`: background downloads, cancel and resume, quitting, a peer's
 //!   memory across restarts, and the REPL's small helps;
-//! - `web`: the status pages, `--completions` and `--version`.
+//! - `web`: the status pages, `--completions` and `--version`;
+//!   `web_actions`: the peer's page in Chromium, clicked through, and its
+//!   token.
 
 mod core;
 mod dht;
@@ -30,3 +32,4 @@ mod repl;
 mod security;
 mod support;
 mod web;
+mod web_actions;
