@@ -179,6 +179,22 @@ impl Connection {
         }
     }
 
+    /// Reads exactly `len` bytes (at most the read buffer's size), which
+    /// must all have arrived by `deadline`: a small request body.
+    pub fn read_exact_by(&mut self, len: usize, deadline: Instant) -> Result<Vec<u8>> {
+        if len > self.buf.len() {
+            return Err(ParseError::LineTooLong(self.buf.len()).into());
+        }
+        while self.end - self.start < len {
+            if self.fill(deadline, "a request body")? == 0 {
+                return Err(Error::Closed);
+            }
+        }
+        let body = self.buf[self.start..self.start + len].to_vec();
+        self.start += len;
+        Ok(body)
+    }
+
     /// Sets how long [`read_reply`](Self::read_reply) waits (default
     /// [`IO_TIMEOUT`]), e.g. shorter when leaving at exit.
     pub fn set_reply_timeout(&mut self, timeout: Duration) {
@@ -350,7 +366,7 @@ impl Connection {
     }
 
     /// Writes `bytes` whole (one or more lines, or a header and a payload),
-    /// under the same bounds as [`send_file`](Self::send_file): progress at
+    /// under the same bounds as [`send_chunk`](Self::send_chunk): progress at
     /// least every `IO_TIMEOUT`, all of it within `IO_TIMEOUT + len /
     /// MIN_READ_RATE`. A client reading a few bytes now and then cannot hold
     /// a long reply (a manifest, a search listing) open for ever.

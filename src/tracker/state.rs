@@ -57,8 +57,9 @@ struct Entry {
 }
 
 /// Who registered: the id its certificate proved, and the address it is
-/// reachable at (the connection's IP, the port it announced). Only that id
-/// can refresh or remove its entries, wherever it connects from.
+/// reachable at (the connection's IP, the port it announced). Only that id,
+/// from that IP, can refresh or remove the entry; from another address it
+/// makes a new one, and the old one expires after the TTL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PeerKey {
     pub addr: SocketAddr,

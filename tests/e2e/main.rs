@@ -22,7 +22,9 @@
 //! - `oneshot`: `peer send` and `peer get` with tickets, no tracker;
 //! - `repl`: background downloads, cancel and resume, quitting, a peer's
 //!   memory across restarts, and the REPL's small helps;
-//! - `web`: the status pages, `--completions` and `--version`.
+//! - `web`: the status pages, `--completions` and `--version`;
+//!   `web_actions`: the peer's page in Chromium, clicked through, and its
+//!   token.
 
 mod core;
 mod dht;
@@ -34,3 +36,4 @@ mod security;
 mod support;
 mod swarm;
 mod web;
+mod web_actions;

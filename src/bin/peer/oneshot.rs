@@ -59,6 +59,13 @@ pub fn get(a: &GetArgs) -> anyhow::Result<bool> {
     let (opts, _state) = options(&a.net, &a.common, a.tracker.clone(), listen, false)?;
     let peer = Arc::new(Peer::start(&opts).context("cannot start the peer")?);
     log::info!("listening on {} as {}", peer.listen_addr(), peer.id());
+    let for_page = Arc::clone(&peer);
+    let page = a
+        .common
+        .status_page(Arc::new(move || for_page.status().to_json()))?;
+    if let Some((_, line)) = &page {
+        println!("{line}");
+    }
     let on_signal = Arc::clone(&peer);
     ctrlc::set_handler(move || {
         if on_signal.downloads().cancel_all() == 0 {

@@ -328,7 +328,20 @@ fn run_workers(
     ctx: &Context,
 ) -> Result<Duration, DownloadError> {
     thread::scope(|s| {
-        let handles: Vec<_> = (0..threads).map(|_| s.spawn(|| worker::run(job))).collect();
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    // A disk error or a panic stops the others at once (and
+                    // `watch` with them), not when they run out of work.
+                    let _on_panic = AbortOnPanic(job.scheduler);
+                    let ended = worker::run(job);
+                    if ended.is_err() {
+                        job.scheduler.abort();
+                    }
+                    ended
+                })
+            })
+            .collect();
         let waited = watch(job, ctx);
         let mut first_error = None;
         for h in handles {
@@ -343,6 +356,17 @@ fn run_workers(
         }
         first_error.map_or(Ok(waited), Err)
     })
+}
+
+/// Aborts the download when a worker's thread unwinds.
+struct AbortOnPanic<'a>(&'a Scheduler);
+
+impl Drop for AbortOnPanic<'_> {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            self.0.abort();
+        }
+    }
 }
 
 /// While the workers run: asks the swarm for more peers (after 1 s, then

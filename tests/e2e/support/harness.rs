@@ -327,12 +327,18 @@ impl Proc {
         rest.trim().to_string()
     }
 
-    /// The address in its `Status page on http://ADDR/` line (`--http`).
+    /// The address in its `Status page on http://ADDR/` line (`--http`;
+    /// a peer's ends in `?token=TOKEN`).
     pub fn status_page(&self) -> SocketAddr {
-        let addr = self.startup_line("Status page on http://");
-        addr.trim_end_matches('/')
-            .parse()
-            .unwrap_or_else(|_| panic!("{}: bad status page address {addr:?}", self.name))
+        let url = self.startup_line("Status page on http://");
+        let addr = url.split('/').next().unwrap_or_default();
+        addr.parse()
+            .unwrap_or_else(|_| panic!("{}: bad status page address {url:?}", self.name))
+    }
+
+    /// The whole URL of its `Status page on URL` line, token included.
+    pub fn status_url(&self) -> String {
+        format!("http://{}", self.startup_line("Status page on http://"))
     }
 
     /// A `Vm*` (kB) or `Threads` figure of the process, from /proc.
