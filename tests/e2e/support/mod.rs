@@ -13,6 +13,7 @@ pub mod fakes;
 pub mod flood;
 pub mod harness;
 pub mod listing;
+pub mod proc;
 pub mod programs;
 pub mod raw;
 pub mod relay;
