@@ -198,7 +198,8 @@ pub fn fetch_manifest(
                         lied.push(ask.peer);
                     }
                     _ => {
-                        log::warn!("manifest from {}: {e}", ask.peer.addr);
+                        // Unreachable or gone: routine among peers.
+                        log::info!("manifest from {}: {e}", ask.peer.addr);
                         failed.push(ask.peer);
                     }
                 }

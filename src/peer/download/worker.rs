@@ -93,7 +93,8 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
             return Ok(());
         }
         Err(e) => {
-            log::warn!("cannot use peer {addr}: {e}");
+            // Peers come and go (and DHT rows go stale): routine.
+            log::info!("cannot use peer {addr}: {e}");
             job.scheduler.strike(lease.peer, Fault::Unreliable);
             note_ban(job, lease);
             return Ok(());
@@ -108,16 +109,8 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
         // What it offers, before asking it for anything.
         let offers = send_have(conn, &job.id, &job.scheduler.done())
             .and_then(|()| read_have(conn, job.manifest.chunk_count()));
-        match offers {
-            Ok((offers, complete)) => job.scheduler.set_offers(lease.peer, offers, complete),
-            Err(e) => {
-                if !job.scheduler.is_stopped() {
-                    log::warn!("peer {addr} answered HAVE with {e}");
-                    job.scheduler.strike(lease.peer, Fault::Unreliable);
-                    note_ban(job, lease);
-                }
-                return Ok(());
-            }
+        if !take_offers(job, lease, offers) {
+            return Ok(());
         }
     }
     let mut pending: VecDeque<Pending<'_>> = VecDeque::new();
@@ -182,17 +175,11 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
             continue;
         };
         match next {
-            Pending::Have => match read_have(conn, job.manifest.chunk_count()) {
-                Ok((offers, complete)) => job.scheduler.set_offers(lease.peer, offers, complete),
-                Err(e) => {
-                    if !job.scheduler.is_stopped() {
-                        log::warn!("peer {addr} answered HAVE with {e}");
-                        job.scheduler.strike(lease.peer, Fault::Unreliable);
-                        note_ban(job, lease);
-                    }
+            Pending::Have => {
+                if !take_offers(job, lease, read_have(conn, job.manifest.chunk_count())) {
                     return Ok(());
                 }
-            },
+            }
             Pending::Get(held, chunk) => {
                 match receive_chunk(job, lease, conn, held, chunk, buf)? {
                     true => depth = (depth + 1).min(PIPELINE_DEPTH),
@@ -258,7 +245,10 @@ fn give_up(job: &Job<'_>, lease: &Lease<'_>, held: Held<'_>, e: Error) -> bool {
         );
         drop(held);
     } else {
-        log::warn!("chunk {} from {addr}: {e}", held.chunk);
+        match e.is_hangup() {
+            true => log::info!("chunk {} from {addr}: {e}", held.chunk),
+            false => log::warn!("chunk {} from {addr}: {e}", held.chunk),
+        }
         held.fail(Fault::Unreliable);
         note_ban(job, lease);
     }
@@ -317,4 +307,28 @@ fn read_chunk<'a>(
     let data = &mut buf[..len];
     conn.read_payload_limited(data, rate)?;
     Ok(data)
+}
+
+/// Records what a peer's `HAVE` reply offers. A failed reply strikes the
+/// peer (a hang-up is routine, anything else worth a warning) and returns
+/// false: this connection is done.
+fn take_offers(job: &Job<'_>, lease: &Lease<'_>, reply: Result<(ChunkSet, bool)>) -> bool {
+    match reply {
+        Ok((offers, complete)) => {
+            job.scheduler.set_offers(lease.peer, offers, complete);
+            true
+        }
+        Err(e) => {
+            if !job.scheduler.is_stopped() {
+                let addr = lease.source.addr;
+                match e.is_hangup() {
+                    true => log::info!("peer {addr} hung up instead of answering HAVE"),
+                    false => log::warn!("peer {addr} answered HAVE with {e}"),
+                }
+                job.scheduler.strike(lease.peer, Fault::Unreliable);
+                note_ban(job, lease);
+            }
+            false
+        }
+    }
 }
