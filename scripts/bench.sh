@@ -699,7 +699,7 @@ node() {
 }
 
 # status_of N URL FILTER: jq FILTER applied to URL's /api/status (URL from a
-# `Status page on URL` line), fetched on node N.
+# `Status page on URL` line, less the peer's `?token=...`), fetched on node N.
 status_of() {
     node "$1"
     "${NODE[@]}" curl -sf --max-time 5 "${2}api/status" | jq -r "$3"
@@ -710,8 +710,8 @@ status_of() {
 # then).
 kill_at() {
     local name=$1 n=$2 url pid got=0 deadline=$((SECONDS + CROWD_SECS))
-    wait_line "$name" 'Status page on http://[^/]+/$' 10
-    url=${LINE#Status page on }
+    wait_line "$name" 'Status page on http://[^/]+/' 10
+    url=${LINE#Status page on } url=${url%%\?*}
     while ((got < $3)); do
         ((SECONDS < deadline)) || fail "$name did not get $3 bytes within $CROWD_SECS s"
         sleep 0.05
@@ -744,8 +744,8 @@ crowd_run() {
     node 1
     start "$run-seed" "$WORK/src" "" "${NODE[@]}" "$PEER" --bind "$ADDR" --http 0 --serve "$@" \
         --share "$SRC" "$taddr" "$TPORT" 0
-    wait_line "$run-seed" 'Status page on http://[^/]+/$' 10
-    seed_url=${LINE#Status page on }
+    wait_line "$run-seed" 'Status page on http://[^/]+/' 10
+    seed_url=${LINE#Status page on } seed_url=${seed_url%%\?*}
     wait_line "$run-seed" 'Successfully registered file: ' 300
     for ((i = 0; i < n; i++)); do
         mkdir "$WORK/$run-dl$i"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # p2pshare end-to-end demo, also run by CI.
 #
-#   1. build; start a tracker on a free loopback port;
+#   0. build; `peer send test_files/sample.txt` prints a ticket, and
+#      `peer get TICKET` in another directory fetches it, no tracker; diff;
+#   1. start a tracker on a free loopback port;
 #   2. one seeder shares test_files/sample.txt, a downloader in another
 #      directory fetches it through its REPL (fed by a pipe), diff;
 #   3. two seeders share a fresh 5 MiB random file, a third peer fetches it
@@ -57,8 +59,25 @@ cargo build --release
 
 SAMPLE_SIZE=$(stat -c %s test_files/sample.txt)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/p2pshare-demo.XXXXXX")
-mkdir -p "$WORK/dl-sample" "$WORK/seed-b" "$WORK/seed-c" "$WORK/dl-random"
+mkdir -p "$WORK/dl-sample" "$WORK/seed-b" "$WORK/seed-c" "$WORK/dl-random" "$WORK/got"
 echo "work directory: $WORK"
+
+# --- Part 0: one file, no tracker: peer send / peer get ----------------------
+
+say "sender: peer send --bind 127.0.0.1 test_files/sample.txt"
+start sender "$ROOT" "" "$PEER" send --bind 127.0.0.1 test_files/sample.txt
+wait_line sender '^Ticket: p2p1:[A-Za-z0-9_-]+$'
+TICKET=${LINE#Ticket: }
+quote sender "$WORK/sender.out"
+
+say "getter (in its own directory): peer get TICKET, the ticket unquoted"
+# shellcheck disable=SC2086 # unquoted on purpose: a ticket survives a shell.
+start getter "$WORK/got" "" "$PEER" get --bind 127.0.0.1 $TICKET
+wait_exit getter
+quote getter "$WORK/getter.out"
+diff -u test_files/sample.txt "$WORK/got/sample.txt" || fail "the sent sample.txt differs"
+echo "diff test_files/sample.txt got/sample.txt: identical"
+stop sender
 
 say "tracker: tracker --bind 127.0.0.1 0"
 start tracker "$ROOT" "" "$TRACKER" --bind 127.0.0.1 0
@@ -144,4 +163,4 @@ printf '    seeder C (127.0.0.1:%s): %s chunks\n' "$CPORT" "$from_c"
 ((from_b > 0 && from_c > 0)) || fail "expected chunks from both seeders"
 
 echo
-echo "PASS: sample.txt (1 seeder) and a 5 MiB random file (2 seeders: $from_b + $from_c chunks) downloaded intact"
+echo "PASS: sample.txt by ticket and from 1 seeder, and a 5 MiB random file (2 seeders: $from_b + $from_c chunks) downloaded intact"

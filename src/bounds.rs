@@ -1,6 +1,9 @@
-//! Every tunable bound and timeout, on one screen. Nothing else in the crate
-//! defines a size cap, a count cap or a deadline; docs/PROTOCOL.md and
-//! docs/RELIABILITY.md quote these values.
+//! Every bound on what others can make this process spend (sizes, counts,
+//! timeouts, deadlines), on one screen; docs/PROTOCOL.md and
+//! docs/RELIABILITY.md quote these values. The tuning of one algorithm
+//! stays beside it (the offers' windows in `peer/offer.rs`, the scheduler's
+//! recheck in `peer/download/scheduler.rs`, the REPL's Ctrl+C and quit
+//! graces in `peer/repl/control.rs` and `peer/input.rs`).
 //!
 //! Words: a *cap* bounds a count (connections, entries), a *rate* is bytes
 //! per second, a *timeout* bounds one wait, a *deadline* one whole exchange.
@@ -127,6 +130,9 @@ pub const CONN_STACK: usize = 256 * 1024;
 /// and how many header lines it may send.
 pub const HTTP_HEAD_DEADLINE: Duration = Duration::from_secs(10);
 pub const HTTP_MAX_HEADERS: usize = 64;
+/// Largest request body the status page reads (a POST's JSON: a ticket or
+/// link and an output path); the body must arrive by the head's deadline.
+pub const HTTP_MAX_BODY: usize = 16 * 1024;
 
 // ---------------------------------------------------------------- tracker --
 
@@ -139,6 +145,12 @@ pub const TRACKER_MAX_REGISTRATIONS: usize = 1_000_000;
 /// Most registrations from one IP address, so that one host cannot fill
 /// the tracker (a peer announcing 10,000 files is still fine).
 pub const TRACKER_MAX_PER_ADDRESS: usize = 10_000;
+/// Most peers of one file registered from one IP address, so that one host
+/// (with as many identities and ports as it likes) cannot fill a file's
+/// [`TRACKER_MAX_PEERS_PER_FILE`] and lock out the honest peers: it would
+/// take 63 addresses. Room for a NAT, or one machine running a dozen peers
+/// of one file (the benchmarks' flash crowd runs 13 on loopback).
+pub const TRACKER_MAX_PER_FILE_ADDRESS: usize = 16;
 
 /// Most files one tracker status reply lists, and peers listed per file.
 pub const STATUS_MAX_FILES: usize = 1000;

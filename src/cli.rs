@@ -10,7 +10,8 @@ use clap_complete::Shell;
 
 use crate::identity::{self, Identity};
 use crate::net::accept::ServerHandle;
-use crate::web::{self, StatusFn};
+use crate::web::actions::{Actions, Token};
+use crate::web::{self, Controls, Site, StatusFn};
 
 /// Options both binaries take (flattened into each one's arguments).
 #[derive(clap::Args)]
@@ -81,14 +82,24 @@ impl CommonArgs {
         }
     }
 
-    /// Starts the status page if `--http` was given; returns its server
-    /// (stopped when dropped) and the line to print about it.
+    /// Starts a read-only status page if `--http` was given; returns its
+    /// server (stopped when dropped) and the line to print about it.
     pub fn status_page(
         &self,
         status: Arc<StatusFn>,
     ) -> anyhow::Result<Option<(ServerHandle, String)>> {
+        self.status_page_with(status, None)
+    }
+
+    /// Like [`status_page`](Self::status_page), with `actions` the page can
+    /// take (behind a per-run token, in the printed URL).
+    pub fn status_page_with(
+        &self,
+        status: Arc<StatusFn>,
+        actions: Option<Arc<dyn Actions>>,
+    ) -> anyhow::Result<Option<(ServerHandle, String)>> {
         self.http
-            .map(|port| start_status_page(SocketAddr::new(self.http_bind, port), status))
+            .map(|port| start_status_page(SocketAddr::new(self.http_bind, port), status, actions))
             .transpose()
     }
 }
@@ -118,14 +129,28 @@ pub fn init_logging(verbose: u8) {
 }
 
 /// Starts the status page on `addr`; returns its server and the line to
-/// print about it: `Status page on http://ADDR:PORT/`.
+/// print about it: `Status page on http://ADDR:PORT/`, and with `actions`
+/// `Status page on http://ADDR:PORT/?token=TOKEN`: the token (new for each
+/// run) is what unlocks them, so only whoever reads this line can act.
 pub fn start_status_page(
     addr: SocketAddr,
     status: Arc<StatusFn>,
+    actions: Option<Arc<dyn Actions>>,
 ) -> anyhow::Result<(ServerHandle, String)> {
-    let server = web::start(addr, status)
+    let controls = match actions {
+        Some(actions) => Some(Controls {
+            actions,
+            token: Token::generate()?,
+        }),
+        None => None,
+    };
+    let query = match &controls {
+        Some(c) => format!("?token={}", c.token.as_str()),
+        None => String::new(),
+    };
+    let server = web::start(addr, Site { status, controls })
         .with_context(|| format!("cannot serve the status page on {addr}"))?;
-    let line = format!("Status page on http://{}/", server.local_addr());
+    let line = format!("Status page on http://{}/{query}", server.local_addr());
     Ok((server, line))
 }
 

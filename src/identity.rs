@@ -92,25 +92,9 @@ impl PeerId {
     }
 }
 
-const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
-
 impl fmt::Display for PeerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // RFC 4648 base32, lower case, no padding: 26 characters.
-        let mut bits = 0u32;
-        let mut width = 0;
-        for &b in &self.0 {
-            bits = (bits << 8) | u32::from(b);
-            width += 8;
-            while width >= 5 {
-                width -= 5;
-                write!(f, "{}", BASE32[(bits >> width) as usize & 31] as char)?;
-            }
-        }
-        if width > 0 {
-            write!(f, "{}", BASE32[(bits << (5 - width)) as usize & 31] as char)?;
-        }
-        Ok(())
+        f.write_str(&crate::base32::encode(&self.0))
     }
 }
 
@@ -125,28 +109,10 @@ impl FromStr for PeerId {
 
     /// Accepts either case, with `-` or spaces between groups.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || IdentityError::BadId(s.chars().take(80).collect());
-        let mut out = [0u8; 16];
-        let (mut bits, mut width, mut n, mut digits) = (0u32, 0, 0, 0);
-        for c in s.bytes().filter(|c| !matches!(c, b'-' | b' ')) {
-            let v = BASE32
-                .iter()
-                .position(|&a| a == c.to_ascii_lowercase())
-                .ok_or_else(bad)?;
-            bits = (bits << 5) | v as u32;
-            width += 5;
-            digits += 1;
-            if width >= 8 {
-                width -= 8;
-                *out.get_mut(n).ok_or_else(bad)? = (bits >> width) as u8;
-                n += 1;
-            }
-        }
-        // 26 digits carry 130 bits: 128 and two zero bits.
-        if digits != 26 || n != 16 || bits & ((1 << width) - 1) != 0 {
-            return Err(bad());
-        }
-        Ok(PeerId(out))
+        let digits: String = s.chars().filter(|c| !matches!(c, '-' | ' ')).collect();
+        crate::base32::decode(&digits)
+            .map(PeerId)
+            .ok_or_else(|| IdentityError::BadId(s.chars().take(80).collect()))
     }
 }
 
@@ -306,7 +272,11 @@ mod tests {
             let id = PeerId(bytes);
             let text = id.to_string();
             assert_eq!(text.len(), 26);
-            assert!(text.bytes().all(|b| BASE32.contains(&b)), "{text}");
+            assert!(
+                text.bytes()
+                    .all(|b| b"abcdefghijklmnopqrstuvwxyz234567".contains(&b)),
+                "{text}"
+            );
             assert_eq!(text.parse::<PeerId>().unwrap(), id);
             assert_eq!(text.to_uppercase().parse::<PeerId>().unwrap(), id);
             let grouped = format!("{}-{}", &text[..13], &text[13..]);

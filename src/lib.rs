@@ -8,7 +8,8 @@
 //!   (no sockets, unit-tested); `conn` is the only protocol code on a stream.
 //! - [`net`]: the accept loop every server shares, bandwidth caps, and the
 //!   Linux calls std lacks.
-//! - [`identity`]: a peer's or tracker's key, certificate and id.
+//! - [`identity`]: a peer's or tracker's key, certificate and id ([`base32`]
+//!   spells it, and share secrets).
 //! - [`private`]: private shares' secrets, blinded ids and per-session proofs.
 //! - [`link`] and [`ticket`]: what users paste to download a file.
 //! - [`manifest`]: a file's size and per-chunk SHA-256 list, and its id.
@@ -21,6 +22,7 @@
 //! - [`ui`]: human-readable sizes and terminal progress bars; [`web`]: the
 //!   status page server behind `--http`.
 
+pub mod base32;
 pub mod bounds;
 pub mod chunkset;
 pub mod cli;

@@ -23,7 +23,6 @@ use crate::manifest::{hex, FileId};
 pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-p2pshare-private-share";
 
 const BLIND_LABEL: &[u8] = b"p2pshare private share v1";
-const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum PrivateError {
@@ -83,19 +82,7 @@ impl Secret {
 
 impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (mut bits, mut width) = (0u32, 0);
-        for &b in &self.0 {
-            bits = (bits << 8) | u32::from(b);
-            width += 8;
-            while width >= 5 {
-                width -= 5;
-                write!(f, "{}", BASE32[(bits >> width) as usize & 31] as char)?;
-            }
-        }
-        if width > 0 {
-            write!(f, "{}", BASE32[(bits << (5 - width)) as usize & 31] as char)?;
-        }
-        Ok(())
+        f.write_str(&crate::base32::encode(&self.0))
     }
 }
 
@@ -110,28 +97,9 @@ impl FromStr for Secret {
     type Err = PrivateError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let mut out = [0u8; 16];
-        let (mut bits, mut width, mut n) = (0u32, 0, 0);
-        if s.len() != 26 {
-            return Err(PrivateError::BadSecret);
-        }
-        for c in s.bytes() {
-            let v = BASE32
-                .iter()
-                .position(|&a| a == c.to_ascii_lowercase())
-                .ok_or(PrivateError::BadSecret)?;
-            bits = (bits << 5) | v as u32;
-            width += 5;
-            if width >= 8 {
-                width -= 8;
-                *out.get_mut(n).ok_or(PrivateError::BadSecret)? = (bits >> width) as u8;
-                n += 1;
-            }
-        }
-        if n != 16 || bits & ((1 << width) - 1) != 0 {
-            return Err(PrivateError::BadSecret);
-        }
-        Ok(Secret(out))
+        crate::base32::decode(s)
+            .map(Secret)
+            .ok_or(PrivateError::BadSecret)
     }
 }
 

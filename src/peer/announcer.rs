@@ -74,7 +74,7 @@ impl Announcer {
         thread::Builder::new()
             .name("announcer".into())
             .spawn(move || {
-                let mut retry = None;
+                let (mut retry, mut failing) = (None, false);
                 loop {
                     match kicked.recv_timeout(retry.unwrap_or(interval)) {
                         Ok(()) | Err(RecvTimeoutError::Timeout) => {}
@@ -90,12 +90,23 @@ impl Announcer {
                         }
                     }
                     let files = library.all();
+                    let addr = thread_tracker.as_ref().map_or("", |t| t.addr());
                     retry = match thread_gate.register(thread_tracker.as_ref(), &files) {
+                        Ok(()) if failing => {
+                            failing = false;
+                            log::info!("tracker {addr} answers again; files announced");
+                            None
+                        }
                         Ok(()) => None,
                         Err(e) => {
                             let next = next_retry(retry, interval);
-                            let addr = thread_tracker.as_ref().map_or("", |t| t.addr());
-                            log::warn!(
+                            // Said once per outage, not once per retry.
+                            let level = match std::mem::replace(&mut failing, true) {
+                                true => log::Level::Info,
+                                false => log::Level::Warn,
+                            };
+                            log::log!(
+                                level,
                                 "announce to tracker {addr} failed: {e}; retrying in {next:?}"
                             );
                             Some(next)

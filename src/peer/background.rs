@@ -64,7 +64,7 @@ pub fn start(peer: &Peer, target: &str, out: Option<&Path>) -> Result<Started, P
     };
     let name = started.file.name.clone();
     let leaving = peer.leaving_flag();
-    thread::Builder::new()
+    let watcher = thread::Builder::new()
         .name("download-watch".into())
         .spawn(move || {
             let progress = std::sync::Arc::clone(handle.progress());
@@ -74,6 +74,7 @@ pub fn start(peer: &Peer, target: &str, out: Option<&Path>) -> Result<Started, P
             crate::console::say(outcome_text(&name, &result, &view, sharing));
         })
         .map_err(PeerError::Spawn)?;
+    peer.downloads().watch(watcher);
     Ok(started)
 }
 

@@ -32,6 +32,8 @@ struct Inner {
     outputs: HashMap<PathBuf, u64>,
     /// Key -> how to cancel it, while it runs.
     cancellers: HashMap<u64, Canceller>,
+    /// The threads that report background downloads' ends.
+    watchers: Vec<std::thread::JoinHandle<()>>,
 }
 
 /// An output path held by a running download; released when dropped.
@@ -86,6 +88,23 @@ impl Downloads {
             out: out.to_path_buf(),
         };
         Ok((progress, claim))
+    }
+
+    /// Keeps the thread that reports a background download's end, so that
+    /// leaving can wait for the report ([`join_watchers`](Self::join_watchers)).
+    pub fn watch(&self, watcher: std::thread::JoinHandle<()>) {
+        let mut inner = self.lock();
+        inner.watchers.retain(|w| !w.is_finished());
+        inner.watchers.push(watcher);
+    }
+
+    /// Waits for the reports of downloads that have ended (call once none
+    /// runs: each watcher ends right after its download).
+    pub fn join_watchers(&self) {
+        let watchers = std::mem::take(&mut self.lock().watchers);
+        for w in watchers {
+            let _ = w.join();
+        }
     }
 
     /// Counts a download that ended without its file.

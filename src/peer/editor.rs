@@ -25,14 +25,10 @@ use rustyline::history::DefaultHistory;
 use rustyline::validate::Validator;
 use rustyline::{CompletionType, Config, Context, Editor, ExternalPrinter, Helper};
 
+use super::repl::command::VERBS;
 use super::Peer;
 use crate::bounds::{HISTORY_SIZE, NAMES_TTL};
 use crate::console;
-
-/// The REPL's verbs, for completion.
-pub const COMMANDS: &[&str] = &[
-    "share", "list", "search", "download", "limit", "status", "help", "quit", "exit",
-];
 
 const PROMPT: &str = "p2pshare> ";
 
@@ -276,7 +272,7 @@ impl Completer for ReplHelper<'_> {
         let typed = &line[start..pos];
         let verb = words.first().map(String::as_str);
         let found = match (verb, words.len()) {
-            (None, _) => candidates(typed, COMMANDS.iter().copied()),
+            (None, _) => candidates(typed, VERBS.iter().copied()),
             (Some("share"), 1) | (Some("download"), 2) => {
                 return self.files.complete(line, pos, ctx)
             }
@@ -359,7 +355,7 @@ mod tests {
             Some(vec!["download".into(), "my file.txt".into()])
         );
         assert_eq!(candidates("'my f", names).len(), 1);
-        let verbs: Vec<_> = candidates("s", COMMANDS.iter().copied())
+        let verbs: Vec<_> = candidates("s", VERBS.iter().copied())
             .into_iter()
             .map(|p| p.replacement)
             .collect();

@@ -166,18 +166,26 @@ impl Library {
     /// Removes the complete entries of the file at `path` other than `keep`
     /// (earlier contents of a file shared again); returns them.
     pub fn remove_others_at(&self, path: &Path, keep: &FileId) -> Vec<Arc<SharedFile>> {
+        // The file system is asked outside the lock, which every request
+        // takes.
         let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
         let path = canonical(path);
-        let mut files = write(&self.files);
-        let gone: Vec<Arc<SharedFile>> = files
+        let candidates: Vec<Arc<SharedFile>> = read(&self.files)
             .values()
-            .filter(|f| f.id != *keep && f.is_complete() && canonical(&f.path()) == path)
+            .filter(|f| f.id != *keep && f.is_complete())
             .cloned()
             .collect();
-        for f in &gone {
-            files.remove(&f.id);
-        }
-        gone
+        let gone: Vec<Arc<SharedFile>> = candidates
+            .into_iter()
+            .filter(|f| canonical(&f.path()) == path)
+            .collect();
+        let mut files = write(&self.files);
+        gone.into_iter()
+            .filter(|f| match files.get(&f.id) {
+                Some(current) if Arc::ptr_eq(current, f) => files.remove(&f.id).is_some(),
+                _ => false,
+            })
+            .collect()
     }
 
     /// Adds a file being downloaded to `part`, with the chunks `have`

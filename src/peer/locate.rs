@@ -168,13 +168,16 @@ fn known_rows(tracker: &dyn Catalogue, id: &FileId) -> Vec<FileSummary> {
     }
 }
 
-/// Merges peer lists, each peer once: the tracker's rows (with their ids)
-/// first, exact duplicates dropped, then the DHT's addresses the tracker
-/// did not list. Returns them with how many came from each.
+/// Merges peer lists, each address once: the tracker's rows (with their
+/// ids) first, an address listed again dropped whatever id it comes with
+/// (the first one is kept: one process listens there, so one id can be
+/// right), then the DHT's addresses the tracker did not list. Returns them
+/// with how many came from each. A hostile tracker repeating a silent
+/// peer's address therefore costs one manifest request, not one per row.
 pub fn merge_peers(tracker: Vec<Source>, dht: Vec<SocketAddr>) -> (Vec<Source>, usize, usize) {
     let mut all: Vec<Source> = Vec::with_capacity(tracker.len() + dht.len());
     for peer in tracker {
-        if !all.contains(&peer) {
+        if !all.iter().any(|p| p.addr == peer.addr) {
             all.push(peer);
         }
     }
@@ -230,16 +233,16 @@ pub fn dht_peers(dht: Option<&DhtNode>, id: &FileId) -> Vec<SocketAddr> {
 }
 
 /// Picks the file `target` names among `files`: an exact name or an id
-/// prefix (at least 4 hex digits). Several distinct matches are ambiguous.
+/// prefix (at least 4 hex digits). Several distinct ids are ambiguous.
+/// Each id comes back once (see [`by_id`]).
 pub fn resolve(target: &str, files: Vec<FileSummary>) -> Result<FileSummary, PeerError> {
     let prefix = target.to_ascii_lowercase();
     let is_prefix = prefix.len() >= 4 && prefix.bytes().all(|b| b.is_ascii_hexdigit());
-    let mut matches: Vec<FileSummary> = files
-        .into_iter()
-        .filter(|f| f.name == target || (is_prefix && f.id.to_hex().starts_with(&prefix)))
-        .collect();
-    matches.sort_by_key(|f| f.id);
-    matches.dedup_by_key(|f| f.id);
+    let mut matches = by_id(
+        files
+            .into_iter()
+            .filter(|f| f.name == target || (is_prefix && f.id.to_hex().starts_with(&prefix))),
+    );
     match matches.len() {
         0 => Err(PeerError::NotFound(target.to_string())),
         1 => Ok(matches.remove(0)),
@@ -250,183 +253,33 @@ pub fn resolve(target: &str, files: Vec<FileSummary>) -> Result<FileSummary, Pee
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn file(n: u8, name: &str) -> FileSummary {
-        FileSummary {
-            id: FileId([n; 32]),
-            size: 1,
-            peers: 1,
-            name: name.into(),
-        }
-    }
-
-    fn files() -> Vec<FileSummary> {
-        vec![
-            file(0xaa, "a.txt"),
-            file(0xbb, "b.txt"),
-            file(0xbc, "b.txt"),
-        ]
-    }
-
-    #[test]
-    fn resolve_by_name_id_and_prefix() {
-        let id = |r: Result<FileSummary, PeerError>| r.map(|f| f.id).ok();
-        assert_eq!(id(resolve("a.txt", files())), Some(FileId([0xaa; 32])));
-        assert_eq!(id(resolve("bbbb", files())), Some(FileId([0xbb; 32])));
-        assert_eq!(
-            id(resolve(&"BC".repeat(32), files())),
-            Some(FileId([0xbc; 32]))
-        );
-        assert!(
-            matches!(resolve("b.txt", files()), Err(PeerError::Ambiguous { candidates, .. }) if candidates.len() == 2)
-        );
-        assert!(matches!(
-            resolve("aaa", files()),
-            Err(PeerError::NotFound(_))
-        ));
-        assert!(matches!(
-            resolve("c.txt", files()),
-            Err(PeerError::NotFound(_))
-        ));
-    }
-
-    /// A fake tracker: `files`, or down; counts what it is asked.
-    struct Fake {
-        files: Option<Vec<FileSummary>>,
-        asked: std::cell::RefCell<Vec<String>>,
-    }
-
-    impl Fake {
-        fn up(files: Vec<FileSummary>) -> Fake {
-            Fake {
-                files: Some(files),
-                asked: Default::default(),
+/// The tracker's rows (one per id and claimed size, from `SEARCH` and
+/// `INFO`, so possibly twice) as one row per id, in id order: the size
+/// most of its peers claim (the smaller on a tie: nothing tells a false
+/// claim from a true one), with the peers of all its rows.
+fn by_id(rows: impl Iterator<Item = FileSummary>) -> Vec<FileSummary> {
+    let mut rows: Vec<FileSummary> = rows.collect();
+    rows.sort_by_key(|f| (f.id, f.size));
+    rows.dedup_by_key(|f| (f.id, f.size));
+    let mut files: Vec<FileSummary> = Vec::with_capacity(rows.len());
+    let mut best_peers = 0;
+    for row in rows {
+        match files.last_mut() {
+            Some(file) if file.id == row.id => {
+                if row.peers > best_peers {
+                    best_peers = row.peers;
+                    file.size = row.size;
+                }
+                file.peers = file.peers.saturating_add(row.peers);
             }
-        }
-
-        fn down() -> Fake {
-            Fake {
-                files: None,
-                asked: Default::default(),
-            }
-        }
-
-        fn answer(
-            &self,
-            keep: impl Fn(&FileSummary) -> bool,
-        ) -> Result<Vec<FileSummary>, PeerError> {
-            match &self.files {
-                Some(files) => Ok(files.iter().filter(|f| keep(f)).cloned().collect()),
-                None => Err(PeerError::Tracker {
-                    addr: "t".into(),
-                    source: crate::error::Error::Closed,
-                }),
+            _ => {
+                best_peers = row.peers;
+                files.push(row);
             }
         }
     }
-
-    impl Catalogue for Fake {
-        fn search(&self, text: &str) -> Result<Vec<FileSummary>, PeerError> {
-            self.asked.borrow_mut().push(format!("SEARCH {text}"));
-            self.answer(|f| f.name.contains(text))
-        }
-
-        fn info(&self, prefix: &IdPrefix) -> Result<Vec<FileSummary>, PeerError> {
-            self.asked.borrow_mut().push(format!("INFO {prefix}"));
-            self.answer(|f| prefix.matches(&f.id))
-        }
-    }
-
-    #[test]
-    fn links_and_full_ids_need_no_tracker() {
-        let link = ShareLink {
-            id: FileId([5; 32]),
-            name: Some("x y".into()),
-            size: Some(9),
-            secret: None,
-        };
-        let down = Fake::down();
-        let w = wanted(&link.to_string(), &down).expect("link works without tracker");
-        assert_eq!(
-            (w.id, w.name.as_deref(), w.size),
-            (FileId([5; 32]), Some("x y"), Some(9))
-        );
-        assert!(down.asked.borrow().is_empty(), "a whole link asks nothing");
-        let private = ShareLink {
-            name: None,
-            size: None,
-            secret: Some(crate::private::Secret([1; 16])),
-            ..link
-        };
-        let up = Fake::up(Vec::new());
-        let w = wanted(&private.to_string(), &up).expect("a private link");
-        assert_eq!(w.secret, private.secret);
-        assert!(
-            up.asked.borrow().is_empty(),
-            "a private id is never asked about"
-        );
-        let w = wanted(&FileId([6; 32]).to_string(), &down).expect("id works without tracker");
-        assert_eq!((w.id, w.name), (FileId([6; 32]), None));
-        assert!(matches!(
-            wanted("a.txt", &down),
-            Err(PeerError::Tracker { .. })
-        ));
-        let w = wanted("a.txt", &Fake::up(files())).expect("name via tracker");
-        assert_eq!(w.name.as_deref(), Some("a.txt"));
-    }
-
-    #[test]
-    fn the_tracker_is_asked_only_what_is_needed() {
-        let up = Fake::up(files());
-        let id = FileId([0xbb; 32]);
-        let w = wanted(&id.to_string(), &up).expect("a full id");
-        assert_eq!((w.name.as_deref(), w.size), (Some("b.txt"), Some(1)));
-        assert_eq!(*up.asked.borrow(), [format!("INFO {id}")]);
-
-        let up = Fake::up(files());
-        let bare = format!("p2pshare:{id}");
-        assert_eq!(
-            wanted(&bare, &up).expect("a bare link").name.as_deref(),
-            Some("b.txt")
-        );
-        assert_eq!(*up.asked.borrow(), [format!("INFO {id}")]);
-
-        let up = Fake::up(files());
-        assert!(wanted("a.txt", &up).is_ok());
-        assert_eq!(
-            *up.asked.borrow(),
-            ["SEARCH a.txt"],
-            "never the whole catalogue"
-        );
-
-        let up = Fake::up(files());
-        assert_eq!(
-            wanted("bcbc", &up).expect("a prefix").id,
-            FileId([0xbc; 32])
-        );
-        assert_eq!(*up.asked.borrow(), ["SEARCH bcbc", "INFO bcbc"]);
-    }
-
-    #[test]
-    fn only_our_own_address_is_self() {
-        let me: SocketAddr = "0.0.0.0:9001".parse().expect("addr");
-        let is = |a: &str| is_self(a.parse().expect("addr"), me);
-        assert!(is("127.0.0.1:9001") && is("0.0.0.0:9001"));
-        assert!(!is("127.0.0.1:9002") && !is("192.0.2.7:9001"));
-    }
-
-    #[test]
-    fn merged_peers_are_distinct_and_counted_by_source() {
-        let a: SocketAddr = "127.0.0.1:1".parse().expect("addr");
-        let b: SocketAddr = "127.0.0.1:2".parse().expect("addr");
-        let pinned = Source {
-            addr: a,
-            id: Some(PeerId([1; 16])),
-        };
-        let (all, t, d) = merge_peers(vec![pinned, pinned], vec![a, b, b]);
-        assert_eq!((all, t, d), (vec![pinned, Source::unpinned(b)], 1, 1));
-    }
+    files
 }
+
+#[cfg(test)]
+mod tests;

@@ -31,10 +31,16 @@ pub const PROMISE_TTL: Duration = Duration::from_secs(10);
 
 /// Chunks promised to one connection at a time: at least enough to keep its
 /// pipeline of requests full between two `HAVE`s, at most a few megabytes,
-/// so that a downloader that asks first cannot take every fresh chunk from
-/// the ones that arrive a moment later.
+/// and never more than a [`MIN_SHARES`]th of the file, so that a downloader
+/// that asks first cannot take every fresh chunk from the ones that arrive
+/// a moment later, however small the file.
 pub const MIN_PROMISE: usize = 6;
 pub const MAX_PROMISE: usize = 16;
+
+/// The fewest downloaders a file's fresh chunks are spread over when they
+/// ask one after another: the first asker of a 12-chunk file is promised 3,
+/// not all 12 (which made the swarm a chain: seeder, first, the rest).
+pub const MIN_SHARES: usize = 4;
 
 /// The offers of one complete file; created empty, filled on first use.
 #[derive(Default)]
@@ -95,7 +101,8 @@ impl Offers {
         let others = l.holders.keys().filter(|&&s| s != session).count();
         let window = (free.len() + mine.count() as usize)
             .div_ceil(others + 1)
-            .clamp(MIN_PROMISE, MAX_PROMISE);
+            .clamp(MIN_PROMISE, MAX_PROMISE)
+            .min((chunks as usize).div_ceil(MIN_SHARES));
         while (mine.count() as usize) < window && !free.is_empty() {
             let pick = l.next_random() as usize % free.len();
             let i = free.swap_remove(pick);
@@ -254,17 +261,41 @@ mod tests {
         let now = Instant::now();
         let none = ChunkSet::empty(12);
         let a = offers.offer(1, &none, now);
-        let b = offers.offer(2, &none, now);
-        assert_eq!(a.count() + b.count(), 12, "{a:?} {b:?}");
-        // Everything fresh is promised: a third connection gets nothing yet.
-        let c = offers.offer(3, &none, now);
+        let promised: u32 = (2..=MIN_SHARES as u64)
+            .map(|s| offers.offer(s, &none, now).count())
+            .sum();
+        assert_eq!(a.count() + promised, 12, "{a:?}");
+        // Everything fresh is promised: one more connection gets nothing yet.
+        let late = MIN_SHARES as u64 + 1;
+        let c = offers.offer(late, &none, now);
         assert!(c.is_empty(), "nothing sent yet, nothing free: {c:?}");
         offers.release(1);
-        let c = offers.offer(3, &none, now);
+        let c = offers.offer(late, &none, now);
         assert_eq!(c, a, "connection 1's chunks are free again");
         let later = now + PROMISE_TTL + Duration::from_secs(1);
-        let d = offers.offer(4, &none, later);
-        assert!(d.count() as usize >= MIN_PROMISE, "old promises lapsed");
+        let d = offers.offer(late + 1, &none, later);
+        assert_eq!(d.count(), 3, "old promises lapsed");
+    }
+
+    /// However small the file, the first asker is not promised all of it
+    /// while others may come: a 12-chunk file is split among the first
+    /// `MIN_SHARES` askers, fresh chunks first. (Sized by the askers alone,
+    /// the first saw nobody to share with and was promised all 12.)
+    #[test]
+    fn a_small_file_is_shared_among_the_first_askers() {
+        for chunks in [2, 4, 12, 16, 24] {
+            let offers = Offers::default();
+            let now = Instant::now();
+            let none = ChunkSet::empty(chunks);
+            let first = offers.offer(1, &none, now);
+            assert!(
+                first.count() >= 1 && first.count() < chunks,
+                "{chunks} chunks: the first asker was promised {first:?}"
+            );
+            let second = offers.offer(2, &none, now);
+            assert!(!second.is_empty(), "{chunks} chunks: none left for 2");
+            assert!(second.iter().all(|i| !first.contains(i)), "{chunks}");
+        }
     }
 
     #[test]

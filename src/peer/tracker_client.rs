@@ -171,7 +171,10 @@ impl Call {
     fn line(&mut self) -> Result<String> {
         let left = self.left()?;
         let line = self.conn.read_line(left.min(IO_TIMEOUT));
-        line.map_err(|e| self.why(e))?.ok_or(Error::Closed)
+        // Our own interrupt shuts the socket down, which reads as a clean
+        // end of stream: that too is the interrupt, not the tracker.
+        line.map_err(|e| self.why(e))?
+            .ok_or_else(|| self.why(Error::Closed))
     }
 
     /// An error after an interrupt is the interrupt.

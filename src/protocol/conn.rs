@@ -19,6 +19,7 @@ use crate::identity::PeerId;
 use crate::manifest::Chunk;
 use crate::net::rate::RateCap;
 use crate::net::slots::Activity;
+use crate::net::stop::{StopGuard, StopSignal};
 use crate::net::sys;
 use crate::net::tls::Tls;
 use crate::net::transport::{is_busy_alert, is_wrong_identity, Interrupter, Stream};
@@ -82,6 +83,23 @@ impl Connection {
         tcp.set_nodelay(true)?;
         let stream = Stream::tls_client(tcp, tls, pin, timeout).map_err(handshake_error)?;
         Ok(Connection::new(stream)?)
+    }
+
+    /// [`connect_tls`](Self::connect_tls), with the socket registered with
+    /// `stop` as soon as it is connected: stopping interrupts the handshake
+    /// too, and anything after it for as long as the guard is held.
+    pub fn connect_tls_stoppable(
+        addr: &str,
+        tls: &Tls,
+        pin: Option<PeerId>,
+        timeout: Duration,
+        stop: &Arc<StopSignal>,
+    ) -> Result<(Self, StopGuard)> {
+        let tcp = Stream::connect(addr, timeout)?;
+        tcp.set_nodelay(true)?;
+        let guard = stop.guard(Interrupter::of(&tcp)?);
+        let stream = Stream::tls_client(tcp, tls, pin, timeout).map_err(handshake_error)?;
+        Ok((Connection::new(stream)?, guard))
     }
 
     /// The id the other side proved over TLS, if it did.
@@ -159,6 +177,22 @@ impl Connection {
                 };
             }
         }
+    }
+
+    /// Reads exactly `len` bytes (at most the read buffer's size), which
+    /// must all have arrived by `deadline`: a small request body.
+    pub fn read_exact_by(&mut self, len: usize, deadline: Instant) -> Result<Vec<u8>> {
+        if len > self.buf.len() {
+            return Err(ParseError::LineTooLong(self.buf.len()).into());
+        }
+        while self.end - self.start < len {
+            if self.fill(deadline, "a request body")? == 0 {
+                return Err(Error::Closed);
+            }
+        }
+        let body = self.buf[self.start..self.start + len].to_vec();
+        self.start += len;
+        Ok(body)
     }
 
     /// Sets how long [`read_reply`](Self::read_reply) waits (default
@@ -339,7 +373,7 @@ impl Connection {
     }
 
     /// Writes `bytes` whole (one or more lines, or a header and a payload),
-    /// under the same bounds as [`send_file`](Self::send_file): progress at
+    /// under the same bounds as [`send_chunk`](Self::send_chunk): progress at
     /// least every `IO_TIMEOUT`, all of it within `IO_TIMEOUT + len /
     /// MIN_READ_RATE`. A client reading a few bytes now and then cannot hold
     /// a long reply (a manifest, a search listing) open for ever.

@@ -12,8 +12,9 @@
 //! The tracker cannot check what peers claim, so no claim locks another
 //! out: peers of one id are kept whatever size each claims (downloaders
 //! verify the manifest against the id), `SEARCH` and `INFO` list one row per
-//! claimed size, and one address holds at most
-//! [`TRACKER_MAX_PER_ADDRESS`] registrations.
+//! claimed size, one address holds at most [`TRACKER_MAX_PER_ADDRESS`]
+//! registrations, and at most [`TRACKER_MAX_PER_FILE_ADDRESS`] of one file's
+//! peers, so one host cannot fill a file's list.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -25,7 +26,7 @@ use thiserror::Error;
 use crate::bounds::MAX_LIST_ENTRIES;
 use crate::bounds::{
     TRACKER_MAX_FILES, TRACKER_MAX_PEERS_PER_FILE, TRACKER_MAX_PER_ADDRESS,
-    TRACKER_MAX_REGISTRATIONS,
+    TRACKER_MAX_PER_FILE_ADDRESS, TRACKER_MAX_REGISTRATIONS,
 };
 use crate::identity::PeerId;
 use crate::manifest::FileId;
@@ -40,6 +41,8 @@ pub enum RegistryError {
     TooManyFiles(usize),
     #[error("file has too many peers ({0})")]
     TooManyPeers(usize),
+    #[error("file has too many peers at one address ({0})")]
+    TooManyAtAddress(usize),
     #[error("tracker is full ({0} registrations)")]
     TooManyRegistrations(usize),
 }
@@ -54,8 +57,9 @@ struct Entry {
 }
 
 /// Who registered: the id its certificate proved, and the address it is
-/// reachable at (the connection's IP, the port it announced). Only that id
-/// can refresh or remove its entries, wherever it connects from.
+/// reachable at (the connection's IP, the port it announced). Only that id,
+/// from that IP, can refresh or remove the entry; from another address it
+/// makes a new one, and the old one expires after the TTL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PeerKey {
     pub addr: SocketAddr,
@@ -173,6 +177,18 @@ impl Registry {
         match files.by_id.get_mut(&id) {
             Some(entry) if entry.peers.len() >= TRACKER_MAX_PEERS_PER_FILE => {
                 return Err(RegistryError::TooManyPeers(TRACKER_MAX_PEERS_PER_FILE))
+            }
+            Some(entry)
+                if entry
+                    .peers
+                    .keys()
+                    .filter(|k| k.addr.ip() == peer.addr.ip())
+                    .count()
+                    >= TRACKER_MAX_PER_FILE_ADDRESS =>
+            {
+                return Err(RegistryError::TooManyAtAddress(
+                    TRACKER_MAX_PER_FILE_ADDRESS,
+                ))
             }
             Some(entry) => {
                 entry.peers.insert(peer, seen);

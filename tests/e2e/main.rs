@@ -9,17 +9,22 @@
 //! - `support`: what the tests share (harness, programs, fakes, raw clients,
 //!   floods, status pages), each helper once;
 //! - `core`: the user stories and the tracker's wire protocol;
-//! - `faults`: trackers and peers that die, leave or come back
-//!   (`trackers`, `leaving`, `killed`);
-//! - `hostile`: lying peers and hostile clients (`liars`, `input`,
-//!   `floods`, `unregister`);
+//! - `swarm`: downloaders serving each other (`crowd`, `partial`);
+//! - `faults`: trackers and peers that die, leave or come back, and what
+//!   goes wrong on disk (`trackers`, `leaving`, `killed`, `patience`,
+//!   `changed`, `disk`);
+//! - `hostile`: lying, slow, silent or busy peers, hostile trackers and
+//!   clients (`liars`, `slow`, `silent`, `busy`, `claims`,
+//!   `trickle_tracker`, `input`, `floods`, `unregister`);
 //! - `security`: TLS between peers, the peer ids pinned to it, the
 //!   tracker's pinned id, and private shares;
 //! - `dht`: finding peers through the Mainline DHT;
 //! - `oneshot`: `peer send` and `peer get` with tickets, no tracker;
 //! - `repl`: background downloads, cancel and resume, quitting, a peer's
 //!   memory across restarts, and the REPL's small helps;
-//! - `web`: the status pages, `--completions` and `--version`.
+//! - `web`: the status pages, `--completions` and `--version`;
+//!   `web_actions`: the peer's page in Chromium, clicked through, and its
+//!   token.
 
 mod core;
 mod dht;
@@ -29,4 +34,6 @@ mod oneshot;
 mod repl;
 mod security;
 mod support;
+mod swarm;
 mod web;
+mod web_actions;

@@ -79,12 +79,8 @@ pub struct SendArgs {
     /// than to ticket holders only.
     #[arg(long)]
     pub public: bool,
-    /// TCP port to serve on (default: any free one).
-    #[arg(long, default_value_t = 0, value_name = "PORT")]
-    pub port: u16,
-    /// Also announce to this tracker.
-    #[arg(long, value_name = "HOST:PORT", value_parser = host_port)]
-    pub tracker: Option<String>,
+    #[command(flatten)]
+    pub at: OneShot,
     #[command(flatten)]
     pub net: NetArgs,
     #[command(flatten)]
@@ -99,16 +95,23 @@ pub struct GetArgs {
     /// Where to save it: a file, or a directory to save it into under its
     /// name (default: its name in the current directory).
     pub out: Option<PathBuf>,
-    /// TCP port to serve the chunks it has meanwhile (default: any free one).
-    #[arg(long, default_value_t = 0, value_name = "PORT")]
-    pub port: u16,
-    /// Also ask this tracker for peers.
-    #[arg(long, value_name = "HOST:PORT", value_parser = host_port)]
-    pub tracker: Option<String>,
+    #[command(flatten)]
+    pub at: OneShot,
     #[command(flatten)]
     pub net: NetArgs,
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+/// What `send` and `get` take beyond the rest: they need no tracker.
+#[derive(Args)]
+pub struct OneShot {
+    /// TCP port to serve on (default: any free one).
+    #[arg(long, default_value_t = 0, value_name = "PORT")]
+    pub port: u16,
+    /// Also use this tracker (announce to it, ask it for peers).
+    #[arg(long, value_name = "HOST:PORT", value_parser = host_port)]
+    pub tracker: Option<String>,
 }
 
 /// What every form takes: how to reach others and how hard to work.

@@ -14,11 +14,12 @@ use p2pshare::cli::{CommonArgs, State};
 use p2pshare::console::say;
 use p2pshare::peer::repl::{self, Command, Control, Signal};
 use p2pshare::peer::{resume, tracker_addr, DhtOptions, Options, Peer};
+use p2pshare::web::peer::PeerActions;
 
 use self::args::{Classic, Cli, Mode, NetArgs};
 
 /// How long leaving may take: unregistering from the tracker.
-pub const LEAVE: Duration = Duration::from_secs(1);
+pub const LEAVE: Duration = p2pshare::bounds::LEAVE_TIMEOUT;
 
 /// How long the start-up check of the tracker may take.
 const TRACKER_CHECK: Duration = Duration::from_secs(3);
@@ -86,7 +87,9 @@ pub fn options(
 pub fn start(opts: &Options, common: &CommonArgs) -> anyhow::Result<Started> {
     let peer = Arc::new(Peer::start(opts).context("cannot start the peer")?);
     let for_page = Arc::clone(&peer);
-    let page = common.status_page(Arc::new(move || for_page.status().to_json()))?;
+    let actions = Arc::new(PeerActions(Arc::clone(&peer)));
+    let page =
+        common.status_page_with(Arc::new(move || for_page.status().to_json()), Some(actions))?;
     println!("Peer listening on {}", peer.listen_addr());
     println!("Peer id: {}", peer.id());
     if let Some(dht) = peer.dht_status() {

@@ -16,8 +16,8 @@ use super::{options, start, LEAVE};
 
 /// Shares the files, prints a ticket for each, and serves until Ctrl+C.
 pub fn send(a: &SendArgs) -> anyhow::Result<bool> {
-    let listen = SocketAddr::new(a.net.bind, a.port);
-    let (opts, _state) = options(&a.net, &a.common, a.tracker.clone(), listen, false)?;
+    let listen = SocketAddr::new(a.net.bind, a.at.port);
+    let (opts, _state) = options(&a.net, &a.common, a.at.tracker.clone(), listen, false)?;
     let started = start(&opts, &a.common)?;
     let peer = Arc::clone(&started.peer);
     let on_signal = Arc::clone(&peer);
@@ -55,10 +55,17 @@ pub fn send(a: &SendArgs) -> anyhow::Result<bool> {
 /// Downloads what the ticket names, with a progress bar; `Ok(true)` once
 /// the file is verified and saved.
 pub fn get(a: &GetArgs) -> anyhow::Result<bool> {
-    let listen = SocketAddr::new(a.net.bind, a.port);
-    let (opts, _state) = options(&a.net, &a.common, a.tracker.clone(), listen, false)?;
+    let listen = SocketAddr::new(a.net.bind, a.at.port);
+    let (opts, _state) = options(&a.net, &a.common, a.at.tracker.clone(), listen, false)?;
     let peer = Arc::new(Peer::start(&opts).context("cannot start the peer")?);
     log::info!("listening on {} as {}", peer.listen_addr(), peer.id());
+    let for_page = Arc::clone(&peer);
+    let page = a
+        .common
+        .status_page(Arc::new(move || for_page.status().to_json()))?;
+    if let Some((_, line)) = &page {
+        println!("{line}");
+    }
     let on_signal = Arc::clone(&peer);
     ctrlc::set_handler(move || {
         if on_signal.downloads().cancel_all() == 0 {

@@ -12,11 +12,13 @@
 //! file, announced through the [`Swarm`].
 //!
 //! Modules: `manifest` (fetching it), `scheduler` (chunk and peer state),
-//! `worker` (the fetch loop), `progress` (what every display reads).
+//! `worker` (the fetch loop), `watch` (the workers' threads and the search
+//! for more peers), `progress` (what every display reads).
 
 mod manifest;
 pub mod progress;
 pub mod scheduler;
+mod watch;
 mod worker;
 
 use std::path::PathBuf;
@@ -31,12 +33,11 @@ use self::progress::{Outcome, Progress};
 use self::scheduler::{PeerStats, Scheduler};
 use super::library::{Library, SharedFile};
 use super::locate::Source;
-use crate::bounds::PEER_REFRESH_MAX;
 use crate::manifest::{FileId, Manifest};
 use crate::net::rate::RateCap;
 use crate::net::stop::StopSignal;
 use crate::net::tls::Tls;
-use crate::private::{listed_id, Secret};
+use crate::private::Secret;
 use crate::storage::{PartialFile, StoreError};
 
 pub use self::manifest::{connect_peer, FileKey};
@@ -226,13 +227,15 @@ fn run(
         id: req.id,
         secret: req.secret,
     };
-    let fetched = manifest::fetch_manifest(&key, &req.sizes, &req.peers, &ctx.tls, stop);
-    let (manifest, peers, failed_peers) = match fetched {
+    let fetched =
+        manifest::fetch_manifest(&key, &req.sizes, &req.peers, &ctx.tls, stop, ctx.patience);
+    let fetched = match fetched {
         Err(_) if stopping.cancelled() => {
             return Err(DownloadError::Cancelled { done: 0, total: 0 })
         }
         other => other?,
     };
+    let manifest = fetched.manifest;
     if stopping.cancelled() {
         return Err(DownloadError::Cancelled {
             done: 0,
@@ -265,8 +268,11 @@ fn run(
             log::info!("announcing the partial file: {w}");
         }
     }
-    let scheduler = Scheduler::new(&have, &peers, Arc::clone(stop));
-    scheduler.ban(&failed_peers);
+    let scheduler = Scheduler::new(&have, &fetched.usable, Arc::clone(stop));
+    // A false manifest bans its peer; a failure to connect or answer only
+    // benches it (it may be back soon); `busy` counts for nothing.
+    scheduler.ban(&fetched.lied);
+    scheduler.bench(&fetched.failed);
     let job = worker::Job {
         id: req.id,
         key,
@@ -281,7 +287,7 @@ fn run(
     };
     let missing = manifest.chunk_count() - have.count();
     let threads = ctx.workers.clamp(1, (missing as usize).max(1));
-    let ended = run_workers(&job, threads, ctx);
+    let ended = watch::run_workers(&job, threads, ctx);
     let (done, total, peer_stats) = scheduler.outcome();
     let failed = match ended {
         Err(e) => Some(e),
@@ -310,81 +316,6 @@ fn run(
         peers: peer_stats,
         warning,
     })
-}
-
-/// Runs `threads` workers to the end, meanwhile watching the swarm (see
-/// [`watch`]). A disk error from any worker, or a panic (its chunk is back
-/// in the queue through the scheduler's guard), stops the others and is
-/// returned; otherwise how long the download had waited for a usable peer
-/// when it stopped.
-fn run_workers(
-    job: &worker::Job<'_>,
-    threads: usize,
-    ctx: &Context,
-) -> Result<Duration, DownloadError> {
-    thread::scope(|s| {
-        let handles: Vec<_> = (0..threads).map(|_| s.spawn(|| worker::run(job))).collect();
-        let waited = watch(job, ctx);
-        let mut first_error = None;
-        for h in handles {
-            let error = match h.join() {
-                Ok(Ok(())) => continue,
-                Ok(Err(e)) => DownloadError::Store(e),
-                Err(panic) => DownloadError::Panicked(panic_message(&*panic)),
-            };
-            log::error!("download of {}: {error}", job.id.short());
-            job.scheduler.abort();
-            first_error.get_or_insert(error);
-        }
-        first_error.map_or(Ok(waited), Err)
-    })
-}
-
-/// While the workers run: asks the swarm for more peers (after 1 s, then
-/// at doubling intervals up to [`PEER_REFRESH_MAX`]), which join as they
-/// appear. When no peer can give a missing chunk, the download waits for
-/// one (shown in its progress), asking again from 1 s on, for up to the
-/// context's patience, and then stops. Returns how long it had been
-/// waiting at the end (zero if it was not).
-fn watch(job: &worker::Job<'_>, ctx: &Context) -> Duration {
-    const TICK: Duration = Duration::from_millis(250);
-    let mut interval = Duration::from_secs(1);
-    let mut next_lookup = Instant::now() + interval;
-    let mut waiting: Option<Instant> = None;
-    while !job.stop.wait_timeout(TICK) {
-        let now = Instant::now();
-        if job.scheduler.usable().peers == 0 {
-            let since = *waiting.get_or_insert_with(|| {
-                job.progress.set_waiting(true);
-                interval = Duration::from_secs(1);
-                next_lookup = now;
-                now
-            });
-            if now - since >= ctx.patience {
-                log::info!(
-                    "download of {}: no usable peer for {:?}",
-                    job.id.short(),
-                    now - since
-                );
-                job.scheduler.abort();
-                return now - since;
-            }
-        } else if waiting.take().is_some() {
-            job.progress.set_waiting(false);
-        }
-        if now >= next_lookup {
-            let added = job.scheduler.add_peers(
-                &ctx.swarm
-                    .peers(&listed_id(&job.id, job.key.secret.as_ref())),
-            );
-            if added > 0 {
-                log::info!("download of {}: {added} more peer(s)", job.id.short());
-            }
-            interval = (interval * 2).min(PEER_REFRESH_MAX);
-            next_lookup = Instant::now() + interval;
-        }
-    }
-    waiting.map_or(Duration::ZERO, |since| since.elapsed())
 }
 
 /// Makes the finished file at `path` a complete library entry: the download's

@@ -13,31 +13,34 @@
 //! Invariants: every chunk not yet done is either in flight (held by at
 //! least one worker) or free; a free chunk is one nobody holds. A worker
 //! that fails returns its chunk; one that panics returns it through the
-//! [`Held`] guard's `Drop`, so no chunk is held by nobody. When no chunk is
-//! free, idle workers also fetch chunks in flight on *other* peers
-//! (endgame): at most [`MAX_HOLDERS`] at once, not counting holders that
-//! have had it longer than [`HOLD_PATIENCE`], so slow peers cannot hold the
-//! last chunks hostage; the first verified copy wins.
+//! [`Held`] guard's `Drop`, so no chunk is held by nobody. When its peer
+//! offers no free chunk, an idle worker also fetches a chunk in flight on
+//! *other* peers (endgame): at most [`MAX_HOLDERS`](crate::bounds::MAX_HOLDERS) at once,
+//! not counting holders that have had it longer than
+//! [`HOLD_PATIENCE`](crate::bounds::HOLD_PATIENCE), so slow peers cannot
+//! hold the last chunks hostage; the first verified copy wins.
 //!
 //! Peers that send bad data are banned for good. Peers that fail to connect
 //! or answer [`MAX_STRIKES`] times in a row are *benched*: not used for
-//! [`BENCH_TIME`], doubling each time, then tried again (a restarted seeder
-//! comes back). A peer that says `busy` is tried again after a pause and
-//! never counted against. Whether to wait for peers when none is usable is
+//! [`BENCH_TIME`](crate::bounds::BENCH_TIME), doubling each time, then
+//! tried again (a restarted seeder comes back). The download passes on
+//! what the manifest fetch learnt: a false manifest bans its peer
+//! ([`Scheduler::ban`]), a failure to connect or answer benches it
+//! ([`Scheduler::bench`]). A peer that says `busy` is tried again after a
+//! pause and never counted against. Whether to wait for peers when none is usable is
 //! the download's decision ([`Scheduler::usable`]); when all is done, or the
 //! download is stopped, its [`StopSignal`] interrupts every connection.
+//!
+//! Modules: `slot` (one peer's state), `pick` (which chunk to ask for),
+//! `lease` (a worker's hold on a peer and on a chunk).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::bounds::{
-    BENCH_TIME, BENCH_TIME_MAX, BUSY_BACKOFF_MAX, CONNS_PER_PEER, ENDGAME_AFTER, HOLD_PATIENCE,
-    MAX_HOLDERS, MAX_STRIKES, RANDOM_FIRST,
-};
+use crate::bounds::{BUSY_BACKOFF_MAX, CONNS_PER_PEER, MAX_STRIKES};
 use crate::chunkset::ChunkSet;
-use crate::identity::PeerId;
 use crate::net::stop::StopSignal;
 use crate::peer::locate::Source;
 
@@ -72,41 +75,6 @@ pub struct PeerStats {
     pub chunks: u32,
     pub banned: bool,
     pub complete: bool,
-}
-
-struct PeerSlot {
-    addr: SocketAddr,
-    /// The id its certificate must have, if known.
-    pin: Option<PeerId>,
-    /// What it offers; `None` until its first `HAVE` reply (or for a
-    /// version 1 peer): taken to be everything.
-    offers: Option<ChunkSet>,
-    /// Whether it has the whole file (as its `HAVE` says).
-    complete: bool,
-    workers: usize,
-    strikes: u32,
-    /// Sent bad data: never used again.
-    banned: bool,
-    /// Failed repeatedly: not used until then; and how many times so far.
-    benched_until: Option<Instant>,
-    benches: u32,
-    /// Said `busy`: not tried until then; and how many times in a row.
-    busy_until: Option<Instant>,
-    busy: u32,
-    chunks: u32,
-}
-
-impl PeerSlot {
-    fn offers(&self, i: u32) -> bool {
-        self.offers.as_ref().is_none_or(|o| o.contains(i))
-    }
-
-    /// Whether a worker may connect to it now.
-    fn ready(&self, now: Instant) -> bool {
-        !self.banned
-            && self.benched_until.is_none_or(|t| t <= now)
-            && self.busy_until.is_none_or(|t| t <= now)
-    }
 }
 
 /// What a download's peers are like, for its decision to wait or give up.
@@ -205,9 +173,24 @@ impl Scheduler {
         added
     }
 
-    /// Marks `peers` as not to be used by this download (they failed before
-    /// it started, e.g. with a false manifest), also when found again.
+    /// Marks `peers` as not to be used by this download (they sent bad
+    /// data before it started: a false manifest), also when found again.
     pub fn ban(&self, peers: &[Source]) {
+        self.exclude(peers, |s, peer| {
+            account(s, peer, -1);
+            s.peers[peer].banned = true;
+        });
+    }
+
+    /// Benches `peers` (they failed to connect or answer before the
+    /// download started), as [`MAX_STRIKES`] failures in a row would: not
+    /// used for [`BENCH_TIME`](crate::bounds::BENCH_TIME), then tried again.
+    pub fn bench(&self, peers: &[Source]) {
+        self.exclude(peers, |s, peer| s.peers[peer].bench(Instant::now()));
+    }
+
+    /// Adds `peers` if new, and applies `how` to each that is not banned.
+    fn exclude(&self, peers: &[Source], how: impl Fn(&mut State, usize)) {
         self.add_peers(peers);
         let mut s = self.lock();
         for peer in 0..s.peers.len() {
@@ -216,10 +199,10 @@ impl Scheduler {
                 .iter()
                 .any(|p| p.addr == slot.addr && p.id == slot.pin);
             if listed && !slot.banned {
-                account(&mut s, peer, -1);
-                s.peers[peer].banned = true;
+                how(&mut s, peer);
             }
         }
+        self.changed.notify_all();
     }
 
     /// A usable peer with room for another connection, the fewest workers
@@ -353,8 +336,7 @@ impl Scheduler {
     pub fn busy(&self, peer: usize) {
         let mut s = self.lock();
         let p = &mut s.peers[peer];
-        let pause = Duration::from_secs(1) * 2u32.saturating_pow(p.busy.min(8));
-        p.busy_until = Some(Instant::now() + pause.min(BUSY_BACKOFF_MAX));
+        p.busy_until = Some(Instant::now() + busy_pause(p.busy));
         p.busy += 1;
         self.changed.notify_all();
     }
@@ -412,10 +394,7 @@ impl Scheduler {
             account(s, peer, -1);
             s.peers[peer].banned = true;
         } else if slot.strikes >= MAX_STRIKES {
-            let pause = BENCH_TIME * 2u32.saturating_pow(slot.benches.min(8));
-            slot.benched_until = Some(Instant::now() + pause.min(BENCH_TIME_MAX));
-            slot.benches += 1;
-            slot.strikes = 0;
+            slot.bench(Instant::now());
         }
     }
 
@@ -473,174 +452,20 @@ impl Scheduler {
     }
 }
 
-/// Adds (`delta` 1) or removes (-1) what `peer` contributes to the counts
-/// in its current state; every change of a peer's offers, completeness,
-/// workers or ban is done between a -1 and a +1.
-fn account(s: &mut State, peer: usize, delta: i32) {
-    let p = &s.peers[peer];
-    if p.banned {
-        return;
-    }
-    let connected_partial = !p.complete && p.workers > 0;
-    for i in 0..s.done.len() {
-        if p.offers(i) {
-            bump(&mut s.available[i as usize], delta);
-            if connected_partial {
-                bump(&mut s.from_partial[i as usize], delta);
-            }
-        }
-    }
+/// How long to wait before asking a peer again that said `busy` `times`
+/// times in a row before: 1 s, doubling up to [`BUSY_BACKOFF_MAX`].
+pub fn busy_pause(times: u32) -> Duration {
+    let pause = Duration::from_secs(1) * 2u32.saturating_pow(times.min(8));
+    pause.min(BUSY_BACKOFF_MAX)
 }
 
-fn bump(count: &mut u16, delta: i32) {
-    *count = (i32::from(*count) + delta).clamp(0, i32::from(u16::MAX)) as u16;
-}
+mod lease;
+mod pick;
+mod slot;
 
-/// The rarest free chunk `peer` offers (random among equals, and at random
-/// altogether for the first [`RANDOM_FIRST`] chunks). From a complete peer,
-/// not a chunk that a connected partial peer offers.
-fn pick_free(s: &mut State, peer: usize) -> Option<u32> {
-    let n = s.done.len();
-    if n == 0 {
-        return None;
-    }
-    let random_only = s.done.count() < RANDOM_FIRST;
-    let from_seeder = s.peers[peer].complete;
-    let start = next_random(&mut s.rng) % u64::from(n);
-    let mut best: Option<(u32, u16)> = None;
-    for k in 0..n {
-        let i = ((start + u64::from(k)) % u64::from(n)) as u32;
-        let wanted = !s.done.contains(i) && !s.holders.contains_key(&i);
-        if !wanted || !s.peers[peer].offers(i) {
-            continue;
-        }
-        if from_seeder && s.from_partial[i as usize] > 0 {
-            continue; // a connected partial peer will fetch it
-        }
-        let rarity = s.available[i as usize];
-        if random_only || rarity <= 1 {
-            return Some(i); // nothing is rarer
-        }
-        if best.is_none_or(|(_, b)| rarity < b) {
-            best = Some((i, rarity));
-        }
-    }
-    best.map(|(i, _)| i)
-}
-
-/// Endgame: with no chunk free anywhere, a chunk in flight on other peers
-/// for at least [`ENDGAME_AFTER`] that `peer` offers, the fewest holders
-/// first. (Sooner, a duplicate is more likely waste than rescue.)
-fn pick_endgame(s: &State, peer: usize) -> Option<u32> {
-    let any_free = s
-        .done
-        .missing()
-        .any(|i| !s.holders.contains_key(&i) && s.available[i as usize] > 0);
-    if any_free {
-        return None;
-    }
-    let now = Instant::now();
-    // Holders that have had the chunk longer than HOLD_PATIENCE are not
-    // counted against MAX_HOLDERS: two slow peers cannot lock out a third.
-    let patient = |h: &[(usize, Instant)]| {
-        h.iter()
-            .filter(|(_, since)| now - *since < HOLD_PATIENCE)
-            .count()
-    };
-    s.holders
-        .iter()
-        .filter(|(c, h)| {
-            patient(h) < MAX_HOLDERS
-                && h.iter()
-                    .all(|&(p, since)| p != peer && now - since >= ENDGAME_AFTER)
-                && s.peers[peer].offers(**c)
-        })
-        .min_by_key(|(c, h)| (patient(h), **c))
-        .map(|(c, _)| *c)
-}
-
-fn next_random(rng: &mut u64) -> u64 {
-    *rng ^= *rng << 13;
-    *rng ^= *rng >> 7;
-    *rng ^= *rng << 17;
-    *rng
-}
-
-/// A worker's use of one peer, from [`Scheduler::pick_peer`].
-pub struct Lease<'a> {
-    scheduler: &'a Scheduler,
-    pub peer: usize,
-    pub source: Source,
-}
-
-impl<'a> Lease<'a> {
-    /// Takes the next chunk to fetch from this peer, held until settled.
-    pub fn next(&self) -> Result<Held<'a>, Next> {
-        match self.scheduler.next_chunk(self.peer) {
-            Next::Chunk(chunk) => Ok(Held {
-                scheduler: self.scheduler,
-                peer: self.peer,
-                chunk,
-                settled: false,
-            }),
-            other => Err(other),
-        }
-    }
-}
-
-impl Drop for Lease<'_> {
-    fn drop(&mut self) {
-        let mut s = self.scheduler.lock();
-        account(&mut s, self.peer, -1);
-        s.peers[self.peer].workers -= 1;
-        account(&mut s, self.peer, 1);
-        self.scheduler.changed.notify_all();
-    }
-}
-
-/// A chunk a worker is fetching. It must be settled with [`Held::complete`]
-/// or [`Held::fail`]; if it is dropped unsettled (a panic, or an early
-/// return), the chunk is given back, so no worker waits for it.
-pub struct Held<'a> {
-    scheduler: &'a Scheduler,
-    peer: usize,
-    pub chunk: u32,
-    settled: bool,
-}
-
-impl Held<'_> {
-    /// See [`Scheduler::complete`].
-    pub fn complete(mut self) -> Option<(u32, u32)> {
-        self.settled = true;
-        self.scheduler.complete(self.peer, self.chunk)
-    }
-
-    /// See [`Scheduler::fail`].
-    pub fn fail(mut self, fault: Fault) {
-        self.settled = true;
-        self.scheduler.fail(self.peer, self.chunk, fault);
-    }
-}
-
-impl Drop for Held<'_> {
-    fn drop(&mut self) {
-        if !self.settled {
-            self.scheduler.give_back(self.peer, self.chunk);
-        }
-    }
-}
-
-/// Removes `peer` from the holders of `chunk`.
-fn release_hold(s: &mut State, chunk: u32, peer: usize) {
-    if let Some(h) = s.holders.get_mut(&chunk) {
-        if let Some(pos) = h.iter().position(|&(p, _)| p == peer) {
-            h.swap_remove(pos);
-        }
-        if h.is_empty() {
-            s.holders.remove(&chunk);
-        }
-    }
-}
+pub use lease::{Held, Lease};
+use pick::{pick_endgame, pick_free};
+use slot::{account, release_hold, PeerSlot};
 
 #[cfg(test)]
 mod tests;

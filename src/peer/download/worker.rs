@@ -8,14 +8,21 @@
 //! verified chunk, up to [`PIPELINE_DEPTH`]). Replies come back in request
 //! order. Each chunk is verified against the manifest before it is written
 //! and added to the library's chunk set (from which this peer serves it
-//! onwards). The connection is registered with the download's stop signal,
-//! so a cancel or the end of the download interrupts it at once.
+//! onwards). The connection is registered with the download's stop signal
+//! from the moment it is connected (before the TLS handshake and `HELLO`),
+//! so a cancel or the end of the download interrupts it at once, even one
+//! still waiting for a silent peer to answer.
+//!
+//! A worker whose peer has nothing it needs (nothing offered, or only
+//! chunks others are fetching) for [`IDLE_SWITCH`] leaves it for a peer
+//! that has no worker; only a chunk counts as something, not the peer's
+//! periodic `HAVE` reply.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::manifest::{connect_peer, FileKey};
+use super::manifest::{connect_peer, FileKey, PeerConn};
 use super::progress::Progress;
 use super::scheduler::{Fault, Held, Lease, Next, Scheduler};
 use crate::bounds::{HAVE_INTERVAL, HAVE_MIN_GAP, IDLE_SWITCH, PIPELINE_DEPTH};
@@ -67,8 +74,13 @@ enum Pending<'a> {
 /// idle while other peers wait for a worker, or the download ends.
 fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(), StoreError> {
     let addr = lease.source.addr;
-    let (mut conn, version) = match connect_peer(lease.source, job.tls, &job.key) {
+    // Registered with the stop signal until it drops, at the return.
+    let mut connected = match connect_peer(lease.source, job.tls, &job.key, job.stop) {
         Ok(connected) => connected,
+        Err(e) if job.scheduler.is_stopped() => {
+            log::debug!("peer {addr}: {e} (download already stopped)");
+            return Ok(());
+        }
         Err(Error::Busy) => {
             log::debug!("peer {addr} is busy; trying it again later");
             job.scheduler.busy(lease.peer);
@@ -81,33 +93,24 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
             return Ok(());
         }
         Err(e) => {
-            log::warn!("cannot use peer {addr}: {e}");
+            // Peers come and go (and DHT rows go stale): routine.
+            log::info!("cannot use peer {addr}: {e}");
             job.scheduler.strike(lease.peer, Fault::Unreliable);
             note_ban(job, lease);
             return Ok(());
         }
     };
-    let _interruptible = match conn.interrupter() {
-        Ok(i) => job.stop.guard(i),
-        Err(e) => {
-            log::debug!("peer {addr}: {e}");
-            return Ok(());
-        }
-    };
+    let PeerConn {
+        ref mut conn,
+        version,
+        ..
+    } = connected;
     if version >= 2 {
         // What it offers, before asking it for anything.
-        let offers = send_have(&mut conn, &job.id, &job.scheduler.done())
-            .and_then(|()| read_have(&mut conn, job.manifest.chunk_count()));
-        match offers {
-            Ok((offers, complete)) => job.scheduler.set_offers(lease.peer, offers, complete),
-            Err(e) => {
-                if !job.scheduler.is_stopped() {
-                    log::warn!("peer {addr} answered HAVE with {e}");
-                    job.scheduler.strike(lease.peer, Fault::Unreliable);
-                    note_ban(job, lease);
-                }
-                return Ok(());
-            }
+        let offers = send_have(conn, &job.id, &job.scheduler.done())
+            .and_then(|()| read_have(conn, job.manifest.chunk_count()));
+        if !take_offers(job, lease, offers) {
+            return Ok(());
         }
     }
     let mut pending: VecDeque<Pending<'_>> = VecDeque::new();
@@ -127,7 +130,7 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
                         job.scheduler.abort();
                         return Ok(());
                     };
-                    if let Err(e) = send_get(&mut conn, &job.id, chunk) {
+                    if let Err(e) = send_get(conn, &job.id, chunk) {
                         give_up(job, lease, held, e);
                         return Ok(());
                     }
@@ -152,7 +155,7 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
         };
         let have_in_flight = pending.iter().any(|p| matches!(p, Pending::Have));
         if version >= 2 && !have_in_flight && Instant::now() >= have_due {
-            if let Err(e) = send_have(&mut conn, &job.id, &job.scheduler.done()) {
+            if let Err(e) = send_have(conn, &job.id, &job.scheduler.done()) {
                 log::debug!("HAVE to {addr}: {e}");
                 job.scheduler.strike(lease.peer, Fault::Unreliable);
                 return Ok(());
@@ -171,24 +174,20 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
                 .wait_for_change(wait.max(Duration::from_millis(10)));
             continue;
         };
-        idle_since = None;
         match next {
-            Pending::Have => match read_have(&mut conn, job.manifest.chunk_count()) {
-                Ok((offers, complete)) => job.scheduler.set_offers(lease.peer, offers, complete),
-                Err(e) => {
-                    if !job.scheduler.is_stopped() {
-                        log::warn!("peer {addr} answered HAVE with {e}");
-                        job.scheduler.strike(lease.peer, Fault::Unreliable);
-                        note_ban(job, lease);
-                    }
+            Pending::Have => {
+                if !take_offers(job, lease, read_have(conn, job.manifest.chunk_count())) {
                     return Ok(());
                 }
-            },
+            }
             Pending::Get(held, chunk) => {
-                match receive_chunk(job, lease, &mut conn, held, chunk, buf)? {
+                match receive_chunk(job, lease, conn, held, chunk, buf)? {
                     true => depth = (depth + 1).min(PIPELINE_DEPTH),
                     false => return Ok(()),
                 }
+                // Only a chunk is progress: a `HAVE` reply, which comes
+                // every HAVE_INTERVAL whatever the peer has, is not.
+                idle_since = None;
             }
         }
     }
@@ -246,7 +245,10 @@ fn give_up(job: &Job<'_>, lease: &Lease<'_>, held: Held<'_>, e: Error) -> bool {
         );
         drop(held);
     } else {
-        log::warn!("chunk {} from {addr}: {e}", held.chunk);
+        match e.is_hangup() {
+            true => log::info!("chunk {} from {addr}: {e}", held.chunk),
+            false => log::warn!("chunk {} from {addr}: {e}", held.chunk),
+        }
         held.fail(Fault::Unreliable);
         note_ban(job, lease);
     }
@@ -305,4 +307,28 @@ fn read_chunk<'a>(
     let data = &mut buf[..len];
     conn.read_payload_limited(data, rate)?;
     Ok(data)
+}
+
+/// Records what a peer's `HAVE` reply offers. A failed reply strikes the
+/// peer (a hang-up is routine, anything else worth a warning) and returns
+/// false: this connection is done.
+fn take_offers(job: &Job<'_>, lease: &Lease<'_>, reply: Result<(ChunkSet, bool)>) -> bool {
+    match reply {
+        Ok((offers, complete)) => {
+            job.scheduler.set_offers(lease.peer, offers, complete);
+            true
+        }
+        Err(e) => {
+            if !job.scheduler.is_stopped() {
+                let addr = lease.source.addr;
+                match e.is_hangup() {
+                    true => log::info!("peer {addr} hung up instead of answering HAVE"),
+                    false => log::warn!("peer {addr} answered HAVE with {e}"),
+                }
+                job.scheduler.strike(lease.peer, Fault::Unreliable);
+                note_ban(job, lease);
+            }
+            false
+        }
+    }
 }

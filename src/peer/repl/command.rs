@@ -17,7 +17,7 @@ commands:
   download TARGET [OUT]      download a file in the background: TARGET is a
                              ticket, link, name, id or id prefix; OUT a file
                              or directory (default: its name, here)
-  cancel NAME|ID|N          stop a download (verified chunks are kept)
+  cancel NAME|ID|N           stop a download (verified chunks are kept)
   wait                       wait until every download has ended
   resume [NAME|ID]           continue downloads left unfinished last time
   limit up|down RATE|off     cap upload or download bandwidth (e.g. 500K, 10M)

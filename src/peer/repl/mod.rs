@@ -83,6 +83,7 @@ pub fn run(peer: &Peer, control: &Control) -> bool {
         }
     };
     finish(peer, &mut input, control, cancel);
+    peer.downloads().join_watchers();
     all_ok && peer.downloads().failed() == 0
 }
 

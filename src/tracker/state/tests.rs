@@ -129,6 +129,37 @@ fn one_address_cannot_fill_the_tracker() {
         .unwrap();
 }
 
+/// One address registering one file under many ports and ids gets
+/// `TRACKER_MAX_PER_FILE_ADDRESS` of its peers and no more, so it cannot
+/// fill the file's list: another address still gets in, and the same
+/// address still registers other files and refreshes what it has.
+#[test]
+fn one_address_cannot_fill_a_files_peers() {
+    let r = Registry::new(TTL);
+    let now = Instant::now();
+    let id = FileId([3; 32]);
+    for port in 1..=TRACKER_MAX_PER_FILE_ADDRESS as u16 {
+        r.register(addr(port), id, 1, Some("f"), true, now).unwrap();
+    }
+    let one_more = addr(TRACKER_MAX_PER_FILE_ADDRESS as u16 + 1);
+    assert_eq!(
+        r.register(one_more, id, 1, Some("f"), true, now),
+        Err(RegistryError::TooManyAtAddress(
+            TRACKER_MAX_PER_FILE_ADDRESS
+        ))
+    );
+    let elsewhere = PeerKey {
+        addr: SocketAddr::from(([127, 0, 0, 2], 1)),
+        id: PeerId([9; 16]),
+    };
+    r.register(elsewhere, id, 1, Some("f"), true, now).unwrap();
+    r.register(one_more, FileId([4; 32]), 1, Some("g"), true, now)
+        .unwrap();
+    r.register(addr(1), id, 1, Some("f"), false, now)
+        .expect("a refresh is no new peer");
+    assert_eq!(r.peers(&id, now).len(), TRACKER_MAX_PER_FILE_ADDRESS + 1);
+}
+
 #[test]
 fn stale_peers_are_hidden_then_expired() {
     let r = Registry::new(TTL);

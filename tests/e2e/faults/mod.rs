@@ -1,8 +1,11 @@
-//! Fault injection (issue 3), by subject: `trackers` that die and come
-//! back, start late, or forget a peer that vanished without a word;
+//! Fault injection (issues 3 and 11), by subject: `trackers` that die and
+//! come back, start late, or forget a peer that vanished without a word;
 //! `leaving`, a peer's every route out; `killed`, seeders and downloaders
-//! killed with SIGKILL (or interrupted) mid-download. Each test runs real
-//! processes, hurts them with real signals, and checks what the survivors
+//! killed with SIGKILL (or interrupted) mid-download; `patience`, a
+//! download left with no usable peer; `changed`, a shared file changed
+//! behind its peer's back; `disk`, links planted at the partial file, two
+//! downloads into one place, a full disk. Each test runs real processes,
+//! hurts them with real signals (or files), and checks what the survivors
 //! see and what is on disk.
 //!
 //! "Mid-download" comes from upload caps, not timing luck: a 12 MiB file
@@ -14,6 +17,9 @@
 //! `cargo test --test e2e faults -- --nocapture`): its run time and how long
 //! the fault took to handle.
 
+mod changed;
+mod disk;
 mod killed;
 mod leaving;
+mod patience;
 mod trackers;

@@ -10,7 +10,7 @@ use p2pshare::storage::manifest_of;
 
 use crate::support::fakes::{FakePeer, Lie};
 use crate::support::harness::{TestDir, CHUNK};
-use crate::support::programs::{Peer, Tracker};
+use crate::support::programs::{unfetched, HandListed, Peer, Tracker};
 use crate::support::raw::Raw;
 use crate::support::status::{assert_every_chunk_once, is_banned, sources};
 
@@ -74,14 +74,11 @@ fn a_peer_serving_wrong_chunks_is_banned_and_the_download_completes() {
 fn a_manifest_that_does_not_hash_to_the_id_is_skipped() {
     let dir = TestDir::new("liar-manifest");
     let tracker = Tracker::start(&dir);
-    // The honest seeder registers (with its own identity: nobody else can)
-    // before the fakes and never again during the test, so the order of the
-    // tracker's list (freshest first) is the test's choice, not a race with
-    // the seeder's own announcements.
+    // Listed by hand before the fakes, so they come first (freshest first).
     let (path, data) = dir.random_file("seed/m.bin", 3 * CHUNK + 5, 12);
-    let quiet = ["--announce-interval", "3600"];
-    let (honest, _) = Peer::seeder_with("honest", &tracker, &[&path], &quiet);
-    let manifest = manifest_of(&path).unwrap();
+    let seeder = HandListed::start("honest", &dir, &path);
+    seeder.list_with(&tracker, "m.bin");
+    let (honest, manifest) = (&seeder.peer, &seeder.manifest);
     let id = manifest.id().to_hex();
 
     let mut changed = manifest.encode();
@@ -154,11 +151,7 @@ fn a_download_from_liars_only_fails_clearly_and_writes_nothing() {
     let started = Instant::now();
     let lines = dl.download("chunky.bin", None).expect_err("liars only");
     let chunky_took = started.elapsed();
-    assert_eq!(
-        lines.last().unwrap(),
-        "error: chunky.bin: 4 of 4 chunks could not be fetched from any peer (none usable for 0 s); \
-         progress is kept: run the same download again to resume"
-    );
+    assert_eq!(lines.last().unwrap(), &unfetched("chunky.bin", 4, 4, 0));
     for fake in &fakes[..2] {
         assert!(
             (1..=8).contains(&fake.count("GET ")),

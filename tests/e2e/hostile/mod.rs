@@ -1,12 +1,16 @@
 //! Hostile peers and hostile input, against the real binaries, by subject:
 //! `liars`, fake peers (threads of this test speaking the peer protocol)
-//! that lie about chunks or manifests; `input`, raw clients sending the
-//! tracker and a peer's chunk server lines over the bound, binary garbage,
-//! unknown verbs, absurd arguments, nothing at all, one byte a second, or
-//! requests they never read the answers to; `floods`, thousands of
-//! connections; `unregister`, who may remove whom from the tracker. Each
-//! test checks that the lie is caught or the input refused within a bound,
-//! and that honest traffic carries on meanwhile, byte-identical.
+//! that lie about chunks or manifests; `slow`, fakes that trickle chunks
+//! or manifests; `silent`, peers that accept and never answer; `busy`,
+//! servers at their connection caps; `claims`, false sizes, squatters and
+//! registration floods; `trickle_tracker`, a tracker that trickles a long
+//! reply; `input`, raw clients sending the tracker and a peer's chunk
+//! server lines over the bound, binary garbage, unknown verbs, absurd
+//! arguments, nothing at all, one byte a second, or requests they never
+//! read the answers to; `floods`, thousands of connections; `unregister`,
+//! who may remove whom from the tracker. Each test checks that the lie is
+//! caught, the slowness bounded or the input refused, and that honest
+//! traffic carries on meanwhile, byte-identical.
 //!
 //! Some clients connect from 127.0.0.2 and up, standing for other hosts
 //! (see `support::raw`).
@@ -14,7 +18,12 @@
 //! Tests that print `[figures]` lines feed docs/RELIABILITY.md; see them with
 //! `cargo test --test e2e hostile -- --nocapture`.
 
+mod busy;
+mod claims;
 mod floods;
 mod input;
 mod liars;
+mod silent;
+mod slow;
+mod trickle_tracker;
 mod unregister;

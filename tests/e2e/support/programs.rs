@@ -3,13 +3,18 @@
 //! the peer's REPL commands (`download`, `search`) with their output parsed
 //! where a test needs the values.
 
-use p2pshare::identity::PeerId;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use p2pshare::identity::{Identity, PeerId};
+use p2pshare::manifest::Manifest;
+use p2pshare::net::tls::Tls;
+use p2pshare::storage::manifest_of;
+
 use super::harness::{Proc, Stream, TestDir, COMMAND, STARTUP};
+use super::raw::register;
 
 /// A running tracker.
 pub struct Tracker {
@@ -249,6 +254,58 @@ impl Peer {
             })
             .collect())
     }
+}
+
+/// A seeder that a test lists with its tracker by hand: it announces to a
+/// tracker of its own (a decoy), and [`list_with`](Self::list_with)
+/// registers it with the test's tracker, as the seeder itself (with the
+/// identity in its state directory, which the test chose), so the row
+/// carries its id and downloaders pin that. The tracker lists the freshest
+/// registration first, so the test decides who comes before the seeder
+/// (registered after it) or when it appears at all, and no announce of the
+/// seeder's own can race that.
+pub struct HandListed {
+    // Fields drop in order: the seeder before its decoy.
+    pub peer: Peer,
+    pub manifest: Manifest,
+    state: PathBuf,
+    _decoy: Tracker,
+}
+
+impl HandListed {
+    /// A `--serve` seeder of `path`, named `name`, listed nowhere yet.
+    pub fn start(name: &str, dir: &TestDir, path: &Path) -> HandListed {
+        let decoy = Tracker::start(dir);
+        let state = dir.path().join(format!(".{name}-state"));
+        let state_arg = state.to_str().expect("test paths are UTF-8");
+        let args = ["--state-dir", state_arg];
+        let (peer, _) = Peer::seeder_with(name, &decoy, &[path], &args);
+        HandListed {
+            peer,
+            manifest: manifest_of(path).unwrap(),
+            state,
+            _decoy: decoy,
+        }
+    }
+
+    /// Registers the seeder with `tracker` as having its file, as `name`.
+    pub fn list_with(&self, tracker: &Tracker, name: &str) {
+        let identity = Identity::load_or_create(&self.state).expect("the seeder's identity");
+        assert_eq!(identity.id, self.peer.id, "the seeder's own identity");
+        let tls = Tls::new(identity).expect("TLS configs");
+        let port = self.peer.addr.port();
+        register(&tls, tracker.addr(), port, &self.manifest, name);
+    }
+}
+
+/// The error line of a download of `name` that gave up for want of a
+/// usable peer: `missing` of `total` chunks unfetched, none usable for
+/// `waited` s.
+pub fn unfetched(name: &str, missing: u32, total: u32, waited: u64) -> String {
+    format!(
+        "error: {name}: {missing} of {total} chunks could not be fetched from any peer \
+         (none usable for {waited} s); progress is kept: run the same download again to resume"
+    )
 }
 
 /// The id in `Successfully registered file: PATH (N bytes, SIZE, id <hex>)`.

@@ -101,6 +101,17 @@ impl Raw {
         Raw::new(stream)
     }
 
+    /// TLS as `tls` from the local address `from` (see [`connect_from`]),
+    /// pinning nothing: a client certificate for the tracker, from another
+    /// host.
+    pub fn connect_tls_from(from: Ipv4Addr, to: SocketAddr, tls: &Tls) -> Raw {
+        let tcp =
+            connect_from(from, to).unwrap_or_else(|e| panic!("connect {to} from {from}: {e}"));
+        let stream = Stream::tls_client(tcp, tls, None, REPLY)
+            .unwrap_or_else(|e| panic!("TLS to {to} from {from}: {e}"));
+        Raw::new(stream)
+    }
+
     /// TLS to a peer, as a stranger with an identity of its own.
     pub fn peer(to: SocketAddr) -> Raw {
         Raw::connect_tls(to, &super::fakes::test_tls(), None)
@@ -208,22 +219,26 @@ impl Raw {
 /// file under `name`, from 127.0.0.1, as the identity of `tls` (the tracker
 /// lists it with that id, which downloaders then pin).
 pub fn register(tls: &Tls, tracker: SocketAddr, port: u16, manifest: &Manifest, name: &str) {
-    register_size(tls, tracker, port, manifest, manifest.size(), name);
+    let id = manifest.id().to_hex();
+    claim(tls, tracker, "REGISTER", port, &id, manifest.size(), name);
 }
 
-/// [`register`] with a claimed size of the caller's choice.
-pub fn register_size(
+/// Sends `<verb> <port> <id> <size> <name>` (`REGISTER` or `PARTIAL`) to the
+/// tracker at `tracker` from 127.0.0.1, over TLS as `tls`, which it must
+/// accept.
+pub fn claim(
     tls: &Tls,
     tracker: SocketAddr,
+    verb: &str,
     port: u16,
-    manifest: &Manifest,
+    id: &str,
     size: u64,
     name: &str,
 ) {
-    let req = format!("REGISTER {port} {} {size} {name}", manifest.id());
+    let req = format!("{verb} {port} {id} {size} {name}");
     let mut c = Raw::connect_tls(tracker, tls, None);
     assert_eq!(c.ask("HELLO 2"), "OK p2pshare 2");
-    assert_eq!(c.ask(&req), "OK registered");
+    assert_eq!(c.ask(&req), "OK registered", "{req}");
 }
 
 /// The tracker's own answer to `SEARCH`, over a connection of ours, as

@@ -1,4 +1,5 @@
 use super::*;
+use crate::bounds::{ENDGAME_AFTER, HOLD_PATIENCE, RANDOM_FIRST};
 use std::thread;
 
 fn peers(n: u16) -> Vec<Source> {
@@ -110,6 +111,28 @@ fn endgame_duplicates_a_stalled_chunk_on_another_peer_once() {
     assert_eq!(s.outcome().2.iter().map(|p| p.chunks).sum::<u32>(), 1);
 }
 
+/// A seeder offers a connection only the fresh chunks it promised it:
+/// when that chunk is stalled on a slow peer, the worker on the seeder
+/// takes it in endgame although another chunk is free (offered only by the
+/// slow peer, whose connection is busy). Until then endgame waited for no
+/// chunk to be free anywhere, and such a download sat until the slow
+/// peer's read failed.
+#[test]
+fn endgame_takes_a_stalled_chunk_while_others_are_free_elsewhere() {
+    let s = scheduler(&[0, 1], 2, 2);
+    s.set_offers(0, set(2, &[1]), true);
+    assert_eq!(s.next_chunk(0), Next::Chunk(1)); // the slow peer takes 1
+    s.set_offers(0, set(2, &[0, 1]), true);
+    s.set_offers(1, set(2, &[1]), true); // the seeder's promise: chunk 1
+    assert_eq!(s.next_chunk(1), Next::Idle, "not at once");
+    thread::sleep(ENDGAME_AFTER);
+    assert_eq!(
+        s.next_chunk(1),
+        Next::Chunk(1),
+        "chunk 0 is free, elsewhere"
+    );
+}
+
 #[test]
 fn stopping_stops_the_downloads_signal() {
     let stop = StopSignal::new();
@@ -193,4 +216,19 @@ fn a_panicking_worker_gives_its_chunk_back() {
     let held = lease.next().expect("the chunk is back, not held by nobody");
     assert_eq!(held.chunk, 0);
     assert_eq!(held.complete(), Some((1, 1)));
+}
+
+/// What the manifest fetch learnt is passed on: a peer that sent a false
+/// manifest is banned, one that did not answer is benched (tried again
+/// later), and the download picks neither now.
+#[test]
+fn peers_that_failed_the_manifest_are_banned_or_benched() {
+    let s = scheduler(&[0, 1], 2, 3);
+    let all = peers(3);
+    s.ban(&all[..1]);
+    s.bench(&all[1..2]);
+    let usable = s.usable();
+    assert_eq!((usable.peers, usable.benched, usable.banned), (1, 1, 1));
+    let lease = s.pick_peer().expect("the third peer");
+    assert_eq!(lease.source, all[2]);
 }

@@ -1,0 +1,110 @@
+//! A peer's [`Actions`]: what its status page can do, carried out as the
+//! REPL's `download` and `cancel` are, with the same error texts. What the
+//! page starts or cancels is said on the console too, so a person at the
+//! terminal sees it.
+
+use std::sync::Arc;
+
+use super::actions::{ActionError, Actions, Cancelling, Candidate, ShareView, Started};
+use crate::console::say;
+use crate::peer::repl::command::expand_home;
+use crate::peer::repl::ReplError;
+use crate::peer::{background, link_of, Peer, PeerError};
+use crate::storage::StoreError;
+
+/// The actions of `peer`'s status page.
+pub struct PeerActions(pub Arc<Peer>);
+
+impl Actions for PeerActions {
+    fn download(&self, target: &str, out: Option<&str>) -> Result<Started, ActionError> {
+        if target.is_empty() {
+            return Err(ActionError::Invalid(
+                "nothing to download: give a ticket, link, name or id".into(),
+                Vec::new(),
+            ));
+        }
+        let out = out.map(expand_home);
+        let started = background::start(&self.0, target, out.as_deref()).map_err(refusal)?;
+        say(format!("status page: {}", started.found_line()));
+        Ok(Started {
+            key: started.key,
+            name: started.file.name.clone(),
+            id: started.file.id.to_hex(),
+            size: started.file.size,
+            peers: started.file.peers.len(),
+            out: started.out.display().to_string(),
+        })
+    }
+
+    fn cancel(&self, key: u64) -> Result<Cancelling, ActionError> {
+        let downloads = self.0.downloads();
+        let running = downloads.running().into_iter().find(|d| d.key() == key);
+        let no_such =
+            || ActionError::NotFound(ReplError::NoSuchDownload(key.to_string()).to_string());
+        let d = running.ok_or_else(no_such)?;
+        if !downloads.cancel(key) {
+            // It ended between the look and the cancel.
+            return Err(no_such());
+        }
+        say(format!(
+            "status page: cancelling download [{key}] {} (verified chunks are kept)",
+            d.name()
+        ));
+        Ok(Cancelling {
+            key,
+            name: d.name().to_string(),
+        })
+    }
+
+    fn shares(&self) -> Vec<ShareView> {
+        self.0
+            .library()
+            .list()
+            .iter()
+            .map(|f| ShareView {
+                id: f.id.to_hex(),
+                name: f.name.clone(),
+                private: f.secret.is_some(),
+                link: link_of(f).to_string(),
+                ticket: self.0.ticket_of(f).to_string(),
+            })
+            .collect()
+    }
+}
+
+/// The page's answer to a download the peer refused: the REPL's error line
+/// (without `error: `), classed by whose move it is.
+fn refusal(e: PeerError) -> ActionError {
+    let text = |e: PeerError| ReplError::from(e).to_string();
+    match e {
+        PeerError::Ambiguous { target, candidates } => ActionError::Invalid(
+            ReplError::Ambiguous(target).to_string(),
+            candidates
+                .into_iter()
+                .map(|c| Candidate {
+                    id: c.id.to_hex(),
+                    name: c.name,
+                    size: c.size,
+                    peers: c.peers,
+                })
+                .collect(),
+        ),
+        e @ (PeerError::NotFound(_) | PeerError::DidYouMean { .. } | PeerError::NoPeers(..)) => {
+            ActionError::NotFound(text(e))
+        }
+        e @ (PeerError::Store(
+            StoreError::Exists(_)
+            | StoreError::Locked { .. }
+            | StoreError::Foreign { .. }
+            | StoreError::Symlink(_),
+        )
+        | PeerError::OutputBusy { .. }) => ActionError::Conflict(text(e)),
+        e @ (PeerError::Tracker { .. } | PeerError::Dht(_) | PeerError::Download(_)) => {
+            ActionError::Upstream(text(e))
+        }
+        e @ (PeerError::Spawn(_) | PeerError::Bind { .. } | PeerError::Tls(_)) => {
+            ActionError::Internal(text(e))
+        }
+        e => ActionError::Invalid(text(e), Vec::new()),
+    }
+}

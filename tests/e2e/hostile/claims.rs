@@ -1,0 +1,168 @@
+//! False claims: a manifest that hashes to its id but declares a size
+//! nobody listed, another host registering the real id with a false size
+//! first, and one address registering without end. No claim locks out an
+//! honest peer, and none costs the downloader more than a refusal.
+
+use std::fs;
+use std::net::Ipv4Addr;
+use std::time::Instant;
+
+use p2pshare::manifest::Manifest;
+use p2pshare::storage::manifest_of;
+
+use crate::support::fakes::{test_tls, FakeSpec};
+use crate::support::harness::{assert_same_bytes, figure, ReservedPort, TestDir, CHUNK};
+use crate::support::programs::{Peer, Tracker};
+use crate::support::raw::Raw;
+
+/// A fake serves a manifest that does hash to the id it is registered
+/// under, but declares 2 TiB in 16 MiB chunks (131,072 hashes, 8.5 MB),
+/// while the tracker lists the file as 741 bytes. The manifest is refused
+/// as a lie (`manifest declares 2199023255552 bytes, but the file was
+/// listed as 741`), the fake is never asked for a chunk, the download fails
+/// with one error, and nothing is created, not even a `.part` file. Before
+/// f7cabf4 such a manifest was accepted: the download created a 2 TiB
+/// sparse `.part` and asked for 16 MiB chunks.
+#[test]
+fn a_manifest_declaring_an_unclaimed_size_is_refused() {
+    let dir = TestDir::new("huge-manifest");
+    let tracker = Tracker::start(&dir);
+    let chunk = 16 << 20;
+    let chunks = (2u64 << 40) / chunk;
+    let huge =
+        Manifest::with_chunk_size(2 << 40, chunk as u32, vec![[7; 32]; chunks as usize]).unwrap();
+    let id = huge.id();
+    let fake = FakeSpec::of_manifest(huge, Vec::new()).start();
+    fake.register_claiming(tracker.addr(), "REGISTER", 741, "huge.bin");
+    let mut dl = Peer::start("downloader", &dir.sub("dl"), &tracker, &[]);
+
+    let asked = Instant::now();
+    let lines = dl.download("huge.bin", None).expect_err("a lie only");
+    let refused = asked.elapsed();
+    assert_eq!(
+        lines,
+        [
+            "Found 1 peer for huge.bin (size: 741 bytes)".to_string(),
+            format!("error: huge.bin: no peer supplied a valid manifest for {id} (tried 1)"),
+        ]
+    );
+    let why = "manifest declares 2199023255552 bytes, but the file was listed as 741";
+    assert_eq!(dl.proc.seen(why).len(), 1, "refused for its size");
+    assert_eq!(
+        fake.requests(),
+        ["HELLO 2".to_string(), format!("MANIFEST {id}")]
+    );
+    assert!(dir.entries("dl").is_empty(), "{:?}", dir.entries("dl"));
+    figure(
+        "huge manifest",
+        "refused after (8.5 MB manifest, debug build)",
+        refused,
+    );
+}
+
+/// Another host (127.0.0.2) registers the real file's id with a false size,
+/// and another file under the same name, before two real seeders share it.
+/// The seeders' `REGISTER`s succeed; the tracker lists one row per claimed
+/// size; `download NAME` is ambiguous and lists both ids with their peer
+/// counts (the real one with the size most of its peers claim, its true
+/// one, and all 3 of its peers); `download ID` gets the file,
+/// byte-identical. Before f7cabf4 the tracker refused a `REGISTER` whose
+/// size differed from the first claim, so the squatter locked the real
+/// seeders out of the listing.
+#[test]
+fn a_false_size_registered_first_locks_no_seeder_out() {
+    let dir = TestDir::new("squatter");
+    let tracker = Tracker::start(&dir);
+    let (path, data) = dir.random_file("s1/real.bin", 3 * CHUNK + 7, 45);
+    dir.random_file("s2/real.bin", 3 * CHUNK + 7, 45);
+    let manifest = manifest_of(&path).unwrap();
+    let (id, size) = (manifest.id().to_hex(), manifest.size());
+    let nobody = ReservedPort::new();
+    let from = Ipv4Addr::new(127, 0, 0, 2);
+    let mut squatter = Raw::connect_tls_from(from, tracker.addr(), &test_tls());
+    assert_eq!(squatter.ask("HELLO 2"), "OK p2pshare 2");
+    let port = nobody.addr.port();
+    let junk = "ee".repeat(32);
+    for claim in [format!("{id} 999 real.bin"), format!("{junk} 5 real.bin")] {
+        assert_eq!(
+            squatter.ask(&format!("REGISTER {port} {claim}")),
+            "OK registered"
+        );
+    }
+    let s2 = dir.path().join("s2/real.bin");
+    let (_s1, ids1) = Peer::seeder("seeder1", &tracker, &[&path]);
+    let (_s2, ids2) = Peer::seeder("seeder2", &tracker, &[&s2]);
+    assert_eq!((&ids1[0], &ids2[0]), (&id, &id));
+    let mut rows = Raw::connect(tracker.addr()).list("SEARCH real.bin");
+    rows.sort();
+    let mut want = vec![
+        format!("{id} 999 1 real.bin"),
+        format!("{id} {size} 2 real.bin"),
+        format!("{junk} 5 1 real.bin"),
+    ];
+    want.sort();
+    assert_eq!(rows, want, "one row per claimed size");
+
+    let mut dl = Peer::start("downloader", &dir.sub("dl"), &tracker, &[]);
+    let lines = dl.download("real.bin", None).expect_err("ambiguous");
+    let candidate = |id: &str, size: u64, peers: u32| {
+        lines.iter().any(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            w.first() == Some(&id) && w.get(1) == Some(&size.to_string().as_str()) && {
+                let at = w.iter().position(|x| *x == "peer" || *x == "peers");
+                at.is_some_and(|at| w[at - 1] == peers.to_string())
+            }
+        })
+    };
+    assert!(
+        lines.contains(&r#"2 files are named "real.bin":"#.to_string()),
+        "{lines:?}"
+    );
+    assert!(candidate(&id, size, 3), "{lines:?}");
+    assert!(candidate(&junk, 5, 1), "{lines:?}");
+
+    let lines = dl
+        .download(&id, None)
+        .unwrap_or_else(|l| panic!("download by id failed: {l:?}"));
+    let found = format!("Found 3 peers for real.bin (size: {size} bytes)");
+    assert!(lines.contains(&found), "{lines:?}");
+    let got = fs::read(dir.path().join("dl/real.bin")).unwrap();
+    assert_same_bytes(&got, &data, "real.bin");
+}
+
+/// One address (127.0.0.3) registers 10,000 files, pipelined: each is
+/// accepted, and the 10,001st is refused with `ERR too many registrations
+/// from one address (10000)`, while another address still registers.
+/// Before f7cabf4 only the tracker's total (1,000,000) bounded one host.
+#[test]
+fn one_address_holds_at_most_ten_thousand_registrations() {
+    const CAP: usize = 10_000;
+    let dir = TestDir::new("per-address-cap");
+    let tracker = Tracker::start(&dir);
+    let from = |last| Ipv4Addr::new(127, 0, 0, last);
+    let mut flooder = Raw::connect_tls_from(from(3), tracker.addr(), &test_tls());
+    assert_eq!(flooder.ask("HELLO 2"), "OK p2pshare 2");
+    let register = |n: usize| format!("REGISTER 4000 {n:064x} 1 f{n}.bin\n");
+    let started = Instant::now();
+    // In batches, so that neither side's buffers fill with unread replies.
+    for batch in (0..CAP).collect::<Vec<_>>().chunks(1000) {
+        let lines: String = batch.iter().map(|&n| register(n)).collect();
+        flooder.send(lines.as_bytes());
+        for &n in batch {
+            assert_eq!(flooder.line(), "OK registered", "registration {n}");
+        }
+    }
+    assert_eq!(
+        flooder.ask(register(CAP).trim_end()),
+        "ERR too many registrations from one address (10000)"
+    );
+    let took = started.elapsed();
+    let mut other = Raw::connect_tls_from(from(4), tracker.addr(), &test_tls());
+    assert_eq!(other.ask("HELLO 2"), "OK p2pshare 2");
+    assert_eq!(other.ask(register(CAP).trim_end()), "OK registered");
+    figure(
+        "per-address cap",
+        "10,001 registrations from one address",
+        took,
+    );
+}
