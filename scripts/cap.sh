@@ -99,10 +99,12 @@ FILTER="( ${FILTER% or } )"
 # state now. WIRE and READ sum over its connections to the seeders; one
 # that closed keeps the last value seen (in $WORK/sockets, per 4-tuple).
 sample() {
-    local t verified
+    local t sockets verified
+    # The time is the sockets' (exact counts); the status count is fitted.
     t=$EPOCHREALTIME
+    sockets=$(ss -tinH "$FILTER" 2>/dev/null) || sockets=""
     verified=$(curl -fsS --max-time 2 "$1" | jq '[.downloads[].done_bytes] | add // 0') || verified=-
-    ss -tinH "$FILTER" 2>/dev/null | awk -v t="$t" -v done="$verified" -v db="$WORK/sockets" '
+    awk -v t="$t" -v done="$verified" -v db="$WORK/sockets" '
         BEGIN {
             while ((getline l < db) > 0) { split(l, f, " "); wire[f[1]] = f[2]; rd[f[1]] = f[3] }
             close(db)
@@ -115,7 +117,7 @@ sample() {
         END {
             for (k in wire) { w += wire[k]; r += rd[k]; print k, wire[k], rd[k] > db }
             printf "%s %s %d %d\n", t, done, w, r
-        }'
+        }' <<<"$sockets"
 }
 
 # measure CAP: one fresh download under CAP; appends a line "CAP ACHIEVED
