@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use crate::bounds::{RATE_MAX_NAP, RATE_SLICE};
+use crate::bounds::{RATE_MAX_NAP, RATE_RECV_MIN, RATE_RECV_RTTS, RATE_SLICE};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 #[error("invalid rate {0:?}: expected bytes per second like 500K, 10M or 1G (K/M/G are 1024-based), or off")]
@@ -53,6 +53,16 @@ pub fn format_rate(rate: Option<u64>) -> String {
         Some(r) if r % (1 << 10) == 0 => format!("{}K", r >> 10),
         Some(r) => format!("{r}"),
     }
+}
+
+/// The receive buffer for a connection downloading under `rate` with a
+/// round trip of `rtt`: [`RATE_RECV_RTTS`] round trips of the whole rate,
+/// at least [`RATE_RECV_MIN`]. `None` if that is more than the kernel grants
+/// (`kernel_max`): a buffer clamped below what the rate needs would slow
+/// the download, and the kernel's own sizing serves better then.
+pub fn recv_buffer(rate: u64, rtt: Duration, kernel_max: usize) -> Option<usize> {
+    let want = rate as f64 * rtt.as_secs_f64() * f64::from(RATE_RECV_RTTS);
+    Some((want as usize).max(RATE_RECV_MIN)).filter(|&b| b <= kernel_max)
 }
 
 /// A shared token bucket; `rate == 0` means no cap.
@@ -195,6 +205,23 @@ mod tests {
         for r in [None, Some(1), Some(2048), Some(10 << 20), Some(3 << 30)] {
             assert_eq!(parse_rate(&format_rate(r)), Ok(r));
         }
+    }
+
+    #[test]
+    fn a_capped_connection_buffers_two_round_trips_of_the_cap() {
+        let max = 4 << 20;
+        let ms = Duration::from_millis;
+        // Loopback and LANs: the floor.
+        assert_eq!(
+            recv_buffer(50 << 20, Duration::from_micros(50), max),
+            Some(RATE_RECV_MIN)
+        );
+        assert_eq!(recv_buffer(6 << 20, ms(1), max), Some(RATE_RECV_MIN));
+        // 20 MiB/s over 50 ms: 2 MiB, one connection alone can keep to it.
+        assert_eq!(recv_buffer(20 << 20, ms(50), max), Some(2 << 20));
+        // More than the kernel grants: left to the kernel.
+        assert_eq!(recv_buffer(50 << 20, ms(50), max), None);
+        assert_eq!(recv_buffer(6 << 20, ms(20), 208 << 10), None);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::bounds::{
 use crate::error::{Error, Result};
 use crate::identity::PeerId;
 use crate::manifest::Chunk;
-use crate::net::rate::RateCap;
+use crate::net::rate::{self, RateCap};
 use crate::net::slots::Activity;
 use crate::net::stop::{StopGuard, StopSignal};
 use crate::net::sys;
@@ -37,6 +37,8 @@ pub struct Connection {
     send_buf: Vec<u8>,
     /// On a server: whether it is waiting for a request, for its slots.
     activity: Option<Arc<Activity>>,
+    /// The download cap the socket's receive buffer was sized for (0: none).
+    recv_sized_for: u64,
 }
 
 impl Connection {
@@ -56,6 +58,7 @@ impl Connection {
             reply_timeout: IO_TIMEOUT,
             send_buf: Vec::new(),
             activity: None,
+            recv_sized_for: 0,
         })
     }
 
@@ -243,6 +246,7 @@ impl Connection {
     /// metered too, before they are handed over, so the cap's debt holds
     /// the next read back.
     pub fn read_payload_limited(&mut self, out: &mut [u8], limit: &RateCap) -> Result<()> {
+        self.size_recv_buffer(limit.get());
         let buffered = (self.end - self.start).min(out.len());
         if buffered > 0 {
             limit.acquire(buffered);
@@ -267,6 +271,32 @@ impl Connection {
             self.read_exact_progressing(part, &mut progress)?;
         }
         Ok(())
+    }
+
+    /// Under a download cap, sizes the socket's receive buffer for the cap
+    /// and the connection's round trip (see [`rate::recv_buffer`]),
+    /// bounding how far the bytes on the wire run ahead of the cap's reads;
+    /// again when the cap changes. A lifted cap leaves the largest buffer
+    /// the kernel grants (Linux does not grow a buffer once it was set).
+    fn size_recv_buffer(&mut self, cap: Option<u64>) {
+        let cap = cap.unwrap_or(0);
+        if cap == self.recv_sized_for {
+            return;
+        }
+        let socket = self.stream.socket();
+        let (Some(max), Ok(Some(rtt))) = (sys::recv_buffer_max(), sys::round_trip(socket)) else {
+            return;
+        };
+        let bytes = match rate::recv_buffer(cap, rtt, max) {
+            Some(bytes) if cap > 0 => bytes,
+            // Never sized: the kernel's own sizing goes on.
+            _ if self.recv_sized_for == 0 => return,
+            _ => max,
+        };
+        self.recv_sized_for = cap;
+        if let Err(e) = sys::set_recv_buffer(socket, bytes) {
+            log::debug!("cannot size the receive buffer of {}: {e}", self.peer);
+        }
     }
 
     /// Fills `out` from the stream, failing if a [`PROGRESS_WINDOW`] passes
