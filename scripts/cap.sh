@@ -79,13 +79,13 @@ SRC=$WORK/src/big.bin
 say "work directory $WORK; a $((SIZE >> 20)) MiB sparse file"
 truncate -s "$SIZE" "$SRC"
 
-start tracker "$WORK" "" "$TRACKER" --state-dir "$WORK/state-tracker" --bind 127.0.0.1 0
+start tracker "$WORK" "" "$TRACKER" --bind 127.0.0.1 0
 wait_line tracker 'Tracker running on port [0-9]+\.' 10
 TPORT=$(port_of "$LINE")
 
 SEED_PORTS=()
 for ((i = 0; i < SEEDERS; i++)); do
-    start "seed$i" "$WORK/src" "" "$PEER" --state-dir "$WORK/state-seed$i" --bind 127.0.0.1 --serve --share "$SRC" 127.0.0.1 "$TPORT" 0
+    start "seed$i" "$WORK/src" "" "$PEER" --bind 127.0.0.1 --serve --share "$SRC" 127.0.0.1 "$TPORT" 0
     wait_line "seed$i" 'Peer listening on .*:[0-9]+$' 10
     SEED_PORTS+=("$(port_of "$LINE")")
 done
@@ -131,7 +131,7 @@ measure() {
     mkdir "$dir"
     printf 'download big.bin\n' >"$WORK/$name.in"
     : >"$WORK/sockets"
-    start "$name" "$dir" "$WORK/$name.in" "$PEER" --state-dir "$WORK/state-$name" --bind 127.0.0.1 --http 0 \
+    start "$name" "$dir" "$WORK/$name.in" "$PEER" --bind 127.0.0.1 --http 0 \
         --workers "$WORKERS" --max-download "$cap" 127.0.0.1 "$TPORT" 0
     wait_line "$name" 'Status page on http://[^/]+/' 10
     url=${LINE#Status page on }api/status
