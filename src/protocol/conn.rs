@@ -37,8 +37,10 @@ pub struct Connection {
     send_buf: Vec<u8>,
     /// On a server: whether it is waiting for a request, for its slots.
     activity: Option<Arc<Activity>>,
-    /// The download cap the socket's receive buffer was sized for (0: none).
+    /// The download cap the socket's receive buffer was sized for (0:
+    /// none), and the round trip it was sized with.
     recv_sized_for: u64,
+    recv_rtt: Option<Duration>,
 }
 
 impl Connection {
@@ -59,6 +61,7 @@ impl Connection {
             send_buf: Vec::new(),
             activity: None,
             recv_sized_for: 0,
+            recv_rtt: None,
         })
     }
 
@@ -278,13 +281,25 @@ impl Connection {
     /// bounding how far the bytes on the wire run ahead of the cap's reads;
     /// again when the cap changes. A lifted cap leaves the largest buffer
     /// the kernel grants (Linux does not grow a buffer once it was set).
+    ///
+    /// The round trip is the one the kernel knows at the first capped
+    /// payload: later, the cap itself inflates it (our full buffer holds
+    /// back the sender's data, and with it the acknowledgements of our
+    /// requests; sizing on that estimate let the wire run 4.5% ahead).
     fn size_recv_buffer(&mut self, cap: Option<u64>) {
         let cap = cap.unwrap_or(0);
         if cap == self.recv_sized_for {
             return;
         }
         let socket = self.stream.socket();
-        let (Some(max), Ok(Some(rtt))) = (sys::recv_buffer_max(), sys::round_trip(socket)) else {
+        let rtt = match self.recv_rtt {
+            Some(rtt) => rtt,
+            None => match sys::round_trip(socket) {
+                Ok(Some(rtt)) => *self.recv_rtt.insert(rtt),
+                _ => return,
+            },
+        };
+        let Some(max) = sys::recv_buffer_max() else {
             return;
         };
         let bytes = match rate::recv_buffer(cap, rtt, max) {
