@@ -134,7 +134,10 @@ measure() {
     start "$name" "$dir" "$WORK/$name.in" "$PEER" --bind 127.0.0.1 --http 0 \
         --workers "$WORKERS" --max-download "$cap" 127.0.0.1 "$TPORT" 0
     wait_line "$name" 'Status page on http://[^/]+/' 10
-    url=${LINE#Status page on }api/status
+    # The page's address may carry a token (for its actions); reading the
+    # status needs none.
+    [[ $LINE =~ (http://[^/]+/) ]] || fail "no address in: $LINE"
+    url=${BASH_REMATCH[1]}api/status
     wait_line "$name" 'Found [0-9]+ peers? for big\.bin' 20
     t0=$LINE_TS
     t_open=$(calc "$t0 + $SKIP" 6)
