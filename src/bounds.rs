@@ -239,6 +239,15 @@ pub const TLS_SEND_BUFFER: usize = RATE_SLICE + MAX_LINE;
 /// takes effect quickly.
 pub const RATE_MAX_NAP: Duration = Duration::from_millis(50);
 
+/// A capped download connection's kernel receive buffer holds what the
+/// sender may push ahead of the cap's reads. Left to itself, Linux grows
+/// it while the cap holds the reads back, and the bytes on the wire ran up
+/// to 4% ahead of the cap over 10 s. So it is sized to `RATE_RECV_RTTS`
+/// round trips of the whole cap (one connection alone keeps to the cap),
+/// at least `RATE_RECV_MIN` (on loopback and LANs the round trip is tiny).
+pub const RATE_RECV_RTTS: u32 = 2;
+pub const RATE_RECV_MIN: usize = 2 * RATE_SLICE;
+
 // ------------------------------------------------------------- the peer ----
 
 /// Finished downloads remembered for `status`, newest kept.

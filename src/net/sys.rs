@@ -2,13 +2,16 @@
 //! without a trip through user space; `std::io::copy` does not use it for a
 //! `File` to a `TcpStream`), `send` with `MSG_MORE` (so a reply header
 //! leaves in the same segment as the payload that follows), a longer
-//! `listen` backlog than std's 128, waking a blocked `accept`, and the
-//! addresses of this host's interfaces (`getifaddrs`).
+//! `listen` backlog than std's 128, waking a blocked `accept`, the
+//! addresses of this host's interfaces (`getifaddrs`), a fixed receive
+//! buffer (`SO_RCVBUF`) and the kernel's round-trip estimate.
 
 use std::fs::File;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
+use std::sync::OnceLock;
+use std::time::Duration;
 
 /// Sends all of `bytes`, telling the kernel more data follows at once.
 pub fn send_more(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
@@ -134,6 +137,67 @@ pub fn interface_addrs() -> io::Result<Vec<IpAddr>> {
     Ok(found)
 }
 
+/// Sets the socket's receive buffer to `bytes` (`SO_RCVBUF`; the kernel
+/// doubles the value for its bookkeeping and caps it at
+/// [`recv_buffer_max`]). The size stays fixed from then on: Linux no
+/// longer grows it on its own.
+pub fn set_recv_buffer(stream: &TcpStream, bytes: usize) -> io::Result<()> {
+    let value =
+        libc::c_int::try_from(bytes).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: the descriptor belongs to `stream`, borrowed for the call; the
+    // option value is a live c_int and its size is passed with it.
+    let r = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The largest receive buffer [`set_recv_buffer`] can get without
+/// privileges (`net.core.rmem_max`), read once; `None` if unreadable.
+pub fn recv_buffer_max() -> Option<usize> {
+    static MAX: OnceLock<Option<usize>> = OnceLock::new();
+    *MAX.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// The kernel's smoothed round-trip time of the connection (`TCP_INFO`),
+/// measured from the handshake on; `None` while it has no sample.
+pub fn round_trip(stream: &TcpStream) -> io::Result<Option<Duration>> {
+    // SAFETY: tcp_info is plain integers, for which all zeros is valid.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: the descriptor belongs to `stream`, borrowed for the call; the
+    // kernel writes at most `len` bytes into `info`, a live local.
+    let r = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((info.tcpi_rtt > 0).then(|| Duration::from_micros(info.tcpi_rtt.into())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,5 +206,16 @@ mod tests {
     fn loopback_is_among_the_interface_addresses() {
         let all = interface_addrs().expect("getifaddrs");
         assert!(all.contains(&IpAddr::V4(Ipv4Addr::LOCALHOST)), "{all:?}");
+    }
+
+    #[test]
+    fn a_loopback_connection_has_a_round_trip_and_takes_a_receive_buffer() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind on loopback");
+        let addr = listener.local_addr().expect("a bound address");
+        let client = TcpStream::connect(addr).expect("connect on loopback");
+        let rtt = round_trip(&client).expect("TCP_INFO");
+        assert!(rtt.is_some_and(|t| t < Duration::from_secs(1)), "{rtt:?}");
+        set_recv_buffer(&client, 128 << 10).expect("SO_RCVBUF");
+        assert!(recv_buffer_max().is_some_and(|m| m > 0));
     }
 }

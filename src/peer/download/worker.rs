@@ -108,7 +108,7 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
     if version >= 2 {
         // What it offers, before asking it for anything.
         let offers = send_have(conn, &job.id, &job.scheduler.done())
-            .and_then(|()| read_have(conn, job.manifest.chunk_count()));
+            .and_then(|()| read_have(conn, job.manifest.chunk_count(), job.rate));
         if !take_offers(job, lease, offers) {
             return Ok(());
         }
@@ -176,7 +176,11 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
         };
         match next {
             Pending::Have => {
-                if !take_offers(job, lease, read_have(conn, job.manifest.chunk_count())) {
+                if !take_offers(
+                    job,
+                    lease,
+                    read_have(conn, job.manifest.chunk_count(), job.rate),
+                ) {
                     return Ok(());
                 }
             }
@@ -281,11 +285,12 @@ fn send_have(conn: &mut Connection, id: &FileId, ours: &ChunkSet) -> Result<()> 
 }
 
 /// Reads a `HAVE` reply: the peer's offered chunks, and whether it has all.
-fn read_have(conn: &mut Connection, chunks: u32) -> Result<(ChunkSet, bool)> {
+/// The chunk map counts against the download cap like the chunks do.
+fn read_have(conn: &mut Connection, chunks: u32, rate: &RateCap) -> Result<(ChunkSet, bool)> {
     let text = conn.read_reply()?;
     let (len, complete) = parse_have_header(&text, ChunkSet::encoded_len(chunks))?;
     let mut map = vec![0; len];
-    conn.read_payload(&mut map)?;
+    conn.read_payload_limited(&mut map, rate)?;
     let offers = ChunkSet::decode(&map, chunks)
         .map_err(|e| Error::Verification(format!("bad chunk map: {e}")))?;
     Ok((offers, complete))
