@@ -202,8 +202,10 @@ pub const RANDOM_FIRST: u32 = 4;
 /// about this long.
 pub const HAVE_INTERVAL: Duration = Duration::from_millis(500);
 
-/// The shortest gap between two `HAVE`s on one connection: how soon a
-/// complete peer whose offer ran out is asked again.
+/// How soon a complete peer whose last `HAVE` answer brought nothing new is
+/// asked again. (While its answers bring chunks, it is asked as soon as
+/// fewer than a pipeline's worth are left: a gap there throttled a lone
+/// downloader to 16 chunks per gap.)
 pub const HAVE_MIN_GAP: Duration = Duration::from_millis(20);
 
 /// An idle download connection (its peer offers nothing needed) gives its

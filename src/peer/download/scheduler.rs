@@ -423,6 +423,12 @@ impl Scheduler {
         self.lock().peers[peer].complete
     }
 
+    /// How many chunks `peer` offers that are needed and free, counting no
+    /// further than `enough`.
+    pub fn free_offers(&self, peer: usize, enough: u32) -> u32 {
+        free_offered(&self.lock(), peer, enough)
+    }
+
     /// Stops the download (e.g. the disk failed); workers finish.
     pub fn abort(&self) {
         let _s = self.lock();
@@ -464,7 +470,7 @@ mod pick;
 mod slot;
 
 pub use lease::{Held, Lease};
-use pick::{pick_endgame, pick_free};
+use pick::{free_offered, pick_endgame, pick_free};
 use slot::{account, release_hold, PeerSlot};
 
 #[cfg(test)]

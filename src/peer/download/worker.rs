@@ -6,7 +6,8 @@
 //! every [`HAVE_INTERVAL`], and `GET`s for what the scheduler picks among
 //! what the peer offers, several in flight (one at first, one more per
 //! verified chunk, up to [`PIPELINE_DEPTH`]). Replies come back in request
-//! order. Each chunk is verified against the manifest before it is written
+//! order. A complete peer, which promises fresh chunks a few at a time, is
+//! asked `HAVE` again before its promise runs out. Each chunk is verified against the manifest before it is written
 //! and added to the library's chunk set (from which this peer serves it
 //! onwards). The connection is registered with the download's stop signal
 //! from the moment it is connected (before the TLS handshake and `HELLO`),
@@ -115,6 +116,10 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
     }
     let mut pending: VecDeque<Pending<'_>> = VecDeque::new();
     let mut depth = 1;
+    // Whether its last `HAVE` reply offered nothing we could take, and how
+    // many `GET`s went out since the last `HAVE`.
+    let mut dry = false;
+    let mut gets_since_have = 0;
     let mut have_sent = Instant::now();
     let mut idle_since: Option<Instant> = None;
     loop {
@@ -135,6 +140,7 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
                         return Ok(());
                     }
                     pending.push_back(Pending::Get(held, chunk));
+                    gets_since_have += 1;
                 }
                 Err(Next::Idle | Next::Chunk(_)) => {
                     starved = true;
@@ -145,13 +151,18 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
                 Err(Next::SwitchPeer | Next::Finished) => return Ok(()),
             }
         }
-        // Ask what it offers now every HAVE_INTERVAL, and at once (pipelined
-        // behind the GETs on the way) when a complete peer's offer ran out:
-        // a seeder hands out fresh chunks a few at a time.
-        let have_due = if starved && job.scheduler.is_complete_peer(lease.peer) {
-            have_sent + HAVE_MIN_GAP
-        } else {
-            have_sent + HAVE_INTERVAL
+        // Ask what it offers every HAVE_INTERVAL; and a complete peer, which
+        // promises fresh chunks a few at a time, as soon as fewer than a
+        // pipeline's worth are left (pipelined behind the GETs on the way, so
+        // its answer comes before the pipeline is empty), if a pipeline's
+        // worth went out since the last ask and that ask brought something;
+        // else after HAVE_MIN_GAP.
+        let low = job.scheduler.is_complete_peer(lease.peer)
+            && (starved || job.scheduler.free_offers(lease.peer, depth as u32) < depth as u32);
+        let have_due = match (low, !dry && gets_since_have >= depth) {
+            (false, _) => have_sent + HAVE_INTERVAL,
+            (true, false) => have_sent + HAVE_MIN_GAP,
+            (true, true) => have_sent,
         };
         let have_in_flight = pending.iter().any(|p| matches!(p, Pending::Have));
         if version >= 2 && !have_in_flight && Instant::now() >= have_due {
@@ -162,6 +173,7 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
             }
             pending.push_back(Pending::Have);
             have_sent = Instant::now();
+            gets_since_have = 0;
         }
         let Some(next) = pending.pop_front() else {
             // Nothing to ask this peer for, and nothing on the way.
@@ -183,6 +195,7 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
                 ) {
                     return Ok(());
                 }
+                dry = job.scheduler.free_offers(lease.peer, 1) == 0;
             }
             Pending::Get(held, chunk) => {
                 match receive_chunk(job, lease, conn, held, chunk, buf)? {

@@ -38,6 +38,16 @@ pub(super) fn pick_free(s: &mut State, peer: usize) -> Option<u32> {
     best.map(|(i, _)| i)
 }
 
+/// How many chunks `peer` offers that are needed and free, counting no
+/// further than `enough`.
+pub(super) fn free_offered(s: &State, peer: usize, enough: u32) -> u32 {
+    let free = |i: &u32| !s.done.contains(*i) && !s.holders.contains_key(i);
+    match &s.peers[peer].offers {
+        Some(offers) => offers.iter().filter(free).take(enough as usize).count() as u32,
+        None => (0..s.done.len()).filter(free).take(enough as usize).count() as u32,
+    }
+}
+
 /// Endgame, when `peer` offers no free chunk: a chunk it offers that has
 /// been in flight on other peers for at least [`ENDGAME_AFTER`], the
 /// fewest holders first. (Sooner, a duplicate is more likely waste than

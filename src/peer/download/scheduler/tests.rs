@@ -232,3 +232,19 @@ fn peers_that_failed_the_manifest_are_banned_or_benched() {
     let lease = s.pick_peer().expect("the third peer");
     assert_eq!(lease.source, all[2]);
 }
+
+#[test]
+fn free_offers_counts_what_is_needed_and_nobody_holds() {
+    let s = warm(10, 2);
+    // Chunks 0..RANDOM_FIRST are done; the seeder promised 2, 3, 6, 7, 8.
+    s.set_offers(0, set(10, &[2, 3, 6, 7, 8]), true);
+    assert_eq!(RANDOM_FIRST, 4, "the test assumes chunks 0..4 are done");
+    assert_eq!(s.free_offers(0, 10), 3, "2 and 3 are done already");
+    assert_eq!(s.free_offers(0, 2), 2, "counts no further than asked");
+    let Next::Chunk(taken) = s.next_chunk(0) else {
+        panic!("a chunk to take")
+    };
+    assert!([6, 7, 8].contains(&taken));
+    assert_eq!(s.free_offers(0, 10), 2, "a held chunk is not free");
+    assert_eq!(s.free_offers(1, 10), 5, "no HAVE yet: everything missing");
+}
