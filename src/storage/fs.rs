@@ -1,6 +1,7 @@
 //! The file-system calls std does not expose, for partial files: opening
 //! without following a symlink, an exclusive lock (and who holds it), free
-//! space, where a sparse file has data, and a rename that never replaces.
+//! space, where a sparse file has data, early writeback, and a rename that
+//! never replaces.
 
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
@@ -125,6 +126,25 @@ pub fn data_ranges(file: &File, len: u64) -> Vec<Range<u64>> {
         at = end;
     }
     ranges
+}
+
+/// Starts writing `len` bytes of `file` at `offset` to the disk, without
+/// waiting (`sync_file_range(SYNC_FILE_RANGE_WRITE)`): a download's chunks
+/// then go to the disk while the rest arrive, and the `fsync` before the
+/// file is published has little left to do. It promises nothing about
+/// durability (the `fsync` does that), so a failure is ignored.
+pub fn start_writeback(file: &File, offset: u64, len: usize) {
+    let (Ok(offset), Ok(len)) = (
+        libc::off64_t::try_from(offset),
+        libc::off64_t::try_from(len),
+    ) else {
+        return;
+    };
+    // SAFETY: a descriptor borrowed from `file`; the call only schedules I/O
+    // of the file's own pages.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
+    }
 }
 
 /// Renames `from` to `to` unless `to` exists (symlinks included).

@@ -99,7 +99,9 @@ impl Storage for FileStorage {
 
     fn write_chunk(&self, chunk: Chunk, data: &[u8]) -> io::Result<()> {
         let _serial = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
-        self.file.write_all_at(data, chunk.offset)
+        self.file.write_all_at(data, chunk.offset)?;
+        fs::start_writeback(&self.file, chunk.offset, data.len());
+        Ok(())
     }
 
     fn file_range(&self, chunk: Chunk) -> Option<(&File, u64)> {

@@ -127,7 +127,13 @@ impl PartialFile {
     /// Flushes the data and links it into place as the output. Fails, keeping
     /// the partial file, if the output appeared in the meantime.
     pub fn finish(self) -> Result<PathBuf, StoreError> {
+        let started = std::time::Instant::now();
         self.storage.sync().map_err(io_err(&self.part))?;
+        log::debug!(
+            "{}: fsync took {:?}",
+            self.part.display(),
+            started.elapsed()
+        );
         match std::fs::hard_link(&self.part, &self.out) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
