@@ -98,8 +98,12 @@ impl Storage for FileStorage {
     }
 
     fn write_chunk(&self, chunk: Chunk, data: &[u8]) -> io::Result<()> {
-        let _serial = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
-        self.file.write_all_at(data, chunk.offset)?;
+        {
+            let _serial = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.file.write_all_at(data, chunk.offset)?;
+        }
+        // Outside the lock: on a congested disk this waits for room in the
+        // device's queue, and other workers' writes need not wait with it.
         fs::start_writeback(&self.file, chunk.offset, data.len());
         Ok(())
     }
