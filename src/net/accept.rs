@@ -249,6 +249,11 @@ fn reject_busy(mut tcp: TcpStream, tls: bool) {
 pub enum Flow {
     Continue,
     Close,
+    /// Close after an `ERR` reply to input that cannot be read past (a
+    /// frame too big to skip, bytes that are not this protocol): what the
+    /// client still sends is discarded first, so that a reset does not take
+    /// the reply with it.
+    CloseAfterError,
 }
 
 /// Reads request lines from `conn` and hands each to `handle`, until the
@@ -285,6 +290,10 @@ where
                 // On TLS this sends close_notify first, so that the client
                 // can tell our close (after `QUIT`) from a cut connection.
                 conn.shutdown_write();
+                return;
+            }
+            Ok(Flow::CloseAfterError) => {
+                conn.linger_close();
                 return;
             }
             Err(e) => {

@@ -91,7 +91,7 @@ impl<'a> Session<'a> {
             Err(e) => {
                 conn.write_all(Reply::err(&e).encode().as_bytes())?;
                 return Ok(if e.is_fatal() {
-                    Flow::Close
+                    Flow::CloseAfterError
                 } else {
                     Flow::Continue
                 });
@@ -196,13 +196,14 @@ impl<'a> Session<'a> {
     }
 
     /// `HAVE <id> <len>`: reads the asker's chunk map, answers with what this
-    /// peer offers it. A map longer than any file's closes the connection
-    /// (its bytes cannot be skipped safely); a malformed one gets `ERR`.
+    /// peer offers it. A map longer than any file's gets `ERR` and closes
+    /// the connection (its bytes cannot be skipped safely); a malformed one
+    /// gets `ERR`.
     fn have(&mut self, conn: &mut Connection, id: &FileId, len: usize) -> Result<Flow> {
         if len > MAX_HAVE_LEN {
             let reply = Reply::err(format!("chunk map of {len} bytes, over {MAX_HAVE_LEN}"));
             conn.write_all(reply.encode().as_bytes())?;
-            return Ok(Flow::Close);
+            return Ok(Flow::CloseAfterError);
         }
         let mut bytes = vec![0; len];
         conn.read_payload(&mut bytes)?;
@@ -368,5 +369,34 @@ mod tests {
         assert!(refused(&mut other, &manifest_line), "only on that session");
         server.stop();
         let _ = std::fs::remove_file(path);
+    }
+
+    /// A `HAVE` whose map is too long to skip gets its `ERR` even when the
+    /// asker has already sent more: the server drains before it closes, so
+    /// no reset takes the reply with it.
+    #[test]
+    fn an_oversized_have_is_answered_before_the_close() {
+        let tls = |_| Tls::new(crate::identity::Identity::ephemeral().unwrap()).unwrap();
+        let (ours, theirs) = (tls(0), tls(1));
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let library = Arc::new(Library::default());
+        let rate = Arc::new(RateCap::new(None));
+        let server = spawn(listener, library, rate, &ours, Arc::new(|| {})).expect("spawn");
+        let addr = server.local_addr().to_string();
+        let five = Duration::from_secs(5);
+        for _ in 0..5 {
+            let mut conn = Connection::connect_tls(&addr, &theirs, Some(ours.id()), five).unwrap();
+            let len = MAX_HAVE_LEN + 1;
+            let mut request = format!("HAVE {} {len}\n", FileId([1; 32])).into_bytes();
+            request.resize(request.len() + 256 * 1024, 0xff);
+            // The server may close before it has read all of this.
+            let _ = conn.write_all(&request);
+            let reply = conn.read_reply();
+            assert!(
+                matches!(&reply, Err(crate::error::Error::Remote(e)) if e.starts_with("chunk map of")),
+                "{reply:?}"
+            );
+        }
+        server.stop();
     }
 }

@@ -122,7 +122,7 @@ pub fn handle_connection(conn: Connection, registry: &Registry) {
     // What the client said in `HELLO`; replies take that version's form.
     let mut version = OLDEST_VERSION;
     server::for_each_request(conn, |conn, line| {
-        let (reply, close) = match TrackerRequest::parse(line) {
+        let (reply, flow) = match TrackerRequest::parse(line) {
             Ok(req) => {
                 let reply = apply(&req, ip, who, version, registry);
                 if let TrackerRequest::Hello { version: v } = req {
@@ -130,12 +130,17 @@ pub fn handle_connection(conn: Connection, registry: &Registry) {
                         version = v;
                     }
                 }
-                (reply, req == TrackerRequest::Quit)
+                let flow = match req {
+                    TrackerRequest::Quit => Flow::Close,
+                    _ => Flow::Continue,
+                };
+                (reply, flow)
             }
-            Err(e) => (Reply::err(&e).encode(), e.is_fatal()),
+            Err(e) if e.is_fatal() => (Reply::err(&e).encode(), Flow::CloseAfterError),
+            Err(e) => (Reply::err(&e).encode(), Flow::Continue),
         };
         conn.write_all(reply.as_bytes())?;
-        Ok(if close { Flow::Close } else { Flow::Continue })
+        Ok(flow)
     });
 }
 
