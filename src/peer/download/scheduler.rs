@@ -21,7 +21,7 @@
 //! hold the last chunks hostage; the first verified copy wins.
 //!
 //! Peers that send bad data are banned for good. Peers that fail to connect
-//! or answer [`MAX_STRIKES`] times in a row are *benched*: not used for
+//! or answer [`MAX_STRIKES`](crate::bounds::MAX_STRIKES) times in a row are *benched*: not used for
 //! [`BENCH_TIME`](crate::bounds::BENCH_TIME), doubling each time, then
 //! tried again (a restarted seeder comes back). The download passes on
 //! what the manifest fetch learnt: a false manifest bans its peer
@@ -31,15 +31,16 @@
 //! the download's decision ([`Scheduler::usable`]); when all is done, or the
 //! download is stopped, its [`StopSignal`] interrupts every connection.
 //!
-//! Modules: `slot` (one peer's state), `pick` (which chunk to ask for),
-//! `lease` (a worker's hold on a peer and on a chunk).
+//! Modules: `slot` (one peer's state), `peers` (which peers, and what
+//! their failures cost), `pick` (which chunk to ask for), `lease` (a
+//! worker's hold on a peer and on a chunk).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::bounds::{BUSY_BACKOFF_MAX, CONNS_PER_PEER, MAX_STRIKES};
+use crate::bounds::{BUSY_BACKOFF_MAX, CONNS_PER_PEER};
 use crate::chunkset::ChunkSet;
 use crate::net::stop::StopSignal;
 use crate::peer::locate::Source;
@@ -135,76 +136,6 @@ impl Scheduler {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds peers not known yet (a new answer from the tracker or the DHT);
-    /// returns how many were new. A peer is known by its address and pin;
-    /// an unpinned address already known with a pin is not new.
-    pub fn add_peers(&self, peers: &[Source]) -> usize {
-        let mut s = self.lock();
-        let mut added = 0;
-        for &Source { addr, id } in peers {
-            let known = s
-                .peers
-                .iter()
-                .any(|p| p.addr == addr && (p.pin == id || id.is_none()));
-            if known {
-                continue;
-            }
-            s.peers.push(PeerSlot {
-                addr,
-                pin: id,
-                offers: None,
-                complete: true,
-                workers: 0,
-                strikes: 0,
-                banned: false,
-                benched_until: None,
-                benches: 0,
-                busy_until: None,
-                busy: 0,
-                chunks: 0,
-            });
-            let peer = s.peers.len() - 1;
-            account(&mut s, peer, 1);
-            added += 1;
-        }
-        if added > 0 {
-            self.changed.notify_all();
-        }
-        added
-    }
-
-    /// Marks `peers` as not to be used by this download (they sent bad
-    /// data before it started: a false manifest), also when found again.
-    pub fn ban(&self, peers: &[Source]) {
-        self.exclude(peers, |s, peer| {
-            account(s, peer, -1);
-            s.peers[peer].banned = true;
-        });
-    }
-
-    /// Benches `peers` (they failed to connect or answer before the
-    /// download started), as [`MAX_STRIKES`] failures in a row would: not
-    /// used for [`BENCH_TIME`](crate::bounds::BENCH_TIME), then tried again.
-    pub fn bench(&self, peers: &[Source]) {
-        self.exclude(peers, |s, peer| s.peers[peer].bench(Instant::now()));
-    }
-
-    /// Adds `peers` if new, and applies `how` to each that is not banned.
-    fn exclude(&self, peers: &[Source], how: impl Fn(&mut State, usize)) {
-        self.add_peers(peers);
-        let mut s = self.lock();
-        for peer in 0..s.peers.len() {
-            let slot = &s.peers[peer];
-            let listed = peers
-                .iter()
-                .any(|p| p.addr == slot.addr && p.id == slot.pin);
-            if listed && !slot.banned {
-                how(&mut s, peer);
-            }
-        }
-        self.changed.notify_all();
-    }
-
     /// A usable peer with room for another connection, the fewest workers
     /// first, spreading workers evenly; released when the lease is dropped.
     /// Waits while there is none but the download goes on.
@@ -296,51 +227,6 @@ impl Scheduler {
         }
     }
 
-    /// Whether some usable peer other than `peer` has no connection yet, so
-    /// an idle worker would do better elsewhere.
-    pub fn others_waiting(&self, peer: usize) -> bool {
-        let s = self.lock();
-        let now = Instant::now();
-        s.peers
-            .iter()
-            .enumerate()
-            .any(|(i, p)| i != peer && p.ready(now) && p.workers == 0)
-    }
-
-    /// How many peers can be used now or soon (busy ones included) for a
-    /// chunk still missing, and how many are benched or banned.
-    pub fn usable(&self) -> Usable {
-        let s = self.lock();
-        let now = Instant::now();
-        let benched = s
-            .peers
-            .iter()
-            .filter(|p| !p.banned && p.benched_until.is_some_and(|t| t > now))
-            .count();
-        let banned = s.peers.iter().filter(|p| p.banned).count();
-        let useful = s
-            .peers
-            .iter()
-            .filter(|p| !p.banned && p.benched_until.is_none_or(|t| t <= now))
-            .filter(|p| s.done.missing().any(|i| p.offers(i)))
-            .count();
-        Usable {
-            peers: useful,
-            benched,
-            banned,
-        }
-    }
-
-    /// `peer` said `busy`: try it again after a pause (1 s, doubling up to
-    /// [`BUSY_BACKOFF_MAX`]); not a fault.
-    pub fn busy(&self, peer: usize) {
-        let mut s = self.lock();
-        let p = &mut s.peers[peer];
-        p.busy_until = Some(Instant::now() + busy_pause(p.busy));
-        p.busy += 1;
-        self.changed.notify_all();
-    }
-
     /// Chunk `chunk` arrived from `peer`, verified and written. Returns
     /// (chunks done, total), or `None` if another worker got it first.
     pub fn complete(&self, peer: usize, chunk: u32) -> Option<(u32, u32)> {
@@ -377,45 +263,10 @@ impl Scheduler {
         self.changed.notify_all();
     }
 
-    /// Connecting to `peer` failed (no chunk was taken).
-    pub fn strike(&self, peer: usize, fault: Fault) {
-        let mut s = self.lock();
-        self.strike_locked(&mut s, peer, fault);
-        self.changed.notify_all();
-    }
-
-    fn strike_locked(&self, s: &mut State, peer: usize, fault: Fault) {
-        let slot = &mut s.peers[peer];
-        slot.strikes += 1;
-        if slot.banned {
-            return;
-        }
-        if fault == Fault::BadData {
-            account(s, peer, -1);
-            s.peers[peer].banned = true;
-        } else if slot.strikes >= MAX_STRIKES {
-            slot.bench(Instant::now());
-        }
-    }
-
     /// Whether the download has stopped (complete, aborted, cancelled or out
     /// of peers): failures after that are the stop itself, not the peer's.
     pub fn is_stopped(&self) -> bool {
         self.stop.is_stopped()
-    }
-
-    /// Whether `peer` is banned for good (`Some(true)`) or benched for now
-    /// (`Some(false)`), or usable (`None`).
-    pub fn ban_state(&self, peer: usize) -> Option<bool> {
-        let s = self.lock();
-        let p = &s.peers[peer];
-        if p.banned {
-            Some(true)
-        } else if p.benched_until.is_some_and(|t| t > Instant::now()) {
-            Some(false)
-        } else {
-            None
-        }
     }
 
     /// Whether `peer` has the whole file, as far as is known.
@@ -466,6 +317,7 @@ pub fn busy_pause(times: u32) -> Duration {
 }
 
 mod lease;
+mod peers;
 mod pick;
 mod slot;
 

@@ -1,5 +1,5 @@
 use super::*;
-use crate::bounds::{ENDGAME_AFTER, HOLD_PATIENCE, RANDOM_FIRST};
+use crate::bounds::{ENDGAME_AFTER, HOLD_PATIENCE, MAX_STRIKES, RANDOM_FIRST};
 use std::thread;
 
 fn peers(n: u16) -> Vec<Source> {

@@ -1,0 +1,161 @@
+//! The peers a download knows, and what their failures cost: new peers
+//! from the tracker or the DHT, bans (bad data) and benches (failures in a
+//! row), `busy` pauses, and the counts the download decides to wait on.
+
+use std::time::Instant;
+
+use super::{account, busy_pause, Fault, PeerSlot, Scheduler, State, Usable};
+use crate::bounds::MAX_STRIKES;
+use crate::peer::locate::Source;
+
+impl Scheduler {
+    /// Adds peers not known yet (a new answer from the tracker or the DHT);
+    /// returns how many were new. A peer is known by its address and pin;
+    /// an unpinned address already known with a pin is not new.
+    pub fn add_peers(&self, peers: &[Source]) -> usize {
+        let mut s = self.lock();
+        let mut added = 0;
+        for &Source { addr, id } in peers {
+            let known = s
+                .peers
+                .iter()
+                .any(|p| p.addr == addr && (p.pin == id || id.is_none()));
+            if known {
+                continue;
+            }
+            s.peers.push(PeerSlot {
+                addr,
+                pin: id,
+                offers: None,
+                complete: true,
+                workers: 0,
+                strikes: 0,
+                banned: false,
+                benched_until: None,
+                benches: 0,
+                busy_until: None,
+                busy: 0,
+                chunks: 0,
+            });
+            let peer = s.peers.len() - 1;
+            account(&mut s, peer, 1);
+            added += 1;
+        }
+        if added > 0 {
+            self.changed.notify_all();
+        }
+        added
+    }
+
+    /// Marks `peers` as not to be used by this download (they sent bad
+    /// data before it started: a false manifest), also when found again.
+    pub fn ban(&self, peers: &[Source]) {
+        self.exclude(peers, |s, peer| {
+            account(s, peer, -1);
+            s.peers[peer].banned = true;
+        });
+    }
+
+    /// Benches `peers` (they failed to connect or answer before the
+    /// download started), as [`MAX_STRIKES`] failures in a row would: not
+    /// used for [`BENCH_TIME`](crate::bounds::BENCH_TIME), then tried again.
+    pub fn bench(&self, peers: &[Source]) {
+        self.exclude(peers, |s, peer| s.peers[peer].bench(Instant::now()));
+    }
+
+    /// Adds `peers` if new, and applies `how` to each that is not banned.
+    fn exclude(&self, peers: &[Source], how: impl Fn(&mut State, usize)) {
+        self.add_peers(peers);
+        let mut s = self.lock();
+        for peer in 0..s.peers.len() {
+            let slot = &s.peers[peer];
+            let listed = peers
+                .iter()
+                .any(|p| p.addr == slot.addr && p.id == slot.pin);
+            if listed && !slot.banned {
+                how(&mut s, peer);
+            }
+        }
+        self.changed.notify_all();
+    }
+
+    /// Whether some usable peer other than `peer` has no connection yet, so
+    /// an idle worker would do better elsewhere.
+    pub fn others_waiting(&self, peer: usize) -> bool {
+        let s = self.lock();
+        let now = Instant::now();
+        s.peers
+            .iter()
+            .enumerate()
+            .any(|(i, p)| i != peer && p.ready(now) && p.workers == 0)
+    }
+
+    /// How many peers can be used now or soon (busy ones included) for a
+    /// chunk still missing, and how many are benched or banned.
+    pub fn usable(&self) -> Usable {
+        let s = self.lock();
+        let now = Instant::now();
+        let benched = s
+            .peers
+            .iter()
+            .filter(|p| !p.banned && p.benched_until.is_some_and(|t| t > now))
+            .count();
+        let banned = s.peers.iter().filter(|p| p.banned).count();
+        let useful = s
+            .peers
+            .iter()
+            .filter(|p| !p.banned && p.benched_until.is_none_or(|t| t <= now))
+            .filter(|p| s.done.missing().any(|i| p.offers(i)))
+            .count();
+        Usable {
+            peers: useful,
+            benched,
+            banned,
+        }
+    }
+
+    /// `peer` said `busy`: try it again after a pause (1 s, doubling up to
+    /// [`BUSY_BACKOFF_MAX`](crate::bounds::BUSY_BACKOFF_MAX)); not a fault.
+    pub fn busy(&self, peer: usize) {
+        let mut s = self.lock();
+        let p = &mut s.peers[peer];
+        p.busy_until = Some(Instant::now() + busy_pause(p.busy));
+        p.busy += 1;
+        self.changed.notify_all();
+    }
+
+    /// Connecting to `peer` failed (no chunk was taken).
+    pub fn strike(&self, peer: usize, fault: Fault) {
+        let mut s = self.lock();
+        self.strike_locked(&mut s, peer, fault);
+        self.changed.notify_all();
+    }
+
+    pub(super) fn strike_locked(&self, s: &mut State, peer: usize, fault: Fault) {
+        let slot = &mut s.peers[peer];
+        slot.strikes += 1;
+        if slot.banned {
+            return;
+        }
+        if fault == Fault::BadData {
+            account(s, peer, -1);
+            s.peers[peer].banned = true;
+        } else if slot.strikes >= MAX_STRIKES {
+            slot.bench(Instant::now());
+        }
+    }
+
+    /// Whether `peer` is banned for good (`Some(true)`) or benched for now
+    /// (`Some(false)`), or usable (`None`).
+    pub fn ban_state(&self, peer: usize) -> Option<bool> {
+        let s = self.lock();
+        let p = &s.peers[peer];
+        if p.banned {
+            Some(true)
+        } else if p.benched_until.is_some_and(|t| t > Instant::now()) {
+            Some(false)
+        } else {
+            None
+        }
+    }
+}
