@@ -15,6 +15,7 @@
 //! `worker` (the fetch loop), `watch` (the workers' threads and the search
 //! for more peers), `progress` (what every display reads).
 
+mod asking;
 mod manifest;
 pub mod progress;
 pub mod scheduler;

@@ -3,11 +3,11 @@
 //! nothing more to give, or the download ends; then takes another peer.
 //!
 //! On the connection: `HELLO 2`, then `HAVE` (our chunk map for theirs)
-//! every [`HAVE_INTERVAL`], and `GET`s for what the scheduler picks among
+//! every `HAVE_INTERVAL`, and `GET`s for what the scheduler picks among
 //! what the peer offers, several in flight (one at first, one more per
 //! verified chunk, up to [`PIPELINE_DEPTH`]). Replies come back in request
 //! order. A complete peer, which promises fresh chunks a few at a time, is
-//! asked `HAVE` again before its promise runs out. Each chunk is verified against the manifest before it is written
+//! asked `HAVE` again before its promise runs out (see `asking`). Each chunk is verified against the manifest before it is written
 //! and added to the library's chunk set (from which this peer serves it
 //! onwards). The connection is registered with the download's stop signal
 //! from the moment it is connected (before the TLS handshake and `HELLO`),
@@ -23,10 +23,11 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::asking::Asking;
 use super::manifest::{connect_peer, FileKey, PeerConn};
 use super::progress::Progress;
 use super::scheduler::{Fault, Held, Lease, Next, Scheduler};
-use crate::bounds::{HAVE_INTERVAL, HAVE_MIN_GAP, IDLE_SWITCH, PIPELINE_DEPTH};
+use crate::bounds::{IDLE_SWITCH, PIPELINE_DEPTH};
 use crate::chunkset::ChunkSet;
 use crate::error::{Error, Result};
 use crate::manifest::{Chunk, FileId, Manifest};
@@ -116,11 +117,7 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
     }
     let mut pending: VecDeque<Pending<'_>> = VecDeque::new();
     let mut depth = 1;
-    // Whether its last `HAVE` reply offered nothing we could take, and how
-    // many `GET`s went out since the last `HAVE`.
-    let mut dry = false;
-    let mut gets_since_have = 0;
-    let mut have_sent = Instant::now();
+    let mut asking = Asking::new(Instant::now());
     let mut idle_since: Option<Instant> = None;
     loop {
         let gets = pending
@@ -140,7 +137,7 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
                         return Ok(());
                     }
                     pending.push_back(Pending::Get(held, chunk));
-                    gets_since_have += 1;
+                    asking.get_sent();
                 }
                 Err(Next::Idle | Next::Chunk(_)) => {
                     starved = true;
@@ -151,19 +148,10 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
                 Err(Next::SwitchPeer | Next::Finished) => return Ok(()),
             }
         }
-        // Ask what it offers every HAVE_INTERVAL; and a complete peer, which
-        // promises fresh chunks a few at a time, as soon as fewer than a
-        // pipeline's worth are left (pipelined behind the GETs on the way, so
-        // its answer comes before the pipeline is empty), if a pipeline's
-        // worth went out since the last ask and that ask brought something;
-        // else after HAVE_MIN_GAP.
+        // See `asking` for when: a seeder is asked before its offer runs out.
         let low = job.scheduler.is_complete_peer(lease.peer)
             && (starved || job.scheduler.free_offers(lease.peer, depth as u32) < depth as u32);
-        let have_due = match (low, !dry && gets_since_have >= depth) {
-            (false, _) => have_sent + HAVE_INTERVAL,
-            (true, false) => have_sent + HAVE_MIN_GAP,
-            (true, true) => have_sent,
-        };
+        let have_due = asking.due(low, depth);
         let have_in_flight = pending.iter().any(|p| matches!(p, Pending::Have));
         if version >= 2 && !have_in_flight && Instant::now() >= have_due {
             if let Err(e) = send_have(conn, &job.id, &job.scheduler.done()) {
@@ -172,8 +160,7 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
                 return Ok(());
             }
             pending.push_back(Pending::Have);
-            have_sent = Instant::now();
-            gets_since_have = 0;
+            asking.have_sent(Instant::now());
         }
         let Some(next) = pending.pop_front() else {
             // Nothing to ask this peer for, and nothing on the way.
@@ -195,7 +182,7 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
                 ) {
                     return Ok(());
                 }
-                dry = job.scheduler.free_offers(lease.peer, 1) == 0;
+                asking.answered(job.scheduler.free_offers(lease.peer, 1));
             }
             Pending::Get(held, chunk) => {
                 match receive_chunk(job, lease, conn, held, chunk, buf)? {
