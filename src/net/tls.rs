@@ -6,7 +6,8 @@
 //! - a client *pins* the server's id when it knows it (a tracker's `PEERS`
 //!   row, a ticket, the tracker's known id): the expected id rides in the
 //!   server name (`<id>.id.p2pshare.invalid`), so one client config serves
-//!   every connection, and any other certificate fails the handshake;
+//!   every connection, and any other certificate fails the handshake; the
+//!   name is for our verifier only and is not sent (no SNI);
 //!   unpinned (a DHT peer, a tracker met for the first time) it accepts any
 //!   certificate and the caller records the id it learned;
 //! - both verifiers still check the handshake signature with the
@@ -226,6 +227,10 @@ impl Tls {
             .with_client_auth_cert(vec![identity.cert.clone()], identity.key())?;
         // Every connection proves its certificate afresh.
         client.resumption = rustls::client::Resumption::disabled();
+        // The server name carries the pin to our verifier; sent as SNI it
+        // would tell a passive observer which peer id is dialled (and mark
+        // the traffic as p2pshare). No server here looks at SNI.
+        client.enable_sni = false;
         let server_with = |mandatory| -> Result<Arc<ServerConfig>, TlsError> {
             let mut server = ServerConfig::builder_with_provider(provider())
                 .with_protocol_versions(versions)?

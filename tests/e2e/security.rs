@@ -111,7 +111,8 @@ fn openssl_gets_tls13_from_a_seeder_and_plain_text_gets_nothing() {
 /// pinning holds) that records every byte. Every connection is TLS from its
 /// first byte; the capture carries at least the file's size, yet none of
 /// its bytes (a 32-byte slice every 512 bytes, looked for everywhere), nor
-/// the manifest, nor the file id the requests name.
+/// the manifest, nor the file id the requests name, nor the seeder's peer
+/// id that pins the connection (no SNI).
 #[test]
 fn a_wiretapped_download_carries_none_of_the_file() {
     let dir = TestDir::new("tls-capture");
@@ -150,6 +151,7 @@ fn a_wiretapped_download_carries_none_of_the_file() {
     assert_eq!(shifted.len(), len.div_ceil(512) - 1, "the search is broken");
     let manifest = p2pshare::storage::manifest_of(&path).expect("the manifest");
     let id = ids[0].as_bytes();
+    let pin = seeder.id.to_string();
     for (n, c) in captures.iter().enumerate() {
         // A connection cut off before its first byte has nothing to show.
         let ways = [("up", &c.up), ("down", &c.down)];
@@ -165,6 +167,10 @@ fn a_wiretapped_download_carries_none_of_the_file() {
             assert!(
                 slices_found(bytes, id, 64, 64).is_empty(),
                 "{n} {way}: the id"
+            );
+            assert!(
+                slices_found(bytes, pin.as_bytes(), 26, 26).is_empty(),
+                "{n} {way}: the pinned peer id"
             );
         }
     }
