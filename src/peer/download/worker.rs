@@ -7,12 +7,13 @@
 //! what the peer offers, several in flight (one at first, one more per
 //! verified chunk, up to [`PIPELINE_DEPTH`]). Replies come back in request
 //! order. A complete peer, which promises fresh chunks a few at a time, is
-//! asked `HAVE` again before its promise runs out (see `asking`). Each chunk is verified against the manifest before it is written
-//! and added to the library's chunk set (from which this peer serves it
-//! onwards). The connection is registered with the download's stop signal
-//! from the moment it is connected (before the TLS handshake and `HELLO`),
-//! so a cancel or the end of the download interrupts it at once, even one
-//! still waiting for a silent peer to answer.
+//! asked `HAVE` again before its promise runs out (see `asking`). Each
+//! chunk is verified against the manifest before it is written and added
+//! to the library's chunk set (from which this peer serves it onwards).
+//! The connection is registered with the download's stop signal from the
+//! moment it is connected (before the TLS handshake and `HELLO`), so a
+//! cancel or the end of the download interrupts it at once, even one still
+//! waiting for a silent peer to answer.
 //!
 //! A worker whose peer has nothing it needs (nothing offered, or only
 //! chunks others are fetching) for [`IDLE_SWITCH`] leaves it for a peer
