@@ -1,13 +1,15 @@
 //! Private shares: a file served only to holders of its link's secret.
 //!
-//! - The tracker and the DHT know the file only by its *blinded id*, the
-//!   SHA-256 of a label, the secret and the file id: without the secret
-//!   nobody can tell which file it is, or find it by name.
-//! - A downloader proves the secret on each connection with `AUTH <id>
-//!   <proof>`, where the proof is an HMAC-SHA256 keyed by the secret over
-//!   the TLS exporter value of that very session (RFC 8446 §7.5): the
-//!   secret never crosses the wire, and a recorded proof is worthless on
-//!   any other connection.
+//! - The tracker, the DHT and every request to a peer know the file only
+//!   by its *blinded id*, the SHA-256 of a label, the secret and the file
+//!   id: without the secret nobody can tell which file it is, or find it by
+//!   name. Its real id never crosses the wire (the downloader has it from
+//!   the link, and checks the manifest against it).
+//! - A downloader proves the secret on each connection with `AUTH <blinded
+//!   id> <proof>`, where the proof is an HMAC-SHA256 keyed by the secret
+//!   over the blinded id and the TLS exporter value of that very session
+//!   (RFC 8446 §7.5): the secret never crosses the wire, and a recorded
+//!   proof is worthless on any other connection.
 
 use std::fmt;
 use std::str::FromStr;

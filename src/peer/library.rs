@@ -228,6 +228,15 @@ impl Library {
         read(&self.files).get(id).cloned()
     }
 
+    /// The entry the network knows by `listed` (a private share's blinded
+    /// id): a scan, for the one `AUTH` of a connection.
+    pub fn find_listed(&self, listed: &FileId) -> Option<Arc<SharedFile>> {
+        read(&self.files)
+            .values()
+            .find(|f| f.listed == *listed)
+            .cloned()
+    }
+
     /// Removes `file`'s entry if it is still the one in the library (a
     /// failed or cancelled download's); returns whether it did.
     pub fn remove(&self, file: &Arc<SharedFile>) -> bool {

@@ -60,8 +60,9 @@ struct Session<'a> {
     on_withdraw: &'a OnWithdraw,
     /// Files whose offers promised this session chunks, to release at the end.
     touched: Vec<Arc<SharedFile>>,
-    /// Private shares this session proved the secret of.
-    authorized: Vec<FileId>,
+    /// Private shares this session proved the secret of: the blinded id
+    /// requests call each by, and its real id.
+    authorized: Vec<(FileId, FileId)>,
 }
 
 impl<'a> Session<'a> {
@@ -77,12 +78,16 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// The library's entry for `id` as this session may see it: a public
-    /// file, or a private one whose secret it proved.
+    /// The library's entry that requests on this session call `id`: a
+    /// public file by its id, or a private one by its blinded id once this
+    /// session proved its secret. A private share's real id names nothing.
     fn file(&self, id: &FileId) -> Option<Arc<SharedFile>> {
-        self.library
-            .get(id)
-            .filter(|f| f.secret.is_none() || self.authorized.contains(id))
+        let real = self
+            .authorized
+            .iter()
+            .find(|(listed, _)| listed == id)
+            .map_or(*id, |&(_, real)| real);
+        self.library.get(&real).filter(|f| f.listed == *id)
     }
 
     fn handle(&mut self, conn: &mut Connection, line: &str) -> Result<Flow> {
@@ -120,25 +125,27 @@ impl<'a> Session<'a> {
         Ok(Flow::Continue)
     }
 
-    /// `AUTH <id> <proof>`: checks the proof against the share's secret and
-    /// this session's TLS exporter. Anything short of a valid proof for a
-    /// private share here gets the reply an unknown file gets.
+    /// `AUTH <id> <proof>`, `id` a private share's blinded id (a public
+    /// file's id needs no proof): checks the proof against the share's
+    /// secret and this session's TLS exporter. Anything short of a valid
+    /// proof for a private share here gets the reply an unknown file gets.
     fn auth(&mut self, conn: &mut Connection, id: &FileId, proof: &Proof) -> Result<()> {
         let authorized = Reply::ok("authorized").encode();
-        let secret = match self.library.get(id).map(|f| f.secret) {
+        if self.file(id).is_some() {
             // Public, or proved already: nothing (more) to prove.
-            Some(None) => return conn.write_all(authorized.as_bytes()),
-            _ if self.authorized.contains(id) => return conn.write_all(authorized.as_bytes()),
-            Some(Some(secret)) => secret,
-            None => return conn.write_all(not_shared(id).as_bytes()),
+            return conn.write_all(authorized.as_bytes());
+        }
+        let Some(file) = self.library.find_listed(id) else {
+            return conn.write_all(not_shared(id).as_bytes());
         };
-        let proved = conn
-            .exporter(EXPORTER_LABEL, &id.0)
-            .is_some_and(|exporter| secret.verify(id, &exporter, proof));
+        let proved = file.secret.is_some_and(|secret| {
+            conn.exporter(EXPORTER_LABEL, &id.0)
+                .is_some_and(|exporter| secret.verify(id, &exporter, proof))
+        });
         if !proved || self.authorized.len() >= MAX_SESSION_AUTHS {
             return conn.write_all(not_shared(id).as_bytes());
         }
-        self.authorized.push(*id);
+        self.authorized.push((*id, file.id));
         conn.write_all(authorized.as_bytes())
     }
 
@@ -192,7 +199,7 @@ impl<'a> Session<'a> {
         if self.library.withdraw_changed(file) {
             (self.on_withdraw)();
         }
-        conn.write_all(not_shared(&file.id).as_bytes())
+        conn.write_all(not_shared(&file.listed).as_bytes())
     }
 
     /// `HAVE <id> <len>`: reads the asker's chunk map, answers with what this
@@ -320,6 +327,8 @@ mod tests {
 
     /// A private share answers nothing until this very session proves its
     /// secret: not with no proof, a wrong secret, or another session's proof.
+    /// Requests call it by its blinded id; its real id names nothing, even
+    /// once proved.
     #[test]
     fn a_private_share_is_served_only_after_a_proof_on_the_same_session() {
         use crate::private::{Proof, Secret};
@@ -328,7 +337,8 @@ mod tests {
         let library = Arc::new(Library::default());
         let secret = Secret::generate().unwrap();
         let manifest = manifest_of(&path).expect("hash");
-        let id = manifest.id();
+        let real = manifest.id();
+        let id = secret.blind(&real);
         library
             .add("p".into(), path.clone(), manifest, Some(secret))
             .expect("share");
@@ -340,8 +350,10 @@ mod tests {
         let addr = server.local_addr().to_string();
         let five = Duration::from_secs(5);
         let connect = || Connection::connect_tls(&addr, &theirs, Some(ours.id()), five).unwrap();
-        let refused = |conn: &mut Connection, line: &str| matches!(conn.request(line), Err(crate::error::Error::Remote(e)) if e == format!("not sharing {id}"));
+        let refused_as = |conn: &mut Connection, line: &str, as_id: FileId| matches!(conn.request(line), Err(crate::error::Error::Remote(e)) if e == format!("not sharing {as_id}"));
+        let refused = |conn: &mut Connection, line: &str| refused_as(conn, line, id);
         let manifest_line = PeerRequest::Manifest { id }.encode();
+        let by_real_id = PeerRequest::Manifest { id: real }.encode();
         let auth = |proof| PeerRequest::Auth { id, proof }.encode();
 
         let mut other = connect();
@@ -362,9 +374,14 @@ mod tests {
         let right = secret.proof(&id, &conn.exporter(EXPORTER_LABEL, &id.0).unwrap());
         assert_eq!(conn.request(&auth(right)).expect("auth"), "authorized");
         conn.write_all(manifest_line.as_bytes()).expect("MANIFEST");
+        let len = conn
+            .read_payload_header(1 << 20)
+            .expect("served once proved");
+        let mut encoded = vec![0; len];
+        conn.read_payload(&mut encoded).expect("the manifest");
         assert!(
-            conn.read_payload_header(1 << 20).is_ok(),
-            "served once proved"
+            refused_as(&mut conn, &by_real_id, real),
+            "the real id names nothing"
         );
         assert!(refused(&mut other, &manifest_line), "only on that session");
         server.stop();

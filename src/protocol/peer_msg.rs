@@ -21,7 +21,8 @@ pub enum PeerRequest {
     /// receiver's map (see [`parse_have_header`]). Version 2.
     Have { id: FileId, len: usize },
     /// `AUTH <id> <proof>`: proves this connection holds the secret of the
-    /// private share `id` (see [`private`](crate::private)). Replied to
+    /// private share whose blinded id is `id` (see
+    /// [`private`](crate::private)). Replied to
     /// with `OK authorized` (also for a public file, which needs no proof),
     /// or the same `ERR not sharing <id>` as for a file not
     /// shared, so a wrong secret learns nothing.

@@ -314,7 +314,8 @@ fn a_changed_tracker_identity_is_refused_and_tracker_id_pins_it() {
 /// by name or real id, also once the downloader shares it too; and the
 /// seeder answers `MANIFEST`, `GET` and `HAVE` for it with `ERR not
 /// sharing`, and an `AUTH` with a wrong or replayed proof too, until the
-/// session proves the secret.
+/// session proves the secret; requests call it by its blinded id, never by
+/// its real id.
 #[test]
 fn a_private_share_is_served_only_to_holders_of_its_secret() {
     let dir = TestDir::new("private");
@@ -390,25 +391,40 @@ fn a_private_share_is_served_only_to_holders_of_its_secret() {
     assert_eq!(rows, [], "found by name");
     assert_eq!(dl.search("").len(), 1, "public.bin only");
 
-    // The seeder's chunk server, by hand.
-    let refusal = format!("ERR not sharing {id}");
+    // The seeder's chunk server, by hand: requests call a private share by
+    // its blinded id, and its real id names nothing, proved or not (so a
+    // peer that a hostile tracker lists never learns it).
+    let refusal = |id: &str| format!("ERR not sharing {id}");
     let mut raw = Raw::peer(seeder.addr);
     assert_eq!(raw.ask("HELLO 2"), "OK p2pshare 2");
-    for req in [
-        format!("MANIFEST {id}"),
-        format!("GET {id} 0"),
-        format!("HAVE {id} 0"),
-    ] {
-        assert_eq!(raw.ask(&req), refusal, "{req}");
+    for id in [&id, &blinded] {
+        for req in [
+            format!("MANIFEST {id}"),
+            format!("GET {id} 0"),
+            format!("HAVE {id} 0"),
+        ] {
+            assert_eq!(raw.ask(&req), refusal(id), "{req}");
+        }
     }
     assert!(raw.ask(&format!("MANIFEST {public_id}")).starts_with("OK "));
+    let listed = secret.blind(&good.id);
     let mut session = Session::open(seeder.addr, seeder.id);
-    let elsewhere = Session::open(seeder.addr, seeder.id).proof(&secret, &good.id);
-    for proof in [session.proof(&other, &good.id), elsewhere] {
-        assert_eq!(session.ask(&format!("AUTH {id} {proof}")), refusal);
+    let elsewhere = Session::open(seeder.addr, seeder.id).proof(&secret, &listed);
+    let by_real_id = session.proof(&secret, &good.id);
+    for proof in [session.proof(&other, &listed), elsewhere] {
+        let auth = format!("AUTH {blinded} {proof}");
+        assert_eq!(session.ask(&auth), refusal(&blinded));
     }
-    assert_eq!(session.ask(&format!("MANIFEST {id}")), refusal);
-    let proof = session.proof(&secret, &good.id);
-    assert_eq!(session.ask(&format!("AUTH {id} {proof}")), "OK authorized");
-    assert!(session.ask(&format!("MANIFEST {id}")).starts_with("OK "));
+    let auth = format!("AUTH {id} {by_real_id}");
+    assert_eq!(session.ask(&auth), refusal(&id), "by the real id");
+    assert_eq!(
+        session.ask(&format!("MANIFEST {blinded}")),
+        refusal(&blinded)
+    );
+    let proof = session.proof(&secret, &listed);
+    let auth = format!("AUTH {blinded} {proof}");
+    assert_eq!(session.ask(&auth), "OK authorized");
+    assert!(session
+        .ask(&format!("MANIFEST {blinded}"))
+        .starts_with("OK "));
 }

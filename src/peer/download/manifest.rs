@@ -24,7 +24,7 @@ use crate::manifest::{FileId, Manifest};
 use crate::net::stop::{StopGuard, StopSignal};
 use crate::net::tls::Tls;
 use crate::peer::locate::Source;
-use crate::private::{Secret, EXPORTER_LABEL};
+use crate::private::{listed_id, Secret, EXPORTER_LABEL};
 use crate::protocol::message::{hello_line, parse_hello_reply, OLDEST_VERSION, PROTOCOL_VERSION};
 use crate::protocol::{Connection, PeerRequest};
 
@@ -34,6 +34,16 @@ use crate::protocol::{Connection, PeerRequest};
 pub struct FileKey {
     pub id: FileId,
     pub secret: Option<Secret>,
+}
+
+impl FileKey {
+    /// The id the network knows the file by (the tracker, the DHT, and
+    /// every request to a peer): its id, or for a private share its blinded
+    /// id, so that a private share's real id never crosses the wire (a
+    /// peer a hostile tracker lists learns nothing it could look up).
+    pub fn listed(&self) -> FileId {
+        listed_id(&self.id, self.secret.as_ref())
+    }
 }
 
 /// A connection to a peer, ready for requests: the protocol version it
@@ -73,13 +83,14 @@ pub fn connect_peer(
     };
     if let Some(secret) = &key.secret {
         // Always TLS between peers, so there is always an exporter.
+        let listed = key.listed();
         let exporter = conn
-            .exporter(EXPORTER_LABEL, &key.id.0)
+            .exporter(EXPORTER_LABEL, &listed.0)
             .ok_or(Error::Verification(
                 "no TLS session to prove a secret on".into(),
             ))?;
-        let proof = secret.proof(&key.id, &exporter);
-        conn.request(&PeerRequest::Auth { id: key.id, proof }.encode())?;
+        let proof = secret.proof(&listed, &exporter);
+        conn.request(&PeerRequest::Auth { id: listed, proof }.encode())?;
     }
     conn.set_reply_timeout(crate::bounds::IO_TIMEOUT);
     Ok(PeerConn {
@@ -242,7 +253,8 @@ fn manifest_from(
     // Held to the end: the stop signal interrupts it once a manifest is in.
     let mut connected = connect_peer(peer, tls, key, stop)?;
     let conn = &mut connected.conn;
-    conn.write_all(PeerRequest::Manifest { id: *id }.encode().as_bytes())?;
+    let listed = key.listed();
+    conn.write_all(PeerRequest::Manifest { id: listed }.encode().as_bytes())?;
     let len = conn
         .read_payload_header(MAX_MANIFEST_LEN)
         .map_err(|e| match e {

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use super::scheduler::Scheduler;
 use super::{panic_message, worker, Context, DownloadError};
 use crate::bounds::PEER_REFRESH_MAX;
-use crate::private::listed_id;
 
 /// Runs `threads` workers to the end, meanwhile watching the swarm (see
 /// [`watch`]). A disk error from any worker, or a panic (its chunk is back
@@ -95,10 +94,7 @@ fn watch(job: &worker::Job<'_>, ctx: &Context) -> Duration {
             job.progress.set_waiting(false);
         }
         if now >= next_lookup {
-            let added = job.scheduler.add_peers(
-                &ctx.swarm
-                    .peers(&listed_id(&job.id, job.key.secret.as_ref())),
-            );
+            let added = job.scheduler.add_peers(&ctx.swarm.peers(&job.key.listed()));
             if added > 0 {
                 log::info!("download of {}: {added} more peer(s)", job.id.short());
             }

@@ -108,9 +108,11 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
         version,
         ..
     } = connected;
+    // What requests call the file (a private share by its blinded id).
+    let listed = job.key.listed();
     if version >= 2 {
         // What it offers, before asking it for anything.
-        let offers = send_have(conn, &job.id, &job.scheduler.done())
+        let offers = send_have(conn, &listed, &job.scheduler.done())
             .and_then(|()| read_have(conn, job.manifest.chunk_count(), job.rate));
         if !take_offers(job, lease, offers) {
             return Ok(());
@@ -133,7 +135,7 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
                         job.scheduler.abort();
                         return Ok(());
                     };
-                    if let Err(e) = send_get(conn, &job.id, chunk) {
+                    if let Err(e) = send_get(conn, &listed, chunk) {
                         give_up(job, lease, held, e);
                         return Ok(());
                     }
@@ -155,7 +157,7 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
         let have_due = asking.due(low, depth);
         let have_in_flight = pending.iter().any(|p| matches!(p, Pending::Have));
         if version >= 2 && !have_in_flight && Instant::now() >= have_due {
-            if let Err(e) = send_have(conn, &job.id, &job.scheduler.done()) {
+            if let Err(e) = send_have(conn, &listed, &job.scheduler.done()) {
                 log::debug!("HAVE to {addr}: {e}");
                 job.scheduler.strike(lease.peer, Fault::Unreliable);
                 return Ok(());
