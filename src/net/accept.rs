@@ -279,6 +279,11 @@ where
             }
             Err(e) => {
                 log::debug!("{who}: closing: {e}");
+                if matches!(e, Error::Timeout(_)) {
+                    // An orderly close (close_notify on TLS): the client can
+                    // tell "idle too long" from a cut connection.
+                    conn.shutdown_write();
+                }
                 return;
             }
         };
