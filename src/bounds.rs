@@ -56,8 +56,9 @@ pub const READ_BUF: usize = 64 * 1024;
 /// How long a connection may sit idle, or take to deliver one request line.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How long a new connection may take to send its first request line. Real
-/// clients send `HELLO` at once; a short bound frees slots held by floods.
+/// How long a new connection may take, from accept, to send its first
+/// request line, its TLS handshake included. Real clients send `HELLO` at
+/// once; a short bound frees slots held by floods.
 pub const FIRST_LINE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a single socket read or write may block mid-message.

@@ -209,24 +209,32 @@ impl Server {
 }
 
 /// Makes a connection of `tcp`: a TLS handshake (or the detection of one)
-/// within [`FIRST_LINE_TIMEOUT`], the time a client has to say anything.
+/// and then the first request line, all within [`FIRST_LINE_TIMEOUT`] of
+/// now, the time a client has to say anything.
 fn open(tcp: TcpStream, security: &Security) -> io::Result<Connection> {
+    let deadline = Instant::now() + FIRST_LINE_TIMEOUT;
+    // Never zero: a zero timeout means none to the socket calls.
+    let left = || {
+        deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1))
+    };
     let stream = match security {
         Security::Plain => Stream::from(tcp),
-        Security::Tls(config) => Stream::tls_server(tcp, config, FIRST_LINE_TIMEOUT)?,
+        Security::Tls(config) => Stream::tls_server(tcp, config, left())?,
         Security::Detect(config) => {
-            tcp.set_read_timeout(Some(FIRST_LINE_TIMEOUT))?;
+            tcp.set_read_timeout(Some(left()))?;
             let mut first = [0u8; 1];
             match tcp.peek(&mut first) {
-                Ok(1) if first[0] == TLS_HANDSHAKE => {
-                    Stream::tls_server(tcp, config, FIRST_LINE_TIMEOUT)?
-                }
+                Ok(1) if first[0] == TLS_HANDSHAKE => Stream::tls_server(tcp, config, left())?,
                 Ok(_) => Stream::from(tcp),
                 Err(e) => return Err(e),
             }
         }
     };
-    Connection::new(stream)
+    let mut conn = Connection::new(stream)?;
+    conn.set_first_deadline(deadline);
+    Ok(conn)
 }
 
 /// The first byte of a TLS handshake record.
@@ -265,7 +273,7 @@ where
     F: FnMut(&mut Connection, &str) -> crate::error::Result<Flow>,
 {
     let who = conn.peer_addr();
-    let mut timeout = FIRST_LINE_TIMEOUT;
+    let mut timeout = conn.first_line_timeout(FIRST_LINE_TIMEOUT);
     loop {
         conn.mark_idle();
         let line = match conn.read_line(timeout) {

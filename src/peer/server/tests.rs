@@ -165,6 +165,34 @@ fn a_silent_connection_is_closed_in_order() {
     server.stop();
 }
 
+/// The handshake and the first line share one deadline from accept: a
+/// client that dawdles 2 s before its handshake has 3 s left, not 5 more.
+#[test]
+fn the_handshake_and_the_first_line_share_one_deadline() {
+    use crate::net::transport::Stream;
+    let Served {
+        server,
+        addr,
+        ours,
+        theirs,
+    } = serve(Arc::new(Library::default()));
+    let limit = crate::bounds::FIRST_LINE_TIMEOUT;
+    let started = std::time::Instant::now();
+    let tcp = std::net::TcpStream::connect(&addr).expect("connect");
+    // The slow client this test is about, not synchronisation.
+    std::thread::sleep(Duration::from_secs(2));
+    let tls = Stream::tls_client(tcp, &theirs, Some(ours.id()), limit).expect("handshake");
+    let mut conn = Connection::new(tls).expect("a connection");
+    let end = conn.read_line(limit * 2);
+    assert!(matches!(end, Ok(None)), "{end:?}");
+    let took = started.elapsed();
+    assert!(
+        took >= limit && took < limit + Duration::from_secs(1),
+        "{took:?}"
+    );
+    server.stop();
+}
+
 /// A `HAVE` whose map is too long to skip gets its `ERR` even when the
 /// asker has already sent more: the server drains before it closes, so
 /// no reset takes the reply with it.

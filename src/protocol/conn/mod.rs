@@ -37,6 +37,9 @@ pub struct Connection {
     send_buf: Vec<u8>,
     /// On a server: whether it is waiting for a request, for its slots.
     activity: Option<Arc<Activity>>,
+    /// On a server: when the first request line must be in (one deadline
+    /// from accept, the TLS handshake included).
+    first_deadline: Option<Instant>,
     /// The download cap the socket's receive buffer was sized for (0:
     /// none), and the round trip it was sized with.
     recv_sized_for: u64,
@@ -60,6 +63,7 @@ impl Connection {
             reply_timeout: IO_TIMEOUT,
             send_buf: Vec::new(),
             activity: None,
+            first_deadline: None,
             recv_sized_for: 0,
             recv_rtt: None,
         })
@@ -131,6 +135,19 @@ impl Connection {
     }
 
     /// Waiting for the next request line, from now.
+    /// The first request line must be in by `at` (see
+    /// [`first_line_timeout`](Self::first_line_timeout)).
+    pub fn set_first_deadline(&mut self, at: Instant) {
+        self.first_deadline = Some(at);
+    }
+
+    /// How long is left for the first request line: `default` unless a
+    /// deadline was set when the connection was accepted.
+    pub fn first_line_timeout(&self, default: Duration) -> Duration {
+        self.first_deadline
+            .map_or(default, |at| at.saturating_duration_since(Instant::now()))
+    }
+
     pub fn mark_idle(&self) {
         if let Some(a) = &self.activity {
             a.idle();
