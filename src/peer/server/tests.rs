@@ -143,30 +143,10 @@ fn a_private_share_is_served_only_after_a_proof_on_the_same_session() {
     let _ = std::fs::remove_file(path);
 }
 
-/// A connection that says nothing is closed after FIRST_LINE_TIMEOUT,
-/// in order (TLS close_notify): the client reads a clean end, not a
-/// cut connection.
-#[test]
-fn a_silent_connection_is_closed_in_order() {
-    let library = Arc::new(Library::default());
-    let Served {
-        server,
-        addr,
-        ours,
-        theirs,
-    } = serve(library);
-    let five = Duration::from_secs(5);
-    let mut conn = Connection::connect_tls(&addr, &theirs, Some(ours.id()), five).unwrap();
-    let started = std::time::Instant::now();
-    let wait = crate::bounds::FIRST_LINE_TIMEOUT * 2;
-    let end = conn.read_line(wait);
-    assert!(matches!(end, Ok(None)), "{end:?}");
-    assert!(started.elapsed() >= crate::bounds::FIRST_LINE_TIMEOUT);
-    server.stop();
-}
-
 /// The handshake and the first line share one deadline from accept: a
 /// client that dawdles 2 s before its handshake has 3 s left, not 5 more.
+/// It is then closed in order (TLS close_notify): it reads a clean end,
+/// not a cut connection.
 #[test]
 fn the_handshake_and_the_first_line_share_one_deadline() {
     use crate::net::transport::Stream;
