@@ -260,10 +260,9 @@ fn check_private_file(path: &Path) -> Result<(), IdentityError> {
 mod tests {
     use super::*;
 
+    /// A state directory that does not exist yet, in a fresh directory.
     fn dir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("p2pshare-id-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        d
+        crate::storage::partial::tests::temp_dir(&format!("id-{tag}")).join("state")
     }
 
     #[test]

@@ -178,10 +178,7 @@ mod tests {
     use std::os::unix::fs::FileExt;
 
     fn dir(tag: &str) -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!("p2pshare-fs-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+        crate::storage::partial::tests::temp_dir(&format!("fs-{tag}"))
     }
 
     #[test]

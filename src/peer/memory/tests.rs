@@ -4,10 +4,7 @@ use super::*;
 use crate::peer::library::Library;
 
 fn dir(test: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("p2pshare-memory-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    crate::storage::partial::tests::temp_dir(&format!("memory-{test}"))
 }
 
 #[test]
