@@ -186,7 +186,14 @@ impl Manifest {
 
     /// The file id: SHA-256 of [`Manifest::encode`].
     pub fn id(&self) -> FileId {
-        FileId(Sha256::digest(self.encode()).into())
+        self.encoded_with_id().1
+    }
+
+    /// The canonical encoding and the id it hashes to, encoded once.
+    pub fn encoded_with_id(&self) -> (Vec<u8>, FileId) {
+        let encoded = self.encode();
+        let id = FileId(Sha256::digest(&encoded).into());
+        (encoded, id)
     }
 
     /// Parses a canonical encoding. Anything that would not re-encode to the

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use super::offer::Offers;
 use crate::chunkset::ChunkSet;
 use crate::manifest::{FileId, Manifest};
-use crate::private::Secret;
+use crate::private::{listed_id, Secret};
 use crate::storage::{FileStorage, Stamp, Storage};
 
 pub struct SharedFile {
@@ -55,13 +55,13 @@ impl SharedFile {
         have: ChunkSet,
         secret: Option<Secret>,
     ) -> Self {
-        let id = manifest.id();
+        let (encoded, id) = manifest.encoded_with_id();
         SharedFile {
             id,
             name,
             secret,
-            listed: secret.map_or(id, |s| s.blind(&id)),
-            encoded: manifest.encode(),
+            listed: listed_id(&id, secret.as_ref()),
+            encoded,
             manifest,
             storage,
             path: RwLock::new(path),
@@ -170,21 +170,10 @@ impl Library {
         // takes.
         let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
         let path = canonical(path);
-        let candidates: Vec<Arc<SharedFile>> = read(&self.files)
-            .values()
-            .filter(|f| f.id != *keep && f.is_complete())
-            .cloned()
-            .collect();
-        let gone: Vec<Arc<SharedFile>> = candidates
+        self.list()
             .into_iter()
-            .filter(|f| canonical(&f.path()) == path)
-            .collect();
-        let mut files = write(&self.files);
-        gone.into_iter()
-            .filter(|f| match files.get(&f.id) {
-                Some(current) if Arc::ptr_eq(current, f) => files.remove(&f.id).is_some(),
-                _ => false,
-            })
+            .filter(|f| f.id != *keep && canonical(&f.path()) == path)
+            .filter(|f| self.remove(f))
             .collect()
     }
 
@@ -201,11 +190,7 @@ impl Library {
         have: ChunkSet,
         secret: Option<Secret>,
     ) -> Option<Arc<SharedFile>> {
-        let mut files = write(&self.files);
-        let id = manifest.id();
-        if files.get(&id).is_some_and(|f| f.is_complete()) {
-            return None;
-        }
+        // Built (encoded and hashed) before the lock every request takes.
         let entry = Arc::new(SharedFile::new(
             name,
             part.to_path_buf(),
@@ -214,7 +199,11 @@ impl Library {
             have,
             secret,
         ));
-        files.insert(id, Arc::clone(&entry));
+        let mut files = write(&self.files);
+        if files.get(&entry.id).is_some_and(|f| f.is_complete()) {
+            return None;
+        }
+        files.insert(entry.id, Arc::clone(&entry));
         Some(entry)
     }
 
