@@ -41,7 +41,7 @@ use crate::net::tls::Tls;
 use crate::private::Secret;
 use crate::storage::{PartialFile, StoreError};
 
-pub use self::manifest::{connect_peer, FileKey};
+use self::manifest::FileKey;
 
 #[derive(Debug, Error)]
 pub enum DownloadError {
@@ -141,11 +141,6 @@ impl Canceller {
 impl DownloadHandle {
     pub fn progress(&self) -> &Arc<Progress> {
         &self.progress
-    }
-
-    /// Stops the download; what is verified stays in the partial file.
-    pub fn cancel(&self) {
-        self.canceller.cancel();
     }
 
     pub fn canceller(&self) -> Canceller {
@@ -275,7 +270,6 @@ fn run(
     scheduler.ban(&fetched.lied);
     scheduler.bench(&fetched.failed);
     let job = worker::Job {
-        id: req.id,
         key,
         manifest: &manifest,
         partial: &partial,

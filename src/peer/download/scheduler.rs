@@ -274,6 +274,14 @@ impl Scheduler {
         self.lock().peers[peer].complete
     }
 
+    /// Whether `peer` is a complete peer (which hands out fresh chunks a few
+    /// at a time) whose offers are running out: fewer than `depth` needed
+    /// and free, or none the worker could take (`starved`).
+    pub fn low_on_offers(&self, peer: usize, starved: bool, depth: u32) -> bool {
+        let s = self.lock();
+        s.peers[peer].complete && (starved || free_offered(&s, peer, depth) < depth)
+    }
+
     /// How many chunks `peer` offers that are needed and free, counting no
     /// further than `enough`.
     pub fn free_offers(&self, peer: usize, enough: u32) -> u32 {

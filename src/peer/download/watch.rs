@@ -23,14 +23,11 @@ pub(super) fn run_workers(
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 s.spawn(|| {
-                    // A disk error or a panic stops the others at once (and
-                    // `watch` with them), not when they run out of work.
+                    // A panic stops the others at once (and `watch` with
+                    // them), not when they run out of work; a disk error
+                    // does too (`receive_chunk` aborts the download).
                     let _on_panic = AbortOnPanic(job.scheduler);
-                    let ended = worker::run(job);
-                    if ended.is_err() {
-                        job.scheduler.abort();
-                    }
-                    ended
+                    worker::run(job)
                 })
             })
             .collect();
@@ -42,8 +39,7 @@ pub(super) fn run_workers(
                 Ok(Err(e)) => DownloadError::Store(e),
                 Err(panic) => DownloadError::Panicked(panic_message(&*panic)),
             };
-            log::error!("download of {}: {error}", job.id.short());
-            job.scheduler.abort();
+            log::error!("download of {}: {error}", job.key.id.short());
             first_error.get_or_insert(error);
         }
         first_error.map_or(Ok(waited), Err)
@@ -84,7 +80,7 @@ fn watch(job: &worker::Job<'_>, ctx: &Context) -> Duration {
             if now - since >= ctx.patience {
                 log::info!(
                     "download of {}: no usable peer for {:?}",
-                    job.id.short(),
+                    job.key.id.short(),
                     now - since
                 );
                 job.scheduler.abort();
@@ -96,7 +92,7 @@ fn watch(job: &worker::Job<'_>, ctx: &Context) -> Duration {
         if now >= next_lookup {
             let added = job.scheduler.add_peers(&ctx.swarm.peers(&job.key.listed()));
             if added > 0 {
-                log::info!("download of {}: {added} more peer(s)", job.id.short());
+                log::info!("download of {}: {added} more peer(s)", job.key.id.short());
             }
             interval = (interval * 2).min(PEER_REFRESH_MAX);
             next_lookup = Instant::now() + interval;

@@ -28,7 +28,7 @@ use super::asking::Asking;
 use super::manifest::{connect_peer, FileKey, PeerConn};
 use super::progress::Progress;
 use super::scheduler::{Fault, Held, Lease, Next, Scheduler};
-use crate::bounds::{IDLE_SWITCH, PIPELINE_DEPTH};
+use crate::bounds::{HAVE_INTERVAL, IDLE_SWITCH, PIPELINE_DEPTH};
 use crate::chunkset::ChunkSet;
 use crate::error::{Error, Result};
 use crate::manifest::{Chunk, FileId, Manifest};
@@ -42,7 +42,6 @@ use crate::storage::{PartialFile, StoreError};
 
 /// Everything the workers of one download share.
 pub struct Job<'a> {
-    pub id: FileId,
     /// The id and, for a private share, the secret each connection proves.
     pub key: FileKey,
     pub manifest: &'a Manifest,
@@ -152,11 +151,14 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
             }
         }
         // See `asking` for when: a seeder is asked before its offer runs out.
-        let low = job.scheduler.is_complete_peer(lease.peer)
-            && (starved || job.scheduler.free_offers(lease.peer, depth as u32) < depth as u32);
-        let have_due = asking.due(low, depth);
         let have_in_flight = pending.iter().any(|p| matches!(p, Pending::Have));
-        if version >= 2 && !have_in_flight && Instant::now() >= have_due {
+        let have_due = (version >= 2 && !have_in_flight).then(|| {
+            let low = job
+                .scheduler
+                .low_on_offers(lease.peer, starved, depth as u32);
+            asking.due(low, depth)
+        });
+        if have_due.is_some_and(|due| Instant::now() >= due) {
             if let Err(e) = send_have(conn, &listed, &job.scheduler.done()) {
                 log::debug!("HAVE to {addr}: {e}");
                 job.scheduler.strike(lease.peer, Fault::Unreliable);
@@ -171,7 +173,10 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
             if since.elapsed() >= IDLE_SWITCH && job.scheduler.others_waiting(lease.peer) {
                 return Ok(());
             }
-            let wait = have_due.saturating_duration_since(Instant::now());
+            // Until the next `HAVE` is due (a version 1 peer: none).
+            let wait = have_due.map_or(HAVE_INTERVAL, |due| {
+                due.saturating_duration_since(Instant::now())
+            });
             job.scheduler
                 .wait_for_change(wait.max(Duration::from_millis(10)));
             continue;
