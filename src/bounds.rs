@@ -39,8 +39,8 @@ pub const MAX_LIST_ENTRIES: usize = 100_000;
 /// file a manifest can describe (`MAX_MANIFEST_LEN` / 65 bytes a chunk).
 pub const MAX_HAVE_LEN: usize = (MAX_MANIFEST_LEN / 65).div_ceil(8);
 
-/// Most private shares one connection may prove (`AUTH`); a downloader
-/// proves one.
+/// Most `AUTH`s for private shares one connection may try, proved or not
+/// (each looks through the library); a downloader tries one.
 pub const MAX_SESSION_AUTHS: usize = 16;
 
 /// Most addresses a ticket carries, and the longest ticket read (base64

@@ -63,6 +63,8 @@ struct Session<'a> {
     /// Private shares this session proved the secret of: the blinded id
     /// requests call each by, and its real id.
     authorized: Vec<(FileId, FileId)>,
+    /// `AUTH`s for private shares tried on this session, proved or not.
+    auth_tries: usize,
 }
 
 impl<'a> Session<'a> {
@@ -75,6 +77,7 @@ impl<'a> Session<'a> {
             on_withdraw,
             touched: Vec::new(),
             authorized: Vec::new(),
+            auth_tries: 0,
         }
     }
 
@@ -135,6 +138,12 @@ impl<'a> Session<'a> {
             // Public, or proved already: nothing (more) to prove.
             return conn.write_all(authorized.as_bytes());
         }
+        // Each try scans the library: a session gets MAX_SESSION_AUTHS of
+        // them, proved or not.
+        if self.auth_tries >= MAX_SESSION_AUTHS {
+            return conn.write_all(not_shared(id).as_bytes());
+        }
+        self.auth_tries += 1;
         let Some(file) = self.library.find_listed(id) else {
             return conn.write_all(not_shared(id).as_bytes());
         };
@@ -142,7 +151,7 @@ impl<'a> Session<'a> {
             conn.exporter(EXPORTER_LABEL, &id.0)
                 .is_some_and(|exporter| secret.verify(id, &exporter, proof))
         });
-        if !proved || self.authorized.len() >= MAX_SESSION_AUTHS {
+        if !proved {
             return conn.write_all(not_shared(id).as_bytes());
         }
         self.authorized.push((*id, file.id));

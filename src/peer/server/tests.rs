@@ -139,6 +139,13 @@ fn a_private_share_is_served_only_after_a_proof_on_the_same_session() {
         "the real id names nothing"
     );
     assert!(refused(&mut other, &manifest_line), "only on that session");
+    // A session gets MAX_SESSION_AUTHS tries, right or wrong.
+    let mut guesser = connect();
+    for _ in 0..crate::bounds::MAX_SESSION_AUTHS {
+        assert!(refused(&mut guesser, &auth(Proof([1; 32]))));
+    }
+    let right = secret.proof(&id, &guesser.exporter(EXPORTER_LABEL, &id.0).unwrap());
+    assert!(refused(&mut guesser, &auth(right)), "tries used up");
     server.stop();
     let _ = std::fs::remove_file(path);
 }
