@@ -155,12 +155,17 @@ impl Registry {
         };
         let mut files = self.lock();
         let files = &mut *files;
-        if let Some(entry) = files.by_id.get_mut(&id) {
+        // A name is taken only from a registration that succeeds: one over
+        // a cap must not list an unlisted (private) entry by name.
+        let named = |entry: &mut Entry| {
             if entry.name.is_none() {
                 entry.name = name.map(str::to_string);
             }
+        };
+        if let Some(entry) = files.by_id.get_mut(&id) {
             if let Some(known) = entry.peers.get_mut(&peer) {
                 *known = seen; // a refresh
+                named(entry);
                 return Ok(());
             }
         }
@@ -192,6 +197,7 @@ impl Registry {
             }
             Some(entry) => {
                 entry.peers.insert(peer, seen);
+                named(entry);
             }
             None if known >= TRACKER_MAX_FILES => {
                 return Err(RegistryError::TooManyFiles(TRACKER_MAX_FILES))

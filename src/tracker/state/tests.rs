@@ -239,6 +239,10 @@ fn unlisted_files_are_found_by_peers_only() {
     let listed = |rows: Vec<FileSummary>| rows.into_iter().map(|f| f.id).collect::<Vec<_>>();
     assert_eq!(listed(r.search("", now)), [named]);
     assert_eq!(listed(r.info(&"abab".parse().unwrap(), now)), [named]);
+    assert!(
+        r.info(&"aaaa".parse().unwrap(), now).is_empty(),
+        "by a prefix"
+    );
     let full = hidden.to_hex().parse().unwrap();
     assert!(r.info(&full, now).is_empty(), "not even by its whole id");
     assert_eq!(r.snapshot(now, 10, 10).files.len(), 1);
@@ -246,4 +250,20 @@ fn unlisted_files_are_found_by_peers_only() {
     r.register(addr(2), hidden, 5, Some("late"), true, now)
         .unwrap();
     assert_eq!(listed(r.search("late", now)), [hidden]);
+}
+
+/// A registration refused at a cap does not name an unlisted entry.
+#[test]
+fn a_refused_registration_names_nothing() {
+    let r = Registry::new(TTL);
+    let now = Instant::now();
+    let hidden = FileId([0xcd; 32]);
+    for port in 1..=TRACKER_MAX_PER_FILE_ADDRESS as u16 {
+        r.register(addr(port), hidden, 1, None, true, now).unwrap();
+    }
+    let one_more = addr(TRACKER_MAX_PER_FILE_ADDRESS as u16 + 1);
+    assert!(r
+        .register(one_more, hidden, 1, Some("x"), true, now)
+        .is_err());
+    assert!(r.search("x", now).is_empty(), "named by a refused REGISTER");
 }
