@@ -92,10 +92,13 @@ fn openssl_gets_tls13_from_a_seeder_and_plain_text_gets_nothing() {
     );
 
     // No client certificate: the handshake ends in "certificate required".
+    // Each is asked for service; what would answer it is looked for below.
     let mut anonymous = s_client(at, seeder.addr, "-tls1_3", false);
+    anonymous.send("HELLO 2");
     assert!(!anonymous.await_exit(STARTUP).success());
     assert!(!anonymous.seen("certificate required").is_empty());
     let mut old = s_client(at, seeder.addr, "-tls1_2", true);
+    old.send("HELLO 2");
     assert!(!old.await_exit(STARTUP).success(), "TLS 1.2 accepted");
     for client in [&anonymous, &old] {
         assert!(client.seen("OK p2pshare").is_empty(), "served anyway");

@@ -5,7 +5,7 @@
 use std::fs::{self, OpenOptions};
 use std::time::{Duration, Instant};
 
-use crate::support::harness::{figure, random_bytes, wait_until, TestDir, CHUNK};
+use crate::support::harness::{figure, random_bytes, wait_until, TestDir, CHUNK, COMMAND};
 use crate::support::programs::{Peer, Tracker};
 use crate::support::raw::Raw;
 
@@ -61,7 +61,8 @@ fn a_shared_file_changed_in_place_is_withdrawn() {
     }
     for path in [&a, &b] {
         let warning = format!("{} changed since it was shared", path.display());
-        assert_eq!(seeder.proc.seen(&warning).len(), 1, "{warning:?}");
+        let seen = seeder.proc.seen_within(&warning, COMMAND);
+        assert_eq!(seen.len(), 1, "{warning:?}");
     }
 
     seeder.proc.send(&format!("share {a_arg}"));

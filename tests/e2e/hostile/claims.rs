@@ -11,7 +11,7 @@ use p2pshare::manifest::Manifest;
 use p2pshare::storage::manifest_of;
 
 use crate::support::fakes::{test_tls, FakeSpec};
-use crate::support::harness::{assert_same_bytes, figure, ReservedPort, TestDir, CHUNK};
+use crate::support::harness::{assert_same_bytes, figure, ReservedPort, TestDir, CHUNK, COMMAND};
 use crate::support::programs::{Peer, Tracker};
 use crate::support::raw::Raw;
 
@@ -47,7 +47,11 @@ fn a_manifest_declaring_an_unclaimed_size_is_refused() {
         ]
     );
     let why = "manifest declares 2199023255552 bytes, but the file was listed as 741";
-    assert_eq!(dl.proc.seen(why).len(), 1, "refused for its size");
+    assert_eq!(
+        dl.proc.seen_within(why, COMMAND).len(),
+        1,
+        "refused for its size"
+    );
     assert_eq!(
         fake.requests(),
         ["HELLO 2".to_string(), format!("MANIFEST {id}")]

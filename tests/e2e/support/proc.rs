@@ -32,6 +32,9 @@ pub struct Proc {
     stdin: Option<ChildStdin>,
     out: Receiver<String>,
     err: Receiver<String>,
+    /// Disconnects once the stderr reader has put its last line in the
+    /// transcript.
+    err_done: Receiver<()>,
     /// Every line read and sent so far, tagged, for failure messages.
     transcript: Arc<Mutex<Vec<String>>>,
 }
@@ -65,12 +68,12 @@ impl Proc {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
         let transcript = Arc::new(Mutex::new(Vec::new()));
-        let out = read_lines(
+        let (out, _) = read_lines(
             child.stdout.take().unwrap(),
             format!("{name} out"),
             &transcript,
         );
-        let err = read_lines(
+        let (err, err_done) = read_lines(
             child.stderr.take().unwrap(),
             format!("{name} err"),
             &transcript,
@@ -82,6 +85,7 @@ impl Proc {
             child,
             out,
             err,
+            err_done,
             transcript,
         }
     }
@@ -101,6 +105,20 @@ impl Proc {
     pub fn seen(&self, text: &str) -> Vec<String> {
         let lines = self.transcript.lock().unwrap_or_else(|e| e.into_inner());
         lines.iter().filter(|l| l.contains(text)).cloned().collect()
+    }
+
+    /// As [`seen`](Self::seen), once at least one line has `text`, waiting
+    /// up to `timeout` for it: for a line on the other stream than the one
+    /// just waited on (each stream has its own reader thread).
+    pub fn seen_within(&self, text: &str, timeout: Duration) -> Vec<String> {
+        let deadline = deadline(timeout);
+        loop {
+            let lines = self.seen(text);
+            if !lines.is_empty() || Instant::now() >= deadline {
+                return lines;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// What follows `prefix` in one of the lines a process prints once at
@@ -229,6 +247,15 @@ impl Proc {
                 }
             }
         }
+        // Its last stderr lines too, so that `seen` finds them: the two
+        // streams are read by two threads.
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Err(RecvTimeoutError::Timeout) = self.err_done.recv_timeout(left) {
+            panic!(
+                "{}: its stderr stayed open past the {timeout:?} deadline",
+                self.name
+            )
+        }
         let status = self.child.wait().expect("cannot wait for a child");
         self.log(format!("{} exited: {status}", self.name));
         status
@@ -301,10 +328,14 @@ fn read_lines(
     from: impl Read + Send + 'static,
     tag: String,
     transcript: &Arc<Mutex<Vec<String>>>,
-) -> Receiver<String> {
+) -> (Receiver<String>, Receiver<()>) {
     let (tx, rx) = mpsc::channel();
+    let (done_tx, done) = mpsc::channel::<()>();
     let transcript = Arc::clone(transcript);
     thread::spawn(move || {
+        // Dropped when this thread ends: the end of the stream, all of it
+        // in the transcript.
+        let _done = done_tx;
         let mut reader = BufReader::new(from);
         let mut buf = Vec::new();
         loop {
@@ -325,5 +356,5 @@ fn read_lines(
             let _ = tx.send(line);
         }
     });
-    rx
+    (rx, done)
 }

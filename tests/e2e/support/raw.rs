@@ -197,12 +197,17 @@ impl Raw {
     pub fn expect_no_service(&mut self, within: Duration) {
         self.w.set_read_timeout(Some(within)).unwrap();
         let mut got = Vec::new();
-        let _ = self.r.read_to_end(&mut got);
+        let end = self.r.read_to_end(&mut got);
         assert!(
             got.is_empty() || got.starts_with(&[0x15, 0x03]),
             "a plain-text answer: {:?}",
             String::from_utf8_lossy(&got)
         );
+        let closed = match &end {
+            Ok(_) => true,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        };
+        assert!(closed, "not closed within {within:?}: {end:?}");
     }
 
     /// Whether the server has neither closed the connection nor sent
