@@ -178,6 +178,9 @@ impl Peer {
             memory: memory.clone(),
             listen,
             id: tls.id(),
+            // Nodes the user named are peers; the tracker that stands in for
+            // them when none is named is not.
+            bootstrap_are_peers: opts.dht.as_ref().is_some_and(|d| !d.bootstrap.is_empty()),
         });
         Ok(Peer {
             tls,

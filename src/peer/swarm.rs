@@ -30,6 +30,10 @@ pub struct PeerSwarm {
     pub listen: SocketAddr,
     /// This peer's own id, to leave itself out of peer lists.
     pub id: PeerId,
+    /// Whether the DHT nodes joined through were named with
+    /// `--dht-bootstrap` (peers, in a DHT of two) rather than defaulting to
+    /// the tracker's address (never a peer).
+    pub bootstrap_are_peers: bool,
 }
 
 impl PeerSwarm {
@@ -63,10 +67,11 @@ impl PeerSwarm {
     }
 
     /// The DHT's peers of `id`; with none found, the nodes it joined
-    /// through, the best guess there is (see `DhtNode::bootstrap_peers`).
+    /// through if they were named, the best guess there is (see
+    /// `DhtNode::bootstrap_peers`).
     fn dht_alone(&self, id: &FileId) -> (Vec<Source>, usize, usize) {
         let mut found = locate::dht_peers(self.dht.as_deref(), id);
-        if let (true, Some(dht)) = (found.is_empty(), &self.dht) {
+        if let (true, true, Some(dht)) = (found.is_empty(), self.bootstrap_are_peers, &self.dht) {
             found = dht.bootstrap_peers();
         }
         locate::merge_peers(Vec::new(), found)
