@@ -80,6 +80,9 @@ impl Announcer {
                         Ok(()) | Err(RecvTimeoutError::Timeout) => {}
                         Err(RecvTimeoutError::Disconnected) => return,
                     }
+                    // Kicks that came meanwhile are all served by this one
+                    // round (it announces every file).
+                    while kicked.try_recv().is_ok() {}
                     if thread_gate.stopped.load(Ordering::Acquire) {
                         return;
                     }

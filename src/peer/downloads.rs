@@ -15,6 +15,7 @@ use super::download::progress::{DownloadView, Progress};
 use super::download::Canceller;
 use crate::bounds::KEEP_FINISHED;
 use crate::manifest::FileId;
+use crate::protocol::message::IdPrefix;
 
 #[derive(Default)]
 pub struct Downloads {
@@ -142,14 +143,14 @@ impl Downloads {
     pub fn matching(&self, which: &str) -> Result<Arc<Progress>, NoMatch> {
         let bare = which.trim_start_matches(['#', '[']).trim_end_matches(']');
         let key = bare.parse::<u64>().ok();
-        let hex = which.len() >= 4 && which.bytes().all(|b| b.is_ascii_hexdigit());
+        let prefix = which.parse::<IdPrefix>().ok();
         let found: Vec<Arc<Progress>> = self
             .running()
             .into_iter()
             .filter(|d| {
                 Some(d.key()) == key
                     || d.name() == which
-                    || (hex && d.id().to_hex().starts_with(&which.to_ascii_lowercase()))
+                    || prefix.as_ref().is_some_and(|p| p.matches(&d.id()))
             })
             .collect();
         match found.as_slice() {

@@ -7,6 +7,8 @@ use std::path::Path;
 use super::background;
 use super::memory::{secret_of, Unfinished};
 use super::{Peer, PeerError};
+use crate::manifest::FileId;
+use crate::protocol::message::IdPrefix;
 use crate::ui::count;
 
 /// Shares again every file the last run shared; returns the lines to print
@@ -77,9 +79,17 @@ pub fn unfinished(peer: &Peer) -> Vec<Unfinished> {
 /// `which` names, by name or id prefix), each where it left off.
 pub fn resume(peer: &Peer, which: Option<&str>) -> Result<(), PeerError> {
     let all = unfinished(peer);
+    let prefix = which.and_then(|w| w.parse::<IdPrefix>().ok());
+    let by_id = |u: &Unfinished| {
+        let id = u.id.parse::<FileId>().ok();
+        prefix
+            .as_ref()
+            .zip(id)
+            .is_some_and(|(p, id)| p.matches(&id))
+    };
     let chosen: Vec<&Unfinished> = all
         .iter()
-        .filter(|u| which.is_none_or(|w| u.name == w || (w.len() >= 4 && u.id.starts_with(w))))
+        .filter(|u| which.is_none_or(|w| u.name == w || by_id(u)))
         .collect();
     if chosen.is_empty() {
         println!("nothing to resume");
