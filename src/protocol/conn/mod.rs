@@ -134,7 +134,6 @@ impl Connection {
         self.activity = Some(activity);
     }
 
-    /// Waiting for the next request line, from now.
     /// The first request line must be in by `at` (see
     /// [`first_line_timeout`](Self::first_line_timeout)).
     pub fn set_first_deadline(&mut self, at: Instant) {
@@ -148,6 +147,7 @@ impl Connection {
             .map_or(default, |at| at.saturating_duration_since(Instant::now()))
     }
 
+    /// Waiting for the next request line, from now.
     pub fn mark_idle(&self) {
         if let Some(a) = &self.activity {
             a.idle();
@@ -159,11 +159,6 @@ impl Connection {
         if let Some(a) = &self.activity {
             a.busy();
         }
-    }
-
-    /// Bounds each write call (until the next bounded write sets its own).
-    pub fn set_write_timeout(&self, timeout: Duration) {
-        let _ = self.stream.set_write_timeout(Some(timeout));
     }
 
     /// A handle that interrupts this connection's I/O from another thread.
