@@ -109,6 +109,16 @@ impl Stream {
         }
     }
 
+    /// Whether TLS holds records the socket has not taken yet (never on
+    /// plain TCP): what a flush would still have to send.
+    pub fn wants_write(&self) -> bool {
+        match self {
+            Stream::Tcp(_) => false,
+            Stream::TlsClient(s) => s.conn.wants_write(),
+            Stream::TlsServer(s) => s.conn.wants_write(),
+        }
+    }
+
     /// The plain TCP stream, for zero-copy writes; `None` if the stream
     /// transforms its bytes (TLS).
     pub fn as_tcp(&self) -> Option<&TcpStream> {

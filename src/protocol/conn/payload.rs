@@ -155,9 +155,9 @@ impl Connection {
         let mut reply_deadline =
             started + IO_TIMEOUT + Duration::from_secs(len as u64 / MIN_READ_RATE);
         let result = (|| {
-            self.bound_next_write(started + IO_TIMEOUT, reply_deadline)?;
             let mut head = header;
             if let Some(tcp) = self.stream.as_tcp().filter(|_| zero_copy) {
+                self.bound_next_write(started + IO_TIMEOUT, reply_deadline)?;
                 sys::send_more(tcp, head).map_err(write_error)?;
                 head = &[];
             }
@@ -243,9 +243,9 @@ impl Connection {
             }
             calls += 1;
         }
-        if self.stream.as_tcp().is_none() {
-            // TLS keeps what the socket did not take: it must leave too, by
-            // the same bounds (a no-op on plain TCP).
+        if self.stream.wants_write() {
+            // TLS kept what the socket did not take: it must leave too, by
+            // the same bounds. (Usually the write above sent it all.)
             self.bound_next_write(stall_deadline, reply_deadline)?;
             self.stream.flush().map_err(write_error)?;
             calls += 1;
