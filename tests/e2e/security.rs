@@ -6,15 +6,12 @@
 //! do. (Who may unregister whom: `hostile::unregister`.)
 
 use std::fs;
-use std::path::Path;
 
 use p2pshare::identity::PeerId;
 use p2pshare::link::ShareLink;
 use p2pshare::private::Secret;
 
-use crate::support::harness::{
-    assert_same_bytes, unused_port, wait_until, Stream, TestDir, CHUNK, COMMAND, STARTUP,
-};
+use crate::support::harness::{unused_port, wait_until, Stream, TestDir, CHUNK, COMMAND, STARTUP};
 use crate::support::listing::ListingTracker;
 use crate::support::programs::{Peer, Tracker};
 use crate::support::raw::{tracker_lists, Raw, REPLY};
@@ -31,18 +28,6 @@ fn link(id: &str, name: &str, size: usize, secret: Option<Secret>) -> String {
         secret,
     };
     link.to_string()
-}
-
-/// `download TARGET` must succeed from `peers` peers (the file called
-/// `name`) and leave exactly `want` at `out`.
-fn fetch(dl: &mut Peer, target: &str, name: &str, peers: usize, out: &Path, want: &[u8]) {
-    let lines = dl
-        .download(target, None)
-        .unwrap_or_else(|l| panic!("download {target} failed: {l:?}"));
-    let noun = if peers == 1 { "peer" } else { "peers" };
-    let found = format!("Found {peers} {noun} for {name} ");
-    assert!(lines.iter().any(|l| l.starts_with(&found)), "{lines:?}");
-    assert_same_bytes(&fs::read(out).expect("the download"), want, name);
 }
 
 /// A peer's chunk server speaks TLS 1.3 and nothing else: `openssl
@@ -127,19 +112,9 @@ fn a_wiretapped_download_carries_none_of_the_file() {
     stub.list(&[(relay.addr, seeder.id)]);
     let mut dl = Peer::start_port("downloader", &dir.sub("dl"), stub.port, &["--http", "0"]);
     let target = link(&ids[0], "capture.bin", len, None);
-    fetch(
-        &mut dl,
-        &target,
-        "capture.bin",
-        1,
-        &dir.path().join("dl/capture.bin"),
-        &data,
-    );
-    assert_eq!(
-        chunks_from(&dl.ended_download(), relay.addr),
-        4,
-        "all via the relay"
-    );
+    let out = dir.path().join("dl/capture.bin");
+    let d = dl.download_checked_as(&target, "capture.bin", 1, &out, &data);
+    assert_eq!(chunks_from(&d, relay.addr), 4, "all via the relay");
 
     let captures = relay.captures();
     assert!(!captures.is_empty(), "nothing went through the relay");
@@ -200,16 +175,8 @@ fn a_peer_whose_certificate_is_not_the_listed_id_is_refused() {
     stub.list(&[(tap.addr, seeder.id), (seeder.addr, seeder.id)]);
     let mut dl = Peer::start_port("downloader", &dir.sub("dl"), stub.port, &http);
     let target = link(&ids[0], "pinned.bin", len, None);
-    fetch(
-        &mut dl,
-        &target,
-        "pinned.bin",
-        2,
-        &dir.path().join("dl/pinned.bin"),
-        &data,
-    );
-
-    let d = dl.ended_download();
+    let out = dir.path().join("dl/pinned.bin");
+    let d = dl.download_checked_as(&target, "pinned.bin", 2, &out, &data);
     assert_eq!(chunks_from(&d, seeder.addr), 7, "{d:?}");
     assert_eq!(chunks_from(&d, tap.addr), 0, "{d:?}");
     // Asked first for the manifest, so certainly tried, though the relay
@@ -363,7 +330,7 @@ fn a_private_share_is_served_only_to_holders_of_its_secret() {
 
     let mut dl = Peer::start("downloader", &dir.sub("dl"), &tracker, &["--http", "0"]);
     let out = dir.path().join("dl/private.bin");
-    fetch(&mut dl, &good.to_string(), "private.bin", 1, &out, &data);
+    dl.download_checked_as(&good.to_string(), "private.bin", 1, &out, &data);
     for target in &bad {
         dl.proc.send(&format!("download {target} again.bin"));
         let lines = dl.finish_download(COMMAND).expect_err("no secret, no file");

@@ -98,9 +98,23 @@ impl Peer {
         out: &Path,
         want: &[u8],
     ) -> DownloadView {
+        self.download_checked_as(name, name, peers, out, want)
+    }
+
+    /// As [`download_checked`](Self::download_checked), for a `target` (a
+    /// link, a ticket, an id) that names the file `name`.
+    #[track_caller]
+    pub fn download_checked_as(
+        &mut self,
+        target: &str,
+        name: &str,
+        peers: usize,
+        out: &Path,
+        want: &[u8],
+    ) -> DownloadView {
         let lines = self
-            .download(name, None)
-            .unwrap_or_else(|l| panic!("download {name} failed: {l:?}"));
+            .download(target, None)
+            .unwrap_or_else(|l| panic!("download {target} failed: {l:?}"));
         let noun = if peers == 1 { "peer" } else { "peers" };
         let found = format!("Found {peers} {noun} for {name} ");
         assert!(
