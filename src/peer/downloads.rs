@@ -173,19 +173,23 @@ impl Downloads {
         all.len()
     }
 
-    /// Waits until no download runs, or `give_up` says to stop waiting;
-    /// returns whether none runs.
-    pub fn wait_all(&self, mut give_up: impl FnMut() -> bool) -> bool {
-        loop {
-            let running = self.running();
-            let Some(first) = running.first() else {
-                return true;
-            };
-            if give_up() {
-                return false;
-            }
+    /// Waits until no download runs, calling `tick` about every 100 ms
+    /// meanwhile (to read input that may cancel them).
+    pub fn wait_all(&self, mut tick: impl FnMut()) {
+        while let Some(first) = self.running().first().cloned() {
+            tick();
             first.wait_timeout(Duration::from_millis(100));
         }
+    }
+
+    /// Cancels every running download, keeping verified chunks, and says
+    /// so on the console.
+    pub fn cancel_all_saying(&self) {
+        let n = self.cancel_all();
+        crate::console::say(format!(
+            "cancelling {} (verified chunks are kept)",
+            crate::ui::count(n, "download")
+        ));
     }
 
     /// Every tracked download, oldest first.

@@ -82,11 +82,7 @@ impl Control {
         };
         match (self.state(), self.is_terminal()) {
             (State::Waiting, _) => {
-                let n = peer.downloads().cancel_all();
-                say(format!(
-                    "cancelling {} (verified chunks are kept)",
-                    count(n, "download")
-                ));
+                peer.downloads().cancel_all_saying();
                 Signal::Handled
             }
             (State::Busy, true) if !again => {

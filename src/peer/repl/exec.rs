@@ -87,7 +87,7 @@ pub fn execute(peer: &Peer, cmd: Command, control: &Control) -> Result<(), ReplE
                     count(running, "download")
                 );
                 control.set(State::Waiting);
-                peer.downloads().wait_all(|| false);
+                peer.downloads().wait_all(|| {});
             }
         }
         Command::Resume(which) => super::super::resume::resume(peer, which.as_deref())?,

@@ -131,13 +131,8 @@ fn finish(peer: &Peer, input: &mut Input<'_>, control: &Control, cancel: bool) {
             };
             if quit && !cancelled {
                 cancelled = true;
-                let n = peer.downloads().cancel_all();
-                say(format!(
-                    "cancelling {} (verified chunks are kept)",
-                    count(n, "download")
-                ));
+                peer.downloads().cancel_all_saying();
             }
         }
-        false
     });
 }
