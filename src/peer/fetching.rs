@@ -31,11 +31,9 @@ impl Peer {
         let name = wanted.name.unwrap_or_else(|| wanted.id.to_hex());
         let listed = listed_id(&wanted.id, wanted.secret.as_ref());
         let direct = locate::first_reachable(&wanted.direct, &self.tls);
-        let found = match (&self.tracker, &self.dht, direct) {
-            // A ticket's sender, and nowhere else to ask.
-            (None, None, Some(_)) => Ok((Vec::new(), 0, 0)),
-            _ => self.swarm.find(self.command_tracker().as_ref(), &listed),
-        };
+        // With neither tracker nor DHT this finds nobody, and a ticket's
+        // sender is all there is.
+        let found = self.swarm.find(self.command_tracker().as_ref(), &listed);
         let (mut peers, from_tracker, from_dht) = match (found, direct) {
             (Ok(found), _) => found,
             (Err(e), None) => return Err(e),
