@@ -143,15 +143,34 @@ pub const TRACKER_MAX_FILES: usize = 100_000;
 pub const TRACKER_MAX_PEERS_PER_FILE: usize = 1_000;
 /// Most (file, peer) registrations in all: bounds memory to ~100 MiB.
 pub const TRACKER_MAX_REGISTRATIONS: usize = 1_000_000;
-/// Most registrations from one IP address, so that one host cannot fill
-/// the tracker (a peer announcing 10,000 files is still fine).
-pub const TRACKER_MAX_PER_ADDRESS: usize = 10_000;
+/// An IP address's and an identity's share of the registrations and of
+/// the files: what one may hold of an otherwise empty tracker. A share
+/// shrinks as others fill the tracker (`tracker/state/share.rs`): ten
+/// addresses registering all they can stop at 71,000-89,000 files (at
+/// once, or one after another), not 100,000, and a newcomer still gets
+/// 1,000-2,800 files per identity. An identity is one peer (10,000 files
+/// shared is still fine); an address is a host or a NAT'd household or
+/// office, so room for several such peers.
+pub const TRACKER_MAX_PER_ADDRESS: usize = 20_000;
+pub const TRACKER_MAX_PER_IDENTITY: usize = 10_000;
 /// Most peers of one file registered from one IP address, so that one host
 /// (with as many identities and ports as it likes) cannot fill a file's
 /// [`TRACKER_MAX_PEERS_PER_FILE`] and lock out the honest peers: it would
 /// take 63 addresses. Room for a NAT, or one machine running a dozen peers
 /// of one file (the benchmarks' flash crowd runs 13 on loopback).
 pub const TRACKER_MAX_PER_FILE_ADDRESS: usize = 16;
+
+/// Most rows, and bytes, of one `SEARCH` or `INFO` reply; more matches are
+/// cut and the count line says `more`. A worst-case row (255-byte name)
+/// is ~360 bytes, so the byte bound is reached first only with long names.
+pub const TRACKER_REPLY_ROWS: usize = 500;
+pub const TRACKER_REPLY_BYTES: usize = 64 * 1024;
+/// List replies over `TRACKER_LARGE_REPLY` bytes being written at once;
+/// more get `ERR busy`, so slow readers of big replies hold at most
+/// `TRACKER_LARGE_REPLIES × TRACKER_REPLY_BYTES` (each is dropped after
+/// `IO_TIMEOUT` + its size at `MIN_READ_RATE`: 26 s at most).
+pub const TRACKER_LARGE_REPLY: usize = 16 * 1024;
+pub const TRACKER_LARGE_REPLIES: usize = 32;
 
 /// Most files one tracker status reply lists, and peers listed per file.
 pub const STATUS_MAX_FILES: usize = 1000;

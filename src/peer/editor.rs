@@ -248,7 +248,7 @@ impl ReplHelper<'_> {
             }
         }
         let names: Vec<String> = match self.peer.search("") {
-            Ok(files) => files.into_iter().map(|f| f.name).collect(),
+            Ok(found) => found.files.into_iter().map(|f| f.name).collect(),
             Err(e) => {
                 log::debug!("no names to complete: {e}");
                 Vec::new()

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::download::{self, DownloadHandle, Swarm};
 use super::locate::{self, Located};
 use super::{Peer, PeerError};
+use crate::peer::tracker_client::Found;
 use crate::private::listed_id;
 use crate::protocol::message::{validate_name, IdPrefix};
 use crate::protocol::FileSummary;
@@ -14,8 +15,9 @@ use crate::storage::StoreError;
 use crate::ui::closest;
 
 impl Peer {
-    /// Every file the tracker knows whose name contains `text`.
-    pub fn search(&self, text: &str) -> Result<Vec<FileSummary>, PeerError> {
+    /// The files the tracker knows whose name contains `text`, as many as
+    /// one reply holds (`more`: there are others).
+    pub fn search(&self, text: &str) -> Result<Found, PeerError> {
         self.need_tracker()?
             .search(text)
             .map_err(|e| self.tracker_error(e))
@@ -71,7 +73,7 @@ impl Peer {
     /// The error for a name the tracker does not know, with the closest
     /// name it does know (same but for case, or a typo away), if any.
     fn suggest(&self, name: String) -> PeerError {
-        let known = self.search("").unwrap_or_default();
+        let known = self.search("").unwrap_or_default().files;
         match closest(&name, known.iter().map(|f| f.name.as_str())) {
             Some(near) => PeerError::DidYouMean {
                 near: near.to_string(),
@@ -153,7 +155,7 @@ impl Peer {
 
 impl locate::Catalogue for Peer {
     fn search(&self, text: &str) -> Result<Vec<FileSummary>, PeerError> {
-        Peer::search(self, text)
+        Ok(Peer::search(self, text)?.files)
     }
 
     fn info(&self, prefix: &IdPrefix) -> Result<Vec<FileSummary>, PeerError> {

@@ -27,8 +27,16 @@ use crate::identity::PeerId;
 use crate::manifest::FileId;
 use crate::net::stop::{StopGuard, StopSignal};
 use crate::net::tls::Tls;
-use crate::protocol::message::{hello_line, parse_count, IdPrefix};
+use crate::protocol::message::{hello_line, parse_count, parse_list_header, IdPrefix};
 use crate::protocol::{Connection, FileSummary, PeerEntry, TrackerRequest};
+
+/// The rows of a `SEARCH` or `INFO` reply, and whether the tracker said
+/// more matched than one reply holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Found {
+    pub files: Vec<FileSummary>,
+    pub more: bool,
+}
 
 /// A file to announce: id, size, name, and whether this peer has all of it.
 pub struct Announcement<'a> {
@@ -301,24 +309,41 @@ impl TrackerClient {
         first_refusal.map_or(Ok(()), Err)
     }
 
-    /// Files whose names contain `text` (all files when empty).
-    pub fn search(&self, text: &str) -> Result<Vec<FileSummary>> {
-        let mut call = self.connect(TRACKER_DEADLINE)?;
-        let req = TrackerRequest::Search {
+    /// Files whose names contain `text` (all files when empty), as many
+    /// as one reply holds.
+    pub fn search(&self, text: &str) -> Result<Found> {
+        self.listing(&TrackerRequest::Search {
             text: text.to_string(),
-        };
-        call.send(&req.encode())?;
-        read_list(&mut call, FileSummary::parse)
+        })
     }
 
     /// The files whose id starts with `prefix` (one at most for a full id).
     pub fn info(&self, prefix: &IdPrefix) -> Result<Vec<FileSummary>> {
-        let mut call = self.connect(TRACKER_DEADLINE)?;
         let req = TrackerRequest::Info {
             prefix: prefix.clone(),
         };
-        call.send(&req.encode())?;
-        read_list(&mut call, FileSummary::parse)
+        Ok(self.listing(&req)?.files)
+    }
+
+    /// Asks `req` and reads its rows. A tracker sending as many big replies
+    /// as it will at once says `busy`: asked again after 250 ms, doubling,
+    /// within the same deadline.
+    fn listing(&self, req: &TrackerRequest) -> Result<Found> {
+        let deadline = Instant::now() + TRACKER_DEADLINE;
+        let mut pause = Duration::from_millis(250);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let mut call = self.connect(left)?;
+            call.send(&req.encode())?;
+            match read_rows(&mut call) {
+                Err(Error::Busy) if Instant::now() + pause < deadline => {
+                    log::debug!("tracker {} is busy; asking again in {pause:?}", self.addr);
+                    thread::sleep(pause);
+                    pause *= 2;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// The peers that have file `id`, all of it or part of it.
@@ -363,6 +388,16 @@ pub fn tracker_addr(host: &str, port: u16) -> String {
     } else {
         format!("{host}:{port}")
     }
+}
+
+/// Reads `OK <n>[ more]` and then `n` file rows.
+fn read_rows(call: &mut Call) -> Result<Found> {
+    let (count, more) = parse_list_header(&call.reply()?, MAX_LIST_ENTRIES)?;
+    let mut files = Vec::with_capacity(count.min(1024));
+    for _ in 0..count {
+        files.push(FileSummary::parse(&call.line()?)?);
+    }
+    Ok(Found { files, more })
 }
 
 /// Reads `OK <n>` and then `n` lines, each parsed by `parse`.

@@ -174,6 +174,41 @@ impl FileSummary {
     }
 }
 
+/// Encodes a list reply of at most `max_bytes` in all: `OK <n>` and one
+/// line per item that fits; `OK <n> more` if `more` (more matched than
+/// `items` holds) or if items were left out to keep within `max_bytes`.
+pub fn encode_bounded_list<T>(
+    items: &[T],
+    more: bool,
+    max_bytes: usize,
+    line: impl Fn(&T) -> String,
+) -> String {
+    // The longest header: `OK ` + digits + ` more\n`.
+    let room = max_bytes.saturating_sub(32);
+    let mut body = String::new();
+    let mut n = 0;
+    for item in items {
+        let row = line(item);
+        if body.len() + row.len() > room {
+            break;
+        }
+        body.push_str(&row);
+        n += 1;
+    }
+    let more = if more || n < items.len() { " more" } else { "" };
+    format!("OK {n}{more}\n{body}")
+}
+
+/// Parses the text of a list reply's `OK <count>[ more]`, the count
+/// bounded by `max`; returns the count and whether `more` was said.
+pub fn parse_list_header(text: &str, max: usize) -> Result<(usize, bool), ParseError> {
+    let (count, more) = match text.strip_suffix(" more") {
+        Some(count) => (count, true),
+        None => (text, false),
+    };
+    Ok((parse_count(count, max)?, more))
+}
+
 /// Encodes a list reply: `OK <n>` and one line per item.
 pub fn encode_list<T>(items: &[T], line: impl Fn(&T) -> String) -> String {
     let mut out = format!("OK {}\n", items.len());
@@ -222,6 +257,28 @@ mod tests {
             name: "a b".into(),
         };
         assert_eq!(FileSummary::parse(s.encode().trim_end()), Ok(s));
+    }
+
+    #[test]
+    fn bounded_lists_say_more_when_cut() {
+        let rows = ["aaaa\n", "bbbb\n", "cccc\n"];
+        let line = |r: &&str| r.to_string();
+        assert_eq!(
+            encode_bounded_list(&rows, false, 1000, line),
+            "OK 3\naaaa\nbbbb\ncccc\n"
+        );
+        assert_eq!(
+            encode_bounded_list(&rows, true, 1000, line),
+            "OK 3 more\naaaa\nbbbb\ncccc\n"
+        );
+        let cut = encode_bounded_list(&rows, false, 32 + 10, line);
+        assert_eq!(cut, "OK 2 more\naaaa\nbbbb\n");
+        assert!(cut.len() <= 42);
+        assert_eq!(parse_list_header("2 more", 10), Ok((2, true)));
+        assert_eq!(parse_list_header("2", 10), Ok((2, false)));
+        for bad in ["2 mor", "more", "2 more more", "11 more"] {
+            assert!(parse_list_header(bad, 10).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -10,18 +10,22 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use super::state::{PeerKey, Registry};
-use crate::bounds::TRACKER_CAPS;
+use crate::bounds::{
+    TRACKER_CAPS, TRACKER_LARGE_REPLIES, TRACKER_LARGE_REPLY, TRACKER_REPLY_BYTES,
+};
 use crate::identity::PeerId;
 use crate::net::accept::Security;
 use crate::net::accept::{self as server, Flow, ServerHandle};
 use crate::net::tls::Tls;
-use crate::protocol::message::{encode_list, hello_reply, OLDEST_VERSION};
+use crate::protocol::conn::BUSY;
+use crate::protocol::message::{encode_bounded_list, encode_list, hello_reply, OLDEST_VERSION};
 use crate::protocol::{Connection, Reply, TrackerRequest};
 
 /// A tracker bound to its port.
@@ -69,13 +73,14 @@ impl Tracker {
                 }
             })?;
         let registry = self.registry;
+        let large = Arc::new(LargeReplies::default());
         let security = Security::Detect(Arc::clone(&self.tls.server_optional));
         let server = server::spawn(
             self.listener,
             TRACKER_CAPS,
             security,
             "tracker",
-            move |conn| handle_connection(conn, &registry),
+            move |conn| handle_connection(conn, &registry, &large),
         )?;
         Ok(TrackerHandle {
             server: Some(server),
@@ -115,8 +120,34 @@ impl Drop for TrackerHandle {
 pub const NOT_AUTHENTICATED: &str =
     "authentication required: REGISTER, PARTIAL, UNREGISTER and BYE need a TLS connection with a client certificate";
 
+/// The list replies over [`TRACKER_LARGE_REPLY`] bytes being written now,
+/// at most [`TRACKER_LARGE_REPLIES`]: slow readers of big replies can hold
+/// that many, not one per connection.
+#[derive(Default)]
+pub struct LargeReplies(AtomicUsize);
+
+/// One of the [`LargeReplies`], given back when dropped.
+struct LargeReply<'a>(&'a AtomicUsize);
+
+impl LargeReplies {
+    fn take(&self) -> Option<LargeReply<'_>> {
+        self.0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < TRACKER_LARGE_REPLIES).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| LargeReply(&self.0))
+    }
+}
+
+impl Drop for LargeReply<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Serves one connection: one reply per request line.
-pub fn handle_connection(conn: Connection, registry: &Registry) {
+pub fn handle_connection(conn: Connection, registry: &Registry, large: &LargeReplies) {
     let ip = conn.peer_addr().ip();
     let who = conn.peer_id();
     // What the client said in `HELLO`; replies take that version's form.
@@ -139,7 +170,14 @@ pub fn handle_connection(conn: Connection, registry: &Registry) {
             Err(e) if e.is_fatal() => (Reply::err(&e).encode(), Flow::CloseAfterError),
             Err(e) => (Reply::err(&e).encode(), Flow::Continue),
         };
-        conn.write_all(reply.as_bytes())?;
+        if reply.len() <= TRACKER_LARGE_REPLY {
+            conn.write_all(reply.as_bytes())?;
+        } else if let Some(_slot) = large.take() {
+            conn.write_all(reply.as_bytes())?;
+        } else {
+            // Plain `ERR busy`, which clients already wait out and ask again.
+            conn.write_all(Reply::err(BUSY).encode().as_bytes())?;
+        }
         Ok(flow)
     });
 }
@@ -190,7 +228,10 @@ pub fn apply(
             Some(key) => Reply::ok(format!("removed {}", registry.remove_peer(key))),
         },
         TrackerRequest::Search { text } => {
-            return encode_list(&registry.search(text, now), |f| f.encode())
+            let found = registry.search(text, now);
+            return encode_bounded_list(&found.rows, found.more, TRACKER_REPLY_BYTES, |f| {
+                f.encode()
+            });
         }
         TrackerRequest::Peers { id } => {
             let mut peers = registry.peers(id, now);
@@ -202,7 +243,10 @@ pub fn apply(
             return encode_list(&peers, |p| p.encode(version));
         }
         TrackerRequest::Info { prefix } => {
-            return encode_list(&registry.info(prefix, now), |f| f.encode())
+            let found = registry.info(prefix, now);
+            return encode_bounded_list(&found.rows, found.more, TRACKER_REPLY_BYTES, |f| {
+                f.encode()
+            });
         }
         TrackerRequest::Quit => Reply::ok("bye"),
     };

@@ -1,42 +1,55 @@
-//! The tracker's registry: file id -> (name, peers with the size each
-//! claims, whether each is complete, and when each was last seen).
+//! The tracker's registry: file id -> (peers with the size and name each
+//! claims, whether each is complete, and when each was last seen), and a
+//! name index for `SEARCH` (see [`index`]).
 //!
-//! A std `Mutex` is enough: every operation is a few map look-ups, the lock is
-//! never held across I/O, and replies are formatted after it is released.
+//! The map is behind one std `Mutex`, held only for look-ups of one id or a
+//! bounded number of ids, never across I/O and never for a scan of every
+//! name: `SEARCH` and `INFO <prefix>` scan the index under a lock of its
+//! own, so `PEERS` and `REGISTER` do not wait behind them. Replies are
+//! formatted after the locks are released.
+//!
 //! Invariants: a file entry exists only while it has at least one peer; a
 //! peer's entry is live while it was refreshed within the TTL; expired
 //! entries are hidden from every query and removed by [`Registry::expire`];
-//! `registrations` is the number of (file, peer) pairs and `per_address`
-//! counts them by IP address.
+//! `registrations` is the number of (file, peer) pairs, `per_address` and
+//! `per_identity` count them by IP address and by certificate id, and each
+//! entry's `names` counts its peers by the name each gave.
 //!
 //! The tracker cannot check what peers claim, so no claim locks another
-//! out: peers of one id are kept whatever size each claims (downloaders
-//! verify the manifest against the id), `SEARCH` and `INFO` list one row per
-//! claimed size, one address holds at most [`TRACKER_MAX_PER_ADDRESS`]
-//! registrations, and at most [`TRACKER_MAX_PER_FILE_ADDRESS`] of one file's
-//! peers, so one host cannot fill a file's list.
+//! out: peers of one id are kept whatever size and name each claims
+//! (downloaders verify the manifest against the id), every name a peer of
+//! an id gave finds it by `SEARCH`, the name shown is one a live complete
+//! peer gave when there is one, `SEARCH` and `INFO` list one row per
+//! claimed size, an address or identity holds at most its fair share of
+//! the tracker (see [`share`]), and an address holds at most
+//! [`TRACKER_MAX_PER_FILE_ADDRESS`] of one file's peers.
+
+mod index;
+mod query;
+mod share;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use crate::bounds::MAX_LIST_ENTRIES;
 use crate::bounds::{
     TRACKER_MAX_FILES, TRACKER_MAX_PEERS_PER_FILE, TRACKER_MAX_PER_ADDRESS,
-    TRACKER_MAX_PER_FILE_ADDRESS, TRACKER_MAX_REGISTRATIONS,
+    TRACKER_MAX_PER_FILE_ADDRESS, TRACKER_MAX_PER_IDENTITY, TRACKER_MAX_REGISTRATIONS,
 };
 use crate::identity::PeerId;
 use crate::manifest::FileId;
-use crate::protocol::message::IdPrefix;
-use crate::protocol::{FileSummary, PeerEntry};
+use index::NameIndex;
+pub use query::{FileSnapshot, Listing, Snapshot};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum RegistryError {
-    #[error("too many registrations from one address ({0})")]
+    #[error("too many registrations from one address (its share is {0} while the tracker holds this much)")]
     TooManyFromAddress(usize),
+    #[error("too many registrations from one identity (its share is {0} while the tracker holds this much)")]
+    TooManyFromIdentity(usize),
     #[error("tracker is full ({0} files)")]
     TooManyFiles(usize),
     #[error("file has too many peers ({0})")]
@@ -48,12 +61,50 @@ pub enum RegistryError {
 }
 
 struct Entry {
-    /// The name of the first registration that gave one; content-addressing
-    /// makes later names of the same content aliases, not renames. `None`:
-    /// unlisted (registered without a name: a private share's blinded id),
-    /// so `SEARCH` and `INFO` skip it.
-    name: Option<String>,
     peers: HashMap<PeerKey, Seen>,
+    /// Each name a peer of this id gave: how many peers gave it, and the
+    /// name in lower case (shared with the index). Unnamed registrations
+    /// (a private share's blinded id) are not counted: an id none of whose
+    /// peers gave a name is unlisted, and `SEARCH` and `INFO` skip it.
+    names: HashMap<Arc<str>, (usize, Arc<str>)>,
+}
+
+impl Entry {
+    /// Counts one more peer giving `name`; returns the shared name, and
+    /// whether the entry's set of names changed.
+    fn add_name(&mut self, name: Option<&str>) -> (Option<Arc<str>>, bool) {
+        let Some(name) = name else {
+            return (None, false);
+        };
+        if let Some((key, _)) = self.names.get_key_value(name) {
+            let key = Arc::clone(key);
+            if let Some((n, _)) = self.names.get_mut(name) {
+                *n += 1;
+            }
+            return (Some(key), false);
+        }
+        let shared: Arc<str> = name.into();
+        let lower: Arc<str> = name.to_lowercase().into();
+        self.names.insert(Arc::clone(&shared), (1, lower));
+        (Some(shared), true)
+    }
+
+    /// Counts one peer fewer giving `name`; returns whether the entry's set
+    /// of names changed.
+    fn drop_name(&mut self, name: Option<&Arc<str>>) -> bool {
+        let Some(name) = name else { return false };
+        match self.names.get_mut(name) {
+            Some((n, _)) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            Some(_) => {
+                self.names.remove(name);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// Who registered: the id its certificate proved, and the address it is
@@ -66,13 +117,14 @@ pub struct PeerKey {
     pub id: PeerId,
 }
 
-/// A peer's registration of one file: the size it claims, when it was last
-/// refreshed, and whether it has all of the file or is still downloading it.
-#[derive(Clone, Copy, Debug)]
+/// A peer's registration of one file: the size and name it claims, when it
+/// was last refreshed, and whether it has all of the file or part of it.
+#[derive(Clone, Debug)]
 struct Seen {
     at: Instant,
     size: u64,
     complete: bool,
+    name: Option<Arc<str>>,
 }
 
 #[derive(Default)]
@@ -82,43 +134,56 @@ struct Files {
     registrations: usize,
     /// Registrations by the address they came from.
     per_address: HashMap<IpAddr, usize>,
+    /// Registrations by the identity that made them.
+    per_identity: HashMap<PeerId, usize>,
 }
 
-impl Files {
-    fn count(&mut self, ip: IpAddr, delta: isize) {
-        let n = self.per_address.entry(ip).or_default();
-        *n = n.saturating_add_signed(delta);
-        if *n == 0 {
-            self.per_address.remove(&ip);
-        }
-        self.registrations = self.registrations.saturating_add_signed(delta);
+fn count<K: std::hash::Hash + Eq + Copy>(map: &mut HashMap<K, usize>, key: K, delta: isize) {
+    let n = map.entry(key).or_default();
+    *n = n.saturating_add_signed(delta);
+    if *n == 0 {
+        map.remove(&key);
     }
 }
 
-/// What [`Registry::snapshot`] copies out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Snapshot {
-    pub files: Vec<FileSnapshot>,
-    /// Files known (live or not yet expired), beyond the copied ones too.
-    pub total_files: usize,
-    pub registrations: usize,
-}
+impl Files {
+    fn count(&mut self, peer: PeerKey, delta: isize) {
+        count(&mut self.per_address, peer.addr.ip(), delta);
+        count(&mut self.per_identity, peer.id, delta);
+        self.registrations = self.registrations.saturating_add_signed(delta);
+    }
 
-/// One file of a [`Snapshot`]: its live peers, most recently seen first,
-/// with how long ago each was heard from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileSnapshot {
-    pub id: FileId,
-    pub name: String,
-    pub size: u64,
-    /// Live peers in all, beyond the copied ones too.
-    pub peer_count: usize,
-    /// Who, how long since last seen, and whether it has the whole file.
-    pub peers: Vec<(PeerKey, Duration, bool)>,
+    /// Whether `peer` may make one more registration, of a new file or not:
+    /// its address and its identity each within their fair share of the
+    /// registrations, and (for a new file) of the files.
+    fn may_add(&self, peer: PeerKey, new_file: bool) -> Result<(), RegistryError> {
+        let by_address = self.per_address.get(&peer.addr.ip()).copied().unwrap_or(0);
+        let by_identity = self.per_identity.get(&peer.id).copied().unwrap_or(0);
+        if self.registrations >= TRACKER_MAX_REGISTRATIONS {
+            return Err(RegistryError::TooManyRegistrations(
+                TRACKER_MAX_REGISTRATIONS,
+            ));
+        }
+        if new_file && self.by_id.len() >= TRACKER_MAX_FILES {
+            return Err(RegistryError::TooManyFiles(TRACKER_MAX_FILES));
+        }
+        let mut resources = vec![(self.registrations, TRACKER_MAX_REGISTRATIONS)];
+        if new_file {
+            resources.push((self.by_id.len(), TRACKER_MAX_FILES));
+        }
+        for (used, cap) in resources {
+            share::may_take(by_address, TRACKER_MAX_PER_ADDRESS, used, cap)
+                .map_err(RegistryError::TooManyFromAddress)?;
+            share::may_take(by_identity, TRACKER_MAX_PER_IDENTITY, used, cap)
+                .map_err(RegistryError::TooManyFromIdentity)?;
+        }
+        Ok(())
+    }
 }
 
 pub struct Registry {
     files: Mutex<Files>,
+    index: NameIndex,
     ttl: Duration,
 }
 
@@ -127,6 +192,7 @@ impl Registry {
     pub fn new(ttl: Duration) -> Self {
         Registry {
             files: Mutex::new(Files::default()),
+            index: NameIndex::default(),
             ttl,
         }
     }
@@ -137,8 +203,32 @@ impl Registry {
         self.files.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Brings the index's names of `ids` up to date with the map. Called
+    /// with no lock held; takes the index's, then the map's (see [`index`]).
+    fn reindex(&self, ids: &[FileId]) {
+        if ids.is_empty() {
+            return;
+        }
+        let mut index = self.index.write();
+        let current = {
+            let files = self.lock();
+            ids.iter()
+                .map(|id| {
+                    let names = files.by_id.get(id).map_or_else(Vec::new, |e| {
+                        e.names
+                            .values()
+                            .map(|(_, lower)| Arc::clone(lower))
+                            .collect()
+                    });
+                    (*id, names)
+                })
+                .collect()
+        };
+        NameIndex::refresh(&mut index, current);
+    }
+
     /// Records (or refreshes) that `peer` has file `id`, all of it or
-    /// (`complete` false) part of it.
+    /// (`complete` false) part of it, under `name` (`None`: unlisted).
     pub fn register(
         &self,
         peer: PeerKey,
@@ -148,89 +238,93 @@ impl Registry {
         complete: bool,
         now: Instant,
     ) -> Result<(), RegistryError> {
-        let seen = Seen {
+        let renamed = self.register_locked(peer, id, size, name, complete, now)?;
+        if renamed {
+            self.reindex(&[id]);
+        }
+        Ok(())
+    }
+
+    /// [`register`](Self::register) under the map's lock; returns whether
+    /// the id's set of names changed.
+    fn register_locked(
+        &self,
+        peer: PeerKey,
+        id: FileId,
+        size: u64,
+        name: Option<&str>,
+        complete: bool,
+        now: Instant,
+    ) -> Result<bool, RegistryError> {
+        let mut files = self.lock();
+        let files = &mut *files;
+        let seen = |name| Seen {
             at: now,
             size,
             complete,
-        };
-        let mut files = self.lock();
-        let files = &mut *files;
-        // A name is taken only from a registration that succeeds: one over
-        // a cap must not list an unlisted (private) entry by name.
-        let named = |entry: &mut Entry| {
-            if entry.name.is_none() {
-                entry.name = name.map(str::to_string);
-            }
+            name,
         };
         if let Some(entry) = files.by_id.get_mut(&id) {
-            if let Some(known) = entry.peers.get_mut(&peer) {
-                *known = seen; // a refresh
-                named(entry);
-                return Ok(());
+            if let Some(known) = entry.peers.get(&peer) {
+                // A refresh, perhaps under another name.
+                let old = known.name.clone();
+                if old.as_deref() == name {
+                    entry.peers.insert(peer, seen(old));
+                    return Ok(false);
+                }
+                let dropped = entry.drop_name(old.as_ref());
+                let (shared, added) = entry.add_name(name);
+                entry.peers.insert(peer, seen(shared));
+                return Ok(dropped || added);
             }
         }
-        let from_address = files.per_address.get(&peer.addr.ip()).copied().unwrap_or(0);
-        if from_address >= TRACKER_MAX_PER_ADDRESS {
-            return Err(RegistryError::TooManyFromAddress(TRACKER_MAX_PER_ADDRESS));
+        files.may_add(peer, !files.by_id.contains_key(&id))?;
+        let ip = peer.addr.ip();
+        let entry = files.by_id.entry(id).or_insert_with(|| Entry {
+            peers: HashMap::new(),
+            names: HashMap::new(),
+        });
+        if entry.peers.len() >= TRACKER_MAX_PEERS_PER_FILE {
+            return Err(RegistryError::TooManyPeers(TRACKER_MAX_PEERS_PER_FILE));
         }
-        if files.registrations >= TRACKER_MAX_REGISTRATIONS {
-            return Err(RegistryError::TooManyRegistrations(
-                TRACKER_MAX_REGISTRATIONS,
+        let at_address = entry.peers.keys().filter(|k| k.addr.ip() == ip).count();
+        if at_address >= TRACKER_MAX_PER_FILE_ADDRESS {
+            return Err(RegistryError::TooManyAtAddress(
+                TRACKER_MAX_PER_FILE_ADDRESS,
             ));
         }
-        let known = files.by_id.len();
-        match files.by_id.get_mut(&id) {
-            Some(entry) if entry.peers.len() >= TRACKER_MAX_PEERS_PER_FILE => {
-                return Err(RegistryError::TooManyPeers(TRACKER_MAX_PEERS_PER_FILE))
-            }
-            Some(entry)
-                if entry
-                    .peers
-                    .keys()
-                    .filter(|k| k.addr.ip() == peer.addr.ip())
-                    .count()
-                    >= TRACKER_MAX_PER_FILE_ADDRESS =>
-            {
-                return Err(RegistryError::TooManyAtAddress(
-                    TRACKER_MAX_PER_FILE_ADDRESS,
-                ))
-            }
-            Some(entry) => {
-                entry.peers.insert(peer, seen);
-                named(entry);
-            }
-            None if known >= TRACKER_MAX_FILES => {
-                return Err(RegistryError::TooManyFiles(TRACKER_MAX_FILES))
-            }
-            None => {
-                let peers = HashMap::from([(peer, seen)]);
-                let name = name.map(str::to_string);
-                files.by_id.insert(id, Entry { name, peers });
-            }
-        }
-        files.count(peer.addr.ip(), 1);
-        Ok(())
+        let (shared, added) = entry.add_name(name);
+        entry.peers.insert(peer, seen(shared));
+        files.count(peer, 1);
+        Ok(added)
     }
 
     /// Forgets that `peer` has `id`. Returns whether it was known.
     pub fn unregister(&self, peer: PeerKey, id: &FileId) -> bool {
-        let mut files = self.lock();
-        let Some(entry) = files.by_id.get_mut(id) else {
-            return false;
+        let (removed, renamed) = {
+            let mut files = self.lock();
+            let Some(entry) = files.by_id.get_mut(id) else {
+                return false;
+            };
+            let Some(seen) = entry.peers.remove(&peer) else {
+                return false;
+            };
+            let renamed = entry.drop_name(seen.name.as_ref());
+            if entry.peers.is_empty() {
+                files.by_id.remove(id);
+            }
+            files.count(peer, -1);
+            (true, renamed)
         };
-        let removed = entry.peers.remove(&peer).is_some();
-        if entry.peers.is_empty() {
-            files.by_id.remove(id);
-        }
-        if removed {
-            files.count(peer.addr.ip(), -1);
+        if renamed {
+            self.reindex(&[*id]);
         }
         removed
     }
 
     /// Forgets every file of `peer`. Returns how many it had.
     pub fn remove_peer(&self, peer: PeerKey) -> usize {
-        self.remove_where(|addr, _| *addr == peer)
+        self.remove_where(|key, _| *key == peer)
     }
 
     /// Removes every peer entry older than the TTL; returns how many.
@@ -240,168 +334,36 @@ impl Registry {
 
     /// Removes the registrations matching `gone`, and files left with none.
     fn remove_where(&self, gone: impl Fn(&PeerKey, &Instant) -> bool) -> usize {
-        let mut files = self.lock();
-        let mut removed = Vec::new();
-        files.by_id.retain(|_, entry| {
-            entry.peers.retain(|addr, seen| {
-                let keep = !gone(addr, &seen.at);
-                if !keep {
-                    removed.push(addr.addr.ip());
-                }
-                keep
-            });
-            !entry.peers.is_empty()
-        });
-        for ip in &removed {
-            files.count(*ip, -1);
-        }
-        removed.len()
-    }
-
-    /// Files whose name contains `text` (case-insensitive), by name then id:
-    /// one row per size its live peers claim.
-    pub fn search(&self, text: &str, now: Instant) -> Vec<FileSummary> {
-        let needle = text.to_lowercase();
-        let mut found: Vec<FileSummary> = {
-            let files = self.lock();
-            files
-                .by_id
-                .iter()
-                .filter(|(_, e)| {
-                    e.name
-                        .as_ref()
-                        .is_some_and(|n| n.to_lowercase().contains(&needle))
-                })
-                .take(MAX_LIST_ENTRIES)
-                .flat_map(|(id, e)| self.rows(id, e, now))
-                .collect()
-        };
-        found.sort_by(|a, b| {
-            (a.name.as_str(), a.id, b.peers, a.size).cmp(&(b.name.as_str(), b.id, a.peers, b.size))
-        });
-        found.truncate(MAX_LIST_ENTRIES);
-        found
-    }
-
-    /// Files whose id starts with `prefix`, by id: one row per claimed size.
-    pub fn info(&self, prefix: &IdPrefix, now: Instant) -> Vec<FileSummary> {
-        let mut found: Vec<FileSummary> = {
-            let files = self.lock();
-            match prefix.full() {
-                Some(id) => files
-                    .by_id
-                    .get(&id)
-                    .map(|e| self.rows(&id, e, now))
-                    .unwrap_or_default(),
-                None => files
-                    .by_id
-                    .iter()
-                    .filter(|(id, e)| e.name.is_some() && prefix.matches(id))
-                    .take(MAX_LIST_ENTRIES)
-                    .flat_map(|(id, e)| self.rows(id, e, now))
-                    .collect(),
-            }
-        };
-        found.sort_by(|a, b| (a.id, b.peers, a.size).cmp(&(b.id, a.peers, b.size)));
-        found.truncate(MAX_LIST_ENTRIES);
-        found
-    }
-
-    /// The rows of one listed file: its live peers grouped by the size they
-    /// claim (none for an unlisted file).
-    fn rows(&self, id: &FileId, e: &Entry, now: Instant) -> Vec<FileSummary> {
-        let Some(name) = &e.name else {
-            return Vec::new();
-        };
-        let mut by_size: Vec<(u64, u32)> = Vec::new();
-        for seen in e.peers.values().filter(|t| self.live(t.at, now)) {
-            match by_size.iter_mut().find(|(size, _)| *size == seen.size) {
-                Some((_, n)) => *n += 1,
-                None => by_size.push((seen.size, 1)),
-            }
-        }
-        by_size
-            .into_iter()
-            .map(|(size, peers)| FileSummary {
-                id: *id,
-                size,
-                peers,
-                name: name.clone(),
-            })
-            .collect()
-    }
-
-    /// The live peers of `id`, most recently seen first.
-    pub fn peers(&self, id: &FileId, now: Instant) -> Vec<PeerEntry> {
-        let mut peers: Vec<(PeerEntry, Instant)> = {
-            let files = self.lock();
-            let Some(entry) = files.by_id.get(id) else {
-                return Vec::new();
-            };
-            entry
-                .peers
-                .iter()
-                .filter(|(_, t)| self.live(t.at, now))
-                .map(|(key, t)| {
-                    let row = PeerEntry {
-                        addr: key.addr,
-                        complete: t.complete,
-                        id: Some(key.id),
-                    };
-                    (row, t.at)
-                })
-                .collect()
-        };
-        peers.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.addr.cmp(&b.0.addr)));
-        peers.into_iter().map(|(row, _)| row).collect()
-    }
-
-    /// A copy of at most `max_files` live listed files (by name, then id, from an
-    /// arbitrary subset if there are more) with their `max_peers` freshest
-    /// peers, for the status page. Sorting by name and all formatting happen
-    /// after the lock is released.
-    pub fn snapshot(&self, now: Instant, max_files: usize, max_peers: usize) -> Snapshot {
-        let (mut files, total_files, registrations) = {
-            let guard = self.lock();
-            let files: Vec<FileSnapshot> = guard
-                .by_id
-                .iter()
-                .filter_map(|(id, e)| {
-                    let mut peers: Vec<(PeerKey, Duration, bool)> = e
-                        .peers
-                        .iter()
-                        .filter(|(_, t)| self.live(t.at, now))
-                        .map(|(a, t)| (*a, now.saturating_duration_since(t.at), t.complete))
-                        .collect();
-                    if peers.is_empty() {
-                        return None;
+        let mut renamed = Vec::new();
+        let removed = {
+            let mut files = self.lock();
+            let mut removed = Vec::new();
+            files.by_id.retain(|id, entry| {
+                let mut dropped = Vec::new();
+                entry.peers.retain(|key, seen| {
+                    let keep = !gone(key, &seen.at);
+                    if !keep {
+                        removed.push(*key);
+                        dropped.push(seen.name.clone());
                     }
-                    let peer_count = peers.len();
-                    peers.sort_unstable_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
-                    peers.truncate(max_peers);
-                    let size = self
-                        .rows(id, e, now)
-                        .into_iter()
-                        .max_by_key(|r| r.peers)?
-                        .size;
-                    Some(FileSnapshot {
-                        id: *id,
-                        name: e.name.clone()?,
-                        size,
-                        peer_count,
-                        peers,
-                    })
-                })
-                .take(max_files)
-                .collect();
-            (files, guard.by_id.len(), guard.registrations)
+                    keep
+                });
+                let mut changed = false;
+                for name in &dropped {
+                    changed |= entry.drop_name(name.as_ref());
+                }
+                if changed {
+                    renamed.push(*id);
+                }
+                !entry.peers.is_empty()
+            });
+            for key in &removed {
+                files.count(*key, -1);
+            }
+            removed.len()
         };
-        files.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
-        Snapshot {
-            files,
-            total_files,
-            registrations,
-        }
+        self.reindex(&renamed);
+        removed
     }
 
     fn live(&self, seen: Instant, now: Instant) -> bool {

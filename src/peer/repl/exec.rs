@@ -55,9 +55,12 @@ pub fn execute(peer: &Peer, cmd: Command, control: &Control) -> Result<(), ReplE
             }
         }
         Command::Search(text) => {
-            let files = peer.search(&text)?;
-            println!("{} found", count(files.len(), "file"));
-            print_files(&files);
+            let found = peer.search(&text)?;
+            println!("{} found", count(found.files.len(), "file"));
+            print_files(&found.files);
+            if found.more {
+                println!("  (more match than the tracker lists at once: narrow the search)");
+            }
         }
         Command::Download { target, out } => download(peer, &target, out.as_deref())?,
         Command::Cancel(which) => {

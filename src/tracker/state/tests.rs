@@ -1,6 +1,8 @@
 //! The registry's rules, one test each.
 
 use super::*;
+use crate::bounds::TRACKER_REPLY_ROWS;
+use crate::protocol::{FileSummary, PeerEntry};
 
 /// A peer at 127.0.0.1:`port` with an id of its own.
 fn addr(port: u16) -> PeerKey {
@@ -39,7 +41,7 @@ fn partial_peers_are_listed_as_such_and_turn_complete() {
     };
     assert_eq!(state(&r), [(1, true), (2, false)]);
     assert_eq!(
-        r.search("a", now)[0].peers,
+        r.search("a", now).rows[0].peers,
         2,
         "the swarm counts partial peers"
     );
@@ -61,22 +63,23 @@ fn register_search_peers_unregister() {
         .unwrap();
     r.register(addr(2), id, 5, Some("other-name"), true, now)
         .unwrap();
-    let found = r.search("hello", now);
+    let found = r.search("hello", now).rows;
     assert_eq!(found.len(), 1);
     assert_eq!((found[0].name.as_str(), found[0].peers), ("Hello.txt", 2));
-    assert_eq!(r.search("zzz", now), vec![]);
+    assert_eq!(r.search("zzz", now).rows, vec![]);
     assert_eq!(r.peers(&id, now).len(), 2);
     assert!(r.unregister(addr(1), &id));
     assert!(!r.unregister(addr(1), &id));
     assert_eq!(addrs(r.peers(&id, now)), vec![addr(2)]);
-    assert_eq!(r.info(&"0101".parse().unwrap(), now).len(), 1);
+    assert_eq!(r.info(&"0101".parse().unwrap(), now).rows.len(), 1);
     assert_eq!(
-        r.info(&id.to_hex().parse().unwrap(), now)[0].name,
-        "Hello.txt"
+        r.info(&id.to_hex().parse().unwrap(), now).rows[0].name,
+        "other-name",
+        "the name of a peer still there"
     );
-    assert!(r.info(&"0102".parse().unwrap(), now).is_empty());
+    assert!(r.info(&"0102".parse().unwrap(), now).rows.is_empty());
     assert_eq!(r.remove_peer(addr(2)), 1);
-    assert_eq!(r.search("", now), vec![]);
+    assert_eq!(r.search("", now).rows, vec![]);
 }
 
 #[test]
@@ -92,6 +95,7 @@ fn a_false_size_claimed_first_locks_nobody_out() {
     assert_eq!(peers, vec![addr(1), addr(2), addr(3)]);
     let rows: Vec<(u64, u32)> = r
         .search("a", now)
+        .rows
         .iter()
         .map(|f| (f.size, f.peers))
         .collect();
@@ -100,33 +104,97 @@ fn a_false_size_claimed_first_locks_nobody_out() {
         [(6, 2), (5, 1)],
         "one row per claimed size, most peers first"
     );
-    assert_eq!(r.info(&id.to_hex().parse().unwrap(), now).len(), 2);
+    assert_eq!(r.info(&id.to_hex().parse().unwrap(), now).rows.len(), 2);
 }
 
+/// A file id numbered `n`.
+fn nth(n: usize) -> FileId {
+    let mut id = [0u8; 32];
+    id[..8].copy_from_slice(&(n as u64).to_le_bytes());
+    FileId(id)
+}
+
+/// Alone, an identity registers its whole share, and an address (with
+/// several identities) its own; then both are refused, others are not.
 #[test]
-fn one_address_cannot_fill_the_tracker() {
+fn one_identity_and_one_address_hold_their_shares() {
     let r = Registry::new(TTL);
     let now = Instant::now();
+    let key = |id: u8, port: u16| PeerKey {
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        id: PeerId([id; 16]),
+    };
+    let mut n = 0;
+    let mut held = Vec::new();
+    'identities: for id in 0..10 {
+        let first = n;
+        loop {
+            match r.register(key(id, 1), nth(n), 1, Some("f"), true, now) {
+                Ok(()) => n += 1,
+                Err(RegistryError::TooManyFromIdentity(_)) => break,
+                Err(RegistryError::TooManyFromAddress(_)) => break 'identities,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        held.push(n - first);
+    }
+    assert_eq!(held[0], TRACKER_MAX_PER_IDENTITY, "alone, its whole share");
+    assert!(
+        n > TRACKER_MAX_PER_IDENTITY && n <= TRACKER_MAX_PER_ADDRESS,
+        "{n}: more than one identity's, at most the address's share"
+    );
     let other = PeerKey {
         addr: SocketAddr::from(([127, 0, 0, 2], 1)),
         id: PeerId([7; 16]),
     };
-    for n in 0..TRACKER_MAX_PER_ADDRESS {
-        let mut id = [0u8; 32];
-        id[..8].copy_from_slice(&(n as u64).to_le_bytes());
-        r.register(addr(1), FileId(id), 1, Some("f"), true, now)
-            .unwrap();
+    r.register(other, nth(n), 1, Some("f"), true, now).unwrap();
+    r.register(key(0, 1), nth(0), 1, Some("f"), false, now)
+        .expect("a refresh is no new registration");
+    assert_eq!(r.remove_peer(key(0, 1)), TRACKER_MAX_PER_IDENTITY);
+    r.register(key(2, 1), nth(n + 1), 1, Some("f"), true, now)
+        .expect("room again");
+}
+
+/// Ten addresses with many identities each, registering new files one
+/// after another until refused, leave room: they stop at 89% of the files
+/// (each takes its share of what the others left), and a newcomer, one
+/// identity, still registers over 1,000. (On main they filled all 100,000 and locked
+/// everybody out.)
+#[test]
+fn ten_addresses_cannot_fill_the_tracker() {
+    let r = Registry::new(TTL);
+    let now = Instant::now();
+    let mut n = 0;
+    for host in 1..=10u8 {
+        'identities: for id in 0..u8::MAX {
+            let key = PeerKey {
+                addr: SocketAddr::from(([10, 0, 0, host], 1)),
+                id: PeerId([host ^ id.rotate_left(4); 16]),
+            };
+            loop {
+                match r.register(key, nth(n), 1, Some("f"), true, now) {
+                    Ok(()) => n += 1,
+                    Err(RegistryError::TooManyFromIdentity(_)) => break,
+                    Err(RegistryError::TooManyFromAddress(_)) => break 'identities,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }
     }
-    assert_eq!(
-        r.register(addr(2), FileId([9; 32]), 1, Some("f"), true, now),
-        Err(RegistryError::TooManyFromAddress(TRACKER_MAX_PER_ADDRESS)),
-        "another port of the same address counts too"
-    );
-    r.register(other, FileId([9; 32]), 1, Some("f"), true, now)
-        .unwrap();
-    assert_eq!(r.remove_peer(addr(1)), TRACKER_MAX_PER_ADDRESS);
-    r.register(addr(2), FileId([9; 32]), 1, Some("f"), true, now)
-        .unwrap();
+    let files = r.lock().by_id.len();
+    assert!(files < TRACKER_MAX_FILES * 9 / 10, "{files} files");
+    let newcomer = PeerKey {
+        addr: SocketAddr::from(([10, 0, 1, 1], 1)),
+        id: PeerId([0xee; 16]),
+    };
+    let mut got = 0;
+    while r
+        .register(newcomer, nth(n + got), 1, Some("f"), true, now)
+        .is_ok()
+    {
+        got += 1;
+    }
+    assert!(got >= 1_000, "the newcomer got {got}");
 }
 
 /// One address registering one file under many ports and ids gets
@@ -170,10 +238,10 @@ fn stale_peers_are_hidden_then_expired() {
         .unwrap();
     let later = t0 + Duration::from_secs(15);
     assert_eq!(addrs(r.peers(&id, later)), vec![addr(2)]);
-    assert_eq!(r.search("", later)[0].peers, 1);
+    assert_eq!(r.search("", later).rows[0].peers, 1);
     assert_eq!(r.expire(later), 1);
     assert_eq!(r.expire(t0 + Duration::from_secs(30)), 1);
-    assert_eq!(r.search("", later), vec![]);
+    assert_eq!(r.search("", later).rows, vec![]);
     assert_eq!(r.lock().registrations, 0);
 }
 
@@ -237,19 +305,22 @@ fn unlisted_files_are_found_by_peers_only() {
         .unwrap();
     assert_eq!(addrs(r.peers(&hidden, now)), [addr(1)]);
     let listed = |rows: Vec<FileSummary>| rows.into_iter().map(|f| f.id).collect::<Vec<_>>();
-    assert_eq!(listed(r.search("", now)), [named]);
-    assert_eq!(listed(r.info(&"abab".parse().unwrap(), now)), [named]);
+    assert_eq!(listed(r.search("", now).rows), [named]);
+    assert_eq!(listed(r.info(&"abab".parse().unwrap(), now).rows), [named]);
     assert!(
-        r.info(&"aaaa".parse().unwrap(), now).is_empty(),
+        r.info(&"aaaa".parse().unwrap(), now).rows.is_empty(),
         "by a prefix"
     );
     let full = hidden.to_hex().parse().unwrap();
-    assert!(r.info(&full, now).is_empty(), "not even by its whole id");
+    assert!(
+        r.info(&full, now).rows.is_empty(),
+        "not even by its whole id"
+    );
     assert_eq!(r.snapshot(now, 10, 10).files.len(), 1);
     // A named registration of the same id lists it from then on.
     r.register(addr(2), hidden, 5, Some("late"), true, now)
         .unwrap();
-    assert_eq!(listed(r.search("late", now)), [hidden]);
+    assert_eq!(listed(r.search("late", now).rows), [hidden]);
 }
 
 /// A registration refused at a cap does not name an unlisted entry.
@@ -265,5 +336,81 @@ fn a_refused_registration_names_nothing() {
     assert!(r
         .register(one_more, hidden, 1, Some("x"), true, now)
         .is_err());
-    assert!(r.search("x", now).is_empty(), "named by a refused REGISTER");
+    assert!(
+        r.search("x", now).rows.is_empty(),
+        "named by a refused REGISTER"
+    );
+}
+
+/// Whoever registers a real id first under a made-up name does not hide
+/// it: every live peer's name finds it, and the name shown is a complete
+/// peer's. (On main the first name was kept for as long as any peer lived.)
+#[test]
+fn every_live_name_finds_a_file_and_a_complete_peers_is_shown() {
+    let r = Registry::new(TTL);
+    let t0 = Instant::now();
+    let id = FileId([5; 32]);
+    r.register(addr(1), id, 5, Some("decoy.bin"), false, t0)
+        .unwrap();
+    r.register(addr(2), id, 5, Some("report.pdf"), true, t0)
+        .unwrap();
+    let names = |text: &str, at| -> Vec<String> {
+        r.search(text, at)
+            .rows
+            .into_iter()
+            .map(|f| f.name)
+            .collect()
+    };
+    assert_eq!(names("report", t0), ["report.pdf"]);
+    assert_eq!(
+        names("decoy", t0),
+        ["report.pdf"],
+        "found by the partial peer's name, shown by the complete one's"
+    );
+    assert_eq!(
+        r.info(&id.to_hex().parse().unwrap(), t0).rows[0].name,
+        "report.pdf"
+    );
+    // Two complete peers disagree: the one matching the search is shown.
+    r.register(addr(3), id, 5, Some("other.pdf"), true, t0)
+        .unwrap();
+    assert_eq!(names("other", t0), ["other.pdf"]);
+    // A renaming refresh takes the old name out of the index.
+    r.register(addr(3), id, 5, Some("renamed.pdf"), true, t0)
+        .unwrap();
+    assert!(names("other", t0).is_empty());
+    // A name only a stale peer gave finds nothing.
+    let later = t0 + Duration::from_secs(8);
+    r.register(addr(2), id, 5, Some("report.pdf"), true, later)
+        .unwrap();
+    let stale = t0 + Duration::from_secs(15);
+    assert!(names("decoy", stale).is_empty());
+    assert_eq!(names("report", stale), ["report.pdf"]);
+    r.expire(stale);
+    assert!(r.unregister(addr(2), &id) || r.search("", stale).rows.is_empty());
+    assert_eq!(r.index.len(), 0, "nothing left to find");
+}
+
+/// A reply holds at most `TRACKER_REPLY_ROWS` rows and says `more`; a name
+/// equal to the search text is among them however many others match.
+#[test]
+fn a_search_reply_is_bounded_and_keeps_exact_matches() {
+    let r = Registry::new(TTL);
+    let now = Instant::now();
+    for n in 0..TRACKER_REPLY_ROWS + 10 {
+        let key = PeerKey {
+            addr: SocketAddr::from(([127, 0, 0, 1], 1)),
+            id: PeerId([1; 16]),
+        };
+        r.register(key, nth(n), 1, Some(&format!("a{n:05}.txt")), true, now)
+            .unwrap();
+    }
+    r.register(addr(9), nth(1_000_000), 1, Some("txt"), true, now)
+        .unwrap();
+    let all = r.search("TXT", now);
+    assert_eq!((all.rows.len(), all.more), (TRACKER_REPLY_ROWS, true));
+    assert!(all.rows.iter().any(|f| f.name == "txt"), "the exact match");
+    let few = r.search("a0000", now);
+    assert_eq!((few.rows.len(), few.more), (10, false));
+    assert_eq!(r.info(&"0000".parse().unwrap(), now).rows.len(), 1);
 }
