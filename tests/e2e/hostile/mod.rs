@@ -20,6 +20,7 @@
 
 mod busy;
 mod claims;
+mod crowded;
 mod floods;
 mod input;
 mod liars;

@@ -42,7 +42,11 @@ impl Tracker {
     /// Starts a tracker on `port` (0: any free port) with `extra` options,
     /// e.g. again on the port of one that was killed.
     pub fn start_with(dir: &TestDir, port: u16, extra: &[&str]) -> Tracker {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tracker"));
+        // `P2PSHARE_TEST_TRACKER`: another tracker binary, e.g. main's, to
+        // measure a figure's "before" with the same test.
+        let bin = std::env::var_os("P2PSHARE_TEST_TRACKER")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_tracker").into());
+        let mut cmd = Command::new(bin);
         // One identity per test directory, so that a tracker restarted on
         // its port is the same tracker to the peers that pinned it; a
         // second tracker running beside it gets a state directory (and an

@@ -155,12 +155,13 @@ impl Raw {
         self.line()
     }
 
-    /// Sends `req`, expects `OK N` and returns the N lines that follow (a
-    /// tracker's `SEARCH` or `PEERS`).
+    /// Sends `req`, expects `OK N` (or `OK N more`) and returns the N lines
+    /// that follow (a tracker's `SEARCH` or `PEERS`).
     pub fn list(&mut self, req: &str) -> Vec<String> {
         let header = self.ask(req);
         let n: usize = header
             .strip_prefix("OK ")
+            .map(|n| n.strip_suffix(" more").unwrap_or(n))
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("`{req}`: not a list reply: {header:?}"));
         (0..n).map(|_| self.line()).collect()
