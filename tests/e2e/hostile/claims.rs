@@ -134,6 +134,49 @@ fn a_false_size_registered_first_locks_no_seeder_out() {
     assert_same_bytes(&got, &data, "real.bin");
 }
 
+/// Another host (127.0.0.2) registers the real file's id, with its true
+/// size, under a made-up name before the real seeder shares it. `search`
+/// by the real name finds the file, shown under the seeder's name, and
+/// `download NAME` gets it byte-identical; the squatter's name still finds
+/// the id (it is a live peer's name) but is not the one shown while a
+/// complete peer gave another. Before this fix the tracker kept the first
+/// name for good: searching for the real name found nothing.
+#[test]
+fn a_made_up_name_registered_first_hides_nothing() {
+    let dir = TestDir::new("name-squatter");
+    let tracker = Tracker::start(&dir);
+    let (path, data) = dir.random_file("s/report.pdf", 2 * CHUNK + 3, 46);
+    let manifest = manifest_of(&path).unwrap();
+    let (id, size) = (manifest.id().to_hex(), manifest.size());
+    let nobody = ReservedPort::new();
+    let from = Ipv4Addr::new(127, 0, 0, 2);
+    let mut squatter = Raw::connect_tls_from(from, tracker.addr(), &test_tls());
+    assert_eq!(squatter.ask("HELLO 2"), "OK p2pshare 2");
+    let port = nobody.addr.port();
+    let claim = format!("PARTIAL {port} {id} {size} decoy.bin");
+    assert_eq!(squatter.ask(&claim), "OK registered");
+    let (_seeder, ids) = Peer::seeder("seeder", &tracker, &[&path]);
+    assert_eq!(ids[0], id);
+
+    let mut dl = Peer::start("downloader", &dir.sub("dl"), &tracker, &[]);
+    let rows = dl.search("report");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        (rows[0].id.as_str(), rows[0].name.as_str(), rows[0].peers),
+        (id.as_str(), "report.pdf", 2)
+    );
+    let decoy = dl.search("decoy");
+    assert_eq!(decoy.len(), 1, "{decoy:?}");
+    assert_eq!(
+        decoy[0].name, "report.pdf",
+        "a complete peer's name is shown"
+    );
+    dl.download("report.pdf", None)
+        .unwrap_or_else(|l| panic!("download by name failed: {l:?}"));
+    let got = fs::read(dir.path().join("dl/report.pdf")).unwrap();
+    assert_same_bytes(&got, &data, "report.pdf");
+}
+
 /// One identity from one address (127.0.0.3) registers 10,000 files,
 /// pipelined, its whole share of an empty tracker: each is accepted, and
 /// the 10,001st is refused with `ERR too many registrations from one
