@@ -16,6 +16,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use crate::peer::download::progress::DownloadView;
+pub use crate::protocol::message::shown;
 
 const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
 
@@ -218,13 +219,30 @@ impl log::Log for LogBridge {
             log::Level::Debug => "debug",
             log::Level::Trace => "trace",
         };
-        if crate::console::log_line(&format!("{level}: {}", record.args())) {
+        // Log lines quote names from other peers: escaped, as everywhere a
+        // person reads one (see `shown`), so no line can be reordered,
+        // hidden or split in two.
+        let text = record.args().to_string();
+        let text = shown(&text);
+        if crate::console::log_line(&format!("{level}: {text}")) {
             return;
         }
+        let log = || {
+            self.inner.log(
+                &log::Record::builder()
+                    .args(format_args!("{text}"))
+                    .level(record.level())
+                    .target(record.target())
+                    .module_path(record.module_path())
+                    .file(record.file())
+                    .line(record.line())
+                    .build(),
+            )
+        };
         if bars_enabled() {
-            suspend(|| self.inner.log(record));
+            suspend(log);
         } else {
-            self.inner.log(record);
+            log();
         }
     }
 

@@ -12,7 +12,7 @@ use super::locate::Located;
 use super::memory::Unfinished;
 use super::{Peer, PeerError};
 use crate::peer::download::progress::DownloadView;
-use crate::ui::{count, format_size, format_speed};
+use crate::ui::{count, format_size, format_speed, shown};
 
 /// A download that has started.
 pub struct Started {
@@ -31,7 +31,7 @@ impl Started {
         format!(
             "Found {} for {} (size: {size})",
             count(self.file.peers.len(), "peer"),
-            self.file.name
+            shown(&self.file.name)
         )
     }
 }

@@ -19,15 +19,23 @@ function duration(s) {
   return Math.floor(s / 3600) + " h " + String(Math.floor(s % 3600 / 60)).padStart(2, "0") + " min";
 }
 function plural(n, word) { return n + " " + word + (n === 1 ? "" : "s"); }
-// Every piece of text goes through textContent: names come from other peers.
+// Every piece of text goes through textContent, and through shown(): names
+// come from other peers. shown() writes each control, bidi or invisible
+// character as \u{xxxx}, as the REPL and the logs do (protocol/message.rs
+// `is_deceptive`, the same set): names are refused with them; this is the
+// second line.
+const DECEPTIVE = /[\p{Cc}\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u2028-\u202E\u2060-\u2064\u2066-\u206F\u3164\uFEFF\uFFA0\uFFF9-\uFFFB\u{1D173}-\u{1D17A}\u{E0000}-\u{E0FFF}]/gu;
+function shown(text) {
+  return String(text).replace(DECEPTIVE, c => "\\u{" + c.codePointAt(0).toString(16).padStart(4, "0") + "}");
+}
 function el(tag, cls, text) {
   const e = document.createElement(tag);
   if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
+  if (text !== undefined) e.textContent = shown(text);
   return e;
 }
 function add(parent, ...kids) { kids.forEach(k => parent.appendChild(k)); return parent; }
-function setText(e, text) { if (e.textContent !== text) e.textContent = text; }
+function setText(e, text) { text = shown(text); if (e.textContent !== text) e.textContent = text; }
 function fact(value, label) { return add(el("div", "fact"), el("b", "", value), el("span", "", label)); }
 function table(headers, rows) {
   const t = el("table"), head = el("tr", "head");
@@ -50,7 +58,7 @@ function percent(done, total) {
 }
 function say(node, text, kind) {
   node.className = "msg" + (kind ? " " + kind : "");
-  node.textContent = text;
+  node.textContent = shown(text);
 }
 // Keeps `list`'s children one per item, in order, by key: existing nodes are
 // updated in place, so a button is never replaced under a click.
@@ -333,7 +341,7 @@ function renderPeer(s) {
   const left = document.getElementById("unfinished");
   left.hidden = !s.unfinished || !s.unfinished.length;
   left.lastChild.replaceChildren(...(s.unfinished || []).map(u =>
-    add(el("div", "meta"), el("b", "", u.name), document.createTextNode(" → " + u.out))));
+    add(el("div", "meta"), el("b", "", u.name), document.createTextNode(shown(" → " + u.out)))));
   updateLock();
   loadLinks(s);
 }

@@ -210,3 +210,49 @@ fn the_page_is_self_contained() {
     assert!(page.contains("const initial = {};"));
     assert!(!page.contains(SCRIPT_MARK) && !page.contains("</script><script>"));
 }
+
+/// The page escapes exactly the characters the REPL and the logs escape:
+/// its `DECEPTIVE` class, read back from `status.js`, is the control
+/// characters and `is_deceptive`, over every code point.
+#[test]
+fn the_page_escapes_what_the_repl_escapes() {
+    use crate::protocol::message::is_deceptive;
+    let class = SCRIPT
+        .split_once("const DECEPTIVE = /[")
+        .and_then(|(_, rest)| rest.split_once("]/gu;"))
+        .map(|(class, _)| class)
+        .expect("a DECEPTIVE class in status.js");
+    let class = class.strip_prefix("\\p{Cc}").expect("controls first");
+    // `\uXXXX` or `\u{X...}`, alone or as `a-b`.
+    let mut ranges = Vec::new();
+    let mut rest = class;
+    let point = |s: &mut &str| -> u32 {
+        let body = s.strip_prefix("\\u").expect("a \\u escape");
+        let (hex, tail) = match body.strip_prefix('{') {
+            Some(b) => b.split_once('}').expect("a closing brace"),
+            None => body.split_at(4),
+        };
+        *s = tail;
+        u32::from_str_radix(hex, 16).expect("hex")
+    };
+    while !rest.is_empty() {
+        let from = point(&mut rest);
+        let to = match rest.strip_prefix('-') {
+            Some(tail) => {
+                rest = tail;
+                point(&mut rest)
+            }
+            None => from,
+        };
+        ranges.push(from..=to);
+    }
+    for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+        let page = c.is_control() || ranges.iter().any(|r| r.contains(&u32::from(c)));
+        assert_eq!(
+            page,
+            c.is_control() || is_deceptive(c),
+            "{:04x}",
+            u32::from(c)
+        );
+    }
+}

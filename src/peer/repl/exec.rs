@@ -13,7 +13,7 @@ use crate::peer::library::SharedFile;
 use crate::peer::status::size_and_bytes;
 use crate::peer::{link_of, Peer, PeerError};
 use crate::protocol::FileSummary;
-use crate::ui::{self, count, format_size};
+use crate::ui::{self, count, format_size, shown};
 
 pub fn execute(peer: &Peer, cmd: Command, control: &Control) -> Result<(), ReplError> {
     match cmd {
@@ -149,7 +149,7 @@ fn print_files(files: &[FileSummary]) {
             f.size,
             format_size(f.size),
             count(f.peers as usize, "peer"),
-            f.name
+            shown(&f.name)
         );
     }
 }
