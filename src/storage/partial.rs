@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{fs, hash_some, io_err, FileStorage, Storage, StoreError};
+use crate::bounds::MAX_NAME_LEN;
 use crate::chunkset::ChunkSet;
 use crate::manifest::{Chunk, FileId, Manifest};
 
@@ -23,12 +24,23 @@ pub struct PartialFile {
 
 impl PartialFile {
     /// The temporary path used while downloading `id` to `out`:
-    /// `.<out file name>.<12 hex digits of id>.part` in the same directory.
+    /// `.<out file name>.<12 hex digits of id>.part` in the same directory,
+    /// the out file name cut (at a character boundary) so that the whole is
+    /// at most [`MAX_NAME_LEN`] bytes: any name the name rules accept can be
+    /// downloaded (a 255-byte name's partial file would be 274 bytes, which
+    /// file systems refuse). Two out names of one id that agree on their
+    /// first 236 bytes share a partial file: the same content, verified
+    /// chunk by chunk on resume, and its lock keeps them apart.
     pub fn part_path(out: &Path, id: &FileId) -> PathBuf {
         let name = out
             .file_name()
             .map_or_else(Default::default, |n| n.to_string_lossy());
-        out.with_file_name(format!(".{name}.{}.part", id.short()))
+        let suffix = format!(".{}.part", id.short());
+        let mut end = name.len().min(MAX_NAME_LEN - 1 - suffix.len());
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.with_file_name(format!(".{}{suffix}", &name[..end]))
     }
 
     /// Opens (or resumes) the partial download of `manifest` (id `id`) to
@@ -186,6 +198,35 @@ pub(crate) mod tests {
             .map(|c| Sha256::digest(c).into())
             .collect();
         (data, Manifest::with_chunk_size(2500, 1000, hashes).unwrap())
+    }
+
+    /// Every name the name rules accept gets a partial file name the file
+    /// system takes: at most 255 bytes, cut at a character boundary, and a
+    /// short name is kept whole.
+    #[test]
+    fn partial_names_fit_for_every_accepted_name() {
+        let id = FileId([0xab; 32]);
+        let short = PartialFile::part_path(Path::new("d/a.bin"), &id);
+        assert_eq!(short, Path::new("d/.a.bin.abababababab.part"));
+        for name in [
+            "x".repeat(255),
+            "é".repeat(127),
+            format!("{}€", "y".repeat(233)),
+        ] {
+            assert_eq!(crate::protocol::message::validate_name(&name), Ok(()));
+            let part = PartialFile::part_path(&Path::new("d").join(&name), &id);
+            let part = part.file_name().unwrap().to_str().unwrap();
+            assert!(part.len() <= MAX_NAME_LEN, "{} bytes", part.len());
+            assert!(part.ends_with(".abababababab.part"), "{part}");
+        }
+        // Created for real where the file system allows 255 bytes a name.
+        let dir = temp_dir("long-name");
+        let (_, m) = sample();
+        let out = dir.join("z".repeat(255));
+        let (p, _) = PartialFile::open(&out, &m.id(), &m).expect("a partial file");
+        assert!(p.path().exists());
+        drop(p);
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
