@@ -24,6 +24,7 @@ mod crowded;
 mod floods;
 mod input;
 mod liars;
+mod names;
 mod silent;
 mod slow;
 mod trickle_tracker;
