@@ -258,6 +258,19 @@ mod tests {
     use super::*;
     use crate::protocol::Connection;
 
+    /// At most `TRACKER_LARGE_REPLIES` large replies at once; a finished
+    /// one gives its place back.
+    #[test]
+    fn large_replies_are_bounded_in_number() {
+        let large = LargeReplies::default();
+        let taken: Vec<_> = (0..TRACKER_LARGE_REPLIES)
+            .map(|_| large.take().expect("room"))
+            .collect();
+        assert!(large.take().is_none(), "one too many");
+        drop(taken);
+        assert!(large.take().is_some());
+    }
+
     /// A tracker in-process on port 0: it answers over TCP, and once stopped
     /// its port refuses connections and its connections are closed.
     #[test]
