@@ -2,8 +2,11 @@
 //! `liars`, fake peers (threads of this test speaking the peer protocol)
 //! that lie about chunks or manifests; `slow`, fakes that trickle chunks
 //! or manifests; `silent`, peers that accept and never answer; `busy`,
-//! servers at their connection caps; `claims`, false sizes, squatters and
-//! registration floods; `trickle_tracker`, a tracker that trickles a long
+//! servers at their connection caps; `claims`, false sizes, squatters,
+//! made-up names and registration floods; `crowded`, a tracker ten
+//! addresses try to fill, 32 clients searching it and slow readers of its
+//! biggest reply; `names`, names that look like others and the longest
+//! names; `trickle_tracker`, a tracker that trickles a long
 //! reply; `input`, raw clients sending the tracker and a peer's chunk
 //! server lines over the bound, binary garbage, unknown verbs, absurd
 //! arguments, nothing at all, one byte a second, or requests they never
