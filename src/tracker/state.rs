@@ -62,11 +62,20 @@ pub enum RegistryError {
 
 struct Entry {
     peers: HashMap<PeerKey, Seen>,
-    /// Each name a peer of this id gave: how many peers gave it, and the
-    /// name in lower case (shared with the index). Unnamed registrations
-    /// (a private share's blinded id) are not counted: an id none of whose
-    /// peers gave a name is unlisted, and `SEARCH` and `INFO` skip it.
-    names: HashMap<Arc<str>, (usize, Arc<str>)>,
+    /// Each name a peer of this id gave, with how many peers gave it.
+    /// Unnamed registrations (a private share's blinded id) are not
+    /// counted: an id none of whose peers gave a name is unlisted, and
+    /// `SEARCH` and `INFO` skip it. A `Vec`, not a map: almost every id has
+    /// one name, and a map costs ~150 bytes more per file.
+    names: Vec<Named>,
+}
+
+/// One name an id's peers gave: the name, in lower case (shared with the
+/// index, and with `name` when equal), and how many peers gave it.
+struct Named {
+    name: Arc<str>,
+    lower: Arc<str>,
+    peers: usize,
 }
 
 impl Entry {
@@ -76,16 +85,21 @@ impl Entry {
         let Some(name) = name else {
             return (None, false);
         };
-        if let Some((key, _)) = self.names.get_key_value(name) {
-            let key = Arc::clone(key);
-            if let Some((n, _)) = self.names.get_mut(name) {
-                *n += 1;
-            }
-            return (Some(key), false);
+        if let Some(named) = self.names.iter_mut().find(|n| *n.name == *name) {
+            named.peers += 1;
+            return (Some(Arc::clone(&named.name)), false);
         }
         let shared: Arc<str> = name.into();
-        let lower: Arc<str> = name.to_lowercase().into();
-        self.names.insert(Arc::clone(&shared), (1, lower));
+        let lower = name.to_lowercase();
+        let lower = match lower == name {
+            true => Arc::clone(&shared),
+            false => lower.into(),
+        };
+        self.names.push(Named {
+            name: Arc::clone(&shared),
+            lower,
+            peers: 1,
+        });
         (Some(shared), true)
     }
 
@@ -93,17 +107,21 @@ impl Entry {
     /// of names changed.
     fn drop_name(&mut self, name: Option<&Arc<str>>) -> bool {
         let Some(name) = name else { return false };
-        match self.names.get_mut(name) {
-            Some((n, _)) if *n > 1 => {
-                *n -= 1;
-                false
-            }
-            Some(_) => {
-                self.names.remove(name);
-                true
-            }
-            None => false,
+        let Some(at) = self.names.iter().position(|n| n.name == *name) else {
+            return false;
+        };
+        self.names[at].peers -= 1;
+        if self.names[at].peers > 0 {
+            return false;
         }
+        self.names.swap_remove(at);
+        true
+    }
+
+    /// The lower-cased form of `name`, one of the names given.
+    fn lower(&self, name: &str) -> Option<&str> {
+        let named = self.names.iter().find(|n| *n.name == *name)?;
+        Some(&named.lower)
     }
 }
 
@@ -215,10 +233,7 @@ impl Registry {
             ids.iter()
                 .map(|id| {
                     let names = files.by_id.get(id).map_or_else(Vec::new, |e| {
-                        e.names
-                            .values()
-                            .map(|(_, lower)| Arc::clone(lower))
-                            .collect()
+                        e.names.iter().map(|n| Arc::clone(&n.lower)).collect()
                     });
                     (*id, names)
                 })
@@ -282,7 +297,7 @@ impl Registry {
         let ip = peer.addr.ip();
         let entry = files.by_id.entry(id).or_insert_with(|| Entry {
             peers: HashMap::new(),
-            names: HashMap::new(),
+            names: Vec::new(),
         });
         if entry.peers.len() >= TRACKER_MAX_PEERS_PER_FILE {
             return Err(RegistryError::TooManyPeers(TRACKER_MAX_PEERS_PER_FILE));

@@ -209,10 +209,7 @@ fn shown_name(e: &Entry, live: &[&Seen], needle: Option<&str>) -> Option<Arc<str
     }
     let matches = |name: &Arc<str>| match needle {
         None => true,
-        Some(needle) => e
-            .names
-            .get(name)
-            .is_some_and(|(_, lower)| lower.contains(needle)),
+        Some(needle) => e.lower(name).is_some_and(|lower| lower.contains(needle)),
     };
     if !tally.keys().any(|name| matches(name)) {
         return None;
