@@ -165,12 +165,14 @@ pub const TRACKER_MAX_PER_FILE_ADDRESS: usize = 16;
 /// is ~360 bytes, so the byte bound is reached first only with long names.
 pub const TRACKER_REPLY_ROWS: usize = 500;
 pub const TRACKER_REPLY_BYTES: usize = 64 * 1024;
-/// List replies over `TRACKER_LARGE_REPLY` bytes being written at once;
-/// more get `ERR busy`, so slow readers of big replies hold at most
-/// `TRACKER_LARGE_REPLIES × TRACKER_REPLY_BYTES` (each is dropped after
-/// `IO_TIMEOUT` + its size at `MIN_READ_RATE`: 26 s at most).
+/// List replies over `TRACKER_LARGE_REPLY` bytes being written at once, in
+/// all and to one IP address; more get `ERR busy`, so slow readers of big
+/// replies hold at most `TRACKER_LARGE_REPLIES × TRACKER_REPLY_BYTES` (4
+/// MiB), one host at most 4 of them, and each for at most `IO_TIMEOUT` +
+/// its size at `MIN_READ_RATE` (26 s).
 pub const TRACKER_LARGE_REPLY: usize = 16 * 1024;
-pub const TRACKER_LARGE_REPLIES: usize = 32;
+pub const TRACKER_LARGE_REPLIES: usize = 64;
+pub const TRACKER_LARGE_REPLIES_PER_IP: usize = 4;
 
 /// Most files one tracker status reply lists, and peers listed per file.
 pub const STATUS_MAX_FILES: usize = 1000;

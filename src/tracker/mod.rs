@@ -1,6 +1,8 @@
 //! The tracker: which peers have which files. `state` is the map (pure, with
-//! its invariants and tests); `server` speaks the protocol over TCP.
+//! its invariants and tests); `server` speaks the protocol over TCP;
+//! `replies` bounds the large replies written at once.
 
+pub mod replies;
 pub mod server;
 pub mod state;
 pub mod status;

@@ -10,16 +10,14 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use super::replies::LargeReplies;
 use super::state::{PeerKey, Registry};
-use crate::bounds::{
-    TRACKER_CAPS, TRACKER_LARGE_REPLIES, TRACKER_LARGE_REPLY, TRACKER_REPLY_BYTES,
-};
+use crate::bounds::{TRACKER_CAPS, TRACKER_LARGE_REPLY, TRACKER_REPLY_BYTES};
 use crate::identity::PeerId;
 use crate::net::accept::Security;
 use crate::net::accept::{self as server, Flow, ServerHandle};
@@ -120,32 +118,6 @@ impl Drop for TrackerHandle {
 pub const NOT_AUTHENTICATED: &str =
     "authentication required: REGISTER, PARTIAL, UNREGISTER and BYE need a TLS connection with a client certificate";
 
-/// The list replies over [`TRACKER_LARGE_REPLY`] bytes being written now,
-/// at most [`TRACKER_LARGE_REPLIES`]: slow readers of big replies can hold
-/// that many, not one per connection.
-#[derive(Default)]
-pub struct LargeReplies(AtomicUsize);
-
-/// One of the [`LargeReplies`], given back when dropped.
-struct LargeReply<'a>(&'a AtomicUsize);
-
-impl LargeReplies {
-    fn take(&self) -> Option<LargeReply<'_>> {
-        self.0
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < TRACKER_LARGE_REPLIES).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| LargeReply(&self.0))
-    }
-}
-
-impl Drop for LargeReply<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 /// Serves one connection: one reply per request line.
 pub fn handle_connection(conn: Connection, registry: &Registry, large: &LargeReplies) {
     let ip = conn.peer_addr().ip();
@@ -172,7 +144,7 @@ pub fn handle_connection(conn: Connection, registry: &Registry, large: &LargeRep
         };
         if reply.len() <= TRACKER_LARGE_REPLY {
             conn.write_all(reply.as_bytes())?;
-        } else if let Some(_slot) = large.take() {
+        } else if let Some(_place) = large.take(ip) {
             conn.write_all(reply.as_bytes())?;
         } else {
             // Plain `ERR busy`, which clients already wait out and ask again.
@@ -257,19 +229,6 @@ pub fn apply(
 mod tests {
     use super::*;
     use crate::protocol::Connection;
-
-    /// At most `TRACKER_LARGE_REPLIES` large replies at once; a finished
-    /// one gives its place back.
-    #[test]
-    fn large_replies_are_bounded_in_number() {
-        let large = LargeReplies::default();
-        let taken: Vec<_> = (0..TRACKER_LARGE_REPLIES)
-            .map(|_| large.take().expect("room"))
-            .collect();
-        assert!(large.take().is_none(), "one too many");
-        drop(taken);
-        assert!(large.take().is_some());
-    }
 
     /// A tracker in-process on port 0: it answers over TCP, and once stopped
     /// its port refuses connections and its connections are closed.
