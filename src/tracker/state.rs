@@ -185,6 +185,9 @@ impl Files {
         if new_file && self.by_id.len() >= TRACKER_MAX_FILES {
             return Err(RegistryError::TooManyFiles(TRACKER_MAX_FILES));
         }
+        // Against the files too, a holder counts its registrations: what it
+        // made new is among them (an overcount only when it registered
+        // files others made, which leaves it more room, never less).
         let mut resources = vec![(self.registrations, TRACKER_MAX_REGISTRATIONS)];
         if new_file {
             resources.push((self.by_id.len(), TRACKER_MAX_FILES));
