@@ -87,6 +87,7 @@ pub fn outcome_text(
     view: &DownloadView,
     sharing: bool,
 ) -> String {
+    let name = shown(name);
     let report = match result {
         Ok(report) => report,
         Err(e) => return format!("error: {name}: {e}"),

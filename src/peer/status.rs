@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::Peer;
 use crate::dht::DhtStatus;
 use crate::net::rate::format_rate;
-use crate::ui::{count, format_duration, format_size, format_speed};
+use crate::ui::{count, format_duration, format_size, format_speed, shown};
 
 pub use super::download::progress::{DownloadView, PeerView, State};
 
@@ -187,7 +187,7 @@ impl PeerStatus {
                 count(self.unfinished.len(), "download")
             ));
             for u in &self.unfinished {
-                out.push_str(&format!("  {} -> {}\n", u.name, u.out));
+                out.push_str(&format!("  {} -> {}\n", shown(&u.name), u.out));
             }
         }
         let uploaded: u64 = self.shared.iter().map(|f| f.uploaded).sum();
@@ -245,7 +245,7 @@ fn download_text(d: &DownloadView) -> String {
     let mut line = format!(
         "  [{}] {}  {}  {pct:.1}%  {} of {} ({} of {} bytes)",
         d.key,
-        d.name,
+        shown(&d.name),
         d.state.as_str(),
         format_size(d.done_bytes),
         format_size(d.size),
