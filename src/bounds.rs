@@ -157,6 +157,10 @@ pub const TRACKER_MAX_PER_FILE_ADDRESS: usize = 16;
 pub const STATUS_MAX_FILES: usize = 1000;
 pub const STATUS_MAX_PEERS: usize = 50;
 
+/// Most peers on listen port 0 one user runs at once with the default
+/// state directory (each takes `peer-any`, `peer-any-2`, …).
+pub const MAX_ANY_PORT_STATE_DIRS: usize = 64;
+
 // ------------------------------------------------------------- downloads --
 
 /// Most parallel chunk fetches one download may use (`--workers`).

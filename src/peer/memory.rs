@@ -92,9 +92,18 @@ impl Memory {
 
     /// Forgets the shared file `id` (it changed, or is no longer shared).
     pub fn forget_share(&self, id: &FileId) {
-        let hex = id.to_hex();
-        self.update(SHARES, |all: &mut Vec<Share>| all.retain(|s| s.id != hex));
-        let _ = std::fs::remove_file(manifest_path(&self.dir.join(MANIFESTS), id));
+        self.forget_shares(&[*id]);
+    }
+
+    /// Forgets the shared files `ids` in one rewrite of `shares.json`.
+    pub fn forget_shares(&self, ids: &[FileId]) {
+        let hex: Vec<String> = ids.iter().map(FileId::to_hex).collect();
+        self.update(SHARES, |all: &mut Vec<Share>| {
+            all.retain(|s| !hex.contains(&s.id))
+        });
+        for id in ids {
+            let _ = std::fs::remove_file(manifest_path(&self.dir.join(MANIFESTS), id));
+        }
     }
 
     /// The manifest remembered for `share`, if it is still there, whole and

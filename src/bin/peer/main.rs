@@ -54,10 +54,11 @@ pub fn options(
     listen: SocketAddr,
     remember: bool,
 ) -> anyhow::Result<(Options, State)> {
-    // The REPL's peer remembers things and needs its own state directory;
-    // a one-shot `send` or `get` makes do with a one-time identity.
+    // The REPL's peer remembers things and needs a state directory of its
+    // own (one per listen port); a one-shot `send` or `get` makes do with
+    // a one-time identity when the shared one is taken.
     let state = match remember {
-        true => common.identity(None)?,
+        true => common.peer_identity(listen.port())?,
         false => common.identity_or_ephemeral()?,
     };
     let opts = Options {

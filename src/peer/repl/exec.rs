@@ -51,6 +51,9 @@ pub fn execute(peer: &Peer, cmd: Command, control: &Control) -> Result<(), ReplE
                     f.name,
                     size_and_bytes(f.uploaded())
                 );
+                let path = f.path();
+                let path = std::path::absolute(&path).unwrap_or(path);
+                println!("  path: {}", path.display());
                 print_links(peer, &f);
             }
         }

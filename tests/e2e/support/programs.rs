@@ -117,6 +117,16 @@ impl Peer {
             .args(extra)
             .args(["127.0.0.1", &port, "0"])
             .current_dir(cwd);
+        Peer::spawn(name, cmd)
+    }
+
+    /// Starts `cmd`, a `peer` command line of the test's own making, and
+    /// waits for its listening line and id.
+    pub fn spawn(name: &str, cmd: Command) -> Peer {
+        let extra: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         let proc = Proc::spawn(name, cmd);
         let line = proc.expect_out("Peer listening on ", STARTUP);
         let addr = line
@@ -124,7 +134,10 @@ impl Peer {
             .and_then(|a| a.trim().parse().ok())
             .unwrap_or_else(|| panic!("{name}: unexpected first line {line:?}"));
         let id = id_line(&proc, "Peer id: ");
-        let page = extra.contains(&"--http").then(|| proc.status_page());
+        let page = extra
+            .iter()
+            .any(|a| a == "--http")
+            .then(|| proc.status_page());
         Peer {
             proc,
             addr,
