@@ -142,7 +142,7 @@ fn the_page_downloads_and_cancels_on_clicks() {
         &format!("(document.querySelector('{card} .copy-row.ticket input') || {{}}).value"),
     );
     let ticket = ticket.as_str().unwrap().to_string();
-    assert!(ticket.starts_with("p2p1:"), "{ticket}");
+    assert!(ticket.starts_with("p2p2:"), "{ticket}");
     browser.click(&format!("{card} .copy-row.ticket button"));
     let copied = browser.wait_for(
         "the copy to be confirmed",

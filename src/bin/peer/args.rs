@@ -8,6 +8,8 @@ use clap::{Args, Parser, Subcommand};
 use p2pshare::bounds::{DEFAULT_PATIENCE, MAX_WORKERS};
 use p2pshare::cli::CommonArgs;
 use p2pshare::identity::PeerId;
+use p2pshare::link::ShareLink;
+use p2pshare::ticket::Ticket;
 
 /// Shares files with other peers and downloads from them, verifying every
 /// chunk. `peer send FILE` and `peer get TICKET` move one file with no
@@ -19,7 +21,8 @@ use p2pshare::identity::PeerId;
     version,
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
-    after_help = "Examples:\n  peer send big.iso                       # prints a ticket; serves until Ctrl+C\n  peer get p2p1:...                       # on the other machine\n  peer 127.0.0.1 8080 9001\n  peer --serve --share big.iso 127.0.0.1 8080 0\n  echo 'download big.iso' | peer 127.0.0.1 8080 0\n  peer --dht 127.0.0.1 8080 9001          # tracker + DHT; works on if the tracker dies\n  peer --http 8090 127.0.0.1 8080 0       # live status page on http://127.0.0.1:8090/\n  peer --completions zsh > ~/.zfunc/_peer"
+    override_usage = "peer [OPTIONS] TRACKER_HOST TRACKER_PORT LISTEN_PORT\n       peer send [OPTIONS] PATH...\n       peer get [OPTIONS] TICKET... [OUT]",
+    after_help = "Examples:\n  peer send big.iso                       # prints a ticket; serves until Ctrl+C\n  peer get p2p2:...                       # on the other machine\n  peer 127.0.0.1 8080 9001\n  peer --serve --share big.iso 127.0.0.1 8080 0\n  echo 'download big.iso' | peer 127.0.0.1 8080 0\n  peer --dht 127.0.0.1 8080 9001          # tracker + DHT; works on if the tracker dies\n  peer --http 8090 127.0.0.1 8080 0       # live status page on http://127.0.0.1:8090/\n  peer --completions zsh > ~/.zfunc/_peer"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -33,8 +36,9 @@ pub enum Mode {
     /// Share files (privately, unless --public) and print a ticket for
     /// each; serve them until Ctrl+C. No tracker needed.
     Send(SendArgs),
-    /// Download the file a ticket (or share link) names, then exit: 0 once
-    /// the file is verified and saved.
+    /// Download what each ticket (or share link) names, one after another,
+    /// then exit: 0 once every file is verified and saved.
+    #[command(override_usage = "peer get [OPTIONS] TICKET... [OUT]")]
     Get(GetArgs),
 }
 
@@ -87,20 +91,52 @@ pub struct SendArgs {
     pub common: CommonArgs,
 }
 
-/// `peer get [OPTIONS] TICKET [OUT]`.
+/// `peer get [OPTIONS] TICKET... [OUT]`.
 #[derive(Args)]
 pub struct GetArgs {
-    /// A ticket from `peer send` (or a p2pshare: link, with --tracker or --dht).
-    pub ticket: String,
-    /// Where to save it: a file, or a directory to save it into under its
-    /// name (default: its name in the current directory).
-    pub out: Option<PathBuf>,
+    /// Tickets from `peer send` (or p2pshare: links), fetched one after
+    /// another, then optionally OUT: where to save (a file for one ticket,
+    /// or a directory to save into under each one's name; default: the
+    /// current directory).
+    #[arg(required = true, value_name = "TICKET... [OUT]")]
+    pub args: Vec<String>,
     #[command(flatten)]
     pub at: OneShot,
     #[command(flatten)]
     pub net: NetArgs,
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+impl GetArgs {
+    /// The tickets (or links) and the output, from the positional
+    /// arguments: the last one is OUT unless it is a ticket or link, and
+    /// every other one must be a ticket or link. An OUT that looks like a
+    /// ticket is never taken for a file name.
+    pub fn targets(&self) -> Result<(Vec<&str>, Option<PathBuf>), String> {
+        let pasted = |a: &str| Ticket::is_ticket(a) || ShareLink::is_link(a);
+        let (mut tickets, out) = match self.args.split_last() {
+            Some((last, rest)) if !rest.is_empty() && !pasted(last) => (
+                rest.iter().map(String::as_str).collect::<Vec<_>>(),
+                Some(PathBuf::from(last)),
+            ),
+            _ => (self.args.iter().map(String::as_str).collect(), None),
+        };
+        let any_tracker = self.at.tracker.is_some() || self.net.dht;
+        if let Some(bad) = tickets
+            .iter()
+            .find(|t| !(pasted(t) || any_tracker && tickets.len() == 1))
+        {
+            return Err(format!(
+                "{bad:?} is not a ticket (p2p2:...) or link (p2pshare:...); copy it again, whole"
+            ));
+        }
+        if tickets.len() > 1 && out.as_ref().is_some_and(|o| !o.is_dir()) {
+            return Err("with several tickets, OUT must be an existing directory".into());
+        }
+        tickets.dedup();
+        Ok((tickets, out))
+    }
 }
 
 /// What `send` and `get` take beyond the rest: they need no tracker.
