@@ -144,3 +144,34 @@ fn gone_shares_are_forgotten_in_one_line() {
         "forgotten shares came back"
     );
 }
+
+/// Piped input that ends right after ten `download` lines: every one is
+/// carried out and waited for, never interrupted by the end of input
+/// while it still looks its file up (it once lost a file in 8 of 19 runs).
+#[test]
+fn piped_input_ending_after_ten_downloads_fetches_all_ten() {
+    const FILES: usize = 10;
+    const RUNS: usize = 4;
+    let dir = TestDir::new("ten-piped");
+    let tracker = Tracker::start(&dir);
+    let files: Vec<(PathBuf, Vec<u8>)> = (0..FILES)
+        .map(|n| dir.random_file(&format!("s/f{n}.bin"), 3000 + n, 100 + n as u64))
+        .collect();
+    let paths: Vec<&Path> = files.iter().map(|(p, _)| p.as_path()).collect();
+    let (_seeder, _) = Peer::seeder("seeder", &tracker, &paths);
+    for run in 0..RUNS {
+        let sub = format!("r{run}");
+        let mut peer = Peer::start(&sub, &dir.sub(&sub), &tracker, &[]);
+        for n in 0..FILES {
+            peer.proc.send(&format!("download f{n}.bin"));
+        }
+        peer.proc.close_stdin();
+        let status = peer.proc.wait_exit(COMMAND);
+        assert!(status.success(), "run {run}: exited with {status}");
+        for (n, (_, data)) in files.iter().enumerate() {
+            let got = fs::read(dir.path().join(&sub).join(format!("f{n}.bin")));
+            let got = got.unwrap_or_else(|e| panic!("run {run}: f{n}.bin: {e}"));
+            assert_same_bytes(&got, data, &format!("run {run}: f{n}.bin"));
+        }
+    }
+}

@@ -46,10 +46,24 @@ pub enum Signal {
 pub struct Control {
     state: AtomicU8,
     terminal: AtomicBool,
+    /// The running command asked for downloads (`download`, `resume`):
+    /// end of input waits for them instead of interrupting their look-up.
+    asks_downloads: AtomicBool,
     last_press: Mutex<Option<Instant>>,
 }
 
 impl Control {
+    /// Marks whether the command now running asks for downloads.
+    pub fn set_asks_downloads(&self, on: bool) {
+        self.asks_downloads.store(on, Ordering::Release);
+    }
+
+    /// Whether the command now running asks for downloads, which end of
+    /// input must not interrupt (the README promises they are waited for).
+    pub fn asks_downloads(&self) -> bool {
+        self.asks_downloads.load(Ordering::Acquire)
+    }
+
     pub fn set(&self, state: State) {
         self.state.store(state as u8, Ordering::Release);
     }

@@ -14,6 +14,7 @@ pub mod control;
 mod exec;
 
 use std::io;
+use std::sync::Arc;
 
 pub use self::command::{Command, CommandError, Direction, HELP};
 pub use self::control::{Control, Signal, State};
@@ -48,8 +49,8 @@ pub enum ReplError {
 /// downloads still running. Returns whether every command and download
 /// succeeded. On a terminal (stdin and stdout both), lines come from a line
 /// editor with history and completion (see [`Input`]).
-pub fn run(peer: &Peer, control: &Control) -> bool {
-    let mut input = Input::open(peer);
+pub fn run(peer: &Peer, control: &Arc<Control>) -> bool {
+    let mut input = Input::open(peer, control);
     control.set_terminal(input.is_terminal());
     let mut all_ok = true;
     let mut interrupted = false;
@@ -90,8 +91,13 @@ pub fn run(peer: &Peer, control: &Control) -> bool {
 /// Carries out one command, printing its result or one `error:` line.
 /// Returns whether it succeeded.
 pub fn run_command(peer: &Peer, cmd: Command, control: &Control) -> bool {
+    // Marked before the command's signal exists, so that end of input
+    // never finds a download's look-up unmarked.
+    control.set_asks_downloads(matches!(cmd, Command::Download { .. } | Command::Resume(_)));
     peer.begin_command();
-    match exec::execute(peer, cmd, control) {
+    let result = exec::execute(peer, cmd, control);
+    control.set_asks_downloads(false);
+    match result {
         Ok(()) => true,
         Err(e) => {
             println!("error: {e}");
