@@ -76,9 +76,15 @@ pub enum Typed {
 struct External<P: ExternalPrinter + Send>(P);
 
 impl<P: ExternalPrinter + Send> console::LinePrinter for External<P> {
-    fn print(&mut self, text: String) {
+    fn print(&mut self, mut text: String) {
+        // rustyline ends the line itself only while a prompt is up; between
+        // prompts (leaving, waiting) it writes the text as it is, and the
+        // shell's prompt would land on the same line.
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
         if self.0.print(text.clone()).is_err() {
-            println!("{text}");
+            print!("{text}");
         }
     }
 }

@@ -118,7 +118,8 @@ fn cancel_keeps_the_chunks_and_resume_continues() {
 }
 
 /// Piped input: `download` then end of input waits for the download, which
-/// completes, and the peer exits 0 without claiming to share on.
+/// completes, and the peer exits 0 without claiming to share on; `status`
+/// is answered while it waits.
 #[test]
 fn quit_waits_for_a_download_in_piped_mode() {
     let slow = Slow::start("quit-waits");
@@ -127,6 +128,9 @@ fn quit_waits_for_a_download_in_piped_mode() {
     dl.proc.send("quit");
     dl.proc
         .expect_out("waiting for 1 download to finish; quit again", COMMAND);
+    dl.proc.send("status");
+    let running = dl.proc.expect_out("downloads: ", COMMAND);
+    assert_eq!(running, "downloads: 1 running, 0 finished");
     let stats = dl.proc.expect_out(" saved as ", COMMAND);
     assert!(!stats.contains("now sharing it"), "{stats}");
     dl.proc.close_stdin();

@@ -126,8 +126,15 @@ pub fn leaving_text(peer: &Peer, cancelled: usize) -> String {
 pub fn would_stop_text(peer: &Peer) -> String {
     let running = peer.downloads().running().len();
     let shared = peer.library().list().len();
-    if running == 0 && shared == 0 {
-        return "(type quit or press Ctrl+D to leave)".into();
+    match (running, shared) {
+        (0, 0) => return "(type quit or press Ctrl+D to leave)".into(),
+        (0, shared) => {
+            return format!(
+                "leaving would stop sharing {}: type quit or press Ctrl+C again to leave",
+                count(shared, "file")
+            )
+        }
+        _ => {}
     }
     format!(
         "leaving would stop {} and sharing {}: type quit to let the downloads finish first, or press Ctrl+C again to leave now (verified chunks are kept)",
