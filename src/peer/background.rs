@@ -89,6 +89,12 @@ pub fn outcome_text(
 ) -> String {
     let report = match result {
         Ok(report) => report,
+        // Asked for: not an error. What it kept is what `resume` starts from.
+        Err(DownloadError::Cancelled { done, total }) => {
+            return format!(
+                "Cancelled: {name} ({done} of {total} chunks kept; resume continues it)"
+            )
+        }
         Err(e) => return format!("error: {name}: {e}"),
     };
     let used = report.peers.iter().filter(|p| p.chunks > 0).count();
@@ -112,7 +118,7 @@ pub fn outcome_text(
         "Successfully downloaded: {name}\n  {} bytes ({}) in {secs:.2} s ({}) from {}{sources}{resumed}; saved as {}{tail}",
         report.bytes,
         format_size(report.bytes),
-        format_speed(report.bytes as f64 / secs),
+        format_speed(report.bytes.saturating_sub(view.resumed_bytes) as f64 / secs),
         count(used, "peer"),
         report.path.display()
     );

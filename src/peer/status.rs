@@ -170,13 +170,22 @@ impl PeerStatus {
             .iter()
             .filter(|d| matches!(d.state, State::Running | State::Waiting))
             .count();
-        let finished = self.downloads.len() - running;
+        let ended = |state: State| self.downloads.iter().filter(|d| d.state == state).count();
         if self.downloads.is_empty() {
             out.push_str("downloads: none yet\n");
         } else {
+            // Cancelled and failed are their own states, not "finished".
             out.push_str(&format!(
-                "downloads: {running} running, {finished} finished\n"
+                "downloads: {running} running, {} finished",
+                ended(State::Done)
             ));
+            for (state, word) in [(State::Cancelled, "cancelled"), (State::Failed, "failed")] {
+                match ended(state) {
+                    0 => {}
+                    n => out.push_str(&format!(", {n} {word}")),
+                }
+            }
+            out.push('\n');
         }
         for d in &self.downloads {
             out.push_str(&download_text(d));

@@ -88,10 +88,11 @@ fn cancel_keeps_the_chunks_and_resume_continues() {
     let before = dl.await_fetched(2);
     dl.proc.send(&format!("cancel {NAME}"));
     dl.proc.expect_out("cancelling download [", COMMAND);
-    let ended = dl
-        .proc
-        .expect_out(&format!("error: {NAME}: cancelled"), COMMAND);
-    assert!(ended.contains("progress is kept"), "{ended}");
+    let ended = dl.proc.expect_out(&format!("Cancelled: {NAME} ("), COMMAND);
+    assert!(
+        ended.ends_with("chunks kept; resume continues it)"),
+        "{ended}"
+    );
     let out = slow.out("dl");
     assert!(!out.exists(), "a cancelled download wrote OUT");
     assert!(
@@ -100,6 +101,8 @@ fn cancel_keeps_the_chunks_and_resume_continues() {
     );
 
     dl.proc.send("status");
+    let line = dl.proc.expect_out("downloads: ", COMMAND);
+    assert_eq!(line, "downloads: 0 running, 0 finished, 1 cancelled");
     dl.proc
         .expect_out("unfinished (1 download; type resume to continue):", COMMAND);
     dl.proc.send("resume");
