@@ -28,11 +28,17 @@ impl Started {
             .file
             .size
             .map_or("unknown".to_string(), |s| format!("{s} bytes"));
-        format!(
+        let mut line = format!(
             "Found {} for {} (size: {size})",
             count(self.file.peers.len(), "peer"),
             self.file.name
-        )
+        );
+        // Named when it is not the plain default, so that two downloads of
+        // one file (two `resume`d outputs, say) can be told apart.
+        if self.out != Path::new(&self.file.name) {
+            line.push_str(&format!("; saving as {}", self.out.display()));
+        }
+        line
     }
 }
 

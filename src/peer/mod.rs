@@ -323,7 +323,7 @@ impl Peer {
         let tracker = self.tracker.as_ref()?;
         let e = tracker.check(within).err()?;
         let hint = match &e {
-            Error::WrongIdentity(_) => "",
+            Error::WrongIdentity(_) | Error::NotATracker => "",
             _ => "; is the tracker running there? This peer goes on (links, tickets and the DHT work without it) and announces its files once the tracker answers",
         };
         Some(format!(

@@ -128,6 +128,11 @@ impl TrackerPin {
     }
 }
 
+/// Asked on first contact, before a tracker's id is pinned: a tracker
+/// answers with a (short) list, a peer's chunk server with `ERR unknown
+/// command`.
+const PROBE: &str = "INFO 0000\n";
+
 /// The id `known_trackers` at `path` gives `addr`, if any.
 fn known_tracker(path: &Path, addr: &str) -> Option<PeerId> {
     let text = std::fs::read_to_string(path).ok()?;
@@ -243,16 +248,15 @@ impl TrackerClient {
                 Err(Error::WrongIdentity(e)) => return Err(self.pin.changed(&e)),
                 other => other?,
             };
-        if pinned.is_none() {
-            match conn.peer_id() {
-                Some(id) => self.pin.learned(id),
-                None => {
-                    return Err(Error::Verification(
-                        "the tracker sent no certificate".into(),
-                    ))
-                }
+        let first_contact = match (pinned, conn.peer_id()) {
+            (Some(_), _) => None,
+            (None, Some(id)) => Some(id),
+            (None, None) => {
+                return Err(Error::Verification(
+                    "the tracker sent no certificate".into(),
+                ))
             }
-        }
+        };
         let guard = match &self.interrupt {
             Some(signal) => Some(signal.guard(conn.interrupter()?)),
             None => None,
@@ -265,6 +269,18 @@ impl TrackerClient {
         };
         call.send(&hello_line())?;
         call.reply()?;
+        if let Some(id) = first_contact {
+            // A peer's chunk server speaks TLS and answers HELLO too; only
+            // a tracker lists files. Ask before pinning the id for good.
+            call.send(PROBE)?;
+            match read_list(&mut call, |_| Ok::<(), Error>(())) {
+                Err(Error::Remote(e)) if e.contains("unknown command") => {
+                    return Err(Error::NotATracker)
+                }
+                other => other?,
+            };
+            self.pin.learned(id);
+        }
         Ok(call)
     }
 

@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::harness::{assert_same_bytes, unused_port, TestDir, COMMAND, LEAVE};
+use crate::support::harness::{assert_same_bytes, unused_port, TestDir, COMMAND, LEAVE, STARTUP};
 use crate::support::programs::{Peer, Tracker};
 
 /// A `peer` command line as typed: no state flags, `HOME` as given and no
@@ -116,6 +116,10 @@ fn gone_shares_are_forgotten_in_one_line() {
         peer.proc.send(&format!("share {name}"));
         peer.await_share();
     }
+    peer.proc.send("share one.bin");
+    peer.await_share();
+    peer.proc
+        .expect_out("  (it was already shared, unchanged)", COMMAND);
     peer.proc.send("list");
     let path = dir.path().join("a/one.bin").canonicalize().unwrap();
     peer.proc
@@ -174,4 +178,21 @@ fn piped_input_ending_after_ten_downloads_fetches_all_ten() {
             assert_same_bytes(&got, data, &format!("run {run}: f{n}.bin"));
         }
     }
+}
+
+/// A tracker address that is really a peer's port (swapped ports) is named
+/// as such at start, and that peer's id is not pinned as the tracker's.
+#[test]
+fn a_peer_port_given_as_the_tracker_is_named_at_start() {
+    let dir = TestDir::new("swapped-ports");
+    let tracker = Tracker::start(&dir);
+    let a = Peer::start("a", &dir.sub("a"), &tracker, &[]);
+    let mut b = Peer::start_port("b", &dir.sub("b"), a.addr.port(), &[]);
+    let said = b
+        .proc
+        .seen_within("it answers as a p2pshare peer, not a tracker", STARTUP);
+    assert_eq!(said.len(), 1, "no clear line at start");
+    b.proc.send("search");
+    let line = b.proc.expect_out("error: ", COMMAND);
+    assert!(line.contains("not a tracker"), "{line}");
 }
