@@ -69,9 +69,7 @@ fn the_page_downloads_and_cancels_on_clicks() {
     let mut dl = Peer::start("downloader", &dl_dir, &tracker, &["--http", "0"]);
     let (page, url) = (dl.page(), dl.proc.status_url());
     token_of(&dl);
-    let Some(mut browser) = Browser::start(400, 900) else {
-        return;
-    };
+    let mut browser = Browser::start(400, 900);
     browser.grant_clipboard(&format!("http://{page}"));
     browser.open(&url);
     browser.wait_for("the add form", "!!document.getElementById('add-button')");
