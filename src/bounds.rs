@@ -163,8 +163,14 @@ pub const MAX_ANY_PORT_STATE_DIRS: usize = 64;
 
 // ------------------------------------------------------------- downloads --
 
-/// Most parallel chunk fetches one download may use (`--workers`).
+/// Most parallel chunk fetches one download may use (`--workers`), and
+/// how many it uses unless told.
 pub const MAX_WORKERS: u16 = 64;
+pub const DEFAULT_WORKERS: u16 = 8;
+
+/// How often a peer announces its files to the tracker again, unless told
+/// (`--announce-interval`).
+pub const DEFAULT_ANNOUNCE_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Consecutive failures after which a download benches a peer (stops using
 /// it for `BENCH_TIME`, doubling each time up to `BENCH_TIME_MAX`).

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use p2pshare::bounds::{DEFAULT_PATIENCE, MAX_WORKERS};
+use p2pshare::bounds::{DEFAULT_ANNOUNCE_INTERVAL, DEFAULT_PATIENCE, DEFAULT_WORKERS, MAX_WORKERS};
 use p2pshare::cli::CommonArgs;
 use p2pshare::identity::PeerId;
 use p2pshare::link::ShareLink;
@@ -68,7 +68,13 @@ pub struct Classic {
     #[arg(long)]
     pub resume: bool,
     #[command(flatten)]
-    pub net: NetArgs,
+    pub bind: BindArgs,
+    #[command(flatten)]
+    pub serving: ServeArgs,
+    #[command(flatten)]
+    pub fetch: FetchArgs,
+    #[command(flatten)]
+    pub find: FindArgs,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -86,7 +92,11 @@ pub struct SendArgs {
     #[command(flatten)]
     pub at: OneShot,
     #[command(flatten)]
-    pub net: NetArgs,
+    pub bind: BindArgs,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    #[command(flatten)]
+    pub find: FindArgs,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -103,12 +113,47 @@ pub struct GetArgs {
     #[command(flatten)]
     pub at: OneShot,
     #[command(flatten)]
-    pub net: NetArgs,
+    pub bind: BindArgs,
+    #[command(flatten)]
+    pub fetch: FetchArgs,
+    #[command(flatten)]
+    pub find: FindArgs,
     #[command(flatten)]
     pub common: CommonArgs,
 }
 
+impl Classic {
+    pub fn net(&self) -> Net<'_> {
+        Net {
+            bind: &self.bind,
+            serve: Some(&self.serving),
+            fetch: Some(&self.fetch),
+            find: &self.find,
+        }
+    }
+}
+
+impl SendArgs {
+    pub fn net(&self) -> Net<'_> {
+        Net {
+            bind: &self.bind,
+            serve: Some(&self.serve),
+            fetch: None,
+            find: &self.find,
+        }
+    }
+}
+
 impl GetArgs {
+    pub fn net(&self) -> Net<'_> {
+        Net {
+            bind: &self.bind,
+            serve: None,
+            fetch: Some(&self.fetch),
+            find: &self.find,
+        }
+    }
+
     /// The tickets (or links) and the output, from the positional
     /// arguments: the last one is OUT unless it is a ticket or link, and
     /// every other one must be a ticket or link. An OUT that looks like a
@@ -122,7 +167,7 @@ impl GetArgs {
             ),
             _ => (self.args.iter().map(String::as_str).collect(), None),
         };
-        let any_tracker = self.at.tracker.is_some() || self.net.dht;
+        let any_tracker = self.at.tracker.is_some() || self.find.dht;
         if let Some(bad) = tickets
             .iter()
             .find(|t| !(pasted(t) || any_tracker && tickets.len() == 1))
@@ -150,32 +195,67 @@ pub struct OneShot {
     pub tracker: Option<String>,
 }
 
-/// What every form takes: how to reach others and how hard to work.
+/// Where this peer listens: every form.
 #[derive(Args)]
-pub struct NetArgs {
+pub struct BindArgs {
     /// Address to serve chunks on.
     #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
     pub bind: IpAddr,
+}
+
+/// How a peer that shares is reached and paced: the REPL and `send`.
+#[derive(Args)]
+pub struct ServeArgs {
     /// An address others reach this peer at (a router's forwarded port),
     /// put first in tickets: IP or IP:PORT (repeatable).
     #[arg(long, value_name = "ADDR", value_parser = public_addr)]
     pub public_addr: Vec<SocketAddr>,
+    /// Seconds between re-announcements of shared files to the tracker.
+    #[arg(long, default_value_t = DEFAULT_ANNOUNCE_INTERVAL.as_secs(), value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub announce_interval: u64,
+    /// Cap on upload bandwidth, all connections together (e.g. 500K, 10M; K/M/G are 1024-based).
+    #[arg(long, value_name = "RATE", value_parser = rate)]
+    pub max_upload: Option<RateArg>,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        ServeArgs {
+            public_addr: Vec::new(),
+            announce_interval: DEFAULT_ANNOUNCE_INTERVAL.as_secs(),
+            max_upload: None,
+        }
+    }
+}
+
+/// How hard a peer that downloads works: the REPL and `get`.
+#[derive(Args)]
+pub struct FetchArgs {
     /// Parallel chunk fetches per download.
-    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_WORKERS)))]
+    #[arg(long, default_value_t = DEFAULT_WORKERS, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_WORKERS)))]
     pub workers: u16,
     /// Seconds a download waits for a usable peer when none is left, asking
     /// the tracker and the DHT meanwhile, before it fails (progress is kept).
     #[arg(long, default_value_t = DEFAULT_PATIENCE.as_secs(), value_name = "SECS")]
     pub patience: u64,
-    /// Seconds between re-announcements of shared files to the tracker.
-    #[arg(long, default_value_t = 30, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
-    pub announce_interval: u64,
-    /// Cap on upload bandwidth, all connections together (e.g. 500K, 10M; K/M/G are 1024-based).
-    #[arg(long, value_name = "RATE", value_parser = rate)]
-    pub max_upload: Option<RateArg>,
     /// Cap on download bandwidth, all connections together (e.g. 500K, 10M).
     #[arg(long, value_name = "RATE", value_parser = rate)]
     pub max_download: Option<RateArg>,
+}
+
+impl Default for FetchArgs {
+    fn default() -> Self {
+        FetchArgs {
+            workers: DEFAULT_WORKERS,
+            patience: DEFAULT_PATIENCE.as_secs(),
+            max_download: None,
+        }
+    }
+}
+
+/// How peers are found beyond a tracker: every form.
+#[derive(Args)]
+pub struct FindArgs {
     /// Also find peers through the Mainline DHT, and announce shared files there.
     #[arg(long)]
     pub dht: bool,
@@ -189,6 +269,14 @@ pub struct NetArgs {
     /// it on first contact.
     #[arg(long, value_name = "ID")]
     pub tracker_id: Option<PeerId>,
+}
+
+/// The network options of one form, each group where the form takes it.
+pub struct Net<'a> {
+    pub bind: &'a BindArgs,
+    pub serve: Option<&'a ServeArgs>,
+    pub fetch: Option<&'a FetchArgs>,
+    pub find: &'a FindArgs,
 }
 
 /// A parsed `--max-upload`/`--max-download` value (`None`: no cap).

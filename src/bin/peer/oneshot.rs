@@ -16,8 +16,8 @@ use super::{options, start, LEAVE};
 
 /// Shares the files, prints a ticket for each, and serves until Ctrl+C.
 pub fn send(a: &SendArgs) -> anyhow::Result<bool> {
-    let listen = SocketAddr::new(a.net.bind, a.at.port);
-    let (opts, _state) = options(&a.net, &a.common, a.at.tracker.clone(), listen, false)?;
+    let listen = SocketAddr::new(a.bind.bind, a.at.port);
+    let (opts, _state) = options(&a.net(), &a.common, a.at.tracker.clone(), listen, false)?;
     let started = start(&opts, &a.common)?;
     let peer = Arc::clone(&started.peer);
     let on_signal = Arc::clone(&peer);
@@ -57,8 +57,8 @@ pub fn send(a: &SendArgs) -> anyhow::Result<bool> {
 /// failure ends the run (what was verified is kept for a retry).
 pub fn get(a: &GetArgs) -> anyhow::Result<bool> {
     let (tickets, out) = a.targets().map_err(anyhow::Error::msg)?;
-    let listen = SocketAddr::new(a.net.bind, a.at.port);
-    let (opts, _state) = options(&a.net, &a.common, a.at.tracker.clone(), listen, false)?;
+    let listen = SocketAddr::new(a.bind.bind, a.at.port);
+    let (opts, _state) = options(&a.net(), &a.common, a.at.tracker.clone(), listen, false)?;
     let peer = Arc::new(Peer::start(&opts).context("cannot start the peer")?);
     log::info!("listening on {} as {}", peer.listen_addr(), peer.id());
     let for_page = Arc::clone(&peer);
