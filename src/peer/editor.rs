@@ -278,7 +278,14 @@ impl Completer for ReplHelper<'_> {
         let typed = &line[start..pos];
         let verb = words.first().map(String::as_str);
         let found = match (verb, words.len()) {
-            (None, _) => candidates(typed, VERBS.iter().copied()),
+            // A whole command is followed by its space, as a shell does.
+            (None, _) => candidates(typed, VERBS.iter().copied())
+                .into_iter()
+                .map(|p| Pair {
+                    replacement: format!("{} ", p.replacement),
+                    ..p
+                })
+                .collect(),
             (Some("share"), 1) | (Some("download"), 2) => {
                 return self.files.complete(line, pos, ctx)
             }
