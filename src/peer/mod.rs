@@ -223,6 +223,11 @@ impl Peer {
     }
 
     /// The tracker's `host:port`, if this peer has one.
+    /// How the last connection to the tracker went, if there was one.
+    pub fn tracker_contact(&self) -> Option<tracker_client::Contact> {
+        self.tracker.as_ref().and_then(TrackerClient::last_contact)
+    }
+
     pub fn tracker_addr(&self) -> Option<&str> {
         self.tracker.as_ref().map(TrackerClient::addr)
     }

@@ -97,6 +97,9 @@ pub struct PeerStatus {
     pub tracker: Option<String>,
     /// The tracker's id as pinned here (`null` before first contact).
     pub tracker_id: Option<String>,
+    /// How the last connection to the tracker went: `null` before any,
+    /// else whether it answered, how long ago, and why not.
+    pub tracker_contact: Option<ContactView>,
     pub caps: Caps,
     pub shared: Vec<SharedView>,
     pub downloads: Vec<DownloadView>,
@@ -104,6 +107,14 @@ pub struct PeerStatus {
     pub dht: Option<DhtView>,
     /// Downloads an earlier run left unfinished (`resume` continues them).
     pub unfinished: Vec<UnfinishedView>,
+}
+
+/// The last connection to the tracker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactView {
+    pub answered: bool,
+    pub secs_ago: u64,
+    pub error: Option<String>,
 }
 
 /// A download an earlier run left unfinished.
@@ -138,6 +149,11 @@ impl PeerStatus {
             listen: peer.listen.to_string(),
             tracker: peer.tracker_addr().map(str::to_string),
             tracker_id: peer.tracker_id().map(|id| id.to_string()),
+            tracker_contact: peer.tracker_contact().map(|c| ContactView {
+                answered: c.error.is_none(),
+                secs_ago: c.at.elapsed().as_secs(),
+                error: c.error,
+            }),
             caps: Caps {
                 upload: peer.rates.up.get(),
                 download: peer.rates.down.get(),
@@ -225,6 +241,9 @@ impl PeerStatus {
         if let Some(dht) = &self.dht {
             out.push_str(&dht.text());
         }
+        if let Some(tracker) = &self.tracker {
+            out.push_str(&tracker_text(tracker, self.tracker_contact.as_ref()));
+        }
         out.push_str(&format!("peer id: {}\n", self.id));
         out.push_str(&format!(
             "limits: upload {}, download {}",
@@ -233,6 +252,21 @@ impl PeerStatus {
         ));
         out
     }
+}
+
+/// `tracker: ADDR answered 3 s ago`, or why it did not.
+fn tracker_text(addr: &str, contact: Option<&ContactView>) -> String {
+    let how = match contact {
+        None => "not asked yet".to_string(),
+        Some(c) => {
+            let ago = format_duration(Duration::from_secs(c.secs_ago));
+            match &c.error {
+                None => format!("answered {ago} ago"),
+                Some(e) => format!("did not answer {ago} ago: {e}"),
+            }
+        }
+    };
+    format!("tracker: {addr} {how}\n")
 }
 
 /// `1.0 MiB (1048576 bytes)`, or just `745 B` when that is exact.
@@ -332,6 +366,7 @@ mod tests {
             listen: "127.0.0.1:1".into(),
             tracker: Some("127.0.0.1:2".into()),
             tracker_id: None,
+            tracker_contact: None,
             caps: Caps {
                 upload: None,
                 download: Some(2 << 20),
@@ -366,6 +401,7 @@ mod tests {
             "limits: upload off, download 2M",
             "dht: node abab",
             "4 nodes in the routing table, last announce 2 s ago (1 file)",
+            "tracker: 127.0.0.1:2 not asked yet",
         ];
         for w in want {
             assert!(text.contains(w), "{w:?} not in\n{text}");
@@ -379,5 +415,14 @@ mod tests {
         assert_eq!(json["caps"]["upload"], serde_json::Value::Null);
         assert_eq!(json["dht"]["routing_table"], 4);
         assert_eq!(size_and_bytes(745), "745 B");
+        let refused = ContactView {
+            answered: false,
+            secs_ago: 3,
+            error: Some("connection refused".into()),
+        };
+        assert_eq!(
+            tracker_text("h:1", Some(&refused)),
+            "tracker: h:1 did not answer 3 s ago: connection refused\n"
+        );
     }
 }

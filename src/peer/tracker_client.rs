@@ -49,6 +49,16 @@ pub struct TrackerClient {
     pin: Arc<TrackerPin>,
     /// Stops calls in flight when stopped.
     interrupt: Option<Arc<StopSignal>>,
+    /// How the last call's connection went, for `status`.
+    contact: Arc<Mutex<Option<Contact>>>,
+}
+
+/// How the last connection to the tracker went.
+#[derive(Clone, Debug)]
+pub struct Contact {
+    pub at: Instant,
+    /// `None`: it answered `HELLO`.
+    pub error: Option<String>,
 }
 
 /// What this peer knows of its tracker's id.
@@ -201,7 +211,16 @@ impl TrackerClient {
             tls,
             pin,
             interrupt: None,
+            contact: Arc::default(),
         }
+    }
+
+    /// How the last connection to the tracker went (`None`: none yet).
+    pub fn last_contact(&self) -> Option<Contact> {
+        self.contact
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The id this client expects of the tracker, if it knows one yet.
@@ -234,9 +253,26 @@ impl TrackerClient {
                     thread::sleep(pause);
                     pause *= 2;
                 }
-                other => return other,
+                other => {
+                    self.note_contact(&other);
+                    return other;
+                }
             }
         }
+    }
+
+    /// Keeps how a connection went, unless our side gave up on it.
+    fn note_contact(&self, result: &Result<Call>) {
+        let error = match result {
+            Ok(_) => None,
+            Err(Error::Interrupted) => return,
+            Err(e) => Some(e.to_string()),
+        };
+        let contact = Contact {
+            at: Instant::now(),
+            error,
+        };
+        *self.contact.lock().unwrap_or_else(|e| e.into_inner()) = Some(contact);
     }
 
     fn try_connect(&self, deadline: Instant) -> Result<Call> {
