@@ -80,7 +80,7 @@ impl Downloads {
             return Err(key);
         }
         let key = self.next_key.fetch_add(1, Ordering::Relaxed) + 1;
-        let progress = Arc::new(Progress::new(key, name, id, size));
+        let progress = Arc::new(Progress::new(key, name, id, size).saving_to(out));
         inner.outputs.insert(out.to_path_buf(), key);
         inner.all.push(Arc::clone(&progress));
         forget_oldest_finished(&mut inner.all);

@@ -285,10 +285,14 @@ fn download_text(d: &DownloadView) -> String {
     } else {
         d.done_bytes as f64 * 100.0 / d.size as f64
     };
+    // Saved under another name than the source's: say which.
+    let name = match &d.out {
+        Some(out) if *out != d.name => format!("{} -> {out}", d.name),
+        _ => d.name.clone(),
+    };
     let mut line = format!(
-        "  [{}] {}  {}  {pct:.1}%  {} of {} ({} of {} bytes)",
+        "  [{}] {name}  {}  {pct:.1}%  {} of {} ({} of {} bytes)",
         d.key,
-        d.name,
         d.state.as_str(),
         format_size(d.done_bytes),
         format_size(d.size),

@@ -52,6 +52,8 @@ pub struct Progress {
     key: u64,
     name: String,
     id: FileId,
+    /// Where it is saved, when known.
+    out: Option<String>,
     started: Instant,
     inner: Mutex<Inner>,
     /// Notified when the download ends.
@@ -112,6 +114,7 @@ impl Progress {
             key,
             name: name.to_string(),
             id,
+            out: None,
             started: now,
             inner: Mutex::new(Inner {
                 size: size.unwrap_or(0),
@@ -241,6 +244,14 @@ impl Progress {
         p.outcome.is_some()
     }
 
+    /// The same record, saving to `out`.
+    pub fn saving_to(self, out: &std::path::Path) -> Progress {
+        Progress {
+            out: Some(out.display().to_string()),
+            ..self
+        }
+    }
+
     /// What this download looks like at `now`.
     pub fn view(&self, now: Instant) -> DownloadView {
         let p = self.lock();
@@ -282,6 +293,7 @@ impl Progress {
         DownloadView {
             key: self.key,
             name: self.name.clone(),
+            out: self.out.clone(),
             id: self.id.to_hex(),
             size: p.size,
             done_bytes: p.done_bytes,
@@ -322,6 +334,8 @@ pub struct DownloadView {
     /// Unique within this process, for telling downloads of one file apart.
     pub key: u64,
     pub name: String,
+    /// Where it is saved (`null` when not known).
+    pub out: Option<String>,
     pub id: String,
     pub size: u64,
     pub done_bytes: u64,
