@@ -20,18 +20,11 @@ use super::slots::{Activity, Slots, Taken};
 use super::stop::StopSignal;
 use super::transport::{Interrupter, Stream};
 use crate::bounds::{
-    BUSY_REPLY_TIMEOUT, CONN_STACK, FIRST_LINE_TIMEOUT, IDLE_TIMEOUT, LISTEN_BACKLOG,
+    ConnCaps, BUSY_REPLY_TIMEOUT, CONN_STACK, FIRST_LINE_TIMEOUT, IDLE_TIMEOUT, LISTEN_BACKLOG,
 };
 use crate::error::Error;
 use crate::protocol::{Connection, Reply};
 use rustls::ServerConfig;
-
-/// Connection caps of one server.
-#[derive(Clone, Copy, Debug)]
-pub struct ConnCaps {
-    pub total: usize,
-    pub per_ip: usize,
-}
 
 /// A server running on a thread of its own; stopped when dropped.
 pub struct ServerHandle {

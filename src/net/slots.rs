@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
-use super::accept::ConnCaps;
 use super::transport::Interrupter;
+use crate::bounds::ConnCaps;
 
 /// Whether a connection is waiting for a request, and since when.
 #[derive(Debug)]
