@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap_complete::Shell;
 
 use crate::identity::{self, Identity};
-use crate::net::accept::ServerHandle;
+use crate::server::ServerHandle;
 use crate::web::actions::{Actions, Token};
 use crate::web::{self, Controls, Site, StatusFn};
 

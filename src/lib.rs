@@ -6,8 +6,10 @@
 //! - [`bounds`]: every size cap, count cap and timeout, on one screen.
 //! - [`protocol`]: the line-based wire protocol. `message` and `codec` are pure
 //!   (no sockets, unit-tested); `conn` is the only protocol code on a stream.
-//! - [`net`]: the accept loop every server shares, bandwidth caps, and the
-//!   Linux calls std lacks.
+//! - [`net`]: sockets: TLS or plain TCP behind one type, stopping blocked
+//!   threads, bandwidth caps, and the Linux calls std lacks.
+//! - [`server`]: the accept loop, connection slots and request loop every
+//!   server shares.
 //! - [`identity`]: a peer's or tracker's key, certificate and id ([`base32`]
 //!   spells it, and share secrets).
 //! - [`private`]: private shares' secrets, blinded ids and per-session proofs.
@@ -36,6 +38,7 @@ pub mod net;
 pub mod peer;
 pub mod private;
 pub mod protocol;
+pub mod server;
 pub mod storage;
 pub mod ticket;
 pub mod tracker;

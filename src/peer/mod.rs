@@ -43,10 +43,10 @@ use self::tracker_client::{TrackerClient, TrackerPin};
 use crate::dht::{DhtNode, DhtStatus};
 use crate::error::Error;
 use crate::identity::{Identity, PeerId};
-use crate::net::accept::ServerHandle;
 use crate::net::rate::RateCap;
 use crate::net::stop::StopSignal;
 use crate::net::tls::Tls;
+use crate::server::ServerHandle;
 
 /// Start-up settings of a peer.
 pub struct Options {

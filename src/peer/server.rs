@@ -24,13 +24,13 @@ use crate::bounds::{MAX_HAVE_LEN, MAX_SESSION_AUTHS, PEER_CAPS};
 use crate::chunkset::ChunkSet;
 use crate::error::Result;
 use crate::manifest::FileId;
-use crate::net::accept::{self as server, Flow, Security, ServerHandle};
 use crate::net::rate::RateCap;
 use crate::net::tls::Tls;
 use crate::private::{Proof, EXPORTER_LABEL};
 use crate::protocol::message::hello_reply;
 use crate::protocol::peer_msg::have_header;
 use crate::protocol::{Connection, PeerRequest, Reply};
+use crate::server::{self, Flow, Security, ServerHandle};
 
 /// What the server calls when it drops a changed file (to have it
 /// unregistered soon).

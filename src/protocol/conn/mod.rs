@@ -18,7 +18,6 @@ use crate::error::{Error, Result};
 use crate::identity::PeerId;
 use crate::manifest::Chunk;
 use crate::net::rate::{self, RateCap};
-use crate::net::slots::Activity;
 use crate::net::stop::{StopGuard, StopSignal};
 use crate::net::sys;
 use crate::net::tls::Tls;
@@ -129,7 +128,7 @@ impl Connection {
     }
 
     /// Has the request loop report, through `activity`, whether this
-    /// connection is waiting for a request (see `net::slots`).
+    /// connection is waiting for a request (see [`Activity`]).
     pub fn set_activity(&mut self, activity: Arc<Activity>) {
         self.activity = Some(activity);
     }
@@ -304,7 +303,10 @@ fn is_timeout(kind: io::ErrorKind) -> bool {
     matches!(kind, io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
 }
 
+mod activity;
 mod payload;
+
+pub use activity::Activity;
 
 #[cfg(test)]
 mod tests;

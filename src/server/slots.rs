@@ -7,54 +7,18 @@
 //! its own cap, is it refused (`ERR busy`).
 //!
 //! Each connection's [`Activity`] says whether it is idle (waiting for a
-//! request line) and since when; the request loop keeps it current.
+//! request line) and since when; the request loop keeps it current through
+//! its `Connection`.
 //!
 //! Invariant: `total` and `per_ip` count exactly the entries of `live`.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::transport::Interrupter;
 use crate::bounds::ConnCaps;
-
-/// Whether a connection is waiting for a request, and since when.
-#[derive(Debug)]
-pub struct Activity(AtomicU64);
-
-/// `Activity`'s value while a request is being handled.
-const BUSY: u64 = 0;
-
-fn millis_now() -> u64 {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    let epoch = *EPOCH.get_or_init(Instant::now);
-    // +1: 0 means busy.
-    epoch.elapsed().as_millis() as u64 + 1
-}
-
-impl Activity {
-    /// A new connection: idle (it has sent nothing) from now.
-    pub fn new() -> Arc<Activity> {
-        Arc::new(Activity(AtomicU64::new(millis_now())))
-    }
-
-    /// Waiting for the next request, from now.
-    pub fn idle(&self) {
-        self.0.store(millis_now(), Ordering::Relaxed);
-    }
-
-    /// A complete request came in.
-    pub fn busy(&self) {
-        self.0.store(BUSY, Ordering::Relaxed);
-    }
-
-    /// Since when it has been idle (smaller is longer), if it is.
-    fn idle_since(&self) -> Option<u64> {
-        Some(self.0.load(Ordering::Relaxed)).filter(|&t| t != BUSY)
-    }
-}
+use crate::net::transport::Interrupter;
+use crate::protocol::conn::Activity;
 
 pub struct Slots {
     caps: ConnCaps,
