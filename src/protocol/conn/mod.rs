@@ -16,13 +16,11 @@ use crate::bounds::{
 };
 use crate::error::{Error, Result};
 use crate::identity::PeerId;
-use crate::manifest::Chunk;
 use crate::net::rate::{self, RateCap};
 use crate::net::stop::{StopGuard, StopSignal};
 use crate::net::sys;
 use crate::net::tls::Tls;
 use crate::net::transport::{is_busy_alert, is_wrong_identity, Interrupter, Stream};
-use crate::storage::Storage;
 
 pub struct Connection {
     stream: Stream,
@@ -307,6 +305,7 @@ mod activity;
 mod payload;
 
 pub use activity::Activity;
+pub use payload::Payload;
 
 #[cfg(test)]
 mod tests;
