@@ -14,6 +14,7 @@
 //!   spells it, and share secrets).
 //! - [`private`]: private shares' secrets, blinded ids and per-session proofs.
 //! - [`link`] and [`ticket`]: what users paste to download a file.
+//! - [`name`]: the one rule for file names (one safe path component).
 //! - [`manifest`]: a file's size and per-chunk SHA-256 list, and its id.
 //! - [`chunkset`]: which chunks of a file are present, and its wire form.
 //! - [`storage`]: chunks on disk behind a small interface; hashing files for
@@ -34,6 +35,7 @@ pub mod error;
 pub mod identity;
 pub mod link;
 pub mod manifest;
+pub mod name;
 pub mod net;
 pub mod peer;
 pub mod private;

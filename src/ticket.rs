@@ -29,8 +29,8 @@ use thiserror::Error;
 use crate::bounds::{MAX_TICKET_ADDRS, MAX_TICKET_LEN};
 use crate::identity::PeerId;
 use crate::manifest::FileId;
+use crate::name::validate_name;
 use crate::private::Secret;
-use crate::protocol::message::validate_name;
 
 const PREFIX: &str = "p2p1:";
 const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

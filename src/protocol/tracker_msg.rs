@@ -4,9 +4,10 @@
 use std::net::SocketAddr;
 
 use super::codec::{next_word, Args, ParseError};
-use super::message::{validate_name, IdPrefix};
+use super::message::IdPrefix;
 use crate::identity::PeerId;
 use crate::manifest::FileId;
+use crate::name::validate_name;
 
 /// A request to the tracker.
 #[derive(Debug, Clone, PartialEq, Eq)]
