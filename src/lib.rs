@@ -41,7 +41,10 @@ pub mod peer;
 pub mod private;
 pub mod protocol;
 pub mod server;
+pub mod state_dir;
 pub mod storage;
+#[cfg(test)]
+mod testing;
 pub mod ticket;
 pub mod tracker;
 pub mod ui;
