@@ -11,7 +11,7 @@ use crate::bounds::MAX_NAME_LEN;
 /// A name that is not one safe component (its first 80 characters).
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 #[error("invalid file name: {0}")]
-pub struct BadName(pub String);
+pub struct BadName(pub(crate) String);
 
 /// Whether `name` is one safe path component (see the module docs).
 pub fn validate_name(name: &str) -> Result<(), BadName> {
