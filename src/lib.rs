@@ -43,6 +43,7 @@ pub mod protocol;
 pub mod server;
 pub mod state_dir;
 pub mod storage;
+mod sync;
 #[cfg(test)]
 mod testing;
 pub mod ticket;

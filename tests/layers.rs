@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 /// The layers, bottom-up, and the modules (paths under `crate::`) each
 /// holds. A module's layer is that of the longest listed prefix of its path.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("leaf", &["bounds", "testing"]),
+    ("leaf", &["bounds", "sync", "testing"]),
     (
         "content",
         &[

@@ -17,6 +17,7 @@ use super::repl::Command;
 use super::Peer;
 use crate::bounds::MAX_INPUT_LINE;
 use crate::net::stop::StopSignal;
+use crate::sync::LockExt;
 
 /// How long a command may go on after `quit` or end of input before its
 /// tracker requests are interrupted.
@@ -100,7 +101,7 @@ fn spawn_reader(command: Arc<Mutex<Arc<StopSignal>>>) -> Receiver<io::Result<Opt
                     .name("quit-grace".into())
                     .spawn(move || {
                         thread::sleep(QUIT_GRACE);
-                        command.lock().unwrap_or_else(|e| e.into_inner()).stop();
+                        command.locked().stop();
                     });
             }
             if eof {

@@ -14,14 +14,17 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use crate::bounds::ConnCaps;
 use crate::net::transport::Interrupter;
 use crate::protocol::conn::Activity;
+use crate::sync::LockExt;
 
 pub struct Slots {
     caps: ConnCaps,
+    /// Every update is a few map operations done whole under the lock, so a
+    /// poisoned one is still consistent.
     inner: Mutex<Inner>,
 }
 
@@ -53,14 +56,9 @@ impl Slots {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        // Every update is a few map operations done whole under the lock.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Live connections.
     pub fn count(&self) -> usize {
-        self.lock().live.len()
+        self.inner.locked().live.len()
     }
 
     /// A slot for a connection from `ip`, evicting the longest-idle
@@ -71,7 +69,7 @@ impl Slots {
         activity: &Arc<Activity>,
         interrupter: Interrupter,
     ) -> Taken {
-        let mut s = self.lock();
+        let mut s = self.inner.locked();
         if s.per_ip.get(&ip).copied().unwrap_or(0) >= self.caps.per_ip {
             return Taken::Busy;
         }
@@ -131,7 +129,7 @@ pub struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        remove(&mut self.slots.lock(), self.id);
+        remove(&mut self.slots.inner.locked(), self.id);
     }
 }
 

@@ -44,6 +44,7 @@ use crate::bounds::{BUSY_BACKOFF_MAX, CONNS_PER_PEER};
 use crate::chunkset::ChunkSet;
 use crate::net::stop::StopSignal;
 use crate::peer::locate::Source;
+use crate::sync::{LockExt, Unpoisoned};
 
 /// How long an idle worker sleeps before looking at the stop signal again
 /// (a cancel from outside does not notify the condvar).
@@ -133,7 +134,7 @@ impl Scheduler {
     fn lock(&self) -> MutexGuard<'_, State> {
         // Each update keeps the invariants before it unlocks, and a panicking
         // worker's chunk comes back through `Held`: a poisoned lock is usable.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.locked()
     }
 
     /// A usable peer with room for another connection, the fewest workers
@@ -171,10 +172,7 @@ impl Scheduler {
     }
 
     fn wait<'a>(&self, s: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
-        self.changed
-            .wait_timeout(s, IDLE_RECHECK)
-            .unwrap_or_else(|e| e.into_inner())
-            .0
+        self.changed.wait_timeout(s, IDLE_RECHECK).unpoisoned().0
     }
 
     /// `peer` now offers `offers` (a `HAVE` reply), and has the whole file
@@ -219,11 +217,7 @@ impl Scheduler {
     pub fn wait_for_change(&self, timeout: Duration) {
         let s = self.lock();
         if !self.stop.is_stopped() {
-            drop(
-                self.changed
-                    .wait_timeout(s, timeout)
-                    .unwrap_or_else(|e| e.into_inner()),
-            );
+            drop(self.changed.wait_timeout(s, timeout).unpoisoned());
         }
     }
 
