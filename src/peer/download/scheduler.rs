@@ -31,6 +31,9 @@
 //! the download's decision ([`Scheduler::usable`]); when all is done, or the
 //! download is stopped, its [`StopSignal`] interrupts every connection.
 //!
+//! Time comes from the clock it is given ([`Scheduler::with_clock`]; the
+//! system's by [`Scheduler::new`]), so its tests run on a simulated one.
+//!
 //! Modules: `slot` (one peer's state), `peers` (which peers, and what
 //! their failures cost), `pick` (which chunk to ask for), `lease` (a
 //! worker's hold on a peer and on a chunk).
@@ -105,12 +108,23 @@ pub struct Scheduler {
     state: Mutex<State>,
     changed: Condvar,
     stop: Arc<StopSignal>,
+    clock: Box<dyn Fn() -> Instant + Send + Sync>,
 }
 
 impl Scheduler {
     /// Fetches the chunks missing from `have` from `peers`; stops `stop` when
     /// the download is over.
     pub fn new(have: &ChunkSet, peers: &[Source], stop: Arc<StopSignal>) -> Self {
+        Self::with_clock(have, peers, stop, Instant::now)
+    }
+
+    /// [`new`](Self::new), telling time by `clock`.
+    pub fn with_clock(
+        have: &ChunkSet,
+        peers: &[Source],
+        stop: Arc<StopSignal>,
+        clock: impl Fn() -> Instant + Send + Sync + 'static,
+    ) -> Self {
         if have.is_complete() {
             stop.stop();
         }
@@ -126,9 +140,14 @@ impl Scheduler {
             }),
             changed: Condvar::new(),
             stop,
+            clock: Box::new(clock),
         };
         s.add_peers(peers);
         s
+    }
+
+    fn now(&self) -> Instant {
+        (self.clock)()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -146,29 +165,44 @@ impl Scheduler {
             if self.stop.is_stopped() {
                 return None;
             }
-            let now = Instant::now();
-            let best = s
-                .peers
-                .iter()
-                .enumerate()
-                .filter(|(_, p)| p.ready(now) && p.workers < CONNS_PER_PEER)
-                .min_by_key(|(_, p)| (p.workers, p.strikes))
-                .map(|(i, _)| i);
-            if let Some(i) = best {
-                account(&mut s, i, -1);
-                s.peers[i].workers += 1;
-                account(&mut s, i, 1);
-                return Some(Lease {
-                    scheduler: self,
-                    peer: i,
-                    source: Source {
-                        addr: s.peers[i].addr,
-                        id: s.peers[i].pin,
-                    },
-                });
+            if let Some(lease) = self.lease_ready(&mut s) {
+                return Some(lease);
             }
             s = self.wait(s);
         }
+    }
+
+    /// [`pick_peer`](Self::pick_peer) without waiting: `None` if no peer
+    /// is ready now (or the download is over).
+    #[cfg(test)]
+    fn try_pick_peer(&self) -> Option<Lease<'_>> {
+        let mut s = self.lock();
+        match self.stop.is_stopped() {
+            true => None,
+            false => self.lease_ready(&mut s),
+        }
+    }
+
+    fn lease_ready(&self, s: &mut State) -> Option<Lease<'_>> {
+        let now = self.now();
+        let i = s
+            .peers
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.ready(now) && p.workers < CONNS_PER_PEER)
+            .min_by_key(|(_, p)| (p.workers, p.strikes))
+            .map(|(i, _)| i)?;
+        account(s, i, -1);
+        s.peers[i].workers += 1;
+        account(s, i, 1);
+        Some(Lease {
+            scheduler: self,
+            peer: i,
+            source: Source {
+                addr: s.peers[i].addr,
+                id: s.peers[i].pin,
+            },
+        })
     }
 
     fn wait<'a>(&self, s: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
@@ -199,13 +233,11 @@ impl Scheduler {
         if s.peers[peer].banned {
             return Next::SwitchPeer;
         }
-        let chunk = pick_free(&mut s, peer).or_else(|| pick_endgame(&s, peer));
+        let now = self.now();
+        let chunk = pick_free(&mut s, peer).or_else(|| pick_endgame(&s, peer, now));
         match chunk {
             Some(chunk) => {
-                s.holders
-                    .entry(chunk)
-                    .or_default()
-                    .push((peer, Instant::now()));
+                s.holders.entry(chunk).or_default().push((peer, now));
                 Next::Chunk(chunk)
             }
             None => Next::Idle,
