@@ -10,7 +10,7 @@ use std::time::Instant;
 
 /// Whether a connection is waiting for a request, and since when.
 #[derive(Debug)]
-pub struct Activity(AtomicU64);
+pub(crate) struct Activity(AtomicU64);
 
 /// `Activity`'s value while a request is being handled.
 const BUSY: u64 = 0;

@@ -127,7 +127,7 @@ impl Connection {
 
     /// Has the request loop report, through `activity`, whether this
     /// connection is waiting for a request (see [`Activity`]).
-    pub fn set_activity(&mut self, activity: Arc<Activity>) {
+    pub(crate) fn set_activity(&mut self, activity: Arc<Activity>) {
         self.activity = Some(activity);
     }
 
@@ -304,7 +304,7 @@ fn is_timeout(kind: io::ErrorKind) -> bool {
 mod activity;
 mod payload;
 
-pub use activity::Activity;
+pub(crate) use activity::Activity;
 pub use payload::Payload;
 
 #[cfg(test)]
