@@ -10,8 +10,6 @@
 
 use std::time::Duration;
 
-use crate::net::accept::ConnCaps;
-
 // ------------------------------------------------------------ content -----
 
 /// Bytes per chunk. Every chunk is hashed and verified on its own.
@@ -97,6 +95,14 @@ pub const BUSY_REPLY_TIMEOUT: Duration = Duration::from_millis(200);
 pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
 
 // ---------------------------------------------------------------- servers --
+
+/// Connection caps of one server: connections at once in all, and from one
+/// IP address.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnCaps {
+    pub total: usize,
+    pub per_ip: usize,
+}
 
 /// Concurrent connections the tracker serves, in all and from one IP address;
 /// more get `ERR busy`.

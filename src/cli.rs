@@ -10,7 +10,8 @@ use clap_complete::Shell;
 
 use crate::bounds::MAX_ANY_PORT_STATE_DIRS;
 use crate::identity::{self, Identity};
-use crate::net::accept::ServerHandle;
+use crate::server::ServerHandle;
+use crate::state_dir;
 use crate::web::actions::{Actions, Token};
 use crate::web::{self, Controls, Site, StatusFn};
 
@@ -52,7 +53,7 @@ impl CommonArgs {
     /// first use.
     pub fn identity(&self, sub: Option<&str>) -> anyhow::Result<State> {
         let dir = identity::state_dir(self.state_dir.as_deref(), sub)?;
-        let lock = identity::lock_state_dir(&dir)?;
+        let lock = state_dir::lock_state_dir(&dir)?;
         let id = Identity::load_or_create(&dir)
             .with_context(|| format!("cannot load or create the identity in {}", dir.display()))?;
         Ok(State {
@@ -141,7 +142,7 @@ fn in_use(e: &anyhow::Error) -> bool {
 pub struct State {
     pub dir: Option<PathBuf>,
     pub identity: Identity,
-    _lock: Option<identity::StateLock>,
+    _lock: Option<state_dir::StateLock>,
 }
 
 /// Logs to stderr: warnings by default, `-v` info, `-vv` debug; `RUST_LOG`

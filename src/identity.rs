@@ -21,7 +21,6 @@ use thiserror::Error;
 
 const KEY_FILE: &str = "identity.key";
 const CERT_FILE: &str = "identity.crt";
-const LOCK_FILE: &str = "lock";
 
 #[derive(Debug, Error)]
 pub enum IdentityError {
@@ -39,38 +38,7 @@ pub enum IdentityError {
     InUse { path: PathBuf, holder: String },
 }
 
-/// A state directory held by this process while the lock lives. Two
-/// processes never share one: they would be one identity, and each would
-/// take the other's offers for its own and leave them out.
-pub struct StateLock {
-    _file: fs::File,
-}
-
-/// Takes the state directory `dir` (created if need be) for this process.
-pub fn lock_state_dir(dir: &Path) -> Result<StateLock, IdentityError> {
-    ensure_private_dir(dir)?;
-    let path = dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&path)
-        .map_err(io_err(&path))?;
-    match crate::storage::fs::try_lock(&file).map_err(io_err(&path))? {
-        None => Ok(StateLock { _file: file }),
-        Some(pid) => Err(IdentityError::InUse {
-            path: dir.to_path_buf(),
-            holder: match pid {
-                0 => "unknown pid".into(),
-                pid => format!("pid {pid}"),
-            },
-        }),
-    }
-}
-
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> IdentityError + '_ {
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> IdentityError + '_ {
     move |source| IdentityError::Io {
         path: path.to_path_buf(),
         source,
@@ -262,7 +230,7 @@ mod tests {
 
     /// A state directory that does not exist yet, in a fresh directory.
     fn dir(tag: &str) -> PathBuf {
-        crate::storage::partial::tests::temp_dir(&format!("id-{tag}")).join("state")
+        crate::testing::temp_dir(&format!("id-{tag}")).join("state")
     }
 
     #[test]

@@ -14,8 +14,8 @@ use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_AL
 use thiserror::Error;
 
 use crate::manifest::FileId;
+use crate::name::validate_name;
 use crate::private::Secret;
-use crate::protocol::message::validate_name;
 
 const SCHEME: &str = "p2pshare:";
 

@@ -35,8 +35,8 @@ use thiserror::Error;
 use crate::bounds::{MAX_TICKET_ADDRS, MAX_TICKET_LEN};
 use crate::identity::PeerId;
 use crate::manifest::FileId;
+use crate::name::validate_name;
 use crate::private::Secret;
-use crate::protocol::message::validate_name;
 
 const PREFIX: &str = "p2p2:";
 /// The prefix of the tickets of earlier versions, which had no checksum.

@@ -29,6 +29,7 @@ use super::repl::command::VERBS;
 use super::Peer;
 use crate::bounds::{HISTORY_SIZE, NAMES_TTL};
 use crate::console;
+use crate::sync::LockExt;
 
 const PROMPT: &str = "p2pshare> ";
 
@@ -247,7 +248,7 @@ struct ReplHelper<'a> {
 impl ReplHelper<'_> {
     /// The file names the tracker knows, at most [`NAMES_TTL`] old.
     fn tracker_names(&self) -> Vec<String> {
-        let mut cache = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = self.names.locked();
         if let Some((at, names)) = cache.as_ref() {
             if at.elapsed() < NAMES_TTL {
                 return names.clone();

@@ -19,6 +19,7 @@ use super::repl::{Command, Control};
 use super::Peer;
 use crate::bounds::{MAX_INPUT_LINE, TRACKER_DEADLINE};
 use crate::net::stop::StopSignal;
+use crate::sync::LockExt;
 
 /// How long a command may go on after `quit` or end of input before its
 /// tracker requests are interrupted.
@@ -117,7 +118,7 @@ fn spawn_reader(
                         while control.asks_downloads() && Instant::now() < until {
                             thread::sleep(SHIELD_POLL);
                         }
-                        command.lock().unwrap_or_else(|e| e.into_inner()).stop();
+                        command.locked().stop();
                     });
             }
             if eof {

@@ -20,6 +20,7 @@ use super::library::SharedFile;
 use crate::identity::write_private;
 use crate::manifest::{FileId, Manifest};
 use crate::private::Secret;
+use crate::sync::LockExt;
 
 const SHARES: &str = "shares.json";
 const DOWNLOADS: &str = "downloads.json";
@@ -155,7 +156,7 @@ impl Memory {
     where
         T: Serialize + for<'de> Deserialize<'de>,
     {
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _guard = self.lock.locked();
         let mut all: Vec<T> = self.read(name);
         change(&mut all);
         let path = self.dir.join(name);

@@ -43,10 +43,11 @@ use self::tracker_client::{TrackerClient, TrackerPin};
 use crate::dht::{DhtNode, DhtStatus};
 use crate::error::Error;
 use crate::identity::{Identity, PeerId};
-use crate::net::accept::ServerHandle;
 use crate::net::rate::RateCap;
 use crate::net::stop::StopSignal;
 use crate::net::tls::Tls;
+use crate::server::ServerHandle;
+use crate::sync::LockExt;
 
 /// Start-up settings of a peer.
 pub struct Options {
@@ -290,7 +291,7 @@ impl Peer {
     /// A tracker client for the command being run, which
     /// [`interrupt_command`](Self::interrupt_command) stops.
     fn command_tracker(&self) -> Option<TrackerClient> {
-        let signal = self.command.lock().unwrap_or_else(|e| e.into_inner());
+        let signal = self.command.locked();
         let tracker = self.tracker.as_ref()?;
         Some(tracker.interruptible(Arc::clone(&signal)))
     }
@@ -303,16 +304,13 @@ impl Peer {
     /// Starts a new command: tracker requests made for it from now on are
     /// stopped by the next [`interrupt_command`](Self::interrupt_command).
     pub fn begin_command(&self) {
-        *self.command.lock().unwrap_or_else(|e| e.into_inner()) = StopSignal::new();
+        *self.command.locked() = StopSignal::new();
     }
 
     /// Interrupts the tracker requests of the command being run (the user
     /// quit, or input ended, while it waited on the tracker).
     pub fn interrupt_command(&self) {
-        self.command
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .stop();
+        self.command.locked().stop();
     }
 
     /// Where the current command's signal is kept, for a thread that may

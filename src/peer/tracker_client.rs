@@ -29,6 +29,7 @@ use crate::net::stop::{StopGuard, StopSignal};
 use crate::net::tls::Tls;
 use crate::protocol::message::{hello_line, parse_count, IdPrefix};
 use crate::protocol::{Connection, FileSummary, PeerEntry, TrackerRequest};
+use crate::sync::LockExt;
 
 /// A file to announce: id, size, name, and whether this peer has all of it.
 pub struct Announcement<'a> {
@@ -89,12 +90,12 @@ impl TrackerPin {
 
     /// The id the tracker must have, if one is known.
     pub fn expected(&self) -> Option<PeerId> {
-        *self.expected.lock().unwrap_or_else(|e| e.into_inner())
+        *self.expected.locked()
     }
 
     /// First contact: `id` is the tracker's from now on, kept in the store.
     fn learned(&self, id: PeerId) {
-        let mut expected = self.expected.lock().unwrap_or_else(|e| e.into_inner());
+        let mut expected = self.expected.locked();
         if expected.is_some() || self.explicit {
             return;
         }
@@ -217,10 +218,7 @@ impl TrackerClient {
 
     /// How the last connection to the tracker went (`None`: none yet).
     pub fn last_contact(&self) -> Option<Contact> {
-        self.contact
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.contact.locked().clone()
     }
 
     /// The id this client expects of the tracker, if it knows one yet.
@@ -272,7 +270,7 @@ impl TrackerClient {
             at: Instant::now(),
             error,
         };
-        *self.contact.lock().unwrap_or_else(|e| e.into_inner()) = Some(contact);
+        *self.contact.locked() = Some(contact);
     }
 
     fn try_connect(&self, deadline: Instant) -> Result<Call> {

@@ -178,7 +178,7 @@ mod tests {
     use std::os::unix::fs::FileExt;
 
     fn dir(tag: &str) -> std::path::PathBuf {
-        crate::storage::partial::tests::temp_dir(&format!("fs-{tag}"))
+        crate::testing::temp_dir(&format!("fs-{tag}"))
     }
 
     #[test]

@@ -167,17 +167,11 @@ pub fn remove_stale_part(out: &Path, id: &FileId) -> bool {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
+    use crate::testing::temp_dir;
     use sha2::{Digest, Sha256};
     use std::fs;
-
-    pub(crate) fn temp_dir(tag: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("p2pshare-store-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
-    }
 
     fn sample() -> (Vec<u8>, Manifest) {
         let data: Vec<u8> = (0..2500u32).map(|i| (i % 256) as u8).collect();

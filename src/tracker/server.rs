@@ -18,11 +18,10 @@ use std::time::{Duration, Instant};
 use super::state::{PeerKey, Registry};
 use crate::bounds::TRACKER_CAPS;
 use crate::identity::PeerId;
-use crate::net::accept::Security;
-use crate::net::accept::{self as server, Flow, ServerHandle};
 use crate::net::tls::Tls;
 use crate::protocol::message::{encode_list, hello_reply, OLDEST_VERSION};
 use crate::protocol::{Connection, Reply, TrackerRequest};
+use crate::server::{self, Flow, Security, ServerHandle};
 
 /// A tracker bound to its port.
 pub struct Tracker {

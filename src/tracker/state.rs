@@ -32,6 +32,7 @@ use crate::identity::PeerId;
 use crate::manifest::FileId;
 use crate::protocol::message::IdPrefix;
 use crate::protocol::{FileSummary, PeerEntry};
+use crate::sync::LockExt;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum RegistryError {
@@ -118,6 +119,8 @@ pub struct FileSnapshot {
 }
 
 pub struct Registry {
+    /// A panic elsewhere cannot leave the map half-updated (each update is
+    /// one insert/remove), so a poisoned lock is still safe to use.
     files: Mutex<Files>,
     ttl: Duration,
 }
@@ -129,12 +132,6 @@ impl Registry {
             files: Mutex::new(Files::default()),
             ttl,
         }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Files> {
-        // A panic elsewhere cannot leave the map half-updated (each update is
-        // one insert/remove), so a poisoned lock is still safe to use.
-        self.files.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Records (or refreshes) that `peer` has file `id`, all of it or
@@ -153,7 +150,7 @@ impl Registry {
             size,
             complete,
         };
-        let mut files = self.lock();
+        let mut files = self.files.locked();
         let files = &mut *files;
         // A name is taken only from a registration that succeeds: one over
         // a cap must not list an unlisted (private) entry by name.
@@ -214,7 +211,7 @@ impl Registry {
 
     /// Forgets that `peer` has `id`. Returns whether it was known.
     pub fn unregister(&self, peer: PeerKey, id: &FileId) -> bool {
-        let mut files = self.lock();
+        let mut files = self.files.locked();
         let Some(entry) = files.by_id.get_mut(id) else {
             return false;
         };
@@ -240,7 +237,7 @@ impl Registry {
 
     /// Removes the registrations matching `gone`, and files left with none.
     fn remove_where(&self, gone: impl Fn(&PeerKey, &Instant) -> bool) -> usize {
-        let mut files = self.lock();
+        let mut files = self.files.locked();
         let mut removed = Vec::new();
         files.by_id.retain(|_, entry| {
             entry.peers.retain(|addr, seen| {
@@ -263,7 +260,7 @@ impl Registry {
     pub fn search(&self, text: &str, now: Instant) -> Vec<FileSummary> {
         let needle = text.to_lowercase();
         let mut found: Vec<FileSummary> = {
-            let files = self.lock();
+            let files = self.files.locked();
             files
                 .by_id
                 .iter()
@@ -286,7 +283,7 @@ impl Registry {
     /// Files whose id starts with `prefix`, by id: one row per claimed size.
     pub fn info(&self, prefix: &IdPrefix, now: Instant) -> Vec<FileSummary> {
         let mut found: Vec<FileSummary> = {
-            let files = self.lock();
+            let files = self.files.locked();
             match prefix.full() {
                 Some(id) => files
                     .by_id
@@ -334,7 +331,7 @@ impl Registry {
     /// The live peers of `id`, most recently seen first.
     pub fn peers(&self, id: &FileId, now: Instant) -> Vec<PeerEntry> {
         let mut peers: Vec<(PeerEntry, Instant)> = {
-            let files = self.lock();
+            let files = self.files.locked();
             let Some(entry) = files.by_id.get(id) else {
                 return Vec::new();
             };
@@ -362,7 +359,7 @@ impl Registry {
     /// after the lock is released.
     pub fn snapshot(&self, now: Instant, max_files: usize, max_peers: usize) -> Snapshot {
         let (mut files, total_files, registrations) = {
-            let guard = self.lock();
+            let guard = self.files.locked();
             let files: Vec<FileSnapshot> = guard
                 .by_id
                 .iter()

@@ -116,7 +116,7 @@ pub fn start(opts: &Options, common: &CommonArgs) -> anyhow::Result<Started> {
 /// A started peer, and its status page (stopped when dropped).
 pub struct Started {
     pub peer: Arc<Peer>,
-    _page: Option<p2pshare::net::accept::ServerHandle>,
+    _page: Option<p2pshare::server::ServerHandle>,
 }
 
 /// `peer [OPTIONS] HOST PORT LISTEN_PORT`: the REPL, or `--serve`. Returns

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bounds::{ACTIVE_PEER, RATE_WINDOW};
 use crate::manifest::FileId;
+use crate::sync::{LockExt, Unpoisoned};
 
 /// A download's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,7 +150,7 @@ impl Progress {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // Every update leaves the data consistent, so a poisoned lock is usable.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.locked()
     }
 
     /// Where the peers came from.
@@ -240,7 +241,7 @@ impl Progress {
         let (p, _) = self
             .ended
             .wait_timeout_while(p, timeout, |p| p.outcome.is_none())
-            .unwrap_or_else(|e| e.into_inner());
+            .unpoisoned();
         p.outcome.is_some()
     }
 

@@ -4,7 +4,7 @@ use super::*;
 use crate::peer::library::Library;
 
 fn dir(test: &str) -> PathBuf {
-    crate::storage::partial::tests::temp_dir(&format!("memory-{test}"))
+    crate::testing::temp_dir(&format!("memory-{test}"))
 }
 
 #[test]

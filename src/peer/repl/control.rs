@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::super::Peer;
 use crate::console::say;
+use crate::sync::LockExt;
 use crate::ui::count;
 
 /// How soon a second Ctrl+C must follow the first to leave.
@@ -89,7 +90,7 @@ impl Control {
     pub fn interrupt(&self, peer: &Peer) -> Signal {
         let now = Instant::now();
         let again = {
-            let mut last = self.last_press.lock().unwrap_or_else(|e| e.into_inner());
+            let mut last = self.last_press.locked();
             let again = last.is_some_and(|t| now.duration_since(t) < AGAIN);
             *last = Some(now);
             again

@@ -1,6 +1,7 @@
 //! The registry's rules, one test each.
 
 use super::*;
+use crate::sync::LockExt;
 
 /// A peer at 127.0.0.1:`port` with an id of its own.
 fn addr(port: u16) -> PeerKey {
@@ -46,7 +47,7 @@ fn partial_peers_are_listed_as_such_and_turn_complete() {
     r.register(addr(2), id, 5, Some("a"), true, now).unwrap();
     assert_eq!(state(&r), [(1, true), (2, true)]);
     assert_eq!(
-        r.lock().registrations,
+        r.files.locked().registrations,
         2,
         "a refresh is no new registration"
     );
@@ -174,7 +175,7 @@ fn stale_peers_are_hidden_then_expired() {
     assert_eq!(r.expire(later), 1);
     assert_eq!(r.expire(t0 + Duration::from_secs(30)), 1);
     assert_eq!(r.search("", later), vec![]);
-    assert_eq!(r.lock().registrations, 0);
+    assert_eq!(r.files.locked().registrations, 0);
 }
 
 #[test]
@@ -220,11 +221,11 @@ fn registrations_are_counted_exactly() {
                 .unwrap();
         }
     }
-    assert_eq!(r.lock().registrations, 12);
+    assert_eq!(r.files.locked().registrations, 12);
     r.unregister(addr(1), &FileId([0; 32]));
-    assert_eq!(r.lock().registrations, 11);
+    assert_eq!(r.files.locked().registrations, 11);
     assert_eq!(r.remove_peer(addr(2)), 4);
-    assert_eq!(r.lock().registrations, 7);
+    assert_eq!(r.files.locked().registrations, 7);
 }
 
 #[test]

@@ -49,7 +49,7 @@ impl Tracker {
         // identity) of its own, as two processes never share one.
         let state = (0..10)
             .map(|n| dir.path().join(format!(".tracker-state{n}")))
-            .find(|d| p2pshare::identity::lock_state_dir(d).is_ok())
+            .find(|d| p2pshare::state_dir::lock_state_dir(d).is_ok())
             .expect("a free tracker state directory");
         cmd.args(["--bind", "127.0.0.1"])
             .args(extra)
