@@ -10,6 +10,8 @@
 //!   Linux calls std lacks.
 //! - [`identity`]: a peer's or tracker's key, certificate and id ([`base32`]
 //!   spells it, and share secrets).
+//! - [`state_file`]: every read and write in a state directory: no link
+//!   followed, no blocking open, bounded, written whole.
 //! - [`private`]: private shares' secrets, blinded ids and per-session proofs.
 //! - [`link`] and [`ticket`]: what users paste to download a file.
 //! - [`manifest`]: a file's size and per-chunk SHA-256 list, and its id.
@@ -36,6 +38,7 @@ pub mod net;
 pub mod peer;
 pub mod private;
 pub mod protocol;
+pub mod state_file;
 pub mod storage;
 pub mod ticket;
 pub mod tracker;

@@ -5,6 +5,10 @@
 //! goes through the REPL's plain line reader, with no prompt and no escape
 //! codes.
 //!
+//! The history file is checked through [`state_file`] before rustyline
+//! opens it (to load it, and before each append): a link, a FIFO or an
+//! overlong file there keeps the history in memory only, with a warning.
+//!
 //! The tracker is asked for names only when a name is being completed, and
 //! its answer (or its failure) is reused for [`NAMES_TTL`], so holding Tab
 //! does not flood it and a dead tracker costs one timeout, not one per key.
@@ -13,7 +17,7 @@ use std::env;
 use std::ffi::OsString;
 use std::io;
 use std::mem::MaybeUninit;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
@@ -27,8 +31,9 @@ use rustyline::{CompletionType, Config, Context, Editor, ExternalPrinter, Helper
 
 use super::repl::command::VERBS;
 use super::Peer;
-use crate::bounds::{HISTORY_SIZE, NAMES_TTL};
+use crate::bounds::{HISTORY_SIZE, MAX_STATE_FILE, NAMES_TTL};
 use crate::console;
+use crate::state_file::{self, StateFileError};
 
 const PROMPT: &str = "p2pshare> ";
 
@@ -104,13 +109,19 @@ impl<'a> LineEditor<'a> {
             Some(dir) => Some(dir.join("history")),
             None => history_path(env::var_os("XDG_STATE_HOME"), env::var_os("HOME")),
         };
-        if let Some(path) = &history {
-            if path.exists() {
+        let history = history.filter(|path| match checked(path) {
+            Ok(false) => true,
+            Ok(true) => {
                 if let Err(e) = editor.load_history(path) {
                     log::warn!("cannot read the history {}: {e}", path.display());
                 }
+                true
             }
-        }
+            Err(e) => {
+                log::warn!("{e}; keeping the history in memory only");
+                false
+            }
+        });
         let printer = match editor.create_external_printer() {
             Ok(p) => Some(console::Printer::install(Box::new(External(p)))),
             Err(e) => {
@@ -153,7 +164,8 @@ impl<'a> LineEditor<'a> {
             Some(dir) => std::fs::create_dir_all(dir).map_err(ReadlineError::from),
             None => Ok(()),
         }
-        .and_then(|()| self.editor.append_history(path));
+        .and_then(|()| checked(path).map_err(|e| ReadlineError::from(io::Error::other(e))))
+        .and_then(|_| self.editor.append_history(path));
         if let Err(e) = saved {
             log::warn!(
                 "cannot save the history to {}: {e}; keeping it in memory only",
@@ -161,6 +173,16 @@ impl<'a> LineEditor<'a> {
             );
             self.history = None;
         }
+    }
+}
+
+/// Whether the history file at `path` is there (`Ok(false)`: not yet);
+/// an error if it is anything but a regular file of sane length, which
+/// rustyline (opening it itself) would follow, block on or read whole.
+fn checked(path: &Path) -> Result<bool, StateFileError> {
+    match state_file::open(path)? {
+        Some(file) => file.within(MAX_STATE_FILE).map(|()| true),
+        None => Ok(false),
     }
 }
 
