@@ -407,6 +407,18 @@ mod tests {
     }
 
     #[test]
+    fn a_fifo_at_the_lock_fails_at_once() {
+        let d = dir("lock-fifo");
+        ensure_private_dir(&d).unwrap();
+        let fifo = std::ffi::CString::new(d.join(LOCK_FILE).into_os_string().into_encoded_bytes());
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.unwrap().as_ptr(), 0o600) }, 0);
+        let e = lock_state_dir(&d).err().expect("refused").to_string();
+        assert!(e.contains("lock: "), "{e}");
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
     fn a_directory_others_may_write_is_refused() {
         let d = dir("unsafe");
         fs::create_dir_all(&d).unwrap();

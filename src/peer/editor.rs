@@ -325,6 +325,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_history_that_is_a_link_or_a_fifo_is_not_opened() {
+        let d = crate::storage::partial::tests::temp_dir("history");
+        let path = d.join("history");
+        assert!(!checked(&path).unwrap(), "none yet");
+        std::fs::write(d.join("elsewhere"), b"#V2\n").unwrap();
+        std::os::unix::fs::symlink(d.join("elsewhere"), &path).unwrap();
+        assert!(matches!(checked(&path), Err(StateFileError::Link { .. })));
+        std::fs::remove_file(&path).unwrap();
+        let fifo = std::ffi::CString::new(path.clone().into_os_string().into_encoded_bytes());
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.unwrap().as_ptr(), 0o600) }, 0);
+        assert!(matches!(
+            checked(&path),
+            Err(StateFileError::NotAFile { .. })
+        ));
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, b"#V2\nsearch\n").unwrap();
+        assert!(checked(&path).unwrap());
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
     fn history_lives_in_the_xdg_state_directory() {
         let p =
             |x: Option<&str>, h: Option<&str>| history_path(x.map(Into::into), h.map(Into::into));
