@@ -12,7 +12,7 @@
 //! `--tracker-id`, else learned on first contact and kept in the state
 //! directory's `known_trackers` (as ssh's `known_hosts`); a tracker whose id
 //! changed is refused with a message saying how to accept it (see
-//! [`TrackerPin`]).
+//! [`tracker_pin`](super::tracker_pin)).
 
 use std::sync::Arc;
 use std::thread;
@@ -27,7 +27,7 @@ use crate::net::tls::Tls;
 use crate::protocol::message::{hello_line, parse_count, IdPrefix};
 use crate::protocol::{Connection, FileSummary, PeerEntry, TrackerRequest};
 
-pub use super::tracker_pin::TrackerPin;
+use super::tracker_pin::TrackerPin;
 
 /// A file to announce: id, size, name, and whether this peer has all of it.
 pub struct Announcement<'a> {
