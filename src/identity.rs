@@ -46,8 +46,12 @@ pub enum IdentityError {
     BadId(String),
     #[error(transparent)]
     File(#[from] StateFileError),
-    #[error("{missing} is missing beside {present}: restore it from a backup, or remove {present} to start with a new identity (whoever pinned the old id will then refuse this one)")]
-    Half { missing: PathBuf, present: PathBuf },
+    #[error("{missing} is missing beside {present}: {fix}")]
+    Half {
+        missing: PathBuf,
+        present: PathBuf,
+        fix: String,
+    },
     #[error("state directory {path} is in use by another process ({holder}); give this one its own with --state-dir DIR")]
     InUse { path: PathBuf, holder: String },
 }
@@ -189,11 +193,15 @@ impl Identity {
 }
 
 /// A new identity, written to `key_path` and `cert_path` (neither of which
-/// is there: a key is never replaced).
+/// is there: a key is never replaced). If the key cannot be written, the
+/// certificate just written goes too, so the next start begins afresh.
 fn create(key_path: &Path, cert_path: &Path) -> Result<Identity, IdentityError> {
     let (cert, key) = generate()?;
     state_file::write_new(cert_path, &cert)?;
-    state_file::write_new(key_path, &key)?;
+    if let Err(e) = state_file::write_new(key_path, &key) {
+        let _ = fs::remove_file(cert_path);
+        return Err(e.into());
+    }
     Ok(Identity {
         id: PeerId::of_cert(&cert),
         cert: CertificateDer::from(cert),
@@ -203,7 +211,22 @@ fn create(key_path: &Path, cert_path: &Path) -> Result<Identity, IdentityError> 
 
 /// The error for an identity of which only `present` is left.
 fn half(missing: PathBuf, present: PathBuf) -> IdentityError {
-    IdentityError::Half { missing, present }
+    IdentityError::Half {
+        fix: restore_or_start_anew(&[&present]),
+        missing,
+        present,
+    }
+}
+
+/// What to do about a missing or damaged identity file: restore it, or
+/// remove what is left of the identity (`remove`) for a new one.
+fn restore_or_start_anew(remove: &[&Path]) -> String {
+    let remove: Vec<String> = remove.iter().map(|p| p.display().to_string()).collect();
+    format!(
+        "restore it from a backup, or remove {} to start with a new identity \
+         (whoever pinned the old id will then refuse this one)",
+        remove.join(" and ")
+    )
 }
 
 /// Checks that `key` is a key and `cert` its certificate, before TLS
@@ -214,19 +237,12 @@ fn check_pair(
     cert_path: &Path,
     cert: &[u8],
 ) -> Result<(), IdentityError> {
-    let fix = |other: &Path| {
-        format!(
-            "restore it from a backup, or remove it and {} to start with a new identity \
-             (whoever pinned the old id will then refuse this one)",
-            other.display()
-        )
-    };
     let damaged = |path: &Path, why: String, other: &Path| StateFileError::Damaged {
         path: path.to_path_buf(),
         why,
-        fix: fix(other),
+        fix: restore_or_start_anew(&[path, other]),
     };
-    let provider = rustls::crypto::ring::default_provider();
+    let provider = crate::net::tls::provider();
     let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.to_vec()));
     let signer = provider
         .key_provider

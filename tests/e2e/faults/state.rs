@@ -141,7 +141,7 @@ fn an_identity_is_never_replaced_nor_followed_through_a_link() {
         line.starts_with(&format!("{prefix}{k} is damaged (")),
         "{line}"
     );
-    assert!(line.ends_with(&format!("): {fix} it and {c} to start with a new identity (whoever pinned the old id will then refuse this one)")), "{line}");
+    assert!(line.ends_with(&format!("): {fix} {k} and {c} to start with a new identity (whoever pinned the old id will then refuse this one)")), "{line}");
 
     let victim = dir.path().join("victim");
     fs::write(&victim, &key_bytes).unwrap();
