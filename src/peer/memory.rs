@@ -66,26 +66,23 @@ impl Memory {
             dir: dir.to_path_buf(),
             lock: Mutex::new(()),
         };
-        memory.read::<Share>(SHARES)?;
-        memory.read::<Unfinished>(DOWNLOADS)?;
+        for name in [SHARES, DOWNLOADS] {
+            if let Some(file) = state_file::open(&dir.join(name))? {
+                file.within(MAX_STATE_FILE)?;
+            }
+        }
         memory.manifests()?;
         Ok(memory)
     }
 
     /// The shares remembered, as they were.
     pub fn shares(&self) -> Vec<Share> {
-        self.read(SHARES).unwrap_or_else(|e| {
-            log::warn!("{e}");
-            Vec::new()
-        })
+        self.read_or_warn(SHARES)
     }
 
     /// The downloads left unfinished.
     pub fn unfinished(&self) -> Vec<Unfinished> {
-        self.read(DOWNLOADS).unwrap_or_else(|e| {
-            log::warn!("{e}");
-            Vec::new()
-        })
+        self.read_or_warn(DOWNLOADS)
     }
 
     /// Remembers a complete shared file (replacing what was remembered of
@@ -167,6 +164,15 @@ impl Memory {
             log::warn!("ignoring {}, which is damaged: {e}", path.display());
             Vec::new()
         }))
+    }
+
+    /// What the file `name` holds, or nothing (with a warning) if it
+    /// cannot be read as ours (it was, at start).
+    fn read_or_warn<T: for<'de> Deserialize<'de>>(&self, name: &str) -> Vec<T> {
+        self.read(name).unwrap_or_else(|e| {
+            log::warn!("{e}");
+            Vec::new()
+        })
     }
 
     /// Changes what the file `name` holds; one that cannot be read as ours
