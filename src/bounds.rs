@@ -281,6 +281,14 @@ pub const ACTIVE_PEER: Duration = Duration::from_secs(5);
 /// Longest REPL input line; longer lines are reported and skipped.
 pub const MAX_INPUT_LINE: usize = 64 * 1024;
 
+/// Longest state file read (`shares.json`, `downloads.json`,
+/// `known_trackers`, the history): ~200,000 remembered shares. Anything
+/// longer is not ours and is refused, not read into memory.
+pub const MAX_STATE_FILE: u64 = 64 * 1024 * 1024;
+
+/// Longest `identity.key` or `identity.crt` read (ours are under 1 KiB).
+pub const MAX_IDENTITY_FILE: u64 = 64 * 1024;
+
 /// History entries the line editor keeps.
 pub const HISTORY_SIZE: usize = 1000;
 

@@ -12,6 +12,8 @@
 //!   server shares.
 //! - [`identity`]: a peer's or tracker's key, certificate and id ([`base32`]
 //!   spells it, and share secrets).
+//! - [`state_file`]: every read and write in a state directory: no link
+//!   followed, no blocking open, bounded, written whole.
 //! - [`private`]: private shares' secrets, blinded ids and per-session proofs.
 //! - [`link`] and [`ticket`]: what users paste to download a file.
 //! - [`name`]: the one rule for file names (one safe path component).
@@ -42,6 +44,7 @@ pub mod private;
 pub mod protocol;
 pub mod server;
 pub mod state_dir;
+pub mod state_file;
 pub mod storage;
 mod sync;
 #[cfg(test)]

@@ -26,7 +26,8 @@ pub fn lock_state_dir(dir: &Path) -> Result<StateLock, IdentityError> {
         .truncate(false)
         .write(true)
         .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
+        // Never blocking: a FIFO planted there fails (ENXIO) at once.
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(&path)
         .map_err(io_err(&path))?;
     match fs::try_lock(&file).map_err(io_err(&path))? {
@@ -38,5 +39,23 @@ pub fn lock_state_dir(dir: &Path) -> Result<StateLock, IdentityError> {
                 pid => format!("pid {pid}"),
             },
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::ensure_private_dir;
+
+    #[test]
+    fn a_fifo_at_the_lock_fails_at_once() {
+        let d = crate::testing::temp_dir("lock-fifo").join("state");
+        ensure_private_dir(&d).unwrap();
+        let fifo = std::ffi::CString::new(d.join(LOCK_FILE).into_os_string().into_encoded_bytes());
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.unwrap().as_ptr(), 0o600) }, 0);
+        let e = lock_state_dir(&d).err().expect("refused").to_string();
+        assert!(e.contains("lock: "), "{e}");
+        std::fs::remove_dir_all(d.parent().unwrap()).unwrap();
     }
 }

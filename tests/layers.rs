@@ -23,7 +23,10 @@ use std::path::{Path, PathBuf};
 /// The layers, bottom-up, and the modules (paths under `crate::`) each
 /// holds. A module's layer is that of the longest listed prefix of its path.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("leaf", &["bounds", "sync", "testing"]),
+    (
+        "leaf",
+        &["bounds", "sync", "testing", "state_file", "storage::fs"],
+    ),
     (
         "content",
         &[

@@ -60,4 +60,6 @@ pub enum PeerError {
     Tls(rustls::Error),
     #[error(transparent)]
     Private(#[from] PrivateError),
+    #[error(transparent)]
+    StateFile(#[from] crate::state_file::StateFileError),
 }

@@ -22,6 +22,7 @@ mod sharing;
 pub mod status;
 pub mod swarm;
 pub mod tracker_client;
+pub mod tracker_pin;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -39,7 +40,8 @@ use self::library::{Library, SharedFile};
 use self::memory::Memory;
 use self::status::PeerStatus;
 use self::swarm::PeerSwarm;
-use self::tracker_client::{TrackerClient, TrackerPin};
+use self::tracker_client::TrackerClient;
+use self::tracker_pin::TrackerPin;
 use crate::dht::{DhtNode, DhtStatus};
 use crate::error::Error;
 use crate::identity::{Identity, PeerId};
@@ -131,6 +133,19 @@ impl Peer {
             addr: opts.listen,
             source,
         };
+        // The state files first: one that is damaged or not ours refuses
+        // the start before anything listens.
+        let pin = match &opts.tracker {
+            Some(addr) => {
+                let known = opts.state_dir.as_ref().map(|d| d.join(KNOWN_TRACKERS));
+                Some(TrackerPin::new(addr, opts.tracker_id, known)?)
+            }
+            None => None,
+        };
+        let memory = match (&opts.state_dir, opts.remember) {
+            (Some(dir), true) => Some(Arc::new(Memory::open(dir)?)),
+            _ => None,
+        };
         let listener = TcpListener::bind(opts.listen).map_err(bind_error)?;
         let listen = listener.local_addr().map_err(bind_error)?;
         let library = Arc::new(Library::default());
@@ -139,11 +154,15 @@ impl Peer {
             down: Arc::new(RateCap::new(opts.max_download)),
         };
         let tls = Tls::new(opts.identity.clone()).map_err(PeerError::Tls)?;
-        let tracker = opts.tracker.as_ref().map(|addr| {
-            let known = opts.state_dir.as_ref().map(|d| d.join(KNOWN_TRACKERS));
-            let pin = Arc::new(TrackerPin::new(addr, opts.tracker_id, known));
-            TrackerClient::new(addr.clone(), listen.port(), tls.clone(), pin)
-        });
+        let tracker = match (&opts.tracker, pin) {
+            (Some(addr), Some(pin)) => Some(TrackerClient::new(
+                addr.clone(),
+                listen.port(),
+                tls.clone(),
+                Arc::new(pin),
+            )),
+            _ => None,
+        };
         let dht = match &opts.dht {
             Some(d) => Some(Arc::new(start_dht(d, opts, listen)?)),
             None => None,
@@ -167,10 +186,6 @@ impl Peer {
             Arc::new(move || kick.kick()),
         )
         .map_err(PeerError::Spawn)?;
-        let memory = match (&opts.state_dir, opts.remember) {
-            (Some(dir), true) => Some(Arc::new(Memory::new(dir))),
-            _ => None,
-        };
         let swarm = Arc::new(PeerSwarm {
             tracker: tracker.clone(),
             dht: dht.clone(),

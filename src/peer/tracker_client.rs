@@ -11,12 +11,9 @@
 //! our registrations by its id), and pins the tracker's id: given with
 //! `--tracker-id`, else learned on first contact and kept in the state
 //! directory's `known_trackers` (as ssh's `known_hosts`); a tracker whose id
-//! changed is refused with a message saying how to accept it.
+//! changed is refused with a message saying how to accept it (see
+//! [`tracker_pin`](super::tracker_pin)).
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -30,6 +27,8 @@ use crate::net::tls::Tls;
 use crate::protocol::message::{hello_line, parse_count, IdPrefix};
 use crate::protocol::{Connection, FileSummary, PeerEntry, TrackerRequest};
 use crate::sync::LockExt;
+
+use super::tracker_pin::TrackerPin;
 
 /// A file to announce: id, size, name, and whether this peer has all of it.
 pub struct Announcement<'a> {
@@ -62,96 +61,10 @@ pub struct Contact {
     pub error: Option<String>,
 }
 
-/// What this peer knows of its tracker's id.
-pub struct TrackerPin {
-    expected: Mutex<Option<PeerId>>,
-    /// `--tracker-id`: never learned, never stored.
-    explicit: bool,
-    /// The `known_trackers` file, and this tracker's key in it.
-    store: Option<PathBuf>,
-    key: String,
-}
-
-impl TrackerPin {
-    /// The pin for the tracker at `addr`: `explicit`, else what `store`
-    /// (a `known_trackers` file, if any) says, else none yet.
-    pub fn new(addr: &str, explicit: Option<PeerId>, store: Option<PathBuf>) -> TrackerPin {
-        let known = match (&explicit, &store) {
-            (None, Some(path)) => known_tracker(path, addr),
-            _ => None,
-        };
-        TrackerPin {
-            expected: Mutex::new(explicit.or(known)),
-            explicit: explicit.is_some(),
-            store,
-            key: addr.to_string(),
-        }
-    }
-
-    /// The id the tracker must have, if one is known.
-    pub fn expected(&self) -> Option<PeerId> {
-        *self.expected.locked()
-    }
-
-    /// First contact: `id` is the tracker's from now on, kept in the store.
-    fn learned(&self, id: PeerId) {
-        let mut expected = self.expected.locked();
-        if expected.is_some() || self.explicit {
-            return;
-        }
-        *expected = Some(id);
-        if let Some(path) = &self.store {
-            let line = format!("{} {id}\n", self.key);
-            let appended = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o600)
-                .open(path)
-                .and_then(|mut f| f.write_all(line.as_bytes()));
-            if let Err(e) = appended {
-                log::warn!(
-                    "cannot remember tracker {} in {}: {e}",
-                    self.key,
-                    path.display()
-                );
-            }
-        }
-        log::info!("tracker {} has id {id}; pinned from now on", self.key);
-    }
-
-    /// The error for a tracker whose certificate is not the pinned one.
-    fn changed(&self, e: &str) -> Error {
-        let (where_, fix) = match (&self.store, self.explicit) {
-            (_, true) => (
-                "given with --tracker-id".to_string(),
-                "check the id the tracker prints and pass that with --tracker-id".to_string(),
-            ),
-            (Some(path), false) => (
-                format!("remembered in {}", path.display()),
-                "if the tracker's identity really changed, remove its line from known_trackers or pass --tracker-id NEW_ID".to_string(),
-            ),
-            (None, false) => (
-                "seen earlier".to_string(),
-                "if the tracker's identity really changed, pass --tracker-id NEW_ID".to_string(),
-            ),
-        };
-        Error::WrongIdentity(format!("{e}; the id {where_} no longer matches: {fix}"))
-    }
-}
-
 /// Asked on first contact, before a tracker's id is pinned: a tracker
 /// answers with a (short) list, a peer's chunk server with `ERR unknown
 /// command`.
 const PROBE: &str = "INFO 0000\n";
-
-/// The id `known_trackers` at `path` gives `addr`, if any.
-fn known_tracker(path: &Path, addr: &str) -> Option<PeerId> {
-    let text = std::fs::read_to_string(path).ok()?;
-    text.lines().find_map(|line| {
-        let (key, id) = line.split_once(' ')?;
-        (key == addr).then(|| id.trim().parse().ok()).flatten()
-    })
-}
 
 /// One call's connection, with the deadline of its whole reply.
 struct Call {
