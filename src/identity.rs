@@ -296,8 +296,8 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     /// A state directory that does not exist yet, in a fresh directory.
-    fn dir(tag: &str) -> PathBuf {
-        crate::testing::temp_dir(&format!("id-{tag}")).join("state")
+    fn dir(tag: &str) -> crate::testing::TempDir {
+        crate::testing::temp_dir(&format!("id-{tag}")).within("state")
     }
 
     #[test]

@@ -49,7 +49,7 @@ mod tests {
 
     #[test]
     fn a_fifo_at_the_lock_fails_at_once() {
-        let d = crate::testing::temp_dir("lock-fifo").join("state");
+        let d = crate::testing::temp_dir("lock-fifo").within("state");
         ensure_private_dir(&d).unwrap();
         let fifo = std::ffi::CString::new(d.join(LOCK_FILE).into_os_string().into_encoded_bytes());
         // SAFETY: a NUL-terminated path.

@@ -208,7 +208,7 @@ fn sync_dir(path: &Path) {
 mod tests {
     use super::*;
 
-    fn dir(tag: &str) -> PathBuf {
+    fn dir(tag: &str) -> crate::testing::TempDir {
         crate::testing::temp_dir(&format!("state-{tag}"))
     }
 

@@ -177,7 +177,7 @@ mod tests {
     use super::*;
     use std::os::unix::fs::FileExt;
 
-    fn dir(tag: &str) -> std::path::PathBuf {
+    fn dir(tag: &str) -> crate::testing::TempDir {
         crate::testing::temp_dir(&format!("fs-{tag}"))
     }
 

@@ -3,7 +3,7 @@
 use super::*;
 use crate::peer::library::Library;
 
-fn dir(test: &str) -> PathBuf {
+fn dir(test: &str) -> crate::testing::TempDir {
     crate::testing::temp_dir(&format!("memory-{test}"))
 }
 
