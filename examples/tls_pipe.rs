@@ -1,5 +1,5 @@
 //! The TLS chunk path on its own: one TLS 1.3 connection over loopback, a
-//! server thread answering `GET <index>` with `Connection::send_chunk` from
+//! server thread answering `GET <index>` with `Connection::send_payload` from
 //! a file, a client thread reading each reply with `read_payload` into one
 //! reused buffer (4 requests in flight, as a download keeps). No hashing, no
 //! writes, no fsync: what is left is what TLS costs. Prints MiB/s and the
@@ -30,8 +30,7 @@ use p2pshare::manifest::Chunk;
 use p2pshare::net::rate::RateCap;
 use p2pshare::net::tls::Tls;
 use p2pshare::net::transport::Stream;
-use p2pshare::protocol::conn::Connection;
-use p2pshare::storage::FileStorage;
+use p2pshare::protocol::conn::{Connection, Payload};
 
 const DEPTH: u32 = 4;
 
@@ -85,14 +84,19 @@ fn serve(listener: TcpListener, tls: Option<Tls>, path: PathBuf, size: u64) -> R
         None => Stream::from(tcp),
     };
     let mut conn = Connection::new(stream)?;
-    let storage = FileStorage::new(File::open(path)?);
+    let file = File::open(path)?;
     let unlimited = RateCap::new(None);
     let cpu = thread_cpu();
     while let Some(line) = conn.read_line(Duration::from_secs(30))? {
         let index: u32 = line.strip_prefix("GET ").context("not a GET")?.parse()?;
         let chunk = chunk_of(index, size);
         let header = format!("OK {}\n", chunk.len);
-        conn.send_chunk(header.as_bytes(), &storage, chunk, &unlimited)?;
+        let payload = Payload::File {
+            file: &file,
+            offset: chunk.offset,
+            len: chunk.len as usize,
+        };
+        conn.send_payload(header.as_bytes(), payload, &unlimited)?;
     }
     Ok(thread_cpu() - cpu)
 }

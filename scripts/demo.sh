@@ -66,7 +66,7 @@ echo "work directory: $WORK"
 
 say "sender: peer send --bind 127.0.0.1 test_files/sample.txt"
 start sender "$ROOT" "" "$PEER" send --bind 127.0.0.1 test_files/sample.txt
-wait_line sender '^Ticket: p2p1:[A-Za-z0-9_-]+$'
+wait_line sender '^Ticket: p2p2:[A-Za-z0-9_-]+$'
 TICKET=${LINE#Ticket: }
 quote sender "$WORK/sender.out"
 

@@ -10,8 +10,6 @@
 
 use std::time::Duration;
 
-use crate::net::accept::ConnCaps;
-
 // ------------------------------------------------------------ content -----
 
 /// Bytes per chunk. Every chunk is hashed and verified on its own.
@@ -98,6 +96,14 @@ pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
 
 // ---------------------------------------------------------------- servers --
 
+/// Connection caps of one server: connections at once in all, and from one
+/// IP address.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnCaps {
+    pub total: usize,
+    pub per_ip: usize,
+}
+
 /// Concurrent connections the tracker serves, in all and from one IP address;
 /// more get `ERR busy`.
 pub const TRACKER_CAPS: ConnCaps = ConnCaps {
@@ -178,10 +184,20 @@ pub const TRACKER_LARGE_REPLIES_PER_IP: usize = 4;
 pub const STATUS_MAX_FILES: usize = 1000;
 pub const STATUS_MAX_PEERS: usize = 50;
 
+/// Most peers on listen port 0 one user runs at once with the default
+/// state directory (each takes `peer-any`, `peer-any-2`, …).
+pub const MAX_ANY_PORT_STATE_DIRS: usize = 64;
+
 // ------------------------------------------------------------- downloads --
 
-/// Most parallel chunk fetches one download may use (`--workers`).
+/// Most parallel chunk fetches one download may use (`--workers`), and
+/// how many it uses unless told.
 pub const MAX_WORKERS: u16 = 64;
+pub const DEFAULT_WORKERS: u16 = 8;
+
+/// How often a peer announces its files to the tracker again, unless told
+/// (`--announce-interval`).
+pub const DEFAULT_ANNOUNCE_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Consecutive failures after which a download benches a peer (stops using
 /// it for `BENCH_TIME`, doubling each time up to `BENCH_TIME_MAX`).
@@ -285,6 +301,14 @@ pub const ACTIVE_PEER: Duration = Duration::from_secs(5);
 
 /// Longest REPL input line; longer lines are reported and skipped.
 pub const MAX_INPUT_LINE: usize = 64 * 1024;
+
+/// Longest state file read (`shares.json`, `downloads.json`,
+/// `known_trackers`, the history): ~200,000 remembered shares. Anything
+/// longer is not ours and is refused, not read into memory.
+pub const MAX_STATE_FILE: u64 = 64 * 1024 * 1024;
+
+/// Longest `identity.key` or `identity.crt` read (ours are under 1 KiB).
+pub const MAX_IDENTITY_FILE: u64 = 64 * 1024;
 
 /// History entries the line editor keeps.
 pub const HISTORY_SIZE: usize = 1000;

@@ -8,8 +8,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap_complete::Shell;
 
+use crate::bounds::MAX_ANY_PORT_STATE_DIRS;
 use crate::identity::{self, Identity};
-use crate::net::accept::ServerHandle;
+use crate::server::ServerHandle;
+use crate::state_dir;
 use crate::web::actions::{Actions, Token};
 use crate::web::{self, Controls, Site, StatusFn};
 
@@ -29,7 +31,7 @@ pub struct CommonArgs {
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Where this program keeps its identity (key and certificate) and what
-    /// it remembers [default: $XDG_STATE_HOME/p2pshare, else ~/.local/state/p2pshare; a tracker uses its tracker/ subdirectory]
+    /// it remembers [default: $XDG_STATE_HOME/p2pshare, else ~/.local/state/p2pshare; a REPL or --serve peer uses its peer-LISTEN_PORT subdirectory (peer-any, peer-any-2, ... on port 0), a tracker its tracker/ subdirectory]
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 }
@@ -51,7 +53,7 @@ impl CommonArgs {
     /// first use.
     pub fn identity(&self, sub: Option<&str>) -> anyhow::Result<State> {
         let dir = identity::state_dir(self.state_dir.as_deref(), sub)?;
-        let lock = identity::lock_state_dir(&dir)?;
+        let lock = state_dir::lock_state_dir(&dir)?;
         let id = Identity::load_or_create(&dir)
             .with_context(|| format!("cannot load or create the identity in {}", dir.display()))?;
         Ok(State {
@@ -61,23 +63,47 @@ impl CommonArgs {
         })
     }
 
+    /// The state of a REPL or serving peer listening on `listen_port`:
+    /// `--state-dir` if given; otherwise one directory per listen port
+    /// under the default one (`peer-9001`), so any number of peers of one
+    /// user run side by side, each with its own identity and memory, and a
+    /// peer started again on its port gets both back. A peer on port 0
+    /// (any) takes the first of `peer-any`, `peer-any-2`, … that no running
+    /// peer holds.
+    pub fn peer_identity(&self, listen_port: u16) -> anyhow::Result<State> {
+        if self.state_dir.is_some() || listen_port != 0 {
+            return self.identity(Some(&format!("peer-{listen_port}")));
+        }
+        for n in 1..=MAX_ANY_PORT_STATE_DIRS {
+            let sub = match n {
+                1 => "peer-any".to_string(),
+                n => format!("peer-any-{n}"),
+            };
+            match self.identity(Some(&sub)) {
+                Err(e) if in_use(&e) => continue,
+                other => return other,
+            }
+        }
+        anyhow::bail!(
+            "{MAX_ANY_PORT_STATE_DIRS} peers on port 0 already run as this user; \
+             give this one a listen port or --state-dir DIR"
+        )
+    }
+
     /// Like [`identity`](Self::identity), but a default state directory in
     /// use by another process (a peer already running here) gives a
     /// one-time identity and no state instead: for `send` and `get`, which
     /// need no memory.
     pub fn identity_or_ephemeral(&self) -> anyhow::Result<State> {
         match self.identity(None) {
-            Err(e) if self.state_dir.is_none() => match e.downcast_ref() {
-                Some(identity::IdentityError::InUse { .. }) => {
-                    log::info!("{e}; using a one-time identity");
-                    Ok(State {
-                        dir: None,
-                        identity: Identity::ephemeral()?,
-                        _lock: None,
-                    })
-                }
-                _ => Err(e),
-            },
+            Err(e) if self.state_dir.is_none() && in_use(&e) => {
+                log::info!("{e}; using a one-time identity");
+                Ok(State {
+                    dir: None,
+                    identity: Identity::ephemeral()?,
+                    _lock: None,
+                })
+            }
             other => other,
         }
     }
@@ -104,11 +130,19 @@ impl CommonArgs {
     }
 }
 
+/// Whether `e` says the state directory is held by another process.
+fn in_use(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref(),
+        Some(identity::IdentityError::InUse { .. })
+    )
+}
+
 /// A process's state directory (held while this lives) and identity.
 pub struct State {
     pub dir: Option<PathBuf>,
     pub identity: Identity,
-    _lock: Option<identity::StateLock>,
+    _lock: Option<state_dir::StateLock>,
 }
 
 /// Logs to stderr: warnings by default, `-v` info, `-vv` debug; `RUST_LOG`

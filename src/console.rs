@@ -7,6 +7,7 @@
 //! One printer per process, set by the line editor for as long as it lives
 //! ([`Printer::install`] returns the guard), like the logger it serves.
 
+use crate::sync::LockExt;
 use std::io::Write;
 use std::sync::Mutex;
 
@@ -19,7 +20,7 @@ static PRINTER: Mutex<Option<Box<dyn LinePrinter>>> = Mutex::new(None);
 
 fn printer() -> std::sync::MutexGuard<'static, Option<Box<dyn LinePrinter>>> {
     // A print cannot leave the slot half-changed: safe after a panic.
-    PRINTER.lock().unwrap_or_else(|e| e.into_inner())
+    PRINTER.locked()
 }
 
 /// While alive, lines go through the installed printer.

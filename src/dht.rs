@@ -17,6 +17,7 @@ use thiserror::Error;
 
 use crate::bounds::MAX_DHT_PEERS;
 use crate::manifest::FileId;
+use crate::sync::LockExt;
 
 #[derive(Debug, Error)]
 pub enum DhtError {
@@ -112,8 +113,7 @@ impl DhtNode {
                 Err(e) => last_error = Some(e.to_string()),
             }
         }
-        *self.last_announce.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some((SystemTime::now(), ok));
+        *self.last_announce.locked() = Some((SystemTime::now(), ok));
         match last_error {
             Some(e) if ok == 0 => Err(DhtError::Announce(e)),
             _ => Ok(ok),
@@ -159,7 +159,7 @@ impl DhtNode {
             node_id: info.id().to_string(),
             local_addr: info.local_addr(),
             routing_table,
-            last_announce: *self.last_announce.lock().unwrap_or_else(|e| e.into_inner()),
+            last_announce: *self.last_announce.locked(),
         }
     }
 }

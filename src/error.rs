@@ -35,6 +35,10 @@ pub enum Error {
     /// else answered at that address.
     #[error("not the expected peer: {0}")]
     WrongIdentity(String),
+    /// What answered at a tracker's address is not a tracker (a peer's
+    /// chunk server answers `HELLO` too, but not `INFO`).
+    #[error("it answers as a p2pshare peer, not a tracker (are the tracker's port and this peer's listen port swapped?)")]
+    NotATracker,
     /// Given up on by our side (`quit` or end of input while it ran).
     #[error("interrupted")]
     Interrupted,

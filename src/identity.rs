@@ -6,22 +6,30 @@
 //! anyone else.
 //!
 //! The state directory must be this user's and writable by nobody else;
-//! otherwise another local user could replace the key.
+//! otherwise another local user could replace the key. A key is never
+//! replaced by this code either: an identity with a file missing or
+//! damaged is refused, naming the file, since a new key is a new id that
+//! every peer which pinned the old one refuses. Both files are read through
+//! [`state_file`] (no link followed, nothing but a regular file).
 
 use std::fmt;
-use std::fs::{self, DirBuilder, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::fs::{self, DirBuilder};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::sign::CertifiedKey;
+use rustls::InconsistentKeys;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+use crate::bounds::MAX_IDENTITY_FILE;
+use crate::state_file::{self, StateFileError};
+
 const KEY_FILE: &str = "identity.key";
 const CERT_FILE: &str = "identity.crt";
-const LOCK_FILE: &str = "lock";
 
 #[derive(Debug, Error)]
 pub enum IdentityError {
@@ -35,42 +43,19 @@ pub enum IdentityError {
     Generate(String),
     #[error("not a peer id (expected 26 base32 letters and digits): {0:?}")]
     BadId(String),
+    #[error(transparent)]
+    File(#[from] StateFileError),
+    #[error("{missing} is missing beside {present}: {fix}")]
+    Half {
+        missing: PathBuf,
+        present: PathBuf,
+        fix: String,
+    },
     #[error("state directory {path} is in use by another process ({holder}); give this one its own with --state-dir DIR")]
     InUse { path: PathBuf, holder: String },
 }
 
-/// A state directory held by this process while the lock lives. Two
-/// processes never share one: they would be one identity, and each would
-/// take the other's offers for its own and leave them out.
-pub struct StateLock {
-    _file: fs::File,
-}
-
-/// Takes the state directory `dir` (created if need be) for this process.
-pub fn lock_state_dir(dir: &Path) -> Result<StateLock, IdentityError> {
-    ensure_private_dir(dir)?;
-    let path = dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&path)
-        .map_err(io_err(&path))?;
-    match crate::storage::fs::try_lock(&file).map_err(io_err(&path))? {
-        None => Ok(StateLock { _file: file }),
-        Some(pid) => Err(IdentityError::InUse {
-            path: dir.to_path_buf(),
-            holder: match pid {
-                0 => "unknown pid".into(),
-                pid => format!("pid {pid}"),
-            },
-        }),
-    }
-}
-
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> IdentityError + '_ {
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> IdentityError + '_ {
     move |source| IdentityError::Io {
         path: path.to_path_buf(),
         source,
@@ -145,17 +130,23 @@ impl Identity {
     }
 
     /// The identity kept in `dir`, created there (with `dir`) at first use.
+    /// A key is never replaced: with one of the two files missing, or
+    /// either damaged, this refuses, naming the file and what to do.
     pub fn load_or_create(dir: &Path) -> Result<Identity, IdentityError> {
         ensure_private_dir(dir)?;
         let (key_path, cert_path) = (dir.join(KEY_FILE), dir.join(CERT_FILE));
-        if !key_path.exists() || !cert_path.exists() {
-            let (cert, key) = generate()?;
-            write_private(&key_path, &key)?;
-            write_private(&cert_path, &cert)?;
-        }
-        check_private_file(&key_path)?;
-        let key = fs::read(&key_path).map_err(io_err(&key_path))?;
-        let cert = fs::read(&cert_path).map_err(io_err(&cert_path))?;
+        let (key, cert) = match (state_file::open(&key_path)?, state_file::open(&cert_path)?) {
+            (None, None) => return create(&key_path, &cert_path),
+            (Some(key), Some(cert)) => {
+                // Tighten rather than refuse: the directory check already
+                // says nobody else could have replaced it.
+                key.make_private()?;
+                (key.read(MAX_IDENTITY_FILE)?, cert.read(MAX_IDENTITY_FILE)?)
+            }
+            (Some(_), None) => return Err(half(cert_path, key_path)),
+            (None, Some(_)) => return Err(half(key_path, cert_path)),
+        };
+        check_pair(&key_path, &key, &cert_path, &cert)?;
         Ok(Identity {
             id: PeerId::of_cert(&cert),
             cert: CertificateDer::from(cert),
@@ -165,6 +156,76 @@ impl Identity {
 
     pub fn key(&self) -> PrivateKeyDer<'static> {
         PrivateKeyDer::Pkcs8(self.key.clone_key())
+    }
+}
+
+/// A new identity, written to `key_path` and `cert_path` (neither of which
+/// is there: a key is never replaced). If the key cannot be written, the
+/// certificate just written goes too, so the next start begins afresh.
+fn create(key_path: &Path, cert_path: &Path) -> Result<Identity, IdentityError> {
+    let (cert, key) = generate()?;
+    state_file::write_new(cert_path, &cert)?;
+    if let Err(e) = state_file::write_new(key_path, &key) {
+        let _ = fs::remove_file(cert_path);
+        return Err(e.into());
+    }
+    Ok(Identity {
+        id: PeerId::of_cert(&cert),
+        cert: CertificateDer::from(cert),
+        key: PrivatePkcs8KeyDer::from(key),
+    })
+}
+
+/// The error for an identity of which only `present` is left.
+fn half(missing: PathBuf, present: PathBuf) -> IdentityError {
+    IdentityError::Half {
+        fix: restore_or_start_anew(&[&present]),
+        missing,
+        present,
+    }
+}
+
+/// What to do about a missing or damaged identity file: restore it, or
+/// remove what is left of the identity (`remove`) for a new one.
+fn restore_or_start_anew(remove: &[&Path]) -> String {
+    let remove: Vec<String> = remove.iter().map(|p| p.display().to_string()).collect();
+    format!(
+        "restore it from a backup, or remove {} to start with a new identity \
+         (whoever pinned the old id will then refuse this one)",
+        remove.join(" and ")
+    )
+}
+
+/// Checks that `key` is a key and `cert` its certificate, before TLS
+/// fails on them without saying which file is at fault.
+fn check_pair(
+    key_path: &Path,
+    key: &[u8],
+    cert_path: &Path,
+    cert: &[u8],
+) -> Result<(), IdentityError> {
+    let damaged = |path: &Path, why: String, other: &Path| StateFileError::Damaged {
+        path: path.to_path_buf(),
+        why,
+        fix: restore_or_start_anew(&[path, other]),
+    };
+    // The same key provider the TLS configs use (ring's), named here so
+    // that identity stays below the socket layer.
+    let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.to_vec()));
+    let signer = rustls::crypto::ring::default_provider()
+        .key_provider
+        .load_private_key(der)
+        .map_err(|e| damaged(key_path, e.to_string(), cert_path))?;
+    let pair = CertifiedKey::new(vec![CertificateDer::from(cert.to_vec())], signer);
+    match pair.keys_match() {
+        Ok(()) | Err(rustls::Error::InconsistentKeys(InconsistentKeys::Unknown)) => Ok(()),
+        Err(rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch)) => Err(damaged(
+            cert_path,
+            format!("not the certificate of {}", key_path.display()),
+            key_path,
+        )
+        .into()),
+        Err(e) => Err(damaged(cert_path, e.to_string(), key_path).into()),
     }
 }
 
@@ -229,40 +290,14 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), IdentityError> {
     Ok(())
 }
 
-/// Writes `bytes` to a new file at `path`, mode 0600 (replacing a partial
-/// earlier attempt atomically).
-pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), IdentityError> {
-    let tmp = path.with_extension("tmp");
-    let _ = fs::remove_file(&tmp);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)
-        .map_err(io_err(&tmp))?;
-    f.write_all(bytes).map_err(io_err(&tmp))?;
-    f.sync_all().map_err(io_err(&tmp))?;
-    fs::rename(&tmp, path).map_err(io_err(path))
-}
-
-fn check_private_file(path: &Path) -> Result<(), IdentityError> {
-    let meta = fs::symlink_metadata(path).map_err(io_err(path))?;
-    if meta.mode() & 0o077 != 0 {
-        // Tighten it rather than refuse: the directory check already says
-        // nobody else could have replaced it.
-        fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(io_err(path))?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     /// A state directory that does not exist yet, in a fresh directory.
-    fn dir(tag: &str) -> PathBuf {
-        crate::storage::partial::tests::temp_dir(&format!("id-{tag}")).join("state")
+    fn dir(tag: &str) -> crate::testing::TempDir {
+        crate::testing::temp_dir(&format!("id-{tag}")).within("state")
     }
 
     #[test]
@@ -297,6 +332,62 @@ mod tests {
         assert_eq!(mode, 0o600);
         assert_ne!(Identity::ephemeral().unwrap().id, first.id);
         fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn a_half_or_damaged_identity_is_refused_and_the_key_kept() {
+        let d = dir("half");
+        let id = Identity::load_or_create(&d).unwrap();
+        let key = fs::read(d.join(KEY_FILE)).unwrap();
+        fs::remove_file(d.join(CERT_FILE)).unwrap();
+        let e = Identity::load_or_create(&d)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(e.contains("identity.crt is missing beside"), "{e}");
+        assert!(e.contains("remove") && e.contains("identity.key"), "{e}");
+        assert_eq!(fs::read(d.join(KEY_FILE)).unwrap(), key, "the key is kept");
+        fs::write(d.join(CERT_FILE), &id.cert).unwrap();
+        fs::write(d.join(KEY_FILE), b"garbage").unwrap();
+        let e = Identity::load_or_create(&d)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(e.contains("identity.key is damaged"), "{e}");
+        fs::remove_file(d.join(KEY_FILE)).unwrap();
+        fs::write(d.join(KEY_FILE), generate().unwrap().1).unwrap();
+        let e = Identity::load_or_create(&d)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            e.contains("identity.crt is damaged (not the certificate of"),
+            "{e}"
+        );
+        fs::write(d.join(KEY_FILE), &key).unwrap();
+        assert_eq!(
+            Identity::load_or_create(&d).unwrap().id,
+            id.id,
+            "whole again"
+        );
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn a_link_at_the_key_is_refused_and_its_target_untouched() {
+        let d = dir("link");
+        Identity::load_or_create(&d).unwrap();
+        let victim = d.parent().unwrap().join("victim");
+        fs::rename(d.join(KEY_FILE), &victim).unwrap();
+        fs::set_permissions(&victim, fs::Permissions::from_mode(0o644)).unwrap();
+        std::os::unix::fs::symlink(&victim, d.join(KEY_FILE)).unwrap();
+        let e = Identity::load_or_create(&d)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(e.contains("identity.key is a symbolic link"), "{e}");
+        assert_eq!(fs::metadata(&victim).unwrap().mode() & 0o777, 0o644);
+        fs::remove_dir_all(d.parent().unwrap()).unwrap();
     }
 
     #[test]

@@ -1,5 +1,8 @@
-//! Share links: `p2pshare:<64 hex id>?name=<percent-encoded name>&size=<bytes>`,
-//! and for a private share `&secret=<26 base32>` (see [`private`](crate::private)).
+//! Share links: `p2pshare:<64 hex id>,name=<percent-encoded name>,size=<bytes>`,
+//! and for a private share `,secret=<26 base32>` (see [`private`](crate::private)).
+//! Parameters are separated by `,`, which no shell splits or expands, so a
+//! link pasted unquoted stays one word (`?` and `&`, as in URLs, are read
+//! too: `&` would send a pasted command to the background).
 //! A link carries everything a download needs besides peers, so it works
 //! with no tracker at all (peers then come from the DHT). The id is what is
 //! trusted: the manifest fetched from any peer must hash to it.
@@ -11,8 +14,8 @@ use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_AL
 use thiserror::Error;
 
 use crate::manifest::FileId;
+use crate::name::validate_name;
 use crate::private::Secret;
-use crate::protocol::message::validate_name;
 
 const SCHEME: &str = "p2pshare:";
 
@@ -25,7 +28,7 @@ const NAME_SAFE: &AsciiSet = &NON_ALPHANUMERIC
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum LinkError {
-    #[error("not a p2pshare link (expected p2pshare:<id>?name=...&size=...)")]
+    #[error("not a p2pshare link (expected p2pshare:<id>,name=...,size=...)")]
     NotALink,
     #[error("link has an invalid {0}")]
     Invalid(&'static str),
@@ -51,17 +54,14 @@ impl ShareLink {
 impl fmt::Display for ShareLink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{SCHEME}{}", self.id)?;
-        let mut sep = '?';
         if let Some(name) = &self.name {
-            write!(f, "{sep}name={}", utf8_percent_encode(name, NAME_SAFE))?;
-            sep = '&';
+            write!(f, ",name={}", utf8_percent_encode(name, NAME_SAFE))?;
         }
         if let Some(size) = self.size {
-            write!(f, "{sep}size={size}")?;
-            sep = '&';
+            write!(f, ",size={size}")?;
         }
         if let Some(secret) = &self.secret {
-            write!(f, "{sep}secret={secret}")?;
+            write!(f, ",secret={secret}")?;
         }
         Ok(())
     }
@@ -72,7 +72,7 @@ impl FromStr for ShareLink {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let rest = text.strip_prefix(SCHEME).ok_or(LinkError::NotALink)?;
-        let (id, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (id, query) = rest.split_once([',', '?']).unwrap_or((rest, ""));
         let id = id.parse().map_err(|_| LinkError::Invalid("id"))?;
         let mut link = ShareLink {
             id,
@@ -80,7 +80,7 @@ impl FromStr for ShareLink {
             size: None,
             secret: None,
         };
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
+        for pair in query.split([',', '&']).filter(|p| !p.is_empty()) {
             match pair.split_once('=') {
                 Some(("name", value)) => {
                     let name = percent_decode_str(value)
@@ -117,7 +117,11 @@ mod tests {
                 secret: None,
             };
             let text = link.to_string();
-            assert!(!text.contains(' '), "{text}");
+            assert!(
+                text.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b":,=%-._~".contains(&b)),
+                "a shell would split or expand {text}"
+            );
             assert_eq!(text.parse::<ShareLink>(), Ok(link));
         }
         let bare = format!("p2pshare:{}", FileId([1; 32]));
@@ -136,8 +140,18 @@ mod tests {
             size: Some(1),
             secret: Some(Secret([5; 16])),
         };
-        assert!(private.to_string().contains("&secret="));
-        assert_eq!(private.to_string().parse::<ShareLink>(), Ok(private));
+        assert!(private.to_string().contains(",secret="));
+        assert_eq!(
+            private.to_string().parse::<ShareLink>(),
+            Ok(private.clone())
+        );
+        // The URL-like form of earlier versions is still read.
+        let old = format!(
+            "p2pshare:{}?name=p&size=1&secret={}",
+            FileId([2; 32]),
+            Secret([5; 16])
+        );
+        assert_eq!(old.parse::<ShareLink>(), Ok(private));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Tickets: everything `peer get` needs to fetch one file from the peer
 //! that made it, in one word that survives an unquoted shell paste.
 //!
-//! A ticket is `p2p1:` and the URL-safe base64 (no padding) of:
+//! A ticket is `p2p2:` and the URL-safe base64 (no padding) of:
 //!
 //! ```text
 //! flags      1 byte    bit 0: a secret follows (a private share)
@@ -12,10 +12,15 @@
 //! addresses  1 byte n (at most MAX_TICKET_ADDRS), then n times:
 //!            4 + IPv4 (4 bytes) + port (2, big-endian), or
 //!            6 + IPv6 (16 bytes) + port (2, big-endian)
-//! name       the rest, UTF-8: the file's name (a valid share name)
+//! name       UTF-8: the file's name (a valid share name), up to
+//! checksum   4 bytes   the first 4 bytes of the SHA-256 of all the above
 //! ```
 //!
-//! So a ticket holds only letters, digits, `-`, `_` and `:`. Decoding
+//! The checksum catches a ticket cut short, pasted twice or with a
+//! character changed or added, wherever the damage is (the name alone has
+//! no length, so without it a character appended would change the name).
+//! `p2p1:` tickets (no checksum) are refused with a word on where they came
+//! from. So a ticket holds only letters, digits, `-`, `_` and `:`. Decoding
 //! checks every field; nothing in a ticket is trusted beyond what the
 //! download checks anyway (the data must hash to the id, the peer must
 //! prove the id).
@@ -24,15 +29,19 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 
+use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::bounds::{MAX_TICKET_ADDRS, MAX_TICKET_LEN};
 use crate::identity::PeerId;
 use crate::manifest::FileId;
+use crate::name::validate_name;
 use crate::private::Secret;
-use crate::protocol::message::validate_name;
 
-const PREFIX: &str = "p2p1:";
+const PREFIX: &str = "p2p2:";
+/// The prefix of the tickets of earlier versions, which had no checksum.
+const OLD_PREFIX: &str = "p2p1:";
+const CHECKSUM_LEN: usize = 4;
 const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -41,6 +50,10 @@ pub enum TicketError {
     NotATicket,
     #[error("ticket is damaged ({0}); copy it again, whole")]
     Damaged(&'static str),
+    #[error(
+        "this ticket ({OLD_PREFIX}...) is from an older p2pshare; ask its sender for a new one"
+    )]
+    Old,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +71,7 @@ pub struct Ticket {
 impl Ticket {
     /// Whether `text` looks like a ticket (as opposed to a link or a name).
     pub fn is_ticket(text: &str) -> bool {
-        text.starts_with(PREFIX)
+        text.starts_with(PREFIX) || text.starts_with(OLD_PREFIX)
     }
 
     fn to_bytes(&self) -> Vec<u8> {
@@ -94,10 +107,20 @@ impl Ticket {
             out.extend_from_slice(&addr.port().to_be_bytes());
         }
         out.extend_from_slice(self.name.as_bytes());
+        let sum = checksum(&out);
+        out.extend_from_slice(&sum);
         out
     }
 
     fn from_bytes(bytes: &[u8]) -> Result<Ticket, TicketError> {
+        let split = bytes
+            .len()
+            .checked_sub(CHECKSUM_LEN)
+            .ok_or(TicketError::Damaged("length"))?;
+        let (bytes, sum) = bytes.split_at(split);
+        if sum != checksum(bytes) {
+            return Err(TicketError::Damaged("checksum"));
+        }
         let mut r = Reader(bytes);
         let flags = r.take(1, "flags")?[0];
         if flags > 1 {
@@ -147,6 +170,13 @@ impl Ticket {
     }
 }
 
+fn checksum(bytes: &[u8]) -> [u8; CHECKSUM_LEN] {
+    let digest = Sha256::digest(bytes);
+    let mut sum = [0u8; CHECKSUM_LEN];
+    sum.copy_from_slice(&digest[..CHECKSUM_LEN]);
+    sum
+}
+
 struct Reader<'a>(&'a [u8]);
 
 impl Reader<'_> {
@@ -188,10 +218,11 @@ impl FromStr for Ticket {
     type Err = TicketError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let body = text
-            .trim()
-            .strip_prefix(PREFIX)
-            .ok_or(TicketError::NotATicket)?;
+        let text = text.trim();
+        if text.starts_with(OLD_PREFIX) {
+            return Err(TicketError::Old);
+        }
+        let body = text.strip_prefix(PREFIX).ok_or(TicketError::NotATicket)?;
         if body.len() > MAX_TICKET_LEN || body.len() % 4 == 1 {
             return Err(TicketError::Damaged("length"));
         }
@@ -272,5 +303,28 @@ mod tests {
         let mut bad_name = ticket(None, "x").to_bytes();
         bad_name.extend_from_slice(b"/../y");
         assert!(Ticket::from_bytes(&bad_name).is_err());
+    }
+
+    /// A character appended, changed or doubled anywhere is caught by the
+    /// checksum, not taken into the name.
+    #[test]
+    fn the_checksum_catches_damage_anywhere() {
+        let text = ticket(None, "sample.txt").to_string();
+        for extra in ["1", "A", "AA", "AAA", "AAAA"] {
+            assert!(
+                format!("{text}{extra}").parse::<Ticket>().is_err(),
+                "{extra} appended was accepted"
+            );
+        }
+        for at in PREFIX.len()..text.len() {
+            let mut changed = text.clone().into_bytes();
+            changed[at] = if changed[at] == b'B' { b'C' } else { b'B' };
+            let changed = String::from_utf8(changed).unwrap();
+            assert!(changed.parse::<Ticket>().is_err(), "changed at {at}");
+        }
+        assert_eq!(
+            text.replacen(PREFIX, OLD_PREFIX, 1).parse::<Ticket>(),
+            Err(TicketError::Old)
+        );
     }
 }

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
+pub use crate::name::shown;
 use crate::peer::download::progress::DownloadView;
-pub use crate::protocol::message::shown;
 
 const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
 

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 use crate::bounds::{RATE_MAX_NAP, RATE_RECV_MIN, RATE_RECV_RTTS, RATE_SLICE};
+use crate::sync::LockExt;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 #[error("invalid rate {0:?}: expected bytes per second like 500K, 10M or 1G (K/M/G are 1024-based), or off")]
@@ -152,7 +153,7 @@ impl RateCap {
 
     /// Changes the cap; takes effect within [`RATE_MAX_NAP`] for waiting callers.
     pub fn set(&self, rate: Option<u64>) {
-        let mut b = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
+        let mut b = self.bucket.locked();
         let new = rate.unwrap_or(0);
         let old = self.rate.swap(new, Ordering::Relaxed);
         b.change(Instant::now(), old, new);
@@ -173,7 +174,7 @@ impl RateCap {
         }
         self.metered.fetch_add(n as u64, Ordering::Relaxed);
         let mut wait = {
-            let mut b = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
+            let mut b = self.bucket.locked();
             b.take(Instant::now(), rate, n)
         };
         // Pay the debt in naps, giving up early if the cap is lifted.

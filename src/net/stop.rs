@@ -4,15 +4,17 @@
 //! their stream with [`StopSignal::guard`] and drop the guard when done.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use super::transport::Interrupter;
+use crate::sync::{LockExt, Unpoisoned};
 
 #[derive(Default)]
 pub struct StopSignal {
     stopped: AtomicBool,
-    /// Registered streams; `None` marks a free slot.
+    /// Registered streams; `None` marks a free slot. Slots are set and
+    /// cleared whole, so a poisoned list is still valid.
     streams: Mutex<Vec<Option<Interrupter>>>,
     /// Notified on stop, for [`wait_timeout`](Self::wait_timeout).
     woken: Condvar,
@@ -30,7 +32,7 @@ impl StopSignal {
     /// Sets the flag and interrupts every registered stream (and every
     /// stream registered later). Idempotent.
     pub fn stop(&self) {
-        let streams = self.lock();
+        let streams = self.streams.locked();
         self.stopped.store(true, Ordering::Release);
         for s in streams.iter().flatten() {
             s.interrupt();
@@ -41,18 +43,18 @@ impl StopSignal {
     /// Sleeps at most `timeout`, waking at once on a stop; returns whether
     /// stopped.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        let streams = self.lock();
+        let streams = self.streams.locked();
         let _ = self
             .woken
             .wait_timeout_while(streams, timeout, |_| !self.is_stopped())
-            .unwrap_or_else(|e| e.into_inner());
+            .unpoisoned();
         self.is_stopped()
     }
 
     /// Registers `stream` until the guard is dropped. If already stopped,
     /// interrupts it at once, so a thread that registers late cannot block.
     pub fn guard(self: &Arc<Self>, stream: Interrupter) -> StopGuard {
-        let mut streams = self.lock();
+        let mut streams = self.streams.locked();
         if self.is_stopped() {
             stream.interrupt();
         }
@@ -69,11 +71,6 @@ impl StopSignal {
             slot,
         }
     }
-
-    fn lock(&self) -> MutexGuard<'_, Vec<Option<Interrupter>>> {
-        // Slots are set and cleared whole; a poisoned list is still valid.
-        self.streams.lock().unwrap_or_else(|e| e.into_inner())
-    }
 }
 
 /// A registered stream; deregistered when dropped.
@@ -84,7 +81,7 @@ pub struct StopGuard {
 
 impl Drop for StopGuard {
     fn drop(&mut self) {
-        self.signal.lock()[self.slot] = None;
+        self.signal.streams.locked()[self.slot] = None;
     }
 }
 

@@ -34,7 +34,9 @@ use crate::identity::{Identity, PeerId};
 const UNPINNED: &str = "unpinned.p2pshare.invalid";
 const PINNED_SUFFIX: &str = ".id.p2pshare.invalid";
 
-fn provider() -> Arc<CryptoProvider> {
+/// The crypto provider every TLS config uses (and `identity` checks keys
+/// with).
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
     Arc::clone(PROVIDER.get_or_init(|| {
         let mut provider = rustls::crypto::ring::default_provider();

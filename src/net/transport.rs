@@ -34,7 +34,7 @@ pub fn is_wrong_identity(e: &io::Error) -> bool {
 }
 
 /// Whether a TLS handshake was refused with the busy alert (a server at its
-/// connection caps; see `net::accept`).
+/// connection caps; see `server`).
 pub fn is_busy_alert(e: &io::Error) -> bool {
     matches!(
         tls_error(e),

@@ -21,6 +21,7 @@ use super::tracker_client::{Announcement, TrackerClient};
 use crate::dht::DhtNode;
 use crate::error::Error;
 use crate::manifest::FileId;
+use crate::sync::LockExt;
 
 pub struct Announcer {
     kick: Mutex<Sender<()>>,
@@ -39,7 +40,7 @@ struct Gate {
 impl Gate {
     /// Unregisters `id` unless stopped, holding the round lock throughout.
     fn unregister(&self, tracker: Option<&TrackerClient>, id: &FileId) -> Result<(), Error> {
-        let _round = self.round.lock().unwrap_or_else(|e| e.into_inner());
+        let _round = self.round.locked();
         match tracker {
             Some(tracker) if !self.stopped.load(Ordering::Acquire) => tracker.unregister(id),
             _ => Ok(()),
@@ -52,7 +53,7 @@ impl Gate {
         tracker: Option<&TrackerClient>,
         files: &[Arc<SharedFile>],
     ) -> Result<(), Error> {
-        let _round = self.round.lock().unwrap_or_else(|e| e.into_inner());
+        let _round = self.round.locked();
         match tracker {
             Some(tracker) if !self.stopped.load(Ordering::Acquire) => to_tracker(tracker, files),
             _ => Ok(()),
@@ -174,7 +175,7 @@ impl Announcer {
 
     /// Asks for an announce round now.
     pub fn kick(&self) {
-        let _ = self.kick.lock().unwrap_or_else(|e| e.into_inner()).send(());
+        let _ = self.kick.locked().send(());
     }
 }
 

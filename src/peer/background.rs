@@ -11,8 +11,9 @@ use super::download::{DownloadError, Report};
 use super::locate::Located;
 use super::memory::Unfinished;
 use super::{Peer, PeerError};
+use crate::name::shown;
 use crate::peer::download::progress::DownloadView;
-use crate::ui::{count, format_size, format_speed, shown};
+use crate::ui::{count, format_size, format_speed};
 
 /// A download that has started.
 pub struct Started {
@@ -28,11 +29,17 @@ impl Started {
             .file
             .size
             .map_or("unknown".to_string(), |s| format!("{s} bytes"));
-        format!(
+        let mut line = format!(
             "Found {} for {} (size: {size})",
             count(self.file.peers.len(), "peer"),
             shown(&self.file.name)
-        )
+        );
+        // Named when it is not the plain default, so that two downloads of
+        // one file (two `resume`d outputs, say) can be told apart.
+        if self.out != Path::new(&self.file.name) {
+            line.push_str(&format!("; saving as {}", self.out.display()));
+        }
+        line
     }
 }
 
@@ -90,6 +97,12 @@ pub fn outcome_text(
     let name = shown(name);
     let report = match result {
         Ok(report) => report,
+        // Asked for: not an error. What it kept is what `resume` starts from.
+        Err(DownloadError::Cancelled { done, total }) => {
+            return format!(
+                "Cancelled: {name} ({done} of {total} chunks kept; resume continues it)"
+            )
+        }
         Err(e) => return format!("error: {name}: {e}"),
     };
     let used = report.peers.iter().filter(|p| p.chunks > 0).count();
@@ -113,7 +126,7 @@ pub fn outcome_text(
         "Successfully downloaded: {name}\n  {} bytes ({}) in {secs:.2} s ({}) from {}{sources}{resumed}; saved as {}{tail}",
         report.bytes,
         format_size(report.bytes),
-        format_speed(report.bytes as f64 / secs),
+        format_speed(report.bytes.saturating_sub(view.resumed_bytes) as f64 / secs),
         count(used, "peer"),
         report.path.display()
     );

@@ -16,6 +16,7 @@ use super::download::Canceller;
 use crate::bounds::KEEP_FINISHED;
 use crate::manifest::FileId;
 use crate::protocol::message::IdPrefix;
+use crate::sync::LockExt;
 
 #[derive(Default)]
 pub struct Downloads {
@@ -63,7 +64,7 @@ pub enum NoMatch {
 impl Downloads {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // Each update is one push, retain or map change: consistent if poisoned.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.locked()
     }
 
     /// Registers a new download of `id` as `name` to `out`. Fails with the
@@ -80,7 +81,7 @@ impl Downloads {
             return Err(key);
         }
         let key = self.next_key.fetch_add(1, Ordering::Relaxed) + 1;
-        let progress = Arc::new(Progress::new(key, name, id, size));
+        let progress = Arc::new(Progress::new(key, name, id, size).saving_to(out));
         inner.outputs.insert(out.to_path_buf(), key);
         inner.all.push(Arc::clone(&progress));
         forget_oldest_finished(&mut inner.all);

@@ -5,6 +5,10 @@
 //! goes through the REPL's plain line reader, with no prompt and no escape
 //! codes.
 //!
+//! The history file is checked through [`state_file`] before rustyline
+//! opens it (to load it, and before each append): a link, a FIFO or an
+//! overlong file there keeps the history in memory only, with a warning.
+//!
 //! The tracker is asked for names only when a name is being completed, and
 //! its answer (or its failure) is reused for [`NAMES_TTL`], so holding Tab
 //! does not flood it and a dead tracker costs one timeout, not one per key.
@@ -13,7 +17,7 @@ use std::env;
 use std::ffi::OsString;
 use std::io;
 use std::mem::MaybeUninit;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
@@ -27,8 +31,10 @@ use rustyline::{CompletionType, Config, Context, Editor, ExternalPrinter, Helper
 
 use super::repl::command::VERBS;
 use super::Peer;
-use crate::bounds::{HISTORY_SIZE, NAMES_TTL};
+use crate::bounds::{HISTORY_SIZE, MAX_STATE_FILE, NAMES_TTL};
 use crate::console;
+use crate::state_file::{self, StateFileError};
+use crate::sync::LockExt;
 
 const PROMPT: &str = "p2pshare> ";
 
@@ -76,9 +82,15 @@ pub enum Typed {
 struct External<P: ExternalPrinter + Send>(P);
 
 impl<P: ExternalPrinter + Send> console::LinePrinter for External<P> {
-    fn print(&mut self, text: String) {
+    fn print(&mut self, mut text: String) {
+        // rustyline ends the line itself only while a prompt is up; between
+        // prompts (leaving, waiting) it writes the text as it is, and the
+        // shell's prompt would land on the same line.
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
         if self.0.print(text.clone()).is_err() {
-            println!("{text}");
+            print!("{text}");
         }
     }
 }
@@ -104,13 +116,19 @@ impl<'a> LineEditor<'a> {
             Some(dir) => Some(dir.join("history")),
             None => history_path(env::var_os("XDG_STATE_HOME"), env::var_os("HOME")),
         };
-        if let Some(path) = &history {
-            if path.exists() {
+        let history = history.filter(|path| match checked(path) {
+            Ok(false) => true,
+            Ok(true) => {
                 if let Err(e) = editor.load_history(path) {
                     log::warn!("cannot read the history {}: {e}", path.display());
                 }
+                true
             }
-        }
+            Err(e) => {
+                log::warn!("{e}; keeping the history in memory only");
+                false
+            }
+        });
         let printer = match editor.create_external_printer() {
             Ok(p) => Some(console::Printer::install(Box::new(External(p)))),
             Err(e) => {
@@ -153,7 +171,8 @@ impl<'a> LineEditor<'a> {
             Some(dir) => std::fs::create_dir_all(dir).map_err(ReadlineError::from),
             None => Ok(()),
         }
-        .and_then(|()| self.editor.append_history(path));
+        .and_then(|()| checked(path).map_err(|e| ReadlineError::from(io::Error::other(e))))
+        .and_then(|_| self.editor.append_history(path));
         if let Err(e) = saved {
             log::warn!(
                 "cannot save the history to {}: {e}; keeping it in memory only",
@@ -161,6 +180,16 @@ impl<'a> LineEditor<'a> {
             );
             self.history = None;
         }
+    }
+}
+
+/// Whether the history file at `path` is there (`Ok(false)`: not yet);
+/// an error if it is anything but a regular file of sane length, which
+/// rustyline (opening it itself) would follow, block on or read whole.
+fn checked(path: &Path) -> Result<bool, StateFileError> {
+    match state_file::open(path)? {
+        Some(file) => file.within(MAX_STATE_FILE).map(|()| true),
+        None => Ok(false),
     }
 }
 
@@ -241,7 +270,7 @@ struct ReplHelper<'a> {
 impl ReplHelper<'_> {
     /// The file names the tracker knows, at most [`NAMES_TTL`] old.
     fn tracker_names(&self) -> Vec<String> {
-        let mut cache = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = self.names.locked();
         if let Some((at, names)) = cache.as_ref() {
             if at.elapsed() < NAMES_TTL {
                 return names.clone();
@@ -272,7 +301,14 @@ impl Completer for ReplHelper<'_> {
         let typed = &line[start..pos];
         let verb = words.first().map(String::as_str);
         let found = match (verb, words.len()) {
-            (None, _) => candidates(typed, VERBS.iter().copied()),
+            // A whole command is followed by its space, as a shell does.
+            (None, _) => candidates(typed, VERBS.iter().copied())
+                .into_iter()
+                .map(|p| Pair {
+                    replacement: format!("{} ", p.replacement),
+                    ..p
+                })
+                .collect(),
             (Some("share"), 1) | (Some("download"), 2) => {
                 return self.files.complete(line, pos, ctx)
             }
@@ -301,6 +337,28 @@ impl Helper for ReplHelper<'_> {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_history_that_is_a_link_or_a_fifo_is_not_opened() {
+        let d = crate::testing::temp_dir("history");
+        let path = d.join("history");
+        assert!(!checked(&path).unwrap(), "none yet");
+        std::fs::write(d.join("elsewhere"), b"#V2\n").unwrap();
+        std::os::unix::fs::symlink(d.join("elsewhere"), &path).unwrap();
+        assert!(matches!(checked(&path), Err(StateFileError::Link { .. })));
+        std::fs::remove_file(&path).unwrap();
+        let fifo = std::ffi::CString::new(path.clone().into_os_string().into_encoded_bytes());
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.unwrap().as_ptr(), 0o600) }, 0);
+        assert!(matches!(
+            checked(&path),
+            Err(StateFileError::NotAFile { .. })
+        ));
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, b"#V2\nsearch\n").unwrap();
+        assert!(checked(&path).unwrap());
+        let _ = std::fs::remove_dir_all(d);
+    }
 
     #[test]
     fn history_lives_in_the_xdg_state_directory() {

@@ -26,6 +26,8 @@ pub enum PeerError {
     BadName { path: PathBuf, reason: String },
     #[error("the tracker knows no file named {0:?} or with an id starting with it")]
     NotFound(String),
+    #[error("the tracker knows no file named {0:?}; an id prefix needs at least 4 hex digits")]
+    ShortPrefix(String),
     #[error("the tracker knows no file named {name:?}; did you mean {near:?}?")]
     DidYouMean { name: String, near: String },
     #[error("{} files match {target:?}; download one of them by id", candidates.len())]
@@ -58,4 +60,6 @@ pub enum PeerError {
     Tls(rustls::Error),
     #[error(transparent)]
     Private(#[from] PrivateError),
+    #[error(transparent)]
+    StateFile(#[from] crate::state_file::StateFileError),
 }

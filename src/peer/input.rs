@@ -3,24 +3,30 @@
 //! or end of input is seen while a command still runs: the command's
 //! tracker requests are then interrupted after [`QUIT_GRACE`] (a request
 //! answered promptly still completes, one stuck on a tracker that trickles
-//! does not hold the peer). It reads on after `quit`, so that a second
+//! does not hold the peer). A `download` or `resume` is never interrupted
+//! so: lines read ahead are still carried out, and the downloads they ask
+//! for are waited for. It reads on after `quit`, so that a second
 //! `quit` can cancel the downloads the first one waits for.
 
 use std::io::{self, BufRead, IsTerminal};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::editor::{LineEditor, Typed};
-use super::repl::Command;
+use super::repl::{Command, Control};
 use super::Peer;
-use crate::bounds::MAX_INPUT_LINE;
+use crate::bounds::{MAX_INPUT_LINE, TRACKER_DEADLINE};
 use crate::net::stop::StopSignal;
+use crate::sync::LockExt;
 
 /// How long a command may go on after `quit` or end of input before its
 /// tracker requests are interrupted.
 pub const QUIT_GRACE: Duration = Duration::from_secs(1);
+
+/// How often the grace checks whether a download's look-up has ended.
+const SHIELD_POLL: Duration = Duration::from_millis(20);
 
 /// A source of input lines.
 pub enum Input<'a> {
@@ -38,14 +44,14 @@ impl Input<'_> {
 impl<'a> Input<'a> {
     /// The line editor on a terminal (stdin and stdout both), else a reader
     /// thread on stdin.
-    pub fn open(peer: &'a Peer) -> Input<'a> {
+    pub fn open(peer: &'a Peer, control: &Arc<Control>) -> Input<'a> {
         if io::stdin().is_terminal() && io::stdout().is_terminal() {
             match LineEditor::new(peer) {
                 Ok(editor) => return Input::Editor(Box::new(editor)),
                 Err(e) => log::warn!("no line editing: {e}"),
             }
         }
-        Input::Piped(spawn_reader(peer.command_signal()))
+        Input::Piped(spawn_reader(peer.command_signal(), Arc::clone(control)))
     }
 
     /// The next line, Ctrl+C or end of input.
@@ -78,7 +84,10 @@ impl<'a> Input<'a> {
 /// `quit` or end of input, [`QUIT_GRACE`] later, it interrupts the command
 /// then running (`command` is the peer's current command signal) on a
 /// thread of its own, and reads on until end of input.
-fn spawn_reader(command: Arc<Mutex<Arc<StopSignal>>>) -> Receiver<io::Result<Option<String>>> {
+fn spawn_reader(
+    command: Arc<Mutex<Arc<StopSignal>>>,
+    control: Arc<Control>,
+) -> Receiver<io::Result<Option<String>>> {
     let (tx, rx) = mpsc::channel();
     let spawned = thread::Builder::new().name("input".into()).spawn(move || {
         let stdin = io::stdin();
@@ -96,11 +105,20 @@ fn spawn_reader(command: Arc<Mutex<Arc<StopSignal>>>) -> Receiver<io::Result<Opt
             if quit && !interrupting {
                 interrupting = true;
                 let command = Arc::clone(&command);
+                let control = Arc::clone(&control);
                 let _ = thread::Builder::new()
                     .name("quit-grace".into())
                     .spawn(move || {
                         thread::sleep(QUIT_GRACE);
-                        command.lock().unwrap_or_else(|e| e.into_inner()).stop();
+                        // A `download` still looking its file up was asked
+                        // for: wait for it to be under way (bounded by the
+                        // tracker's own deadline), then interrupt only what
+                        // comes after.
+                        let until = Instant::now() + TRACKER_DEADLINE;
+                        while control.asks_downloads() && Instant::now() < until {
+                            thread::sleep(SHIELD_POLL);
+                        }
+                        command.locked().stop();
                     });
             }
             if eof {

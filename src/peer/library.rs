@@ -20,6 +20,7 @@ use crate::chunkset::ChunkSet;
 use crate::manifest::{FileId, Manifest};
 use crate::private::{listed_id, Secret};
 use crate::storage::{FileStorage, Stamp, Storage};
+use crate::sync::{LockExt, Unpoisoned};
 
 pub struct SharedFile {
     pub id: FileId,
@@ -249,10 +250,7 @@ impl Library {
                 "{} changed since it was shared; no longer sharing it (share it again to share what it holds now)",
                 file.path().display()
             );
-            self.withdrawn
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(file.listed);
+            self.withdrawn.locked().push(file.listed);
         }
         dropped
     }
@@ -269,7 +267,7 @@ impl Library {
 
     /// The listed ids dropped since the last call, to unregister.
     pub fn take_withdrawn(&self) -> Vec<FileId> {
-        std::mem::take(&mut *self.withdrawn.lock().unwrap_or_else(|e| e.into_inner()))
+        std::mem::take(&mut *self.withdrawn.locked())
     }
 
     /// Every file, complete or being downloaded, by name.
@@ -301,11 +299,11 @@ impl Library {
 // Entries and chunk sets are replaced or changed whole under the lock, so a
 // poisoned lock still holds valid data.
 fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(|e| e.into_inner())
+    lock.read().unpoisoned()
 }
 
 fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(|e| e.into_inner())
+    lock.write().unpoisoned()
 }
 
 #[cfg(test)]

@@ -244,6 +244,13 @@ pub fn resolve(target: &str, files: Vec<FileSummary>) -> Result<FileSummary, Pee
             .filter(|f| f.name == target || (is_prefix && f.id.to_hex().starts_with(&prefix))),
     );
     match matches.len() {
+        // A few hex digits were likely meant as an id: say what one needs.
+        0 if !target.is_empty()
+            && target.len() < 4
+            && target.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            Err(PeerError::ShortPrefix(target.to_string()))
+        }
         0 => Err(PeerError::NotFound(target.to_string())),
         1 => Ok(matches.remove(0)),
         _ => Err(PeerError::Ambiguous {

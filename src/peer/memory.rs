@@ -7,8 +7,11 @@
 //!
 //! Every file is written whole to a temporary name and renamed, mode 0600
 //! (private shares' secrets are in it), so a crash leaves the old state or
-//! the new, never half of one. A damaged file is reported and ignored:
-//! forgetting is better than refusing to start.
+//! the new, never half of one, and read and written through
+//! [`state_file`](crate::state_file): a link, a FIFO or anything else that
+//! is not a regular file refuses the start ([`Memory::open`]) and is never
+//! written over. A file of ours whose JSON is damaged is reported and
+//! ignored: forgetting is better than refusing to start.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -17,9 +20,11 @@ use std::time::UNIX_EPOCH;
 use serde::{Deserialize, Serialize};
 
 use super::library::SharedFile;
-use crate::identity::write_private;
+use crate::bounds::{MAX_MANIFEST_LEN, MAX_STATE_FILE};
 use crate::manifest::{FileId, Manifest};
 use crate::private::Secret;
+use crate::state_file::{self, StateFileError};
+use crate::sync::LockExt;
 
 const SHARES: &str = "shares.json";
 const DOWNLOADS: &str = "downloads.json";
@@ -55,21 +60,30 @@ pub struct Memory {
 }
 
 impl Memory {
-    pub fn new(dir: &Path) -> Memory {
-        Memory {
+    /// The memory kept in `dir`, once its files are found to be regular
+    /// files (or absent), and `manifests/` a directory, not a link.
+    pub fn open(dir: &Path) -> Result<Memory, StateFileError> {
+        let memory = Memory {
             dir: dir.to_path_buf(),
             lock: Mutex::new(()),
+        };
+        for name in [SHARES, DOWNLOADS] {
+            if let Some(file) = state_file::open(&dir.join(name))? {
+                file.within(MAX_STATE_FILE)?;
+            }
         }
+        memory.manifests()?;
+        Ok(memory)
     }
 
     /// The shares remembered, as they were.
     pub fn shares(&self) -> Vec<Share> {
-        self.read(SHARES)
+        self.read_or_warn(SHARES)
     }
 
     /// The downloads left unfinished.
     pub fn unfinished(&self) -> Vec<Unfinished> {
-        self.read(DOWNLOADS)
+        self.read_or_warn(DOWNLOADS)
     }
 
     /// Remembers a complete shared file (replacing what was remembered of
@@ -78,9 +92,14 @@ impl Memory {
         let Some(share) = share_of(file) else {
             return;
         };
-        let manifests = self.dir.join(MANIFESTS);
-        let stored = crate::identity::ensure_private_dir(&manifests)
-            .and_then(|()| write_private(&manifest_path(&manifests, &file.id), &file.encoded));
+        let stored = self
+            .manifests()
+            .map_err(|e| e.to_string())
+            .and_then(|manifests| {
+                crate::identity::ensure_private_dir(&manifests).map_err(|e| e.to_string())?;
+                state_file::write(&manifest_path(&manifests, &file.id), &file.encoded)
+                    .map_err(|e| e.to_string())
+            });
         if let Err(e) = stored {
             log::info!("cannot remember the manifest of {}: {e}", file.name);
         }
@@ -92,9 +111,18 @@ impl Memory {
 
     /// Forgets the shared file `id` (it changed, or is no longer shared).
     pub fn forget_share(&self, id: &FileId) {
-        let hex = id.to_hex();
-        self.update(SHARES, |all: &mut Vec<Share>| all.retain(|s| s.id != hex));
-        let _ = std::fs::remove_file(manifest_path(&self.dir.join(MANIFESTS), id));
+        self.forget_shares(&[*id]);
+    }
+
+    /// Forgets the shared files `ids` in one rewrite of `shares.json`.
+    pub fn forget_shares(&self, ids: &[FileId]) {
+        let hex: Vec<String> = ids.iter().map(FileId::to_hex).collect();
+        self.update(SHARES, |all: &mut Vec<Share>| {
+            all.retain(|s| !hex.contains(&s.id))
+        });
+        for id in ids {
+            let _ = std::fs::remove_file(manifest_path(&self.dir.join(MANIFESTS), id));
+        }
     }
 
     /// The manifest remembered for `share`, if it is still there, whole and
@@ -105,7 +133,14 @@ impl Memory {
             return None;
         }
         let id: FileId = share.id.parse().ok()?;
-        let bytes = std::fs::read(manifest_path(&self.dir.join(MANIFESTS), &id)).ok()?;
+        let path = manifest_path(&self.dir.join(MANIFESTS), &id);
+        let bytes = match state_file::read(&path, MAX_MANIFEST_LEN as u64) {
+            Ok(bytes) => bytes?,
+            Err(e) => {
+                log::warn!("{e}");
+                return None;
+            }
+        };
         let manifest = Manifest::decode(&bytes).ok()?;
         (manifest.id() == id && manifest.size() == share.size).then_some(manifest)
     }
@@ -127,34 +162,56 @@ impl Memory {
         });
     }
 
-    fn read<T: for<'de> Deserialize<'de>>(&self, name: &str) -> Vec<T> {
+    /// What the file `name` holds: nothing if it is absent or its JSON is
+    /// damaged (said in a warning); an error if it is not a regular file of
+    /// ours or cannot be read.
+    fn read<T: for<'de> Deserialize<'de>>(&self, name: &str) -> Result<Vec<T>, StateFileError> {
         let path = self.dir.join(name);
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                log::warn!("ignoring {}, which is damaged: {e}", path.display());
-                Vec::new()
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => {
-                log::warn!("cannot read {}: {e}", path.display());
-                Vec::new()
-            }
-        }
+        let Some(bytes) = state_file::read(&path, MAX_STATE_FILE)? else {
+            return Ok(Vec::new());
+        };
+        Ok(serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            log::warn!("ignoring {}, which is damaged: {e}", path.display());
+            Vec::new()
+        }))
     }
 
+    /// What the file `name` holds, or nothing (with a warning) if it
+    /// cannot be read as ours (it was, at start).
+    fn read_or_warn<T: for<'de> Deserialize<'de>>(&self, name: &str) -> Vec<T> {
+        self.read(name).unwrap_or_else(|e| {
+            log::warn!("{e}");
+            Vec::new()
+        })
+    }
+
+    /// Changes what the file `name` holds; one that cannot be read as ours
+    /// is left as it is (with a warning), never written over.
     fn update<T>(&self, name: &str, change: impl FnOnce(&mut Vec<T>))
     where
         T: Serialize + for<'de> Deserialize<'de>,
     {
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let mut all: Vec<T> = self.read(name);
-        change(&mut all);
+        let _guard = self.lock.locked();
         let path = self.dir.join(name);
-        let written = serde_json::to_vec_pretty(&all)
+        let written = self
+            .read(name)
             .map_err(|e| e.to_string())
-            .and_then(|bytes| write_private(&path, &bytes).map_err(|e| e.to_string()));
+            .and_then(|mut all| {
+                change(&mut all);
+                let bytes = serde_json::to_vec_pretty(&all).map_err(|e| e.to_string())?;
+                state_file::write(&path, &bytes).map_err(|e| e.to_string())
+            });
         if let Err(e) = written {
             log::warn!("cannot save {}: {e}", path.display());
+        }
+    }
+
+    /// The `manifests/` directory, unless a link is there.
+    fn manifests(&self) -> Result<PathBuf, StateFileError> {
+        let dir = self.dir.join(MANIFESTS);
+        match std::fs::symlink_metadata(&dir) {
+            Ok(meta) if meta.file_type().is_symlink() => Err(StateFileError::Link { path: dir }),
+            _ => Ok(dir),
         }
     }
 }

@@ -22,6 +22,7 @@ mod sharing;
 pub mod status;
 pub mod swarm;
 pub mod tracker_client;
+pub mod tracker_pin;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -39,14 +40,16 @@ use self::library::{Library, SharedFile};
 use self::memory::Memory;
 use self::status::PeerStatus;
 use self::swarm::PeerSwarm;
-use self::tracker_client::{TrackerClient, TrackerPin};
+use self::tracker_client::TrackerClient;
+use self::tracker_pin::TrackerPin;
 use crate::dht::{DhtNode, DhtStatus};
 use crate::error::Error;
 use crate::identity::{Identity, PeerId};
-use crate::net::accept::ServerHandle;
 use crate::net::rate::RateCap;
 use crate::net::stop::StopSignal;
 use crate::net::tls::Tls;
+use crate::server::ServerHandle;
+use crate::sync::LockExt;
 
 /// Start-up settings of a peer.
 pub struct Options {
@@ -130,6 +133,19 @@ impl Peer {
             addr: opts.listen,
             source,
         };
+        // The state files first: one that is damaged or not ours refuses
+        // the start before anything listens.
+        let pin = match &opts.tracker {
+            Some(addr) => {
+                let known = opts.state_dir.as_ref().map(|d| d.join(KNOWN_TRACKERS));
+                Some(TrackerPin::new(addr, opts.tracker_id, known)?)
+            }
+            None => None,
+        };
+        let memory = match (&opts.state_dir, opts.remember) {
+            (Some(dir), true) => Some(Arc::new(Memory::open(dir)?)),
+            _ => None,
+        };
         let listener = TcpListener::bind(opts.listen).map_err(bind_error)?;
         let listen = listener.local_addr().map_err(bind_error)?;
         let library = Arc::new(Library::default());
@@ -138,11 +154,15 @@ impl Peer {
             down: Arc::new(RateCap::new(opts.max_download)),
         };
         let tls = Tls::new(opts.identity.clone()).map_err(PeerError::Tls)?;
-        let tracker = opts.tracker.as_ref().map(|addr| {
-            let known = opts.state_dir.as_ref().map(|d| d.join(KNOWN_TRACKERS));
-            let pin = Arc::new(TrackerPin::new(addr, opts.tracker_id, known));
-            TrackerClient::new(addr.clone(), listen.port(), tls.clone(), pin)
-        });
+        let tracker = match (&opts.tracker, pin) {
+            (Some(addr), Some(pin)) => Some(TrackerClient::new(
+                addr.clone(),
+                listen.port(),
+                tls.clone(),
+                Arc::new(pin),
+            )),
+            _ => None,
+        };
         let dht = match &opts.dht {
             Some(d) => Some(Arc::new(start_dht(d, opts, listen)?)),
             None => None,
@@ -166,10 +186,6 @@ impl Peer {
             Arc::new(move || kick.kick()),
         )
         .map_err(PeerError::Spawn)?;
-        let memory = match (&opts.state_dir, opts.remember) {
-            (Some(dir), true) => Some(Arc::new(Memory::new(dir))),
-            _ => None,
-        };
         let swarm = Arc::new(PeerSwarm {
             tracker: tracker.clone(),
             dht: dht.clone(),
@@ -223,6 +239,11 @@ impl Peer {
     }
 
     /// The tracker's `host:port`, if this peer has one.
+    /// How the last connection to the tracker went, if there was one.
+    pub fn tracker_contact(&self) -> Option<tracker_client::Contact> {
+        self.tracker.as_ref().and_then(TrackerClient::last_contact)
+    }
+
     pub fn tracker_addr(&self) -> Option<&str> {
         self.tracker.as_ref().map(TrackerClient::addr)
     }
@@ -285,7 +306,7 @@ impl Peer {
     /// A tracker client for the command being run, which
     /// [`interrupt_command`](Self::interrupt_command) stops.
     fn command_tracker(&self) -> Option<TrackerClient> {
-        let signal = self.command.lock().unwrap_or_else(|e| e.into_inner());
+        let signal = self.command.locked();
         let tracker = self.tracker.as_ref()?;
         Some(tracker.interruptible(Arc::clone(&signal)))
     }
@@ -298,16 +319,13 @@ impl Peer {
     /// Starts a new command: tracker requests made for it from now on are
     /// stopped by the next [`interrupt_command`](Self::interrupt_command).
     pub fn begin_command(&self) {
-        *self.command.lock().unwrap_or_else(|e| e.into_inner()) = StopSignal::new();
+        *self.command.locked() = StopSignal::new();
     }
 
     /// Interrupts the tracker requests of the command being run (the user
     /// quit, or input ended, while it waited on the tracker).
     pub fn interrupt_command(&self) {
-        self.command
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .stop();
+        self.command.locked().stop();
     }
 
     /// Where the current command's signal is kept, for a thread that may
@@ -323,7 +341,7 @@ impl Peer {
         let tracker = self.tracker.as_ref()?;
         let e = tracker.check(within).err()?;
         let hint = match &e {
-            Error::WrongIdentity(_) => "",
+            Error::WrongIdentity(_) | Error::NotATracker => "",
             _ => "; is the tracker running there? This peer goes on (links, tickets and the DHT work without it) and announces its files once the tracker answers",
         };
         Some(format!(

@@ -21,6 +21,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::chunkset::ChunkSet;
+use crate::sync::LockExt;
 
 /// How long after sending a chunk to one connection it is not offered to
 /// others: a few `HAVE` intervals, for the chunk to be offered onwards.
@@ -64,7 +65,7 @@ struct Ledger {
 impl Offers {
     fn lock(&self, chunks: u32) -> MutexGuard<'_, Option<Ledger>> {
         // Every update keeps the ledger consistent before it unlocks.
-        let mut guard = self.ledger.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.ledger.locked();
         if guard.is_none() {
             *guard = Some(Ledger {
                 sent: vec![0; chunks as usize],
@@ -143,7 +144,7 @@ impl Offers {
     /// Connection `session` ended: its promises lapse, and so does the
     /// grace of what it was sent (its peer may have left with it).
     pub fn release(&self, session: u64) {
-        let mut guard = self.ledger.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.ledger.locked();
         let Some(l) = guard.as_mut() else { return };
         l.holders.remove(&session);
         for p in l.promised.iter_mut().chain(l.last_sent.iter_mut()) {

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::background;
-use super::memory::{secret_of, Unfinished};
+use super::memory::{secret_of, Share, Unfinished};
 use super::{Peer, PeerError};
 use crate::manifest::FileId;
 use crate::protocol::message::IdPrefix;
@@ -18,7 +18,7 @@ pub fn restore_shares(peer: &Peer) -> Vec<String> {
     let Some(memory) = peer.memory() else {
         return Vec::new();
     };
-    let (mut again, mut rehashed, mut lines) = (0, 0, Vec::new());
+    let (mut again, mut rehashed, mut lines, mut gone) = (0, 0, Vec::new(), Vec::new());
     for share in memory.shares() {
         let secret = match secret_of(&share) {
             Ok(secret) => secret,
@@ -28,10 +28,7 @@ pub fn restore_shares(peer: &Peer) -> Vec<String> {
             }
         };
         if !share.path.is_file() {
-            lines.push(format!(
-                "not sharing {} again: it is gone",
-                share.path.display()
-            ));
+            gone.push(share);
             continue;
         }
         let result = match memory.unchanged_manifest(&share) {
@@ -45,6 +42,11 @@ pub fn restore_shares(peer: &Peer) -> Vec<String> {
             Ok(_) => again += 1,
             Err(e) => lines.push(format!("not sharing {} again: {e}", share.path.display())),
         }
+    }
+    if !gone.is_empty() {
+        let ids: Vec<FileId> = gone.iter().filter_map(|s| s.id.parse().ok()).collect();
+        memory.forget_shares(&ids);
+        lines.push(gone_line(&gone));
     }
     if again > 0 {
         let changed = match rehashed {
@@ -60,6 +62,25 @@ pub fn restore_shares(peer: &Peer) -> Vec<String> {
         );
     }
     lines
+}
+
+/// One line for the remembered shares whose files are gone, naming the
+/// first few: they are forgotten, not shared again.
+fn gone_line(gone: &[Share]) -> String {
+    const NAMED: usize = 3;
+    let mut names: Vec<String> = gone
+        .iter()
+        .take(NAMED)
+        .map(|s| s.path.display().to_string())
+        .collect();
+    if gone.len() > NAMED {
+        names.push(format!("and {} more", gone.len() - NAMED));
+    }
+    format!(
+        "Forgot {} shared last time, now gone: {}",
+        count(gone.len(), "file"),
+        names.join(", ")
+    )
 }
 
 /// The downloads the last runs left unfinished, less those running now.

@@ -23,14 +23,16 @@ use super::library::{Library, SharedFile};
 use crate::bounds::{MAX_HAVE_LEN, MAX_SESSION_AUTHS, PEER_CAPS};
 use crate::chunkset::ChunkSet;
 use crate::error::Result;
-use crate::manifest::FileId;
-use crate::net::accept::{self as server, Flow, Security, ServerHandle};
+use crate::manifest::{Chunk, FileId};
 use crate::net::rate::RateCap;
 use crate::net::tls::Tls;
 use crate::private::{Proof, EXPORTER_LABEL};
+use crate::protocol::conn::Payload;
 use crate::protocol::message::hello_reply;
 use crate::protocol::peer_msg::have_header;
 use crate::protocol::{Connection, PeerRequest, Reply};
+use crate::server::{self, Flow, Security, ServerHandle};
+use crate::storage::Storage;
 
 /// What the server calls when it drops a changed file (to have it
 /// unregistered soon).
@@ -178,7 +180,8 @@ impl<'a> Session<'a> {
             file.offers().sent(self.id, index, chunks, Instant::now());
         }
         let header = Reply::ok(chunk.len.to_string()).encode();
-        if let Err(e) = conn.send_chunk(header.as_bytes(), file.storage(), chunk, self.upload) {
+        let sent = send_stored(conn, header.as_bytes(), file.storage(), chunk, self.upload);
+        if let Err(e) = sent {
             // A downloader hanging up mid-chunk (it got the chunk elsewhere,
             // or left) is routine; one that stops reading, or a disk that
             // fails us, is not.
@@ -260,6 +263,24 @@ impl Drop for Session<'_> {
             file.offers().release(self.id);
         }
     }
+}
+
+/// Sends `header` and `chunk` of `storage`: as a file range where one file
+/// holds it (zero-copy on plain TCP), else read into memory first.
+fn send_stored(
+    conn: &mut Connection,
+    header: &[u8],
+    storage: &dyn Storage,
+    chunk: Chunk,
+    limit: &RateCap,
+) -> Result<()> {
+    let len = chunk.len as usize;
+    if let Some((file, offset)) = storage.file_range(chunk) {
+        return conn.send_payload(header, Payload::File { file, offset, len }, limit);
+    }
+    let mut buf = vec![0; len];
+    storage.read_chunk(chunk, &mut buf)?;
+    conn.send_payload(header, Payload::Bytes(&buf), limit)
 }
 
 fn not_shared(id: &FileId) -> String {

@@ -10,8 +10,8 @@ use super::{Peer, PeerError};
 use crate::bounds::MAX_TICKET_ADDRS;
 use crate::link::ShareLink;
 use crate::manifest::Manifest;
+use crate::name::validate_name;
 use crate::private::Secret;
-use crate::protocol::message::validate_name;
 use crate::storage::{self, StoreError};
 use crate::ticket::Ticket;
 

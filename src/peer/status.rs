@@ -13,8 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use super::Peer;
 use crate::dht::DhtStatus;
+use crate::name::shown;
 use crate::net::rate::format_rate;
-use crate::ui::{count, format_duration, format_size, format_speed, shown};
+use crate::ui::{count, format_duration, format_size, format_speed};
 
 pub use super::download::progress::{DownloadView, PeerView, State};
 
@@ -97,6 +98,9 @@ pub struct PeerStatus {
     pub tracker: Option<String>,
     /// The tracker's id as pinned here (`null` before first contact).
     pub tracker_id: Option<String>,
+    /// How the last connection to the tracker went: `null` before any,
+    /// else whether it answered, how long ago, and why not.
+    pub tracker_contact: Option<ContactView>,
     pub caps: Caps,
     pub shared: Vec<SharedView>,
     pub downloads: Vec<DownloadView>,
@@ -104,6 +108,14 @@ pub struct PeerStatus {
     pub dht: Option<DhtView>,
     /// Downloads an earlier run left unfinished (`resume` continues them).
     pub unfinished: Vec<UnfinishedView>,
+}
+
+/// The last connection to the tracker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactView {
+    pub answered: bool,
+    pub secs_ago: u64,
+    pub error: Option<String>,
 }
 
 /// A download an earlier run left unfinished.
@@ -138,6 +150,11 @@ impl PeerStatus {
             listen: peer.listen.to_string(),
             tracker: peer.tracker_addr().map(str::to_string),
             tracker_id: peer.tracker_id().map(|id| id.to_string()),
+            tracker_contact: peer.tracker_contact().map(|c| ContactView {
+                answered: c.error.is_none(),
+                secs_ago: c.at.elapsed().as_secs(),
+                error: c.error,
+            }),
             caps: Caps {
                 upload: peer.rates.up.get(),
                 download: peer.rates.down.get(),
@@ -170,13 +187,22 @@ impl PeerStatus {
             .iter()
             .filter(|d| matches!(d.state, State::Running | State::Waiting))
             .count();
-        let finished = self.downloads.len() - running;
+        let ended = |state: State| self.downloads.iter().filter(|d| d.state == state).count();
         if self.downloads.is_empty() {
             out.push_str("downloads: none yet\n");
         } else {
+            // Cancelled and failed are their own states, not "finished".
             out.push_str(&format!(
-                "downloads: {running} running, {finished} finished\n"
+                "downloads: {running} running, {} finished",
+                ended(State::Done)
             ));
+            for (state, word) in [(State::Cancelled, "cancelled"), (State::Failed, "failed")] {
+                match ended(state) {
+                    0 => {}
+                    n => out.push_str(&format!(", {n} {word}")),
+                }
+            }
+            out.push('\n');
         }
         for d in &self.downloads {
             out.push_str(&download_text(d));
@@ -216,6 +242,9 @@ impl PeerStatus {
         if let Some(dht) = &self.dht {
             out.push_str(&dht.text());
         }
+        if let Some(tracker) = &self.tracker {
+            out.push_str(&tracker_text(tracker, self.tracker_contact.as_ref()));
+        }
         out.push_str(&format!("peer id: {}\n", self.id));
         out.push_str(&format!(
             "limits: upload {}, download {}",
@@ -224,6 +253,21 @@ impl PeerStatus {
         ));
         out
     }
+}
+
+/// `tracker: ADDR answered 3 s ago`, or why it did not.
+fn tracker_text(addr: &str, contact: Option<&ContactView>) -> String {
+    let how = match contact {
+        None => "not asked yet".to_string(),
+        Some(c) => {
+            let ago = format_duration(Duration::from_secs(c.secs_ago));
+            match &c.error {
+                None => format!("answered {ago} ago"),
+                Some(e) => format!("did not answer {ago} ago: {e}"),
+            }
+        }
+    };
+    format!("tracker: {addr} {how}\n")
 }
 
 /// `1.0 MiB (1048576 bytes)`, or just `745 B` when that is exact.
@@ -242,10 +286,14 @@ fn download_text(d: &DownloadView) -> String {
     } else {
         d.done_bytes as f64 * 100.0 / d.size as f64
     };
+    // Saved under another name than the source's: say which.
+    let name = match &d.out {
+        Some(out) if *out != d.name => format!("{} -> {out}", shown(&d.name)),
+        _ => shown(&d.name).into_owned(),
+    };
     let mut line = format!(
-        "  [{}] {}  {}  {pct:.1}%  {} of {} ({} of {} bytes)",
+        "  [{}] {name}  {}  {pct:.1}%  {} of {} ({} of {} bytes)",
         d.key,
-        shown(&d.name),
         d.state.as_str(),
         format_size(d.done_bytes),
         format_size(d.size),
@@ -323,6 +371,7 @@ mod tests {
             listen: "127.0.0.1:1".into(),
             tracker: Some("127.0.0.1:2".into()),
             tracker_id: None,
+            tracker_contact: None,
             caps: Caps {
                 upload: None,
                 download: Some(2 << 20),
@@ -357,6 +406,7 @@ mod tests {
             "limits: upload off, download 2M",
             "dht: node abab",
             "4 nodes in the routing table, last announce 2 s ago (1 file)",
+            "tracker: 127.0.0.1:2 not asked yet",
         ];
         for w in want {
             assert!(text.contains(w), "{w:?} not in\n{text}");
@@ -370,5 +420,14 @@ mod tests {
         assert_eq!(json["caps"]["upload"], serde_json::Value::Null);
         assert_eq!(json["dht"]["routing_table"], 4);
         assert_eq!(size_and_bytes(745), "745 B");
+        let refused = ContactView {
+            answered: false,
+            secs_ago: 3,
+            error: Some("connection refused".into()),
+        };
+        assert_eq!(
+            tracker_text("h:1", Some(&refused)),
+            "tracker: h:1 did not answer 3 s ago: connection refused\n"
+        );
     }
 }

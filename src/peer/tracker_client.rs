@@ -11,12 +11,9 @@
 //! our registrations by its id), and pins the tracker's id: given with
 //! `--tracker-id`, else learned on first contact and kept in the state
 //! directory's `known_trackers` (as ssh's `known_hosts`); a tracker whose id
-//! changed is refused with a message saying how to accept it.
+//! changed is refused with a message saying how to accept it (see
+//! [`tracker_pin`](super::tracker_pin)).
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -29,6 +26,9 @@ use crate::net::stop::{StopGuard, StopSignal};
 use crate::net::tls::Tls;
 use crate::protocol::message::{hello_line, parse_count, parse_list_header, IdPrefix};
 use crate::protocol::{Connection, FileSummary, PeerEntry, TrackerRequest};
+use crate::sync::LockExt;
+
+use super::tracker_pin::TrackerPin;
 
 /// The rows of a `SEARCH` or `INFO` reply, and whether the tracker said
 /// more matched than one reply holds.
@@ -57,93 +57,22 @@ pub struct TrackerClient {
     pin: Arc<TrackerPin>,
     /// Stops calls in flight when stopped.
     interrupt: Option<Arc<StopSignal>>,
+    /// How the last call's connection went, for `status`.
+    contact: Arc<Mutex<Option<Contact>>>,
 }
 
-/// What this peer knows of its tracker's id.
-pub struct TrackerPin {
-    expected: Mutex<Option<PeerId>>,
-    /// `--tracker-id`: never learned, never stored.
-    explicit: bool,
-    /// The `known_trackers` file, and this tracker's key in it.
-    store: Option<PathBuf>,
-    key: String,
+/// How the last connection to the tracker went.
+#[derive(Clone, Debug)]
+pub struct Contact {
+    pub at: Instant,
+    /// `None`: it answered `HELLO`.
+    pub error: Option<String>,
 }
 
-impl TrackerPin {
-    /// The pin for the tracker at `addr`: `explicit`, else what `store`
-    /// (a `known_trackers` file, if any) says, else none yet.
-    pub fn new(addr: &str, explicit: Option<PeerId>, store: Option<PathBuf>) -> TrackerPin {
-        let known = match (&explicit, &store) {
-            (None, Some(path)) => known_tracker(path, addr),
-            _ => None,
-        };
-        TrackerPin {
-            expected: Mutex::new(explicit.or(known)),
-            explicit: explicit.is_some(),
-            store,
-            key: addr.to_string(),
-        }
-    }
-
-    /// The id the tracker must have, if one is known.
-    pub fn expected(&self) -> Option<PeerId> {
-        *self.expected.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// First contact: `id` is the tracker's from now on, kept in the store.
-    fn learned(&self, id: PeerId) {
-        let mut expected = self.expected.lock().unwrap_or_else(|e| e.into_inner());
-        if expected.is_some() || self.explicit {
-            return;
-        }
-        *expected = Some(id);
-        if let Some(path) = &self.store {
-            let line = format!("{} {id}\n", self.key);
-            let appended = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o600)
-                .open(path)
-                .and_then(|mut f| f.write_all(line.as_bytes()));
-            if let Err(e) = appended {
-                log::warn!(
-                    "cannot remember tracker {} in {}: {e}",
-                    self.key,
-                    path.display()
-                );
-            }
-        }
-        log::info!("tracker {} has id {id}; pinned from now on", self.key);
-    }
-
-    /// The error for a tracker whose certificate is not the pinned one.
-    fn changed(&self, e: &str) -> Error {
-        let (where_, fix) = match (&self.store, self.explicit) {
-            (_, true) => (
-                "given with --tracker-id".to_string(),
-                "check the id the tracker prints and pass that with --tracker-id".to_string(),
-            ),
-            (Some(path), false) => (
-                format!("remembered in {}", path.display()),
-                "if the tracker's identity really changed, remove its line from known_trackers or pass --tracker-id NEW_ID".to_string(),
-            ),
-            (None, false) => (
-                "seen earlier".to_string(),
-                "if the tracker's identity really changed, pass --tracker-id NEW_ID".to_string(),
-            ),
-        };
-        Error::WrongIdentity(format!("{e}; the id {where_} no longer matches: {fix}"))
-    }
-}
-
-/// The id `known_trackers` at `path` gives `addr`, if any.
-fn known_tracker(path: &Path, addr: &str) -> Option<PeerId> {
-    let text = std::fs::read_to_string(path).ok()?;
-    text.lines().find_map(|line| {
-        let (key, id) = line.split_once(' ')?;
-        (key == addr).then(|| id.trim().parse().ok()).flatten()
-    })
-}
+/// Asked on first contact, before a tracker's id is pinned: a tracker
+/// answers with a (short) list, a peer's chunk server with `ERR unknown
+/// command`.
+const PROBE: &str = "INFO 0000\n";
 
 /// One call's connection, with the deadline of its whole reply.
 struct Call {
@@ -204,7 +133,13 @@ impl TrackerClient {
             tls,
             pin,
             interrupt: None,
+            contact: Arc::default(),
         }
+    }
+
+    /// How the last connection to the tracker went (`None`: none yet).
+    pub fn last_contact(&self) -> Option<Contact> {
+        self.contact.locked().clone()
     }
 
     /// The id this client expects of the tracker, if it knows one yet.
@@ -237,9 +172,26 @@ impl TrackerClient {
                     thread::sleep(pause);
                     pause *= 2;
                 }
-                other => return other,
+                other => {
+                    self.note_contact(&other);
+                    return other;
+                }
             }
         }
+    }
+
+    /// Keeps how a connection went, unless our side gave up on it.
+    fn note_contact(&self, result: &Result<Call>) {
+        let error = match result {
+            Ok(_) => None,
+            Err(Error::Interrupted) => return,
+            Err(e) => Some(e.to_string()),
+        };
+        let contact = Contact {
+            at: Instant::now(),
+            error,
+        };
+        *self.contact.locked() = Some(contact);
     }
 
     fn try_connect(&self, deadline: Instant) -> Result<Call> {
@@ -251,16 +203,15 @@ impl TrackerClient {
                 Err(Error::WrongIdentity(e)) => return Err(self.pin.changed(&e)),
                 other => other?,
             };
-        if pinned.is_none() {
-            match conn.peer_id() {
-                Some(id) => self.pin.learned(id),
-                None => {
-                    return Err(Error::Verification(
-                        "the tracker sent no certificate".into(),
-                    ))
-                }
+        let first_contact = match (pinned, conn.peer_id()) {
+            (Some(_), _) => None,
+            (None, Some(id)) => Some(id),
+            (None, None) => {
+                return Err(Error::Verification(
+                    "the tracker sent no certificate".into(),
+                ))
             }
-        }
+        };
         let guard = match &self.interrupt {
             Some(signal) => Some(signal.guard(conn.interrupter()?)),
             None => None,
@@ -273,6 +224,18 @@ impl TrackerClient {
         };
         call.send(&hello_line())?;
         call.reply()?;
+        if let Some(id) = first_contact {
+            // A peer's chunk server speaks TLS and answers HELLO too; only
+            // a tracker lists files. Ask before pinning the id for good.
+            call.send(PROBE)?;
+            match read_list(&mut call, |_| Ok::<(), Error>(())) {
+                Err(Error::Remote(e)) if e.contains("unknown command") => {
+                    return Err(Error::NotATracker)
+                }
+                other => other?,
+            };
+            self.pin.learned(id);
+        }
         Ok(call)
     }
 

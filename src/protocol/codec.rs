@@ -4,6 +4,8 @@
 
 use thiserror::Error;
 
+use crate::name::BadName;
+
 /// Why a line could not be parsed. Framing errors (see [`ParseError::is_fatal`])
 /// mean the sender does not speak the protocol, so the connection is closed
 /// after the `ERR` reply; every other error leaves the connection usable.
@@ -43,6 +45,15 @@ impl ParseError {
         ParseError::Invalid {
             what,
             value: value.chars().take(80).collect(),
+        }
+    }
+}
+
+impl From<BadName> for ParseError {
+    fn from(BadName(value): BadName) -> Self {
+        ParseError::Invalid {
+            what: "file name",
+            value,
         }
     }
 }

@@ -7,8 +7,8 @@
 
 use super::codec::{next_word, Args, ParseError};
 use super::peer_msg::PeerRequest;
-use crate::bounds::MAX_NAME_LEN;
 use crate::manifest::FileId;
+use crate::name::validate_name;
 
 /// A reply line: `OK[ <text>]` or `ERR <reason>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,81 +218,6 @@ pub fn encode_list<T>(items: &[T], line: impl Fn(&T) -> String) -> String {
     out
 }
 
-/// A file name as registered and as written by a download: one path
-/// component, 1..=255 bytes, no `/`, `\`, control characters or surrounding
-/// spaces, and not `.` or `..`. Keeps a hostile tracker from steering a
-/// download outside the current directory. Nor any character that could
-/// make one name look like another ([`is_deceptive`]): a right-to-left
-/// override shows `report\u{202e}fdp.exe` as `reportexe.pdf`, and a
-/// zero-width space or a byte-order mark makes a second `report.pdf`.
-pub fn validate_name(name: &str) -> Result<(), ParseError> {
-    let bad = name.is_empty()
-        || name.len() > MAX_NAME_LEN
-        || name == "."
-        || name == ".."
-        || name.trim() != name
-        || name.contains(['/', '\\'])
-        || name.chars().any(|c| c.is_control() || is_deceptive(c));
-    if bad {
-        Err(ParseError::invalid("file name", &shown(name)))
-    } else {
-        Ok(())
-    }
-}
-
-/// Whether `c` could deceive a person reading a name: a bidirectional
-/// control (it reorders what follows), a line or paragraph separator, or a
-/// character that shows nothing (zero-width space, joiners, byte-order
-/// mark, soft hyphen, invisible operators, Hangul fillers, tags). The
-/// emoji variation selectors (U+FE00-FE0F) are allowed: they change how
-/// the character before them looks, never hide it. Zero-width joiners
-/// are refused although some scripts and emoji sequences use them: a file
-/// name does without them, and they make two names look the same.
-pub fn is_deceptive(c: char) -> bool {
-    matches!(
-        c,
-        '\u{00AD}'
-            | '\u{034F}'
-            | '\u{061C}'
-            | '\u{115F}'
-            | '\u{1160}'
-            | '\u{17B4}'
-            | '\u{17B5}'
-            | '\u{180B}'..='\u{180F}'
-            | '\u{200B}'..='\u{200F}'
-            | '\u{2028}'..='\u{202E}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{206F}'
-            | '\u{3164}'
-            | '\u{FEFF}'
-            | '\u{FFA0}'
-            | '\u{FFF9}'..='\u{FFFB}'
-            | '\u{1D173}'..='\u{1D17A}'
-            | '\u{E0000}'..='\u{E0FFF}'
-    )
-}
-
-/// `text` (a name from another peer, or a line quoting one) as shown to a
-/// person on a terminal, a page or in a log: each control or
-/// [deceptive](is_deceptive) character written as `\u{XXXX}`, so nothing
-/// it holds can reorder, hide or fake what is shown around it. Names are
-/// already refused with such characters; this is the second line.
-pub fn shown(text: &str) -> std::borrow::Cow<'_, str> {
-    let escaped = |c: char| c.is_control() || is_deceptive(c);
-    if !text.chars().any(escaped) {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 16);
-    for c in text.chars() {
-        if escaped(c) {
-            out.push_str(&format!("\\u{{{:04x}}}", u32::from(c)));
-        } else {
-            out.push(c);
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,66 +286,5 @@ mod tests {
         assert!(parse_payload_len("11", 10).is_err());
         assert_eq!(parse_payload_len("10", 10), Ok(10));
         assert!(parse_count("1 2", 10).is_err());
-    }
-
-    #[test]
-    fn names_are_single_safe_components() {
-        for good in ["sample.txt", "a b", "ünïcödé", ".hidden", &"x".repeat(255)] {
-            assert_eq!(validate_name(good), Ok(()), "{good:?}");
-        }
-        for bad in [
-            "",
-            ".",
-            "..",
-            "a/b",
-            "a\\b",
-            " lead",
-            "trail ",
-            "tab\t",
-            &"x".repeat(256),
-        ] {
-            assert!(validate_name(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    /// Three names that a terminal shows as `report.pdf`, and their kin,
-    /// are refused, and the refusal shows them escaped.
-    #[test]
-    fn names_that_look_like_others_are_refused() {
-        for bad in [
-            "report\u{202e}fdp.exe",
-            "report\u{200b}.pdf",
-            "\u{feff}report.pdf",
-            "a\u{2066}b\u{2069}",
-            "a\u{200e}b",
-            "soft\u{ad}hyphen",
-            "line\u{2028}break",
-            "tag\u{e0041}",
-        ] {
-            let e = validate_name(bad).expect_err(bad).to_string();
-            assert!(!e.chars().any(is_deceptive), "{e:?}");
-        }
-        assert_eq!(
-            validate_name("report\u{202e}fdp.exe")
-                .unwrap_err()
-                .to_string(),
-            "invalid file name: report\\u{202e}fdp.exe"
-        );
-        for good in ["❤\u{fe0f}.txt", "日本語.txt", "Ελληνικά", "עברית.txt"] {
-            assert_eq!(validate_name(good), Ok(()), "{good:?}");
-        }
-    }
-
-    #[test]
-    fn shown_escapes_what_would_deceive_and_nothing_else() {
-        assert!(matches!(
-            shown("plain ünï.txt"),
-            std::borrow::Cow::Borrowed(_)
-        ));
-        assert_eq!(
-            shown("a\u{202e}b\tc\u{feff}"),
-            "a\\u{202e}b\\u{0009}c\\u{feff}"
-        );
-        assert_eq!(shown("\u{1b}[31m"), "\\u{001b}[31m");
     }
 }

@@ -2,7 +2,6 @@
 //! its `HAVE` reply. No I/O here.
 
 use super::codec::{next_word, Args, ParseError};
-use super::tracker_msg::state;
 use crate::manifest::FileId;
 use crate::private::Proof;
 
@@ -95,6 +94,15 @@ pub fn parse_have_header(text: &str, max: usize) -> Result<(usize, bool), ParseE
 /// The header line of a `HAVE` reply with a `len`-byte map.
 pub fn have_header(len: usize, complete: bool) -> String {
     format!("OK {len} {}\n", state(complete))
+}
+
+/// `complete` or `partial`, as rows and `HAVE` replies spell a peer's state.
+pub fn state(complete: bool) -> &'static str {
+    if complete {
+        "complete"
+    } else {
+        "partial"
+    }
 }
 
 #[cfg(test)]

@@ -4,9 +4,11 @@
 use std::net::SocketAddr;
 
 use super::codec::{next_word, Args, ParseError};
-use super::message::{validate_name, IdPrefix};
+use super::message::IdPrefix;
+use super::peer_msg::state;
 use crate::identity::PeerId;
 use crate::manifest::FileId;
+use crate::name::validate_name;
 
 /// A request to the tracker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,15 +164,6 @@ impl PeerEntry {
         };
         args.end()?;
         Ok(PeerEntry { addr, complete, id })
-    }
-}
-
-/// `complete` or `partial`, as rows and `HAVE` replies spell a peer's state.
-pub fn state(complete: bool) -> &'static str {
-    if complete {
-        "complete"
-    } else {
-        "partial"
     }
 }
 

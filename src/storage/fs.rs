@@ -177,8 +177,8 @@ mod tests {
     use super::*;
     use std::os::unix::fs::FileExt;
 
-    fn dir(tag: &str) -> std::path::PathBuf {
-        crate::storage::partial::tests::temp_dir(&format!("fs-{tag}"))
+    fn dir(tag: &str) -> crate::testing::TempDir {
+        crate::testing::temp_dir(&format!("fs-{tag}"))
     }
 
     #[test]

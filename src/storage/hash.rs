@@ -152,7 +152,7 @@ mod tests {
 
     #[test]
     fn hash_chunks_matches_a_single_threaded_hash() {
-        let dir = crate::storage::partial::tests::temp_dir("hash");
+        let dir = crate::testing::temp_dir("hash");
         let path = dir.join("f");
         let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
         fs::write(&path, &data).unwrap();

@@ -17,6 +17,7 @@ use std::sync::Mutex;
 use thiserror::Error;
 
 use crate::manifest::{Chunk, ManifestError};
+use crate::sync::LockExt;
 
 pub use hash::{hash_chunks, hash_some, manifest_of, manifest_of_reporting};
 pub use partial::PartialFile;
@@ -99,7 +100,7 @@ impl Storage for FileStorage {
 
     fn write_chunk(&self, chunk: Chunk, data: &[u8]) -> io::Result<()> {
         {
-            let _serial = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+            let _serial = self.write_lock.locked();
             self.file.write_all_at(data, chunk.offset)?;
         }
         // Outside the lock: on a congested disk this waits for room in the

@@ -179,17 +179,11 @@ pub fn remove_stale_part(out: &Path, id: &FileId) -> bool {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
+    use crate::testing::temp_dir;
     use sha2::{Digest, Sha256};
     use std::fs;
-
-    pub(crate) fn temp_dir(tag: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("p2pshare-store-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
-    }
 
     fn sample() -> (Vec<u8>, Manifest) {
         let data: Vec<u8> = (0..2500u32).map(|i| (i % 256) as u8).collect();
@@ -213,7 +207,7 @@ pub(crate) mod tests {
             "é".repeat(127),
             format!("{}€", "y".repeat(233)),
         ] {
-            assert_eq!(crate::protocol::message::validate_name(&name), Ok(()));
+            assert_eq!(crate::name::validate_name(&name), Ok(()));
             let part = PartialFile::part_path(&Path::new("d").join(&name), &id);
             let part = part.file_name().unwrap().to_str().unwrap();
             assert!(part.len() <= MAX_NAME_LEN, "{} bytes", part.len());
@@ -225,8 +219,6 @@ pub(crate) mod tests {
         let out = dir.join("z".repeat(255));
         let (p, _) = PartialFile::open(&out, &m.id(), &m).expect("a partial file");
         assert!(p.path().exists());
-        drop(p);
-        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

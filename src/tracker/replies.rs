@@ -13,6 +13,7 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 
 use crate::bounds::{TRACKER_LARGE_REPLIES, TRACKER_LARGE_REPLIES_PER_IP};
+use crate::sync::LockExt;
 
 /// The large replies being written now, in all and by address.
 #[derive(Default)]
@@ -29,7 +30,7 @@ pub struct LargeReply<'a> {
 impl LargeReplies {
     fn lock(&self) -> std::sync::MutexGuard<'_, (usize, HashMap<IpAddr, usize>)> {
         // Each change is one count up or down: a poisoned lock is whole.
-        self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
+        self.in_flight.locked()
     }
 
     /// A place for a large reply to `ip`, if one is free.

@@ -19,12 +19,11 @@ use super::replies::LargeReplies;
 use super::state::{PeerKey, Registry};
 use crate::bounds::{TRACKER_CAPS, TRACKER_LARGE_REPLY, TRACKER_REPLY_BYTES};
 use crate::identity::PeerId;
-use crate::net::accept::Security;
-use crate::net::accept::{self as server, Flow, ServerHandle};
 use crate::net::tls::Tls;
 use crate::protocol::conn::BUSY;
 use crate::protocol::message::{encode_bounded_list, encode_list, hello_reply, OLDEST_VERSION};
 use crate::protocol::{Connection, Reply, TrackerRequest};
+use crate::server::{self, Flow, Security, ServerHandle};
 
 /// A tracker bound to its port.
 pub struct Tracker {

@@ -41,6 +41,7 @@ use crate::bounds::{
 };
 use crate::identity::PeerId;
 use crate::manifest::FileId;
+use crate::sync::LockExt;
 use index::NameIndex;
 pub use query::{FileSnapshot, Listing, Snapshot};
 
@@ -203,6 +204,8 @@ impl Files {
 }
 
 pub struct Registry {
+    /// A panic elsewhere cannot leave the map half-updated (each update is
+    /// one insert/remove), so a poisoned lock is still safe to use.
     files: Mutex<Files>,
     index: NameIndex,
     ttl: Duration,
@@ -218,12 +221,6 @@ impl Registry {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Files> {
-        // A panic elsewhere cannot leave the map half-updated (each update is
-        // one insert/remove), so a poisoned lock is still safe to use.
-        self.files.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Brings the index's names of `ids` up to date with the map. Called
     /// with no lock held; takes the index's, then the map's (see [`index`]).
     fn reindex(&self, ids: &[FileId]) {
@@ -232,7 +229,7 @@ impl Registry {
         }
         let mut index = self.index.write();
         let current = {
-            let files = self.lock();
+            let files = self.files.locked();
             ids.iter()
                 .map(|id| {
                     let names = files.by_id.get(id).map_or_else(Vec::new, |e| {
@@ -274,7 +271,7 @@ impl Registry {
         complete: bool,
         now: Instant,
     ) -> Result<bool, RegistryError> {
-        let mut files = self.lock();
+        let mut files = self.files.locked();
         let files = &mut *files;
         let seen = |name| Seen {
             at: now,
@@ -320,7 +317,7 @@ impl Registry {
     /// Forgets that `peer` has `id`. Returns whether it was known.
     pub fn unregister(&self, peer: PeerKey, id: &FileId) -> bool {
         let (removed, renamed) = {
-            let mut files = self.lock();
+            let mut files = self.files.locked();
             let Some(entry) = files.by_id.get_mut(id) else {
                 return false;
             };
@@ -354,7 +351,7 @@ impl Registry {
     fn remove_where(&self, gone: impl Fn(&PeerKey, &Instant) -> bool) -> usize {
         let mut renamed = Vec::new();
         let removed = {
-            let mut files = self.lock();
+            let mut files = self.files.locked();
             let mut removed = Vec::new();
             files.by_id.retain(|id, entry| {
                 let mut dropped = Vec::new();

@@ -38,8 +38,8 @@ use std::time::Instant;
 use self::actions::{act, authorize, json_error, Actions, Endpoint, Token};
 use self::http::{host_allowed, read_body, read_request, HttpError, Method, Request, Response};
 use crate::bounds::HTTP_CAPS;
-use crate::net::accept::{self as server, Security, ServerHandle};
 use crate::protocol::Connection;
+use crate::server::{self, Security, ServerHandle};
 
 /// The page's markup and style, for both roles, and its script (kept apart
 /// so it can be checked as JavaScript); it picks its layout from the

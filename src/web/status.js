@@ -308,7 +308,7 @@ function setupPeer(main) {
   const shared = add(el("section"), el("h2", "", "Shared files"), el("p", "empty", "Nothing shared yet."), el("div", "list"));
   shared.id = "shared";
   shared.lastChild.id = "share-list";
-  const left = add(el("section"), el("h2", "", "Left unfinished last time"),
+  const left = add(el("section"), el("h2", "", "Unfinished (resume continues them)"),
     el("p", "note", "Type resume in the peer's terminal to continue them."), el("div", "list"));
   left.id = "unfinished";
   add(main, facts, addForm(), dls, shared, left, ids);

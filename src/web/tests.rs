@@ -216,7 +216,7 @@ fn the_page_is_self_contained() {
 /// characters and `is_deceptive`, over every code point.
 #[test]
 fn the_page_escapes_what_the_repl_escapes() {
-    use crate::protocol::message::is_deceptive;
+    use crate::name::is_deceptive;
     let class = SCRIPT
         .split_once("const DECEPTIVE = /[")
         .and_then(|(_, rest)| rest.split_once("]/gu;"))

@@ -294,7 +294,7 @@ impl DhtSeeder {
         let link = peer.proc.expect_out("  link: ", COMMAND);
         let link = link.trim_start().trim_start_matches("link: ").to_string();
         assert!(
-            link.starts_with(&format!("p2pshare:{id}?")),
+            link.starts_with(&format!("p2pshare:{id},")),
             "{name}: link {link:?} for id {id}"
         );
         DhtSeeder {

@@ -8,6 +8,8 @@
 //!
 //! - `support`: what the tests share (harness, programs, fakes, raw clients,
 //!   floods, status pages), each helper once;
+//! - `first_minute`: the three-terminal flow of one user with no flags,
+//!   and what a new user meets first;
 //! - `core`: the user stories and the tracker's wire protocol;
 //! - `swarm`: downloaders serving each other (`crowd`, `partial`);
 //! - `faults`: trackers and peers that die, leave or come back, and what
@@ -29,6 +31,7 @@
 mod core;
 mod dht;
 mod faults;
+mod first_minute;
 mod hostile;
 mod oneshot;
 mod repl;

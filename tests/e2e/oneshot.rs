@@ -94,12 +94,24 @@ fn damaged_or_unreachable_tickets_fail_clearly() {
     let (mut sender, ticket) = send(&dir, &path, &[]);
     let out = dir.sub("r");
 
+    // Cut short, or one character appended (which once became part of
+    // the name): the checksum refuses both.
     let cut = &ticket[..ticket.len() - 9];
-    let mut damaged = get_in_shell(&out, cut);
-    assert_eq!(damaged.wait_exit(COMMAND).code(), Some(1));
+    for damaged in [cut.to_string(), format!("{ticket}1")] {
+        let mut getter = get_in_shell(&out, &damaged);
+        assert_eq!(getter.wait_exit(COMMAND).code(), Some(1));
+        assert!(
+            !getter.seen("ticket is damaged").is_empty(),
+            "no clear error for {damaged}"
+        );
+    }
+    let mut garbage = get_in_shell(&out, "garbage");
+    assert_eq!(garbage.wait_exit(COMMAND).code(), Some(1));
     assert!(
-        !damaged.seen("ticket is damaged").is_empty(),
-        "no clear error"
+        !garbage
+            .seen("is not a ticket (p2p2:...) or link")
+            .is_empty(),
+        "no clear error for garbage"
     );
 
     sender.kill();
@@ -114,6 +126,23 @@ fn damaged_or_unreachable_tickets_fail_clearly() {
         "a failed get wrote {:?}",
         dir.entries("r")
     );
+}
+
+/// `peer get T1 T2` fetches both, one after another; an OUT that is a
+/// ticket is never taken for a file name.
+#[test]
+fn get_with_two_tickets_fetches_both() {
+    let dir = TestDir::new("two-tickets");
+    let (one, one_data) = dir.random_file("s/one.bin", CHUNK + 5, 43);
+    let (two, two_data) = dir.random_file("t/two.bin", 777, 44);
+    let (_s1, t1) = send(&dir, &one, &[]);
+    let (_s2, t2) = send(&dir, &two, &[]);
+    let out = dir.sub("r");
+    let mut getter = get_in_shell(&out, &format!("{t1} {t2}"));
+    assert!(getter.wait_exit(COMMAND).success(), "get T1 T2 failed");
+    assert_eq!(dir.entries("r"), ["one.bin", "two.bin"]);
+    assert_same_bytes(&fs::read(out.join("one.bin")).unwrap(), &one_data, "one");
+    assert_same_bytes(&fs::read(out.join("two.bin")).unwrap(), &two_data, "two");
 }
 
 /// `send` is private unless `--public`: a tracker it announces to lists

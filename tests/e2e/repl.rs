@@ -88,10 +88,11 @@ fn cancel_keeps_the_chunks_and_resume_continues() {
     let before = dl.await_fetched(2);
     dl.proc.send(&format!("cancel {NAME}"));
     dl.proc.expect_out("cancelling download [", COMMAND);
-    let ended = dl
-        .proc
-        .expect_out(&format!("error: {NAME}: cancelled"), COMMAND);
-    assert!(ended.contains("progress is kept"), "{ended}");
+    let ended = dl.proc.expect_out(&format!("Cancelled: {NAME} ("), COMMAND);
+    assert!(
+        ended.ends_with("chunks kept; resume continues it)"),
+        "{ended}"
+    );
     let out = slow.out("dl");
     assert!(!out.exists(), "a cancelled download wrote OUT");
     assert!(
@@ -100,6 +101,8 @@ fn cancel_keeps_the_chunks_and_resume_continues() {
     );
 
     dl.proc.send("status");
+    let line = dl.proc.expect_out("downloads: ", COMMAND);
+    assert_eq!(line, "downloads: 0 running, 0 finished, 1 cancelled");
     dl.proc
         .expect_out("unfinished (1 download; type resume to continue):", COMMAND);
     dl.proc.send("resume");
@@ -118,7 +121,8 @@ fn cancel_keeps_the_chunks_and_resume_continues() {
 }
 
 /// Piped input: `download` then end of input waits for the download, which
-/// completes, and the peer exits 0 without claiming to share on.
+/// completes, and the peer exits 0 without claiming to share on; `status`
+/// is answered while it waits.
 #[test]
 fn quit_waits_for_a_download_in_piped_mode() {
     let slow = Slow::start("quit-waits");
@@ -127,6 +131,9 @@ fn quit_waits_for_a_download_in_piped_mode() {
     dl.proc.send("quit");
     dl.proc
         .expect_out("waiting for 1 download to finish; quit again", COMMAND);
+    dl.proc.send("status");
+    let running = dl.proc.expect_out("downloads: ", COMMAND);
+    assert_eq!(running, "downloads: 1 running, 0 finished");
     let stats = dl.proc.expect_out(" saved as ", COMMAND);
     assert!(!stats.contains("now sharing it"), "{stats}");
     dl.proc.close_stdin();

@@ -5,9 +5,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use p2pshare::bounds::{DEFAULT_PATIENCE, MAX_WORKERS};
+use p2pshare::bounds::{DEFAULT_ANNOUNCE_INTERVAL, DEFAULT_PATIENCE, DEFAULT_WORKERS, MAX_WORKERS};
 use p2pshare::cli::CommonArgs;
 use p2pshare::identity::PeerId;
+use p2pshare::link::ShareLink;
+use p2pshare::ticket::Ticket;
 
 /// Shares files with other peers and downloads from them, verifying every
 /// chunk. `peer send FILE` and `peer get TICKET` move one file with no
@@ -19,7 +21,8 @@ use p2pshare::identity::PeerId;
     version,
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
-    after_help = "Examples:\n  peer send big.iso                       # prints a ticket; serves until Ctrl+C\n  peer get p2p1:...                       # on the other machine\n  peer 127.0.0.1 8080 9001\n  peer --serve --share big.iso 127.0.0.1 8080 0\n  echo 'download big.iso' | peer 127.0.0.1 8080 0\n  peer --dht 127.0.0.1 8080 9001          # tracker + DHT; works on if the tracker dies\n  peer --http 8090 127.0.0.1 8080 0       # live status page on http://127.0.0.1:8090/\n  peer --completions zsh > ~/.zfunc/_peer"
+    override_usage = "peer [OPTIONS] TRACKER_HOST TRACKER_PORT LISTEN_PORT\n       peer send [OPTIONS] PATH...\n       peer get [OPTIONS] TICKET... [OUT]",
+    after_help = "Examples:\n  peer send big.iso                       # prints a ticket; serves until Ctrl+C\n  peer get p2p2:...                       # on the other machine\n  peer 127.0.0.1 8080 9001\n  peer --serve --share big.iso 127.0.0.1 8080 0\n  echo 'download big.iso' | peer 127.0.0.1 8080 0\n  peer --dht 127.0.0.1 8080 9001          # tracker + DHT; works on if the tracker dies\n  peer --http 8090 127.0.0.1 8080 0       # live status page on http://127.0.0.1:8090/\n  peer --completions zsh > ~/.zfunc/_peer"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -33,8 +36,9 @@ pub enum Mode {
     /// Share files (privately, unless --public) and print a ticket for
     /// each; serve them until Ctrl+C. No tracker needed.
     Send(SendArgs),
-    /// Download the file a ticket (or share link) names, then exit: 0 once
-    /// the file is verified and saved.
+    /// Download what each ticket (or share link) names, one after another,
+    /// then exit: 0 once every file is verified and saved.
+    #[command(override_usage = "peer get [OPTIONS] TICKET... [OUT]")]
     Get(GetArgs),
 }
 
@@ -64,7 +68,13 @@ pub struct Classic {
     #[arg(long)]
     pub resume: bool,
     #[command(flatten)]
-    pub net: NetArgs,
+    pub bind: BindArgs,
+    #[command(flatten)]
+    pub serving: ServeArgs,
+    #[command(flatten)]
+    pub fetch: FetchArgs,
+    #[command(flatten)]
+    pub find: FindArgs,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -82,25 +92,96 @@ pub struct SendArgs {
     #[command(flatten)]
     pub at: OneShot,
     #[command(flatten)]
-    pub net: NetArgs,
+    pub bind: BindArgs,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    #[command(flatten)]
+    pub find: FindArgs,
     #[command(flatten)]
     pub common: CommonArgs,
 }
 
-/// `peer get [OPTIONS] TICKET [OUT]`.
+/// `peer get [OPTIONS] TICKET... [OUT]`.
 #[derive(Args)]
 pub struct GetArgs {
-    /// A ticket from `peer send` (or a p2pshare: link, with --tracker or --dht).
-    pub ticket: String,
-    /// Where to save it: a file, or a directory to save it into under its
-    /// name (default: its name in the current directory).
-    pub out: Option<PathBuf>,
+    /// Tickets from `peer send` (or p2pshare: links), fetched one after
+    /// another, then optionally OUT: where to save (a file for one ticket,
+    /// or a directory to save into under each one's name; default: the
+    /// current directory).
+    #[arg(required = true, value_name = "TICKET... [OUT]")]
+    pub args: Vec<String>,
     #[command(flatten)]
     pub at: OneShot,
     #[command(flatten)]
-    pub net: NetArgs,
+    pub bind: BindArgs,
+    #[command(flatten)]
+    pub fetch: FetchArgs,
+    #[command(flatten)]
+    pub find: FindArgs,
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+impl Classic {
+    pub fn net(&self) -> Net<'_> {
+        Net {
+            bind: &self.bind,
+            serve: Some(&self.serving),
+            fetch: Some(&self.fetch),
+            find: &self.find,
+        }
+    }
+}
+
+impl SendArgs {
+    pub fn net(&self) -> Net<'_> {
+        Net {
+            bind: &self.bind,
+            serve: Some(&self.serve),
+            fetch: None,
+            find: &self.find,
+        }
+    }
+}
+
+impl GetArgs {
+    pub fn net(&self) -> Net<'_> {
+        Net {
+            bind: &self.bind,
+            serve: None,
+            fetch: Some(&self.fetch),
+            find: &self.find,
+        }
+    }
+
+    /// The tickets (or links) and the output, from the positional
+    /// arguments: the last one is OUT unless it is a ticket or link, and
+    /// every other one must be a ticket or link. An OUT that looks like a
+    /// ticket is never taken for a file name.
+    pub fn targets(&self) -> Result<(Vec<&str>, Option<PathBuf>), String> {
+        let pasted = |a: &str| Ticket::is_ticket(a) || ShareLink::is_link(a);
+        let (mut tickets, out) = match self.args.split_last() {
+            Some((last, rest)) if !rest.is_empty() && !pasted(last) => (
+                rest.iter().map(String::as_str).collect::<Vec<_>>(),
+                Some(PathBuf::from(last)),
+            ),
+            _ => (self.args.iter().map(String::as_str).collect(), None),
+        };
+        let any_tracker = self.at.tracker.is_some() || self.find.dht;
+        if let Some(bad) = tickets
+            .iter()
+            .find(|t| !(pasted(t) || any_tracker && tickets.len() == 1))
+        {
+            return Err(format!(
+                "{bad:?} is not a ticket (p2p2:...) or link (p2pshare:...); copy it again, whole"
+            ));
+        }
+        if tickets.len() > 1 && out.as_ref().is_some_and(|o| !o.is_dir()) {
+            return Err("with several tickets, OUT must be an existing directory".into());
+        }
+        tickets.dedup();
+        Ok((tickets, out))
+    }
 }
 
 /// What `send` and `get` take beyond the rest: they need no tracker.
@@ -114,32 +195,67 @@ pub struct OneShot {
     pub tracker: Option<String>,
 }
 
-/// What every form takes: how to reach others and how hard to work.
+/// Where this peer listens: every form.
 #[derive(Args)]
-pub struct NetArgs {
+pub struct BindArgs {
     /// Address to serve chunks on.
     #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
     pub bind: IpAddr,
+}
+
+/// How a peer that shares is reached and paced: the REPL and `send`.
+#[derive(Args)]
+pub struct ServeArgs {
     /// An address others reach this peer at (a router's forwarded port),
     /// put first in tickets: IP or IP:PORT (repeatable).
     #[arg(long, value_name = "ADDR", value_parser = public_addr)]
     pub public_addr: Vec<SocketAddr>,
+    /// Seconds between re-announcements of shared files to the tracker.
+    #[arg(long, default_value_t = DEFAULT_ANNOUNCE_INTERVAL.as_secs(), value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub announce_interval: u64,
+    /// Cap on upload bandwidth, all connections together (e.g. 500K, 10M; K/M/G are 1024-based).
+    #[arg(long, value_name = "RATE", value_parser = rate)]
+    pub max_upload: Option<RateArg>,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        ServeArgs {
+            public_addr: Vec::new(),
+            announce_interval: DEFAULT_ANNOUNCE_INTERVAL.as_secs(),
+            max_upload: None,
+        }
+    }
+}
+
+/// How hard a peer that downloads works: the REPL and `get`.
+#[derive(Args)]
+pub struct FetchArgs {
     /// Parallel chunk fetches per download.
-    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_WORKERS)))]
+    #[arg(long, default_value_t = DEFAULT_WORKERS, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_WORKERS)))]
     pub workers: u16,
     /// Seconds a download waits for a usable peer when none is left, asking
     /// the tracker and the DHT meanwhile, before it fails (progress is kept).
     #[arg(long, default_value_t = DEFAULT_PATIENCE.as_secs(), value_name = "SECS")]
     pub patience: u64,
-    /// Seconds between re-announcements of shared files to the tracker.
-    #[arg(long, default_value_t = 30, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
-    pub announce_interval: u64,
-    /// Cap on upload bandwidth, all connections together (e.g. 500K, 10M; K/M/G are 1024-based).
-    #[arg(long, value_name = "RATE", value_parser = rate)]
-    pub max_upload: Option<RateArg>,
     /// Cap on download bandwidth, all connections together (e.g. 500K, 10M).
     #[arg(long, value_name = "RATE", value_parser = rate)]
     pub max_download: Option<RateArg>,
+}
+
+impl Default for FetchArgs {
+    fn default() -> Self {
+        FetchArgs {
+            workers: DEFAULT_WORKERS,
+            patience: DEFAULT_PATIENCE.as_secs(),
+            max_download: None,
+        }
+    }
+}
+
+/// How peers are found beyond a tracker: every form.
+#[derive(Args)]
+pub struct FindArgs {
     /// Also find peers through the Mainline DHT, and announce shared files there.
     #[arg(long)]
     pub dht: bool,
@@ -153,6 +269,14 @@ pub struct NetArgs {
     /// it on first contact.
     #[arg(long, value_name = "ID")]
     pub tracker_id: Option<PeerId>,
+}
+
+/// The network options of one form, each group where the form takes it.
+pub struct Net<'a> {
+    pub bind: &'a BindArgs,
+    pub serve: Option<&'a ServeArgs>,
+    pub fetch: Option<&'a FetchArgs>,
+    pub find: &'a FindArgs,
 }
 
 /// A parsed `--max-upload`/`--max-download` value (`None`: no cap).

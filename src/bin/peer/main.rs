@@ -16,7 +16,7 @@ use p2pshare::peer::repl::{self, Command, Control, Signal};
 use p2pshare::peer::{resume, tracker_addr, DhtOptions, Options, Peer};
 use p2pshare::web::peer::PeerActions;
 
-use self::args::{Classic, Cli, Mode, NetArgs};
+use self::args::{Classic, Cli, FetchArgs, Mode, Net, ServeArgs};
 
 /// How long leaving may take: unregistering from the tracker.
 pub const LEAVE: Duration = p2pshare::bounds::LEAVE_TIMEOUT;
@@ -46,36 +46,42 @@ fn main() {
     }
 }
 
-/// The peer's start-up settings from its command line.
+/// The peer's start-up settings from its command line (a group of options
+/// a form does not take has its defaults).
 pub fn options(
-    net: &NetArgs,
+    net: &Net<'_>,
     common: &CommonArgs,
     tracker: Option<String>,
     listen: SocketAddr,
     remember: bool,
 ) -> anyhow::Result<(Options, State)> {
-    // The REPL's peer remembers things and needs its own state directory;
-    // a one-shot `send` or `get` makes do with a one-time identity.
+    // The REPL's peer remembers things and needs a state directory of its
+    // own (one per listen port); a one-shot `send` or `get` makes do with
+    // a one-time identity when the shared one is taken.
     let state = match remember {
-        true => common.identity(None)?,
+        true => common.peer_identity(listen.port())?,
         false => common.identity_or_ephemeral()?,
     };
+    let (serve, fetch) = (ServeArgs::default(), FetchArgs::default());
+    let serve = net.serve.unwrap_or(&serve);
+    let fetch = net.fetch.unwrap_or(&fetch);
+    let find = net.find;
     let opts = Options {
         identity: state.identity.clone(),
         state_dir: state.dir.clone(),
-        tracker_id: net.tracker_id,
+        tracker_id: find.tracker_id,
         tracker,
         listen,
-        workers: usize::from(net.workers),
-        patience: Duration::from_secs(net.patience),
-        announce_interval: Duration::from_secs(net.announce_interval),
-        max_upload: net.max_upload.and_then(|r| r.0),
-        max_download: net.max_download.and_then(|r| r.0),
-        dht: net.dht.then(|| DhtOptions {
-            port: net.dht_port,
-            bootstrap: net.dht_bootstrap.clone(),
+        workers: usize::from(fetch.workers),
+        patience: Duration::from_secs(fetch.patience),
+        announce_interval: Duration::from_secs(serve.announce_interval),
+        max_upload: serve.max_upload.and_then(|r| r.0),
+        max_download: fetch.max_download.and_then(|r| r.0),
+        dht: find.dht.then(|| DhtOptions {
+            port: find.dht_port,
+            bootstrap: find.dht_bootstrap.clone(),
         }),
-        public_addrs: net.public_addr.clone(),
+        public_addrs: serve.public_addr.clone(),
         remember,
     };
     Ok((opts, state))
@@ -110,7 +116,7 @@ pub fn start(opts: &Options, common: &CommonArgs) -> anyhow::Result<Started> {
 /// A started peer, and its status page (stopped when dropped).
 pub struct Started {
     pub peer: Arc<Peer>,
-    _page: Option<p2pshare::net::accept::ServerHandle>,
+    _page: Option<p2pshare::server::ServerHandle>,
 }
 
 /// `peer [OPTIONS] HOST PORT LISTEN_PORT`: the REPL, or `--serve`. Returns
@@ -122,9 +128,9 @@ fn classic(args: &Classic) -> anyhow::Result<bool> {
     else {
         anyhow::bail!("TRACKER_HOST, TRACKER_PORT and LISTEN_PORT are required");
     };
-    let listen = SocketAddr::new(args.net.bind, listen_port);
+    let listen = SocketAddr::new(args.bind.bind, listen_port);
     let tracker = Some(tracker_addr(host, port));
-    let (opts, _state) = options(&args.net, &args.common, tracker, listen, true)?;
+    let (opts, _state) = options(&args.net(), &args.common, tracker, listen, true)?;
     let control = Arc::new(Control::default());
     // Installed before the first line is printed: whoever reacts to that
     // line with a signal still gets a clean unregister.

@@ -16,8 +16,8 @@ use super::{options, start, LEAVE};
 
 /// Shares the files, prints a ticket for each, and serves until Ctrl+C.
 pub fn send(a: &SendArgs) -> anyhow::Result<bool> {
-    let listen = SocketAddr::new(a.net.bind, a.at.port);
-    let (opts, _state) = options(&a.net, &a.common, a.at.tracker.clone(), listen, false)?;
+    let listen = SocketAddr::new(a.bind.bind, a.at.port);
+    let (opts, _state) = options(&a.net(), &a.common, a.at.tracker.clone(), listen, false)?;
     let started = start(&opts, &a.common)?;
     let peer = Arc::clone(&started.peer);
     let on_signal = Arc::clone(&peer);
@@ -52,11 +52,13 @@ pub fn send(a: &SendArgs) -> anyhow::Result<bool> {
     }
 }
 
-/// Downloads what the ticket names, with a progress bar; `Ok(true)` once
-/// the file is verified and saved.
+/// Downloads what each ticket names, one after another, with a progress
+/// bar; `Ok(true)` once every file is verified and saved. The first
+/// failure ends the run (what was verified is kept for a retry).
 pub fn get(a: &GetArgs) -> anyhow::Result<bool> {
-    let listen = SocketAddr::new(a.net.bind, a.at.port);
-    let (opts, _state) = options(&a.net, &a.common, a.at.tracker.clone(), listen, false)?;
+    let (tickets, out) = a.targets().map_err(anyhow::Error::msg)?;
+    let listen = SocketAddr::new(a.bind.bind, a.at.port);
+    let (opts, _state) = options(&a.net(), &a.common, a.at.tracker.clone(), listen, false)?;
     let peer = Arc::new(Peer::start(&opts).context("cannot start the peer")?);
     log::info!("listening on {} as {}", peer.listen_addr(), peer.id());
     let for_page = Arc::clone(&peer);
@@ -73,8 +75,18 @@ pub fn get(a: &GetArgs) -> anyhow::Result<bool> {
         }
     })
     .context("cannot install the signal handler")?;
-    let file = peer.locate(&a.ticket)?;
-    let out = peer.output_path(&file, a.out.as_deref())?;
+    let fetched = tickets
+        .into_iter()
+        .try_for_each(|ticket| fetch(&peer, ticket, out.as_deref()));
+    peer.set_leaving();
+    peer.leave(LEAVE);
+    fetched.map(|()| true)
+}
+
+/// Fetches one ticket's file to `out` (or under its name here).
+fn fetch(peer: &Peer, ticket: &str, out: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let file = peer.locate(ticket)?;
+    let out = peer.output_path(&file, out)?;
     let handle = peer.download(&file, &out)?;
     let begun = Begun {
         key: handle.progress().key(),
@@ -92,11 +104,9 @@ pub fn get(a: &GetArgs) -> anyhow::Result<bool> {
     let progress = Arc::clone(handle.progress());
     let result = handle.join();
     let view = progress.view(Instant::now());
-    peer.set_leaving();
-    peer.leave(LEAVE);
     match &result {
         Ok(_) => println!("{}", outcome_text(&begun.file.name, &result, &view, false)),
         Err(e) => anyhow::bail!("{}: {e}", begun.file.name),
     }
-    Ok(true)
+    Ok(())
 }

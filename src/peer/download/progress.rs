@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bounds::{ACTIVE_PEER, RATE_WINDOW};
 use crate::manifest::FileId;
+use crate::sync::{LockExt, Unpoisoned};
 
 /// A download's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +53,8 @@ pub struct Progress {
     key: u64,
     name: String,
     id: FileId,
+    /// Where it is saved, when known.
+    out: Option<String>,
     started: Instant,
     inner: Mutex<Inner>,
     /// Notified when the download ends.
@@ -112,6 +115,7 @@ impl Progress {
             key,
             name: name.to_string(),
             id,
+            out: None,
             started: now,
             inner: Mutex::new(Inner {
                 size: size.unwrap_or(0),
@@ -146,7 +150,7 @@ impl Progress {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // Every update leaves the data consistent, so a poisoned lock is usable.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.locked()
     }
 
     /// Where the peers came from.
@@ -237,8 +241,16 @@ impl Progress {
         let (p, _) = self
             .ended
             .wait_timeout_while(p, timeout, |p| p.outcome.is_none())
-            .unwrap_or_else(|e| e.into_inner());
+            .unpoisoned();
         p.outcome.is_some()
+    }
+
+    /// The same record, saving to `out`.
+    pub fn saving_to(self, out: &std::path::Path) -> Progress {
+        Progress {
+            out: Some(out.display().to_string()),
+            ..self
+        }
     }
 
     /// What this download looks like at `now`.
@@ -282,6 +294,7 @@ impl Progress {
         DownloadView {
             key: self.key,
             name: self.name.clone(),
+            out: self.out.clone(),
             id: self.id.to_hex(),
             size: p.size,
             done_bytes: p.done_bytes,
@@ -322,6 +335,8 @@ pub struct DownloadView {
     /// Unique within this process, for telling downloads of one file apart.
     pub key: u64,
     pub name: String,
+    /// Where it is saved (`null` when not known).
+    pub out: Option<String>,
     pub id: String,
     pub size: u64,
     pub done_bytes: u64,

@@ -31,6 +31,9 @@
 //! the download's decision ([`Scheduler::usable`]); when all is done, or the
 //! download is stopped, its [`StopSignal`] interrupts every connection.
 //!
+//! Time comes from the clock it is given ([`Scheduler::with_clock`]; the
+//! system's by [`Scheduler::new`]), so its tests run on a simulated one.
+//!
 //! Modules: `slot` (one peer's state), `peers` (which peers, and what
 //! their failures cost), `pick` (which chunk to ask for), `lease` (a
 //! worker's hold on a peer and on a chunk).
@@ -44,6 +47,7 @@ use crate::bounds::{BUSY_BACKOFF_MAX, CONNS_PER_PEER};
 use crate::chunkset::ChunkSet;
 use crate::net::stop::StopSignal;
 use crate::peer::locate::Source;
+use crate::sync::{LockExt, Unpoisoned};
 
 /// How long an idle worker sleeps before looking at the stop signal again
 /// (a cancel from outside does not notify the condvar).
@@ -104,12 +108,23 @@ pub struct Scheduler {
     state: Mutex<State>,
     changed: Condvar,
     stop: Arc<StopSignal>,
+    clock: Box<dyn Fn() -> Instant + Send + Sync>,
 }
 
 impl Scheduler {
     /// Fetches the chunks missing from `have` from `peers`; stops `stop` when
     /// the download is over.
     pub fn new(have: &ChunkSet, peers: &[Source], stop: Arc<StopSignal>) -> Self {
+        Self::with_clock(have, peers, stop, Instant::now)
+    }
+
+    /// [`new`](Self::new), telling time by `clock`.
+    pub fn with_clock(
+        have: &ChunkSet,
+        peers: &[Source],
+        stop: Arc<StopSignal>,
+        clock: impl Fn() -> Instant + Send + Sync + 'static,
+    ) -> Self {
         if have.is_complete() {
             stop.stop();
         }
@@ -125,15 +140,20 @@ impl Scheduler {
             }),
             changed: Condvar::new(),
             stop,
+            clock: Box::new(clock),
         };
         s.add_peers(peers);
         s
     }
 
+    fn now(&self) -> Instant {
+        (self.clock)()
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // Each update keeps the invariants before it unlocks, and a panicking
         // worker's chunk comes back through `Held`: a poisoned lock is usable.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.locked()
     }
 
     /// A usable peer with room for another connection, the fewest workers
@@ -145,36 +165,48 @@ impl Scheduler {
             if self.stop.is_stopped() {
                 return None;
             }
-            let now = Instant::now();
-            let best = s
-                .peers
-                .iter()
-                .enumerate()
-                .filter(|(_, p)| p.ready(now) && p.workers < CONNS_PER_PEER)
-                .min_by_key(|(_, p)| (p.workers, p.strikes))
-                .map(|(i, _)| i);
-            if let Some(i) = best {
-                account(&mut s, i, -1);
-                s.peers[i].workers += 1;
-                account(&mut s, i, 1);
-                return Some(Lease {
-                    scheduler: self,
-                    peer: i,
-                    source: Source {
-                        addr: s.peers[i].addr,
-                        id: s.peers[i].pin,
-                    },
-                });
+            if let Some(lease) = self.lease_ready(&mut s) {
+                return Some(lease);
             }
             s = self.wait(s);
         }
     }
 
+    /// [`pick_peer`](Self::pick_peer) without waiting: `None` if no peer
+    /// is ready now (or the download is over).
+    #[cfg(test)]
+    fn try_pick_peer(&self) -> Option<Lease<'_>> {
+        let mut s = self.lock();
+        match self.stop.is_stopped() {
+            true => None,
+            false => self.lease_ready(&mut s),
+        }
+    }
+
+    fn lease_ready(&self, s: &mut State) -> Option<Lease<'_>> {
+        let now = self.now();
+        let i = s
+            .peers
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.ready(now) && p.workers < CONNS_PER_PEER)
+            .min_by_key(|(_, p)| (p.workers, p.strikes))
+            .map(|(i, _)| i)?;
+        account(s, i, -1);
+        s.peers[i].workers += 1;
+        account(s, i, 1);
+        Some(Lease {
+            scheduler: self,
+            peer: i,
+            source: Source {
+                addr: s.peers[i].addr,
+                id: s.peers[i].pin,
+            },
+        })
+    }
+
     fn wait<'a>(&self, s: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
-        self.changed
-            .wait_timeout(s, IDLE_RECHECK)
-            .unwrap_or_else(|e| e.into_inner())
-            .0
+        self.changed.wait_timeout(s, IDLE_RECHECK).unpoisoned().0
     }
 
     /// `peer` now offers `offers` (a `HAVE` reply), and has the whole file
@@ -201,13 +233,11 @@ impl Scheduler {
         if s.peers[peer].banned {
             return Next::SwitchPeer;
         }
-        let chunk = pick_free(&mut s, peer).or_else(|| pick_endgame(&s, peer));
+        let now = self.now();
+        let chunk = pick_free(&mut s, peer).or_else(|| pick_endgame(&s, peer, now));
         match chunk {
             Some(chunk) => {
-                s.holders
-                    .entry(chunk)
-                    .or_default()
-                    .push((peer, Instant::now()));
+                s.holders.entry(chunk).or_default().push((peer, now));
                 Next::Chunk(chunk)
             }
             None => Next::Idle,
@@ -219,11 +249,7 @@ impl Scheduler {
     pub fn wait_for_change(&self, timeout: Duration) {
         let s = self.lock();
         if !self.stop.is_stopped() {
-            drop(
-                self.changed
-                    .wait_timeout(s, timeout)
-                    .unwrap_or_else(|e| e.into_inner()),
-            );
+            drop(self.changed.wait_timeout(s, timeout).unpoisoned());
         }
     }
 

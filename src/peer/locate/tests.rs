@@ -31,9 +31,10 @@ fn resolve_by_name_id_and_prefix() {
     assert!(
         matches!(resolve("b.txt", files()), Err(PeerError::Ambiguous { candidates, .. }) if candidates.len() == 2)
     );
+    // Three hex digits: too short a prefix, and said so.
     assert!(matches!(
         resolve("aaa", files()),
-        Err(PeerError::NotFound(_))
+        Err(PeerError::ShortPrefix(_))
     ));
     assert!(matches!(
         resolve("c.txt", files()),

@@ -3,8 +3,8 @@
 use super::*;
 use crate::peer::library::Library;
 
-fn dir(test: &str) -> PathBuf {
-    crate::storage::partial::tests::temp_dir(&format!("memory-{test}"))
+fn dir(test: &str) -> crate::testing::TempDir {
+    crate::testing::temp_dir(&format!("memory-{test}"))
 }
 
 #[test]
@@ -18,10 +18,10 @@ fn a_share_is_remembered_with_its_manifest_until_its_file_changes() {
     let file = lib
         .add("f.bin".into(), path.clone(), manifest.clone(), Some(secret))
         .unwrap();
-    let memory = Memory::new(&d);
+    let memory = Memory::open(&d).unwrap();
     memory.share(&file);
     memory.share(&file);
-    let shares = Memory::new(&d).shares();
+    let shares = Memory::open(&d).unwrap().shares();
     assert_eq!(shares.len(), 1, "once per path");
     assert_eq!(secret_of(&shares[0]), Ok(Some(secret)));
     assert_eq!(memory.unchanged_manifest(&shares[0]), Some(manifest));
@@ -35,7 +35,7 @@ fn a_share_is_remembered_with_its_manifest_until_its_file_changes() {
 #[test]
 fn unfinished_downloads_are_kept_until_finished_and_damage_is_ignored() {
     let d = dir("downloads");
-    let memory = Memory::new(&d);
+    let memory = Memory::open(&d).unwrap();
     let entry = |out: &str| Unfinished {
         target: "x".into(),
         name: "x".into(),
@@ -50,5 +50,24 @@ fn unfinished_downloads_are_kept_until_finished_and_damage_is_ignored() {
     assert_eq!(memory.unfinished(), [entry("/a")]);
     std::fs::write(d.join(DOWNLOADS), b"{ not json").unwrap();
     assert!(memory.unfinished().is_empty());
+    let _ = std::fs::remove_dir_all(d);
+}
+
+#[test]
+fn a_fifo_or_a_link_in_place_of_a_file_refuses_the_start() {
+    let d = dir("fifo");
+    let fifo =
+        std::ffi::CString::new(d.join(SHARES).into_os_string().into_encoded_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let e = Memory::open(&d).err().expect("refused").to_string();
+    assert!(
+        e.ends_with("shares.json is a FIFO, not a regular file: remove it"),
+        "{e}"
+    );
+    std::fs::remove_file(d.join(SHARES)).unwrap();
+    std::os::unix::fs::symlink(d.join("elsewhere"), d.join(MANIFESTS)).unwrap();
+    let e = Memory::open(&d).err().expect("refused").to_string();
+    assert!(e.contains("manifests is a symbolic link"), "{e}");
     let _ = std::fs::remove_dir_all(d);
 }

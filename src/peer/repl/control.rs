@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::super::Peer;
 use crate::console::say;
+use crate::sync::LockExt;
 use crate::ui::count;
 
 /// How soon a second Ctrl+C must follow the first to leave.
@@ -46,10 +47,24 @@ pub enum Signal {
 pub struct Control {
     state: AtomicU8,
     terminal: AtomicBool,
+    /// The running command asked for downloads (`download`, `resume`):
+    /// end of input waits for them instead of interrupting their look-up.
+    asks_downloads: AtomicBool,
     last_press: Mutex<Option<Instant>>,
 }
 
 impl Control {
+    /// Marks whether the command now running asks for downloads.
+    pub fn set_asks_downloads(&self, on: bool) {
+        self.asks_downloads.store(on, Ordering::Release);
+    }
+
+    /// Whether the command now running asks for downloads, which end of
+    /// input must not interrupt (the README promises they are waited for).
+    pub fn asks_downloads(&self) -> bool {
+        self.asks_downloads.load(Ordering::Acquire)
+    }
+
     pub fn set(&self, state: State) {
         self.state.store(state as u8, Ordering::Release);
     }
@@ -75,7 +90,7 @@ impl Control {
     pub fn interrupt(&self, peer: &Peer) -> Signal {
         let now = Instant::now();
         let again = {
-            let mut last = self.last_press.lock().unwrap_or_else(|e| e.into_inner());
+            let mut last = self.last_press.locked();
             let again = last.is_some_and(|t| now.duration_since(t) < AGAIN);
             *last = Some(now);
             again
@@ -112,8 +127,15 @@ pub fn leaving_text(peer: &Peer, cancelled: usize) -> String {
 pub fn would_stop_text(peer: &Peer) -> String {
     let running = peer.downloads().running().len();
     let shared = peer.library().list().len();
-    if running == 0 && shared == 0 {
-        return "(type quit or press Ctrl+D to leave)".into();
+    match (running, shared) {
+        (0, 0) => return "(type quit or press Ctrl+D to leave)".into(),
+        (0, shared) => {
+            return format!(
+                "leaving would stop sharing {}: type quit or press Ctrl+C again to leave",
+                count(shared, "file")
+            )
+        }
+        _ => {}
     }
     format!(
         "leaving would stop {} and sharing {}: type quit to let the downloads finish first, or press Ctrl+C again to leave now (verified chunks are kept)",

@@ -18,6 +18,12 @@ use crate::ui::{self, count, format_size, shown};
 pub fn execute(peer: &Peer, cmd: Command, control: &Control) -> Result<(), ReplError> {
     match cmd {
         Command::Share { path, private } => {
+            let before: Vec<_> = peer
+                .library()
+                .list()
+                .iter()
+                .map(|f| (f.id, f.path()))
+                .collect();
             let (file, warning) = share(peer, &path, private)?;
             println!(
                 "Successfully registered file: {} ({} bytes, {}, id {})",
@@ -26,6 +32,9 @@ pub fn execute(peer: &Peer, cmd: Command, control: &Control) -> Result<(), ReplE
                 format_size(file.manifest.size()),
                 file.id
             );
+            if before.contains(&(file.id, file.path())) {
+                println!("  (it was already shared, unchanged)");
+            }
             print_links(peer, &file);
             if file.secret.is_some() {
                 println!("  private: only holders of its link or ticket can download it; it is not listed by name");
@@ -51,6 +60,9 @@ pub fn execute(peer: &Peer, cmd: Command, control: &Control) -> Result<(), ReplE
                     f.name,
                     size_and_bytes(f.uploaded())
                 );
+                let path = f.path();
+                let path = std::path::absolute(&path).unwrap_or(path);
+                println!("  path: {}", path.display());
                 print_links(peer, &f);
             }
         }

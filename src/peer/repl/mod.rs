@@ -14,16 +14,19 @@ pub mod control;
 mod exec;
 
 use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub use self::command::{Command, CommandError, Direction, HELP};
 pub use self::control::{Control, Signal, State};
 
+use super::download::progress::{DownloadView, State as DownloadState};
 use super::download::DownloadError;
 use super::editor::Typed;
 use super::input::Input;
 use super::{Peer, PeerError};
 use crate::console::say;
-use crate::ui::count;
+use crate::ui::{count, format_size, format_speed};
 
 /// Why a command failed; printed as one `error: ...` line.
 #[derive(Debug, thiserror::Error)]
@@ -48,8 +51,8 @@ pub enum ReplError {
 /// downloads still running. Returns whether every command and download
 /// succeeded. On a terminal (stdin and stdout both), lines come from a line
 /// editor with history and completion (see [`Input`]).
-pub fn run(peer: &Peer, control: &Control) -> bool {
-    let mut input = Input::open(peer);
+pub fn run(peer: &Peer, control: &Arc<Control>) -> bool {
+    let mut input = Input::open(peer, control);
     control.set_terminal(input.is_terminal());
     let mut all_ok = true;
     let mut interrupted = false;
@@ -90,8 +93,13 @@ pub fn run(peer: &Peer, control: &Control) -> bool {
 /// Carries out one command, printing its result or one `error:` line.
 /// Returns whether it succeeded.
 pub fn run_command(peer: &Peer, cmd: Command, control: &Control) -> bool {
+    // Marked before the command's signal exists, so that end of input
+    // never finds a download's look-up unmarked.
+    control.set_asks_downloads(matches!(cmd, Command::Download { .. } | Command::Resume(_)));
     peer.begin_command();
-    match exec::execute(peer, cmd, control) {
+    let result = exec::execute(peer, cmd, control);
+    control.set_asks_downloads(false);
+    match result {
         Ok(()) => true,
         Err(e) => {
             println!("error: {e}");
@@ -121,10 +129,18 @@ fn finish(peer: &Peer, input: &mut Input<'_>, control: &Control, cancel: bool) {
     ));
     control.set(State::Waiting);
     let mut cancelled = false;
+    let mut next_progress = Instant::now() + WAIT_PROGRESS;
     peer.downloads().wait_all(|| {
         while let Some(typed) = input.ready_line() {
             let quit = match typed {
-                Typed::Line(line) => matches!(Command::parse(&line), Ok(Some(Command::Quit))),
+                Typed::Line(line) => match Command::parse(&line) {
+                    Ok(Some(Command::Quit)) => true,
+                    Ok(Some(Command::Status)) => {
+                        println!("{}", peer.status().to_text());
+                        false
+                    }
+                    _ => false,
+                },
                 Typed::Interrupted => true,
                 // Ended: nothing more will come.
                 Typed::Eof => break,
@@ -134,5 +150,41 @@ fn finish(peer: &Peer, input: &mut Input<'_>, control: &Control, cancel: bool) {
                 peer.downloads().cancel_all_saying();
             }
         }
+        let now = Instant::now();
+        if now >= next_progress {
+            next_progress = now + WAIT_PROGRESS;
+            if let Some(line) = waiting_line(&peer.downloads().snapshot(now)) {
+                say(line);
+            }
+        }
     });
+}
+
+/// How often leaving says how far the downloads it waits for have got.
+const WAIT_PROGRESS: Duration = Duration::from_secs(5);
+
+/// `still waiting for 2 downloads: 12.0 MiB of 40.0 MiB (30%), 3.1 MiB/s`,
+/// over the running downloads in `views`; `None` if none runs.
+fn waiting_line(views: &[DownloadView]) -> Option<String> {
+    let running: Vec<&DownloadView> = views
+        .iter()
+        .filter(|v| matches!(v.state, DownloadState::Running | DownloadState::Waiting))
+        .collect();
+    if running.is_empty() {
+        return None;
+    }
+    let done: u64 = running.iter().map(|v| v.done_bytes).sum();
+    let size: u64 = running.iter().map(|v| v.size).sum();
+    let rate: u64 = running.iter().map(|v| v.rate).sum();
+    let percent = match size {
+        0 => 100,
+        size => done.saturating_mul(100) / size,
+    };
+    Some(format!(
+        "still waiting for {}: {} of {} ({percent}%), {}",
+        count(running.len(), "download"),
+        format_size(done),
+        format_size(size),
+        format_speed(rate as f64)
+    ))
 }

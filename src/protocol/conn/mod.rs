@@ -16,14 +16,11 @@ use crate::bounds::{
 };
 use crate::error::{Error, Result};
 use crate::identity::PeerId;
-use crate::manifest::Chunk;
 use crate::net::rate::{self, RateCap};
-use crate::net::slots::Activity;
 use crate::net::stop::{StopGuard, StopSignal};
 use crate::net::sys;
 use crate::net::tls::Tls;
 use crate::net::transport::{is_busy_alert, is_wrong_identity, Interrupter, Stream};
-use crate::storage::Storage;
 
 pub struct Connection {
     stream: Stream,
@@ -129,8 +126,8 @@ impl Connection {
     }
 
     /// Has the request loop report, through `activity`, whether this
-    /// connection is waiting for a request (see `net::slots`).
-    pub fn set_activity(&mut self, activity: Arc<Activity>) {
+    /// connection is waiting for a request (see [`Activity`]).
+    pub(crate) fn set_activity(&mut self, activity: Arc<Activity>) {
         self.activity = Some(activity);
     }
 
@@ -304,7 +301,11 @@ fn is_timeout(kind: io::ErrorKind) -> bool {
     matches!(kind, io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
 }
 
+mod activity;
 mod payload;
+
+pub(crate) use activity::Activity;
+pub use payload::Payload;
 
 #[cfg(test)]
 mod tests;

@@ -3,8 +3,40 @@
 //! a header with its payload (through the upload cap, with progress-based
 //! write deadlines), so a peer that trickles or stops reading costs
 //! bounded time.
+//!
+//! What is sent is a [`Payload`]: a range of an open file or bytes in
+//! memory. Connections know nothing of how files are stored.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 
 use super::*;
+
+/// The bytes of one reply's payload.
+pub enum Payload<'a> {
+    /// `len` bytes of `file` from `offset`: sent straight from the page
+    /// cache (`sendfile`) on plain TCP, read into a buffer on TLS.
+    File {
+        file: &'a File,
+        offset: u64,
+        len: usize,
+    },
+    /// Bytes already in memory.
+    Bytes(&'a [u8]),
+}
+
+impl Payload<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            Payload::File { len, .. } => *len,
+            Payload::Bytes(bytes) => bytes.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
 
 impl Connection {
     /// Reads an `OK <len>` header (with `len <= max`) and returns `len`.
@@ -124,39 +156,47 @@ impl Connection {
         Ok(())
     }
 
-    /// Sends `header`, then the bytes of `chunk` from `storage`, metered
-    /// through `limit`, in slices. On plain TCP they go straight from the
-    /// page cache (`sendfile`, the header with `MSG_MORE` so it shares a
-    /// segment with the payload); otherwise (TLS) the chunk is read into a
-    /// buffer the connection keeps, before the header promises it, and the
-    /// header goes out in one write with the first slice (one TLS record,
-    /// not a record of its own). Two bounds keep a
+    /// Sends `header`, then `payload`, metered through `limit`, in slices.
+    /// On plain TCP a file range goes straight from the page cache
+    /// (`sendfile`, the header with `MSG_MORE` so it shares a segment with
+    /// the payload); otherwise (TLS) it is read into a buffer the
+    /// connection keeps, before the header promises it, and the header goes
+    /// out in one write with the first slice (one TLS record, not a record
+    /// of its own). Two bounds keep a
     /// client that reads slowly or not at all from holding the connection: no
     /// slice may go `IO_TIMEOUT` without completing, and the whole reply must
     /// be taken within `IO_TIMEOUT + len / MIN_READ_RATE` (time spent waiting
     /// on our own upload cap not counted). If the file turns out shorter,
     /// fails: the caller must close, as the header may have promised bytes
     /// that cannot be sent.
-    pub fn send_chunk(
+    pub fn send_payload(
         &mut self,
         header: &[u8],
-        storage: &dyn Storage,
-        chunk: Chunk,
+        payload: Payload<'_>,
         limit: &RateCap,
     ) -> Result<()> {
-        let len = chunk.len as usize;
-        let zero_copy = self.stream.as_tcp().is_some() && storage.file_range(chunk).is_some();
+        let len = payload.len();
         let mut buf = std::mem::take(&mut self.send_buf);
-        if !zero_copy {
-            buf.resize(len, 0);
-            storage.read_chunk(chunk, &mut buf[..len])?;
-        }
+        let (file, data): (Option<(&File, u64)>, &[u8]) = match payload {
+            Payload::File { file, offset, .. } if self.stream.as_tcp().is_some() => {
+                (Some((file, offset)), &[])
+            }
+            Payload::File { file, offset, .. } => {
+                buf.resize(len, 0);
+                if let Err(e) = file.read_exact_at(&mut buf[..len], offset) {
+                    self.send_buf = buf;
+                    return Err(e.into());
+                }
+                (None, &buf[..len])
+            }
+            Payload::Bytes(bytes) => (None, bytes),
+        };
         let started = Instant::now();
         let mut reply_deadline =
             started + IO_TIMEOUT + Duration::from_secs(len as u64 / MIN_READ_RATE);
         let result = (|| {
             let mut head = header;
-            if let Some(tcp) = self.stream.as_tcp().filter(|_| zero_copy) {
+            if let (Some(tcp), Some(_)) = (self.stream.as_tcp(), file) {
                 self.bound_next_write(started + IO_TIMEOUT, reply_deadline)?;
                 sys::send_more(tcp, head).map_err(write_error)?;
                 head = &[];
@@ -169,11 +209,11 @@ impl Connection {
                 let now = Instant::now();
                 reply_deadline += now - waited;
                 self.bound_next_write(now + IO_TIMEOUT, reply_deadline)?;
-                match (self.stream.as_tcp(), storage.file_range(chunk)) {
-                    (Some(tcp), Some((file, offset))) if zero_copy => {
+                match (self.stream.as_tcp(), file) {
+                    (Some(tcp), Some((file, offset))) => {
                         sys::send_file(tcp, file, offset + sent as u64, n).map_err(write_error)?
                     }
-                    _ => drop(self.write_parts(head, &buf[sent..sent + n], reply_deadline)?),
+                    _ => drop(self.write_parts(head, &data[sent..sent + n], reply_deadline)?),
                 }
                 head = &[];
                 sent += n;
@@ -207,7 +247,7 @@ impl Connection {
     }
 
     /// Writes `bytes` whole (one or more lines, or a header and a payload),
-    /// under the same bounds as [`send_chunk`](Self::send_chunk): progress at
+    /// under the same bounds as [`send_payload`](Self::send_payload): progress at
     /// least every `IO_TIMEOUT`, all of it within `IO_TIMEOUT + len /
     /// MIN_READ_RATE`. A client reading a few bytes now and then cannot hold
     /// a long reply (a manifest, a search listing) open for ever.

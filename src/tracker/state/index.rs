@@ -17,6 +17,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::manifest::FileId;
 use crate::protocol::message::IdPrefix;
+use crate::sync::Unpoisoned;
 
 #[derive(Default)]
 pub struct NameIndex {
@@ -32,13 +33,13 @@ pub struct Candidates {
 impl NameIndex {
     fn read(&self) -> RwLockReadGuard<'_, HashMap<FileId, Box<[Arc<str>]>>> {
         // Each update is one insert or remove: a poisoned lock is still whole.
-        self.names.read().unwrap_or_else(|e| e.into_inner())
+        self.names.read().unpoisoned()
     }
 
     /// The write lock, for [`refresh`](Self::refresh): taken before the
     /// map's lock, never after it.
     pub fn write(&self) -> RwLockWriteGuard<'_, HashMap<FileId, Box<[Arc<str>]>>> {
-        self.names.write().unwrap_or_else(|e| e.into_inner())
+        self.names.write().unpoisoned()
     }
 
     /// Sets the names of each id (none: removes it), under a write lock

@@ -14,6 +14,7 @@ use crate::bounds::TRACKER_REPLY_ROWS;
 use crate::manifest::FileId;
 use crate::protocol::message::IdPrefix;
 use crate::protocol::{FileSummary, PeerEntry};
+use crate::sync::LockExt;
 
 /// The rows of a `SEARCH` or `INFO` reply, at most [`TRACKER_REPLY_ROWS`],
 /// and whether more matched than they hold.
@@ -79,7 +80,7 @@ impl Registry {
     /// The rows of the candidate ids, at most [`TRACKER_REPLY_ROWS`].
     fn listing(&self, found: Candidates, now: Instant, needle: Option<&str>) -> Listing {
         let mut rows: Vec<FileSummary> = {
-            let files = self.lock();
+            let files = self.files.locked();
             found
                 .ids
                 .iter()
@@ -121,7 +122,7 @@ impl Registry {
     /// The live peers of `id`, most recently seen first.
     pub fn peers(&self, id: &FileId, now: Instant) -> Vec<PeerEntry> {
         let mut peers: Vec<(PeerEntry, Instant)> = {
-            let files = self.lock();
+            let files = self.files.locked();
             let Some(entry) = files.by_id.get(id) else {
                 return Vec::new();
             };
@@ -149,7 +150,7 @@ impl Registry {
     /// after the lock is released.
     pub fn snapshot(&self, now: Instant, max_files: usize, max_peers: usize) -> Snapshot {
         let (mut files, total_files, registrations) = {
-            let guard = self.lock();
+            let guard = self.files.locked();
             let files: Vec<FileSnapshot> = guard
                 .by_id
                 .iter()

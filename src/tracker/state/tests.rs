@@ -3,6 +3,7 @@
 use super::*;
 use crate::bounds::TRACKER_REPLY_ROWS;
 use crate::protocol::{FileSummary, PeerEntry};
+use crate::sync::LockExt;
 
 /// A peer at 127.0.0.1:`port` with an id of its own.
 fn addr(port: u16) -> PeerKey {
@@ -48,7 +49,7 @@ fn partial_peers_are_listed_as_such_and_turn_complete() {
     r.register(addr(2), id, 5, Some("a"), true, now).unwrap();
     assert_eq!(state(&r), [(1, true), (2, true)]);
     assert_eq!(
-        r.lock().registrations,
+        r.files.locked().registrations,
         2,
         "a refresh is no new registration"
     );
@@ -181,7 +182,7 @@ fn ten_addresses_cannot_fill_the_tracker() {
             }
         }
     }
-    let files = r.lock().by_id.len();
+    let files = r.files.locked().by_id.len();
     assert!(files < TRACKER_MAX_FILES * 9 / 10, "{files} files");
     let newcomer = PeerKey {
         addr: SocketAddr::from(([10, 0, 1, 1], 1)),
@@ -242,7 +243,7 @@ fn stale_peers_are_hidden_then_expired() {
     assert_eq!(r.expire(later), 1);
     assert_eq!(r.expire(t0 + Duration::from_secs(30)), 1);
     assert_eq!(r.search("", later).rows, vec![]);
-    assert_eq!(r.lock().registrations, 0);
+    assert_eq!(r.files.locked().registrations, 0);
 }
 
 #[test]
@@ -288,11 +289,11 @@ fn registrations_are_counted_exactly() {
                 .unwrap();
         }
     }
-    assert_eq!(r.lock().registrations, 12);
+    assert_eq!(r.files.locked().registrations, 12);
     r.unregister(addr(1), &FileId([0; 32]));
-    assert_eq!(r.lock().registrations, 11);
+    assert_eq!(r.files.locked().registrations, 11);
     assert_eq!(r.remove_peer(addr(2)), 4);
-    assert_eq!(r.lock().registrations, 7);
+    assert_eq!(r.files.locked().registrations, 7);
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //! killed with SIGKILL (or interrupted) mid-download; `patience`, a
 //! download left with no usable peer; `changed`, a shared file changed
 //! behind its peer's back; `disk`, links planted at the partial file, two
-//! downloads into one place, a full disk. Each test runs real processes,
+//! downloads into one place, a full disk; `state`, state files damaged,
+//! missing, linked or FIFOs at start. Each test runs real processes,
 //! hurts them with real signals (or files), and checks what the survivors
 //! see and what is on disk.
 //!
@@ -22,4 +23,5 @@ mod disk;
 mod killed;
 mod leaving;
 mod patience;
+mod state;
 mod trackers;

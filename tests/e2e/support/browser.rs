@@ -40,13 +40,15 @@ pub struct Browser {
 }
 
 impl Browser {
-    /// Starts Chromium with a `width` x `height` window and one blank page;
-    /// `None` (with a note) when Chromium is not installed (CI installs it).
-    pub fn start(width: u32, height: u32) -> Option<Browser> {
-        if !Path::new(CHROMIUM).exists() {
-            eprintln!("note: {CHROMIUM} not found; skipping the headless-browser check");
-            return None;
-        }
+    /// Starts Chromium with a `width` x `height` window and one blank page.
+    /// Without Chromium the test fails, saying how to get it: a test that
+    /// cannot run must not pass (`scripts/test.sh` installs it).
+    pub fn start(width: u32, height: u32) -> Browser {
+        assert!(
+            Path::new(CHROMIUM).exists(),
+            "{CHROMIUM} not found: the page tests need it; run the tests with scripts/test.sh, \
+             which installs it (or: apt-get install chromium)"
+        );
         let profile = std::env::temp_dir().join(format!(
             "p2pshare-e2e-cdp-{}-{:?}",
             std::process::id(),
@@ -111,7 +113,7 @@ impl Browser {
             "Emulation.setFocusEmulationEnabled",
             json!({ "enabled": true }),
         );
-        Some(browser)
+        browser
     }
 
     /// Sends a DevTools command (to the page's session once there is one)

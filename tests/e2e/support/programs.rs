@@ -53,7 +53,7 @@ impl Tracker {
         // identity) of its own, as two processes never share one.
         let state = (0..10)
             .map(|n| dir.path().join(format!(".tracker-state{n}")))
-            .find(|d| p2pshare::identity::lock_state_dir(d).is_ok())
+            .find(|d| p2pshare::state_dir::lock_state_dir(d).is_ok())
             .expect("a free tracker state directory");
         cmd.args(["--bind", "127.0.0.1"])
             .args(extra)
@@ -121,6 +121,16 @@ impl Peer {
             .args(extra)
             .args(["127.0.0.1", &port, "0"])
             .current_dir(cwd);
+        Peer::spawn(name, cmd)
+    }
+
+    /// Starts `cmd`, a `peer` command line of the test's own making, and
+    /// waits for its listening line and id.
+    pub fn spawn(name: &str, cmd: Command) -> Peer {
+        let extra: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         let proc = Proc::spawn(name, cmd);
         let line = proc.expect_out("Peer listening on ", STARTUP);
         let addr = line
@@ -128,7 +138,10 @@ impl Peer {
             .and_then(|a| a.trim().parse().ok())
             .unwrap_or_else(|| panic!("{name}: unexpected first line {line:?}"));
         let id = id_line(&proc, "Peer id: ");
-        let page = extra.contains(&"--http").then(|| proc.status_page());
+        let page = extra
+            .iter()
+            .any(|a| a == "--http")
+            .then(|| proc.status_page());
         Peer {
             proc,
             addr,

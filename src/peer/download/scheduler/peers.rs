@@ -2,8 +2,6 @@
 //! from the tracker or the DHT, bans (bad data) and benches (failures in a
 //! row), `busy` pauses, and the counts the download decides to wait on.
 
-use std::time::Instant;
-
 use super::{account, busy_pause, Fault, PeerSlot, Scheduler, State, Usable};
 use crate::bounds::MAX_STRIKES;
 use crate::peer::locate::Source;
@@ -60,7 +58,7 @@ impl Scheduler {
     /// download started), as [`MAX_STRIKES`] failures in a row would: not
     /// used for [`BENCH_TIME`](crate::bounds::BENCH_TIME), then tried again.
     pub fn bench(&self, peers: &[Source]) {
-        self.exclude(peers, |s, peer| s.peers[peer].bench(Instant::now()));
+        self.exclude(peers, |s, peer| s.peers[peer].bench(self.now()));
     }
 
     /// Adds `peers` if new, and applies `how` to each that is not banned.
@@ -83,7 +81,7 @@ impl Scheduler {
     /// an idle worker would do better elsewhere.
     pub fn others_waiting(&self, peer: usize) -> bool {
         let s = self.lock();
-        let now = Instant::now();
+        let now = self.now();
         s.peers
             .iter()
             .enumerate()
@@ -94,7 +92,7 @@ impl Scheduler {
     /// chunk still missing, and how many are benched or banned.
     pub fn usable(&self) -> Usable {
         let s = self.lock();
-        let now = Instant::now();
+        let now = self.now();
         let benched = s
             .peers
             .iter()
@@ -119,7 +117,7 @@ impl Scheduler {
     pub fn busy(&self, peer: usize) {
         let mut s = self.lock();
         let p = &mut s.peers[peer];
-        p.busy_until = Some(Instant::now() + busy_pause(p.busy));
+        p.busy_until = Some(self.now() + busy_pause(p.busy));
         p.busy += 1;
         self.changed.notify_all();
     }
@@ -141,7 +139,7 @@ impl Scheduler {
             account(s, peer, -1);
             s.peers[peer].banned = true;
         } else if slot.strikes >= MAX_STRIKES {
-            slot.bench(Instant::now());
+            slot.bench(self.now());
         }
     }
 
@@ -152,7 +150,7 @@ impl Scheduler {
         let p = &s.peers[peer];
         if p.banned {
             Some(true)
-        } else if p.benched_until.is_some_and(|t| t > Instant::now()) {
+        } else if p.benched_until.is_some_and(|t| t > self.now()) {
             Some(false)
         } else {
             None

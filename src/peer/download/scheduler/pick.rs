@@ -55,8 +55,7 @@ pub(super) fn free_offered(s: &State, peer: usize, enough: u32) -> u32 {
 /// connection only the fresh chunks it promised it, and when those are
 /// stalled on a slow peer whose connections are all busy, the chunks only
 /// that peer offers stay free too.
-pub(super) fn pick_endgame(s: &State, peer: usize) -> Option<u32> {
-    let now = Instant::now();
+pub(super) fn pick_endgame(s: &State, peer: usize, now: Instant) -> Option<u32> {
     // Holders that have had the chunk longer than HOLD_PATIENCE are not
     // counted against MAX_HOLDERS: two slow peers cannot lock out a third.
     let patient = |h: &[(usize, Instant)]| {

@@ -2,21 +2,52 @@ use super::*;
 use crate::bounds::{ENDGAME_AFTER, HOLD_PATIENCE, MAX_STRIKES, RANDOM_FIRST};
 use std::thread;
 
+/// A clock the test moves by hand: no test sleeps, and none depends on how
+/// fast the machine is.
+#[derive(Clone)]
+struct Clock(Arc<Mutex<Instant>>);
+
+impl Clock {
+    fn new() -> Self {
+        Clock(Arc::new(Mutex::new(Instant::now())))
+    }
+
+    fn now(&self) -> Instant {
+        *self.0.locked()
+    }
+
+    fn advance(&self, by: Duration) {
+        *self.0.locked() += by;
+    }
+}
+
+fn on(clock: &Clock, have: &ChunkSet, n: u16, stop: Arc<StopSignal>) -> Scheduler {
+    let clock = clock.clone();
+    Scheduler::with_clock(have, &peers(n), stop, move || clock.now())
+}
+
 fn peers(n: u16) -> Vec<Source> {
     (0..n)
         .map(|i| Source::unpinned(SocketAddr::from(([127, 0, 0, 1], 1000 + i))))
         .collect()
 }
 
-fn scheduler(missing: &[u32], total: u32, n: u16) -> Scheduler {
+/// A scheduler lacking `missing` of `total` chunks, with `n` peers, on a
+/// clock that moves only when the test says.
+fn timed(missing: &[u32], total: u32, n: u16) -> (Scheduler, Clock) {
+    let clock = Clock::new();
     let have = ChunkSet::from_fn(total, |i| !missing.contains(&i));
-    Scheduler::new(&have, &peers(n), StopSignal::new())
+    (on(&clock, &have, n, StopSignal::new()), clock)
+}
+
+fn scheduler(missing: &[u32], total: u32, n: u16) -> Scheduler {
+    timed(missing, total, n).0
 }
 
 /// A scheduler past its random start: `RANDOM_FIRST` chunks already done.
 fn warm(total: u32, n: u16) -> Scheduler {
     let have = ChunkSet::from_fn(total, |i| i < RANDOM_FIRST);
-    Scheduler::new(&have, &peers(n), StopSignal::new())
+    on(&Clock::new(), &have, n, StopSignal::new())
 }
 
 fn set(total: u32, chunks: &[u32]) -> ChunkSet {
@@ -31,9 +62,9 @@ fn workers_spread_evenly_over_peers_up_to_the_connection_cap() {
     assert_eq!(picked, vec![0, 1, 2, 0, 1, 2]);
     assert_eq!(CONNS_PER_PEER, 2, "the test assumes two per peer");
     // A seventh waits; stopping the download releases it with nothing.
+    assert!(s.try_pick_peer().is_none(), "every peer is at its cap");
     thread::scope(|scope| {
         let waiter = scope.spawn(|| s.pick_peer().map(|l| l.peer));
-        thread::sleep(Duration::from_millis(50));
         s.abort();
         assert_eq!(waiter.join().unwrap(), None);
     });
@@ -97,14 +128,16 @@ fn a_seeder_is_not_asked_for_what_a_connected_partial_peer_offers() {
 
 #[test]
 fn endgame_duplicates_a_stalled_chunk_on_another_peer_once() {
-    let s = scheduler(&[0], 1, 3);
+    let (s, clock) = timed(&[0], 1, 3);
     assert_eq!(s.next_chunk(0), Next::Chunk(0)); // peer 0 stalls on it
-    assert_eq!(s.next_chunk(1), Next::Idle, "not at once");
-    thread::sleep(ENDGAME_AFTER);
+    clock.advance(ENDGAME_AFTER - Duration::from_millis(1));
+    assert_eq!(s.next_chunk(1), Next::Idle, "not before ENDGAME_AFTER");
+    clock.advance(Duration::from_millis(1));
     assert_eq!(s.next_chunk(1), Next::Chunk(0)); // peer 1 duplicates it
                                                  // A failure of one holder does not free it: the other still holds it.
     s.fail(0, 0, Fault::Unreliable);
-    thread::sleep(ENDGAME_AFTER);
+    assert_eq!(s.next_chunk(2), Next::Idle, "peer 1's copy is recent");
+    clock.advance(ENDGAME_AFTER);
     assert_eq!(s.next_chunk(2), Next::Chunk(0));
     assert_eq!(s.complete(2, 0), Some((1, 1)));
     assert_eq!(s.complete(1, 0), None); // the slower copy is discarded
@@ -119,13 +152,13 @@ fn endgame_duplicates_a_stalled_chunk_on_another_peer_once() {
 /// peer's read failed.
 #[test]
 fn endgame_takes_a_stalled_chunk_while_others_are_free_elsewhere() {
-    let s = scheduler(&[0, 1], 2, 2);
+    let (s, clock) = timed(&[0, 1], 2, 2);
     s.set_offers(0, set(2, &[1]), true);
     assert_eq!(s.next_chunk(0), Next::Chunk(1)); // the slow peer takes 1
     s.set_offers(0, set(2, &[0, 1]), true);
     s.set_offers(1, set(2, &[1]), true); // the seeder's promise: chunk 1
     assert_eq!(s.next_chunk(1), Next::Idle, "not at once");
-    thread::sleep(ENDGAME_AFTER);
+    clock.advance(ENDGAME_AFTER);
     assert_eq!(
         s.next_chunk(1),
         Next::Chunk(1),
@@ -136,7 +169,7 @@ fn endgame_takes_a_stalled_chunk_while_others_are_free_elsewhere() {
 #[test]
 fn stopping_stops_the_downloads_signal() {
     let stop = StopSignal::new();
-    let s = Scheduler::new(&ChunkSet::empty(1), &peers(1), Arc::clone(&stop));
+    let s = on(&Clock::new(), &ChunkSet::empty(1), 1, Arc::clone(&stop));
     s.abort();
     assert!(stop.is_stopped(), "workers' connections get interrupted");
     assert_eq!(s.next_chunk(0), Next::Finished);
@@ -171,13 +204,16 @@ fn strikes_bench_a_peer_for_a_while_and_busy_is_no_fault() {
 
 #[test]
 fn slow_holders_do_not_lock_a_chunk_away_from_a_third_peer() {
-    let s = scheduler(&[0], 1, 3);
+    let (s, clock) = timed(&[0], 1, 3);
     assert_eq!(s.next_chunk(0), Next::Chunk(0));
-    thread::sleep(ENDGAME_AFTER);
+    clock.advance(ENDGAME_AFTER);
     assert_eq!(s.next_chunk(1), Next::Chunk(0));
-    thread::sleep(ENDGAME_AFTER);
+    clock.advance(ENDGAME_AFTER);
     assert_eq!(s.next_chunk(2), Next::Idle, "two holders, both recent");
-    thread::sleep(HOLD_PATIENCE);
+    let just_before = HOLD_PATIENCE - ENDGAME_AFTER * 2 - Duration::from_millis(1);
+    clock.advance(just_before);
+    assert_eq!(s.next_chunk(2), Next::Idle, "peer 0 not yet past patience");
+    clock.advance(ENDGAME_AFTER * 2 + Duration::from_millis(1));
     assert_eq!(s.next_chunk(2), Next::Chunk(0), "both held it too long");
 }
 

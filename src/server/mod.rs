@@ -1,4 +1,5 @@
-//! The accept loop shared by the tracker, the peer's chunk server and the
+//! Servers, the layer above connections (`protocol::conn`): the accept
+//! loop shared by the tracker, the peer's chunk server and the
 //! status page: one thread per connection, within the server's [`Slots`]
 //! (caps in all and per IP address; a full server closes its longest-idle
 //! connection for a newcomer), so one host flooding connections, or many
@@ -8,7 +9,7 @@
 //! [`spawn`] runs a server on its own thread and returns a [`ServerHandle`]
 //! that stops it: the accept loop ends and every live connection is
 //! interrupted. The listener is passed in, so tests can bind port 0 and run
-//! servers in-process.
+//! servers in-process. [`for_each_request`] is the request loop they share.
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -16,22 +17,19 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use super::slots::{Activity, Slots, Taken};
-use super::stop::StopSignal;
-use super::transport::{Interrupter, Stream};
+use self::slots::{Slots, Taken};
 use crate::bounds::{
-    BUSY_REPLY_TIMEOUT, CONN_STACK, FIRST_LINE_TIMEOUT, IDLE_TIMEOUT, LISTEN_BACKLOG,
+    ConnCaps, BUSY_REPLY_TIMEOUT, CONN_STACK, FIRST_LINE_TIMEOUT, IDLE_TIMEOUT, LISTEN_BACKLOG,
 };
 use crate::error::Error;
+use crate::net::stop::StopSignal;
+use crate::net::sys;
+use crate::net::transport::{Interrupter, Stream};
+use crate::protocol::conn::Activity;
 use crate::protocol::{Connection, Reply};
 use rustls::ServerConfig;
 
-/// Connection caps of one server.
-#[derive(Clone, Copy, Debug)]
-pub struct ConnCaps {
-    pub total: usize,
-    pub per_ip: usize,
-}
+mod slots;
 
 /// A server running on a thread of its own; stopped when dropped.
 pub struct ServerHandle {
@@ -62,7 +60,7 @@ impl ServerHandle {
 
     fn shut_down(&mut self) {
         self.stop.stop();
-        super::sys::wake_accept(&self.waker);
+        sys::wake_accept(&self.waker);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -143,7 +141,7 @@ impl Server {
         H: Fn(Connection) + Send + Sync + 'static,
     {
         let role = self.role;
-        if let Err(e) = super::sys::set_backlog(&listener, LISTEN_BACKLOG) {
+        if let Err(e) = sys::set_backlog(&listener, LISTEN_BACKLOG) {
             log::warn!("{role}: cannot raise the listen backlog: {e}");
         }
         let handler = Arc::new(handler);

@@ -7,57 +7,24 @@
 //! its own cap, is it refused (`ERR busy`).
 //!
 //! Each connection's [`Activity`] says whether it is idle (waiting for a
-//! request line) and since when; the request loop keeps it current.
+//! request line) and since when; the request loop keeps it current through
+//! its `Connection`.
 //!
 //! Invariant: `total` and `per_ip` count exactly the entries of `live`.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
 
-use super::accept::ConnCaps;
-use super::transport::Interrupter;
-
-/// Whether a connection is waiting for a request, and since when.
-#[derive(Debug)]
-pub struct Activity(AtomicU64);
-
-/// `Activity`'s value while a request is being handled.
-const BUSY: u64 = 0;
-
-fn millis_now() -> u64 {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    let epoch = *EPOCH.get_or_init(Instant::now);
-    // +1: 0 means busy.
-    epoch.elapsed().as_millis() as u64 + 1
-}
-
-impl Activity {
-    /// A new connection: idle (it has sent nothing) from now.
-    pub fn new() -> Arc<Activity> {
-        Arc::new(Activity(AtomicU64::new(millis_now())))
-    }
-
-    /// Waiting for the next request, from now.
-    pub fn idle(&self) {
-        self.0.store(millis_now(), Ordering::Relaxed);
-    }
-
-    /// A complete request came in.
-    pub fn busy(&self) {
-        self.0.store(BUSY, Ordering::Relaxed);
-    }
-
-    /// Since when it has been idle (smaller is longer), if it is.
-    fn idle_since(&self) -> Option<u64> {
-        Some(self.0.load(Ordering::Relaxed)).filter(|&t| t != BUSY)
-    }
-}
+use crate::bounds::ConnCaps;
+use crate::net::transport::Interrupter;
+use crate::protocol::conn::Activity;
+use crate::sync::LockExt;
 
 pub struct Slots {
     caps: ConnCaps,
+    /// Every update is a few map operations done whole under the lock, so a
+    /// poisoned one is still consistent.
     inner: Mutex<Inner>,
 }
 
@@ -89,14 +56,9 @@ impl Slots {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        // Every update is a few map operations done whole under the lock.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Live connections.
     pub fn count(&self) -> usize {
-        self.lock().live.len()
+        self.inner.locked().live.len()
     }
 
     /// A slot for a connection from `ip`, evicting the longest-idle
@@ -107,7 +69,7 @@ impl Slots {
         activity: &Arc<Activity>,
         interrupter: Interrupter,
     ) -> Taken {
-        let mut s = self.lock();
+        let mut s = self.inner.locked();
         if s.per_ip.get(&ip).copied().unwrap_or(0) >= self.caps.per_ip {
             return Taken::Busy;
         }
@@ -167,7 +129,7 @@ pub struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        remove(&mut self.slots.lock(), self.id);
+        remove(&mut self.slots.inner.locked(), self.id);
     }
 }
 
