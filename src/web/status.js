@@ -21,7 +21,7 @@ function duration(s) {
 function plural(n, word) { return n + " " + word + (n === 1 ? "" : "s"); }
 // Every piece of text goes through textContent, and through shown(): names
 // come from other peers. shown() writes each control, bidi or invisible
-// character as \u{xxxx}, as the REPL and the logs do (protocol/message.rs
+// character as \u{xxxx}, as the REPL and the logs do (name.rs
 // `is_deceptive`, the same set): names are refused with them; this is the
 // second line.
 const DECEPTIVE = /[\p{Cc}\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u2028-\u202E\u2060-\u2064\u2066-\u206F\u3164\uFEFF\uFFA0\uFFF9-\uFFFB\u{1D173}-\u{1D17A}\u{E0000}-\u{E0FFF}]/gu;
