@@ -15,6 +15,9 @@ use crate::support::harness::TestDir;
 use crate::support::programs::Tracker;
 use crate::support::raw::Raw;
 
+/// How long a `SEARCH` of every name may take on a loaded machine.
+const SCAN: Duration = Duration::from_secs(30);
+
 /// Registers new files from each of `hosts` (127.0.0.x), with one fresh
 /// identity after another, until the tracker refuses the address; names are
 /// `<n>` padded with `x` to `name_len` bytes. Returns how many it took.
@@ -105,6 +108,7 @@ fn ten_addresses_cannot_fill_the_tracker_nor_searches_slow_lookups() {
             let to = tracker.addr();
             thread::spawn(move || {
                 let mut c = Raw::connect(to);
+                c.w.set_read_timeout(Some(SCAN)).expect("a timeout");
                 let mut asked = 0;
                 while !stop.load(Ordering::Relaxed) {
                     assert_eq!(c.ask("SEARCH no-such-name-anywhere"), "OK 0");
@@ -149,7 +153,11 @@ fn slow_readers_of_the_biggest_search_reply_cost_little_memory() {
     let dir = TestDir::new("big-search-replies");
     let tracker = Tracker::start(&dir);
     let filled = fill(tracker.addr(), 30..=39, 200);
+    // A scan of 89,000 names takes milliseconds alone, but the whole suite
+    // runs beside it on 2 cores: a generous wait for the first line.
+    let patient = |c: &Raw| c.w.set_read_timeout(Some(SCAN)).expect("a timeout");
     let mut reader = Raw::connect(tracker.addr());
+    patient(&reader);
     reader.send(b"SEARCH\n");
     let header = reader.line();
     let rows = header
@@ -164,6 +172,7 @@ fn slow_readers_of_the_biggest_search_reply_cost_little_memory() {
     let mut readers: Vec<Raw> = (0..24)
         .map(|_| {
             let mut c = Raw::connect(tracker.addr());
+            patient(&c);
             c.send(b"SEARCH\n");
             c
         })
