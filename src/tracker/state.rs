@@ -387,4 +387,6 @@ impl Registry {
 }
 
 #[cfg(test)]
+mod query_tests;
+#[cfg(test)]
 mod tests;
