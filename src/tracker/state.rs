@@ -21,8 +21,8 @@
 //! an id gave finds it by `SEARCH`, the name shown is one a live complete
 //! peer gave when there is one, `SEARCH` and `INFO` list one row per
 //! claimed size, an address or identity holds at most its fair share of
-//! the tracker (see [`share`]), and an address holds at most
-//! [`TRACKER_MAX_PER_FILE_ADDRESS`] of one file's peers.
+//! the tracker (see [`share`]), and of one file's peers
+//! ([`TRACKER_MAX_PER_FILE_ADDRESS`]).
 
 mod index;
 mod query;
@@ -303,11 +303,13 @@ impl Registry {
             return Err(RegistryError::TooManyPeers(TRACKER_MAX_PEERS_PER_FILE));
         }
         let at_address = entry.peers.keys().filter(|k| k.addr.ip() == ip).count();
-        if at_address >= TRACKER_MAX_PER_FILE_ADDRESS {
-            return Err(RegistryError::TooManyAtAddress(
-                TRACKER_MAX_PER_FILE_ADDRESS,
-            ));
-        }
+        share::may_take(
+            at_address,
+            TRACKER_MAX_PER_FILE_ADDRESS,
+            entry.peers.len(),
+            TRACKER_MAX_PEERS_PER_FILE,
+        )
+        .map_err(RegistryError::TooManyAtAddress)?;
         let (shared, added) = entry.add_name(name);
         entry.peers.insert(peer, seen(shared));
         files.count(peer, 1);

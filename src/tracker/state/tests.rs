@@ -228,6 +228,37 @@ fn one_address_cannot_fill_a_files_peers() {
     assert_eq!(r.peers(&id, now).len(), TRACKER_MAX_PER_FILE_ADDRESS + 1);
 }
 
+/// Sixteen addresses, each registering one file under fresh ids and ports
+/// until refused, leave room in its list of 1,000 peers: a seventeenth
+/// address still registers. (With a fixed 16 per address, 63 addresses
+/// filled it; with a fixed 64, 16 would.)
+#[test]
+fn sixteen_addresses_cannot_fill_a_files_peers() {
+    let r = Registry::new(TTL);
+    let now = Instant::now();
+    let id = FileId([6; 32]);
+    let key = |host: u8, port: u16| PeerKey {
+        addr: SocketAddr::from(([10, 0, 0, host], port)),
+        id: PeerId([host ^ (port as u8); 16]),
+    };
+    for host in 1..=16 {
+        let mut port = 1;
+        while r
+            .register(key(host, port), id, 1, Some("f"), true, now)
+            .is_ok()
+        {
+            port += 1;
+        }
+    }
+    let listed = r.peers(&id, now).len();
+    assert!(
+        listed < TRACKER_MAX_PEERS_PER_FILE * 7 / 10,
+        "{listed} peers"
+    );
+    r.register(key(17, 1), id, 1, Some("f"), true, now)
+        .expect("a newcomer gets in");
+}
+
 #[test]
 fn stale_peers_are_hidden_then_expired() {
     let r = Registry::new(TTL);
