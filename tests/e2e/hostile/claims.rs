@@ -215,3 +215,23 @@ fn one_identity_holds_at_most_ten_thousand_registrations() {
         took,
     );
 }
+
+/// Twenty peers behind one address (a NAT'd office: 127.0.0.5, twenty
+/// identities, ports 5001-5020) register one file: all are accepted and
+/// `PEERS` lists all twenty. Before, a fixed cap of 16 per address and
+/// file refused the 17th.
+#[test]
+fn twenty_peers_behind_one_address_are_all_listed() {
+    let dir = TestDir::new("nat-office");
+    let tracker = Tracker::start(&dir);
+    let id = "cd".repeat(32);
+    for port in 5001..=5020 {
+        let from = Ipv4Addr::new(127, 0, 0, 5);
+        let mut peer = Raw::connect_tls_from(from, tracker.addr(), &test_tls());
+        assert_eq!(peer.ask("HELLO 2"), "OK p2pshare 2");
+        let register = format!("REGISTER {port} {id} 741 office.bin");
+        assert_eq!(peer.ask(&register), "OK registered", "port {port}");
+    }
+    let rows = Raw::connect(tracker.addr()).list(&format!("PEERS {id}"));
+    assert_eq!(rows.len(), 20, "{rows:?}");
+}
