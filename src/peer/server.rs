@@ -243,7 +243,8 @@ impl<'a> Session<'a> {
             if !self.touched.iter().any(|f| Arc::ptr_eq(f, &file)) {
                 self.touched.push(Arc::clone(&file));
             }
-            file.offers().offer(self.id, &theirs, Instant::now())
+            file.offers()
+                .offer(self.id, conn.peer_addr().ip(), &theirs, Instant::now())
         } else {
             file.have()
         };

@@ -23,6 +23,7 @@ mod claims;
 mod floods;
 mod input;
 mod liars;
+mod seeder;
 mod silent;
 mod slow;
 mod trickle_tracker;
