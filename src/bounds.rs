@@ -81,6 +81,10 @@ pub const MIN_READ_RATE: u64 = 4 * 1024;
 pub const MIN_PAYLOAD_RATE: u64 = 16 * 1024;
 pub const PROGRESS_WINDOW: Duration = Duration::from_secs(5);
 
+/// A request body (a `HAVE`'s chunk map) must arrive within this, plus its
+/// length at `MIN_PAYLOAD_RATE`; a real downloader sends it with the line.
+pub const BODY_GRACE: Duration = Duration::from_secs(1);
+
 /// The socket's write timeout between bounded writes: a quarter of
 /// [`IO_TIMEOUT`], the stall budget of one system call (see `Connection`).
 pub const WRITE_CALL_TIMEOUT: Duration = Duration::from_millis(IO_TIMEOUT.as_millis() as u64 / 4);

@@ -7,52 +7,67 @@
 //! its own cap, is it refused (`ERR busy`).
 //!
 //! Each connection's [`Activity`] says whether it is idle (waiting for a
-//! request line) and since when; the request loop keeps it current.
+//! request line, or for the rest of a request's body) and since when; the
+//! request loop and `Connection::read_body` keep it current.
 //!
 //! Invariant: `total` and `per_ip` count exactly the entries of `live`.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use super::accept::ConnCaps;
 use super::transport::Interrupter;
 
-/// Whether a connection is waiting for a request, and since when.
+/// Whether a connection is waiting for a request, and since when. A
+/// request counts only once it is whole: a connection dawdling over a
+/// request body is still idle since its last request ended (issue 20:
+/// 256 connections trickling 4-byte bodies counted as busy, so none could
+/// be evicted).
 #[derive(Debug)]
-pub struct Activity(AtomicU64);
-
-/// `Activity`'s value while a request is being handled.
-const BUSY: u64 = 0;
+pub struct Activity {
+    since: AtomicU64,
+    busy: AtomicBool,
+}
 
 fn millis_now() -> u64 {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
     let epoch = *EPOCH.get_or_init(Instant::now);
-    // +1: 0 means busy.
-    epoch.elapsed().as_millis() as u64 + 1
+    epoch.elapsed().as_millis() as u64
 }
 
 impl Activity {
     /// A new connection: idle (it has sent nothing) from now.
     pub fn new() -> Arc<Activity> {
-        Arc::new(Activity(AtomicU64::new(millis_now())))
+        Arc::new(Activity {
+            since: AtomicU64::new(millis_now()),
+            busy: AtomicBool::new(false),
+        })
     }
 
     /// Waiting for the next request, from now.
     pub fn idle(&self) {
-        self.0.store(millis_now(), Ordering::Relaxed);
+        self.since.store(millis_now(), Ordering::Relaxed);
+        self.busy.store(false, Ordering::Relaxed);
     }
 
     /// A complete request came in.
     pub fn busy(&self) {
-        self.0.store(BUSY, Ordering::Relaxed);
+        self.busy.store(true, Ordering::Relaxed);
+    }
+
+    /// The request is not whole after all (its body is still coming): idle
+    /// again, since its last request ended.
+    pub fn waiting(&self) {
+        self.busy.store(false, Ordering::Relaxed);
     }
 
     /// Since when it has been idle (smaller is longer), if it is.
     fn idle_since(&self) -> Option<u64> {
-        Some(self.0.load(Ordering::Relaxed)).filter(|&t| t != BUSY)
+        let since = self.since.load(Ordering::Relaxed);
+        (!self.busy.load(Ordering::Relaxed)).then_some(since)
     }
 }
 
@@ -228,5 +243,31 @@ mod tests {
             capped.take(ip, &Activity::new(), again.interrupter().unwrap()),
             Taken::Busy
         ));
+    }
+
+    /// A connection whose request line came but whose body dawdles is idle
+    /// (since its last request ended), so a newcomer evicts it.
+    #[test]
+    fn a_connection_dawdling_over_a_body_is_evicted() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let slots = Slots::new(ConnCaps {
+            total: 1,
+            per_ip: 1,
+        });
+        let (dawdler, mut dawdler_client) = pair(&listener);
+        let activity = Activity::new();
+        activity.busy();
+        let ip: IpAddr = "127.0.0.2".parse().unwrap();
+        let _held = slots.take(ip, &activity, dawdler.interrupter().unwrap());
+        let (new, _new_client) = pair(&listener);
+        let other: IpAddr = "127.0.0.3".parse().unwrap();
+        let busy = slots.take(other, &Activity::new(), new.interrupter().unwrap());
+        assert!(matches!(busy, Taken::Busy), "a busy one is kept");
+        activity.waiting();
+        let (new, _new_client) = pair(&listener);
+        let taken = slots.take(other, &Activity::new(), new.interrupter().unwrap());
+        assert!(matches!(taken, Taken::Slot(_)), "a dawdler is evicted");
+        let mut buf = [0u8; 1];
+        assert_eq!(dawdler_client.read(&mut buf).unwrap(), 0, "and closed");
     }
 }

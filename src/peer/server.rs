@@ -221,8 +221,7 @@ impl<'a> Session<'a> {
             conn.write_all(reply.encode().as_bytes())?;
             return Ok(Flow::CloseAfterError);
         }
-        let mut bytes = vec![0; len];
-        conn.read_payload(&mut bytes)?;
+        let bytes = conn.read_body(len)?;
         let Some(file) = self.file(id) else {
             conn.write_all(not_shared(id).as_bytes())?;
             return Ok(Flow::Continue);

@@ -5,16 +5,18 @@
 //! tests check that an honest download still goes through, in bounded time
 //! and memory.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use p2pshare::net::transport::Stream;
+
 use crate::support::fakes::test_tls;
 use crate::support::harness::{figure, wait_until, TestDir, CHUNK, COMMAND};
 use crate::support::programs::{Peer, Tracker};
-use crate::support::raw::Raw;
+use crate::support::raw::{Raw, REPLY};
 
 /// Connections from one address asking `HAVE <id> 0` over and over, every
 /// few milliseconds, and never `GET`: they only collect promises.
@@ -107,5 +109,170 @@ fn hoarded_promises_cannot_starve_an_honest_download() {
     let rounds = hoard.finish();
     eprintln!("[figures] hoarders: 16 connections asked {rounds} rounds of HAVE meanwhile");
     figure("hoarders", "honest 16 MiB download while 16 hoard", took);
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+}
+
+/// Connections that keep a `HAVE` body of 4 bytes coming one byte a
+/// second, for a file id nobody shares: when one body is whole, the next
+/// request line and its first byte go with its last byte, so each is
+/// always in the middle of a request. One the server closes is opened
+/// again at the next tick. 8 threads, each with its share of connections.
+struct Dawdlers {
+    stop: Arc<AtomicBool>,
+    /// Bodies started (the first round: every connection started one).
+    started: Arc<AtomicUsize>,
+    /// Connections the server closed on them.
+    cut: Arc<AtomicUsize>,
+    /// Passes over their connections, by all threads together.
+    passes: Arc<AtomicUsize>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Dawdlers {
+    fn start(from: &[Ipv4Addr], per_addr: usize, to: SocketAddr) -> Dawdlers {
+        let jobs: Vec<Ipv4Addr> = from
+            .iter()
+            .flat_map(|&a| std::iter::repeat_n(a, per_addr))
+            .collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let counter = || Arc::new(AtomicUsize::new(0));
+        let (started, cut, passes) = (counter(), counter(), counter());
+        let threads = jobs
+            .chunks(jobs.len().div_ceil(8))
+            .map(|part| {
+                let part = part.to_vec();
+                let counts = [&started, &cut, &passes].map(Arc::clone);
+                let stop = Arc::clone(&stop);
+                thread::spawn(move || dawdle(&part, to, &stop, &counts))
+            })
+            .collect();
+        Dawdlers {
+            stop,
+            started,
+            cut,
+            passes,
+            threads,
+        }
+    }
+
+    /// Waits until every connection is a second into its first body (each
+    /// thread made two passes): the server has long read their lines.
+    fn await_dawdling(&self) {
+        wait_until(COMMAND, "two passes of every dawdler thread", || match self
+            .passes
+            .load(Ordering::SeqCst)
+        {
+            p if p >= 16 => Ok(()),
+            p => Err(format!("{p} of 16 passes")),
+        });
+    }
+
+    /// Stops; returns how many bodies they started and how many
+    /// connections the server closed on them.
+    fn finish(self) -> (usize, usize) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads {
+            t.join().expect("a dawdler panicked");
+        }
+        (
+            self.started.load(Ordering::SeqCst),
+            self.cut.load(Ordering::SeqCst),
+        )
+    }
+}
+
+/// One thread of [`Dawdlers`]: a connection from each of `from`.
+/// `counts`: bodies started, connections cut, passes made.
+fn dawdle(from: &[Ipv4Addr], to: SocketAddr, stop: &AtomicBool, counts: &[Arc<AtomicUsize>; 3]) {
+    let [started, cut, passes] = counts;
+    let tls = test_tls();
+    let line = format!("HAVE {} 4\n", "0".repeat(64));
+    // Each connection and how many body bytes of its request it has sent.
+    let mut conns: Vec<Option<(Raw, usize)>> = from.iter().map(|_| None).collect();
+    // Bounded even if never stopped: 60 ticks of a second.
+    for _ in 0..60 {
+        for (slot, &addr) in conns.iter_mut().zip(from) {
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            let (conn, sent) = match slot {
+                Some(c) => c,
+                None => {
+                    // A fresh connection starts with a line and a byte.
+                    let Ok(tcp) = crate::support::raw::connect_from(addr, to) else {
+                        continue;
+                    };
+                    let Ok(stream) = Stream::tls_client(tcp, &tls, None, REPLY) else {
+                        continue;
+                    };
+                    slot.insert((Raw::from_stream(stream), 0))
+                }
+            };
+            let mut bytes = Vec::new();
+            if *sent == 0 {
+                bytes.extend_from_slice(line.as_bytes());
+                started.fetch_add(1, Ordering::SeqCst);
+            }
+            bytes.push(b'x');
+            *sent += 1;
+            if *sent == 4 {
+                // Whole: the next request starts at once.
+                bytes.extend_from_slice(line.as_bytes());
+                bytes.push(b'x');
+                started.fetch_add(1, Ordering::SeqCst);
+                *sent = 1;
+            }
+            if conn.try_send(&bytes).is_err() || !conn.is_alive() {
+                cut.fetch_add(1, Ordering::SeqCst);
+                *slot = None;
+            }
+        }
+        passes.fetch_add(1, Ordering::SeqCst);
+        // The point of these clients: a byte a second.
+        thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// 256 connections from three other addresses (86 + 85 + 85: every slot
+/// of a seeder) keep trickling 4-byte `HAVE` bodies a byte a second. A
+/// newcomer from 127.0.0.1 is served at once, and an honest download
+/// finishes byte-identical meanwhile: a connection dawdling over a body is
+/// idle, so it is evicted for a newcomer, and a body must arrive within
+/// 1 s + its length at 16 KiB/s or the connection is closed. Before the fix
+/// each counted as busy from its request line on, so no slot could be
+/// evicted: the newcomer got the busy alert.
+#[test]
+fn slow_have_bodies_do_not_hold_a_seeders_slots() {
+    let dir = TestDir::new("dawdlers");
+    let tracker = Tracker::start(&dir);
+    let (path, data) = dir.random_file("seed/dawdled.bin", 8 * CHUNK, 62);
+    let (seeder, _) = Peer::seeder("seeder", &tracker, &[&path]);
+    let addrs: Vec<Ipv4Addr> = (1..=3).map(|i| Ipv4Addr::new(127, 0, 5, i)).collect();
+    let dawdlers = Dawdlers::start(&addrs, 86, seeder.addr);
+    dawdlers.await_dawdling();
+
+    let asked = Instant::now();
+    let tcp = TcpStream::connect(seeder.addr).unwrap();
+    let newcomer = Stream::tls_client(tcp, &test_tls(), None, REPLY);
+    assert!(
+        newcomer.is_ok(),
+        "a newcomer was refused while they dawdled: {:?}",
+        newcomer.err()
+    );
+    let mut newcomer = Raw::from_stream(newcomer.unwrap());
+    assert_eq!(newcomer.ask("HELLO 2"), "OK p2pshare 2");
+    let served = asked.elapsed();
+    drop(newcomer);
+    let mut dl = Peer::start("downloader", &dir.sub("dl"), &tracker, &["--http", "0"]);
+    let started = Instant::now();
+    let out = dir.path().join("dl/dawdled.bin");
+    dl.download_checked("dawdled.bin", 1, &out, &data);
+    let took = started.elapsed();
+    let (bodies, cut) = dawdlers.finish();
+    eprintln!(
+        "[figures] dawdlers: {bodies} bodies started, {cut} connections closed on them; \
+         newcomer served in {served:?}, 4 MiB download took {took:?}"
+    );
+    figure("dawdlers", "honest 4 MiB download while 256 dawdle", took);
     assert!(took < Duration::from_secs(10), "took {took:?}");
 }

@@ -117,6 +117,12 @@ impl Raw {
         Raw::connect_tls(to, &super::fakes::test_tls(), None)
     }
 
+    /// A client on a stream made elsewhere (a TLS session from a chosen
+    /// address, say).
+    pub fn from_stream(stream: Stream) -> Raw {
+        Raw::new(stream)
+    }
+
     fn new(stream: Stream) -> Raw {
         stream.set_read_timeout(Some(REPLY)).unwrap();
         stream.set_write_timeout(Some(REPLY)).unwrap();
@@ -132,7 +138,13 @@ impl Raw {
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
-        self.r.get_mut().write_all(bytes).expect("cannot send");
+        self.try_send(bytes).expect("cannot send");
+    }
+
+    /// Sends `bytes`, or says why it could not (the server closed).
+    pub fn try_send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.r.get_mut().write_all(bytes)?;
+        self.r.get_mut().flush()
     }
 
     /// The next reply line, without its `\n`.
@@ -208,6 +220,18 @@ impl Raw {
             Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
         };
         assert!(closed, "not closed within {within:?}: {end:?}");
+    }
+
+    /// Whether the server has not closed the connection (it may have
+    /// sent something).
+    pub fn is_alive(&self) -> bool {
+        self.w.set_nonblocking(true).unwrap();
+        let peeked = self.w.peek(&mut [0u8; 1]);
+        self.w.set_nonblocking(false).unwrap();
+        match peeked {
+            Ok(n) => n > 0,
+            Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+        }
     }
 
     /// Whether the server has neither closed the connection nor sent
