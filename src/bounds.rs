@@ -17,7 +17,9 @@ use crate::net::accept::ConnCaps;
 /// Bytes per chunk. Every chunk is hashed and verified on its own.
 pub const CHUNK_SIZE: u32 = 512 * 1024;
 
-/// Largest chunk size a manifest may declare; bounds every chunk buffer.
+/// Largest chunk size a manifest may declare; bounds a downloader's chunk
+/// buffers (one per worker). A server never holds a whole chunk: it sends
+/// one `RATE_SLICE` at a time.
 pub const MAX_CHUNK_SIZE: u32 = 16 * 1024 * 1024;
 
 /// Largest manifest accepted on the wire (a 16 MiB manifest describes ~120 GiB).

@@ -125,12 +125,15 @@ impl Connection {
     }
 
     /// Sends `header`, then the bytes of `chunk` from `storage`, metered
-    /// through `limit`, in slices. On plain TCP they go straight from the
-    /// page cache (`sendfile`, the header with `MSG_MORE` so it shares a
-    /// segment with the payload); otherwise (TLS) the chunk is read into a
-    /// buffer the connection keeps, before the header promises it, and the
-    /// header goes out in one write with the first slice (one TLS record,
-    /// not a record of its own). Two bounds keep a
+    /// through `limit`, in slices of [`RATE_SLICE`]. On plain TCP they go
+    /// straight from the page cache (`sendfile`, the header with `MSG_MORE`
+    /// so it shares a segment with the payload); otherwise (TLS) each slice
+    /// is read into a buffer the connection keeps, the first before the
+    /// header promises the chunk, and the header goes out in one write with
+    /// the first slice (one TLS record, not a record of its own). So a
+    /// connection holds one slice, whatever chunk size a remote manifest
+    /// declared (issue 20: whole 16 MiB chunks cost a re-sharing peer 16 MiB
+    /// per slow reader, 781 MiB with 48). Two bounds keep a
     /// client that reads slowly or not at all from holding the connection: no
     /// slice may go `IO_TIMEOUT` without completing, and the whole reply must
     /// be taken within `IO_TIMEOUT + len / MIN_READ_RATE` (time spent waiting
@@ -146,10 +149,16 @@ impl Connection {
     ) -> Result<()> {
         let len = chunk.len as usize;
         let zero_copy = self.stream.as_tcp().is_some() && storage.file_range(chunk).is_some();
+        let slice = |sent: usize| Chunk {
+            index: chunk.index,
+            offset: chunk.offset + sent as u64,
+            len: RATE_SLICE.min(len - sent) as u32,
+        };
         let mut buf = std::mem::take(&mut self.send_buf);
         if !zero_copy {
-            buf.resize(len, 0);
-            storage.read_chunk(chunk, &mut buf[..len])?;
+            let first = slice(0);
+            buf.resize(first.len as usize, 0);
+            storage.read_chunk(first, &mut buf[..first.len as usize])?;
         }
         let started = Instant::now();
         let mut reply_deadline =
@@ -173,7 +182,12 @@ impl Connection {
                     (Some(tcp), Some((file, offset))) if zero_copy => {
                         sys::send_file(tcp, file, offset + sent as u64, n).map_err(write_error)?
                     }
-                    _ => drop(self.write_parts(head, &buf[sent..sent + n], reply_deadline)?),
+                    _ => {
+                        if sent > 0 {
+                            storage.read_chunk(slice(sent), &mut buf[..n])?;
+                        }
+                        self.write_parts(head, &buf[..n], reply_deadline)?;
+                    }
                 }
                 head = &[];
                 sent += n;
