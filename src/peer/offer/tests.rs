@@ -22,11 +22,9 @@ fn each_connection_gets_its_own_fresh_chunks_until_all_are_sent() {
         offers.sent(1, i, 24, now);
     }
     assert_eq!(offers.fresh(24), 0);
-    let starved = offers.offer(3, at(3), &none, now);
-    assert_eq!(
-        starved.count() as usize,
-        MIN_PROMISE,
-        "all just sent to 1, a few anyway"
+    assert!(
+        offers.offer(3, at(3), &none, now).is_empty(),
+        "all just sent to 1"
     );
     assert!(
         offers.offer(1, at(1), &none, now).is_complete(),
@@ -75,11 +73,10 @@ fn promises_lapse_with_their_connection_and_with_time() {
         .map(|s| offers.offer(s, at(s), &none, now).count())
         .sum();
     assert_eq!(a.count() + promised, 12, "{a:?}");
-    // Everything fresh is promised: one more connection is promised
-    // nothing, but offered a few of the others' promises, not starved.
+    // Everything fresh is promised: one more connection gets nothing yet.
     let late = MIN_SHARES as u64 + 1;
     let c = offers.offer(late, at(late), &none, now);
-    assert_eq!(c.count() as usize, MIN_PROMISE, "nothing free: {c:?}");
+    assert!(c.is_empty(), "nothing sent yet, nothing free: {c:?}");
     offers.release(1);
     let c = offers.offer(late, at(late), &none, now);
     assert_eq!(c, a, "connection 1's chunks are free again");
@@ -132,9 +129,9 @@ fn promised_to(offers: &Offers, ip: IpAddr) -> usize {
         .promised
         .iter()
         .flatten()
-        .filter(|(s, _)| l.sessions[s].ip == ip);
+        .filter(|(s, _)| l.askers[s].ip == ip);
     let total = l
-        .sessions
+        .askers
         .values()
         .filter(|s| s.ip == ip)
         .map(|s| s.promised)
@@ -144,8 +141,9 @@ fn promised_to(offers: &Offers, ip: IpAddr) -> usize {
 }
 
 /// A promise is kept by fetching: a connection that only asks loses its
-/// promises `PROMISE_IDLE` after its first `HAVE` and is promised nothing
-/// more (its chunks go to others), while one that fetches keeps its own.
+/// promises `FIRST_FETCH` after its first `HAVE` and is promised nothing
+/// more (its chunks go to others), while one that fetches keeps its own
+/// until `PROMISE_IDLE` after its last `GET`.
 #[test]
 fn a_connection_that_never_fetches_loses_its_promises_for_good() {
     let offers = Offers::default();
@@ -155,8 +153,8 @@ fn a_connection_that_never_fetches_loses_its_promises_for_good() {
     let kept = offers.offer(2, at(2), &none, t0);
     assert_eq!((hoarded.count(), kept.count()), (8, 8));
     let first = kept.iter().next().unwrap();
-    offers.sent(2, first, 32, t0 + Duration::from_secs(2));
-    let t1 = t0 + PROMISE_IDLE + Duration::from_millis(1);
+    offers.sent(2, first, 32, t0 + Duration::from_millis(500));
+    let t1 = t0 + FIRST_FETCH + Duration::from_millis(1);
     let asked_again = offers.offer(1, at(1), &none, t1);
     assert_eq!(promised_to(&offers, at(1)), 0, "lapsed, not renewed");
     assert!(
@@ -234,15 +232,62 @@ fn hoarders_asking_all_the_time_cannot_starve_an_honest_downloader() {
     assert_eq!(promised_to(&offers, hoarder), 0, "all lapsed long ago");
 }
 
-/// A connection that lacks only chunks promised to others is offered them
-/// rather than nothing.
+/// A connection that lacks only chunks promised to others, and gets no
+/// chunk elsewhere either, is offered them after `STARVE_AFTER` rather
+/// than nothing; one whose chunk map grows meanwhile is not.
 #[test]
 fn a_connection_lacking_only_promised_chunks_is_offered_them() {
     let offers = Offers::default();
-    let now = Instant::now();
-    let promised = offers.offer(1, at(1), &ChunkSet::empty(40), now);
+    let t0 = Instant::now();
+    let secs = |n: u64| t0 + Duration::from_secs(n);
+    // A chunk sent before, which the holders below fetch again and again
+    // to keep their promises.
+    offers.sent(100, 39, 40, t0);
+    let promised = offers.offer(1, at(1), &ChunkSet::empty(40), t0);
     let only = promised.iter().next().unwrap();
+    for s in 4..=12 {
+        offers.offer(s, at(s), &ChunkSet::empty(40), t0);
+    }
+    let keep = |t: Instant| {
+        for s in [1].into_iter().chain(4..=12) {
+            offers.sent(s, 39, 40, t);
+        }
+    };
     let lacks_one = ChunkSet::from_fn(40, |i| i != only);
-    let got = offers.offer(2, at(2), &lacks_one, now);
-    assert_eq!(got.iter().collect::<Vec<_>>(), [only]);
+    assert!(offers.offer(2, at(2), &lacks_one, t0).is_empty());
+    let mut growing = ChunkSet::from_fn(40, |i| i != only && (i % 2 == 0 || i == 39));
+    for n in [0, 2, 4, 6] {
+        keep(secs(n));
+        let offered = offers.offer(3, at(3), &growing, secs(n));
+        assert!(offered.is_empty(), "{n} s: {offered:?}");
+        growing.insert(2 * n as u32 + 1);
+    }
+    let got = offers.offer(2, at(2), &lacks_one, secs(6));
+    assert_eq!(got.iter().collect::<Vec<_>>(), [only], "starved for 6 s");
+}
+
+/// The per-address bound is on connections that only ask: once they
+/// fetch, a crowd behind one address (a NAT, the loopback tests) gets
+/// windows of its own again.
+#[test]
+fn connections_that_fetch_are_not_held_to_the_address_bound() {
+    let offers = Offers::default();
+    let now = Instant::now();
+    let none = ChunkSet::empty(200);
+    let home = at(1);
+    for s in 1..=3 {
+        offers.offer(s, home, &none, now);
+    }
+    assert_eq!(
+        promised_to(&offers, home),
+        MAX_ADDRESS_PROMISES,
+        "the bound"
+    );
+    offers.sent(3, 199, 200, now);
+    offers.offer(3, home, &none, now);
+    assert!(
+        promised_to(&offers, home) >= MAX_ADDRESS_PROMISES - 1 + MAX_PROMISE,
+        "earned by a GET: {}",
+        promised_to(&offers, home)
+    );
 }

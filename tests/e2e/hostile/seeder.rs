@@ -207,7 +207,7 @@ fn dawdle(from: &[Ipv4Addr], to: SocketAddr, stop: &AtomicBool, counts: &[Arc<At
                     let Ok(stream) = Stream::tls_client(tcp, &tls, None, REPLY) else {
                         continue;
                     };
-                    slot.insert((Raw::from_stream(stream), 0))
+                    slot.insert((Raw::new(stream), 0))
                 }
             };
             let mut bytes = Vec::new();
@@ -261,7 +261,7 @@ fn slow_have_bodies_do_not_hold_a_seeders_slots() {
         "a newcomer was refused while they dawdled: {:?}",
         newcomer.err()
     );
-    let mut newcomer = Raw::from_stream(newcomer.unwrap());
+    let mut newcomer = Raw::new(newcomer.unwrap());
     assert_eq!(newcomer.ask("HELLO 2"), "OK p2pshare 2");
     let served = asked.elapsed();
     drop(newcomer);

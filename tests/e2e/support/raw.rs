@@ -119,11 +119,7 @@ impl Raw {
 
     /// A client on a stream made elsewhere (a TLS session from a chosen
     /// address, say).
-    pub fn from_stream(stream: Stream) -> Raw {
-        Raw::new(stream)
-    }
-
-    fn new(stream: Stream) -> Raw {
+    pub fn new(stream: Stream) -> Raw {
         stream.set_read_timeout(Some(REPLY)).unwrap();
         stream.set_write_timeout(Some(REPLY)).unwrap();
         Raw {
@@ -222,25 +218,24 @@ impl Raw {
         assert!(closed, "not closed within {within:?}: {end:?}");
     }
 
-    /// Whether the server has not closed the connection (it may have
-    /// sent something).
-    pub fn is_alive(&self) -> bool {
-        self.w.set_nonblocking(true).unwrap();
-        let peeked = self.w.peek(&mut [0u8; 1]);
-        self.w.set_nonblocking(false).unwrap();
-        match peeked {
-            Ok(n) => n > 0,
-            Err(e) => e.kind() == io::ErrorKind::WouldBlock,
-        }
-    }
-
     /// Whether the server has neither closed the connection nor sent
     /// anything on it.
     pub fn is_open(&self) -> bool {
+        matches!(self.peek(), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    /// Whether the server has not closed the connection (it may have
+    /// sent something).
+    pub fn is_alive(&self) -> bool {
+        self.is_open() || matches!(self.peek(), Ok(1..))
+    }
+
+    /// Peeks at the socket without blocking: `Ok(0)` is a close.
+    fn peek(&self) -> io::Result<usize> {
         self.w.set_nonblocking(true).unwrap();
         let peeked = self.w.peek(&mut [0u8; 1]);
         self.w.set_nonblocking(false).unwrap();
-        matches!(peeked, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        peeked
     }
 }
 
