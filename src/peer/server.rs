@@ -214,7 +214,7 @@ impl<'a> Session<'a> {
     /// `HAVE <id> <len>`: reads the asker's chunk map, answers with what this
     /// peer offers it. A map longer than any file's gets `ERR` and closes
     /// the connection (its bytes cannot be skipped safely); a malformed one
-    /// gets `ERR`.
+    /// gets `ERR`; one that dawdles closes it (see `Connection::read_body`).
     fn have(&mut self, conn: &mut Connection, id: &FileId, len: usize) -> Result<Flow> {
         if len > MAX_HAVE_LEN {
             let reply = Reply::err(format!("chunk map of {len} bytes, over {MAX_HAVE_LEN}"));
