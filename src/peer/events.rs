@@ -92,6 +92,11 @@ pub struct Events {
 }
 
 impl Events {
+    /// Calls `subscriber` with every event emitted from now on.
+    pub fn subscribe(&self, subscriber: impl Fn(&Event) + Send + Sync + 'static) {
+        self.subscribers.locked().push(Box::new(subscriber));
+    }
+
     /// Calls every subscriber with `event`.
     pub fn emit(&self, event: &Event) {
         // A subscriber that panicked left the list whole: it is only pushed to.
@@ -104,6 +109,42 @@ impl Events {
 impl Peer {
     /// Calls `subscriber` with every [`Event`] from now on.
     pub fn subscribe(&self, subscriber: impl Fn(&Event) + Send + Sync + 'static) {
-        self.events.subscribers.locked().push(Box::new(subscriber));
+        self.events.subscribe(subscriber);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::FileId;
+    use crate::peer::download::progress::Progress;
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+
+    fn cancelled(key: u64) -> Event {
+        let view = Progress::new(key, "a", FileId([0; 32]), None).view(Instant::now());
+        let result = Err(DownloadError::Cancelled { done: 3, total: 8 });
+        Event::ended(key, "a".into(), result, view, true)
+    }
+
+    #[test]
+    fn every_subscriber_hears_every_event_in_order() {
+        let events = Events::default();
+        events.emit(&cancelled(1));
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        for who in ["first", "second"] {
+            let heard = Arc::clone(&heard);
+            events.subscribe(move |e| {
+                if let Event::DownloadCancelled { key, .. } = e {
+                    heard.locked().push((who, *key));
+                }
+            });
+        }
+        events.emit(&cancelled(2));
+        assert_eq!(
+            *heard.locked(),
+            [("first", 2), ("second", 2)],
+            "before subscribing nothing is heard; after, each once, in order"
+        );
     }
 }

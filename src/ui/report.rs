@@ -189,3 +189,66 @@ pub fn cancelling_line(n: usize) -> String {
         count(n, "download")
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::FileId;
+    use crate::peer::download::progress::Progress;
+    use crate::peer::PeerError;
+    use std::time::Instant;
+
+    #[test]
+    fn an_event_reads_as_the_outcome_it_carries() {
+        let view = Progress::new(1, "a", FileId([0; 32]), None).view(Instant::now());
+        let cancelled = || Err(DownloadError::Cancelled { done: 3, total: 8 });
+        let text = outcome_text("a.bin", &cancelled(), &view, true);
+        assert_eq!(
+            text,
+            "Cancelled: a.bin (3 of 8 chunks kept; resume continues it)"
+        );
+        let event = Event::ended(1, "a.bin".into(), cancelled(), view, true);
+        assert_eq!(event_text(&event), Some(text));
+        let started = Event::DownloadStarted {
+            key: 1,
+            name: "a.bin".into(),
+            out: "a.bin".into(),
+            from_tracker: 1,
+            from_dht: 2,
+        };
+        assert_eq!(event_text(&started), None, "its command said it");
+        assert_eq!(
+            event_log(&started).as_deref(),
+            Some("1 peer from the tracker, 2 more from the DHT")
+        );
+    }
+
+    #[test]
+    fn restoring_says_the_summary_first_then_each_failure_then_the_gone() {
+        let r = Restored {
+            again: 2,
+            rehashed: 1,
+            failed: vec![(PathBuf::from("x"), PeerError::NoTracker)],
+            gone: ["a", "b", "c", "d"].map(PathBuf::from).to_vec(),
+        };
+        assert_eq!(
+            restored_lines(&r),
+            [
+                "Sharing again 2 files from the last run (1 changed since, hashed again)",
+                &format!("not sharing x again: {}", PeerError::NoTracker),
+                "Forgot 4 files shared last time, now gone: a, b, c, and 1 more",
+            ]
+        );
+        assert!(restored_lines(&Restored::default()).is_empty());
+    }
+
+    #[test]
+    fn the_tracker_warning_gives_a_hint_unless_it_is_the_wrong_server() {
+        let refused = Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        let line = tracker_warning("h:1", &refused);
+        assert!(line.starts_with("warning: cannot use the tracker at h:1: "));
+        assert!(line.contains("is the tracker running there?"), "{line}");
+        let wrong = tracker_warning("h:1", &Error::NotATracker);
+        assert!(!wrong.contains("is the tracker running there?"), "{wrong}");
+    }
+}
