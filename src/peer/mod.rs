@@ -2,6 +2,12 @@
 //! announces them to the tracker periodically, and downloads from other
 //! peers, each download on threads of its own behind a handle. `Peer` ties
 //! the parts together; the REPL and the binary are thin layers over it.
+//!
+//! The engine prints nothing: it returns values and emits [`events`] to
+//! the subscribers the front gives it, and takes a caller's cancel token
+//! (a `StopSignal`) as a parameter where a call waits on the tracker. Its
+//! REPL, line editor and input (`repl`, `editor`, `input`) are the front's,
+//! housed here for now.
 
 pub mod announcer;
 pub mod background;
