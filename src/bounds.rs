@@ -15,7 +15,9 @@ use std::time::Duration;
 /// Bytes per chunk. Every chunk is hashed and verified on its own.
 pub const CHUNK_SIZE: u32 = 512 * 1024;
 
-/// Largest chunk size a manifest may declare; bounds every chunk buffer.
+/// Largest chunk size a manifest may declare; bounds a downloader's chunk
+/// buffers (one per worker). A server never holds a whole chunk: it sends
+/// one `RATE_SLICE` at a time.
 pub const MAX_CHUNK_SIZE: u32 = 16 * 1024 * 1024;
 
 /// Largest manifest accepted on the wire (a 16 MiB manifest describes ~120 GiB).
@@ -78,6 +80,10 @@ pub const MIN_READ_RATE: u64 = 4 * 1024;
 /// download cap does not count.
 pub const MIN_PAYLOAD_RATE: u64 = 16 * 1024;
 pub const PROGRESS_WINDOW: Duration = Duration::from_secs(5);
+
+/// A request body (a `HAVE`'s chunk map) must arrive within this, plus its
+/// length at `MIN_PAYLOAD_RATE`; a real downloader sends it with the line.
+pub const BODY_GRACE: Duration = Duration::from_secs(1);
 
 /// The socket's write timeout between bounded writes: a quarter of
 /// [`IO_TIMEOUT`], the stall budget of one system call (see `Connection`).

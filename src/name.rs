@@ -7,7 +7,8 @@
 //! right-to-left override shows `report\u{202e}fdp.exe` as
 //! `reportexe.pdf`, and a zero-width space or a byte-order mark makes a
 //! second `report.pdf`. [`shown`] is how a name from elsewhere is shown to
-//! a person, whatever it holds.
+//! a person, whatever it holds. Also: the known name closest to a mistyped
+//! one ("did you mean"), for the tracker's names and the REPL's verbs alike.
 
 use std::borrow::Cow;
 
@@ -89,9 +90,56 @@ pub fn shown(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// The option closest to `typed`: equal but for case, or at most two edits
+/// away (one for short words). `None` if nothing is that close.
+pub fn closest<'o>(typed: &str, options: impl IntoIterator<Item = &'o str>) -> Option<&'o str> {
+    let lower = typed.to_lowercase();
+    let mut best: Option<(usize, &str)> = None;
+    for option in options {
+        let d = match option.to_lowercase() == lower {
+            true => 0,
+            false => edit_distance(&lower, &option.to_lowercase()),
+        };
+        let allowed = if typed.chars().count() <= 4 { 1 } else { 2 };
+        if d <= allowed && best.is_none_or(|(b, _)| d < b) {
+            best = Some((d, option));
+        }
+    }
+    best.map(|(_, o)| o)
+}
+
+/// Levenshtein distance, in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn near_misses_are_found() {
+        assert_eq!(
+            closest("readme.TXT", ["README.txt", "other"]),
+            Some("README.txt")
+        );
+        assert_eq!(closest("sampel.txt", ["sample.txt"]), Some("sample.txt"));
+        assert_eq!(closest("ab", ["xy"]), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
 
     #[test]
     fn names_are_single_safe_components() {

@@ -6,10 +6,8 @@
 //! it names, and that module to its layer. Fails naming file, line and
 //! import.
 //!
-//! Up to `server` the rule has no exception. Above it, a few known imports
-//! of the engine (`peer`) into the terminal layer are listed in `KNOWN_UP`,
-//! until issue 17 section 2 (the engine prints nothing) removes them; an
-//! entry that no longer matches fails too, so the list only shrinks.
+//! The rule has no exception: the engine (`peer` but its REPL, line
+//! editor and input) imports nothing from the front layer above it.
 //!
 //! Limits: an inline module (`mod tests { .. }`) is taken to run to the end
 //! of its file, as every one in `src/` does; a path after it resolves from
@@ -52,22 +50,6 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// The layers at and below this one admit no exception.
-const STRICT_UP_TO: &str = "server";
-
-/// Upward imports known and allowed for now: (file, module it names). Each
-/// is the engine printing or formatting for the terminal, which section 2
-/// of issue 17 moves out of it.
-const KNOWN_UP: &[(&str, &str)] = &[
-    ("src/peer/background.rs", "console"),
-    ("src/peer/background.rs", "ui"),
-    ("src/peer/downloads.rs", "console"),
-    ("src/peer/downloads.rs", "ui"),
-    ("src/peer/fetching.rs", "ui"),
-    ("src/peer/resume.rs", "ui"),
-    ("src/peer/status.rs", "ui"),
-];
-
 /// One path a file names, and where.
 struct Use {
     line: usize,
@@ -106,7 +88,6 @@ fn modules_import_only_their_own_layer_and_those_below() {
     );
     let mut unplaced = Vec::new();
     let mut violations = Vec::new();
-    let mut used_known = vec![false; KNOWN_UP.len()];
     for path in &files {
         let rel = path.strip_prefix(root).expect("under the root");
         let rel = rel.to_string_lossy().into_owned();
@@ -127,19 +108,13 @@ fn modules_import_only_their_own_layer_and_those_below() {
             if rank(to) <= rank(from) {
                 continue;
             }
-            let known = KNOWN_UP
-                .iter()
-                .position(|(file, target)| *file == rel && starts_with_module(&u.target, target));
-            match known {
-                Some(i) if rank(from) > rank(STRICT_UP_TO) => used_known[i] = true,
-                _ => violations.push(Violation {
-                    file: rel.clone(),
-                    line: u.line,
-                    target: u.target,
-                    from,
-                    to,
-                }),
-            }
+            violations.push(Violation {
+                file: rel.clone(),
+                line: u.line,
+                target: u.target,
+                from,
+                to,
+            });
         }
     }
     let mut report = String::new();
@@ -148,13 +123,6 @@ fn modules_import_only_their_own_layer_and_those_below() {
     }
     for u in &unplaced {
         report += &format!("  {u}: in no layer; add its module to LAYERS in tests/layers.rs and docs/ARCHITECTURE.md\n");
-    }
-    for (i, (file, target)) in KNOWN_UP.iter().enumerate() {
-        if !used_known[i] {
-            report += &format!(
-                "  KNOWN_UP ({file}, {target}) no longer occurs: remove it from tests/layers.rs\n"
-            );
-        }
     }
     assert!(
         report.is_empty(),

@@ -1,9 +1,16 @@
 //! The peer's registry of downloads: every running one and the last
-//! [`KEEP_FINISHED`] ended ones, each as its [`Progress`] (with how to
-//! cancel it while it runs), and the output paths running downloads hold,
-//! so two downloads never write one file.
+//! [`KEEP_FINISHED`] ended ones, each one [`Entry`]: its [`Progress`], how
+//! to cancel it, and whether it still holds its output path, so two
+//! downloads never write one file.
+//!
+//! Invariants: an entry is inserted whole, in one step under the lock, by
+//! [`Downloads::begin`], before its download starts, so a cancel finds
+//! every download that `running` lists (one cancelled before its thread
+//! runs ends at once, cancelled). An entry holds its output from `begin`
+//! until its [`OutputClaim`] is dropped (when the download ends); only then
+//! may another download claim that path, and only until then does a cancel
+//! reach it.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -29,26 +36,31 @@ pub struct Downloads {
 #[derive(Default)]
 struct Inner {
     /// Oldest first; running ones are never dropped.
-    all: Vec<Arc<Progress>>,
-    /// Output path -> key of the running download writing it.
-    outputs: HashMap<PathBuf, u64>,
-    /// Key -> how to cancel it, while it runs.
-    cancellers: HashMap<u64, Canceller>,
+    all: Vec<Entry>,
     /// The threads that report background downloads' ends.
     watchers: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// One download: what it has done, how to cancel it, where it writes.
+struct Entry {
+    progress: Arc<Progress>,
+    canceller: Canceller,
+    out: PathBuf,
+    /// It still writes `out`: no other download may, and a cancel reaches it.
+    holds_output: bool,
 }
 
 /// An output path held by a running download; released when dropped.
 pub struct OutputClaim {
     downloads: Arc<Downloads>,
-    out: PathBuf,
+    key: u64,
 }
 
 impl Drop for OutputClaim {
     fn drop(&mut self) {
         let mut inner = self.downloads.lock();
-        if let Some(key) = inner.outputs.remove(&self.out) {
-            inner.cancellers.remove(&key);
+        if let Some(e) = inner.all.iter_mut().find(|e| e.progress.key() == self.key) {
+            e.holds_output = false;
         }
     }
 }
@@ -61,35 +73,45 @@ pub enum NoMatch {
     Several(Vec<u64>),
 }
 
+/// A download just registered: its progress, its canceller (to hand to
+/// the download), and its hold on the output path.
+pub type Begun = (Arc<Progress>, Canceller, OutputClaim);
+
 impl Downloads {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // Each update is one push, retain or map change: consistent if poisoned.
         self.inner.locked()
     }
 
-    /// Registers a new download of `id` as `name` to `out`. Fails with the
-    /// key of the download already writing `out`, if one is.
+    /// Registers a new download of `id` as `name` to `out`, whole (see the
+    /// module docs). Fails with the key of the download already writing
+    /// `out`, if one is.
     pub fn begin(
         self: &Arc<Self>,
         name: &str,
         id: FileId,
         size: Option<u64>,
         out: &Path,
-    ) -> Result<(Arc<Progress>, OutputClaim), u64> {
+    ) -> Result<Begun, u64> {
         let mut inner = self.lock();
-        if let Some(&key) = inner.outputs.get(out) {
-            return Err(key);
+        if let Some(e) = inner.all.iter().find(|e| e.holds_output && e.out == out) {
+            return Err(e.progress.key());
         }
         let key = self.next_key.fetch_add(1, Ordering::Relaxed) + 1;
         let progress = Arc::new(Progress::new(key, name, id, size).saving_to(out));
-        inner.outputs.insert(out.to_path_buf(), key);
-        inner.all.push(Arc::clone(&progress));
+        let canceller = Canceller::new();
+        inner.all.push(Entry {
+            progress: Arc::clone(&progress),
+            canceller: canceller.clone(),
+            out: out.to_path_buf(),
+            holds_output: true,
+        });
         forget_oldest_finished(&mut inner.all);
         let claim = OutputClaim {
             downloads: Arc::clone(self),
-            out: out.to_path_buf(),
+            key,
         };
-        Ok((progress, claim))
+        Ok((progress, canceller, claim))
     }
 
     /// Keeps the thread that reports a background download's end, so that
@@ -119,20 +141,13 @@ impl Downloads {
         self.failed.load(Ordering::Relaxed)
     }
 
-    /// Records how to cancel the running download `key`.
-    pub fn set_canceller(&self, key: u64, canceller: Canceller) {
-        let mut inner = self.lock();
-        if inner.outputs.values().any(|&k| k == key) {
-            inner.cancellers.insert(key, canceller);
-        }
-    }
-
     /// The running downloads, oldest first.
     pub fn running(&self) -> Vec<Arc<Progress>> {
         let inner = self.lock();
         inner
             .all
             .iter()
+            .map(|e| &e.progress)
             .filter(|d| !d.is_finished())
             .cloned()
             .collect()
@@ -163,15 +178,23 @@ impl Downloads {
 
     /// Cancels the running download `key`; returns whether it was running.
     pub fn cancel(&self, key: u64) -> bool {
-        let canceller = self.lock().cancellers.get(&key).cloned();
-        canceller.map(|c| c.cancel()).is_some()
+        let canceller = self.cancellers(|e| e.progress.key() == key);
+        canceller.iter().for_each(Canceller::cancel);
+        !canceller.is_empty()
     }
 
     /// Cancels every running download; returns how many.
     pub fn cancel_all(&self) -> usize {
-        let all: Vec<Canceller> = self.lock().cancellers.values().cloned().collect();
+        let all = self.cancellers(|_| true);
         all.iter().for_each(Canceller::cancel);
         all.len()
+    }
+
+    /// The cancellers of the running downloads `which` picks.
+    fn cancellers(&self, which: impl Fn(&Entry) -> bool) -> Vec<Canceller> {
+        let inner = self.lock();
+        let running = inner.all.iter().filter(|e| e.holds_output && which(e));
+        running.map(|e| e.canceller.clone()).collect()
     }
 
     /// Waits until no download runs, calling `tick` about every 100 ms
@@ -183,32 +206,23 @@ impl Downloads {
         }
     }
 
-    /// Cancels every running download, keeping verified chunks, and says
-    /// so on the console.
-    pub fn cancel_all_saying(&self) {
-        let n = self.cancel_all();
-        crate::console::say(format!(
-            "cancelling {} (verified chunks are kept)",
-            crate::ui::count(n, "download")
-        ));
-    }
-
     /// Every tracked download, oldest first.
     pub fn snapshot(&self, now: Instant) -> Vec<DownloadView> {
         let all: Vec<Arc<Progress>> = {
             let mut inner = self.lock();
             forget_oldest_finished(&mut inner.all);
-            inner.all.clone()
+            inner.all.iter().map(|e| Arc::clone(&e.progress)).collect()
         };
         all.iter().map(|d| d.view(now)).collect()
     }
 }
 
 /// Keeps the newest [`KEEP_FINISHED`] ended downloads and every running one.
-fn forget_oldest_finished(all: &mut Vec<Arc<Progress>>) {
-    let mut finished = all.iter().filter(|d| d.is_finished()).count();
-    all.retain(|d| {
-        let drop = finished > KEEP_FINISHED && d.is_finished();
+fn forget_oldest_finished(all: &mut Vec<Entry>) {
+    let ended = |e: &Entry| e.progress.is_finished() && !e.holds_output;
+    let mut finished = all.iter().filter(|e| ended(e)).count();
+    all.retain(|e| {
+        let drop = finished > KEEP_FINISHED && ended(e);
         finished -= usize::from(drop);
         !drop
     });
@@ -222,7 +236,7 @@ mod tests {
     #[test]
     fn an_output_is_held_by_one_download_at_a_time() {
         let d = Arc::new(Downloads::default());
-        let (p, claim) = d.begin("a", FileId([1; 32]), None, Path::new("a")).unwrap();
+        let (p, _, claim) = d.begin("a", FileId([1; 32]), None, Path::new("a")).unwrap();
         assert_eq!(
             d.begin("a", FileId([1; 32]), None, Path::new("a")).err(),
             Some(p.key())
@@ -235,13 +249,13 @@ mod tests {
     #[test]
     fn running_downloads_are_found_by_number_name_or_id() {
         let d = Arc::new(Downloads::default());
-        let (a, _ca) = d
+        let (a, _, _ca) = d
             .begin("a", FileId([0xab; 32]), None, Path::new("a"))
             .unwrap();
-        let (b, _cb) = d
+        let (b, _, _cb) = d
             .begin("b", FileId([0xcd; 32]), None, Path::new("b"))
             .unwrap();
-        let (b2, _cb2) = d
+        let (b2, _, _cb2) = d
             .begin("b", FileId([0xce; 32]), None, Path::new("b2"))
             .unwrap();
         let key = |r: Result<Arc<Progress>, NoMatch>| r.map(|p| p.key());
@@ -261,18 +275,32 @@ mod tests {
         b.finish(Outcome::Done);
         assert_eq!(key(d.matching("b")), Ok(b2.key()), "only running ones");
         assert_eq!(d.running().len(), 2);
-        assert!(!d.cancel(a.key()), "no canceller known");
+        assert!(!d.cancel(9999), "no such download");
+    }
+
+    #[test]
+    fn a_download_is_cancellable_from_its_registration_until_its_end() {
+        let d = Arc::new(Downloads::default());
+        let (p, canceller, claim) = d.begin("a", FileId([1; 32]), None, Path::new("a")).unwrap();
+        // Not started yet: the cancel reaches the canceller it will run with.
+        assert!(d.cancel(p.key()));
+        assert!(canceller.is_cancelled());
+        assert_eq!(d.cancel_all(), 1);
+        drop(claim);
+        p.finish(Outcome::Cancelled("cancelled".into()));
+        assert!(!d.cancel(p.key()), "ended: nothing to cancel");
+        assert_eq!(d.cancel_all(), 0);
     }
 
     #[test]
     fn history_is_bounded_and_running_downloads_are_kept() {
         let d = Arc::new(Downloads::default());
-        let (running, _claim) = d
+        let (running, _, _claim) = d
             .begin("running", FileId([1; 32]), None, Path::new("r"))
             .unwrap();
         for n in 0..KEEP_FINISHED + 5 {
             let out = PathBuf::from(format!("f{n}"));
-            let (p, _) = d
+            let (p, _, _) = d
                 .begin(&format!("f{n}"), FileId([2; 32]), None, &out)
                 .unwrap();
             p.finish(Outcome::Failed("stopped".into()));

@@ -33,6 +33,7 @@ use super::repl::command::VERBS;
 use super::Peer;
 use crate::bounds::{HISTORY_SIZE, MAX_STATE_FILE, NAMES_TTL};
 use crate::console;
+use crate::net::stop::StopSignal;
 use crate::state_file::{self, StateFileError};
 use crate::sync::LockExt;
 
@@ -276,7 +277,7 @@ impl ReplHelper<'_> {
                 return names.clone();
             }
         }
-        let names: Vec<String> = match self.peer.search("") {
+        let names: Vec<String> = match self.peer.search("", &StopSignal::new()) {
             Ok(found) => found.files.into_iter().map(|f| f.name).collect(),
             Err(e) => {
                 log::debug!("no names to complete: {e}");

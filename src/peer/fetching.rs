@@ -1,5 +1,7 @@
 //! Fetching files: searching the tracker, locating a file and its peers,
-//! choosing where it goes, and starting its download.
+//! choosing where it goes, and starting its download. The tracker requests
+//! of a search or a look-up stop when the caller's `stop` signal does (its
+//! cancel token: the REPL's command, interrupted by `quit` or Ctrl+C).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -7,28 +9,28 @@ use std::sync::Arc;
 use super::download::{self, DownloadHandle, Swarm};
 use super::locate::{self, Located};
 use super::{Peer, PeerError};
-use crate::name::validate_name;
+use crate::name::{closest, validate_name};
+use crate::net::stop::StopSignal;
 use crate::peer::tracker_client::Found;
 use crate::private::listed_id;
 use crate::protocol::message::IdPrefix;
 use crate::protocol::FileSummary;
 use crate::storage::StoreError;
-use crate::ui::closest;
 
 impl Peer {
     /// The files the tracker knows whose name contains `text`, as many as
     /// one reply holds (`more`: there are others).
-    pub fn search(&self, text: &str) -> Result<Found, PeerError> {
-        self.need_tracker()?
+    pub fn search(&self, text: &str, stop: &Arc<StopSignal>) -> Result<Found, PeerError> {
+        self.need_tracker(stop)?
             .search(text)
             .map_err(|e| self.tracker_error(e))
     }
 
     /// Finds the one file that `target` names (a share link, a name, an id
     /// or id prefix) and the peers that have it, from the tracker and the DHT.
-    pub fn locate(&self, target: &str) -> Result<Located, PeerError> {
-        let wanted = match locate::wanted(target, self) {
-            Err(PeerError::NotFound(name)) => return Err(self.suggest(name)),
+    pub fn locate(&self, target: &str, stop: &Arc<StopSignal>) -> Result<Located, PeerError> {
+        let wanted = match locate::wanted(target, &Asking { peer: self, stop }) {
+            Err(PeerError::NotFound(name)) => return Err(self.suggest(name, stop)),
             other => other?,
         };
         let name = wanted.name.unwrap_or_else(|| wanted.id.to_hex());
@@ -36,7 +38,7 @@ impl Peer {
         let direct = locate::first_reachable(&wanted.direct, &self.tls);
         // With neither tracker nor DHT this finds nobody, and a ticket's
         // sender is all there is.
-        let found = self.swarm.find(self.command_tracker().as_ref(), &listed);
+        let found = self.swarm.find(self.tracker_until(stop).as_ref(), &listed);
         let (mut peers, from_tracker, from_dht) = match (found, direct) {
             (Ok(found), _) => found,
             (Err(e), None) => return Err(e),
@@ -73,8 +75,8 @@ impl Peer {
 
     /// The error for a name the tracker does not know, with the closest
     /// name it does know (same but for case, or a typo away), if any.
-    fn suggest(&self, name: String) -> PeerError {
-        let known = self.search("").unwrap_or_default().files;
+    fn suggest(&self, name: String, stop: &Arc<StopSignal>) -> PeerError {
+        let known = self.search("", stop).unwrap_or_default().files;
         match closest(&name, known.iter().map(|f| f.name.as_str())) {
             Some(near) => PeerError::DidYouMean {
                 near: near.to_string(),
@@ -116,7 +118,7 @@ impl Peer {
     /// [`output_path`](Self::output_path)) on threads of its own; the
     /// finished file is shared. Fails if another download is writing `out`.
     pub fn download(&self, file: &Located, out: &Path) -> Result<DownloadHandle, PeerError> {
-        let (progress, claim) = self
+        let (progress, canceller, claim) = self
             .downloads
             .begin(&file.name, file.id, file.size, out)
             .map_err(|key| PeerError::OutputBusy {
@@ -147,21 +149,25 @@ impl Peer {
                 downloads.note_failed();
             }
         };
-        let handle = download::start(ctx, req, progress, on_end)?;
-        self.downloads
-            .set_canceller(handle.progress().key(), handle.canceller());
-        Ok(handle)
+        Ok(download::start(ctx, req, progress, canceller, on_end)?)
     }
 }
 
-impl locate::Catalogue for Peer {
+/// The tracker's catalogue as one look-up asks it, until `stop`.
+struct Asking<'a> {
+    peer: &'a Peer,
+    stop: &'a Arc<StopSignal>,
+}
+
+impl locate::Catalogue for Asking<'_> {
     fn search(&self, text: &str) -> Result<Vec<FileSummary>, PeerError> {
-        Ok(Peer::search(self, text)?.files)
+        Ok(self.peer.search(text, self.stop)?.files)
     }
 
     fn info(&self, prefix: &IdPrefix) -> Result<Vec<FileSummary>, PeerError> {
-        self.need_tracker()?
+        let peer = self.peer;
+        peer.need_tracker(self.stop)?
             .info(prefix)
-            .map_err(|e| self.tracker_error(e))
+            .map_err(|e| peer.tracker_error(e))
     }
 }

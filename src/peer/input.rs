@@ -10,7 +10,7 @@
 
 use std::io::{self, BufRead, IsTerminal};
 use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -18,8 +18,6 @@ use super::editor::{LineEditor, Typed};
 use super::repl::{Command, Control};
 use super::Peer;
 use crate::bounds::{MAX_INPUT_LINE, TRACKER_DEADLINE};
-use crate::net::stop::StopSignal;
-use crate::sync::LockExt;
 
 /// How long a command may go on after `quit` or end of input before its
 /// tracker requests are interrupted.
@@ -51,7 +49,7 @@ impl<'a> Input<'a> {
                 Err(e) => log::warn!("no line editing: {e}"),
             }
         }
-        Input::Piped(spawn_reader(peer.command_signal(), Arc::clone(control)))
+        Input::Piped(spawn_reader(Arc::clone(control)))
     }
 
     /// The next line, Ctrl+C or end of input.
@@ -82,12 +80,9 @@ impl<'a> Input<'a> {
 
 /// Reads stdin on a thread of its own into a channel; after the first
 /// `quit` or end of input, [`QUIT_GRACE`] later, it interrupts the command
-/// then running (`command` is the peer's current command signal) on a
+/// then running (through `control`, which holds its cancel token) on a
 /// thread of its own, and reads on until end of input.
-fn spawn_reader(
-    command: Arc<Mutex<Arc<StopSignal>>>,
-    control: Arc<Control>,
-) -> Receiver<io::Result<Option<String>>> {
+fn spawn_reader(control: Arc<Control>) -> Receiver<io::Result<Option<String>>> {
     let (tx, rx) = mpsc::channel();
     let spawned = thread::Builder::new().name("input".into()).spawn(move || {
         let stdin = io::stdin();
@@ -104,7 +99,6 @@ fn spawn_reader(
             }
             if quit && !interrupting {
                 interrupting = true;
-                let command = Arc::clone(&command);
                 let control = Arc::clone(&control);
                 let _ = thread::Builder::new()
                     .name("quit-grace".into())
@@ -118,7 +112,7 @@ fn spawn_reader(
                         while control.asks_downloads() && Instant::now() < until {
                             thread::sleep(SHIELD_POLL);
                         }
-                        command.locked().stop();
+                        control.interrupt_command();
                     });
             }
             if eof {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use super::PeerError;
 use crate::bounds::CONNECT_TIMEOUT;
 use crate::dht::DhtNode;
+use crate::error::Error;
 use crate::identity::PeerId;
 use crate::link::ShareLink;
 use crate::manifest::FileId;
@@ -200,8 +201,10 @@ pub fn is_self(peer: SocketAddr, listen: SocketAddr) -> bool {
 }
 
 /// The first of `sources` (one peer's addresses, from a ticket) to complete
-/// a TLS handshake with its pinned id. All are tried at once, so an address
-/// that is unreachable from here costs nothing; all fail within
+/// a TLS handshake with its pinned id, or else the first to say it is busy
+/// (at its connection caps: there, only full for now, so the download waits
+/// for it within its patience). All are tried at once, so an address that
+/// is unreachable from here costs nothing; all fail within
 /// [`CONNECT_TIMEOUT`].
 pub fn first_reachable(sources: &[Source], tls: &Tls) -> Option<Source> {
     let (tx, rx) = mpsc::channel();
@@ -210,21 +213,26 @@ pub fn first_reachable(sources: &[Source], tls: &Tls) -> Option<Source> {
         let (tx, tls) = (tx.clone(), tls.clone());
         let spawned = thread::Builder::new().name("reach".into()).spawn(move || {
             let addr = source.addr.to_string();
-            let ok = Connection::connect_tls(&addr, &tls, source.id, CONNECT_TIMEOUT).is_ok();
-            let _ = tx.send(ok.then_some(source));
+            let reached = Connection::connect_tls(&addr, &tls, source.id, CONNECT_TIMEOUT);
+            let _ = tx.send((source, reached.map(drop)));
         });
         tried += usize::from(spawned.is_ok());
     }
     let deadline = Instant::now() + CONNECT_TIMEOUT + Duration::from_secs(1);
+    let mut busy = None;
     for _ in 0..tried {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
-            Ok(Some(source)) => return Some(source),
-            Ok(None) => {}
+            Ok((source, Ok(()))) => return Some(source),
+            Ok((source, Err(Error::Busy))) => {
+                log::info!("{}: busy for now; will ask again", source.addr);
+                busy = busy.or(Some(source));
+            }
+            Ok((source, Err(e))) => log::info!("{}: {e}", source.addr),
             Err(_) => break,
         }
     }
-    None
+    busy
 }
 
 /// Peers for `id` from the DHT, if it is on.

@@ -2,6 +2,12 @@
 //! announces them to the tracker periodically, and downloads from other
 //! peers, each download on threads of its own behind a handle. `Peer` ties
 //! the parts together; the REPL and the binary are thin layers over it.
+//!
+//! The engine prints nothing: it returns values and emits [`events`] to
+//! the subscribers the front gives it, and takes a caller's cancel token
+//! (a `StopSignal`) as a parameter where a call waits on the tracker. Its
+//! REPL, line editor and input (`repl`, `editor`, `input`) are the front's,
+//! housed here for now.
 
 pub mod announcer;
 pub mod background;
@@ -9,6 +15,7 @@ pub mod download;
 pub mod downloads;
 pub mod editor;
 mod error;
+pub mod events;
 mod fetching;
 pub mod input;
 pub mod library;
@@ -27,7 +34,7 @@ pub mod tracker_pin;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::error::PeerError;
@@ -36,6 +43,7 @@ pub use self::tracker_client::tracker_addr;
 
 use self::announcer::Announcer;
 use self::downloads::Downloads;
+use self::events::Events;
 use self::library::{Library, SharedFile};
 use self::memory::Memory;
 use self::status::PeerStatus;
@@ -49,7 +57,6 @@ use crate::net::rate::RateCap;
 use crate::net::stop::StopSignal;
 use crate::net::tls::Tls;
 use crate::server::ServerHandle;
-use crate::sync::LockExt;
 
 /// Start-up settings of a peer.
 pub struct Options {
@@ -112,8 +119,8 @@ pub struct Peer {
     announcer: Arc<Announcer>,
     swarm: Arc<PeerSwarm>,
     downloads: Arc<Downloads>,
-    /// Interrupts the tracker requests of the REPL command being run.
-    command: Arc<Mutex<Arc<StopSignal>>>,
+    /// Who hears of downloads starting and ending.
+    events: Arc<Events>,
     /// Where others may reach this peer, best first, for tickets.
     reachable: Vec<SocketAddr>,
     /// What this peer remembers across runs (`None`: nothing).
@@ -211,7 +218,7 @@ impl Peer {
             announcer,
             swarm,
             downloads: Arc::default(),
-            command: Arc::new(Mutex::new(StopSignal::new())),
+            events: Arc::default(),
             leaving: Arc::default(),
             reachable: sharing::reachable_addrs(listen, &opts.public_addrs),
             memory,
@@ -303,51 +310,23 @@ impl Peer {
             .map(|e| self.tracker_error(e))
     }
 
-    /// A tracker client for the command being run, which
-    /// [`interrupt_command`](Self::interrupt_command) stops.
-    fn command_tracker(&self) -> Option<TrackerClient> {
-        let signal = self.command.locked();
+    /// A tracker client whose requests `stop` interrupts (the caller's
+    /// cancel token: the REPL's command, say).
+    fn tracker_until(&self, stop: &Arc<StopSignal>) -> Option<TrackerClient> {
         let tracker = self.tracker.as_ref()?;
-        Some(tracker.interruptible(Arc::clone(&signal)))
+        Some(tracker.interruptible(Arc::clone(stop)))
     }
 
-    /// The command's tracker client, or the error of a peer without one.
-    fn need_tracker(&self) -> Result<TrackerClient, PeerError> {
-        self.command_tracker().ok_or(PeerError::NoTracker)
+    /// [`tracker_until`](Self::tracker_until), or the error of a peer
+    /// without a tracker.
+    fn need_tracker(&self, stop: &Arc<StopSignal>) -> Result<TrackerClient, PeerError> {
+        self.tracker_until(stop).ok_or(PeerError::NoTracker)
     }
 
-    /// Starts a new command: tracker requests made for it from now on are
-    /// stopped by the next [`interrupt_command`](Self::interrupt_command).
-    pub fn begin_command(&self) {
-        *self.command.locked() = StopSignal::new();
-    }
-
-    /// Interrupts the tracker requests of the command being run (the user
-    /// quit, or input ended, while it waited on the tracker).
-    pub fn interrupt_command(&self) {
-        self.command.locked().stop();
-    }
-
-    /// Where the current command's signal is kept, for a thread that may
-    /// interrupt it later (see `input`).
-    pub fn command_signal(&self) -> Arc<Mutex<Arc<StopSignal>>> {
-        Arc::clone(&self.command)
-    }
-
-    /// Whether the tracker answers (within `within`), as a line to print if
-    /// not: what failed and what to do. `None` when it answers, or when
-    /// this peer has no tracker.
-    pub fn check_tracker(&self, within: Duration) -> Option<String> {
-        let tracker = self.tracker.as_ref()?;
-        let e = tracker.check(within).err()?;
-        let hint = match &e {
-            Error::WrongIdentity(_) | Error::NotATracker => "",
-            _ => "; is the tracker running there? This peer goes on (links, tickets and the DHT work without it) and announces its files once the tracker answers",
-        };
-        Some(format!(
-            "warning: cannot use the tracker at {}: {e}{hint}",
-            tracker.addr()
-        ))
+    /// Whether the tracker answers (within `within`): why not, if it does
+    /// not. `None` when it answers, or when this peer has no tracker.
+    pub fn check_tracker(&self, within: Duration) -> Option<Error> {
+        self.tracker.as_ref()?.check(within).err()
     }
 
     /// What this peer remembers across runs, if it does.

@@ -1,29 +1,43 @@
 //! Picking up where the last run left off (see [`memory`](super::memory)):
 //! sharing again what was shared, without hashing what did not change, and
-//! resuming the downloads that did not finish, when asked.
+//! resuming the downloads that did not finish, when asked. What happened is
+//! returned; the front words it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use super::background;
-use super::memory::{secret_of, Share, Unfinished};
+use super::background::{self, Started};
+use super::memory::{secret_of, Unfinished};
 use super::{Peer, PeerError};
 use crate::manifest::FileId;
+use crate::net::stop::StopSignal;
 use crate::protocol::message::IdPrefix;
-use crate::ui::count;
 
-/// Shares again every file the last run shared; returns the lines to print
-/// (one summary, and one for each file that could not be shared as it
-/// was).
-pub fn restore_shares(peer: &Peer) -> Vec<String> {
+/// What [`restore_shares`] did.
+#[derive(Debug, Default)]
+pub struct Restored {
+    /// Files shared again.
+    pub again: usize,
+    /// Of those, the ones hashed again (changed since).
+    pub rehashed: usize,
+    /// Files not shared again, and why, in the order they were tried.
+    pub failed: Vec<(PathBuf, PeerError)>,
+    /// Remembered files that are gone: forgotten, not shared again.
+    pub gone: Vec<PathBuf>,
+}
+
+/// Shares again every file the last run shared.
+pub fn restore_shares(peer: &Peer) -> Restored {
+    let mut restored = Restored::default();
     let Some(memory) = peer.memory() else {
-        return Vec::new();
+        return restored;
     };
-    let (mut again, mut rehashed, mut lines, mut gone) = (0, 0, Vec::new(), Vec::new());
+    let mut gone = Vec::new();
     for share in memory.shares() {
         let secret = match secret_of(&share) {
             Ok(secret) => secret,
             Err(e) => {
-                lines.push(format!("not sharing {} again: {e}", share.path.display()));
+                restored.failed.push((share.path, e.into()));
                 continue;
             }
         };
@@ -34,53 +48,21 @@ pub fn restore_shares(peer: &Peer) -> Vec<String> {
         let result = match memory.unchanged_manifest(&share) {
             Some(manifest) => peer.share_known(&share.path, &share.name, manifest, secret),
             None => {
-                rehashed += 1;
+                restored.rehashed += 1;
                 peer.share(&share.path, secret.is_some()).map(|(f, _)| f)
             }
         };
         match result {
-            Ok(_) => again += 1,
-            Err(e) => lines.push(format!("not sharing {} again: {e}", share.path.display())),
+            Ok(_) => restored.again += 1,
+            Err(e) => restored.failed.push((share.path, e)),
         }
     }
     if !gone.is_empty() {
         let ids: Vec<FileId> = gone.iter().filter_map(|s| s.id.parse().ok()).collect();
         memory.forget_shares(&ids);
-        lines.push(gone_line(&gone));
+        restored.gone = gone.into_iter().map(|s| s.path).collect();
     }
-    if again > 0 {
-        let changed = match rehashed {
-            0 => String::new(),
-            n => format!(" ({n} changed since, hashed again)"),
-        };
-        lines.insert(
-            0,
-            format!(
-                "Sharing again {} from the last run{changed}",
-                count(again, "file")
-            ),
-        );
-    }
-    lines
-}
-
-/// One line for the remembered shares whose files are gone, naming the
-/// first few: they are forgotten, not shared again.
-fn gone_line(gone: &[Share]) -> String {
-    const NAMED: usize = 3;
-    let mut names: Vec<String> = gone
-        .iter()
-        .take(NAMED)
-        .map(|s| s.path.display().to_string())
-        .collect();
-    if gone.len() > NAMED {
-        names.push(format!("and {} more", gone.len() - NAMED));
-    }
-    format!(
-        "Forgot {} shared last time, now gone: {}",
-        count(gone.len(), "file"),
-        names.join(", ")
-    )
+    restored
 }
 
 /// The downloads the last runs left unfinished, less those running now.
@@ -96,10 +78,9 @@ pub fn unfinished(peer: &Peer) -> Vec<Unfinished> {
         .collect()
 }
 
-/// `resume [NAME|ID]`: starts again the unfinished downloads (those that
-/// `which` names, by name or id prefix), each where it left off.
-pub fn resume(peer: &Peer, which: Option<&str>) -> Result<(), PeerError> {
-    let all = unfinished(peer);
+/// The unfinished downloads `resume [NAME|ID]` starts again: all, or
+/// those `which` names (by name or id prefix).
+pub fn chosen(peer: &Peer, which: Option<&str>) -> Vec<Unfinished> {
     let prefix = which.and_then(|w| w.parse::<IdPrefix>().ok());
     let by_id = |u: &Unfinished| {
         let id = u.id.parse::<FileId>().ok();
@@ -108,26 +89,25 @@ pub fn resume(peer: &Peer, which: Option<&str>) -> Result<(), PeerError> {
             .zip(id)
             .is_some_and(|(p, id)| p.matches(&id))
     };
-    let chosen: Vec<&Unfinished> = all
-        .iter()
+    unfinished(peer)
+        .into_iter()
         .filter(|u| which.is_none_or(|w| u.name == w || by_id(u)))
-        .collect();
-    if chosen.is_empty() {
-        println!("nothing to resume");
-        return Ok(());
-    }
-    for u in chosen {
-        if u.out.symlink_metadata().is_ok() {
-            // Finished some other way meanwhile.
-            if let Some(memory) = peer.memory() {
-                memory.finished(&u.out);
-            }
-            continue;
+        .collect()
+}
+
+/// Starts `u` again where it left off (its look-up stopped by `stop`);
+/// `Ok(None)` if its output exists meanwhile (finished some other way:
+/// forgotten, not started).
+pub fn resume_one(
+    peer: &Peer,
+    u: &Unfinished,
+    stop: &Arc<StopSignal>,
+) -> Result<Option<Started>, PeerError> {
+    if u.out.symlink_metadata().is_ok() {
+        if let Some(memory) = peer.memory() {
+            memory.finished(&u.out);
         }
-        match background::start(peer, &u.target, Some(Path::new(&u.out))) {
-            Ok(started) => println!("{}", started.found_line()),
-            Err(e) => println!("error: cannot resume {}: {e}", u.name),
-        }
+        return Ok(None);
     }
-    Ok(())
+    background::start(peer, &u.target, Some(Path::new(&u.out)), stop).map(Some)
 }

@@ -217,15 +217,14 @@ impl<'a> Session<'a> {
     /// `HAVE <id> <len>`: reads the asker's chunk map, answers with what this
     /// peer offers it. A map longer than any file's gets `ERR` and closes
     /// the connection (its bytes cannot be skipped safely); a malformed one
-    /// gets `ERR`.
+    /// gets `ERR`; one that dawdles closes it (see `Connection::read_body`).
     fn have(&mut self, conn: &mut Connection, id: &FileId, len: usize) -> Result<Flow> {
         if len > MAX_HAVE_LEN {
             let reply = Reply::err(format!("chunk map of {len} bytes, over {MAX_HAVE_LEN}"));
             conn.write_all(reply.encode().as_bytes())?;
             return Ok(Flow::CloseAfterError);
         }
-        let mut bytes = vec![0; len];
-        conn.read_payload(&mut bytes)?;
+        let bytes = conn.read_body(len)?;
         let Some(file) = self.file(id) else {
             conn.write_all(not_shared(id).as_bytes())?;
             return Ok(Flow::Continue);
@@ -246,7 +245,8 @@ impl<'a> Session<'a> {
             if !self.touched.iter().any(|f| Arc::ptr_eq(f, &file)) {
                 self.touched.push(Arc::clone(&file));
             }
-            file.offers().offer(self.id, &theirs, Instant::now())
+            file.offers()
+                .offer(self.id, conn.peer_addr().ip(), &theirs, Instant::now())
         } else {
             file.have()
         };

@@ -7,8 +7,8 @@
 //! its own cap, is it refused (`ERR busy`).
 //!
 //! Each connection's [`Activity`] says whether it is idle (waiting for a
-//! request line) and since when; the request loop keeps it current through
-//! its `Connection`.
+//! request line, or for the rest of a request's body) and since when; the
+//! request loop and `Connection::read_body` keep it current.
 //!
 //! Invariant: `total` and `per_ip` count exactly the entries of `live`.
 
@@ -190,5 +190,31 @@ mod tests {
             capped.take(ip, &Activity::new(), again.interrupter().unwrap()),
             Taken::Busy
         ));
+    }
+
+    /// A connection whose request line came but whose body dawdles is idle
+    /// (since its last request ended), so a newcomer evicts it.
+    #[test]
+    fn a_connection_dawdling_over_a_body_is_evicted() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let slots = Slots::new(ConnCaps {
+            total: 1,
+            per_ip: 1,
+        });
+        let (dawdler, mut dawdler_client) = pair(&listener);
+        let activity = Activity::new();
+        activity.busy();
+        let ip: IpAddr = "127.0.0.2".parse().unwrap();
+        let _held = slots.take(ip, &activity, dawdler.interrupter().unwrap());
+        let (new, _new_client) = pair(&listener);
+        let other: IpAddr = "127.0.0.3".parse().unwrap();
+        let busy = slots.take(other, &Activity::new(), new.interrupter().unwrap());
+        assert!(matches!(busy, Taken::Busy), "a busy one is kept");
+        activity.waiting();
+        let (new, _new_client) = pair(&listener);
+        let taken = slots.take(other, &Activity::new(), new.interrupter().unwrap());
+        assert!(matches!(taken, Taken::Slot(_)), "a dawdler is evicted");
+        let mut buf = [0u8; 1];
+        assert_eq!(dawdler_client.read(&mut buf).unwrap(), 0, "and closed");
     }
 }

@@ -52,7 +52,8 @@ pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
 }
 
 /// Where one file's bytes live. Offsets and lengths come from a validated
-/// [`Chunk`] of the file's manifest, never from the network directly.
+/// [`Chunk`] of the file's manifest (or a slice of one, when a chunk is
+/// sent a piece at a time), never from the network directly.
 pub trait Storage: Send + Sync {
     /// Fills `buf` (exactly `chunk.len` bytes) with the chunk's bytes.
     fn read_chunk(&self, chunk: Chunk, buf: &mut [u8]) -> io::Result<()>;

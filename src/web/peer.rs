@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use super::actions::{ActionError, Actions, Cancelling, Candidate, ShareView, Started};
 use crate::console::say;
+use crate::net::stop::StopSignal;
 use crate::peer::repl::command::expand_home;
-use crate::peer::repl::ReplError;
 use crate::peer::{background, link_of, Peer, PeerError};
 use crate::storage::StoreError;
+use crate::ui::report::{found_line, Refused};
 
 /// The actions of `peer`'s status page.
 pub struct PeerActions(pub Arc<Peer>);
@@ -24,8 +25,10 @@ impl Actions for PeerActions {
             ));
         }
         let out = out.map(expand_home);
-        let started = background::start(&self.0, target, out.as_deref()).map_err(refusal)?;
-        say(format!("status page: {}", started.found_line()));
+        // Its own cancel token, never stopped: the REPL's Ctrl+C is not for it.
+        let stop = StopSignal::new();
+        let started = background::start(&self.0, target, out.as_deref(), &stop).map_err(refusal)?;
+        say(format!("status page: {}", found_line(&started)));
         Ok(Started {
             key: started.key,
             name: started.file.name.clone(),
@@ -40,7 +43,7 @@ impl Actions for PeerActions {
         let downloads = self.0.downloads();
         let running = downloads.running().into_iter().find(|d| d.key() == key);
         let no_such =
-            || ActionError::NotFound(ReplError::NoSuchDownload(key.to_string()).to_string());
+            || ActionError::NotFound(Refused::NoSuchDownload(key.to_string()).to_string());
         let d = running.ok_or_else(no_such)?;
         if !downloads.cancel(key) {
             // It ended between the look and the cancel.
@@ -75,10 +78,10 @@ impl Actions for PeerActions {
 /// The page's answer to a download the peer refused: the REPL's error line
 /// (without `error: `), classed by whose move it is.
 fn refusal(e: PeerError) -> ActionError {
-    let text = |e: PeerError| ReplError::from(e).to_string();
+    let text = |e: PeerError| e.to_string();
     match e {
         PeerError::Ambiguous { target, candidates } => ActionError::Invalid(
-            ReplError::Ambiguous(target).to_string(),
+            Refused::Ambiguous(target).to_string(),
             candidates
                 .into_iter()
                 .map(|c| Candidate {

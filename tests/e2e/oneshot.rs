@@ -6,10 +6,14 @@
 use std::fs;
 use std::path::Path;
 use std::process::Command;
+use std::time::Instant;
 
-use crate::support::harness::{assert_same_bytes, Proc, TestDir, CHUNK, COMMAND, STARTUP};
+use p2pshare::ticket::Ticket;
+
+use crate::support::harness::{assert_same_bytes, figure, Proc, TestDir, CHUNK, COMMAND, STARTUP};
+use crate::support::proc::Stream as ProcStream;
 use crate::support::programs::Tracker;
-use crate::support::raw::tracker_lists;
+use crate::support::raw::{tracker_lists, Raw};
 
 const PEER: &str = env!("CARGO_BIN_EXE_peer");
 
@@ -179,4 +183,46 @@ fn two_dht_peers_find_each_other_with_no_tracker() {
     getter.expect_out("Successfully downloaded: pair.bin", COMMAND);
     assert!(getter.wait_exit(COMMAND).success());
     assert_same_bytes(&fs::read(out.join("pair.bin")).unwrap(), &data, "pair.bin");
+}
+
+/// With every slot of the sender's for 127.0.0.1 taken (96 idle
+/// connections of the test's), `peer get --patience 45` from there finds
+/// the sender busy, not unreachable: it starts the download, is refused as
+/// busy (at locate, then twice for the manifest, 1 s and 2 s apart), and
+/// once the test lets go of the slots it finishes byte-identical. Before the fix the busy sender counted as unreachable:
+/// the get exited at once with `no peers for <name> (asked: the ticket's
+/// addresses, unreachable from here)`.
+#[test]
+fn a_busy_sender_is_waited_for_not_unreachable() {
+    let dir = TestDir::new("busy-sender");
+    let (path, data) = dir.random_file("s/busy.bin", 2 * CHUNK, 45);
+    let (_sender, ticket) = send(&dir, &path, &[]);
+    let parsed: Ticket = ticket.parse().unwrap();
+    let at = parsed.addrs[0];
+    let held: Vec<Raw> = (0..96)
+        .map(|_| {
+            let mut c = Raw::peer(at);
+            assert_eq!(c.ask("HELLO 1"), "OK p2pshare 1");
+            c
+        })
+        .collect();
+    let out = dir.sub("r");
+
+    let started = Instant::now();
+    let mut getter = get_in_shell(&out, &format!("-vv --patience 45 {ticket}"));
+    let found = getter.expect_line(ProcStream::Out, COMMAND, "found or failed", |l| {
+        l.starts_with("Found 1 peer for busy.bin") || l.starts_with("error:")
+    });
+    assert!(found.starts_with("Found"), "{found}");
+    // Refused twice more, for the manifest, before the slots are let go.
+    getter.expect_line(ProcStream::Err, COMMAND, "a second busy", |l| {
+        l.contains("busy; asking again in 2s")
+    });
+    let busy_for = started.elapsed();
+    drop(held);
+    getter.expect_out("Successfully downloaded: busy.bin", COMMAND);
+    assert!(getter.wait_exit(COMMAND).success());
+    assert_same_bytes(&fs::read(out.join("busy.bin")).unwrap(), &data, "busy.bin");
+    figure("busy sender", "slots held from the get's start", busy_for);
+    figure("busy sender", "get done after the start", started.elapsed());
 }

@@ -14,6 +14,7 @@ use p2pshare::cli::{CommonArgs, State};
 use p2pshare::console::say;
 use p2pshare::peer::repl::{self, Command, Control, Signal};
 use p2pshare::peer::{resume, tracker_addr, DhtOptions, Options, Peer};
+use p2pshare::ui::report::{event_log, event_text, restored_lines, tracker_warning};
 use p2pshare::web::peer::PeerActions;
 
 use self::args::{Classic, Cli, FetchArgs, Mode, Net, ServeArgs};
@@ -89,9 +90,18 @@ pub fn options(
 
 /// Starts the peer and prints the lines every form starts with: where it
 /// listens, its id, its DHT node and status page, and a tracker it cannot
-/// reach.
+/// reach. From then on, how background downloads end is said on the
+/// console (and their start in the log).
 pub fn start(opts: &Options, common: &CommonArgs) -> anyhow::Result<Started> {
     let peer = Arc::new(Peer::start(opts).context("cannot start the peer")?);
+    peer.subscribe(|event| {
+        if let Some(line) = event_log(event) {
+            log::info!("{line}");
+        }
+        if let Some(text) = event_text(event) {
+            say(text);
+        }
+    });
     let for_page = Arc::clone(&peer);
     let actions = Arc::new(PeerActions(Arc::clone(&peer)));
     let page =
@@ -104,8 +114,9 @@ pub fn start(opts: &Options, common: &CommonArgs) -> anyhow::Result<Started> {
     if let Some((_, line)) = &page {
         println!("{line}");
     }
-    if let Some(line) = peer.check_tracker(TRACKER_CHECK) {
-        eprintln!("{line}");
+    if let Some(e) = peer.check_tracker(TRACKER_CHECK) {
+        let addr = peer.tracker_addr().unwrap_or_default();
+        eprintln!("{}", tracker_warning(addr, &e));
     }
     Ok(Started {
         peer,
@@ -136,7 +147,7 @@ fn classic(args: &Classic) -> anyhow::Result<bool> {
     // line with a signal still gets a clean unregister.
     let started = start_with_signals(&opts, &args.common, &control, args.serve)?;
     let peer = &started.peer;
-    for line in resume::restore_shares(peer) {
+    for line in restored_lines(&resume::restore_shares(peer)) {
         println!("{line}");
     }
     let mut all_ok = true;

@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use p2pshare::console::say;
-use p2pshare::peer::background::{outcome_text, Started as Begun};
+use p2pshare::net::stop::StopSignal;
+use p2pshare::peer::background::Started as Begun;
 use p2pshare::peer::Peer;
+use p2pshare::ui::report::{found_line, outcome_text};
 use p2pshare::ui::{count, DownloadBar};
 
 use super::args::{GetArgs, SendArgs};
@@ -85,7 +87,8 @@ pub fn get(a: &GetArgs) -> anyhow::Result<bool> {
 
 /// Fetches one ticket's file to `out` (or under its name here).
 fn fetch(peer: &Peer, ticket: &str, out: Option<&std::path::Path>) -> anyhow::Result<()> {
-    let file = peer.locate(ticket)?;
+    // Ctrl+C cancels the download; its look-up runs to its own deadline.
+    let file = peer.locate(ticket, &StopSignal::new())?;
     let out = peer.output_path(&file, out)?;
     let handle = peer.download(&file, &out)?;
     let begun = Begun {
@@ -93,7 +96,7 @@ fn fetch(peer: &Peer, ticket: &str, out: Option<&std::path::Path>) -> anyhow::Re
         file,
         out,
     };
-    println!("{}", begun.found_line());
+    println!("{}", found_line(&begun));
     let bar = DownloadBar::new(&begun.file.name, begun.file.size.unwrap_or(0));
     while !handle.wait_timeout(Duration::from_millis(100)) {
         if let Some(bar) = &bar {

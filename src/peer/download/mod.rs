@@ -124,13 +124,25 @@ pub struct DownloadHandle {
 }
 
 /// Cancels one download from anywhere (the REPL, the status page).
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Canceller {
     stop: Arc<StopSignal>,
     cancelled: Arc<AtomicBool>,
 }
 
 impl Canceller {
+    /// A canceller for a download not started yet: made first, so that the
+    /// download can be cancelled from the moment it is registered (a cancel
+    /// before [`start`] makes it end at once, cancelled).
+    pub fn new() -> Canceller {
+        Canceller::default()
+    }
+
+    /// Whether [`cancel`](Self::cancel) was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+
     /// Stops the download; what is verified stays in the partial file.
     pub fn cancel(&self) {
         self.cancelled.store(true, Ordering::Release);
@@ -161,19 +173,19 @@ impl DownloadHandle {
 }
 
 /// Starts downloading `req` on a thread of its own; `progress` is where it
-/// reports. `on_end` runs on that thread once the download is over (told
+/// reports, `canceller` what stops it. `on_end` runs on that thread once the download is over (told
 /// whether it succeeded), before its progress says it ended, whatever
 /// the outcome (the peer releases the output path there).
 pub fn start(
     ctx: Context,
     req: Request,
     progress: Arc<Progress>,
+    canceller: Canceller,
     on_end: impl FnOnce(bool) + Send + 'static,
 ) -> Result<DownloadHandle, DownloadError> {
-    let stop = StopSignal::new();
-    let cancelled = Arc::new(AtomicBool::new(false));
-    let (thread_progress, thread_stop) = (Arc::clone(&progress), Arc::clone(&stop));
-    let thread_cancelled = Arc::clone(&cancelled);
+    let thread_progress = Arc::clone(&progress);
+    let thread_stop = Arc::clone(&canceller.stop);
+    let thread_cancelled = Arc::clone(&canceller.cancelled);
     let thread = thread::Builder::new()
         .name("download".into())
         .spawn(move || {
@@ -190,10 +202,16 @@ pub fn start(
             });
             result
         })
-        .map_err(DownloadError::Spawn)?;
+        .map_err(|e| {
+            // Never ran: it ends here, so no one waits for it.
+            progress.finish(Outcome::Failed(format!(
+                "cannot start a download thread: {e}"
+            )));
+            DownloadError::Spawn(e)
+        })?;
     Ok(DownloadHandle {
         progress,
-        canceller: Canceller { stop, cancelled },
+        canceller,
         thread,
     })
 }

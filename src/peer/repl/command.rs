@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
+use crate::name::closest;
 use crate::net::rate::{parse_rate, RateError};
-use crate::ui::closest;
 
 pub const HELP: &str = "\
 commands:

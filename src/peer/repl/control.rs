@@ -4,20 +4,24 @@
 //!
 //! - while the REPL waits for downloads (`wait`, or `quit` waiting), it
 //!   cancels them, keeping their verified chunks;
-//! - while a command runs, it interrupts the command's tracker requests,
-//!   and a second press within [`AGAIN`] leaves;
+//! - while a command runs, it interrupts the command's tracker requests
+//!   (its cancel token, a [`StopSignal`] made here for each command and
+//!   passed to the engine's calls), and a second press within [`AGAIN`]
+//!   leaves;
 //! - with piped input, it cancels the downloads and leaves, saying so.
 //!
 //! Nothing is ever stopped without a line saying what.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::super::Peer;
 use crate::console::say;
+use crate::net::stop::StopSignal;
 use crate::sync::LockExt;
 use crate::ui::count;
+use crate::ui::report::cancelling_line;
 
 /// How soon a second Ctrl+C must follow the first to leave.
 pub const AGAIN: Duration = Duration::from_secs(2);
@@ -50,10 +54,26 @@ pub struct Control {
     /// The running command asked for downloads (`download`, `resume`):
     /// end of input waits for them instead of interrupting their look-up.
     asks_downloads: AtomicBool,
+    /// The cancel token of the command being run (or of the last one).
+    command: Mutex<Arc<StopSignal>>,
     last_press: Mutex<Option<Instant>>,
 }
 
 impl Control {
+    /// Starts a new command: returns its cancel token, which
+    /// [`interrupt_command`](Self::interrupt_command) stops from now on.
+    pub fn begin_command(&self) -> Arc<StopSignal> {
+        let signal = StopSignal::new();
+        *self.command.locked() = Arc::clone(&signal);
+        signal
+    }
+
+    /// Interrupts the tracker requests of the command being run (the user
+    /// quit, or input ended, while it waited on the tracker).
+    pub fn interrupt_command(&self) {
+        self.command.locked().stop();
+    }
+
     /// Marks whether the command now running asks for downloads.
     pub fn set_asks_downloads(&self, on: bool) {
         self.asks_downloads.store(on, Ordering::Release);
@@ -97,11 +117,11 @@ impl Control {
         };
         match (self.state(), self.is_terminal()) {
             (State::Waiting, _) => {
-                peer.downloads().cancel_all_saying();
+                cancel_all_saying(peer);
                 Signal::Handled
             }
             (State::Busy, true) if !again => {
-                peer.interrupt_command();
+                self.interrupt_command();
                 say("interrupted; press Ctrl+C again to leave");
                 Signal::Handled
             }
@@ -111,6 +131,11 @@ impl Control {
             }
         }
     }
+}
+
+/// Cancels every running download, keeping verified chunks, and says so.
+pub fn cancel_all_saying(peer: &Peer) {
+    say(cancelling_line(peer.downloads().cancel_all()));
 }
 
 /// What leaving now stops, for the line printed as it happens.

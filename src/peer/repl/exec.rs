@@ -7,15 +7,23 @@ use super::command::{Command, Direction, HELP};
 use super::control::{Control, State};
 use super::ReplError;
 use crate::net::rate::format_rate;
-use crate::peer::background;
+use crate::net::stop::StopSignal;
 use crate::peer::downloads::NoMatch;
 use crate::peer::library::SharedFile;
-use crate::peer::status::size_and_bytes;
+use crate::peer::{background, resume};
 use crate::peer::{link_of, Peer, PeerError};
 use crate::protocol::FileSummary;
+use crate::ui::report::{found_line, Refused};
+use crate::ui::status::{size_and_bytes, status_text};
 use crate::ui::{self, count, format_size, shown};
 
-pub fn execute(peer: &Peer, cmd: Command, control: &Control) -> Result<(), ReplError> {
+/// Carries out `cmd`; `stop` is its cancel token (see [`Control`]).
+pub fn execute(
+    peer: &Peer,
+    cmd: Command,
+    control: &Control,
+    stop: &Arc<StopSignal>,
+) -> Result<(), ReplError> {
     match cmd {
         Command::Share { path, private } => {
             let before: Vec<_> = peer
@@ -67,21 +75,21 @@ pub fn execute(peer: &Peer, cmd: Command, control: &Control) -> Result<(), ReplE
             }
         }
         Command::Search(text) => {
-            let found = peer.search(&text)?;
+            let found = peer.search(&text, stop)?;
             println!("{} found", count(found.files.len(), "file"));
             print_files(&found.files);
             if found.more {
                 println!("  (more match than the tracker lists at once: narrow the search)");
             }
         }
-        Command::Download { target, out } => download(peer, &target, out.as_deref())?,
+        Command::Download { target, out } => download(peer, &target, out.as_deref(), stop)?,
         Command::Cancel(which) => {
             let d = match peer.downloads().matching(&which) {
                 Ok(d) => d,
-                Err(NoMatch::None) => return Err(ReplError::NoSuchDownload(which)),
+                Err(NoMatch::None) => return Err(Refused::NoSuchDownload(which).into()),
                 Err(NoMatch::Several(keys)) => {
                     let keys: Vec<String> = keys.iter().map(u64::to_string).collect();
-                    return Err(ReplError::SeveralDownloads(which, keys.join(", ")));
+                    return Err(Refused::SeveralDownloads(which, keys.join(", ")).into());
                 }
             };
             if peer.downloads().cancel(d.key()) {
@@ -105,7 +113,7 @@ pub fn execute(peer: &Peer, cmd: Command, control: &Control) -> Result<(), ReplE
                 peer.downloads().wait_all(|| {});
             }
         }
-        Command::Resume(which) => super::super::resume::resume(peer, which.as_deref())?,
+        Command::Resume(which) => resume(peer, which.as_deref(), stop),
         Command::Limit(change) => {
             let rates = peer.rates();
             match change {
@@ -119,7 +127,7 @@ pub fn execute(peer: &Peer, cmd: Command, control: &Control) -> Result<(), ReplE
                 format_rate(rates.down.get())
             );
         }
-        Command::Status => println!("{}", peer.status().to_text()),
+        Command::Status => println!("{}", status_text(&peer.status())),
         Command::Help => println!("{HELP}"),
         Command::Quit => {}
     }
@@ -167,17 +175,39 @@ fn print_files(files: &[FileSummary]) {
 }
 
 /// Starts a download in the background; its end is printed when it comes.
-fn download(peer: &Peer, target: &str, out: Option<&Path>) -> Result<(), ReplError> {
-    match background::start(peer, target, out) {
+fn download(
+    peer: &Peer,
+    target: &str,
+    out: Option<&Path>,
+    stop: &Arc<StopSignal>,
+) -> Result<(), ReplError> {
+    match background::start(peer, target, out, stop) {
         Ok(started) => {
-            println!("{}", started.found_line());
+            println!("{}", found_line(&started));
             Ok(())
         }
         Err(PeerError::Ambiguous { target, candidates }) => {
             println!("{} are named {target:?}:", count(candidates.len(), "file"));
             print_files(&candidates);
-            Err(ReplError::Ambiguous(target))
+            Err(Refused::Ambiguous(target).into())
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// `resume [NAME|ID]`: starts again the unfinished downloads (those that
+/// `which` names, by name or id prefix), each where it left off, saying
+/// each start or why it could not.
+fn resume(peer: &Peer, which: Option<&str>, stop: &Arc<StopSignal>) {
+    let chosen = resume::chosen(peer, which);
+    if chosen.is_empty() {
+        println!("nothing to resume");
+    }
+    for u in chosen {
+        match resume::resume_one(peer, &u, stop) {
+            Ok(Some(started)) => println!("{}", found_line(&started)),
+            Ok(None) => {}
+            Err(e) => println!("error: cannot resume {}: {e}", u.name),
+        }
     }
 }

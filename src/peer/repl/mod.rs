@@ -26,6 +26,8 @@ use super::editor::Typed;
 use super::input::Input;
 use super::{Peer, PeerError};
 use crate::console::say;
+use crate::ui::report::Refused;
+use crate::ui::status::status_text;
 use crate::ui::{count, format_size, format_speed};
 
 /// Why a command failed; printed as one `error: ...` line.
@@ -37,12 +39,8 @@ pub enum ReplError {
     Peer(#[from] PeerError),
     #[error(transparent)]
     Download(#[from] DownloadError),
-    #[error("{0:?} is ambiguous; download one of them by id")]
-    Ambiguous(String),
-    #[error("no running download matches {0:?} (see status)")]
-    NoSuchDownload(String),
-    #[error("{0:?} matches downloads {1}; cancel one by number")]
-    SeveralDownloads(String, String),
+    #[error(transparent)]
+    Refused(#[from] Refused),
     #[error("{0}")]
     Input(io::Error),
 }
@@ -96,8 +94,8 @@ pub fn run_command(peer: &Peer, cmd: Command, control: &Control) -> bool {
     // Marked before the command's signal exists, so that end of input
     // never finds a download's look-up unmarked.
     control.set_asks_downloads(matches!(cmd, Command::Download { .. } | Command::Resume(_)));
-    peer.begin_command();
-    let result = exec::execute(peer, cmd, control);
+    let stop = control.begin_command();
+    let result = exec::execute(peer, cmd, control, &stop);
     control.set_asks_downloads(false);
     match result {
         Ok(()) => true,
@@ -136,7 +134,7 @@ fn finish(peer: &Peer, input: &mut Input<'_>, control: &Control, cancel: bool) {
                 Typed::Line(line) => match Command::parse(&line) {
                     Ok(Some(Command::Quit)) => true,
                     Ok(Some(Command::Status)) => {
-                        println!("{}", peer.status().to_text());
+                        println!("{}", status_text(&peer.status()));
                         false
                     }
                     _ => false,
@@ -147,7 +145,7 @@ fn finish(peer: &Peer, input: &mut Input<'_>, control: &Control, cancel: bool) {
             };
             if quit && !cancelled {
                 cancelled = true;
-                peer.downloads().cancel_all_saying();
+                control::cancel_all_saying(peer);
             }
         }
         let now = Instant::now();

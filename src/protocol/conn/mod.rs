@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::codec::{line_text, split_line, Frame, ParseError};
 use super::message::{parse_payload_len, Reply};
 use crate::bounds::{
-    IO_TIMEOUT, LINGER_BYTES, LINGER_TIME, MAX_LINE, MIN_PAYLOAD_RATE, MIN_READ_RATE,
+    BODY_GRACE, IO_TIMEOUT, LINGER_BYTES, LINGER_TIME, MAX_LINE, MIN_PAYLOAD_RATE, MIN_READ_RATE,
     PROGRESS_WINDOW, RATE_SLICE, READ_BUF, WRITE_CALL_TIMEOUT,
 };
 use crate::error::{Error, Result};
@@ -207,6 +207,23 @@ impl Connection {
         }
         let body = self.buf[self.start..self.start + len].to_vec();
         self.start += len;
+        Ok(body)
+    }
+
+    /// Reads a request body of `len` bytes (at most the read buffer's
+    /// size) on a server: it must arrive at [`MIN_PAYLOAD_RATE`], within
+    /// [`BODY_GRACE`] + `len / MIN_PAYLOAD_RATE`, or the request fails
+    /// (the caller closes). Until it is in, the connection counts as idle
+    /// since its last request ended (see `net::slots`), so one trickling
+    /// bodies holds no slot against newcomers.
+    pub fn read_body(&mut self, len: usize) -> Result<Vec<u8>> {
+        if let Some(a) = &self.activity {
+            a.waiting();
+        }
+        let at_rate = Duration::from_secs_f64(len as f64 / MIN_PAYLOAD_RATE as f64);
+        let allowed = BODY_GRACE + at_rate;
+        let body = self.read_exact_by(len, Instant::now() + allowed)?;
+        self.mark_busy();
         Ok(body)
     }
 

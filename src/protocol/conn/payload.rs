@@ -13,6 +13,7 @@ use std::os::unix::fs::FileExt;
 use super::*;
 
 /// The bytes of one reply's payload.
+#[derive(Clone, Copy)]
 pub enum Payload<'a> {
     /// `len` bytes of `file` from `offset`: sent straight from the page
     /// cache (`sendfile`) on plain TCP, read into a buffer on TLS.
@@ -156,13 +157,16 @@ impl Connection {
         Ok(())
     }
 
-    /// Sends `header`, then `payload`, metered through `limit`, in slices.
-    /// On plain TCP a file range goes straight from the page cache
-    /// (`sendfile`, the header with `MSG_MORE` so it shares a segment with
-    /// the payload); otherwise (TLS) it is read into a buffer the
-    /// connection keeps, before the header promises it, and the header goes
-    /// out in one write with the first slice (one TLS record, not a record
-    /// of its own). Two bounds keep a
+    /// Sends `header`, then `payload`, metered through `limit`, in slices of
+    /// [`RATE_SLICE`]. On plain TCP a file range goes straight from the page
+    /// cache (`sendfile`, the header with `MSG_MORE` so it shares a segment
+    /// with the payload); otherwise (TLS) each slice is read into a buffer
+    /// the connection keeps, the first before the header promises the
+    /// payload, and the header goes out in one write with the first slice
+    /// (one TLS record, not a record of its own). So a connection holds one
+    /// slice, whatever chunk size a remote manifest declared (issue 20:
+    /// whole 16 MiB chunks cost a re-sharing peer 16 MiB per slow reader,
+    /// 781 MiB with 48). Two bounds keep a
     /// client that reads slowly or not at all from holding the connection: no
     /// slice may go `IO_TIMEOUT` without completing, and the whole reply must
     /// be taken within `IO_TIMEOUT + len / MIN_READ_RATE` (time spent waiting
@@ -176,27 +180,28 @@ impl Connection {
         limit: &RateCap,
     ) -> Result<()> {
         let len = payload.len();
+        let zero_copy = matches!(payload, Payload::File { .. }) && self.stream.as_tcp().is_some();
         let mut buf = std::mem::take(&mut self.send_buf);
-        let (file, data): (Option<(&File, u64)>, &[u8]) = match payload {
-            Payload::File { file, offset, .. } if self.stream.as_tcp().is_some() => {
-                (Some((file, offset)), &[])
+        // The slice `[sent, sent + n)` of a file payload, into `buf`.
+        let read_slice = |buf: &mut Vec<u8>, sent: usize, n: usize| -> Result<()> {
+            if let Payload::File { file, offset, .. } = payload {
+                buf.resize(n, 0);
+                file.read_exact_at(&mut buf[..n], offset + sent as u64)?;
             }
-            Payload::File { file, offset, .. } => {
-                buf.resize(len, 0);
-                if let Err(e) = file.read_exact_at(&mut buf[..len], offset) {
-                    self.send_buf = buf;
-                    return Err(e.into());
-                }
-                (None, &buf[..len])
-            }
-            Payload::Bytes(bytes) => (None, bytes),
+            Ok(())
         };
+        if !zero_copy {
+            if let Err(e) = read_slice(&mut buf, 0, RATE_SLICE.min(len)) {
+                self.send_buf = buf;
+                return Err(e);
+            }
+        }
         let started = Instant::now();
         let mut reply_deadline =
             started + IO_TIMEOUT + Duration::from_secs(len as u64 / MIN_READ_RATE);
         let result = (|| {
             let mut head = header;
-            if let (Some(tcp), Some(_)) = (self.stream.as_tcp(), file) {
+            if let (Some(tcp), true) = (self.stream.as_tcp(), zero_copy) {
                 self.bound_next_write(started + IO_TIMEOUT, reply_deadline)?;
                 sys::send_more(tcp, head).map_err(write_error)?;
                 head = &[];
@@ -209,11 +214,19 @@ impl Connection {
                 let now = Instant::now();
                 reply_deadline += now - waited;
                 self.bound_next_write(now + IO_TIMEOUT, reply_deadline)?;
-                match (self.stream.as_tcp(), file) {
-                    (Some(tcp), Some((file, offset))) => {
+                match (self.stream.as_tcp(), payload) {
+                    (Some(tcp), Payload::File { file, offset, .. }) if zero_copy => {
                         sys::send_file(tcp, file, offset + sent as u64, n).map_err(write_error)?
                     }
-                    _ => drop(self.write_parts(head, &data[sent..sent + n], reply_deadline)?),
+                    (_, Payload::Bytes(bytes)) => {
+                        self.write_parts(head, &bytes[sent..sent + n], reply_deadline)?;
+                    }
+                    (_, Payload::File { .. }) => {
+                        if sent > 0 {
+                            read_slice(&mut buf, sent, n)?;
+                        }
+                        self.write_parts(head, &buf[..n], reply_deadline)?;
+                    }
                 }
                 head = &[];
                 sent += n;

@@ -46,7 +46,7 @@ fn a_download_waits_for_a_peer_for_its_patience() {
         }
     });
     assert_eq!(waiting.done_chunks, 0, "{waiting:?}");
-    let text = patient.status().to_text();
+    let text = p2pshare::ui::status::status_text(&patient.status());
     let row = format!("  [{}] wait.bin  waiting for peers  0.0%", waiting.key);
     assert!(text.contains(&row), "{text}");
 

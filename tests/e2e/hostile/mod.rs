@@ -10,8 +10,10 @@
 //! reply; `input`, raw clients sending the tracker and a peer's chunk
 //! server lines over the bound, binary garbage, unknown verbs, absurd
 //! arguments, nothing at all, one byte a second, or requests they never
-//! read the answers to; `floods`, thousands of connections; `unregister`,
-//! who may remove whom from the tracker. Each test checks that the lie is
+//! read the answers to; `floods`, thousands of connections; `seeder`,
+//! cheap ways to make a seeder useless (hoarded promises, trickled `HAVE`
+//! bodies, slow readers of 16 MiB chunks); `unregister`, who may remove
+//! whom from the tracker. Each test checks that the lie is
 //! caught, the slowness bounded or the input refused, and that honest
 //! traffic carries on meanwhile, byte-identical.
 //!
@@ -28,6 +30,7 @@ mod floods;
 mod input;
 mod liars;
 mod names;
+mod seeder;
 mod silent;
 mod slow;
 mod trickle_tracker;

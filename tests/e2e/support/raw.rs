@@ -117,7 +117,9 @@ impl Raw {
         Raw::connect_tls(to, &super::fakes::test_tls(), None)
     }
 
-    fn new(stream: Stream) -> Raw {
+    /// A client on a stream made elsewhere (a TLS session from a chosen
+    /// address, say).
+    pub fn new(stream: Stream) -> Raw {
         stream.set_read_timeout(Some(REPLY)).unwrap();
         stream.set_write_timeout(Some(REPLY)).unwrap();
         Raw {
@@ -132,7 +134,13 @@ impl Raw {
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
-        self.r.get_mut().write_all(bytes).expect("cannot send");
+        self.try_send(bytes).expect("cannot send");
+    }
+
+    /// Sends `bytes`, or says why it could not (the server closed).
+    pub fn try_send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.r.get_mut().write_all(bytes)?;
+        self.r.get_mut().flush()
     }
 
     /// The next reply line, without its `\n`.
@@ -214,10 +222,21 @@ impl Raw {
     /// Whether the server has neither closed the connection nor sent
     /// anything on it.
     pub fn is_open(&self) -> bool {
+        matches!(self.peek(), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    /// Whether the server has not closed the connection (it may have
+    /// sent something).
+    pub fn is_alive(&self) -> bool {
+        self.is_open() || matches!(self.peek(), Ok(1..))
+    }
+
+    /// Peeks at the socket without blocking: `Ok(0)` is a close.
+    fn peek(&self) -> io::Result<usize> {
         self.w.set_nonblocking(true).unwrap();
         let peeked = self.w.peek(&mut [0u8; 1]);
         self.w.set_nonblocking(false).unwrap();
-        matches!(peeked, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        peeked
     }
 }
 

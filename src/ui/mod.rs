@@ -6,6 +6,12 @@
 //! it was. All bars hang off one [`MultiProgress`], and [`LogBridge`] routes
 //! log records through it, so a warning printed mid-download appears above
 //! the bar instead of tearing it.
+//!
+//! Modules: `report` (the engine's values and events in words), `status`
+//! (a peer's status as the `status` command prints it).
+
+pub mod report;
+pub mod status;
 
 use std::fmt;
 use std::io::{self, IsTerminal};
@@ -251,56 +257,9 @@ impl log::Log for LogBridge {
     }
 }
 
-/// The option closest to `typed`: equal but for case, or at most two edits
-/// away (one for short words). `None` if nothing is that close.
-pub fn closest<'o>(typed: &str, options: impl IntoIterator<Item = &'o str>) -> Option<&'o str> {
-    let lower = typed.to_lowercase();
-    let mut best: Option<(usize, &str)> = None;
-    for option in options {
-        let d = match option.to_lowercase() == lower {
-            true => 0,
-            false => edit_distance(&lower, &option.to_lowercase()),
-        };
-        let allowed = if typed.chars().count() <= 4 { 1 } else { 2 };
-        if d <= allowed && best.is_none_or(|(b, _)| d < b) {
-            best = Some((d, option));
-        }
-    }
-    best.map(|(_, o)| o)
-}
-
-/// Levenshtein distance, in characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (above + 1)
-                .min(row[j] + 1)
-                .min(diagonal + usize::from(ca != *cb));
-            diagonal = above;
-        }
-    }
-    row[b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn near_misses_are_found() {
-        assert_eq!(
-            closest("readme.TXT", ["README.txt", "other"]),
-            Some("README.txt")
-        );
-        assert_eq!(closest("sampel.txt", ["sample.txt"]), Some("sample.txt"));
-        assert_eq!(closest("ab", ["xy"]), None);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-    }
 
     #[test]
     fn sizes_are_human_readable() {

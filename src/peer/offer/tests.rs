@@ -1,0 +1,293 @@
+use super::*;
+use std::net::Ipv4Addr;
+
+/// An address of its own for connection `session` (the per-address
+/// bound is tested on its own).
+fn at(session: u64) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::from(0x7f00_0000 + session as u32))
+}
+
+#[test]
+fn each_connection_gets_its_own_fresh_chunks_until_all_are_sent() {
+    let offers = Offers::default();
+    let now = Instant::now();
+    let none = ChunkSet::empty(24);
+    let a = offers.offer(1, at(1), &none, now);
+    let b = offers.offer(2, at(2), &none, now);
+    assert!(a.count() as usize >= MIN_PROMISE && b.count() as usize >= MIN_PROMISE);
+    assert!(a.iter().all(|i| !b.contains(i)), "no chunk promised twice");
+    // Asked again, a connection is offered what it was promised.
+    assert_eq!(offers.offer(1, at(1), &none, now), a);
+    for i in 0..24 {
+        offers.sent(1, i, 24, now);
+    }
+    assert_eq!(offers.fresh(24), 0);
+    assert!(
+        offers.offer(3, at(3), &none, now).is_empty(),
+        "all just sent to 1"
+    );
+    assert!(
+        offers.offer(1, at(1), &none, now).is_complete(),
+        "its own sends do not count"
+    );
+    offers.release(1);
+    assert!(
+        offers.offer(3, at(3), &none, now).is_complete(),
+        "1 may have left with them"
+    );
+    let later = now + SENT_GRACE;
+    assert!(
+        offers.offer(3, at(3), &none, later).is_complete(),
+        "plain seeding now"
+    );
+    assert!(
+        offers.offer(1, at(1), &none, now).is_complete(),
+        "its own sends do not count"
+    );
+}
+
+#[test]
+fn only_chunks_the_asker_lacks_are_promised_a_few_at_a_time() {
+    let offers = Offers::default();
+    let theirs = ChunkSet::from_fn(100, |i| i < 10);
+    let offered = offers.offer(7, at(7), &theirs, Instant::now());
+    assert_eq!(offered.count() as usize, MAX_PROMISE);
+    assert!(offered.iter().all(|i| i >= 10));
+    let all_but_one = ChunkSet::from_fn(100, |i| i != 5);
+    assert_eq!(
+        offers
+            .offer(8, at(8), &all_but_one, Instant::now())
+            .iter()
+            .collect::<Vec<_>>(),
+        [5]
+    );
+}
+
+#[test]
+fn promises_lapse_with_their_connection_and_with_time() {
+    let offers = Offers::default();
+    let now = Instant::now();
+    let none = ChunkSet::empty(12);
+    let a = offers.offer(1, at(1), &none, now);
+    let promised: u32 = (2..=MIN_SHARES as u64)
+        .map(|s| offers.offer(s, at(s), &none, now).count())
+        .sum();
+    assert_eq!(a.count() + promised, 12, "{a:?}");
+    // Everything fresh is promised: one more connection gets nothing yet.
+    let late = MIN_SHARES as u64 + 1;
+    let c = offers.offer(late, at(late), &none, now);
+    assert!(c.is_empty(), "nothing sent yet, nothing free: {c:?}");
+    offers.release(1);
+    let c = offers.offer(late, at(late), &none, now);
+    assert_eq!(c, a, "connection 1's chunks are free again");
+    let later = now + PROMISE_TTL + Duration::from_secs(1);
+    let d = offers.offer(late + 1, at(late + 1), &none, later);
+    assert_eq!(d.count(), 3, "old promises lapsed");
+}
+
+/// However small the file, the first asker is not promised all of it
+/// while others may come: a 12-chunk file is split among the first
+/// `MIN_SHARES` askers, fresh chunks first. (Sized by the askers alone,
+/// the first saw nobody to share with and was promised all 12.)
+#[test]
+fn a_small_file_is_shared_among_the_first_askers() {
+    for chunks in [2, 4, 12, 16, 24] {
+        let offers = Offers::default();
+        let now = Instant::now();
+        let none = ChunkSet::empty(chunks);
+        let first = offers.offer(1, at(1), &none, now);
+        assert!(
+            first.count() >= 1 && first.count() < chunks,
+            "{chunks} chunks: the first asker was promised {first:?}"
+        );
+        let second = offers.offer(2, at(2), &none, now);
+        assert!(!second.is_empty(), "{chunks} chunks: none left for 2");
+        assert!(second.iter().all(|i| !first.contains(i)), "{chunks}");
+    }
+}
+
+#[test]
+fn a_sent_chunk_is_no_longer_promised_or_fresh() {
+    let offers = Offers::default();
+    let now = Instant::now();
+    let none = ChunkSet::empty(8);
+    let a = offers.offer(1, at(1), &none, now);
+    let first = a.iter().next().expect("a promise");
+    offers.sent(1, first, 8, now);
+    offers.sent(1, first, 8, now);
+    assert_eq!(offers.fresh(8), 7);
+    assert!(!offers.offer(1, at(1), &none, now).contains(first));
+    offers.sent(1, 99, 8, now); // out of range: ignored
+    assert_eq!(offers.fresh(8), 7);
+}
+
+/// Chunks promised to connections from `ip`, over all of them.
+fn promised_to(offers: &Offers, ip: IpAddr) -> usize {
+    let guard = offers.ledger.lock().unwrap();
+    let l = guard.as_ref().unwrap();
+    let counted = l
+        .promised
+        .iter()
+        .flatten()
+        .filter(|(s, _)| l.askers[s].ip == ip);
+    let total = l
+        .askers
+        .values()
+        .filter(|s| s.ip == ip)
+        .map(|s| s.promised)
+        .sum();
+    assert_eq!(counted.count(), total, "the counts match the promises");
+    total
+}
+
+/// A promise is kept by fetching: a connection that only asks loses its
+/// promises `FIRST_FETCH` after its first `HAVE` and is promised nothing
+/// more (its chunks go to others), while one that fetches keeps its own
+/// until `PROMISE_IDLE` after its last `GET`.
+#[test]
+fn a_connection_that_never_fetches_loses_its_promises_for_good() {
+    let offers = Offers::default();
+    let t0 = Instant::now();
+    let none = ChunkSet::empty(32);
+    let hoarded = offers.offer(1, at(1), &none, t0);
+    let kept = offers.offer(2, at(2), &none, t0);
+    assert_eq!((hoarded.count(), kept.count()), (8, 8));
+    let first = kept.iter().next().unwrap();
+    offers.sent(2, first, 32, t0 + Duration::from_millis(500));
+    let t1 = t0 + FIRST_FETCH + Duration::from_millis(1);
+    let asked_again = offers.offer(1, at(1), &none, t1);
+    assert_eq!(promised_to(&offers, at(1)), 0, "lapsed, not renewed");
+    assert!(
+        asked_again.count() > 8,
+        "offered the unpromised rest: {asked_again:?}"
+    );
+    let still = offers.offer(2, at(2), &none, t1);
+    let mut rest_kept = kept.iter().filter(|&i| i != first);
+    assert!(
+        rest_kept.all(|i| still.contains(i)) && still.count() == 8,
+        "the fetcher keeps the rest of its promises, topped up: {kept:?} {still:?}"
+    );
+    // The hoarder's chunks are promised to others now.
+    let mut others: Vec<ChunkSet> = (3..=6).map(|s| offers.offer(s, at(s), &none, t1)).collect();
+    others.push(still);
+    assert!(
+        hoarded.iter().all(|i| others.iter().any(|n| n.contains(i))),
+        "{hoarded:?} not passed on: {others:?}"
+    );
+    // Fetching earns it promises again.
+    offers.sent(1, 31, 32, t1);
+    offers.release(3);
+    assert!(promised_to(&offers, at(1)) == 0);
+    assert!(!offers.offer(1, at(1), &none, t1).is_empty());
+    assert!(promised_to(&offers, at(1)) > 0, "earned again by a GET");
+}
+
+/// However many connections one address opens, it holds at most
+/// `MAX_ADDRESS_PROMISES` promises of a file, and at most half its chunks.
+#[test]
+fn one_address_holds_a_bounded_share_of_the_promises() {
+    for (chunks, cap) in [(200, MAX_ADDRESS_PROMISES), (32, 16), (12, 6)] {
+        let offers = Offers::default();
+        let now = Instant::now();
+        let none = ChunkSet::empty(chunks);
+        let hoarder = at(200);
+        for s in 1..=16 {
+            offers.offer(s, hoarder, &none, now);
+        }
+        assert_eq!(promised_to(&offers, hoarder), cap, "{chunks} chunks");
+        let honest = offers.offer(100, at(100), &none, now);
+        assert!(
+            honest.count() as usize >= MIN_PROMISE.min(chunks as usize / MIN_SHARES),
+            "{chunks} chunks: {honest:?}"
+        );
+        assert!(promised_to(&offers, at(100)) > 0, "{chunks} chunks");
+    }
+}
+
+/// The attack of issue 20 on a simulated clock: sixteen connections from
+/// one address ask `HAVE` every 5 ms for a minute and never fetch; an
+/// honest downloader from another address asking meanwhile is promised
+/// fresh chunks every time. (Before, the sixteen held all 32 chunks of a
+/// 16 MiB file and the downloader was offered nothing.)
+#[test]
+fn hoarders_asking_all_the_time_cannot_starve_an_honest_downloader() {
+    let offers = Offers::default();
+    let t0 = Instant::now();
+    let none = ChunkSet::empty(32);
+    let hoarder = at(200);
+    let mut honest_got = Vec::new();
+    for tick in 0..12_000u64 {
+        let now = t0 + Duration::from_millis(5 * tick);
+        for s in 1..=16 {
+            offers.offer(s, hoarder, &none, now);
+        }
+        if tick % 1000 == 999 {
+            // A new honest connection each time, as after a reconnect.
+            let s = 1000 + tick;
+            honest_got.push(offers.offer(s, at(100), &none, now).count());
+            offers.release(s);
+        }
+    }
+    assert!(honest_got.iter().all(|&n| n == 8), "{honest_got:?}");
+    assert_eq!(promised_to(&offers, hoarder), 0, "all lapsed long ago");
+}
+
+/// A connection that lacks only chunks promised to others, and gets no
+/// chunk elsewhere either, is offered them after `STARVE_AFTER` rather
+/// than nothing; one whose chunk map grows meanwhile is not.
+#[test]
+fn a_connection_lacking_only_promised_chunks_is_offered_them() {
+    let offers = Offers::default();
+    let t0 = Instant::now();
+    let secs = |n: u64| t0 + Duration::from_secs(n);
+    // A chunk sent before, which the holders below fetch again and again
+    // to keep their promises.
+    offers.sent(100, 39, 40, t0);
+    let promised = offers.offer(1, at(1), &ChunkSet::empty(40), t0);
+    let only = promised.iter().next().unwrap();
+    for s in 4..=12 {
+        offers.offer(s, at(s), &ChunkSet::empty(40), t0);
+    }
+    let keep = |t: Instant| {
+        for s in [1].into_iter().chain(4..=12) {
+            offers.sent(s, 39, 40, t);
+        }
+    };
+    let lacks_one = ChunkSet::from_fn(40, |i| i != only);
+    assert!(offers.offer(2, at(2), &lacks_one, t0).is_empty());
+    let mut growing = ChunkSet::from_fn(40, |i| i != only && (i % 2 == 0 || i == 39));
+    for n in [0, 2, 4, 6] {
+        keep(secs(n));
+        let offered = offers.offer(3, at(3), &growing, secs(n));
+        assert!(offered.is_empty(), "{n} s: {offered:?}");
+        growing.insert(2 * n as u32 + 1);
+    }
+    let got = offers.offer(2, at(2), &lacks_one, secs(6));
+    assert_eq!(got.iter().collect::<Vec<_>>(), [only], "starved for 6 s");
+}
+
+/// The per-address bound is on connections that only ask: once they
+/// fetch, a crowd behind one address (a NAT, the loopback tests) gets
+/// windows of its own again.
+#[test]
+fn connections_that_fetch_are_not_held_to_the_address_bound() {
+    let offers = Offers::default();
+    let now = Instant::now();
+    let none = ChunkSet::empty(200);
+    let home = at(1);
+    for s in 1..=3 {
+        offers.offer(s, home, &none, now);
+    }
+    assert_eq!(
+        promised_to(&offers, home),
+        MAX_ADDRESS_PROMISES,
+        "the bound"
+    );
+    offers.sent(3, 199, 200, now);
+    offers.offer(3, home, &none, now);
+    assert!(
+        promised_to(&offers, home) >= MAX_ADDRESS_PROMISES - 1 + MAX_PROMISE,
+        "earned by a GET: {}",
+        promised_to(&offers, home)
+    );
+}

@@ -1,0 +1,275 @@
+//! A peer's [`PeerStatus`] as text, for the REPL's `status` (the status
+//! page reads the same snapshot as JSON): downloads with progress, rate and
+//! peers, what is left unfinished, uploads, the DHT node, the tracker.
+
+use std::time::Duration;
+
+use super::{count, format_duration, format_size, format_speed};
+use crate::name::shown;
+use crate::net::rate::format_rate;
+use crate::peer::status::{ContactView, DhtView, DownloadView, PeerStatus, State};
+
+/// A peer's status as the `status` command prints it.
+pub fn status_text(s: &PeerStatus) -> String {
+    let mut out = String::new();
+    let running = s
+        .downloads
+        .iter()
+        .filter(|d| matches!(d.state, State::Running | State::Waiting))
+        .count();
+    let ended = |state: State| s.downloads.iter().filter(|d| d.state == state).count();
+    if s.downloads.is_empty() {
+        out.push_str("downloads: none yet\n");
+    } else {
+        // Cancelled and failed are their own states, not "finished".
+        out.push_str(&format!(
+            "downloads: {running} running, {} finished",
+            ended(State::Done)
+        ));
+        for (state, word) in [(State::Cancelled, "cancelled"), (State::Failed, "failed")] {
+            match ended(state) {
+                0 => {}
+                n => out.push_str(&format!(", {n} {word}")),
+            }
+        }
+        out.push('\n');
+    }
+    for d in &s.downloads {
+        out.push_str(&download_text(d));
+    }
+    if !s.unfinished.is_empty() {
+        out.push_str(&format!(
+            "unfinished ({}; type resume to continue):\n",
+            count(s.unfinished.len(), "download")
+        ));
+        for u in &s.unfinished {
+            out.push_str(&format!("  {} -> {}\n", shown(&u.name), u.out));
+        }
+    }
+    let uploaded: u64 = s.shared.iter().map(|f| f.uploaded).sum();
+    out.push_str(&format!(
+        "uploads: {} shared, {} uploaded in all\n",
+        count(s.shared.len(), "file"),
+        size_and_bytes(uploaded)
+    ));
+    for f in &s.shared {
+        let partial = match (f.complete, f.uploaded_while_partial) {
+            (true, 0) => String::new(),
+            (true, n) => format!(", {} of it while downloading", format_size(n)),
+            (false, _) => " (still downloading it)".into(),
+        };
+        let partial = match f.private {
+            true => format!("{partial} (private)"),
+            false => partial,
+        };
+        out.push_str(&format!(
+            "  {}  uploaded {} of a {} file{partial}\n",
+            f.name,
+            size_and_bytes(f.uploaded),
+            format_size(f.size)
+        ));
+    }
+    if let Some(dht) = &s.dht {
+        out.push_str(&dht_text(dht));
+    }
+    if let Some(tracker) = &s.tracker {
+        out.push_str(&tracker_text(tracker, s.tracker_contact.as_ref()));
+    }
+    out.push_str(&format!("peer id: {}\n", s.id));
+    out.push_str(&format!(
+        "limits: upload {}, download {}",
+        format_rate(s.caps.upload),
+        format_rate(s.caps.download)
+    ));
+    out
+}
+/// `dht: node ID on UDP ADDR, N nodes in the routing table, ...`.
+fn dht_text(d: &DhtView) -> String {
+    let announce = match (d.last_announce_secs_ago, d.last_announce_files) {
+        (Some(ago), Some(n)) => format!("last announce {ago} s ago ({})", count(n, "file")),
+        _ => "not announced yet".to_string(),
+    };
+    format!(
+        "dht: node {} on UDP {}, {} in the routing table, {announce}\n",
+        d.node_id,
+        d.udp,
+        count(d.routing_table, "node")
+    )
+}
+/// `tracker: ADDR answered 3 s ago`, or why it did not.
+fn tracker_text(addr: &str, contact: Option<&ContactView>) -> String {
+    let how = match contact {
+        None => "not asked yet".to_string(),
+        Some(c) => {
+            let ago = format_duration(Duration::from_secs(c.secs_ago));
+            match &c.error {
+                None => format!("answered {ago} ago"),
+                Some(e) => format!("did not answer {ago} ago: {e}"),
+            }
+        }
+    };
+    format!("tracker: {addr} {how}\n")
+}
+
+/// `1.0 MiB (1048576 bytes)`, or just `745 B` when that is exact.
+pub fn size_and_bytes(bytes: u64) -> String {
+    if bytes < 1024 {
+        format_size(bytes)
+    } else {
+        format!("{} ({bytes} bytes)", format_size(bytes))
+    }
+}
+
+/// Two lines per download: progress, then the peers serving it.
+fn download_text(d: &DownloadView) -> String {
+    let pct = if d.size == 0 {
+        100.0
+    } else {
+        d.done_bytes as f64 * 100.0 / d.size as f64
+    };
+    // Saved under another name than the source's: say which.
+    let name = match &d.out {
+        Some(out) if *out != d.name => format!("{} -> {out}", shown(&d.name)),
+        _ => shown(&d.name).into_owned(),
+    };
+    let mut line = format!(
+        "  [{}] {name}  {}  {pct:.1}%  {} of {} ({} of {} bytes)",
+        d.key,
+        d.state.as_str(),
+        format_size(d.done_bytes),
+        format_size(d.size),
+        d.done_bytes,
+        d.size
+    );
+    match d.state {
+        State::Running | State::Waiting => {
+            if let Some(secs) = d.waiting_secs {
+                line.push_str(&format!(
+                    " for {}",
+                    format_duration(Duration::from_secs(secs))
+                ));
+            }
+            line.push_str(&format!("  {}", format_speed(d.rate as f64)));
+            if let Some(eta) = d.eta_secs {
+                line.push_str(&format!(
+                    "  ETA {}",
+                    format_duration(Duration::from_secs(eta))
+                ));
+            }
+        }
+        _ => line.push_str(&format!(
+            "  in {:.1} s, {} average",
+            d.elapsed_secs,
+            format_speed(d.rate as f64)
+        )),
+    }
+    if let Some(e) = &d.error {
+        line.push_str(&format!("  ({e})"));
+    }
+    line.push('\n');
+    let fetched = d.from_complete_bytes + d.from_partial_bytes;
+    if fetched > 0 {
+        line.push_str(&format!(
+            "    from complete peers {}, from peers still downloading {}\n",
+            format_size(d.from_complete_bytes),
+            format_size(d.from_partial_bytes)
+        ));
+    }
+    if !d.peers.is_empty() {
+        let peers: Vec<String> = d
+            .peers
+            .iter()
+            .map(|p| {
+                let active = if p.active { ", active" } else { "" };
+                format!("{} ({}{active})", p.addr, count(p.chunks as usize, "chunk"))
+            })
+            .collect();
+        line.push_str(&format!("    peers: {}\n", peers.join(", ")));
+    }
+    line
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::FileId;
+    use crate::peer::download::progress::Progress;
+    use crate::peer::status::{Caps, SharedView};
+    use std::net::SocketAddr;
+    use std::time::Instant;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn text_shows_progress_peers_and_uploads() {
+        let d = Progress::new(1, "big file.bin", FileId([9; 32]), Some(4 << 20));
+        d.start(4 << 20, 8, 0, 0);
+        d.chunk(addr(7), 1 << 19, true);
+        let status = PeerStatus {
+            role: "peer".into(),
+            version: "0".into(),
+            id: "a".repeat(26),
+            listen: "127.0.0.1:1".into(),
+            tracker: Some("127.0.0.1:2".into()),
+            tracker_id: None,
+            tracker_contact: None,
+            caps: Caps {
+                upload: None,
+                download: Some(2 << 20),
+            },
+            shared: vec![SharedView {
+                name: "a.txt".into(),
+                id: "00".repeat(32),
+                size: 745,
+                uploaded: 3 << 20,
+                uploaded_while_partial: 1 << 20,
+                complete: true,
+                private: false,
+            }],
+            unfinished: Vec::new(),
+            dht: Some(DhtView {
+                node_id: "ab".repeat(20),
+                udp: "127.0.0.1:3".into(),
+                routing_table: 4,
+                last_announce_secs_ago: Some(2),
+                last_announce_files: Some(1),
+            }),
+            downloads: vec![d.view(Instant::now() + Duration::from_secs(1))],
+        };
+        let text = status_text(&status);
+        let want = [
+            "downloads: 1 running, 0 finished",
+            "  [1] big file.bin  running  12.5%  512.0 KiB of 4.0 MiB (524288 of 4194304 bytes)  ",
+            "    peers: 127.0.0.1:7 (1 chunk, active)",
+            "uploads: 1 file shared, 3.0 MiB (3145728 bytes) uploaded in all",
+            "  a.txt  uploaded 3.0 MiB (3145728 bytes) of a 745 B file, 1.0 MiB of it while downloading",
+            "    from complete peers 512.0 KiB, from peers still downloading 0 B",
+            "limits: upload off, download 2M",
+            "dht: node abab",
+            "4 nodes in the routing table, last announce 2 s ago (1 file)",
+            "tracker: 127.0.0.1:2 not asked yet",
+        ];
+        for w in want {
+            assert!(text.contains(w), "{w:?} not in\n{text}");
+        }
+        assert!(text.contains(" ETA "), "{text}");
+        let json: serde_json::Value = serde_json::from_str(&status.to_json()).unwrap();
+        assert_eq!(json["downloads"][0]["name"], "big file.bin");
+        assert_eq!(json["downloads"][0]["done_bytes"], 1 << 19);
+        assert_eq!(json["downloads"][0]["peers"][0]["chunks"], 1);
+        assert_eq!(json["shared"][0]["uploaded"], 3 << 20);
+        assert_eq!(json["caps"]["upload"], serde_json::Value::Null);
+        assert_eq!(json["dht"]["routing_table"], 4);
+        assert_eq!(size_and_bytes(745), "745 B");
+        let refused = ContactView {
+            answered: false,
+            secs_ago: 3,
+            error: Some("connection refused".into()),
+        };
+        assert_eq!(
+            tracker_text("h:1", Some(&refused)),
+            "tracker: h:1 did not answer 3 s ago: connection refused\n"
+        );
+    }
+}
