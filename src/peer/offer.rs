@@ -4,7 +4,9 @@
 //! super-seeding (BEP 16), but pull-based. While some chunk has never been
 //! sent, each asking connection is promised its own handful of fresh chunks
 //! it lacks, and offered only those; a chunk is promised to one connection
-//! at a time. A connection with no fresh chunk left for it is offered the
+//! at a time. A connection with no fresh chunk left for it is offered no
+//! chunk that was sent already while any fresh one remains (a copy would
+//! delay the fresh ones); once every chunk has gone out, it is offered the
 //! rest, except chunks sent to someone else in the last [`SENT_GRACE`]: those
 //! are about to be offered by the peer that got them, and a downloader that
 //! has not heard so yet would otherwise ask the seeder for a second copy.
@@ -280,9 +282,17 @@ impl Ledger {
         let elsewhere = |p: Option<(u64, Instant)>, within: Duration| {
             p.is_some_and(|(s, at)| s != session && now.saturating_duration_since(at) < within)
         };
+        // While some chunk has never been sent, only such chunks: a copy of
+        // one already sent would take the seeder's upload from the fresh
+        // ones, which then reach the swarm more slowly still (issue 22: past
+        // ten downloaders the promises ran out, every connection without
+        // one was offered old chunks, and the seeder sent 3.5 copies of a
+        // file while the crowd waited for its last fresh chunks).
+        let fresh_left = self.fresh > 0;
         let rest = ChunkSet::from_fn(chunks, |i| {
             let c = i as usize;
             !theirs.contains(i)
+                && !(fresh_left && self.sent[c] > 0)
                 && !elsewhere(self.promised[c], PROMISE_TTL)
                 && !elsewhere(self.last_sent[c], SENT_GRACE)
         });

@@ -146,7 +146,7 @@ impl Scheduler {
         s
     }
 
-    fn now(&self) -> Instant {
+    pub(super) fn now(&self) -> Instant {
         (self.clock)()
     }
 
@@ -157,7 +157,8 @@ impl Scheduler {
     }
 
     /// A usable peer with room for another connection, the fewest workers
-    /// first, spreading workers evenly; released when the lease is dropped.
+    /// first, spreading workers evenly, and among those the one never used
+    /// or left longest ago; released when the lease is dropped.
     /// Waits while there is none but the download goes on.
     pub fn pick_peer(&self) -> Option<Lease<'_>> {
         let mut s = self.lock();
@@ -190,7 +191,7 @@ impl Scheduler {
             .iter()
             .enumerate()
             .filter(|(_, p)| p.ready(now) && p.workers < CONNS_PER_PEER)
-            .min_by_key(|(_, p)| (p.workers, p.strikes))
+            .min_by_key(|(_, p)| (p.workers, p.strikes, p.released))
             .map(|(i, _)| i)?;
         account(s, i, -1);
         s.peers[i].workers += 1;

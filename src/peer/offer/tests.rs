@@ -46,6 +46,38 @@ fn each_connection_gets_its_own_fresh_chunks_until_all_are_sent() {
     );
 }
 
+/// Issue 22: with more connections than the fresh chunks can give
+/// promises to, one left without a promise is offered no chunk that was
+/// already sent while any fresh one remains, however long ago it was sent.
+#[test]
+fn no_copy_is_offered_while_a_fresh_chunk_remains() {
+    let offers = Offers::default();
+    let t0 = Instant::now();
+    let none = ChunkSet::empty(24);
+    // Two chunks went out long ago; the other 22 are promised to four
+    // fetching connections.
+    offers.sent(100, 0, 24, t0);
+    offers.sent(100, 1, 24, t0);
+    let mut promised = 0;
+    for s in 1..=4 {
+        promised += offers.offer(s, at(s), &none, t0).count();
+    }
+    assert_eq!(promised, 22, "every fresh chunk is promised");
+    let later = t0 + SENT_GRACE + Duration::from_millis(1);
+    for s in 1..=4 {
+        offers.sent(s, 23 - s as u32, 24, later);
+    }
+    let late = offers.offer(5, at(5), &none, later);
+    assert!(late.is_empty(), "a copy offered: {late:?}");
+    // Once every chunk has gone out, what was sent long enough ago is
+    // offered again.
+    for i in 2..24 {
+        offers.sent(1, i, 24, t0);
+    }
+    let end = offers.offer(5, at(5), &none, later);
+    assert!(end.contains(0) && end.contains(1), "{end:?}");
+}
+
 #[test]
 fn only_chunks_the_asker_lacks_are_promised_a_few_at_a_time() {
     let offers = Offers::default();

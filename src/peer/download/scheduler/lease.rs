@@ -29,9 +29,11 @@ impl<'a> Lease<'a> {
 
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
+        let now = self.scheduler.now();
         let mut s = self.scheduler.lock();
         account(&mut s, self.peer, -1);
         s.peers[self.peer].workers -= 1;
+        s.peers[self.peer].released = Some(now);
         account(&mut s, self.peer, 1);
         self.scheduler.changed.notify_all();
     }

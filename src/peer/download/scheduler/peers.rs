@@ -34,6 +34,7 @@ impl Scheduler {
                 busy_until: None,
                 busy: 0,
                 chunks: 0,
+                released: None,
             });
             let peer = s.peers.len() - 1;
             account(&mut s, peer, 1);

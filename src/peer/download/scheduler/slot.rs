@@ -30,6 +30,12 @@ pub(super) struct PeerSlot {
     pub(super) busy_until: Option<Instant>,
     pub(super) busy: u32,
     pub(super) chunks: u32,
+    /// When a worker last left it (`None`: never used). Among peers with
+    /// as many workers, the one left longest ago is picked, so workers
+    /// leaving idle peers go round all of them instead of back to the
+    /// first in the list (issue 22: past ten downloaders, more peers than
+    /// workers, a worker left an idle peer and took the same one again).
+    pub(super) released: Option<Instant>,
 }
 
 impl PeerSlot {

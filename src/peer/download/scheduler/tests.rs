@@ -54,6 +54,22 @@ fn set(total: u32, chunks: &[u32]) -> ChunkSet {
     ChunkSet::from_fn(total, |i| chunks.contains(&i))
 }
 
+/// A worker that leaves a peer takes the one left longest ago (or never
+/// used) next, not the first in the list again: with more peers than
+/// workers, every peer gets its turn (issue 22).
+#[test]
+fn a_worker_leaving_a_peer_goes_round_the_others() {
+    let (s, clock) = timed(&[0, 1, 2, 3], 4, 3);
+    let mut order = Vec::new();
+    for _ in 0..6 {
+        let lease = s.try_pick_peer().expect("a peer");
+        order.push(lease.peer);
+        clock.advance(Duration::from_millis(10));
+        drop(lease);
+    }
+    assert_eq!(order, [0, 1, 2, 0, 1, 2]);
+}
+
 #[test]
 fn workers_spread_evenly_over_peers_up_to_the_connection_cap() {
     let s = scheduler(&[0, 1, 2], 3, 3);
