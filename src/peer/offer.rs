@@ -291,10 +291,10 @@ impl Ledger {
         let fresh_left = self.fresh > 0;
         let rest = ChunkSet::from_fn(chunks, |i| {
             let c = i as usize;
-            !theirs.contains(i)
-                && !(fresh_left && self.sent[c] > 0)
-                && !elsewhere(self.promised[c], PROMISE_TTL)
-                && !elsewhere(self.last_sent[c], SENT_GRACE)
+            let copy = fresh_left && self.sent[c] > 0;
+            let coming = elsewhere(self.promised[c], PROMISE_TTL)
+                || elsewhere(self.last_sent[c], SENT_GRACE);
+            !theirs.contains(i) && !copy && !coming
         });
         let Some(asker) = self.askers.get_mut(&session) else {
             return rest;
