@@ -55,12 +55,25 @@ impl Crowd {
     /// Starts downloader number `downloaders.len()` and sends it
     /// `download NAME`; returns its index.
     fn join(&mut self) -> usize {
+        let i = self.enter();
+        self.go(i);
+        i
+    }
+
+    /// Starts downloader number `downloaders.len()` (once it listens) without
+    /// a command; returns its index.
+    fn enter(&mut self) -> usize {
         let i = self.downloaders.len();
         let cwd = self.dir.sub(&format!("dl{i}"));
-        let mut dl = Peer::start(&format!("dl{i}"), &cwd, &self.tracker, &["--http", "0"]);
-        dl.proc.send(&format!("download {}", self.name));
+        let dl = Peer::start(&format!("dl{i}"), &cwd, &self.tracker, &["--http", "0"]);
         self.downloaders.push(dl);
         i
+    }
+
+    /// Types `download NAME` into downloader `i`.
+    fn go(&mut self, i: usize) {
+        let line = format!("download {}", self.name);
+        self.downloaders[i].proc.send(&line);
     }
 
     /// Waits for downloader `i`'s download to succeed and checks its file
