@@ -18,6 +18,10 @@ use crate::ticket::TicketError;
 pub enum PeerError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("no shared file is named {0:?} or has an id starting with it (see list)")]
+    NotShared(String),
+    #[error("{1} shared files are named {0:?}; give the id of one (see list)")]
+    SeveralShared(String, usize),
     #[error(transparent)]
     Download(#[from] DownloadError),
     #[error("tracker {addr}: {source}")]

@@ -12,6 +12,7 @@ use crate::link::ShareLink;
 use crate::manifest::Manifest;
 use crate::name::validate_name;
 use crate::private::Secret;
+use crate::protocol::message::IdPrefix;
 use crate::storage::{self, StoreError};
 use crate::ticket::Ticket;
 
@@ -106,6 +107,31 @@ impl Peer {
         }
         let warning = self.announce_now(&shared);
         Ok((shared, warning))
+    }
+
+    /// Stops sharing the complete file `target` names (its name, or an id
+    /// prefix of at least 4 hex digits): it is no longer served, announced
+    /// or remembered, and the tracker is told. The file itself is left as
+    /// it is. Returns what was shared.
+    pub fn unshare(&self, target: &str) -> Result<Arc<SharedFile>, PeerError> {
+        let prefix = target.parse::<IdPrefix>().ok();
+        let named = |f: &Arc<SharedFile>| {
+            f.name == target || prefix.as_ref().is_some_and(|p| p.matches(&f.id))
+        };
+        let matches: Vec<_> = self.library.list().into_iter().filter(named).collect();
+        let file = match matches.as_slice() {
+            [one] => Arc::clone(one),
+            [] => return Err(PeerError::NotShared(target.to_string())),
+            _ => return Err(PeerError::SeveralShared(target.to_string(), matches.len())),
+        };
+        self.library.remove(&file);
+        if let Some(memory) = &self.memory {
+            memory.forget_share(&file.id);
+        }
+        if let Err(e) = self.announcer.withdraw(&file.listed) {
+            log::info!("{}", self.tracker_error(e));
+        }
+        Ok(file)
     }
 
     /// The ticket of a shared file: its link's contents, and where and who

@@ -1,7 +1,9 @@
-//! What the status page can do beyond showing the status: start and cancel
-//! downloads, and show the share links and tickets of shared files (a
-//! private share's carry its secret). The server knows these only as an
-//! [`Actions`] trait object; the peer passes one, the tracker none.
+//! What the status page can do beyond showing the status: start, cancel
+//! and resume downloads, share a file by its path and stop sharing one,
+//! set the bandwidth caps, and show the share links and tickets of shared
+//! files (a private share's carry its secret). The server knows these only
+//! as an [`Actions`] trait object; the peer passes one, the tracker none.
+//! The endpoints and their bodies are in [`endpoints`](super::endpoints).
 //!
 //! Every such request is privileged: it must carry the per-run [`Token`] in
 //! the `X-P2pshare-Token` header (the page reads it from the `?token=` of
@@ -16,7 +18,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::http::{Method, Request, Response};
+use super::http::{Request, Response};
 use crate::manifest::hex;
 
 /// A per-run secret of 128 random bits, as 32 hex digits.
@@ -143,49 +145,39 @@ pub trait Actions: Send + Sync {
     fn cancel(&self, key: u64) -> Result<Cancelling, ActionError>;
     /// Every complete shared file, with its link and ticket.
     fn shares(&self) -> Vec<ShareView>;
+    /// Hashes and shares the file at `path` (on the peer's machine).
+    fn share(&self, _path: &str, _private: bool) -> Result<ShareView, ActionError> {
+        Err(ActionError::NotFound(
+            "sharing is not available here".into(),
+        ))
+    }
+    /// Stops sharing the file `target` names (a name or an id prefix).
+    fn unshare(&self, _target: &str) -> Result<Unshared, ActionError> {
+        Err(ActionError::NotFound("nothing is shared here".into()))
+    }
+    /// Starts again the unfinished downloads `which` names (all: `None`).
+    fn resume(&self, _which: Option<&str>) -> Result<Vec<Started>, ActionError> {
+        Err(ActionError::NotFound("nothing to resume here".into()))
+    }
+    /// Sets the upload and download caps given (`"off"`, or a rate such as
+    /// `500K`, `10M`); returns the caps in force.
+    fn limit(&self, _up: Option<&str>, _down: Option<&str>) -> Result<Caps, ActionError> {
+        Err(ActionError::NotFound("no caps to set here".into()))
+    }
 }
 
-/// A privileged endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    /// `POST /api/download`.
-    Download,
-    /// `POST /api/cancel`.
-    Cancel,
-    /// `GET /api/shares`.
-    Shares,
+/// A share the page stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unshared {
+    pub id: String,
+    pub name: String,
 }
 
-impl Endpoint {
-    pub fn of(path: &str) -> Option<Endpoint> {
-        match path {
-            "/api/download" => Some(Endpoint::Download),
-            "/api/cancel" => Some(Endpoint::Cancel),
-            "/api/shares" => Some(Endpoint::Shares),
-            _ => None,
-        }
-    }
-
-    /// The methods it takes, for `Allow`.
-    pub fn allow(self) -> &'static str {
-        match self {
-            Endpoint::Download | Endpoint::Cancel => "POST",
-            Endpoint::Shares => "GET, HEAD",
-        }
-    }
-
-    /// Whether it is answered with `method`.
-    pub fn takes(self, method: &Method) -> bool {
-        match self {
-            Endpoint::Download | Endpoint::Cancel => *method == Method::Post,
-            Endpoint::Shares => matches!(method, Method::Get | Method::Head),
-        }
-    }
-
-    /// Whether it reads a body.
-    pub fn has_body(self) -> bool {
-        self != Endpoint::Shares
-    }
+/// Bandwidth caps in bytes per second (`null`: none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Caps {
+    pub upload: Option<u64>,
+    pub download: Option<u64>,
 }
 
 /// `{"error": text}` with `status`.
@@ -215,75 +207,10 @@ pub fn authorize(req: &Request, token: &Token) -> Result<(), Response> {
     }
 }
 
-/// `GET /api/shares`.
-#[derive(Serialize)]
-struct Shares {
-    shares: Vec<ShareView>,
-}
-
-/// A `400` for a name several files have.
-#[derive(Serialize)]
-struct Ambiguous {
-    error: String,
-    candidates: Vec<Candidate>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DownloadBody {
-    target: String,
-    #[serde(default)]
-    out: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CancelBody {
-    key: u64,
-}
-
-/// Carries out an authorized request to `endpoint` with `body` (a POST's
-/// JSON; ignored for GET).
-pub fn act(endpoint: Endpoint, body: &[u8], actions: &dyn Actions) -> Response {
-    let result = match endpoint {
-        Endpoint::Shares => {
-            let shares = Shares {
-                shares: actions.shares(),
-            };
-            return Response::json(200, to_json(&shares));
-        }
-        Endpoint::Download => parse::<DownloadBody>(body).map(|b| {
-            let out = b.out.as_deref().filter(|o| !o.is_empty());
-            actions.download(b.target.trim(), out).map(|s| to_json(&s))
-        }),
-        Endpoint::Cancel => {
-            parse::<CancelBody>(body).map(|b| actions.cancel(b.key).map(|c| to_json(&c)))
-        }
-    };
-    match result {
-        Err(bad) => bad,
-        Ok(Ok(json)) => Response::json(200, json),
-        Ok(Err(ActionError::Invalid(error, candidates))) if !candidates.is_empty() => {
-            Response::json(400, to_json(&Ambiguous { error, candidates }))
-        }
-        Ok(Err(e)) => json_error(e.status(), &e.to_string()),
-    }
-}
-
-/// `value` as JSON, its fields in their declared order.
-fn to_json(value: &impl Serialize) -> String {
-    // Plain structs of strings and numbers always serialize.
-    serde_json::to_string(value).unwrap_or_else(|e| json_error(500, &e.to_string()).body)
-}
-
-/// A JSON body as `T`, or the `400` that says what is wrong with it.
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
-    serde_json::from_slice(body).map_err(|e| json_error(400, &format!("bad request body: {e}")))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::web::http::Method;
 
     #[test]
     fn tokens_are_random_hex_and_compare_exactly() {
@@ -329,80 +256,5 @@ mod tests {
             assert_eq!(refused.status, 403, "{origin:?} {token:?}");
             assert!(refused.body.starts_with("{\"error\":"), "{}", refused.body);
         }
-    }
-
-    struct Fake;
-
-    impl Actions for Fake {
-        fn download(&self, target: &str, out: Option<&str>) -> Result<Started, ActionError> {
-            match target {
-                "x" => Ok(Started {
-                    key: 3,
-                    name: "x".into(),
-                    id: "ab".repeat(32),
-                    size: Some(5),
-                    peers: 1,
-                    out: out.unwrap_or("x").into(),
-                }),
-                "two" => Err(ActionError::Invalid(
-                    "\"two\" is ambiguous; download one of them by id".into(),
-                    vec![Candidate {
-                        id: "cd".repeat(32),
-                        name: "two".into(),
-                        size: 1,
-                        peers: 2,
-                    }],
-                )),
-                _ => Err(ActionError::NotFound(format!("no {target}"))),
-            }
-        }
-
-        fn cancel(&self, key: u64) -> Result<Cancelling, ActionError> {
-            Err(ActionError::NotFound(format!("no {key}")))
-        }
-
-        fn shares(&self) -> Vec<ShareView> {
-            Vec::new()
-        }
-    }
-
-    #[test]
-    fn bodies_are_json_and_answers_too() {
-        let ok = act(Endpoint::Download, br#"{"target":" x ","out":""}"#, &Fake);
-        assert_eq!(ok.status, 200);
-        let value: serde_json::Value = serde_json::from_str(&ok.body).unwrap();
-        assert_eq!(value["key"], 3);
-        assert_eq!(value["out"], "x", "an empty out is no out");
-        let out = act(Endpoint::Download, br#"{"target":"x","out":"d/"}"#, &Fake);
-        assert!(out.body.contains(r#""out":"d/""#), "{}", out.body);
-        let missing = act(Endpoint::Download, br#"{"target":"y"}"#, &Fake);
-        assert_eq!(
-            (missing.status, missing.body.as_str()),
-            (404, r#"{"error":"no y"}"#)
-        );
-        let two = act(Endpoint::Download, br#"{"target":"two"}"#, &Fake);
-        assert_eq!(two.status, 400);
-        assert!(two.body.starts_with(r#"{"error":"\"two\" is ambiguous; download one of them by id","candidates":[{"id":"#), "{}", two.body);
-        for bad in [
-            &b"target=x"[..],
-            b"{}",
-            br#"{"target":1}"#,
-            br#"{"target":"x","y":1}"#,
-        ] {
-            let r = act(Endpoint::Download, bad, &Fake);
-            assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(bad));
-            assert!(
-                r.body.starts_with(r#"{"error":"bad request body: "#),
-                "{}",
-                r.body
-            );
-        }
-        assert_eq!(act(Endpoint::Cancel, br#"{"key":7}"#, &Fake).status, 404);
-        assert_eq!(act(Endpoint::Cancel, br#"{"key":"7"}"#, &Fake).status, 400);
-        let shares = act(Endpoint::Shares, b"", &Fake);
-        assert_eq!(
-            (shares.status, shares.body.as_str()),
-            (200, r#"{"shares":[]}"#)
-        );
     }
 }

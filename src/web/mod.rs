@@ -27,6 +27,7 @@
 //! cannot read the API through DNS rebinding.
 
 pub mod actions;
+pub mod endpoints;
 pub mod http;
 pub mod peer;
 
@@ -35,7 +36,8 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Instant;
 
-use self::actions::{act, authorize, json_error, Actions, Endpoint, Token};
+use self::actions::{authorize, json_error, Actions, Token};
+use self::endpoints::{act, Endpoint};
 use self::http::{host_allowed, read_body, read_request, HttpError, Method, Request, Response};
 use crate::bounds::HTTP_CAPS;
 use crate::protocol::Connection;
@@ -45,7 +47,8 @@ use crate::server::{self, Security, ServerHandle};
 /// so it can be checked as JavaScript); it picks its layout from the
 /// status's `role`.
 pub const HTML: &str = include_str!("status.html");
-pub const SCRIPT: &str = include_str!("status.js");
+/// The page's script: the status display, then the forms that act.
+pub const SCRIPT: &str = concat!(include_str!("status.js"), include_str!("forms.js"));
 
 /// Where the script goes in the markup.
 const SCRIPT_MARK: &str = "/*SCRIPT*/";

@@ -1,15 +1,20 @@
 //! A peer's [`Actions`]: what its status page can do, carried out as the
-//! REPL's `download` and `cancel` are, with the same error texts. What the
+//! REPL's `download`, `cancel`, `resume`, `share`, `unshare` and `limit`
+//! are, with the same error texts. What the
 //! page starts or cancels is said on the console too, so a person at the
 //! terminal sees it.
 
 use std::sync::Arc;
 
-use super::actions::{ActionError, Actions, Cancelling, Candidate, ShareView, Started};
+use super::actions::{
+    ActionError, Actions, Cancelling, Candidate, Caps, ShareView, Started, Unshared,
+};
 use crate::console::say;
+use crate::net::rate::{format_rate, parse_rate};
 use crate::net::stop::StopSignal;
+use crate::peer::library::SharedFile;
 use crate::peer::repl::command::expand_home;
-use crate::peer::{background, link_of, Peer, PeerError};
+use crate::peer::{background, link_of, resume, Peer, PeerError};
 use crate::storage::StoreError;
 use crate::ui::report::{found_line, Refused};
 
@@ -29,14 +34,7 @@ impl Actions for PeerActions {
         let stop = StopSignal::new();
         let started = background::start(&self.0, target, out.as_deref(), &stop).map_err(refusal)?;
         say(format!("status page: {}", found_line(&started)));
-        Ok(Started {
-            key: started.key,
-            name: started.file.name.clone(),
-            id: started.file.id.to_hex(),
-            size: started.file.size,
-            peers: started.file.peers.len(),
-            out: started.out.display().to_string(),
-        })
+        Ok(started_view(&started))
     }
 
     fn cancel(&self, key: u64) -> Result<Cancelling, ActionError> {
@@ -64,14 +62,114 @@ impl Actions for PeerActions {
             .library()
             .list()
             .iter()
-            .map(|f| ShareView {
-                id: f.id.to_hex(),
-                name: f.name.clone(),
-                private: f.secret.is_some(),
-                link: link_of(f).to_string(),
-                ticket: self.0.ticket_of(f).to_string(),
-            })
+            .map(|f| self.view(f))
             .collect()
+    }
+
+    fn share(&self, path: &str, private: bool) -> Result<ShareView, ActionError> {
+        if path.is_empty() {
+            return Err(ActionError::Invalid(
+                "nothing to share: give the path of a file on the peer's machine".into(),
+                Vec::new(),
+            ));
+        }
+        let path = expand_home(path);
+        let (file, warning) = self.0.share(&path, private).map_err(refusal)?;
+        say(format!(
+            "status page: shared {} (id {})",
+            path.display(),
+            file.id
+        ));
+        if let Some(w) = warning {
+            say(format!(
+                "warning: {w}; shared locally, will announce when the tracker is back"
+            ));
+        }
+        Ok(self.view(&file))
+    }
+
+    fn unshare(&self, target: &str) -> Result<Unshared, ActionError> {
+        let file = self.0.unshare(target).map_err(refusal)?;
+        say(format!(
+            "status page: stopped sharing {} (id {})",
+            file.name, file.id
+        ));
+        Ok(Unshared {
+            id: file.id.to_hex(),
+            name: file.name.clone(),
+        })
+    }
+
+    fn resume(&self, which: Option<&str>) -> Result<Vec<Started>, ActionError> {
+        let chosen = resume::chosen(&self.0, which);
+        if chosen.is_empty() {
+            return Err(ActionError::NotFound("nothing to resume".into()));
+        }
+        let stop = StopSignal::new();
+        let mut started = Vec::new();
+        for u in &chosen {
+            match resume::resume_one(&self.0, u, &stop) {
+                Ok(Some(s)) => {
+                    say(format!("status page: {}", found_line(&s)));
+                    started.push(started_view(&s));
+                }
+                Ok(None) => {}
+                Err(e) if chosen.len() == 1 => return Err(refusal(e)),
+                Err(e) => say(format!("error: cannot resume {}: {e}", u.name)),
+            }
+        }
+        Ok(started)
+    }
+
+    fn limit(&self, up: Option<&str>, down: Option<&str>) -> Result<Caps, ActionError> {
+        let parse = |r: Option<&str>| {
+            r.map(parse_rate)
+                .transpose()
+                .map_err(|e| ActionError::Invalid(e.to_string(), Vec::new()))
+        };
+        // Both checked before either is set: a bad request changes nothing.
+        let (up, down) = (parse(up)?, parse(down)?);
+        let rates = self.0.rates();
+        if let Some(rate) = up {
+            rates.up.set(rate);
+        }
+        if let Some(rate) = down {
+            rates.down.set(rate);
+        }
+        let caps = Caps {
+            upload: rates.up.get(),
+            download: rates.down.get(),
+        };
+        say(format!(
+            "status page: limits: upload {}, download {}",
+            format_rate(caps.upload),
+            format_rate(caps.download)
+        ));
+        Ok(caps)
+    }
+}
+
+impl PeerActions {
+    fn view(&self, f: &SharedFile) -> ShareView {
+        ShareView {
+            id: f.id.to_hex(),
+            name: f.name.clone(),
+            private: f.secret.is_some(),
+            link: link_of(f).to_string(),
+            ticket: self.0.ticket_of(f).to_string(),
+        }
+    }
+}
+
+/// What the page shows of a download it started.
+fn started_view(started: &background::Started) -> Started {
+    Started {
+        key: started.key,
+        name: started.file.name.clone(),
+        id: started.file.id.to_hex(),
+        size: started.file.size,
+        peers: started.file.peers.len(),
+        out: started.out.display().to_string(),
     }
 }
 
@@ -92,9 +190,10 @@ fn refusal(e: PeerError) -> ActionError {
                 })
                 .collect(),
         ),
-        e @ (PeerError::NotFound(_) | PeerError::DidYouMean { .. } | PeerError::NoPeers(..)) => {
-            ActionError::NotFound(text(e))
-        }
+        e @ (PeerError::NotFound(_)
+        | PeerError::DidYouMean { .. }
+        | PeerError::NoPeers(..)
+        | PeerError::NotShared(_)) => ActionError::NotFound(text(e)),
         e @ (PeerError::Store(
             StoreError::Exists(_)
             | StoreError::Locked { .. }

@@ -108,9 +108,9 @@ function updateLock() {
   const note = document.getElementById("locked");
   if (!note) return;
   note.hidden = canAct();
-  note.textContent = tokenRefused || "This page only shows: to add or cancel downloads and copy links, "
+  note.textContent = tokenRefused || "This page only shows: to add, cancel or resume downloads, share files, set caps and copy links, "
     + "open it at the address the peer printed at start (it ends in ?token=…).";
-  document.querySelectorAll("input.needs-token, #add-button").forEach(e => { e.disabled = !canAct(); });
+  document.querySelectorAll("input.needs-token, button.form-button").forEach(e => { e.disabled = !canAct(); });
   document.querySelectorAll("#share-list .share").forEach(fillLinks);
 }
 
@@ -126,61 +126,6 @@ async function copy(input, msg, what) {
     try { done = document.execCommand("copy"); } catch (_) { /* unsupported */ }
     say(msg, done ? what + " copied to the clipboard" : what + " selected: press Ctrl+C to copy it", done ? "ok" : "");
   }
-}
-
-function addForm() {
-  const box = add(el("section"), el("h2", "", "Add a download"));
-  box.id = "add";
-  const form = el("form");
-  form.id = "add-form";
-  form.noValidate = true;
-  const field = (id, label, hint) => {
-    const l = el("label", "", label), i = el("input", "needs-token");
-    i.type = "text"; i.id = id; i.placeholder = hint; i.autocomplete = "off"; i.spellcheck = false;
-    l.appendChild(i);
-    return l;
-  };
-  const button = el("button", "needs-token", "Download");
-  button.type = "submit";
-  button.id = "add-button";
-  add(form, field("target", "Ticket, link, name or id", "p2pshare:… or a file name"),
-      field("out", "Save as (optional): a file or a directory, on the peer's machine", "default: its name, where the peer runs"),
-      button);
-  const msg = el("p", "msg");
-  msg.id = "add-msg";
-  msg.setAttribute("role", "status");
-  const choices = el("ul", "candidates");
-  form.addEventListener("submit", async ev => {
-    ev.preventDefault();
-    const target = document.getElementById("target"), out = document.getElementById("out");
-    choices.replaceChildren();
-    if (!target.value.trim()) { say(msg, "Give a ticket, link, name or id.", "error"); return; }
-    button.disabled = true;
-    say(msg, "Looking for " + target.value.trim() + "…");
-    try {
-      const body = { target: target.value.trim() };
-      if (out.value.trim()) body.out = out.value.trim();
-      const d = await call("/api/download", body);
-      say(msg, "Started [" + d.key + "] " + d.name + " from " + plural(d.peers, "peer") + ", saving as " + d.out, "ok");
-      target.value = "";
-      out.value = "";
-      refresh();
-    } catch (e) {
-      say(msg, e.message, "error");
-      ((e.data && e.data.candidates) || []).forEach(c => {
-        const use = el("button", "quiet", "Use this one");
-        use.type = "button";
-        use.addEventListener("click", () => { target.value = c.id; target.focus(); });
-        choices.appendChild(add(el("li"), el("code", "", c.id.slice(0, 16) + "…"),
-          el("span", "", c.name + " · " + size(c.size) + " · " + plural(c.peers, "peer")), use));
-      });
-    } finally {
-      button.disabled = !canAct();
-    }
-  });
-  const locked = el("p", "note");
-  locked.id = "locked";
-  return add(box, locked, form, msg, choices);
 }
 
 // ---- the peer's page ---------------------------------------------------
@@ -272,7 +217,8 @@ function makeShare() {
   r.msg = el("span", "msg");
   r.link = copyRow("Share link", "link", r.msg);
   r.ticket = copyRow("Ticket (for peer get, or the box above on another peer)", "ticket", r.msg);
-  add(box, add(el("div", "dl-head"), r.name, r.kind), r.meta, r.link, r.ticket, r.msg);
+  r.stop = stopButton(box, r.msg);
+  add(box, add(el("div", "dl-head"), r.name, r.kind), r.meta, r.link, r.ticket, add(el("div", "row"), r.stop), r.msg);
   box.refs = r;
   return box;
 }
@@ -291,6 +237,7 @@ function updateShare(box, f) {
     "uploaded " + size(f.uploaded) + (f.uploaded_while_partial ? " (" + size(f.uploaded_while_partial)
       + " while downloading)" : ""), "id " + f.id].join(" · "));
   fillLinks(box);
+  r.stop.hidden = !f.complete || !canAct();
 }
 
 function setupPeer(main) {
@@ -309,9 +256,9 @@ function setupPeer(main) {
   shared.id = "shared";
   shared.lastChild.id = "share-list";
   const left = add(el("section"), el("h2", "", "Unfinished (resume continues them)"),
-    el("p", "note", "Type resume in the peer's terminal to continue them."), el("div", "list"));
+    resumeRow(), el("div", "list"));
   left.id = "unfinished";
-  add(main, facts, addForm(), dls, shared, left, ids);
+  add(main, facts, addForm(), dls, shared, shareForm(), left, capsForm(), ids);
 }
 function renderPeer(s) {
   const uploaded = s.shared.reduce((sum, f) => sum + f.uploaded, 0);
@@ -340,8 +287,7 @@ function renderPeer(s) {
   sync(shares, s.shared, f => f.id, makeShare, updateShare);
   const left = document.getElementById("unfinished");
   left.hidden = !s.unfinished || !s.unfinished.length;
-  left.lastChild.replaceChildren(...(s.unfinished || []).map(u =>
-    add(el("div", "meta"), el("b", "", u.name), document.createTextNode(shown(" → " + u.out)))));
+  sync(left.lastChild, s.unfinished || [], u => u.id + " " + u.out, makeUnfinished, updateUnfinished);
   updateLock();
   loadLinks(s);
 }

@@ -26,7 +26,7 @@
 //!   memory across restarts, and the REPL's small helps;
 //! - `web`: the status pages, `--completions` and `--version`;
 //!   `web_actions`: the peer's page in Chromium, clicked through, and its
-//!   token.
+//!   token; `web_manage`: the page shares, unshares, sets caps and resumes.
 
 mod core;
 mod dht;
@@ -40,3 +40,4 @@ mod support;
 mod swarm;
 mod web;
 mod web_actions;
+mod web_manage;

@@ -13,21 +13,7 @@ use crate::support::harness::{
     assert_same_bytes, part_file, wait_until, TestDir, COMMAND, STARTUP,
 };
 use crate::support::programs::{Peer, Tracker};
-use crate::support::status::{peer_status, raw_http};
-
-/// The token in a peer's `Status page on http://ADDR/?token=TOKEN` line.
-fn token_of(peer: &Peer) -> String {
-    let url = peer.proc.status_url();
-    let token = url
-        .split_once("/?token=")
-        .map(|(_, t)| t.to_string())
-        .unwrap_or_else(|| panic!("no token in {url:?}"));
-    assert!(
-        token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit()),
-        "{url:?}"
-    );
-    token
-}
+use crate::support::status::{peer_status, post, raw_http, token_of};
 
 /// The text of the first element `selector` finds, as JS.
 fn text_of(selector: &str) -> String {
@@ -219,31 +205,6 @@ fn the_page_downloads_and_cancels_on_clicks() {
         browser.eval("document.querySelectorAll('button, input').length"),
         0
     );
-}
-
-/// Sends `POST path` with `headers` (after Host) and `body`; returns the
-/// status code and the body of the answer.
-fn post(
-    page: std::net::SocketAddr,
-    host: &str,
-    path: &str,
-    headers: &str,
-    body: &str,
-) -> (u16, String) {
-    let (code, reply) = raw_http(
-        page,
-        &format!(
-            "POST {path} HTTP/1.1\r\nHost: {host}\r\n{headers}Content-Length: {}\r\n\r\n{body}",
-            body.len()
-        ),
-    );
-    (
-        code,
-        reply
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default(),
-    )
 }
 
 /// Without the page's token, with a wrong one, from another origin or for

@@ -13,6 +13,7 @@ commands:
   share [--private] PATH     hash PATH and share it under its file name
                              (--private: only with holders of its link)
   list                       files this peer shares, with their links
+  unshare NAME|ID            stop sharing a file (the file itself stays)
   search [TEXT]              files the tracker knows (names containing TEXT)
   download TARGET [OUT]      download a file in the background: TARGET is a
                              ticket, link, name, id or id prefix; OUT a file
@@ -30,8 +31,8 @@ Quote arguments that contain spaces: share \"my file.txt\"";
 
 /// The verbs, for completion and suggestions.
 pub const VERBS: &[&str] = &[
-    "share", "list", "search", "download", "cancel", "wait", "resume", "limit", "status", "help",
-    "quit", "exit",
+    "share", "list", "unshare", "search", "download", "cancel", "wait", "resume", "limit",
+    "status", "help", "quit", "exit",
 ];
 
 /// A line that is not a valid command.
@@ -70,6 +71,7 @@ pub enum Command {
         private: bool,
     },
     List,
+    Unshare(String),
     Search(String),
     Download {
         target: String,
@@ -115,6 +117,8 @@ impl Command {
             }
             ("share", _) => return Err(CommandError::Usage(SHARE)),
             ("list", []) => Command::List,
+            ("unshare", [which]) => Command::Unshare(which.clone()),
+            ("unshare", _) => return Err(CommandError::Usage("unshare NAME|ID")),
             ("search", words) => Command::Search(words.join(" ")),
             ("download", [target]) => Command::Download {
                 target: target.clone(),

@@ -74,6 +74,13 @@ pub fn execute(
                 print_links(peer, &f);
             }
         }
+        Command::Unshare(which) => {
+            let file = peer.unshare(&which)?;
+            println!(
+                "Stopped sharing {} (id {}); the file itself is untouched",
+                file.name, file.id
+            );
+        }
         Command::Search(text) => {
             let found = peer.search(&text, stop)?;
             println!("{} found", count(found.files.len(), "file"));

@@ -193,3 +193,42 @@ pub fn assert_every_chunk_once(d: &DownloadView, total: usize) {
     );
     assert_eq!(fetched(d), d.total_chunks - resumed_chunks(d), "{d:?}");
 }
+
+/// The token in a peer's `Status page on http://ADDR/?token=TOKEN` line.
+pub fn token_of(peer: &Peer) -> String {
+    let url = peer.proc.status_url();
+    let token = url
+        .split_once("/?token=")
+        .map(|(_, t)| t.to_string())
+        .unwrap_or_else(|| panic!("no token in {url:?}"));
+    assert!(
+        token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{url:?}"
+    );
+    token
+}
+
+/// Sends `POST path` with `headers` (after Host) and `body`; returns the
+/// status code and the body of the answer.
+pub fn post(
+    page: std::net::SocketAddr,
+    host: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> (u16, String) {
+    let (code, reply) = raw_http(
+        page,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: {host}\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    (
+        code,
+        reply
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default(),
+    )
+}
