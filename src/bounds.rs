@@ -197,6 +197,10 @@ pub const STATUS_MAX_PEERS: usize = 50;
 /// state directory (each takes `peer-any`, `peer-any-2`, …).
 pub const MAX_ANY_PORT_STATE_DIRS: usize = 64;
 
+/// Most downloaders (per file) a peer keeps a record of for `send`,
+/// `status` and the page; the one heard from longest ago gives way.
+pub const MAX_UPLOADS_SHOWN: usize = 256;
+
 // ------------------------------------------------------------- downloads --
 
 /// Most parallel chunk fetches one download may use (`--workers`), and

@@ -30,6 +30,7 @@ pub mod status;
 pub mod swarm;
 pub mod tracker_client;
 pub mod tracker_pin;
+pub mod uploads;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -50,6 +51,7 @@ use self::status::PeerStatus;
 use self::swarm::PeerSwarm;
 use self::tracker_client::TrackerClient;
 use self::tracker_pin::TrackerPin;
+use self::uploads::Uploads;
 use crate::dht::{DhtNode, DhtStatus};
 use crate::error::Error;
 use crate::identity::{Identity, PeerId};
@@ -119,6 +121,8 @@ pub struct Peer {
     announcer: Arc<Announcer>,
     swarm: Arc<PeerSwarm>,
     downloads: Arc<Downloads>,
+    /// Who is fetching what from this peer.
+    uploads: Arc<Uploads>,
     /// Who hears of downloads starting and ending.
     events: Arc<Events>,
     /// Where others may reach this peer, best first, for tickets.
@@ -185,9 +189,11 @@ impl Peer {
             .map_err(PeerError::Spawn)?,
         );
         let kick = Arc::clone(&announcer);
+        let uploads = Arc::new(Uploads::default());
         let server = server::spawn(
             listener,
             Arc::clone(&library),
+            Arc::clone(&uploads),
             Arc::clone(&rates.up),
             &tls,
             Arc::new(move || kick.kick()),
@@ -218,12 +224,18 @@ impl Peer {
             announcer,
             swarm,
             downloads: Arc::default(),
+            uploads,
             events: Arc::default(),
             leaving: Arc::default(),
             reachable: sharing::reachable_addrs(listen, &opts.public_addrs),
             memory,
             _server: server,
         })
+    }
+
+    /// Who is fetching what from this peer, as the chunk server heard it.
+    pub fn uploads(&self) -> &Uploads {
+        &self.uploads
     }
 
     pub fn listen_addr(&self) -> SocketAddr {

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::library::{Library, SharedFile};
+use super::uploads::{Uploads, Who};
 use crate::bounds::{MAX_HAVE_LEN, MAX_SESSION_AUTHS, PEER_CAPS};
 use crate::chunkset::ChunkSet;
 use crate::error::Result;
@@ -43,13 +44,14 @@ pub type OnWithdraw = Arc<dyn Fn() + Send + Sync>;
 pub fn spawn(
     listener: TcpListener,
     library: Arc<Library>,
+    uploads: Arc<Uploads>,
     upload: Arc<RateCap>,
     tls: &Tls,
     on_withdraw: OnWithdraw,
 ) -> io::Result<ServerHandle> {
     let security = Security::Tls(Arc::clone(&tls.server));
     server::spawn(listener, PEER_CAPS, security, "peer-server", move |conn| {
-        let mut session = Session::new(&library, &upload, &on_withdraw);
+        let mut session = Session::new(&library, &uploads, &upload, &on_withdraw);
         server::for_each_request(conn, |conn, line| session.handle(conn, line));
     })
 }
@@ -58,6 +60,10 @@ pub fn spawn(
 struct Session<'a> {
     id: u64,
     library: &'a Library,
+    /// Who fetches what, for `send`, `status` and the page.
+    uploads: &'a Uploads,
+    /// The downloader on the other end, once known.
+    who: Option<Who>,
     upload: &'a RateCap,
     on_withdraw: &'a OnWithdraw,
     /// Files whose offers promised this session chunks, to release at the end.
@@ -70,17 +76,31 @@ struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    fn new(library: &'a Library, upload: &'a RateCap, on_withdraw: &'a OnWithdraw) -> Self {
+    fn new(
+        library: &'a Library,
+        uploads: &'a Uploads,
+        upload: &'a RateCap,
+        on_withdraw: &'a OnWithdraw,
+    ) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         Session {
             id: NEXT.fetch_add(1, Ordering::Relaxed),
             library,
+            uploads,
+            who: None,
             upload,
             on_withdraw,
             touched: Vec::new(),
             authorized: Vec::new(),
             auth_tries: 0,
         }
+    }
+
+    /// Who is on the other end: its certificate's id, else its address.
+    fn who(&mut self, conn: &Connection) -> Who {
+        *self
+            .who
+            .get_or_insert_with(|| Who::of(conn.peer_id(), conn.peer_addr()))
     }
 
     /// The library's entry that requests on this session call `id`: a
@@ -197,6 +217,11 @@ impl<'a> Session<'a> {
             return Err(e);
         }
         file.add_uploaded(u64::from(chunk.len));
+        let (who, addr) = (self.who(conn), conn.peer_addr());
+        let named = (file.id, file.name.as_str());
+        let len = u64::from(chunk.len);
+        self.uploads
+            .sent(who, addr, named, (index, chunks), len, Instant::now());
         log::debug!(
             "served chunk {index} of {} to {}",
             file.name,
@@ -240,6 +265,9 @@ impl<'a> Session<'a> {
                 }
             },
         };
+        let (who, addr) = (self.who(conn), conn.peer_addr());
+        let named = (file.id, file.name.as_str());
+        self.uploads.have(who, addr, named, &theirs, Instant::now());
         let complete = file.is_complete();
         let offered = if complete {
             if !self.touched.iter().any(|f| Arc::ptr_eq(f, &file)) {

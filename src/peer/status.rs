@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use super::uploads::UploadView;
 use super::Peer;
 use crate::dht::DhtStatus;
 
@@ -93,6 +94,10 @@ pub struct PeerStatus {
     pub dht: Option<DhtView>,
     /// Downloads an earlier run left unfinished (`resume` continues them).
     pub unfinished: Vec<UnfinishedView>,
+    /// Who fetched what from this peer lately, oldest first (at most
+    /// `MAX_UPLOADS_SHOWN`).
+    #[serde(default)]
+    pub uploads: Vec<UploadView>,
 }
 
 /// The last connection to the tracker.
@@ -147,6 +152,7 @@ impl PeerStatus {
             shared,
             downloads: peer.downloads.snapshot(Instant::now()),
             dht: peer.dht_status().as_ref().map(DhtView::of),
+            uploads: peer.uploads().snapshot(Instant::now()),
             unfinished: super::resume::unfinished(peer)
                 .into_iter()
                 .map(|u| UnfinishedView {

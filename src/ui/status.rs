@@ -8,6 +8,7 @@ use super::{count, format_duration, format_size, format_speed};
 use crate::name::shown;
 use crate::net::rate::format_rate;
 use crate::peer::status::{ContactView, DhtView, DownloadView, PeerStatus, State};
+use crate::peer::uploads::{UploadView, QUIET_AFTER};
 
 /// A peer's status as the `status` command prints it.
 pub fn status_text(s: &PeerStatus) -> String {
@@ -68,6 +69,13 @@ pub fn status_text(s: &PeerStatus) -> String {
             size_and_bytes(f.uploaded),
             format_size(f.size)
         ));
+    }
+    for u in s
+        .uploads
+        .iter()
+        .filter(|u| !u.done && u.idle_secs < QUIET_AFTER.as_secs())
+    {
+        out.push_str(&format!("  {}\n", fetching_text(u)));
     }
     if let Some(dht) = &s.dht {
         out.push_str(&dht_text(dht));
@@ -188,6 +196,31 @@ fn download_text(d: &DownloadView) -> String {
     }
     line
 }
+/// `ADDR is fetching NAME: 45% (12.0 MiB from here)`.
+pub fn fetching_text(u: &UploadView) -> String {
+    let pct = match u.total {
+        0 => 100,
+        t => u.chunks as u64 * 100 / t as u64,
+    };
+    format!(
+        "{} is fetching {}: {pct}% ({} from here)",
+        u.addr,
+        shown(&u.name),
+        format_size(u.bytes)
+    )
+}
+
+/// `sent NAME to ADDR: 3.0 MiB from here in 0.4 s`.
+pub fn sent_text(u: &UploadView) -> String {
+    format!(
+        "sent {} to {}: {} from here in {:.1} s",
+        shown(&u.name),
+        u.addr,
+        format_size(u.bytes),
+        u.secs
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,6 +261,7 @@ mod tests {
                 private: false,
             }],
             unfinished: Vec::new(),
+            uploads: Vec::new(),
             dht: Some(DhtView {
                 node_id: "ab".repeat(20),
                 udp: "127.0.0.1:3".into(),

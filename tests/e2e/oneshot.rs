@@ -226,3 +226,35 @@ fn a_busy_sender_is_waited_for_not_unreachable() {
     figure("busy sender", "slots held from the get's start", busy_for);
     figure("busy sender", "get done after the start", started.elapsed());
 }
+
+/// The sender sees who fetches its file and when each has it all: three
+/// `get`s of one ticket give three `sent` lines, and `/api/status` lists
+/// the three downloaders done.
+#[test]
+fn the_sender_sees_each_download_and_its_end() {
+    let dir = TestDir::new("send-sees");
+    let (path, data) = dir.random_file("s/shown.bin", 3 * CHUNK + 5, 45);
+    let (sender, ticket) = send(&dir, &path, &["--http", "0"]);
+    let page = sender.status_page();
+    for n in 0..3 {
+        let out = dir.sub(&format!("r{n}"));
+        let mut getter = get_in_shell(&out, &ticket);
+        assert!(getter.wait_exit(COMMAND).success(), "get {n} failed");
+        assert_same_bytes(&fs::read(out.join("shown.bin")).unwrap(), &data, "a copy");
+    }
+    let sent = crate::support::harness::wait_until(COMMAND, "three sent lines", || {
+        let lines = sender.seen("sent shown.bin to 127.0.0.1:");
+        match lines.len() {
+            3 => Ok(lines),
+            n => Err(format!("{n} so far")),
+        }
+    });
+    assert!(
+        sent.iter().all(|l| l.contains(" from here in ")),
+        "{sent:?}"
+    );
+    let status = crate::support::status::peer_status(page);
+    let done: Vec<_> = status.uploads.iter().filter(|u| u.done).collect();
+    assert_eq!(done.len(), 3, "{:?}", status.uploads);
+    assert!(done.iter().all(|u| u.bytes == data.len() as u64));
+}

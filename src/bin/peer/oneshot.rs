@@ -1,6 +1,7 @@
 //! `peer send` and `peer get`: one file from one machine to another, with
 //! a ticket and no tracker.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,8 +10,10 @@ use anyhow::Context;
 use p2pshare::console::say;
 use p2pshare::net::stop::StopSignal;
 use p2pshare::peer::background::Started as Begun;
+use p2pshare::peer::uploads::QUIET_AFTER;
 use p2pshare::peer::Peer;
 use p2pshare::ui::report::{found_line, outcome_text};
+use p2pshare::ui::status::{fetching_text, sent_text};
 use p2pshare::ui::{count, DownloadBar};
 
 use super::args::{GetArgs, SendArgs};
@@ -49,8 +52,53 @@ pub fn send(a: &SendArgs) -> anyhow::Result<bool> {
         "Serving {} until Ctrl+C",
         count(peer.library().list().len(), "file")
     );
+    watch_uploads(&peer)
+}
+
+/// How often `send` looks at who is fetching, and how often it says how far
+/// each has got.
+const UPLOAD_POLL: Duration = Duration::from_millis(250);
+const UPLOAD_PROGRESS: Duration = Duration::from_secs(5);
+
+/// Says who starts fetching, how far each has got every few seconds, and
+/// `sent ...` when each has the whole file; until the process is stopped.
+fn watch_uploads(peer: &Peer) -> ! {
+    // Per downloader and file: whether it was announced, and said done.
+    let mut seen: HashMap<(Option<String>, String, String), bool> = HashMap::new();
+    let mut next_progress = Instant::now() + UPLOAD_PROGRESS;
     loop {
-        std::thread::park();
+        std::thread::sleep(UPLOAD_POLL);
+        let now = Instant::now();
+        let views = peer.uploads().snapshot(now);
+        let progress_due = now >= next_progress;
+        if progress_due {
+            next_progress = now + UPLOAD_PROGRESS;
+        }
+        for u in &views {
+            let key = (u.peer.clone(), u.addr.clone(), u.id.clone());
+            let said_done = seen.get(&key).copied();
+            match (said_done, u.done) {
+                (Some(true), _) => {}
+                (_, true) => {
+                    say(sent_text(u));
+                    seen.insert(key, true);
+                }
+                (None, false) => {
+                    say(fetching_text(u));
+                    seen.insert(key, false);
+                }
+                (Some(false), false) if progress_due && u.idle_secs < QUIET_AFTER.as_secs() => {
+                    say(fetching_text(u));
+                }
+                (Some(false), false) => {}
+            }
+        }
+        // Bounded like the records it mirrors.
+        seen.retain(|k, _| {
+            views
+                .iter()
+                .any(|u| (&u.peer, &u.addr, &u.id) == (&k.0, &k.1, &k.2))
+        });
     }
 }
 

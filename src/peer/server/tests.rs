@@ -16,7 +16,15 @@ fn serve(library: Arc<Library>) -> Served {
     let (ours, theirs) = (tls(), tls());
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let rate = Arc::new(RateCap::new(None));
-    let server = spawn(listener, library, rate, &ours, Arc::new(|| {})).expect("spawn");
+    let server = spawn(
+        listener,
+        library,
+        Arc::default(),
+        rate,
+        &ours,
+        Arc::new(|| {}),
+    )
+    .expect("spawn");
     let addr = server.local_addr().to_string();
     Served {
         server,
