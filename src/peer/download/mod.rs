@@ -11,13 +11,14 @@
 //! published under its output name and the library entry becomes a complete
 //! file, announced through the [`Swarm`].
 //!
-//! Modules: `manifest` (fetching it), `scheduler` (chunk and peer state),
+//! Modules: `manifest` (fetching it), `racing` (whom to ask for it when), `scheduler` (chunk and peer state),
 //! `worker` (the fetch loop), `watch` (the workers' threads and the search
 //! for more peers), `progress` (what every display reads).
 
 mod asking;
 mod manifest;
 pub mod progress;
+mod racing;
 pub mod scheduler;
 mod watch;
 mod worker;
@@ -32,16 +33,13 @@ use thiserror::Error;
 
 use self::progress::{Outcome, Progress};
 use self::scheduler::{PeerStats, Scheduler};
+use super::dial::{Dialer, FileKey, PeerAddr};
 use super::library::{Library, SharedFile};
-use super::locate::Source;
 use crate::manifest::{FileId, Manifest};
 use crate::net::rate::RateCap;
 use crate::net::stop::StopSignal;
-use crate::net::tls::Tls;
 use crate::private::Secret;
 use crate::storage::{PartialFile, StoreError};
-
-use self::manifest::FileKey;
 
 #[derive(Debug, Error)]
 pub enum DownloadError {
@@ -80,7 +78,7 @@ pub struct Report {
 pub trait Swarm: Send + Sync {
     /// The peers of the file listed as `listed` (its id, or a private
     /// share's blinded id) known now (tracker and DHT), this peer left out.
-    fn peers(&self, listed: &FileId) -> Vec<Source>;
+    fn peers(&self, listed: &FileId) -> Vec<PeerAddr>;
     /// `file` is in the library, complete or partial: announce it so. Returns
     /// a warning to show if that failed.
     fn announce(&self, file: &Arc<SharedFile>) -> Option<String>;
@@ -97,8 +95,8 @@ pub struct Context {
     pub workers: usize,
     /// How long to wait for a usable peer when none is left.
     pub patience: Duration,
-    /// This peer's TLS identity and configs, for connecting to others.
-    pub tls: Tls,
+    /// How this peer connects to others.
+    pub dialer: Arc<dyn Dialer>,
     pub swarm: Arc<dyn Swarm>,
 }
 
@@ -113,7 +111,7 @@ pub struct Request {
     /// The sizes the tracker or link claimed; the manifest must declare one
     /// (none: nothing to check against).
     pub sizes: Vec<u64>,
-    pub peers: Vec<Source>,
+    pub peers: Vec<PeerAddr>,
 }
 
 /// A running (or finished) download.
@@ -241,8 +239,14 @@ fn run(
         id: req.id,
         secret: req.secret,
     };
-    let fetched =
-        manifest::fetch_manifest(&key, &req.sizes, &req.peers, &ctx.tls, stop, ctx.patience);
+    let fetched = manifest::fetch_manifest(
+        &key,
+        &req.sizes,
+        &req.peers,
+        &ctx.dialer,
+        stop,
+        ctx.patience,
+    );
     let fetched = match fetched {
         Err(_) if stopping.cancelled() => {
             return Err(DownloadError::Cancelled { done: 0, total: 0 })
@@ -294,7 +298,7 @@ fn run(
         entry: entry.as_ref(),
         scheduler: &scheduler,
         rate: &ctx.rate,
-        tls: &ctx.tls,
+        dialer: &*ctx.dialer,
         progress,
         stop,
     };

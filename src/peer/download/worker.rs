@@ -25,19 +25,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::asking::Asking;
-use super::manifest::{connect_peer, FileKey, PeerConn};
 use super::progress::Progress;
 use super::scheduler::{Fault, Held, Lease, Next, Scheduler};
 use crate::bounds::{HAVE_INTERVAL, IDLE_SWITCH, PIPELINE_DEPTH};
-use crate::chunkset::ChunkSet;
 use crate::error::{Error, Result};
-use crate::manifest::{Chunk, FileId, Manifest};
+use crate::manifest::{Chunk, Manifest};
 use crate::net::rate::RateCap;
 use crate::net::stop::StopSignal;
-use crate::net::tls::Tls;
+use crate::peer::dial::{Dialer, FileKey, Got, Have, PeerClient};
 use crate::peer::library::SharedFile;
-use crate::protocol::peer_msg::parse_have_header;
-use crate::protocol::{Connection, PeerRequest};
 use crate::storage::{PartialFile, StoreError};
 
 /// Everything the workers of one download share.
@@ -51,7 +47,8 @@ pub struct Job<'a> {
     pub entry: Option<&'a Arc<SharedFile>>,
     pub scheduler: &'a Scheduler,
     pub rate: &'a RateCap,
-    pub tls: &'a Tls,
+    /// How workers reach their peers.
+    pub dialer: &'a dyn Dialer,
     pub progress: &'a Progress,
     pub stop: &'a Arc<StopSignal>,
 }
@@ -75,9 +72,9 @@ enum Pending<'a> {
 /// Fetches chunks from the leased peer until it fails, is banned, stays
 /// idle while other peers wait for a worker, or the download ends.
 fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(), StoreError> {
-    let addr = lease.source.addr;
+    let addr = &lease.source;
     // Registered with the stop signal until it drops, at the return.
-    let mut connected = match connect_peer(lease.source, job.tls, &job.key, job.stop) {
+    let mut client = match PeerClient::open(job.dialer, addr, &job.key, job.stop) {
         Ok(connected) => connected,
         Err(e) if job.scheduler.is_stopped() => {
             log::debug!("peer {addr}: {e} (download already stopped)");
@@ -102,17 +99,15 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
             return Ok(());
         }
     };
-    let PeerConn {
-        ref mut conn,
-        version,
-        ..
-    } = connected;
+    let version = client.version();
+    let client = &mut client;
     // What requests call the file (a private share by its blinded id).
     let listed = job.key.listed();
     if version >= 2 {
         // What it offers, before asking it for anything.
-        let offers = send_have(conn, &listed, &job.scheduler.done())
-            .and_then(|()| read_have(conn, job.manifest.chunk_count(), job.rate));
+        let offers = client
+            .send_have(&listed, &job.scheduler.done())
+            .and_then(|()| client.read_have(job.manifest.chunk_count(), job.rate));
         if !take_offers(job, lease, offers) {
             return Ok(());
         }
@@ -134,7 +129,7 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
                         job.scheduler.abort();
                         return Ok(());
                     };
-                    if let Err(e) = send_get(conn, &listed, chunk) {
+                    if let Err(e) = client.send_get(&listed, chunk) {
                         give_up(job, lease, held, e);
                         return Ok(());
                     }
@@ -159,7 +154,7 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
             asking.due(low, depth)
         });
         if have_due.is_some_and(|due| Instant::now() >= due) {
-            if let Err(e) = send_have(conn, &listed, &job.scheduler.done()) {
+            if let Err(e) = client.send_have(&listed, &job.scheduler.done()) {
                 log::debug!("HAVE to {addr}: {e}");
                 job.scheduler.strike(lease.peer, Fault::Unreliable);
                 return Ok(());
@@ -186,14 +181,14 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
                 if !take_offers(
                     job,
                     lease,
-                    read_have(conn, job.manifest.chunk_count(), job.rate),
+                    client.read_have(job.manifest.chunk_count(), job.rate),
                 ) {
                     return Ok(());
                 }
                 asking.answered(job.scheduler.free_offers(lease.peer, 1));
             }
             Pending::Get(held, chunk) => {
-                match receive_chunk(job, lease, conn, held, chunk, buf)? {
+                match receive_chunk(job, lease, client, held, chunk, buf)? {
                     true => depth = (depth + 1).min(PIPELINE_DEPTH),
                     false => return Ok(()),
                 }
@@ -210,15 +205,15 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
 fn receive_chunk(
     job: &Job<'_>,
     lease: &Lease<'_>,
-    conn: &mut Connection,
+    client: &mut PeerClient,
     held: Held<'_>,
     chunk: Chunk,
     buf: &mut [u8],
 ) -> Result<bool, StoreError> {
-    let addr = lease.source.addr;
+    let addr = lease.source.shown();
     let index = chunk.index;
-    match read_chunk(conn, chunk, job.rate, buf) {
-        Ok(data) if job.manifest.verify_chunk(index, data) => {
+    match client.read_got(chunk, job.rate, buf) {
+        Ok(Got::Chunk(data)) if job.manifest.verify_chunk(index, data) => {
             if let Err(e) = job.partial.write_chunk(chunk, data) {
                 job.scheduler.abort();
                 return Err(e);
@@ -234,11 +229,15 @@ fn receive_chunk(
             // Else an endgame duplicate: another worker was first.
             Ok(true)
         }
-        Ok(_) => {
+        Ok(Got::Chunk(_)) => {
             log::warn!("chunk {index} from {addr} failed verification; not using that peer again");
             held.fail(Fault::BadData);
             note_ban(job, lease);
             Ok(false)
+        }
+        Ok(refused) => {
+            let e = refused.refused().unwrap_or(Error::Closed);
+            Ok(give_up(job, lease, held, e))
         }
         Err(e) => Ok(give_up(job, lease, held, e)),
     }
@@ -248,7 +247,7 @@ fn receive_chunk(
 /// peer gets a strike and the chunk goes back. Returns `false` (the
 /// connection is done).
 fn give_up(job: &Job<'_>, lease: &Lease<'_>, held: Held<'_>, e: Error) -> bool {
-    let addr = lease.source.addr;
+    let addr = &lease.source;
     if job.scheduler.is_stopped() {
         // Our own stop interrupted the connection, not the peer.
         log::debug!(
@@ -271,69 +270,22 @@ fn give_up(job: &Job<'_>, lease: &Lease<'_>, held: Held<'_>, e: Error) -> bool {
 /// has just put it so.
 fn note_ban(job: &Job<'_>, lease: &Lease<'_>) {
     if let Some(forever) = job.scheduler.ban_state(lease.peer) {
-        job.progress.banned(lease.source.addr, forever);
+        job.progress.banned(lease.source.shown(), forever);
     }
-}
-
-fn send_get(conn: &mut Connection, id: &FileId, chunk: Chunk) -> Result<()> {
-    let req = PeerRequest::Get {
-        id: *id,
-        index: chunk.index,
-    };
-    conn.write_all(req.encode().as_bytes())
-}
-
-fn send_have(conn: &mut Connection, id: &FileId, ours: &ChunkSet) -> Result<()> {
-    let map = ours.encode();
-    let req = PeerRequest::Have {
-        id: *id,
-        len: map.len(),
-    };
-    conn.write_with_payload(req.encode().as_bytes(), &map)
-}
-
-/// Reads a `HAVE` reply: the peer's offered chunks, and whether it has all.
-/// The chunk map counts against the download cap like the chunks do.
-fn read_have(conn: &mut Connection, chunks: u32, rate: &RateCap) -> Result<(ChunkSet, bool)> {
-    let text = conn.read_reply()?;
-    let (len, complete) = parse_have_header(&text, ChunkSet::encoded_len(chunks))?;
-    let mut map = vec![0; len];
-    conn.read_payload_limited(&mut map, rate)?;
-    let offers = ChunkSet::decode(&map, chunks)
-        .map_err(|e| Error::Verification(format!("bad chunk map: {e}")))?;
-    Ok((offers, complete))
-}
-
-fn read_chunk<'a>(
-    conn: &mut Connection,
-    chunk: Chunk,
-    rate: &RateCap,
-    buf: &'a mut [u8],
-) -> Result<&'a [u8]> {
-    let len = conn.read_payload_header(chunk.len as usize)?;
-    if len != chunk.len as usize {
-        return Err(Error::Verification(format!(
-            "chunk of {len} bytes, expected {}",
-            chunk.len
-        )));
-    }
-    let data = &mut buf[..len];
-    conn.read_payload_limited(data, rate)?;
-    Ok(data)
 }
 
 /// Records what a peer's `HAVE` reply offers. A failed reply strikes the
 /// peer (a hang-up is routine, anything else worth a warning) and returns
 /// false: this connection is done.
-fn take_offers(job: &Job<'_>, lease: &Lease<'_>, reply: Result<(ChunkSet, bool)>) -> bool {
+fn take_offers(job: &Job<'_>, lease: &Lease<'_>, reply: Result<Have>) -> bool {
     match reply {
-        Ok((offers, complete)) => {
-            job.scheduler.set_offers(lease.peer, offers, complete);
+        Ok(Have { set, complete }) => {
+            job.scheduler.set_offers(lease.peer, set, complete);
             true
         }
         Err(e) => {
             if !job.scheduler.is_stopped() {
-                let addr = lease.source.addr;
+                let addr = &lease.source;
                 match e.is_hangup() {
                     true => log::info!("peer {addr} hung up instead of answering HAVE"),
                     false => log::warn!("peer {addr} answered HAVE with {e}"),
