@@ -12,11 +12,13 @@
 //! file, announced through the [`Swarm`].
 //!
 //! Modules: `manifest` (fetching it), `racing` (whom to ask for it when), `scheduler` (chunk and peer state),
-//! `worker` (the fetch loop), `watch` (the workers' threads and the search
+//! `worker` (the fetch loop), `pipeline` (its decisions), `asking` (when
+//! it asks `HAVE`), `watch` (the workers' threads and the search
 //! for more peers), `progress` (what every display reads).
 
 mod asking;
 mod manifest;
+mod pipeline;
 pub mod progress;
 mod racing;
 pub mod scheduler;

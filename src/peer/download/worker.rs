@@ -5,29 +5,30 @@
 //! On the connection: `HELLO 2`, then `HAVE` (our chunk map for theirs)
 //! every `HAVE_INTERVAL`, and `GET`s for what the scheduler picks among
 //! what the peer offers, several in flight (one at first, one more per
-//! verified chunk, up to [`PIPELINE_DEPTH`]). Replies come back in request
-//! order. A complete peer, which promises fresh chunks a few at a time, is
-//! asked `HAVE` again before its promise runs out (see `asking`). Each
-//! chunk is verified against the manifest before it is written and added
-//! to the library's chunk set (from which this peer serves it onwards).
+//! verified chunk, up to [`PIPELINE_DEPTH`](crate::bounds::PIPELINE_DEPTH);
+//! see `pipeline`). Replies come back in request order. A complete peer,
+//! which promises fresh chunks a few at a time, is asked `HAVE` again
+//! before its promise runs out (see `asking`). Each chunk is verified
+//! against the manifest before it is written and added to the library's
+//! chunk set (from which this peer serves it onwards).
 //! The connection is registered with the download's stop signal from the
 //! moment it is connected (before the TLS handshake and `HELLO`), so a
 //! cancel or the end of the download interrupts it at once, even one still
 //! waiting for a silent peer to answer.
 //!
 //! A worker whose peer has nothing it needs (nothing offered, or only
-//! chunks others are fetching) for [`IDLE_SWITCH`] leaves it for a peer
-//! that has no worker; only a chunk counts as something, not the peer's
+//! chunks others are fetching) for
+//! [`IDLE_SWITCH`](crate::bounds::IDLE_SWITCH) leaves it for a peer that
+//! has no worker; only a chunk counts as something, not the peer's
 //! periodic `HAVE` reply.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::asking::Asking;
+use super::pipeline::{Idle, Pipeline};
 use super::progress::Progress;
 use super::scheduler::{Fault, Held, Lease, Next, Scheduler};
-use crate::bounds::{HAVE_INTERVAL, IDLE_SWITCH, PIPELINE_DEPTH};
 use crate::error::{Error, Result};
 use crate::manifest::{Chunk, Manifest};
 use crate::net::rate::RateCap;
@@ -70,37 +71,15 @@ enum Pending<'a> {
 }
 
 /// Fetches chunks from the leased peer until it fails, is banned, stays
-/// idle while other peers wait for a worker, or the download ends.
+/// idle while other peers wait for a worker, or the download ends. When to
+/// ask what is [`Pipeline`]'s to decide; this loop does the asking.
 fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(), StoreError> {
-    let addr = &lease.source;
     // Registered with the stop signal until it drops, at the return.
-    let mut client = match PeerClient::open(job.dialer, addr, &job.key, job.stop) {
-        Ok(connected) => connected,
-        Err(e) if job.scheduler.is_stopped() => {
-            log::debug!("peer {addr}: {e} (download already stopped)");
-            return Ok(());
-        }
-        Err(Error::Busy) => {
-            log::debug!("peer {addr} is busy; trying it again later");
-            job.scheduler.busy(lease.peer);
-            return Ok(());
-        }
-        Err(Error::WrongIdentity(e)) => {
-            log::warn!("peer {addr}: {e}; not using that address again");
-            job.scheduler.strike(lease.peer, Fault::BadData);
-            note_ban(job, lease);
-            return Ok(());
-        }
-        Err(e) => {
-            // Peers come and go (and DHT rows go stale): routine.
-            log::info!("cannot use peer {addr}: {e}");
-            job.scheduler.strike(lease.peer, Fault::Unreliable);
-            note_ban(job, lease);
-            return Ok(());
-        }
+    let Some(mut client) = open(job, lease) else {
+        return Ok(());
     };
-    let version = client.version();
     let client = &mut client;
+    let version = client.version();
     // What requests call the file (a private share by its blinded id).
     let listed = job.key.listed();
     if version >= 2 {
@@ -113,16 +92,14 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
         }
     }
     let mut pending: VecDeque<Pending<'_>> = VecDeque::new();
-    let mut depth = 1;
-    let mut asking = Asking::new(Instant::now());
-    let mut idle_since: Option<Instant> = None;
+    let mut pipeline = Pipeline::new(Instant::now());
     loop {
         let gets = pending
             .iter()
             .filter(|p| matches!(p, Pending::Get(..)))
             .count();
         let mut starved = false;
-        for _ in gets..depth {
+        for _ in gets..pipeline.depth() {
             match lease.next() {
                 Ok(held) => {
                     let Some(chunk) = job.manifest.chunk(held.chunk) else {
@@ -134,7 +111,7 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
                         return Ok(());
                     }
                     pending.push_back(Pending::Get(held, chunk));
-                    asking.get_sent();
+                    pipeline.get_sent();
                 }
                 Err(Next::Idle | Next::Chunk(_)) => {
                     starved = true;
@@ -148,54 +125,74 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
         // See `asking` for when: a seeder is asked before its offer runs out.
         let have_in_flight = pending.iter().any(|p| matches!(p, Pending::Have));
         let have_due = (version >= 2 && !have_in_flight).then(|| {
-            let low = job
-                .scheduler
-                .low_on_offers(lease.peer, starved, depth as u32);
-            asking.due(low, depth)
+            let depth = pipeline.depth() as u32;
+            pipeline.have_due(job.scheduler.low_on_offers(lease.peer, starved, depth))
         });
         if have_due.is_some_and(|due| Instant::now() >= due) {
             if let Err(e) = client.send_have(&listed, &job.scheduler.done()) {
-                log::debug!("HAVE to {addr}: {e}");
+                log::debug!("HAVE to {}: {e}", lease.source);
                 job.scheduler.strike(lease.peer, Fault::Unreliable);
                 return Ok(());
             }
             pending.push_back(Pending::Have);
-            asking.have_sent(Instant::now());
+            pipeline.have_sent(Instant::now());
         }
         let Some(next) = pending.pop_front() else {
             // Nothing to ask this peer for, and nothing on the way.
-            let since = *idle_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= IDLE_SWITCH && job.scheduler.others_waiting(lease.peer) {
-                return Ok(());
+            match pipeline.idle(Instant::now(), have_due, || {
+                job.scheduler.others_waiting(lease.peer)
+            }) {
+                Idle::Leave => return Ok(()),
+                Idle::Wait(wait) => job.scheduler.wait_for_change(wait),
             }
-            // Until the next `HAVE` is due (a version 1 peer: none).
-            let wait = have_due.map_or(HAVE_INTERVAL, |due| {
-                due.saturating_duration_since(Instant::now())
-            });
-            job.scheduler
-                .wait_for_change(wait.max(Duration::from_millis(10)));
             continue;
         };
         match next {
             Pending::Have => {
-                if !take_offers(
-                    job,
-                    lease,
-                    client.read_have(job.manifest.chunk_count(), job.rate),
-                ) {
+                let offers = client.read_have(job.manifest.chunk_count(), job.rate);
+                if !take_offers(job, lease, offers) {
                     return Ok(());
                 }
-                asking.answered(job.scheduler.free_offers(lease.peer, 1));
+                pipeline.have_answered(job.scheduler.free_offers(lease.peer, 1));
             }
             Pending::Get(held, chunk) => {
-                match receive_chunk(job, lease, client, held, chunk, buf)? {
-                    true => depth = (depth + 1).min(PIPELINE_DEPTH),
-                    false => return Ok(()),
+                if !receive_chunk(job, lease, client, held, chunk, buf)? {
+                    return Ok(());
                 }
-                // Only a chunk is progress: a `HAVE` reply, which comes
-                // every HAVE_INTERVAL whatever the peer has, is not.
-                idle_since = None;
+                pipeline.chunk_received();
             }
+        }
+    }
+}
+
+/// Connects to the leased peer. A failure is the peer's, as the scheduler
+/// counts it (`busy` nothing, a wrong identity a ban, anything else a
+/// strike), unless the download stopped meanwhile.
+fn open(job: &Job<'_>, lease: &Lease<'_>) -> Option<PeerClient> {
+    let addr = &lease.source;
+    match PeerClient::open(job.dialer, addr, &job.key, job.stop) {
+        Ok(client) => Some(client),
+        Err(e) if job.scheduler.is_stopped() => {
+            log::debug!("peer {addr}: {e} (download already stopped)");
+            None
+        }
+        Err(Error::Busy) => {
+            log::debug!("peer {addr} is busy; trying it again later");
+            job.scheduler.busy(lease.peer);
+            None
+        }
+        Err(Error::WrongIdentity(e)) => {
+            log::warn!("peer {addr}: {e}; not using that address again");
+            job.scheduler.strike(lease.peer, Fault::BadData);
+            note_ban(job, lease);
+            None
+        }
+        Err(e) => {
+            // Peers come and go (and DHT rows go stale): routine.
+            log::info!("cannot use peer {addr}: {e}");
+            job.scheduler.strike(lease.peer, Fault::Unreliable);
+            note_ban(job, lease);
+            None
         }
     }
 }
