@@ -20,3 +20,6 @@ mod dialer;
 pub use self::addr::{PeerAddr, Way};
 pub use self::client::{FileKey, Got, Have, PeerClient};
 pub use self::dialer::{Dialed, Dialer, DirectDialer};
+
+#[cfg(test)]
+mod tests;
