@@ -94,34 +94,10 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
     let mut pending: VecDeque<Pending<'_>> = VecDeque::new();
     let mut pipeline = Pipeline::new(Instant::now());
     loop {
-        let gets = pending
-            .iter()
-            .filter(|p| matches!(p, Pending::Get(..)))
-            .count();
-        let mut starved = false;
-        for _ in gets..pipeline.depth() {
-            match lease.next() {
-                Ok(held) => {
-                    let Some(chunk) = job.manifest.chunk(held.chunk) else {
-                        job.scheduler.abort();
-                        return Ok(());
-                    };
-                    if let Err(e) = client.send_get(&listed, chunk) {
-                        give_up(job, lease, held, e);
-                        return Ok(());
-                    }
-                    pending.push_back(Pending::Get(held, chunk));
-                    pipeline.get_sent();
-                }
-                Err(Next::Idle | Next::Chunk(_)) => {
-                    starved = true;
-                    break;
-                }
-                // Banned, or the download is over: what is on the way is
-                // given back as `pending` drops.
-                Err(Next::SwitchPeer | Next::Finished) => return Ok(()),
-            }
-        }
+        let Some(starved) = send_gets(job, lease, client, &mut pending, &mut pipeline) else {
+            // What is on the way is given back as `pending` drops.
+            return Ok(());
+        };
         // See `asking` for when: a seeder is asked before its offer runs out.
         let have_in_flight = pending.iter().any(|p| matches!(p, Pending::Have));
         let have_due = (version >= 2 && !have_in_flight).then(|| {
@@ -163,6 +139,42 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
             }
         }
     }
+}
+
+/// Sends `GET`s until the pipeline is full. Returns whether the peer ran
+/// out of chunks to give (`Some(true)`: starved), or `None` if this
+/// connection is done (banned meanwhile, the download over, or a failed
+/// send).
+fn send_gets<'s>(
+    job: &Job<'_>,
+    lease: &Lease<'s>,
+    client: &mut PeerClient,
+    pending: &mut VecDeque<Pending<'s>>,
+    pipeline: &mut Pipeline,
+) -> Option<bool> {
+    let gets = pending
+        .iter()
+        .filter(|p| matches!(p, Pending::Get(..)))
+        .count();
+    for _ in gets..pipeline.depth() {
+        match lease.next() {
+            Ok(held) => {
+                let Some(chunk) = job.manifest.chunk(held.chunk) else {
+                    job.scheduler.abort();
+                    return None;
+                };
+                if let Err(e) = client.send_get(&job.key.listed(), chunk) {
+                    give_up(job, lease, held, e);
+                    return None;
+                }
+                pending.push_back(Pending::Get(held, chunk));
+                pipeline.get_sent();
+            }
+            Err(Next::Idle | Next::Chunk(_)) => return Some(true),
+            Err(Next::SwitchPeer | Next::Finished) => return None,
+        }
+    }
+    Some(false)
 }
 
 /// Connects to the leased peer. A failure is the peer's, as the scheduler
