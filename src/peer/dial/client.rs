@@ -50,17 +50,6 @@ pub enum Got<'a> {
     Refused(String),
 }
 
-impl Got<'_> {
-    /// A refusal as the error it is to the caller (`None` for a chunk).
-    pub fn refused(self) -> Option<Error> {
-        match self {
-            Got::Chunk(_) => None,
-            Got::Busy => Some(Error::Busy),
-            Got::NotHere(reason) | Got::Refused(reason) => Some(Error::Remote(reason)),
-        }
-    }
-}
-
 /// The reply to a `HAVE`: the chunks the peer offers, and whether it has
 /// the whole file.
 #[derive(Debug, PartialEq, Eq)]

@@ -244,9 +244,10 @@ fn receive_chunk(
             note_ban(job, lease);
             Ok(false)
         }
-        Ok(refused) => {
-            let e = refused.refused().unwrap_or(Error::Closed);
-            Ok(give_up(job, lease, held, e))
+        // Refusals count as failures to answer, as any error does.
+        Ok(Got::Busy) => Ok(give_up(job, lease, held, Error::Busy)),
+        Ok(Got::NotHere(reason) | Got::Refused(reason)) => {
+            Ok(give_up(job, lease, held, Error::Remote(reason)))
         }
         Err(e) => Ok(give_up(job, lease, held, e)),
     }
