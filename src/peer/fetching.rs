@@ -35,11 +35,14 @@ impl Peer {
         };
         let name = wanted.name.unwrap_or_else(|| wanted.id.to_hex());
         let listed = listed_id(&wanted.id, wanted.secret.as_ref());
-        let direct = locate::first_reachable(&wanted.direct, &self.tls);
+        let direct = wanted
+            .direct
+            .as_ref()
+            .and_then(|sender| locate::first_reachable(sender, &self.dialer));
         // With neither tracker nor DHT this finds nobody, and a ticket's
         // sender is all there is.
         let found = self.swarm.find(self.tracker_until(stop).as_ref(), &listed);
-        let (mut peers, from_tracker, from_dht) = match (found, direct) {
+        let (mut peers, from_tracker, from_dht) = match (found, &direct) {
             (Ok(found), _) => found,
             (Err(e), None) => return Err(e),
             (Err(e), Some(_)) => {
@@ -52,7 +55,7 @@ impl Peer {
             peers.insert(0, sender);
         }
         if peers.is_empty() {
-            let asked = match (&self.tracker, &self.dht, wanted.direct.is_empty()) {
+            let asked = match (&self.tracker, &self.dht, wanted.direct.is_none()) {
                 (_, _, false) => "the ticket's addresses, unreachable from here",
                 (Some(_), Some(_), _) => "tracker and DHT",
                 (Some(_), None, _) => "tracker",
@@ -131,7 +134,7 @@ impl Peer {
             rate: Arc::clone(&self.rates.down),
             workers: self.workers,
             patience: self.patience,
-            tls: self.tls.clone(),
+            dialer: Arc::clone(&self.dialer),
             swarm: Arc::clone(&self.swarm) as Arc<dyn Swarm>,
         };
         let req = download::Request {

@@ -4,37 +4,22 @@
 //! is enough.
 
 use std::net::SocketAddr;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::dial::{Dialer, PeerAddr, Way};
 use super::PeerError;
 use crate::bounds::CONNECT_TIMEOUT;
 use crate::dht::DhtNode;
 use crate::error::Error;
-use crate::identity::PeerId;
 use crate::link::ShareLink;
 use crate::manifest::FileId;
-use crate::net::tls::Tls;
+use crate::net::stop::StopSignal;
 use crate::private::Secret;
 use crate::protocol::message::IdPrefix;
-use crate::protocol::Connection;
 use crate::protocol::FileSummary;
 use crate::ticket::Ticket;
-
-/// A peer to download from: where it listens, and the id its certificate
-/// must have when that is known (the tracker's rows say; the DHT does not).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Source {
-    pub addr: SocketAddr,
-    pub id: Option<PeerId>,
-}
-
-impl Source {
-    pub fn unpinned(addr: SocketAddr) -> Source {
-        Source { addr, id: None }
-    }
-}
 
 /// A file to download and where to get it.
 #[derive(Debug, Clone)]
@@ -49,7 +34,7 @@ pub struct Located {
     /// empty list checks nothing: a bare id with no tracker to ask).
     pub sizes: Vec<u64>,
     /// Every distinct peer, tracker's first.
-    pub peers: Vec<Source>,
+    pub peers: Vec<PeerAddr>,
     pub from_tracker: usize,
     pub from_dht: usize,
 }
@@ -58,8 +43,8 @@ pub struct Located {
 pub struct Wanted {
     pub id: FileId,
     pub secret: Option<Secret>,
-    /// A ticket's sender, at each address it gave.
-    pub direct: Vec<Source>,
+    /// A ticket's sender, reachable at each address it gave.
+    pub direct: Option<PeerAddr>,
     pub name: Option<String>,
     /// As in [`Located`].
     pub size: Option<u64>,
@@ -86,14 +71,10 @@ pub fn wanted(target: &str, tracker: &dyn Catalogue) -> Result<Wanted, PeerError
         return Ok(Wanted {
             id: t.id,
             secret: t.secret,
-            direct: t
-                .addrs
-                .iter()
-                .map(|&addr| Source {
-                    addr,
-                    id: Some(t.peer),
-                })
-                .collect(),
+            direct: PeerAddr::with_ways(
+                Some(t.peer),
+                t.addrs.iter().map(|&addr| Way::Direct(addr)).collect(),
+            ),
             name: Some(t.name),
             size: Some(t.size),
             sizes: vec![t.size],
@@ -112,7 +93,7 @@ pub fn wanted(target: &str, tracker: &dyn Catalogue) -> Result<Wanted, PeerError
         return Ok(Wanted {
             id: link.id,
             secret: link.secret,
-            direct: Vec::new(),
+            direct: None,
             name: link.name.or_else(|| known.first().map(|f| f.name.clone())),
             size: link.size.or(known.first().map(|f| f.size)),
             sizes,
@@ -123,7 +104,7 @@ pub fn wanted(target: &str, tracker: &dyn Catalogue) -> Result<Wanted, PeerError
         return Ok(Wanted {
             id,
             secret: None,
-            direct: Vec::new(),
+            direct: None,
             name: known.first().map(|f| f.name.clone()),
             size: known.first().map(|f| f.size),
             sizes: known.iter().map(|f| f.size).collect(),
@@ -142,7 +123,7 @@ pub fn wanted(target: &str, tracker: &dyn Catalogue) -> Result<Wanted, PeerError
     Ok(Wanted {
         id: file.id,
         secret: None,
-        direct: Vec::new(),
+        direct: None,
         sizes: sizes_of(&rows, file.id),
         name: Some(file.name),
         size: Some(file.size),
@@ -175,17 +156,17 @@ fn known_rows(tracker: &dyn Catalogue, id: &FileId) -> Vec<FileSummary> {
 /// right), then the DHT's addresses the tracker did not list. Returns them
 /// with how many came from each. A hostile tracker repeating a silent
 /// peer's address therefore costs one manifest request, not one per row.
-pub fn merge_peers(tracker: Vec<Source>, dht: Vec<SocketAddr>) -> (Vec<Source>, usize, usize) {
-    let mut all: Vec<Source> = Vec::with_capacity(tracker.len() + dht.len());
+pub fn merge_peers(tracker: Vec<PeerAddr>, dht: Vec<SocketAddr>) -> (Vec<PeerAddr>, usize, usize) {
+    let mut all: Vec<PeerAddr> = Vec::with_capacity(tracker.len() + dht.len());
     for peer in tracker {
-        if !all.iter().any(|p| p.addr == peer.addr) {
+        if !all.iter().any(|p| p.shown() == peer.shown()) {
             all.push(peer);
         }
     }
     let from_tracker = all.len();
     for addr in dht {
-        if !all.iter().any(|p| p.addr == addr) {
-            all.push(Source::unpinned(addr));
+        if !all.iter().any(|p| p.shown() == addr) {
+            all.push(PeerAddr::unpinned(addr));
         }
     }
     let from_dht = all.len() - from_tracker;
@@ -200,21 +181,21 @@ pub fn is_self(peer: SocketAddr, listen: SocketAddr) -> bool {
     peer.port() == listen.port() && (peer.ip().is_loopback() || peer.ip() == listen.ip())
 }
 
-/// The first of `sources` (one peer's addresses, from a ticket) to complete
-/// a TLS handshake with its pinned id, or else the first to say it is busy
-/// (at its connection caps: there, only full for now, so the download waits
-/// for it within its patience). All are tried at once, so an address that
-/// is unreachable from here costs nothing; all fail within
+/// `peer` (a ticket's sender) by the first of its ways to complete a TLS
+/// handshake with its pinned id, or else the first to say it is busy (at
+/// its connection caps: there, only full for now, so the download waits
+/// for it within its patience). All are dialled at once, so a way that is
+/// unreachable from here costs nothing; all fail within
 /// [`CONNECT_TIMEOUT`].
-pub fn first_reachable(sources: &[Source], tls: &Tls) -> Option<Source> {
+pub fn first_reachable(peer: &PeerAddr, dialer: &Arc<dyn Dialer>) -> Option<PeerAddr> {
     let (tx, rx) = mpsc::channel();
     let mut tried = 0;
-    for &source in sources {
-        let (tx, tls) = (tx.clone(), tls.clone());
+    for &way in peer.ways() {
+        let (tx, dialer, one) = (tx.clone(), Arc::clone(dialer), peer.only(way));
         let spawned = thread::Builder::new().name("reach".into()).spawn(move || {
-            let addr = source.addr.to_string();
-            let reached = Connection::connect_tls(&addr, &tls, source.id, CONNECT_TIMEOUT);
-            let _ = tx.send((source, reached.map(drop)));
+            // Nothing stops a reachability probe but its timeout.
+            let reached = dialer.dial(&one, CONNECT_TIMEOUT, &StopSignal::new());
+            let _ = tx.send((one, reached.map(drop)));
         });
         tried += usize::from(spawned.is_ok());
     }
@@ -223,12 +204,12 @@ pub fn first_reachable(sources: &[Source], tls: &Tls) -> Option<Source> {
     for _ in 0..tried {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
-            Ok((source, Ok(()))) => return Some(source),
-            Ok((source, Err(Error::Busy))) => {
-                log::info!("{}: busy for now; will ask again", source.addr);
-                busy = busy.or(Some(source));
+            Ok((one, Ok(()))) => return Some(one),
+            Ok((one, Err(Error::Busy))) => {
+                log::info!("{one}: busy for now; will ask again");
+                busy = busy.or(Some(one));
             }
-            Ok((source, Err(e))) => log::info!("{}: {e}", source.addr),
+            Ok((one, Err(e))) => log::info!("{one}: {e}"),
             Err(_) => break,
         }
     }

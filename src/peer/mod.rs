@@ -11,6 +11,7 @@
 
 pub mod announcer;
 pub mod background;
+pub mod dial;
 pub mod download;
 pub mod downloads;
 pub mod editor;
@@ -38,6 +39,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use self::dial::{Dialer, DirectDialer};
 pub use self::error::PeerError;
 pub use self::sharing::link_of;
 pub use self::tracker_client::tracker_addr;
@@ -110,6 +112,8 @@ pub struct Rates {
 
 pub struct Peer {
     tls: Tls,
+    /// How this peer reaches others (today: directly).
+    dialer: Arc<dyn Dialer>,
     state_dir: Option<PathBuf>,
     library: Arc<Library>,
     tracker: Option<TrackerClient>,
@@ -212,6 +216,7 @@ impl Peer {
             bootstrap_are_peers: opts.dht.as_ref().is_some_and(|d| !d.bootstrap.is_empty()),
         });
         Ok(Peer {
+            dialer: Arc::new(DirectDialer::new(tls.clone())),
             tls,
             state_dir: opts.state_dir.clone(),
             tracker,

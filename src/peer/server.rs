@@ -30,7 +30,7 @@ use crate::net::tls::Tls;
 use crate::private::{Proof, EXPORTER_LABEL};
 use crate::protocol::conn::Payload;
 use crate::protocol::message::hello_reply;
-use crate::protocol::peer_msg::have_header;
+use crate::protocol::peer_msg::{have_header, NOT_SHARING};
 use crate::protocol::{Connection, PeerRequest, Reply};
 use crate::server::{self, Flow, Security, ServerHandle};
 use crate::storage::Storage;
@@ -312,7 +312,7 @@ fn send_stored(
 }
 
 fn not_shared(id: &FileId) -> String {
-    Reply::err(format!("not sharing {id}")).encode()
+    Reply::err(format!("{NOT_SHARING} {id}")).encode()
 }
 
 #[cfg(test)]

@@ -7,9 +7,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::announcer::Announcer;
+use super::dial::PeerAddr;
 use super::download::Swarm;
 use super::library::{Library, SharedFile};
-use super::locate::{self, Source};
+use super::locate;
 use super::memory::Memory;
 use super::tracker_client::TrackerClient;
 use super::PeerError;
@@ -44,17 +45,14 @@ impl PeerSwarm {
         &self,
         tracker: Option<&TrackerClient>,
         id: &FileId,
-    ) -> Result<(Vec<Source>, usize, usize), PeerError> {
+    ) -> Result<(Vec<PeerAddr>, usize, usize), PeerError> {
         let Some(tracker) = tracker else {
             return Ok(self.without_self(self.dht_alone(id)));
         };
         let from_tracker = match (tracker.peers(id), &self.dht) {
             (Ok(peers), _) => peers
                 .into_iter()
-                .map(|p| Source {
-                    addr: p.addr,
-                    id: p.id,
-                })
+                .map(|p| PeerAddr::direct(p.addr, p.id))
                 .collect(),
             (Err(e), None) => return Err(self.tracker_error(e)),
             (Err(e), Some(_)) => {
@@ -69,7 +67,7 @@ impl PeerSwarm {
     /// The DHT's peers of `id`; with none found, the nodes it joined
     /// through if they were named, the best guess there is (see
     /// `DhtNode::bootstrap_peers`).
-    fn dht_alone(&self, id: &FileId) -> (Vec<Source>, usize, usize) {
+    fn dht_alone(&self, id: &FileId) -> (Vec<PeerAddr>, usize, usize) {
         let mut found = locate::dht_peers(self.dht.as_deref(), id);
         if let (true, true, Some(dht)) = (found.is_empty(), self.bootstrap_are_peers, &self.dht) {
             found = dht.bootstrap_peers();
@@ -78,9 +76,9 @@ impl PeerSwarm {
     }
 
     /// Our own registration comes back from the tracker and the DHT too.
-    fn without_self(&self, found: (Vec<Source>, usize, usize)) -> (Vec<Source>, usize, usize) {
+    fn without_self(&self, found: (Vec<PeerAddr>, usize, usize)) -> (Vec<PeerAddr>, usize, usize) {
         let (mut peers, from_tracker, from_dht) = found;
-        peers.retain(|p| p.id != Some(self.id) && !locate::is_self(p.addr, self.listen));
+        peers.retain(|p| p.id != Some(self.id) && !locate::is_self(p.shown(), self.listen));
         (peers, from_tracker, from_dht)
     }
 
@@ -93,7 +91,7 @@ impl PeerSwarm {
 }
 
 impl Swarm for PeerSwarm {
-    fn peers(&self, listed: &FileId) -> Vec<Source> {
+    fn peers(&self, listed: &FileId) -> Vec<PeerAddr> {
         match self.find(self.tracker.as_ref(), listed) {
             Ok((peers, _, _)) => peers,
             Err(e) => {

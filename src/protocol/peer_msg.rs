@@ -91,6 +91,26 @@ pub fn parse_have_header(text: &str, max: usize) -> Result<(usize, bool), ParseE
     Ok((len, complete))
 }
 
+/// Why a peer refused a request, from the reason of its `ERR` reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// `not sharing <id>`: it does not share the file (or that chunk).
+    NotHere,
+    /// Anything else.
+    Other,
+}
+
+/// Reads the reason of an `ERR` reply to `GET` or `MANIFEST`.
+pub fn refusal(reason: &str) -> Refusal {
+    match reason.starts_with(NOT_SHARING) {
+        true => Refusal::NotHere,
+        false => Refusal::Other,
+    }
+}
+
+/// How a chunk server's refusal of a file it does not share starts.
+pub const NOT_SHARING: &str = "not sharing";
+
 /// The header line of a `HAVE` reply with a `len`-byte map.
 pub fn have_header(len: usize, complete: bool) -> String {
     format!("OK {len} {}\n", state(complete))
@@ -155,6 +175,13 @@ mod tests {
         ] {
             assert!(parse_have_header(bad, 16).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn refusals_are_read_by_their_reason() {
+        assert_eq!(refusal(&format!("not sharing {}", id(1))), Refusal::NotHere);
+        assert_eq!(refusal("busy"), Refusal::Other);
+        assert_eq!(refusal("bad request"), Refusal::Other);
     }
 
     #[test]

@@ -5,19 +5,25 @@
 //! The download thread fetches the manifest and checks it against the id,
 //! opens (or resumes) the partial file, adds it to the library as a file
 //! being downloaded, then runs a fixed pool of [`worker`]s that take chunks
-//! from the [`Scheduler`] and fetch them over one reused connection each,
+//! from the [`Scheduler`](scheduler::Scheduler) and fetch them over one reused connection each,
 //! spread across every peer. Each chunk is verified against the manifest
 //! before it is written at its offset. Once complete, the partial file is
 //! published under its output name and the library entry becomes a complete
 //! file, announced through the [`Swarm`].
 //!
-//! Modules: `manifest` (fetching it), `scheduler` (chunk and peer state),
-//! `worker` (the fetch loop), `watch` (the workers' threads and the search
-//! for more peers), `progress` (what every display reads).
+//! Modules: `run` (the steps, and what the end means), `manifest`
+//! (fetching it) and `racing` (whom to ask for it when), `scheduler`
+//! (chunk and peer state), `worker` (the fetch loop) with `pipeline` (its
+//! decisions) and `asking` (when it asks `HAVE`), `watch` (the workers'
+//! threads and the search for more peers), `progress` (what every display
+//! reads). Peers are reached through [`dial`](crate::peer::dial).
 
 mod asking;
 mod manifest;
+mod pipeline;
 pub mod progress;
+mod racing;
+mod run;
 pub mod scheduler;
 mod watch;
 mod worker;
@@ -26,22 +32,19 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use thiserror::Error;
 
 use self::progress::{Outcome, Progress};
-use self::scheduler::{PeerStats, Scheduler};
+use self::scheduler::PeerStats;
+use super::dial::{Dialer, PeerAddr};
 use super::library::{Library, SharedFile};
-use super::locate::Source;
-use crate::manifest::{FileId, Manifest};
+use crate::manifest::FileId;
 use crate::net::rate::RateCap;
 use crate::net::stop::StopSignal;
-use crate::net::tls::Tls;
 use crate::private::Secret;
-use crate::storage::{PartialFile, StoreError};
-
-use self::manifest::FileKey;
+use crate::storage::StoreError;
 
 #[derive(Debug, Error)]
 pub enum DownloadError {
@@ -80,7 +83,7 @@ pub struct Report {
 pub trait Swarm: Send + Sync {
     /// The peers of the file listed as `listed` (its id, or a private
     /// share's blinded id) known now (tracker and DHT), this peer left out.
-    fn peers(&self, listed: &FileId) -> Vec<Source>;
+    fn peers(&self, listed: &FileId) -> Vec<PeerAddr>;
     /// `file` is in the library, complete or partial: announce it so. Returns
     /// a warning to show if that failed.
     fn announce(&self, file: &Arc<SharedFile>) -> Option<String>;
@@ -97,8 +100,8 @@ pub struct Context {
     pub workers: usize,
     /// How long to wait for a usable peer when none is left.
     pub patience: Duration,
-    /// This peer's TLS identity and configs, for connecting to others.
-    pub tls: Tls,
+    /// How this peer connects to others.
+    pub dialer: Arc<dyn Dialer>,
     pub swarm: Arc<dyn Swarm>,
 }
 
@@ -113,7 +116,7 @@ pub struct Request {
     /// The sizes the tracker or link claimed; the manifest must declare one
     /// (none: nothing to check against).
     pub sizes: Vec<u64>,
-    pub peers: Vec<Source>,
+    pub peers: Vec<PeerAddr>,
 }
 
 /// A running (or finished) download.
@@ -193,7 +196,7 @@ pub fn start(
                 stop: &thread_stop,
                 cancelled: &thread_cancelled,
             };
-            let result = run(&ctx, &req, &thread_progress, &stopping);
+            let result = run::run(&ctx, &req, &thread_progress, &stopping);
             on_end(result.is_ok());
             thread_progress.finish(match &result {
                 Ok(_) => Outcome::Done,
@@ -226,135 +229,6 @@ struct Stopping<'a> {
 impl Stopping<'_> {
     fn cancelled(&self) -> bool {
         self.cancelled.load(Ordering::Acquire)
-    }
-}
-
-fn run(
-    ctx: &Context,
-    req: &Request,
-    progress: &Progress,
-    stopping: &Stopping<'_>,
-) -> Result<Report, DownloadError> {
-    let started = Instant::now();
-    let stop = stopping.stop;
-    let key = FileKey {
-        id: req.id,
-        secret: req.secret,
-    };
-    let fetched =
-        manifest::fetch_manifest(&key, &req.sizes, &req.peers, &ctx.tls, stop, ctx.patience);
-    let fetched = match fetched {
-        Err(_) if stopping.cancelled() => {
-            return Err(DownloadError::Cancelled { done: 0, total: 0 })
-        }
-        other => other?,
-    };
-    let manifest = fetched.manifest;
-    if stopping.cancelled() {
-        return Err(DownloadError::Cancelled {
-            done: 0,
-            total: manifest.chunk_count(),
-        });
-    }
-    let (partial, have) = PartialFile::open(&req.out, &req.id, &manifest)?;
-    let resumed_bytes: u64 = have
-        .iter()
-        .filter_map(|i| manifest.chunk(i))
-        .map(|c| u64::from(c.len))
-        .sum();
-    progress.start(
-        manifest.size(),
-        manifest.chunk_count(),
-        have.count(),
-        resumed_bytes,
-    );
-    let entry = ctx.library.add_partial(
-        req.name.clone(),
-        partial.path(),
-        manifest.clone(),
-        partial.storage(),
-        have.clone(),
-        req.secret,
-    );
-    if let Some(entry) = &entry {
-        // Found while downloading: others can fetch what is verified here.
-        if let Some(w) = ctx.swarm.announce(entry) {
-            log::info!("announcing the partial file: {w}");
-        }
-    }
-    let scheduler = Scheduler::new(&have, &fetched.usable, Arc::clone(stop));
-    // A false manifest bans its peer; a failure to connect or answer only
-    // benches it (it may be back soon); `busy` counts for nothing.
-    scheduler.ban(&fetched.lied);
-    scheduler.bench(&fetched.failed);
-    let job = worker::Job {
-        key,
-        manifest: &manifest,
-        partial: &partial,
-        entry: entry.as_ref(),
-        scheduler: &scheduler,
-        rate: &ctx.rate,
-        tls: &ctx.tls,
-        progress,
-        stop,
-    };
-    let missing = manifest.chunk_count() - have.count();
-    let threads = ctx.workers.clamp(1, (missing as usize).max(1));
-    let ended = watch::run_workers(&job, threads, ctx);
-    let (done, total, peer_stats) = scheduler.outcome();
-    let failed = match ended {
-        Err(e) => Some(e),
-        Ok(_) if done == total => None,
-        Ok(_) if stopping.cancelled() => Some(DownloadError::Cancelled { done, total }),
-        Ok(waited) => Some(DownloadError::Incomplete {
-            missing: total - done,
-            total,
-            waited: waited.as_secs(),
-        }),
-    };
-    if let Some(e) = failed {
-        if let Some(entry) = &entry {
-            ctx.swarm.withdraw(entry);
-        }
-        return Err(e);
-    }
-    let path = partial.finish()?;
-    let shared = publish(ctx, entry, req, &path, manifest)?;
-    let warning = ctx.swarm.announce(&shared);
-    Ok(Report {
-        path,
-        bytes: shared.manifest.size(),
-        elapsed: started.elapsed(),
-        resumed: have.count(),
-        peers: peer_stats,
-        warning,
-    })
-}
-
-/// Makes the finished file at `path` a complete library entry: the download's
-/// own entry, or (if the content was already shared) a fresh one.
-fn publish(
-    ctx: &Context,
-    entry: Option<Arc<SharedFile>>,
-    req: &Request,
-    path: &std::path::Path,
-    manifest: Manifest,
-) -> Result<Arc<SharedFile>, DownloadError> {
-    match entry {
-        Some(entry) => {
-            entry.complete(path.to_path_buf());
-            Ok(entry)
-        }
-        None => ctx
-            .library
-            .add(req.name.clone(), path.to_path_buf(), manifest, req.secret)
-            .map_err(|source| {
-                StoreError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                }
-                .into()
-            }),
     }
 }
 

@@ -46,7 +46,7 @@ use std::time::{Duration, Instant};
 use crate::bounds::{BUSY_BACKOFF_MAX, CONNS_PER_PEER};
 use crate::chunkset::ChunkSet;
 use crate::net::stop::StopSignal;
-use crate::peer::locate::Source;
+use crate::peer::dial::PeerAddr;
 use crate::sync::{LockExt, Unpoisoned};
 
 /// How long an idle worker sleeps before looking at the stop signal again
@@ -114,14 +114,14 @@ pub struct Scheduler {
 impl Scheduler {
     /// Fetches the chunks missing from `have` from `peers`; stops `stop` when
     /// the download is over.
-    pub fn new(have: &ChunkSet, peers: &[Source], stop: Arc<StopSignal>) -> Self {
+    pub fn new(have: &ChunkSet, peers: &[PeerAddr], stop: Arc<StopSignal>) -> Self {
         Self::with_clock(have, peers, stop, Instant::now)
     }
 
     /// [`new`](Self::new), telling time by `clock`.
     pub fn with_clock(
         have: &ChunkSet,
-        peers: &[Source],
+        peers: &[PeerAddr],
         stop: Arc<StopSignal>,
         clock: impl Fn() -> Instant + Send + Sync + 'static,
     ) -> Self {
@@ -199,10 +199,7 @@ impl Scheduler {
         Some(Lease {
             scheduler: self,
             peer: i,
-            source: Source {
-                addr: s.peers[i].addr,
-                id: s.peers[i].pin,
-            },
+            source: s.peers[i].peer.clone(),
         })
     }
 
@@ -334,7 +331,7 @@ impl Scheduler {
             .peers
             .iter()
             .map(|p| PeerStats {
-                addr: p.addr,
+                addr: p.peer.shown(),
                 chunks: p.chunks,
                 banned: p.banned,
                 complete: p.complete,

@@ -5,39 +5,36 @@
 //! On the connection: `HELLO 2`, then `HAVE` (our chunk map for theirs)
 //! every `HAVE_INTERVAL`, and `GET`s for what the scheduler picks among
 //! what the peer offers, several in flight (one at first, one more per
-//! verified chunk, up to [`PIPELINE_DEPTH`]). Replies come back in request
-//! order. A complete peer, which promises fresh chunks a few at a time, is
-//! asked `HAVE` again before its promise runs out (see `asking`). Each
-//! chunk is verified against the manifest before it is written and added
-//! to the library's chunk set (from which this peer serves it onwards).
+//! verified chunk, up to [`PIPELINE_DEPTH`](crate::bounds::PIPELINE_DEPTH);
+//! see `pipeline`). Replies come back in request order. A complete peer,
+//! which promises fresh chunks a few at a time, is asked `HAVE` again
+//! before its promise runs out (see `asking`). Each chunk is verified
+//! against the manifest before it is written and added to the library's
+//! chunk set (from which this peer serves it onwards).
 //! The connection is registered with the download's stop signal from the
 //! moment it is connected (before the TLS handshake and `HELLO`), so a
 //! cancel or the end of the download interrupts it at once, even one still
 //! waiting for a silent peer to answer.
 //!
 //! A worker whose peer has nothing it needs (nothing offered, or only
-//! chunks others are fetching) for [`IDLE_SWITCH`] leaves it for a peer
-//! that has no worker; only a chunk counts as something, not the peer's
+//! chunks others are fetching) for
+//! [`IDLE_SWITCH`](crate::bounds::IDLE_SWITCH) leaves it for a peer that
+//! has no worker; only a chunk counts as something, not the peer's
 //! periodic `HAVE` reply.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::asking::Asking;
-use super::manifest::{connect_peer, FileKey, PeerConn};
+use super::pipeline::{Idle, Pipeline};
 use super::progress::Progress;
 use super::scheduler::{Fault, Held, Lease, Next, Scheduler};
-use crate::bounds::{HAVE_INTERVAL, IDLE_SWITCH, PIPELINE_DEPTH};
-use crate::chunkset::ChunkSet;
 use crate::error::{Error, Result};
-use crate::manifest::{Chunk, FileId, Manifest};
+use crate::manifest::{Chunk, Manifest};
 use crate::net::rate::RateCap;
 use crate::net::stop::StopSignal;
-use crate::net::tls::Tls;
+use crate::peer::dial::{Dialer, FileKey, Got, Have, PeerClient};
 use crate::peer::library::SharedFile;
-use crate::protocol::peer_msg::parse_have_header;
-use crate::protocol::{Connection, PeerRequest};
 use crate::storage::{PartialFile, StoreError};
 
 /// Everything the workers of one download share.
@@ -51,7 +48,8 @@ pub struct Job<'a> {
     pub entry: Option<&'a Arc<SharedFile>>,
     pub scheduler: &'a Scheduler,
     pub rate: &'a RateCap,
-    pub tls: &'a Tls,
+    /// How workers reach their peers.
+    pub dialer: &'a dyn Dialer,
     pub progress: &'a Progress,
     pub stop: &'a Arc<StopSignal>,
 }
@@ -73,134 +71,140 @@ enum Pending<'a> {
 }
 
 /// Fetches chunks from the leased peer until it fails, is banned, stays
-/// idle while other peers wait for a worker, or the download ends.
+/// idle while other peers wait for a worker, or the download ends. When to
+/// ask what is [`Pipeline`]'s to decide; this loop does the asking.
 fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(), StoreError> {
-    let addr = lease.source.addr;
     // Registered with the stop signal until it drops, at the return.
-    let mut connected = match connect_peer(lease.source, job.tls, &job.key, job.stop) {
-        Ok(connected) => connected,
+    let Some(mut client) = open(job, lease) else {
+        return Ok(());
+    };
+    let client = &mut client;
+    let version = client.version();
+    // What requests call the file (a private share by its blinded id).
+    let listed = job.key.listed();
+    if version >= 2 {
+        // What it offers, before asking it for anything.
+        let offers = client
+            .send_have(&listed, &job.scheduler.done())
+            .and_then(|()| client.read_have(job.manifest.chunk_count(), job.rate));
+        if !take_offers(job, lease, offers) {
+            return Ok(());
+        }
+    }
+    let mut pending: VecDeque<Pending<'_>> = VecDeque::new();
+    let mut pipeline = Pipeline::new(Instant::now());
+    loop {
+        let Some(starved) = send_gets(job, lease, client, &mut pending, &mut pipeline) else {
+            // What is on the way is given back as `pending` drops.
+            return Ok(());
+        };
+        // See `asking` for when: a seeder is asked before its offer runs out.
+        let have_in_flight = pending.iter().any(|p| matches!(p, Pending::Have));
+        let have_due = (version >= 2 && !have_in_flight).then(|| {
+            let depth = pipeline.depth() as u32;
+            pipeline.have_due(job.scheduler.low_on_offers(lease.peer, starved, depth))
+        });
+        if have_due.is_some_and(|due| Instant::now() >= due) {
+            if let Err(e) = client.send_have(&listed, &job.scheduler.done()) {
+                log::debug!("HAVE to {}: {e}", lease.source);
+                job.scheduler.strike(lease.peer, Fault::Unreliable);
+                return Ok(());
+            }
+            pending.push_back(Pending::Have);
+            pipeline.have_sent(Instant::now());
+        }
+        let Some(next) = pending.pop_front() else {
+            // Nothing to ask this peer for, and nothing on the way.
+            match pipeline.idle(Instant::now(), have_due, || {
+                job.scheduler.others_waiting(lease.peer)
+            }) {
+                Idle::Leave => return Ok(()),
+                Idle::Wait(wait) => job.scheduler.wait_for_change(wait),
+            }
+            continue;
+        };
+        match next {
+            Pending::Have => {
+                let offers = client.read_have(job.manifest.chunk_count(), job.rate);
+                if !take_offers(job, lease, offers) {
+                    return Ok(());
+                }
+                pipeline.have_answered(job.scheduler.free_offers(lease.peer, 1));
+            }
+            Pending::Get(held, chunk) => {
+                if !receive_chunk(job, lease, client, held, chunk, buf)? {
+                    return Ok(());
+                }
+                pipeline.chunk_received();
+            }
+        }
+    }
+}
+
+/// Sends `GET`s until the pipeline is full. Returns whether the peer ran
+/// out of chunks to give (`Some(true)`: starved), or `None` if this
+/// connection is done (banned meanwhile, the download over, or a failed
+/// send).
+fn send_gets<'s>(
+    job: &Job<'_>,
+    lease: &Lease<'s>,
+    client: &mut PeerClient,
+    pending: &mut VecDeque<Pending<'s>>,
+    pipeline: &mut Pipeline,
+) -> Option<bool> {
+    let gets = pending
+        .iter()
+        .filter(|p| matches!(p, Pending::Get(..)))
+        .count();
+    for _ in gets..pipeline.depth() {
+        match lease.next() {
+            Ok(held) => {
+                let Some(chunk) = job.manifest.chunk(held.chunk) else {
+                    job.scheduler.abort();
+                    return None;
+                };
+                if let Err(e) = client.send_get(&job.key.listed(), chunk) {
+                    give_up(job, lease, held, e);
+                    return None;
+                }
+                pending.push_back(Pending::Get(held, chunk));
+                pipeline.get_sent();
+            }
+            Err(Next::Idle | Next::Chunk(_)) => return Some(true),
+            Err(Next::SwitchPeer | Next::Finished) => return None,
+        }
+    }
+    Some(false)
+}
+
+/// Connects to the leased peer. A failure is the peer's, as the scheduler
+/// counts it (`busy` nothing, a wrong identity a ban, anything else a
+/// strike), unless the download stopped meanwhile.
+fn open(job: &Job<'_>, lease: &Lease<'_>) -> Option<PeerClient> {
+    let addr = &lease.source;
+    match PeerClient::open(job.dialer, addr, &job.key, job.stop) {
+        Ok(client) => Some(client),
         Err(e) if job.scheduler.is_stopped() => {
             log::debug!("peer {addr}: {e} (download already stopped)");
-            return Ok(());
+            None
         }
         Err(Error::Busy) => {
             log::debug!("peer {addr} is busy; trying it again later");
             job.scheduler.busy(lease.peer);
-            return Ok(());
+            None
         }
         Err(Error::WrongIdentity(e)) => {
             log::warn!("peer {addr}: {e}; not using that address again");
             job.scheduler.strike(lease.peer, Fault::BadData);
             note_ban(job, lease);
-            return Ok(());
+            None
         }
         Err(e) => {
             // Peers come and go (and DHT rows go stale): routine.
             log::info!("cannot use peer {addr}: {e}");
             job.scheduler.strike(lease.peer, Fault::Unreliable);
             note_ban(job, lease);
-            return Ok(());
-        }
-    };
-    let PeerConn {
-        ref mut conn,
-        version,
-        ..
-    } = connected;
-    // What requests call the file (a private share by its blinded id).
-    let listed = job.key.listed();
-    if version >= 2 {
-        // What it offers, before asking it for anything.
-        let offers = send_have(conn, &listed, &job.scheduler.done())
-            .and_then(|()| read_have(conn, job.manifest.chunk_count(), job.rate));
-        if !take_offers(job, lease, offers) {
-            return Ok(());
-        }
-    }
-    let mut pending: VecDeque<Pending<'_>> = VecDeque::new();
-    let mut depth = 1;
-    let mut asking = Asking::new(Instant::now());
-    let mut idle_since: Option<Instant> = None;
-    loop {
-        let gets = pending
-            .iter()
-            .filter(|p| matches!(p, Pending::Get(..)))
-            .count();
-        let mut starved = false;
-        for _ in gets..depth {
-            match lease.next() {
-                Ok(held) => {
-                    let Some(chunk) = job.manifest.chunk(held.chunk) else {
-                        job.scheduler.abort();
-                        return Ok(());
-                    };
-                    if let Err(e) = send_get(conn, &listed, chunk) {
-                        give_up(job, lease, held, e);
-                        return Ok(());
-                    }
-                    pending.push_back(Pending::Get(held, chunk));
-                    asking.get_sent();
-                }
-                Err(Next::Idle | Next::Chunk(_)) => {
-                    starved = true;
-                    break;
-                }
-                // Banned, or the download is over: what is on the way is
-                // given back as `pending` drops.
-                Err(Next::SwitchPeer | Next::Finished) => return Ok(()),
-            }
-        }
-        // See `asking` for when: a seeder is asked before its offer runs out.
-        let have_in_flight = pending.iter().any(|p| matches!(p, Pending::Have));
-        let have_due = (version >= 2 && !have_in_flight).then(|| {
-            let low = job
-                .scheduler
-                .low_on_offers(lease.peer, starved, depth as u32);
-            asking.due(low, depth)
-        });
-        if have_due.is_some_and(|due| Instant::now() >= due) {
-            if let Err(e) = send_have(conn, &listed, &job.scheduler.done()) {
-                log::debug!("HAVE to {addr}: {e}");
-                job.scheduler.strike(lease.peer, Fault::Unreliable);
-                return Ok(());
-            }
-            pending.push_back(Pending::Have);
-            asking.have_sent(Instant::now());
-        }
-        let Some(next) = pending.pop_front() else {
-            // Nothing to ask this peer for, and nothing on the way.
-            let since = *idle_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= IDLE_SWITCH && job.scheduler.others_waiting(lease.peer) {
-                return Ok(());
-            }
-            // Until the next `HAVE` is due (a version 1 peer: none).
-            let wait = have_due.map_or(HAVE_INTERVAL, |due| {
-                due.saturating_duration_since(Instant::now())
-            });
-            job.scheduler
-                .wait_for_change(wait.max(Duration::from_millis(10)));
-            continue;
-        };
-        match next {
-            Pending::Have => {
-                if !take_offers(
-                    job,
-                    lease,
-                    read_have(conn, job.manifest.chunk_count(), job.rate),
-                ) {
-                    return Ok(());
-                }
-                asking.answered(job.scheduler.free_offers(lease.peer, 1));
-            }
-            Pending::Get(held, chunk) => {
-                match receive_chunk(job, lease, conn, held, chunk, buf)? {
-                    true => depth = (depth + 1).min(PIPELINE_DEPTH),
-                    false => return Ok(()),
-                }
-                // Only a chunk is progress: a `HAVE` reply, which comes
-                // every HAVE_INTERVAL whatever the peer has, is not.
-                idle_since = None;
-            }
+            None
         }
     }
 }
@@ -210,15 +214,15 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
 fn receive_chunk(
     job: &Job<'_>,
     lease: &Lease<'_>,
-    conn: &mut Connection,
+    client: &mut PeerClient,
     held: Held<'_>,
     chunk: Chunk,
     buf: &mut [u8],
 ) -> Result<bool, StoreError> {
-    let addr = lease.source.addr;
+    let addr = lease.source.shown();
     let index = chunk.index;
-    match read_chunk(conn, chunk, job.rate, buf) {
-        Ok(data) if job.manifest.verify_chunk(index, data) => {
+    match client.read_got(chunk, job.rate, buf) {
+        Ok(Got::Chunk(data)) if job.manifest.verify_chunk(index, data) => {
             if let Err(e) = job.partial.write_chunk(chunk, data) {
                 job.scheduler.abort();
                 return Err(e);
@@ -234,11 +238,16 @@ fn receive_chunk(
             // Else an endgame duplicate: another worker was first.
             Ok(true)
         }
-        Ok(_) => {
+        Ok(Got::Chunk(_)) => {
             log::warn!("chunk {index} from {addr} failed verification; not using that peer again");
             held.fail(Fault::BadData);
             note_ban(job, lease);
             Ok(false)
+        }
+        // Refusals count as failures to answer, as any error does.
+        Ok(Got::Busy) => Ok(give_up(job, lease, held, Error::Busy)),
+        Ok(Got::NotHere(reason) | Got::Refused(reason)) => {
+            Ok(give_up(job, lease, held, Error::Remote(reason)))
         }
         Err(e) => Ok(give_up(job, lease, held, e)),
     }
@@ -248,7 +257,7 @@ fn receive_chunk(
 /// peer gets a strike and the chunk goes back. Returns `false` (the
 /// connection is done).
 fn give_up(job: &Job<'_>, lease: &Lease<'_>, held: Held<'_>, e: Error) -> bool {
-    let addr = lease.source.addr;
+    let addr = &lease.source;
     if job.scheduler.is_stopped() {
         // Our own stop interrupted the connection, not the peer.
         log::debug!(
@@ -271,69 +280,22 @@ fn give_up(job: &Job<'_>, lease: &Lease<'_>, held: Held<'_>, e: Error) -> bool {
 /// has just put it so.
 fn note_ban(job: &Job<'_>, lease: &Lease<'_>) {
     if let Some(forever) = job.scheduler.ban_state(lease.peer) {
-        job.progress.banned(lease.source.addr, forever);
+        job.progress.banned(lease.source.shown(), forever);
     }
-}
-
-fn send_get(conn: &mut Connection, id: &FileId, chunk: Chunk) -> Result<()> {
-    let req = PeerRequest::Get {
-        id: *id,
-        index: chunk.index,
-    };
-    conn.write_all(req.encode().as_bytes())
-}
-
-fn send_have(conn: &mut Connection, id: &FileId, ours: &ChunkSet) -> Result<()> {
-    let map = ours.encode();
-    let req = PeerRequest::Have {
-        id: *id,
-        len: map.len(),
-    };
-    conn.write_with_payload(req.encode().as_bytes(), &map)
-}
-
-/// Reads a `HAVE` reply: the peer's offered chunks, and whether it has all.
-/// The chunk map counts against the download cap like the chunks do.
-fn read_have(conn: &mut Connection, chunks: u32, rate: &RateCap) -> Result<(ChunkSet, bool)> {
-    let text = conn.read_reply()?;
-    let (len, complete) = parse_have_header(&text, ChunkSet::encoded_len(chunks))?;
-    let mut map = vec![0; len];
-    conn.read_payload_limited(&mut map, rate)?;
-    let offers = ChunkSet::decode(&map, chunks)
-        .map_err(|e| Error::Verification(format!("bad chunk map: {e}")))?;
-    Ok((offers, complete))
-}
-
-fn read_chunk<'a>(
-    conn: &mut Connection,
-    chunk: Chunk,
-    rate: &RateCap,
-    buf: &'a mut [u8],
-) -> Result<&'a [u8]> {
-    let len = conn.read_payload_header(chunk.len as usize)?;
-    if len != chunk.len as usize {
-        return Err(Error::Verification(format!(
-            "chunk of {len} bytes, expected {}",
-            chunk.len
-        )));
-    }
-    let data = &mut buf[..len];
-    conn.read_payload_limited(data, rate)?;
-    Ok(data)
 }
 
 /// Records what a peer's `HAVE` reply offers. A failed reply strikes the
 /// peer (a hang-up is routine, anything else worth a warning) and returns
 /// false: this connection is done.
-fn take_offers(job: &Job<'_>, lease: &Lease<'_>, reply: Result<(ChunkSet, bool)>) -> bool {
+fn take_offers(job: &Job<'_>, lease: &Lease<'_>, reply: Result<Have>) -> bool {
     match reply {
-        Ok((offers, complete)) => {
-            job.scheduler.set_offers(lease.peer, offers, complete);
+        Ok(Have { set, complete }) => {
+            job.scheduler.set_offers(lease.peer, set, complete);
             true
         }
         Err(e) => {
             if !job.scheduler.is_stopped() {
-                let addr = lease.source.addr;
+                let addr = &lease.source;
                 match e.is_hangup() {
                     true => log::info!("peer {addr} hung up instead of answering HAVE"),
                     false => log::warn!("peer {addr} answered HAVE with {e}"),

@@ -1,6 +1,7 @@
 //! Resolving targets, merging peer lists, and what the tracker is asked.
 
 use super::*;
+use crate::identity::PeerId;
 
 fn file(n: u8, name: &str) -> FileSummary {
     FileSummary {
@@ -196,12 +197,9 @@ fn only_our_own_address_is_self() {
 fn merged_peers_are_distinct_and_counted_by_source() {
     let a: SocketAddr = "127.0.0.1:1".parse().expect("addr");
     let b: SocketAddr = "127.0.0.1:2".parse().expect("addr");
-    let pinned = Source {
-        addr: a,
-        id: Some(PeerId([1; 16])),
-    };
-    let (all, t, d) = merge_peers(vec![pinned, pinned], vec![a, b, b]);
-    assert_eq!((all, t, d), (vec![pinned, Source::unpinned(b)], 1, 1));
+    let pinned = PeerAddr::direct(a, Some(PeerId([1; 16])));
+    let (all, t, d) = merge_peers(vec![pinned.clone(), pinned.clone()], vec![a, b, b]);
+    assert_eq!((all, t, d), (vec![pinned, PeerAddr::unpinned(b)], 1, 1));
 }
 
 /// A tracker's rows repeating an address, with other ids or none, give
@@ -210,21 +208,15 @@ fn merged_peers_are_distinct_and_counted_by_source() {
 fn a_tracker_address_listed_again_counts_once() {
     let a: SocketAddr = "127.0.0.1:1".parse().expect("addr");
     let b: SocketAddr = "127.0.0.1:2".parse().expect("addr");
-    let first = Source {
-        addr: a,
-        id: Some(PeerId([1; 16])),
-    };
-    let other = Source {
-        addr: a,
-        id: Some(PeerId([2; 16])),
-    };
+    let first = PeerAddr::direct(a, Some(PeerId([1; 16])));
+    let other = PeerAddr::direct(a, Some(PeerId([2; 16])));
     let rows = vec![
-        first,
+        first.clone(),
         other,
-        Source::unpinned(a),
-        Source::unpinned(b),
-        first,
+        PeerAddr::unpinned(a),
+        PeerAddr::unpinned(b),
+        first.clone(),
     ];
     let (all, t, d) = merge_peers(rows, vec![a]);
-    assert_eq!((all, t, d), (vec![first, Source::unpinned(b)], 2, 0));
+    assert_eq!((all, t, d), (vec![first, PeerAddr::unpinned(b)], 2, 0));
 }

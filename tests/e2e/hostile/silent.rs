@@ -45,10 +45,10 @@ fn silent_peers_cost_seconds_in_all_not_each() {
 /// The same download, timed from the moment `/api/status` shows every
 /// chunk in: it ends within a second. The workers connecting to a silent
 /// peer are interrupted with the rest, since their sockets are registered
-/// with the download's stop signal before the TLS handshake. Until the fix
-/// that came only after `connect_peer` returned (`fetch_from_peer` in
-/// `peer/download/worker.rs`), so the download waited out their 5 s
-/// timeouts.
+/// with the download's stop signal before the TLS handshake (by the
+/// `Dialer`, `peer/dial/dialer.rs`). Until the fix that came only after
+/// the connection was made (then `connect_peer` returned), so the download
+/// waited out their 5 s timeouts.
 #[test]
 fn a_download_ends_once_its_last_chunk_is_in() {
     let mut quiet = Quiet::start("silent-tail");

@@ -3,13 +3,13 @@
 //! panics leaves no peer or chunk taken.
 
 use super::{account, Fault, Next, Scheduler};
-use crate::peer::locate::Source;
+use crate::peer::dial::PeerAddr;
 
 /// A worker's use of one peer, from [`Scheduler::pick_peer`].
 pub struct Lease<'a> {
     pub(super) scheduler: &'a Scheduler,
     pub peer: usize,
-    pub source: Source,
+    pub source: PeerAddr,
 }
 
 impl<'a> Lease<'a> {

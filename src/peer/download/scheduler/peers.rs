@@ -4,26 +4,24 @@
 
 use super::{account, busy_pause, Fault, PeerSlot, Scheduler, State, Usable};
 use crate::bounds::MAX_STRIKES;
-use crate::peer::locate::Source;
+use crate::peer::dial::PeerAddr;
 
 impl Scheduler {
     /// Adds peers not known yet (a new answer from the tracker or the DHT);
     /// returns how many were new. A peer is known by its address and pin;
     /// an unpinned address already known with a pin is not new.
-    pub fn add_peers(&self, peers: &[Source]) -> usize {
+    pub fn add_peers(&self, peers: &[PeerAddr]) -> usize {
         let mut s = self.lock();
         let mut added = 0;
-        for &Source { addr, id } in peers {
-            let known = s
-                .peers
-                .iter()
-                .any(|p| p.addr == addr && (p.pin == id || id.is_none()));
+        for new in peers {
+            let known = s.peers.iter().any(|p| {
+                p.peer.shown() == new.shown() && (p.peer.id == new.id || new.id.is_none())
+            });
             if known {
                 continue;
             }
             s.peers.push(PeerSlot {
-                addr,
-                pin: id,
+                peer: new.clone(),
                 offers: None,
                 complete: true,
                 workers: 0,
@@ -48,7 +46,7 @@ impl Scheduler {
 
     /// Marks `peers` as not to be used by this download (they sent bad
     /// data before it started: a false manifest), also when found again.
-    pub fn ban(&self, peers: &[Source]) {
+    pub fn ban(&self, peers: &[PeerAddr]) {
         self.exclude(peers, |s, peer| {
             account(s, peer, -1);
             s.peers[peer].banned = true;
@@ -58,19 +56,19 @@ impl Scheduler {
     /// Benches `peers` (they failed to connect or answer before the
     /// download started), as [`MAX_STRIKES`] failures in a row would: not
     /// used for [`BENCH_TIME`](crate::bounds::BENCH_TIME), then tried again.
-    pub fn bench(&self, peers: &[Source]) {
+    pub fn bench(&self, peers: &[PeerAddr]) {
         self.exclude(peers, |s, peer| s.peers[peer].bench(self.now()));
     }
 
     /// Adds `peers` if new, and applies `how` to each that is not banned.
-    fn exclude(&self, peers: &[Source], how: impl Fn(&mut State, usize)) {
+    fn exclude(&self, peers: &[PeerAddr], how: impl Fn(&mut State, usize)) {
         self.add_peers(peers);
         let mut s = self.lock();
         for peer in 0..s.peers.len() {
             let slot = &s.peers[peer];
             let listed = peers
                 .iter()
-                .any(|p| p.addr == slot.addr && p.id == slot.pin);
+                .any(|p| p.shown() == slot.peer.shown() && p.id == slot.peer.id);
             if listed && !slot.banned {
                 how(&mut s, peer);
             }

@@ -2,18 +2,17 @@
 //! to the download's counts of who offers each chunk ([`account`]), and
 //! of who holds it ([`release_hold`]).
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::State;
 use crate::bounds::{BENCH_TIME, BENCH_TIME_MAX};
 use crate::chunkset::ChunkSet;
-use crate::identity::PeerId;
+use crate::peer::dial::PeerAddr;
 
 pub(super) struct PeerSlot {
-    pub(super) addr: SocketAddr,
-    /// The id its certificate must have, if known.
-    pub(super) pin: Option<PeerId>,
+    /// Who it is (the id its certificate must have, if known) and how to
+    /// reach it.
+    pub(super) peer: PeerAddr,
     /// What it offers; `None` until its first `HAVE` reply (or for a
     /// version 1 peer): taken to be everything.
     pub(super) offers: Option<ChunkSet>,

@@ -26,9 +26,9 @@ fn on(clock: &Clock, have: &ChunkSet, n: u16, stop: Arc<StopSignal>) -> Schedule
     Scheduler::with_clock(have, &peers(n), stop, move || clock.now())
 }
 
-fn peers(n: u16) -> Vec<Source> {
+fn peers(n: u16) -> Vec<PeerAddr> {
     (0..n)
-        .map(|i| Source::unpinned(SocketAddr::from(([127, 0, 0, 1], 1000 + i))))
+        .map(|i| PeerAddr::unpinned(SocketAddr::from(([127, 0, 0, 1], 1000 + i))))
         .collect()
 }
 

@@ -1,0 +1,96 @@
+//! Who a peer is and the ways to reach it.
+//!
+//! Invariant: a [`PeerAddr`] has at least one way; its first is the
+//! address it is shown by (progress, status, logs).
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use crate::identity::PeerId;
+
+/// One way to reach a peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Way {
+    /// A TCP connection to where it listens.
+    Direct(SocketAddr),
+}
+
+impl Way {
+    /// The socket address this way shows as.
+    pub fn addr(&self) -> SocketAddr {
+        match self {
+            Way::Direct(addr) => *addr,
+        }
+    }
+}
+
+/// A peer to connect to: the id its certificate must have when that is
+/// known (the tracker's rows and tickets say; the DHT does not), and how to
+/// reach it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PeerAddr {
+    pub id: Option<PeerId>,
+    ways: Vec<Way>,
+}
+
+impl PeerAddr {
+    /// A peer listening at `addr`, pinned to `id` if given.
+    pub fn direct(addr: SocketAddr, id: Option<PeerId>) -> PeerAddr {
+        PeerAddr {
+            id,
+            ways: vec![Way::Direct(addr)],
+        }
+    }
+
+    /// A peer at `addr` whose id nobody told us (a DHT row).
+    pub fn unpinned(addr: SocketAddr) -> PeerAddr {
+        PeerAddr::direct(addr, None)
+    }
+
+    /// A peer reachable in each of `ways`, first one first; `None` if
+    /// there are none.
+    pub fn with_ways(id: Option<PeerId>, ways: Vec<Way>) -> Option<PeerAddr> {
+        (!ways.is_empty()).then_some(PeerAddr { id, ways })
+    }
+
+    pub fn ways(&self) -> &[Way] {
+        &self.ways
+    }
+
+    /// The same peer, reached by `way` alone.
+    pub fn only(&self, way: Way) -> PeerAddr {
+        PeerAddr {
+            id: self.id,
+            ways: vec![way],
+        }
+    }
+
+    /// The address the peer is shown by: its first way's.
+    pub fn shown(&self) -> SocketAddr {
+        self.ways[0].addr()
+    }
+}
+
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.shown())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_has_a_way_and_shows_its_first() {
+        let a: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+        let b: SocketAddr = "[::1]:2".parse().expect("addr");
+        assert_eq!(PeerAddr::with_ways(None, Vec::new()), None);
+        let both = PeerAddr::with_ways(Some(PeerId([7; 16])), vec![Way::Direct(a), Way::Direct(b)])
+            .expect("two ways");
+        assert_eq!((both.shown(), both.to_string()), (a, "127.0.0.1:1".into()));
+        let second = both.only(Way::Direct(b));
+        assert_eq!((second.shown(), second.id), (b, Some(PeerId([7; 16]))));
+        assert_eq!(PeerAddr::unpinned(a), PeerAddr::direct(a, None));
+    }
+}
