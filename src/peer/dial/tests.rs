@@ -42,7 +42,15 @@ fn seeder(tag: &str) -> (ServerHandle, PeerAddr, FileKey, Vec<u8>, TempDir) {
     let ours = tls();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let rate = Arc::new(RateCap::new(None));
-    let server = spawn(listener, library, rate, &ours, Arc::new(|| {})).expect("spawn");
+    let server = spawn(
+        listener,
+        library,
+        Arc::default(),
+        rate,
+        &ours,
+        Arc::new(|| {}),
+    )
+    .expect("spawn");
     let at = PeerAddr::direct(server.local_addr(), Some(ours.id()));
     (server, at, key, data, dir)
 }
