@@ -43,6 +43,8 @@ pub enum PeerError {
     NoTracker,
     #[error("no peer has {0} (asked {1})")]
     NoPeers(String, &'static str),
+    #[error("no peer has {0}: the ticket's sender is unreachable from here (tried {1}); check that it still runs and no firewall is in the way, or have it forward a port and pass --public-addr")]
+    Unreachable(String, String),
     #[error(transparent)]
     BadLink(#[from] LinkError),
     #[error(transparent)]

@@ -35,10 +35,15 @@ impl Peer {
         };
         let name = wanted.name.unwrap_or_else(|| wanted.id.to_hex());
         let listed = listed_id(&wanted.id, wanted.secret.as_ref());
-        let direct = wanted
+        let reached = wanted
             .direct
             .as_ref()
-            .and_then(|sender| locate::first_reachable(sender, &self.dialer));
+            .map(|sender| locate::first_reachable(sender, &self.dialer));
+        let (direct, unreached) = match reached {
+            Some(Ok(sender)) => (Some(sender), Vec::new()),
+            Some(Err(failed)) => (None, failed),
+            None => (None, Vec::new()),
+        };
         // With neither tracker nor DHT this finds nobody, and a ticket's
         // sender is all there is.
         let found = self.swarm.find(self.tracker_until(stop).as_ref(), &listed);
@@ -53,6 +58,9 @@ impl Peer {
         if let Some(sender) = direct {
             peers.retain(|p| p.id != sender.id);
             peers.insert(0, sender);
+        }
+        if peers.is_empty() && wanted.direct.is_some() {
+            return Err(PeerError::Unreachable(name, unreached.join(", ")));
         }
         if peers.is_empty() {
             let asked = match (&self.tracker, &self.dht, wanted.direct.is_none()) {

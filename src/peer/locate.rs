@@ -187,7 +187,7 @@ pub fn is_self(peer: SocketAddr, listen: SocketAddr) -> bool {
 /// for it within its patience). All are dialled at once, so a way that is
 /// unreachable from here costs nothing; all fail within
 /// [`CONNECT_TIMEOUT`].
-pub fn first_reachable(peer: &PeerAddr, dialer: &Arc<dyn Dialer>) -> Option<PeerAddr> {
+pub fn first_reachable(peer: &PeerAddr, dialer: &Arc<dyn Dialer>) -> Result<PeerAddr, Vec<String>> {
     let (tx, rx) = mpsc::channel();
     let mut tried = 0;
     for &way in peer.ways() {
@@ -200,20 +200,42 @@ pub fn first_reachable(peer: &PeerAddr, dialer: &Arc<dyn Dialer>) -> Option<Peer
         tried += usize::from(spawned.is_ok());
     }
     let deadline = Instant::now() + CONNECT_TIMEOUT + Duration::from_secs(1);
-    let mut busy = None;
+    let (mut busy, mut failed) = (None, Vec::new());
     for _ in 0..tried {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
-            Ok((one, Ok(()))) => return Some(one),
+            Ok((one, Ok(()))) => return Ok(one),
             Ok((one, Err(Error::Busy))) => {
                 log::info!("{one}: busy for now; will ask again");
                 busy = busy.or(Some(one));
             }
-            Ok((one, Err(e))) => log::info!("{one}: {e}"),
+            Ok((one, Err(e))) => {
+                log::info!("{one}: {e}");
+                failed.push(format!("{one} {}", why_unreached(&e)));
+            }
             Err(_) => break,
         }
     }
-    busy
+    if failed.len() < peer.ways().len() && busy.is_none() {
+        failed.push("the others did not answer in time".into());
+    }
+    busy.ok_or(failed)
+}
+
+/// A dial's failure in a word or two, for the line that lists them.
+fn why_unreached(e: &Error) -> String {
+    use std::io::ErrorKind::*;
+    match e {
+        Error::Io(io) => match io.kind() {
+            ConnectionRefused => "refused".into(),
+            TimedOut | WouldBlock => "timed out".into(),
+            HostUnreachable | NetworkUnreachable | AddrNotAvailable => "no route".into(),
+            _ => io.to_string(),
+        },
+        Error::Timeout(_) => "timed out".into(),
+        Error::WrongIdentity(_) => "answered with another identity".into(),
+        other => other.to_string(),
+    }
 }
 
 /// Peers for `id` from the DHT, if it is on.

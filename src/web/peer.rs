@@ -193,6 +193,7 @@ fn refusal(e: PeerError) -> ActionError {
         e @ (PeerError::NotFound(_)
         | PeerError::DidYouMean { .. }
         | PeerError::NoPeers(..)
+        | PeerError::Unreachable(..)
         | PeerError::NotShared(_)) => ActionError::NotFound(text(e)),
         e @ (PeerError::Store(
             StoreError::Exists(_)

@@ -121,10 +121,12 @@ fn damaged_or_unreachable_tickets_fail_clearly() {
     sender.kill();
     let mut nobody = get_in_shell(&out, &ticket);
     assert_eq!(nobody.wait_exit(COMMAND).code(), Some(1));
-    assert!(
-        !nobody.seen("unreachable from here").is_empty(),
-        "no clear error"
-    );
+    let said = nobody.seen("unreachable from here");
+    assert_eq!(said.len(), 1, "no clear error");
+    // Each address tried, and how it failed: the sender is gone, so its
+    // loopback address refuses.
+    assert!(said[0].contains(" refused"), "{}", said[0]);
+    assert!(said[0].contains("--public-addr"), "{}", said[0]);
     assert!(
         dir.entries("r").is_empty(),
         "a failed get wrote {:?}",
