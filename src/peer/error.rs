@@ -51,7 +51,7 @@ pub enum PeerError {
     BadTicket(#[from] TicketError),
     #[error(transparent)]
     Dht(#[from] DhtError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {source}{}", in_use_hint(source))]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
@@ -68,4 +68,16 @@ pub enum PeerError {
     Private(#[from] PrivateError),
     #[error(transparent)]
     StateFile(#[from] crate::state_file::StateFileError),
+}
+
+/// For a listen port in use: a word on the usual cause, the tracker's port
+/// and this peer's given in the wrong order (`peer HOST TRACKER_PORT
+/// LISTEN_PORT`).
+fn in_use_hint(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            " (another program listens there: were the tracker's port and this peer's listen port swapped? The tracker's comes first: peer HOST TRACKER_PORT LISTEN_PORT; 0 picks a free one)"
+        }
+        _ => "",
+    }
 }

@@ -196,3 +196,19 @@ fn a_peer_port_given_as_the_tracker_is_named_at_start() {
     let line = b.proc.expect_out("error: ", COMMAND);
     assert!(line.contains("not a tracker"), "{line}");
 }
+
+/// A listen port already in use (the tracker's, the ports given in the
+/// wrong order) is refused at start with a word on the likely swap.
+#[test]
+fn a_listen_port_in_use_hints_at_swapped_ports() {
+    let dir = TestDir::new("port-in-use");
+    let home = dir.sub("home");
+    let tracker = Tracker::start(&dir);
+    let mut cmd = typed_peer(&home, &dir.sub("a"), &tracker, tracker.port);
+    cmd.stdin(std::process::Stdio::null());
+    let out = cmd.output().expect("run peer");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Address already in use"), "{err}");
+    assert!(err.contains("swapped?"), "{err}");
+}
