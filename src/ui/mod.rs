@@ -115,7 +115,8 @@ fn style(template: &str, base: Arc<AtomicU64>) -> ProgressStyle {
             let left = s.len().unwrap_or(0).saturating_sub(s.pos()) as f64;
             let text = eta_rate(s).map_or_else(
                 || "-".into(),
-                |r| format_duration(Duration::from_secs_f64((left / r).min(1e9))),
+                // Rounded up: "0 s" only once nothing is left.
+                |r| format_duration(Duration::from_secs_f64((left / r).ceil().min(1e9))),
             );
             let _ = w.write_str(&text);
         })
