@@ -8,12 +8,12 @@ use p2pshare::bounds::MAX_LINE;
 use p2pshare::chunkset::ChunkSet;
 use p2pshare::manifest::{FileId, Manifest};
 use p2pshare::net::rate::parse_rate;
-use p2pshare::peer::repl::Command;
 use p2pshare::protocol::codec::{line_text, split_line, Frame};
 use p2pshare::protocol::message::{parse_hello_reply, parse_payload_len};
 use p2pshare::protocol::peer_msg::parse_have_header;
 use p2pshare::protocol::PeerEntry;
 use p2pshare::protocol::{FileSummary, PeerRequest, Reply, TrackerRequest};
+use p2pshare::ui::repl::Command;
 use proptest::prelude::*;
 
 /// Lines that look like protocol traffic: a known verb, then random tokens.

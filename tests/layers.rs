@@ -36,18 +36,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("protocol", &["protocol", "error"]),
     ("server", &["server"]),
     ("services", &["peer", "tracker", "dht"]),
-    (
-        "front",
-        &[
-            "console",
-            "ui",
-            "web",
-            "cli",
-            "peer::repl",
-            "peer::editor",
-            "peer::input",
-        ],
-    ),
+    ("front", &["console", "ui", "web", "cli"]),
 ];
 
 /// One path a file names, and where.
@@ -164,7 +153,8 @@ mod tests {
     ];
     let want: Vec<(usize, String)> = want.iter().map(|(l, t)| (*l, t.to_string())).collect();
     assert_eq!(found, want);
-    assert_eq!(layer_of("peer::repl::exec"), Some("front"));
+    assert_eq!(layer_of("ui::repl::exec"), Some("front"));
+    assert_eq!(layer_of("peer::repl::exec"), Some("services"));
     assert_eq!(layer_of("peer::download"), Some("services"));
     assert_eq!(layer_of("peerless"), None);
     assert_eq!(module_of("src/peer/repl/mod.rs"), "peer::repl");

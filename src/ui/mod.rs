@@ -10,6 +10,7 @@
 //! Modules: `report` (the engine's values and events in words), `status`
 //! (a peer's status as the `status` command prints it).
 
+pub mod repl;
 pub mod report;
 pub mod status;
 

@@ -13,9 +13,9 @@ use crate::console::say;
 use crate::net::rate::{format_rate, parse_rate};
 use crate::net::stop::StopSignal;
 use crate::peer::library::SharedFile;
-use crate::peer::repl::command::expand_home;
 use crate::peer::{background, link_of, resume, Peer, PeerError};
 use crate::storage::StoreError;
+use crate::ui::repl::command::expand_home;
 use crate::ui::report::{found_line, Refused};
 
 /// The actions of `peer`'s status page.

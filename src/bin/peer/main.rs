@@ -12,8 +12,8 @@ use anyhow::Context;
 use clap::{CommandFactory, Parser};
 use p2pshare::cli::{CommonArgs, State};
 use p2pshare::console::say;
-use p2pshare::peer::repl::{self, Command, Control, Signal};
 use p2pshare::peer::{resume, tracker_addr, DhtOptions, Options, Peer};
+use p2pshare::ui::repl::{self, Command, Control, Signal};
 use p2pshare::ui::report::{event_log, event_text, restored_lines, tracker_warning};
 use p2pshare::web::peer::PeerActions;
 
@@ -203,7 +203,7 @@ fn start_with_signals(
             false => control.interrupt(peer),
         };
         if signal == Signal::Leave {
-            p2pshare::peer::editor::restore_terminal();
+            p2pshare::ui::repl::editor::restore_terminal();
             peer.leave(LEAVE);
             // An orderly leave the user asked for: what it stopped is said.
             std::process::exit(0);

@@ -11,7 +11,9 @@
 
 pub mod command;
 pub mod control;
+pub mod editor;
 mod exec;
+pub mod input;
 
 use std::io;
 use std::sync::Arc;
@@ -20,12 +22,12 @@ use std::time::{Duration, Instant};
 pub use self::command::{Command, CommandError, Direction, HELP};
 pub use self::control::{Control, Signal, State};
 
-use super::download::progress::{DownloadView, State as DownloadState};
-use super::download::DownloadError;
-use super::editor::Typed;
-use super::input::Input;
-use super::{Peer, PeerError};
+use self::editor::Typed;
+use self::input::Input;
 use crate::console::say;
+use crate::peer::download::progress::{DownloadView, State as DownloadState};
+use crate::peer::download::DownloadError;
+use crate::peer::{Peer, PeerError};
 use crate::ui::report::Refused;
 use crate::ui::status::status_text;
 use crate::ui::{count, format_size, format_speed};

@@ -15,9 +15,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::editor::{LineEditor, Typed};
-use super::repl::{Command, Control};
-use super::Peer;
+use super::{Command, Control};
 use crate::bounds::{MAX_INPUT_LINE, TRACKER_DEADLINE};
+use crate::peer::Peer;
 
 /// How long a command may go on after `quit` or end of input before its
 /// tracker requests are interrupted.

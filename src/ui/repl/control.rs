@@ -16,9 +16,9 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::super::Peer;
 use crate::console::say;
 use crate::net::stop::StopSignal;
+use crate::peer::Peer;
 use crate::sync::LockExt;
 use crate::ui::count;
 use crate::ui::report::cancelling_line;

@@ -29,11 +29,11 @@ use rustyline::history::DefaultHistory;
 use rustyline::validate::Validator;
 use rustyline::{CompletionType, Config, Context, Editor, ExternalPrinter, Helper};
 
-use super::repl::command::VERBS;
-use super::Peer;
+use super::command::VERBS;
 use crate::bounds::{HISTORY_SIZE, MAX_STATE_FILE, NAMES_TTL};
 use crate::console;
 use crate::net::stop::StopSignal;
+use crate::peer::Peer;
 use crate::state_file::{self, StateFileError};
 use crate::sync::LockExt;
 
