@@ -222,7 +222,8 @@ pub fn one_line(err: &anyhow::Error) -> String {
 mod tests {
     #[test]
     fn a_cause_quoted_by_its_error_is_said_once() {
-        let io = std::io::Error::new(std::io::ErrorKind::AddrInUse, "Address already in use");
+        // (A port in use would add the swapped-ports hint after the cause.)
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "Permission denied");
         let bind = crate::peer::PeerError::Bind {
             addr: "0.0.0.0:9".parse().unwrap(),
             source: io,
@@ -230,7 +231,7 @@ mod tests {
         let err = anyhow::Error::from(bind).context("cannot start the peer");
         assert_eq!(
             super::one_line(&err),
-            "cannot start the peer: cannot listen on 0.0.0.0:9: Address already in use"
+            "cannot start the peer: cannot listen on 0.0.0.0:9: Permission denied"
         );
     }
 }
