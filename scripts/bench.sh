@@ -33,9 +33,10 @@
 #      --peers also aria2c (N = 6, 12) and rqbit (N = 6), same case
 #   9. late arrival: as 8 with N = 3 + 3, the second 3 started 3 s later
 #  10. killed downloader: as 8 with N = 6, one SIGKILLed once it has S/8
-#  11. (--netns) 8 with N = 6 over veths on a bridge, every peer in its own
-#      namespace, the seeder's uplink tbf BENCH_NETNS_RATE (default 64mbit,
-#      --full 256mbit) instead of --max-upload
+#  11. (--netns) 8 with N = 6 (or each N of BENCH_NETNS_N, say "24 48")
+#      over veths on a bridge, every peer in its own namespace, the
+#      seeder's uplink tbf BENCH_NETNS_RATE (default 64mbit, --full
+#      256mbit) instead of --max-upload; the median and the worst run
 #  12. staggered crowd: as 8 with N = 6, 12 and 24, the downloaders started
 #      one after another (each once the one before listens), then
 #      `download` typed into all at once; the worst of the runs
@@ -937,7 +938,7 @@ netns_down() {
 }
 
 bench_netns() {
-    local n=6 k secs=() up=() floor
+    local n k secs up floor
     [[ $NETNS_RATE =~ ^([0-9]+)([kmg]?)bit$ ]] || fail "BENCH_NETNS_RATE must look like 64mbit, not $NETNS_RATE"
     case ${BASH_REMATCH[2]} in
     k) NETNS_RATE_BYTES=$((BASH_REMATCH[1] * 1000 / 8)) ;;
@@ -946,25 +947,30 @@ bench_netns() {
     *) NETNS_RATE_BYTES=$((BASH_REMATCH[1] / 8)) ;;
     esac
     floor=$(calc "$SIZE / $NETNS_RATE_BYTES" 4)
-    say "11. netns flash crowd: N=$n, each peer in its own namespace, seeder uplink tbf $NETNS_RATE (floor $(calc "$floor" 1) s)"
-    local name="11. netns flash crowd N=$n (tbf $NETNS_RATE)"
     AT_EXIT+=(netns_down)
-    if ! netns_up $((n + 2)); then
-        skip_row "$name, slowest finish, s" "$NETNS_WHY" "<= 1.25"
+    for n in ${BENCH_NETNS_N:-6}; do
+        say "11. netns flash crowd: N=$n, each peer in its own namespace, seeder uplink tbf $NETNS_RATE (floor $(calc "$floor" 1) s)"
+        local name="11. netns flash crowd N=$n (tbf $NETNS_RATE)"
+        if ! netns_up $((n + 2)); then
+            skip_row "$name, slowest finish, s" "$NETNS_WHY" "<= 1.25"
+            netns_down
+            return 0
+        fi
+        NETNS_ON=1
+        secs=() up=()
+        for ((k = 1; k <= RUNS; k++)); do
+            crowd_run "$n" 0 0
+            secs+=("$RUN_SECS") up+=("$RUN_UPLOADED")
+            log "   N=$n, run $k: slowest $(calc "$RUN_SECS" 2) s ($(calc "$RUN_SECS / $floor")x the floor)," \
+                "seeder uploaded $(calc "$RUN_UPLOADED / $SIZE")x S"
+        done
+        NETNS_ON=0
+        log "   seeder's qdisc: $(ip netns exec "$NS-n1" tc -s qdisc show dev eth0 | tr -s ' \n' ' ')"
         netns_down
-        return 0
-    fi
-    NETNS_ON=1
-    for ((k = 1; k <= RUNS; k++)); do
-        crowd_run "$n" 0 0
-        secs+=("$RUN_SECS") up+=("$RUN_UPLOADED")
-        log "   N=$n, run $k: slowest $(calc "$RUN_SECS" 2) s ($(calc "$RUN_SECS / $floor")x the floor)," \
-            "seeder uploaded $(calc "$RUN_UPLOADED / $SIZE")x S"
+        crowd_rows "$name" "$floor" "$(median "${secs[@]}")" "$(median "${up[@]}")" "<= 1.25"
+        # Every run, not only the median, is to meet the target.
+        crowd_rows "$name, worst of $RUNS" "$floor" "$(max "${secs[@]}")" "$(max "${up[@]}")" "<= 1.25"
     done
-    NETNS_ON=0
-    log "   seeder's qdisc: $(ip netns exec "$NS-n1" tc -s qdisc show dev eth0 | tr -s ' \n' ' ')"
-    netns_down
-    crowd_rows "$name" "$floor" "$(median "${secs[@]}")" "$(median "${up[@]}")" "<= 1.25"
 }
 
 # ----------------------------------------------- flash crowd, BitTorrent ----
