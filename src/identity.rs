@@ -28,8 +28,7 @@ use thiserror::Error;
 use crate::bounds::MAX_IDENTITY_FILE;
 use crate::state_file::{self, StateFileError};
 
-const KEY_FILE: &str = "identity.key";
-const CERT_FILE: &str = "identity.crt";
+use crate::state_file::names::{IDENTITY_CERT as CERT_FILE, IDENTITY_KEY as KEY_FILE};
 
 #[derive(Debug, Error)]
 pub enum IdentityError {

@@ -10,7 +10,7 @@ use std::path::Path;
 use crate::identity::{ensure_private_dir, io_err, IdentityError};
 use crate::storage::fs;
 
-const LOCK_FILE: &str = "lock";
+use crate::state_file::names::LOCK as LOCK_FILE;
 
 /// A state directory held by this process while the lock lives.
 pub struct StateLock {

@@ -23,6 +23,25 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+/// The names of what a state directory holds, in one place: each module
+/// that reads or writes one of these files takes its name from here.
+pub mod names {
+    /// The `flock` that gives the directory to one process.
+    pub const LOCK: &str = "lock";
+    /// The Ed25519 key (PKCS#8 DER, 0600) and its self-signed certificate.
+    pub const IDENTITY_KEY: &str = "identity.key";
+    pub const IDENTITY_CERT: &str = "identity.crt";
+    /// A peer's pins of its trackers' ids, one `HOST:PORT ID` a line.
+    pub const KNOWN_TRACKERS: &str = "known_trackers";
+    /// A peer's memory: what it shares, the downloads it did not finish,
+    /// and the manifests of its shares (`<id>.manifest` in a directory).
+    pub const SHARES: &str = "shares.json";
+    pub const DOWNLOADS: &str = "downloads.json";
+    pub const MANIFESTS: &str = "manifests";
+    /// The REPL's line history.
+    pub const HISTORY: &str = "history";
+}
+
 /// What is wrong with a state file; each names the file and what to do.
 #[derive(Debug, Error)]
 pub enum StateFileError {

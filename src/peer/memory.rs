@@ -26,9 +26,7 @@ use crate::private::Secret;
 use crate::state_file::{self, StateFileError};
 use crate::sync::LockExt;
 
-const SHARES: &str = "shares.json";
-const DOWNLOADS: &str = "downloads.json";
-const MANIFESTS: &str = "manifests";
+use crate::state_file::names::{DOWNLOADS, MANIFESTS, SHARES};
 
 /// A shared file as remembered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -58,6 +58,7 @@ use crate::net::rate::RateCap;
 use crate::net::stop::StopSignal;
 use crate::net::tls::Tls;
 use crate::server::ServerHandle;
+use crate::state_file::names::KNOWN_TRACKERS;
 
 /// Start-up settings of a peer.
 pub struct Options {
@@ -97,9 +98,6 @@ pub struct DhtOptions {
     /// with no tracker none: this node starts a network of its own).
     pub bootstrap: Vec<String>,
 }
-
-/// The file in a peer's state directory that pins trackers' ids.
-pub const KNOWN_TRACKERS: &str = "known_trackers";
 
 /// The peer's bandwidth caps, shared by all its connections.
 pub struct Rates {

@@ -34,6 +34,7 @@ use crate::bounds::{HISTORY_SIZE, MAX_STATE_FILE, NAMES_TTL};
 use crate::console;
 use crate::net::stop::StopSignal;
 use crate::peer::Peer;
+use crate::state_file::names::HISTORY;
 use crate::state_file::{self, StateFileError};
 use crate::sync::LockExt;
 
@@ -114,7 +115,7 @@ impl<'a> LineEditor<'a> {
             names: Mutex::new(None),
         }));
         let history = match peer.state_dir() {
-            Some(dir) => Some(dir.join("history")),
+            Some(dir) => Some(dir.join(HISTORY)),
             None => history_path(env::var_os("XDG_STATE_HOME"), env::var_os("HOME")),
         };
         let history = history.filter(|path| match checked(path) {
@@ -201,7 +202,7 @@ pub fn history_path(xdg_state_home: Option<OsString>, home: Option<OsString>) ->
     let base = xdg_state_home
         .and_then(absolute)
         .or_else(|| home.and_then(absolute).map(|h| h.join(".local/state")))?;
-    Some(base.join("p2pshare").join("history"))
+    Some(base.join("p2pshare").join(HISTORY))
 }
 
 /// Splits `before` (the line up to the cursor) the way the REPL will, with
