@@ -53,6 +53,11 @@ pub fn hash_chunks_reporting(
     on_bytes: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<Digest32>, StoreError> {
     let count = size.div_ceil(u64::from(chunk_size));
+    if count <= 1 {
+        // One chunk (most files of a large collection): no thread to start,
+        // and no look at the cores (a few system calls each time).
+        return hash_range(path, size, chunk_size, 0..count, on_bytes);
+    }
     let threads = thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(16) as u64;
