@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::background;
 use super::memory::{secret_of, Share, Unfinished};
-use super::{Peer, PeerError};
+use super::{hash, known, Peer, PeerError};
 use crate::manifest::FileId;
 use crate::protocol::message::IdPrefix;
 use crate::ui::count;
@@ -19,6 +19,9 @@ pub fn restore_shares(peer: &Peer) -> Vec<String> {
         return Vec::new();
     };
     let (mut again, mut rehashed, mut lines, mut gone) = (0, 0, Vec::new(), Vec::new());
+    // Shared again in one batch: one tracker connection, one rewrite of
+    // shares.json (none if nothing changed).
+    let mut batch = Vec::new();
     for share in memory.shares() {
         let secret = match secret_of(&share) {
             Ok(secret) => secret,
@@ -31,16 +34,23 @@ pub fn restore_shares(peer: &Peer) -> Vec<String> {
             gone.push(share);
             continue;
         }
-        let result = match memory.unchanged_manifest(&share) {
-            Some(manifest) => peer.share_known(&share.path, &share.name, manifest, secret),
+        let hashed = match memory.unchanged_manifest(&share) {
+            Some(manifest) => known(&share.path, &share.name, manifest, secret),
             None => {
                 rehashed += 1;
-                peer.share(&share.path, secret.is_some()).map(|(f, _)| f)
+                hash(&share.path, secret.is_some(), &|_| {})
             }
         };
+        match hashed {
+            Ok(h) => batch.push(h),
+            Err(e) => lines.push(format!("not sharing {} again: {e}", share.path.display())),
+        }
+    }
+    let paths: Vec<_> = batch.iter().map(|h| h.path.clone()).collect();
+    for (path, result) in paths.iter().zip(peer.publish_all(batch).files) {
         match result {
             Ok(_) => again += 1,
-            Err(e) => lines.push(format!("not sharing {} again: {e}", share.path.display())),
+            Err(e) => lines.push(format!("not sharing {} again: {e}", path.display())),
         }
     }
     if !gone.is_empty() {

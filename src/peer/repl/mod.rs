@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 pub use self::command::{Command, CommandError, Direction, HELP};
 pub use self::control::{Control, Signal, State};
+pub use self::exec::share_all;
 
 use super::download::progress::{DownloadView, State as DownloadState};
 use super::download::DownloadError;
