@@ -17,7 +17,6 @@
 //! is there, and `by_listed` each entry's listed id to its id, exactly for
 //! the entries in `by_id`.
 
-use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +28,7 @@ use crate::manifest::{FileId, Manifest};
 use crate::private::{listed_id, Secret};
 use crate::storage::{OnDemand, OpenFiles, Stamp, Storage};
 use crate::sync::{LockExt, Unpoisoned};
+use entries::Entries;
 
 pub struct SharedFile {
     pub id: FileId,
@@ -171,60 +171,6 @@ pub struct Library {
     withdrawn: Mutex<Vec<FileId>>,
     /// The descriptors of complete files, opened on demand.
     open: Arc<OpenFiles>,
-}
-
-/// The entries and their keys (see the module's invariants).
-#[derive(Default)]
-struct Entries {
-    by_id: HashMap<FileId, Arc<SharedFile>>,
-    by_path: HashMap<PathBuf, FileId>,
-    by_listed: HashMap<FileId, FileId>,
-}
-
-impl Entries {
-    /// Puts `entry` in, replacing (and returning) the entry of its id.
-    fn insert(&mut self, entry: &Arc<SharedFile>) -> Option<Arc<SharedFile>> {
-        let old = self.by_id.insert(entry.id, Arc::clone(entry));
-        if let Some(old) = &old {
-            self.unindex(old);
-        }
-        self.by_listed.insert(entry.listed, entry.id);
-        old
-    }
-
-    /// Takes `entry` out if it is the one of its id; returns whether it was.
-    fn remove(&mut self, entry: &Arc<SharedFile>) -> bool {
-        match self.by_id.get(&entry.id) {
-            Some(current) if Arc::ptr_eq(current, entry) => {
-                self.by_id.remove(&entry.id);
-                self.unindex(entry);
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// Drops the keys of `entry`, which is leaving `by_id`.
-    fn unindex(&mut self, entry: &SharedFile) {
-        if self.by_listed.get(&entry.listed) == Some(&entry.id) {
-            self.by_listed.remove(&entry.listed);
-        }
-        if let Some(path) = read(&entry.canonical).as_ref() {
-            if self.by_path.get(path) == Some(&entry.id) {
-                self.by_path.remove(path);
-            }
-        }
-    }
-
-    /// Makes `entry` the complete file at `canonical`; returns the entry it
-    /// replaces there (the path's earlier contents), taken out.
-    fn place(&mut self, entry: &SharedFile, canonical: PathBuf) -> Option<Arc<SharedFile>> {
-        let other = self.by_path.insert(canonical, entry.id)?;
-        let old = self.by_id.get(&other).filter(|_| other != entry.id)?;
-        let old = Arc::clone(old);
-        self.remove(&old);
-        Some(old)
-    }
 }
 
 /// A file newly shared, and the entries it replaced.
@@ -416,5 +362,6 @@ fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     lock.write().unpoisoned()
 }
 
+mod entries;
 #[cfg(test)]
 mod tests;
