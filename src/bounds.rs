@@ -252,6 +252,10 @@ pub const MANIFEST_PARALLEL: usize = 4;
 /// Most peers taken from one DHT lookup.
 pub const MAX_DHT_PEERS: usize = 200;
 
+/// DHT announces in flight at once in an announce round (each one is an
+/// iterative lookup, mostly waiting on other nodes).
+pub const DHT_ANNOUNCES_AT_ONCE: usize = 16;
+
 /// Bandwidth caps meter this many bytes at a time: small enough to keep a
 /// capped rate smooth, large enough to cost nothing at full speed.
 pub const RATE_SLICE: usize = 64 * 1024;
