@@ -40,10 +40,16 @@
 #  12. staggered crowd: as 8 with N = 6, 12 and 24, the downloaders started
 #      one after another (each once the one before listens), then
 #      `download` typed into all at once; the worst of the runs
+#  13. how it grows: one --serve peer shares N = 1,000 and 10,000 files of
+#      4 KiB (BENCH_GROW="1000 10000 100000" adds more): seconds from its
+#      start until every file is registered, its RSS then, seconds of a
+#      restart that shares them all again (from its state directory), and
+#      the growth exponent fitted to each (1.0: linear, 2.0: quadratic)
 # Every transferred file is compared with cmp; a mismatch fails the script.
 # Environment: BENCH_RUNS (runs per figure), BENCH_RATE (R of 4),
 # BENCH_CROWD_RATE (R of 8 to 10), BENCH_NETNS_RATE (the tbf rate of 11),
-# BENCH_ONLY (say "1 5": only those benchmarks), BENCH_KEEP=1 (keep the work
+# BENCH_GROW (the N of 12), BENCH_ONLY (say "1 5": only those benchmarks),
+# BENCH_KEEP=1 (keep the work
 # directory). Binaries come from CARGO_TARGET_DIR if set (else target/).
 #
 # Everything listens on 127.0.0.1 only (in 11, on 10.77.0.0/24 inside the
@@ -1118,6 +1124,84 @@ HOOK
     fi
 }
 
+# ---------------------------------------------------------- how it grows ---
+
+# exponent N1 T1 N2 T2 ...: the least-squares slope of log T over log N.
+exponent() {
+    printf '%s %s\n' "$@" | awk '{ x = log($1); y = log($2); n++; sx += x; sy += y; sxx += x * x; sxy += x * y }
+        END { printf "%.2f", (n * sxy - sx * sy) / (n * sxx - sx * sx) }'
+}
+
+# rss_kib PID: the resident set of a live process, KiB.
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# grow_run N: a fresh tracker and a --serve peer sharing N new files of
+# 4 KiB (relative paths, so 100,000 fit on a command line); sets GROW_SHARE
+# (s from start until the last `Successfully registered file:` line),
+# GROW_RSS (KiB, then), GROW_TRACKER_RSS and GROW_RESTORE (s from a
+# restart until its `Sharing again N files` line).
+grow_run() {
+    local n=$1 dir=$WORK/grow$n state=$WORK/grow$n-state t0 pid got args=()
+    mkdir -p "$dir"
+    head -c $((n * 4096)) /dev/urandom | split -b 4096 -a 6 -d - "$dir/f"
+    local names=("$dir"/f*)
+    [[ ${#names[@]} -eq $n ]] || fail "made ${#names[@]} files, not $n"
+    for f in "${names[@]}"; do args+=(--share "${f##*/}"); done
+    start_tracker
+    # A command line's room is a quarter of the soft stack limit (at most
+    # 6 MiB; the soft limit alone: a plain `ulimit -s` lowers the hard one too):
+    # 100,000 `--share fNNNNNN` need about 3 MiB.
+    local stack
+    stack=$(ulimit -Ss)
+    ulimit -Ss 65536 2>/dev/null || true
+    t0=$(now)
+    # Unstamped: 3 lines per file would wait on the stamping loop.
+    STAMP_OUT=0 start "grow$n" "$dir" "" "$PEER" --bind 127.0.0.1 --serve \
+        --state-dir "$state" "${args[@]}" 127.0.0.1 "$TPORT" 0
+    ulimit -Ss "$stack" 2>/dev/null || true
+    pid=$(pid_of "grow$n")
+    local deadline=$((SECONDS + 600))
+    until got=$(grep -c '^Successfully registered file: ' "$WORK/grow$n.out" 2>/dev/null) && ((got >= n)); do
+        grep -q '^error:' "$WORK/grow$n.out" 2>/dev/null && fail "grow$n: $(grep -m1 '^error:' "$WORK/grow$n.out")"
+        ((SECONDS < deadline)) || fail "grow$n: $got of $n shared after 600 s"
+        sleep 0.02
+    done
+    GROW_SHARE=$(calc "$(now) - $t0" 3)
+    grep -q '^warning:' "$WORK/grow$n.out" && log "   grow$n: $(grep -m1 '^warning:' "$WORK/grow$n.out")"
+    GROW_RSS=$(rss_kib "$pid")
+    GROW_TRACKER_RSS=$(rss_kib "$(pid_of "$TNAME")")
+    stop_pid "$pid"
+    t0=$(now)
+    start "grow$n-again" "$dir" "" "$PEER" --bind 127.0.0.1 --serve --state-dir "$state" 127.0.0.1 "$TPORT" 0
+    wait_line "grow$n-again" "Sharing again $n files from the last run" 600
+    GROW_RESTORE=$(calc "$LINE_TS - $t0" 3)
+    stop "grow$n-again"
+    stop "$TNAME"
+    rm -rf -- "$dir" "$state"
+}
+
+bench_grow() {
+    say "13. how it grows: one peer sharing N files of 4 KiB, and restarting"
+    local n sizes=(${BENCH_GROW:-1000 10000}) share=() restore=() rss=() big small
+    for n in "${sizes[@]}"; do
+        grow_run "$n"
+        share+=("$n" "$GROW_SHARE")
+        restore+=("$n" "$GROW_RESTORE")
+        rss+=("$n" "$GROW_RSS")
+        log "   N = $n: shared in $GROW_SHARE s (peer RSS $(kib_to_mib "$GROW_RSS") MiB, tracker $(kib_to_mib "$GROW_TRACKER_RSS") MiB), shared again at restart in $GROW_RESTORE s"
+        row "13. share $n files of 4 KiB until registered, s" "$GROW_SHARE" "-" "-" "$( ((n == 10000)) && echo '< 5' || echo -)" \
+            "$( ((n == 10000)) && ge 5 "$GROW_SHARE" || echo -)"
+        row "13. restart sharing $n files again, s" "$GROW_RESTORE" "-" "-" "$( ((n == 10000)) && echo '< 2' || echo -)" \
+            "$( ((n == 10000)) && ge 2 "$GROW_RESTORE" || echo -)"
+        row "13. peer RSS at $n shares, MiB" "$(kib_to_mib "$GROW_RSS")" "-" "-" "-" -
+    done
+    small=${sizes[0]} big=${sizes[-1]}
+    row "13. growth exponent, share ($small -> $big)" "$(exponent "${share[@]}")" "1 (linear)" "-" "<= 1.1" "$(ge 1.1 "$(exponent "${share[@]}")")"
+    row "13. growth exponent, restart ($small -> $big)" "$(exponent "${restore[@]}")" "1 (linear)" "-" "<= 1.1" "$(ge 1.1 "$(exponent "${restore[@]}")")"
+    row "13. peer RSS per share ($small -> $big), bytes" \
+        "$(calc "(${rss[-1]} - ${rss[1]}) * 1024 / ($big - $small)" 0)" "-" "-" "-" -
+}
+
 # selected N: whether benchmark N is in BENCH_ONLY (default: all).
 selected() { [[ -z ${BENCH_ONLY:-} || " $BENCH_ONLY " == *" $1 "* ]]; }
 
@@ -1134,6 +1218,7 @@ if selected 9; then bench_late; fi
 if selected 10; then bench_killed; fi
 if ((WITH_NETNS)) && selected 11; then bench_netns; fi
 if selected 12; then bench_stagger; fi
+if selected 13; then bench_grow; fi
 
 # ------------------------------------------------------------------ table ----
 

@@ -48,6 +48,16 @@ pub const MAX_SESSION_AUTHS: usize = 16;
 pub const MAX_TICKET_ADDRS: usize = 8;
 pub const MAX_TICKET_LEN: usize = 1024;
 
+/// Descriptors of shared files a peer keeps open to serve them, least
+/// recently used closed first: shares cost no descriptor each, so
+/// `ulimit -n` bounds connections, not how many files a peer shares.
+pub const MAX_OPEN_SHARES: usize = 64;
+
+/// Tracker requests a peer writes before reading their replies, when it
+/// registers or unregisters many files on one connection: every batch's
+/// replies fit in the socket buffers, so neither side waits on the other.
+pub const TRACKER_BATCH: usize = 256;
+
 /// A connection's read buffer: many pipelined lines, or the start of a payload.
 pub const READ_BUF: usize = 64 * 1024;
 
@@ -275,6 +285,10 @@ pub const MANIFEST_PARALLEL: usize = 4;
 
 /// Most peers taken from one DHT lookup.
 pub const MAX_DHT_PEERS: usize = 200;
+
+/// DHT announces in flight at once in an announce round (each one is an
+/// iterative lookup, mostly waiting on other nodes).
+pub const DHT_ANNOUNCES_AT_ONCE: usize = 16;
 
 /// Bandwidth caps meter this many bytes at a time: small enough to keep a
 /// capped rate smooth, large enough to cost nothing at full speed.

@@ -5,8 +5,11 @@
 //! bytes of its id, with the peer's TCP port. Peers found here are treated
 //! exactly like the tracker's: untrusted until their data verifies.
 
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs};
+use std::pin::Pin;
 use std::sync::Mutex;
+use std::task::Poll;
 use std::time::SystemTime;
 
 use futures_lite::future::block_on;
@@ -15,7 +18,7 @@ use mainline::async_dht::AsyncDht;
 use mainline::{Dht, Id};
 use thiserror::Error;
 
-use crate::bounds::MAX_DHT_PEERS;
+use crate::bounds::{DHT_ANNOUNCES_AT_ONCE, MAX_DHT_PEERS};
 use crate::manifest::FileId;
 use crate::sync::LockExt;
 
@@ -102,15 +105,23 @@ impl DhtNode {
         })
     }
 
-    /// Announces that this process serves each of `files` on TCP `port`.
+    /// Announces that this process serves each of `files` on TCP `port`,
+    /// [`DHT_ANNOUNCES_AT_ONCE`] at a time (each is a lookup of its own;
+    /// one after another, a round of 10,000 files would take hours).
     /// Returns how many announces succeeded.
     pub fn announce(&self, files: &[FileId], port: u16) -> Result<usize, DhtError> {
         let mut ok = 0;
         let mut last_error = None;
-        for id in files {
-            match block_on(self.dht.announce_peer(info_hash(id), Some(port))) {
-                Ok(_) => ok += 1,
-                Err(e) => last_error = Some(e.to_string()),
+        for window in files.chunks(DHT_ANNOUNCES_AT_ONCE) {
+            let announces = window
+                .iter()
+                .map(|id| Box::pin(self.dht.announce_peer(info_hash(id), Some(port))))
+                .collect();
+            for result in block_on(all(announces)) {
+                match result {
+                    Ok(_) => ok += 1,
+                    Err(e) => last_error = Some(e.to_string()),
+                }
             }
         }
         *self.last_announce.locked() = Some((SystemTime::now(), ok));
@@ -164,6 +175,28 @@ impl DhtNode {
     }
 }
 
+/// The outputs of `futures`, in order, polled together until all are done.
+async fn all<F: Future + Unpin>(mut futures: Vec<F>) -> Vec<F::Output> {
+    let mut done: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, slot) in futures.iter_mut().zip(done.iter_mut()) {
+            if slot.is_none() {
+                match Pin::new(future).poll(cx) {
+                    Poll::Ready(output) => *slot = Some(output),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        match pending {
+            true => Poll::Pending,
+            false => Poll::Ready(()),
+        }
+    })
+    .await;
+    done.into_iter().flatten().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,5 +226,13 @@ mod tests {
             "{peers:?}"
         );
         assert!(a.status().last_announce.is_some());
+        // A round of many files: all announced, windows at a time.
+        let many: Vec<FileId> = (0..40u8).map(|i| FileId([i; 32])).collect();
+        assert_eq!(a.announce(&many, 4243).expect("announce"), many.len());
+        let peers = b.peers(&many[39]);
+        assert!(
+            peers.contains(&"127.0.0.1:4243".parse().expect("addr")),
+            "{peers:?}"
+        );
     }
 }

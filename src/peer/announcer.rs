@@ -38,11 +38,15 @@ struct Gate {
 }
 
 impl Gate {
-    /// Unregisters `id` unless stopped, holding the round lock throughout.
-    fn unregister(&self, tracker: Option<&TrackerClient>, id: &FileId) -> Result<(), Error> {
+    /// Unregisters `ids` (on one connection) unless stopped, holding the
+    /// round lock throughout.
+    fn unregister(&self, tracker: Option<&TrackerClient>, ids: &[FileId]) -> Result<(), Error> {
+        if ids.is_empty() {
+            return Ok(());
+        }
         let _round = self.round.locked();
         match tracker {
-            Some(tracker) if !self.stopped.load(Ordering::Acquire) => tracker.unregister(id),
+            Some(tracker) if !self.stopped.load(Ordering::Acquire) => tracker.unregister_all(ids),
             _ => Ok(()),
         }
     }
@@ -88,10 +92,9 @@ impl Announcer {
                         return;
                     }
                     library.drop_changed();
-                    for id in library.take_withdrawn() {
-                        if let Err(e) = thread_gate.unregister(thread_tracker.as_ref(), &id) {
-                            log::info!("unregistering a changed file: {e}");
-                        }
+                    let withdrawn = library.take_withdrawn();
+                    if let Err(e) = thread_gate.unregister(thread_tracker.as_ref(), &withdrawn) {
+                        log::info!("unregistering changed files: {e}");
                     }
                     let files = library.all();
                     let addr = thread_tracker.as_ref().map_or("", |t| t.addr());
@@ -169,8 +172,13 @@ impl Announcer {
     /// withdrawal is the tracker's last word. The caller removes the file
     /// from the library first, so no later round lists it again.
     pub fn withdraw(&self, id: &FileId) -> Result<(), Error> {
+        self.withdraw_all(std::slice::from_ref(id))
+    }
+
+    /// [`withdraw`](Self::withdraw) for many files, on one connection.
+    pub fn withdraw_all(&self, ids: &[FileId]) -> Result<(), Error> {
         // Leaving (stopped): the BYE withdraws everything.
-        self.gate.unregister(self.tracker.as_ref(), id)
+        self.gate.unregister(self.tracker.as_ref(), ids)
     }
 
     /// Asks for an announce round now.

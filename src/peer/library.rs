@@ -1,15 +1,22 @@
 //! The files this peer holds, by id: complete files it shares and files it
 //! is downloading, each with the [`ChunkSet`] of chunks present and verified.
-//! Each entry keeps its storage open and its encoded manifest ready, so
-//! serving a request is a map look-up, one chunk-set check and a positional
-//! read. Requests name files only by id: nothing a remote sends can name a
-//! path on this disk.
+//! Each entry keeps its encoded manifest ready, so serving a request is a
+//! map look-up, one chunk-set check and a positional read. A complete file
+//! holds no descriptor: it is opened on demand through the library's
+//! bounded [`OpenFiles`] cache. Requests name files only by id: nothing a
+//! remote sends can name a path on this disk.
 //!
-//! Invariant: a chunk is in an entry's set only once it is verified and
-//! written, so whoever serves from the set never serves unverified data.
+//! Every look-up is by a key, never a walk of all entries, so sharing N
+//! files costs O(N): by id, by listed id (a private share's blinded id, for
+//! `AUTH`), and by canonical path (computed once per share, so a file
+//! shared again with new content replaces its old entry).
+//!
+//! Invariants: a chunk is in an entry's set only once it is verified and
+//! written, so whoever serves from the set never serves unverified data;
+//! `by_path` maps each canonical path to the one complete entry whose data
+//! is there, and `by_listed` each entry's listed id to its id, exactly for
+//! the entries in `by_id`.
 
-use std::collections::HashMap;
-use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,8 +26,9 @@ use super::offer::Offers;
 use crate::chunkset::ChunkSet;
 use crate::manifest::{FileId, Manifest};
 use crate::private::{listed_id, Secret};
-use crate::storage::{FileStorage, Stamp, Storage};
+use crate::storage::{OnDemand, OpenFiles, Stamp, Storage};
 use crate::sync::{LockExt, Unpoisoned};
+use entries::Entries;
 
 pub struct SharedFile {
     pub id: FileId,
@@ -33,9 +41,12 @@ pub struct SharedFile {
     pub manifest: Manifest,
     /// The canonical manifest bytes, served as they are.
     pub encoded: Vec<u8>,
-    storage: Arc<dyn Storage>,
+    /// The partial file's while downloading; opened on demand once complete.
+    storage: RwLock<Arc<dyn Storage>>,
     /// Where the data is: the output once complete, the partial file before.
     path: RwLock<PathBuf>,
+    /// `path` made canonical, once complete: the library's key for it.
+    canonical: RwLock<Option<PathBuf>>,
     have: RwLock<ChunkSet>,
     /// Bytes of chunks served to other peers, in all and while partial.
     uploaded: AtomicU64,
@@ -64,8 +75,9 @@ impl SharedFile {
             listed: listed_id(&id, secret.as_ref()),
             encoded,
             manifest,
-            storage,
+            storage: RwLock::new(storage),
             path: RwLock::new(path),
+            canonical: RwLock::new(None),
             have: RwLock::new(have),
             uploaded: AtomicU64::new(0),
             uploaded_partial: AtomicU64::new(0),
@@ -78,12 +90,22 @@ impl SharedFile {
         &self.offers
     }
 
-    pub fn storage(&self) -> &dyn Storage {
-        &*self.storage
+    pub fn storage(&self) -> Arc<dyn Storage> {
+        Arc::clone(&read(&self.storage))
     }
 
     pub fn path(&self) -> PathBuf {
         read(&self.path).clone()
+    }
+
+    /// The canonical path of a complete file (`None` while downloading).
+    pub fn canonical_path(&self) -> Option<PathBuf> {
+        read(&self.canonical).clone()
+    }
+
+    /// Size, modification time and inode when it became complete here.
+    pub fn stamp(&self) -> Option<Stamp> {
+        *read(&self.stamp)
     }
 
     /// Whether chunk `index` is present and verified here.
@@ -105,11 +127,14 @@ impl SharedFile {
         write(&self.have).insert(index);
     }
 
-    /// Marks every chunk present, the data now at `path`.
-    pub fn complete(&self, path: PathBuf) {
+    /// Marks every chunk present, the data now at `path` (canonical:
+    /// `canonical`), read from `storage` from now on.
+    fn complete(&self, path: PathBuf, canonical: PathBuf, storage: Arc<dyn Storage>, stamp: Stamp) {
         *write(&self.path) = path;
+        *write(&self.canonical) = Some(canonical);
+        *write(&self.storage) = storage;
         *write(&self.have) = ChunkSet::full(self.manifest.chunk_count());
-        *write(&self.stamp) = self.storage.stamp().ok();
+        *write(&self.stamp) = Some(stamp);
     }
 
     /// Whether a complete file was changed (or truncated) in place since it
@@ -118,7 +143,7 @@ impl SharedFile {
         let Some(then) = *read(&self.stamp) else {
             return false;
         };
-        self.storage.stamp().map_or(true, |now| now != then)
+        self.storage().stamp().map_or(true, |now| now != then)
     }
 
     pub fn uploaded(&self) -> u64 {
@@ -140,42 +165,77 @@ impl SharedFile {
 
 #[derive(Default)]
 pub struct Library {
-    files: RwLock<HashMap<FileId, Arc<SharedFile>>>,
+    files: RwLock<Entries>,
     /// Ids dropped because their file changed, for the announcer to
     /// unregister.
     withdrawn: Mutex<Vec<FileId>>,
+    /// The descriptors of complete files, opened on demand.
+    open: Arc<OpenFiles>,
+}
+
+/// A file newly shared, and the entries it replaced.
+pub struct Added {
+    pub file: Arc<SharedFile>,
+    /// The same path's earlier contents, and the same contents shared
+    /// before under another listing (public, or another secret): both no
+    /// longer shared.
+    pub replaced: Vec<Arc<SharedFile>>,
 }
 
 impl Library {
     /// Shares the complete file at `path` under `name`, described by
     /// `manifest`, privately if it has a `secret`. Sharing the same content
-    /// again replaces the earlier entry.
+    /// again replaces the earlier entry, and so does sharing the same path
+    /// with new content. Costs one `stat` and one `realpath`, whatever the
+    /// library holds.
     pub fn add(
         &self,
         name: String,
         path: PathBuf,
         manifest: Manifest,
         secret: Option<Secret>,
-    ) -> io::Result<Arc<SharedFile>> {
-        let storage = Arc::new(FileStorage::new(File::open(&path)?));
-        let have = ChunkSet::full(manifest.chunk_count());
-        let file = SharedFile::new(name, path, manifest, storage, have, secret);
-        *write(&file.stamp) = Some(file.storage.stamp()?);
-        Ok(self.insert(file))
+    ) -> io::Result<Added> {
+        let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+        let (storage, stamp) = OnDemand::new(path.clone(), Arc::clone(&self.open))?;
+        let have = ChunkSet::empty(manifest.chunk_count());
+        let storage: Arc<dyn Storage> = Arc::new(storage);
+        // Built (encoded and hashed) before the lock every request takes.
+        let file = Arc::new(SharedFile::new(
+            name,
+            path.clone(),
+            manifest,
+            Arc::clone(&storage),
+            have,
+            secret,
+        ));
+        file.complete(path, canonical.clone(), storage, stamp);
+        let mut files = write(&self.files);
+        // Inserted first: the entry it replaces gives up its path, which
+        // may be this one.
+        let mut replaced: Vec<_> = files
+            .insert(&file)
+            .filter(|old| old.listed != file.listed)
+            .into_iter()
+            .collect();
+        replaced.extend(files.place(&file, canonical));
+        Ok(Added { file, replaced })
     }
 
-    /// Removes the complete entries of the file at `path` other than `keep`
-    /// (earlier contents of a file shared again); returns them.
-    pub fn remove_others_at(&self, path: &Path, keep: &FileId) -> Vec<Arc<SharedFile>> {
-        // The file system is asked outside the lock, which every request
-        // takes.
-        let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-        let path = canonical(path);
-        self.list()
-            .into_iter()
-            .filter(|f| f.id != *keep && canonical(&f.path()) == path)
-            .filter(|f| self.remove(f))
-            .collect()
+    /// Makes the download `file` complete, its data now at `path`: served
+    /// from there (opened on demand), and the entry of that path.
+    pub fn complete(&self, file: &Arc<SharedFile>, path: PathBuf) -> io::Result<()> {
+        let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+        let (storage, stamp) = OnDemand::new(path.clone(), Arc::clone(&self.open))?;
+        file.complete(path, canonical.clone(), Arc::new(storage), stamp);
+        let mut files = write(&self.files);
+        if files
+            .by_id
+            .get(&file.id)
+            .is_some_and(|f| Arc::ptr_eq(f, file))
+        {
+            files.place(file, canonical);
+        }
+        Ok(())
     }
 
     /// Adds a file being downloaded to `part`, with the chunks `have`
@@ -201,40 +261,35 @@ impl Library {
             secret,
         ));
         let mut files = write(&self.files);
-        if files.get(&entry.id).is_some_and(|f| f.is_complete()) {
+        if files.by_id.get(&entry.id).is_some_and(|f| f.is_complete()) {
             return None;
         }
-        files.insert(entry.id, Arc::clone(&entry));
+        files.insert(&entry);
         Some(entry)
     }
 
-    fn insert(&self, entry: SharedFile) -> Arc<SharedFile> {
-        let entry = Arc::new(entry);
-        write(&self.files).insert(entry.id, Arc::clone(&entry));
-        entry
-    }
-
     pub fn get(&self, id: &FileId) -> Option<Arc<SharedFile>> {
-        read(&self.files).get(id).cloned()
+        read(&self.files).by_id.get(id).cloned()
     }
 
     /// The entry the network knows by `listed` (a private share's blinded
-    /// id): a scan, for the one `AUTH` of a connection.
+    /// id), for the `AUTH` of a connection.
     pub fn find_listed(&self, listed: &FileId) -> Option<Arc<SharedFile>> {
-        read(&self.files)
-            .values()
-            .find(|f| f.listed == *listed)
-            .cloned()
+        let files = read(&self.files);
+        let id = files.by_listed.get(listed)?;
+        files.by_id.get(id).cloned()
     }
 
     /// Removes `file`'s entry if it is still the one in the library (a
     /// failed or cancelled download's); returns whether it did.
     pub fn remove(&self, file: &Arc<SharedFile>) -> bool {
-        let mut files = write(&self.files);
-        match files.get(&file.id) {
-            Some(current) if Arc::ptr_eq(current, file) => files.remove(&file.id).is_some(),
-            _ => false,
-        }
+        write(&self.files).remove(file)
+    }
+
+    /// How many descriptors of shared files are open now (at most
+    /// [`MAX_OPEN_SHARES`](crate::bounds::MAX_OPEN_SHARES)).
+    pub fn open_files(&self) -> usize {
+        self.open.len()
     }
 
     /// Drops `file` because it changed on disk since it was shared (a peer
@@ -287,6 +342,7 @@ impl Library {
 
     fn sorted(&self, keep: impl Fn(&SharedFile) -> bool) -> Vec<Arc<SharedFile>> {
         let mut all: Vec<_> = read(&self.files)
+            .by_id
             .values()
             .filter(|f| keep(f))
             .cloned()
@@ -306,5 +362,6 @@ fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     lock.write().unpoisoned()
 }
 
+mod entries;
 #[cfg(test)]
 mod tests;

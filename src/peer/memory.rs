@@ -5,6 +5,12 @@
 //! (`downloads.json`: what was asked for and where it goes, so `resume`
 //! can ask again; the verified chunks wait in the partial file).
 //!
+//! Sharing N files rewrites `shares.json` once per batch ([`Memory::share_all`]),
+//! not once per file, and writes each new manifest once without a disk
+//! flush of its own (a manifest is named by its hash: a torn one is found
+//! on reading, and its file hashed again), so remembering N shares costs
+//! O(N) bytes and one `fsync` of `shares.json`.
+//!
 //! Every file is written whole to a temporary name and renamed, mode 0600
 //! (private shares' secrets are in it), so a crash leaves the old state or
 //! the new, never half of one, and read and written through
@@ -13,9 +19,10 @@
 //! written over. A file of ours whose JSON is damaged is reported and
 //! ignored: forgetting is better than refusing to start.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::UNIX_EPOCH;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -87,24 +94,63 @@ impl Memory {
     /// Remembers a complete shared file (replacing what was remembered of
     /// its path), and its manifest.
     pub fn share(&self, file: &SharedFile) {
-        let Some(share) = share_of(file) else {
-            return;
-        };
-        let stored = self
-            .manifests()
-            .map_err(|e| e.to_string())
-            .and_then(|manifests| {
-                crate::identity::ensure_private_dir(&manifests).map_err(|e| e.to_string())?;
-                state_file::write(&manifest_path(&manifests, &file.id), &file.encoded)
-                    .map_err(|e| e.to_string())
-            });
-        if let Err(e) = stored {
-            log::info!("cannot remember the manifest of {}: {e}", file.name);
-        }
+        self.share_all(&[(file, false)], &[]);
+    }
+
+    /// Remembers the complete shared files `added` (each with whether its
+    /// manifest is stored already: restored unchanged) and forgets `gone`,
+    /// in one rewrite of `shares.json`; a remembered share of an added
+    /// file's path or id is replaced.
+    pub fn share_all(&self, added: &[(&SharedFile, bool)], gone: &[FileId]) {
+        let added_ids: HashSet<FileId> = added.iter().map(|(f, _)| f.id).collect();
+        let dropped: Vec<FileId> = gone
+            .iter()
+            .filter(|id| !added_ids.contains(id))
+            .copied()
+            .collect();
+        self.forget_manifests(&dropped);
+        let to_store: Vec<&SharedFile> = added
+            .iter()
+            .filter(|(_, stored)| !stored)
+            .map(|(f, _)| *f)
+            .collect();
+        self.store_manifests(&to_store);
+        let shares: Vec<Share> = added.iter().filter_map(|(f, _)| share_of(f)).collect();
+        let mut hex: HashSet<String> = gone.iter().map(FileId::to_hex).collect();
+        hex.extend(shares.iter().map(|s| s.id.clone()));
+        let paths: HashSet<&Path> = shares.iter().map(|s| s.path.as_path()).collect();
         self.update(SHARES, |all: &mut Vec<Share>| {
-            all.retain(|s| s.path != share.path && s.id != share.id);
-            all.push(share);
+            all.retain(|s| !paths.contains(s.path.as_path()) && !hex.contains(&s.id));
+            all.extend(shares.iter().cloned());
         });
+    }
+
+    /// Writes the manifests of `files` under `manifests/`, unsynced (see
+    /// the module docs).
+    fn store_manifests(&self, files: &[&SharedFile]) {
+        if files.is_empty() {
+            return;
+        }
+        let stored = self.manifests().map_err(|e| e.to_string()).and_then(|dir| {
+            crate::identity::ensure_private_dir(&dir).map_err(|e| e.to_string())?;
+            Ok(dir)
+        });
+        let dir = match stored {
+            Ok(dir) => dir,
+            Err(e) => return log::info!("cannot remember manifests: {e}"),
+        };
+        for file in files {
+            let path = manifest_path(&dir, &file.id);
+            if let Err(e) = state_file::write_unsynced(&path, &file.encoded) {
+                log::info!("cannot remember the manifest of {}: {e}", file.name);
+            }
+        }
+    }
+
+    fn forget_manifests(&self, ids: &[FileId]) {
+        for id in ids {
+            let _ = std::fs::remove_file(manifest_path(&self.dir.join(MANIFESTS), id));
+        }
     }
 
     /// Forgets the shared file `id` (it changed, or is no longer shared).
@@ -114,13 +160,7 @@ impl Memory {
 
     /// Forgets the shared files `ids` in one rewrite of `shares.json`.
     pub fn forget_shares(&self, ids: &[FileId]) {
-        let hex: Vec<String> = ids.iter().map(FileId::to_hex).collect();
-        self.update(SHARES, |all: &mut Vec<Share>| {
-            all.retain(|s| !hex.contains(&s.id))
-        });
-        for id in ids {
-            let _ = std::fs::remove_file(manifest_path(&self.dir.join(MANIFESTS), id));
-        }
+        self.share_all(&[], ids);
     }
 
     /// The manifest remembered for `share`, if it is still there, whole and
@@ -185,9 +225,11 @@ impl Memory {
 
     /// Changes what the file `name` holds; one that cannot be read as ours
     /// is left as it is (with a warning), never written over.
+    /// Left unwritten when the change changes nothing (sharing again at
+    /// start-up what was remembered).
     fn update<T>(&self, name: &str, change: impl FnOnce(&mut Vec<T>))
     where
-        T: Serialize + for<'de> Deserialize<'de>,
+        T: Serialize + for<'de> Deserialize<'de> + PartialEq + Clone,
     {
         let _guard = self.lock.locked();
         let path = self.dir.join(name);
@@ -195,7 +237,11 @@ impl Memory {
             .read(name)
             .map_err(|e| e.to_string())
             .and_then(|mut all| {
+                let before = all.clone();
                 change(&mut all);
+                if all == before {
+                    return Ok(());
+                }
                 let bytes = serde_json::to_vec_pretty(&all).map_err(|e| e.to_string())?;
                 state_file::write(&path, &bytes).map_err(|e| e.to_string())
             });
@@ -214,22 +260,26 @@ impl Memory {
     }
 }
 
-/// What is remembered of a complete file; `None` if it cannot be stat'ed.
+/// What is remembered of a complete file: its canonical path and stamp as
+/// they were when it was shared (no system call); `None` while downloading.
 fn share_of(file: &SharedFile) -> Option<Share> {
-    let path = std::fs::canonicalize(file.path()).ok()?;
-    let meta = std::fs::metadata(&path).ok()?;
+    let stamp = file.stamp()?;
     Some(Share {
-        path,
+        path: file.canonical_path()?,
         name: file.name.clone(),
         id: file.id.to_hex(),
-        size: meta.len(),
-        mtime_ns: mtime_ns(&meta)?,
+        size: stamp.len,
+        mtime_ns: nanos(stamp.modified?)?,
         secret: file.secret.map(|s| s.to_string()),
     })
 }
 
 fn mtime_ns(meta: &std::fs::Metadata) -> Option<u64> {
-    let since = meta.modified().ok()?.duration_since(UNIX_EPOCH).ok()?;
+    nanos(meta.modified().ok()?)
+}
+
+fn nanos(time: SystemTime) -> Option<u64> {
+    let since = time.duration_since(UNIX_EPOCH).ok()?;
     u64::try_from(since.as_nanos()).ok()
 }
 

@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use self::dial::{Dialer, DirectDialer};
 pub use self::error::PeerError;
-pub use self::sharing::link_of;
+pub use self::sharing::{hash, known, link_of, Hashed, Published};
 pub use self::tracker_client::tracker_addr;
 
 use self::announcer::Announcer;
@@ -312,12 +312,16 @@ impl Peer {
         }
     }
 
-    /// Registers a newly shared file with the tracker at once (so the user
-    /// hears if that failed) and wakes the announcer if there is more to do:
-    /// the slower DHT announce, or retrying a tracker that did not answer.
-    fn announce_now(&self, file: &Arc<SharedFile>) -> Option<PeerError> {
+    /// Registers newly shared files with the tracker at once, on one
+    /// connection (so the user hears if that failed), and wakes the
+    /// announcer once if there is more to do: the slower DHT announce, or
+    /// retrying a tracker that did not answer.
+    fn announce_now(&self, files: &[Arc<SharedFile>]) -> Option<PeerError> {
+        if files.is_empty() {
+            return None;
+        }
         self.announcer
-            .register_now(std::slice::from_ref(file), self.dht.is_some())
+            .register_now(files, self.dht.is_some())
             .err()
             .map(|e| self.tracker_error(e))
     }

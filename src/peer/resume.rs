@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::background::{self, Started};
 use super::memory::{secret_of, Unfinished};
-use super::{Peer, PeerError};
+use super::{hash, known, Peer, PeerError};
 use crate::manifest::FileId;
 use crate::net::stop::StopSignal;
 use crate::protocol::message::IdPrefix;
@@ -26,13 +26,14 @@ pub struct Restored {
     pub gone: Vec<PathBuf>,
 }
 
-/// Shares again every file the last run shared.
+/// Shares again every file the last run shared, in one batch: one tracker
+/// connection, one rewrite of `shares.json` (none if nothing changed).
 pub fn restore_shares(peer: &Peer) -> Restored {
     let mut restored = Restored::default();
     let Some(memory) = peer.memory() else {
         return restored;
     };
-    let mut gone = Vec::new();
+    let (mut gone, mut batch) = (Vec::new(), Vec::new());
     for share in memory.shares() {
         let secret = match secret_of(&share) {
             Ok(secret) => secret,
@@ -45,16 +46,23 @@ pub fn restore_shares(peer: &Peer) -> Restored {
             gone.push(share);
             continue;
         }
-        let result = match memory.unchanged_manifest(&share) {
-            Some(manifest) => peer.share_known(&share.path, &share.name, manifest, secret),
+        let hashed = match memory.unchanged_manifest(&share) {
+            Some(manifest) => known(&share.path, &share.name, manifest, secret),
             None => {
                 restored.rehashed += 1;
-                peer.share(&share.path, secret.is_some()).map(|(f, _)| f)
+                hash(&share.path, secret.is_some(), &|_| {})
             }
         };
+        match hashed {
+            Ok(h) => batch.push(h),
+            Err(e) => restored.failed.push((share.path, e)),
+        }
+    }
+    let paths: Vec<_> = batch.iter().map(|h| h.path.clone()).collect();
+    for (path, result) in paths.into_iter().zip(peer.publish_all(batch).files) {
         match result {
             Ok(_) => restored.again += 1,
-            Err(e) => restored.failed.push((share.path, e)),
+            Err(e) => restored.failed.push((path, e)),
         }
     }
     if !gone.is_empty() {

@@ -200,7 +200,13 @@ impl<'a> Session<'a> {
             file.offers().sent(self.id, index, chunks, Instant::now());
         }
         let header = Reply::ok(chunk.len.to_string()).encode();
-        let sent = send_stored(conn, header.as_bytes(), file.storage(), chunk, self.upload);
+        let sent = send_stored(
+            conn,
+            header.as_bytes(),
+            &*file.storage(),
+            chunk,
+            self.upload,
+        );
         if let Err(e) = sent {
             // A downloader hanging up mid-chunk (it got the chunk elsewhere,
             // or left) is routine; one that stops reading, or a disk that
@@ -304,6 +310,7 @@ fn send_stored(
 ) -> Result<()> {
     let len = chunk.len as usize;
     if let Some((file, offset)) = storage.file_range(chunk) {
+        let file = &*file;
         return conn.send_payload(header, Payload::File { file, offset, len }, limit);
     }
     let mut buf = vec![0; len];

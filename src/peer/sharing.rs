@@ -2,7 +2,7 @@
 //! fetch them (links, tickets, the addresses tickets carry).
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::library::SharedFile;
@@ -16,6 +16,35 @@ use crate::protocol::message::IdPrefix;
 use crate::storage::{self, StoreError};
 use crate::ticket::Ticket;
 
+/// A file hashed and ready to share: where, as what, its manifest, a
+/// private share's secret, and whether the manifest was remembered (so
+/// not written again).
+pub struct Hashed {
+    pub path: PathBuf,
+    pub name: String,
+    pub manifest: Manifest,
+    pub secret: Option<Secret>,
+    pub remembered: bool,
+}
+
+/// What sharing a batch did: each file's entry or error, in order, and the
+/// tracker's failure if its registration failed (the files are shared
+/// locally, and announced when the tracker is back).
+pub struct Published {
+    pub files: Vec<Result<Arc<SharedFile>, PeerError>>,
+    pub warning: Option<PeerError>,
+}
+
+impl Published {
+    /// The outcome of a batch of one file: its entry and the tracker's
+    /// failure, or its error.
+    pub fn single(mut self) -> Result<(Arc<SharedFile>, Option<PeerError>), PeerError> {
+        // publish_all gives one result per file it was given.
+        let file = self.files.pop().expect("a batch of one has one result")?;
+        Ok((file, self.warning))
+    }
+}
+
 impl Peer {
     /// Hashes and shares the file at `path` under its file name, then
     /// registers it. A tracker failure is returned beside the shared file: the
@@ -28,85 +57,53 @@ impl Peer {
         path: &Path,
         private: bool,
     ) -> Result<(Arc<SharedFile>, Option<PeerError>), PeerError> {
-        self.share_reporting(path, private, &|_| {})
+        self.publish_all(vec![hash(path, private, &|_| {})?])
+            .single()
     }
 
-    /// Like [`share`](Self::share), calling `on_bytes` as chunks are hashed.
-    pub fn share_reporting(
-        &self,
-        path: &Path,
-        private: bool,
-        on_bytes: &(dyn Fn(u64) + Sync),
-    ) -> Result<(Arc<SharedFile>, Option<PeerError>), PeerError> {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        validate_name(&name).map_err(|e| PeerError::BadName {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-        let secret = match private {
-            true => Some(Secret::generate()?),
-            false => None,
+    /// Shares a batch of hashed files at O(1) cost each: adds them to the
+    /// library (each replacing what it replaces), withdraws what they
+    /// replaced and registers them on one tracker connection each way,
+    /// remembers them in one rewrite of `shares.json` (if this peer
+    /// remembers shares), and wakes the announcer once (the DHT round).
+    pub fn publish_all(&self, batch: Vec<Hashed>) -> Published {
+        let mut files = Vec::with_capacity(batch.len());
+        let (mut added, mut gone) = (Vec::new(), Vec::new());
+        for h in batch {
+            let path = h.path.clone();
+            let result = self
+                .library
+                .add(h.name, h.path, h.manifest, h.secret)
+                .map_err(|source| PeerError::from(StoreError::Io { path, source }));
+            files.push(match result {
+                Ok(a) => {
+                    added.push((Arc::clone(&a.file), h.remembered));
+                    gone.extend(a.replaced);
+                    Ok(a.file)
+                }
+                Err(e) => Err(e),
+            });
+        }
+        // A file replaced within the batch itself is gone too.
+        let current = |f: &Arc<SharedFile>| {
+            self.library
+                .get(&f.id)
+                .is_some_and(|now| Arc::ptr_eq(&now, f))
         };
-        let manifest = storage::manifest_of_reporting(path, on_bytes)?;
-        let (shared, warning) = self.publish(path, name, manifest, secret)?;
-        Ok((shared, warning))
-    }
-
-    /// Shares the file at `path` as `name`, with a manifest known to be its
-    /// (remembered from the last run, the file unchanged since), and a
-    /// private share's `secret`.
-    pub fn share_known(
-        &self,
-        path: &Path,
-        name: &str,
-        manifest: Manifest,
-        secret: Option<Secret>,
-    ) -> Result<Arc<SharedFile>, PeerError> {
-        validate_name(name).map_err(|e| PeerError::BadName {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-        Ok(self.publish(path, name.to_string(), manifest, secret)?.0)
-    }
-
-    /// Adds a hashed file to the library, replacing what it replaces, and
-    /// registers it (and remembers it, if this peer remembers shares).
-    fn publish(
-        &self,
-        path: &Path,
-        name: String,
-        manifest: Manifest,
-        secret: Option<Secret>,
-    ) -> Result<(Arc<SharedFile>, Option<PeerError>), PeerError> {
-        let before = self.library.get(&manifest.id());
-        let shared = self
-            .library
-            .add(name, path.to_path_buf(), manifest, secret)
-            .map_err(|source| StoreError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        // The same file shared again with new content replaces the old id,
-        // and the same content shared again (public or private) its old
-        // listing.
-        let mut gone = self.library.remove_others_at(path, &shared.id);
-        gone.extend(before.filter(|old| old.listed != shared.listed));
-        for old in gone {
-            if let Some(memory) = &self.memory {
-                memory.forget_share(&old.id);
-            }
-            if let Err(e) = self.announcer.withdraw(&old.listed) {
-                log::info!("{}", self.tracker_error(e));
-            }
-        }
+        added.retain(|(f, _)| current(f));
         if let Some(memory) = &self.memory {
-            memory.share(&shared);
+            let remembered: Vec<(&SharedFile, bool)> =
+                added.iter().map(|(f, stored)| (&**f, *stored)).collect();
+            let ids: Vec<_> = gone.iter().map(|f| f.id).collect();
+            memory.share_all(&remembered, &ids);
         }
-        let warning = self.announce_now(&shared);
-        Ok((shared, warning))
+        let listed: Vec<_> = gone.iter().map(|f| f.listed).collect();
+        if let Err(e) = self.announcer.withdraw_all(&listed) {
+            log::info!("{}", self.tracker_error(e));
+        }
+        let added: Vec<_> = added.into_iter().map(|(f, _)| f).collect();
+        let warning = self.announce_now(&added);
+        Published { files, warning }
     }
 
     /// Stops sharing the complete file `target` names (its name, or an id
@@ -187,4 +184,55 @@ pub fn link_of(file: &SharedFile) -> ShareLink {
         size: Some(file.manifest.size()),
         secret: file.secret,
     }
+}
+
+/// Hashes the file at `path` to share it under its file name, privately
+/// (with a new secret) if `private`, calling `on_bytes` as chunks are
+/// hashed.
+pub fn hash(
+    path: &Path,
+    private: bool,
+    on_bytes: &(dyn Fn(u64) + Sync),
+) -> Result<Hashed, PeerError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    validate_name(&name).map_err(|e| PeerError::BadName {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let secret = match private {
+        true => Some(Secret::generate()?),
+        false => None,
+    };
+    let manifest = storage::manifest_of_reporting(path, on_bytes)?;
+    Ok(Hashed {
+        path: path.to_path_buf(),
+        name,
+        manifest,
+        secret,
+        remembered: false,
+    })
+}
+
+/// The file at `path`, to share as `name` with a manifest remembered from
+/// the last run (the file unchanged since).
+pub fn known(
+    path: &Path,
+    name: &str,
+    manifest: Manifest,
+    secret: Option<Secret>,
+) -> Result<Hashed, PeerError> {
+    validate_name(name).map_err(|e| PeerError::BadName {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    Ok(Hashed {
+        path: path.to_path_buf(),
+        name: name.to_string(),
+        manifest,
+        secret,
+        remembered: true,
+    })
 }

@@ -18,7 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::bounds::{CONNECT_TIMEOUT, IO_TIMEOUT, MAX_LIST_ENTRIES, TRACKER_DEADLINE};
+use crate::bounds::{
+    CONNECT_TIMEOUT, IO_TIMEOUT, MAX_LIST_ENTRIES, TRACKER_BATCH, TRACKER_DEADLINE,
+};
 use crate::error::{Error, Result};
 use crate::identity::PeerId;
 use crate::manifest::FileId;
@@ -239,34 +241,51 @@ impl TrackerClient {
         Ok(call)
     }
 
-    /// Registers (or refreshes) files, pipelined on one connection.
+    /// Registers (or refreshes) files, pipelined on one connection in
+    /// batches of [`TRACKER_BATCH`] lines.
     pub fn register(&self, files: &[Announcement<'_>]) -> Result<()> {
-        if files.is_empty() {
+        let requests = files.iter().map(|f| TrackerRequest::Register {
+            port: self.listen_port,
+            id: f.id,
+            size: f.size,
+            name: f.name.map(str::to_string),
+            complete: f.complete,
+        });
+        self.pipelined(requests.collect())
+    }
+
+    /// Says this peer no longer has files `ids`, pipelined on one
+    /// connection as [`register`](Self::register) is.
+    pub fn unregister_all(&self, ids: &[FileId]) -> Result<()> {
+        let requests = ids.iter().map(|&id| TrackerRequest::Unregister {
+            port: self.listen_port,
+            id,
+        });
+        self.pipelined(requests.collect())
+    }
+
+    /// Sends `requests`, each answered by one reply line, on one
+    /// connection: a batch of lines, then its replies, so that neither
+    /// side's buffers fill while the other waits. Every reply is read, so
+    /// one refused file does not hide the others; a broken connection ends
+    /// it at once.
+    fn pipelined(&self, requests: Vec<TrackerRequest>) -> Result<()> {
+        if requests.is_empty() {
             return Ok(());
         }
         let mut call = self.connect(TRACKER_DEADLINE)?;
-        let mut batch = String::new();
-        for f in files {
-            let req = TrackerRequest::Register {
-                port: self.listen_port,
-                id: f.id,
-                size: f.size,
-                name: f.name.map(str::to_string),
-                complete: f.complete,
-            };
-            batch.push_str(&req.encode());
-        }
-        call.send(&batch)?;
-        // Read every reply, so one refused file does not hide the others;
-        // a broken connection ends it at once.
         let mut first_refusal = None;
-        for _ in files {
-            match call.reply() {
-                Ok(_) => {}
-                Err(e @ Error::Remote(_)) => {
-                    first_refusal.get_or_insert(e);
+        for batch in requests.chunks(TRACKER_BATCH) {
+            let lines: String = batch.iter().map(TrackerRequest::encode).collect();
+            call.send(&lines)?;
+            for _ in batch {
+                match call.reply() {
+                    Ok(_) => {}
+                    Err(e @ Error::Remote(_)) => {
+                        first_refusal.get_or_insert(e);
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) => return Err(e),
             }
         }
         first_refusal.map_or(Ok(()), Err)

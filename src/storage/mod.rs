@@ -6,13 +6,14 @@
 
 pub mod fs;
 pub mod hash;
+pub mod on_demand;
 pub mod partial;
 
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use thiserror::Error;
 
@@ -20,6 +21,7 @@ use crate::manifest::{Chunk, ManifestError};
 use crate::sync::LockExt;
 
 pub use hash::{hash_chunks, hash_some, manifest_of, manifest_of_reporting};
+pub use on_demand::{OnDemand, OpenFiles};
 pub use partial::PartialFile;
 
 #[derive(Debug, Error)]
@@ -62,8 +64,9 @@ pub trait Storage: Send + Sync {
     fn write_chunk(&self, chunk: Chunk, data: &[u8]) -> io::Result<()>;
 
     /// The open file and offset that hold all of `chunk`, for zero-copy
-    /// sends (`sendfile`); `None` if no single file does.
-    fn file_range(&self, chunk: Chunk) -> Option<(&File, u64)>;
+    /// sends (`sendfile`); `None` if no single file does. The holder keeps
+    /// the file open while it sends, whatever a cache does meanwhile.
+    fn file_range(&self, chunk: Chunk) -> Option<(Arc<File>, u64)>;
 
     /// Flushes written data to the disk.
     fn sync(&self) -> io::Result<()>;
@@ -73,12 +76,17 @@ pub trait Storage: Send + Sync {
     fn stamp(&self) -> io::Result<Stamp>;
 }
 
-/// A file's size and modification time.
-pub type Stamp = (u64, Option<std::time::SystemTime>);
+/// A file's size, modification time and identity (device, inode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    pub len: u64,
+    pub modified: Option<std::time::SystemTime>,
+    pub inode: (u64, u64),
+}
 
 /// A whole file as one [`Storage`]: chunk offsets are file offsets.
 pub struct FileStorage {
-    file: File,
+    file: Arc<File>,
     /// Serialises writes. The kernel takes the inode lock for each buffered
     /// write anyway; contending writers spin on it (measured: ~11% of the
     /// downloader's CPU with 8 workers), while a mutex puts them to sleep.
@@ -88,7 +96,7 @@ pub struct FileStorage {
 impl FileStorage {
     pub fn new(file: File) -> Self {
         FileStorage {
-            file,
+            file: Arc::new(file),
             write_lock: Mutex::new(()),
         }
     }
@@ -110,8 +118,8 @@ impl Storage for FileStorage {
         Ok(())
     }
 
-    fn file_range(&self, chunk: Chunk) -> Option<(&File, u64)> {
-        Some((&self.file, chunk.offset))
+    fn file_range(&self, chunk: Chunk) -> Option<(Arc<File>, u64)> {
+        Some((Arc::clone(&self.file), chunk.offset))
     }
 
     fn sync(&self) -> io::Result<()> {
@@ -119,7 +127,6 @@ impl Storage for FileStorage {
     }
 
     fn stamp(&self) -> io::Result<Stamp> {
-        let meta = self.file.metadata()?;
-        Ok((meta.len(), meta.modified().ok()))
+        Ok(on_demand::stamp_of(&self.file.metadata()?))
     }
 }

@@ -20,6 +20,8 @@
 //!   `trickle_tracker`, `input`, `floods`, `unregister`);
 //! - `security`: TLS between peers, the peer ids pinned to it, the
 //!   tracker's pinned id, and private shares;
+//! - `scale`: thousands of shares, whose cost per share does not grow
+//!   with their number and which hold no descriptor each;
 //! - `dht`: finding peers through the Mainline DHT;
 //! - `oneshot`: `peer send` and `peer get` with tickets, no tracker;
 //! - `repl`: background downloads, cancel and resume, quitting, a peer's
@@ -35,6 +37,7 @@ mod first_minute;
 mod hostile;
 mod oneshot;
 mod repl;
+mod scale;
 mod security;
 mod support;
 mod swarm;

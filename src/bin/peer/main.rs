@@ -150,12 +150,12 @@ fn classic(args: &Classic) -> anyhow::Result<bool> {
     for line in restored_lines(&resume::restore_shares(peer)) {
         println!("{line}");
     }
-    let mut all_ok = true;
-    let public = args.share.iter().map(|p| (p, false));
-    for (path, private) in public.chain(args.share_private.iter().map(|p| (p, true))) {
-        let path = path.clone();
-        all_ok &= repl::run_command(peer, Command::Share { path, private }, &control);
-    }
+    // Every --share in one batch: one tracker connection, one rewrite of
+    // what is remembered.
+    let public = args.share.iter().map(|p| (p.clone(), false));
+    let private = args.share_private.iter().map(|p| (p.clone(), true));
+    let files: Vec<_> = public.chain(private).collect();
+    let mut all_ok = files.is_empty() || repl::share_all(peer, &files);
     if args.serve && !all_ok {
         // A seeder that cannot share what it was asked to should say so in
         // its exit status, not serve a subset silently.

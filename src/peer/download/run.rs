@@ -175,21 +175,25 @@ fn publish(
     manifest: Manifest,
 ) -> Result<Arc<SharedFile>, DownloadError> {
     match entry {
-        Some(entry) => {
-            entry.complete(path.to_path_buf());
-            Ok(entry)
-        }
+        Some(entry) => ctx
+            .library
+            .complete(&entry, path.to_path_buf())
+            .map(|()| entry)
+            .map_err(|source| io_error(path, source)),
         None => ctx
             .library
             .add(req.name.clone(), path.to_path_buf(), manifest, req.secret)
-            .map_err(|source| {
-                StoreError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                }
-                .into()
-            }),
+            .map(|added| added.file)
+            .map_err(|source| io_error(path, source)),
     }
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> DownloadError {
+    StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+    .into()
 }
 
 #[cfg(test)]

@@ -17,7 +17,8 @@ fn a_share_is_remembered_with_its_manifest_until_its_file_changes() {
     let secret = Secret([3; 16]);
     let file = lib
         .add("f.bin".into(), path.clone(), manifest.clone(), Some(secret))
-        .unwrap();
+        .unwrap()
+        .file;
     let memory = Memory::open(&d).unwrap();
     memory.share(&file);
     memory.share(&file);
@@ -30,6 +31,40 @@ fn a_share_is_remembered_with_its_manifest_until_its_file_changes() {
     memory.forget_share(&file.id);
     assert!(memory.shares().is_empty());
     let _ = std::fs::remove_dir_all(d);
+}
+
+#[test]
+fn a_batch_is_remembered_in_one_write_and_restoring_it_writes_nothing() {
+    let d = dir("batch");
+    let lib = Library::default();
+    let files: Vec<_> = (0..50u8)
+        .map(|i| {
+            let path = d.join(format!("f{i}"));
+            std::fs::write(&path, [i; 100]).unwrap();
+            let manifest = crate::storage::manifest_of(&path).unwrap();
+            lib.add(format!("f{i}"), path, manifest, None).unwrap().file
+        })
+        .collect();
+    let memory = Memory::open(&d).unwrap();
+    let batch: Vec<(&SharedFile, bool)> = files.iter().map(|f| (&**f, false)).collect();
+    memory.share_all(&batch, &[]);
+    let shares_json = d.join(SHARES);
+    let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+    let written = inode(&shares_json);
+    let shares = memory.shares();
+    assert_eq!(shares.len(), 50);
+    assert!(shares
+        .iter()
+        .all(|s| memory.unchanged_manifest(s).is_some()));
+    // The same batch again (a restart sharing what it remembered) changes
+    // nothing, so shares.json is not rewritten (a rewrite is a rename).
+    let again: Vec<(&SharedFile, bool)> = files.iter().map(|f| (&**f, true)).collect();
+    memory.share_all(&again, &[]);
+    assert_eq!(inode(&shares_json), written, "not rewritten");
+    let gone: Vec<FileId> = files[..10].iter().map(|f| f.id).collect();
+    memory.share_all(&[], &gone);
+    assert_eq!(memory.shares().len(), 40);
+    assert!(!manifest_path(&d.join(MANIFESTS), &gone[0]).exists());
 }
 
 #[test]

@@ -1,17 +1,19 @@
 //! Carrying out one REPL command, printing its result on stdout.
 
-use std::path::Path;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::command::{Command, Direction, HELP};
 use super::control::{Control, State};
 use super::ReplError;
+use crate::manifest::FileId;
 use crate::net::rate::format_rate;
 use crate::net::stop::StopSignal;
 use crate::peer::downloads::NoMatch;
 use crate::peer::library::SharedFile;
 use crate::peer::{background, resume};
-use crate::peer::{link_of, Peer, PeerError};
+use crate::peer::{link_of, Hashed, Peer, PeerError};
 use crate::protocol::FileSummary;
 use crate::ui::report::{found_line, Refused};
 use crate::ui::status::{size_and_bytes, status_text};
@@ -26,29 +28,11 @@ pub fn execute(
 ) -> Result<(), ReplError> {
     match cmd {
         Command::Share { path, private } => {
-            let before: Vec<_> = peer
-                .library()
-                .list()
-                .iter()
-                .map(|f| (f.id, f.path()))
-                .collect();
+            let before = shared_now(peer);
             let (file, warning) = share(peer, &path, private)?;
-            println!(
-                "Successfully registered file: {} ({} bytes, {}, id {})",
-                path.display(),
-                file.manifest.size(),
-                format_size(file.manifest.size()),
-                file.id
-            );
-            if before.contains(&(file.id, file.path())) {
-                println!("  (it was already shared, unchanged)");
-            }
-            print_links(peer, &file);
-            if file.secret.is_some() {
-                println!("  private: only holders of its link or ticket can download it; it is not listed by name");
-            }
+            print_shared(&path, &file, &before, peer);
             if let Some(w) = warning {
-                println!("warning: {w}; shared locally, will announce when the tracker is back");
+                print_warning(&w);
             }
         }
         Command::List => {
@@ -141,6 +125,68 @@ pub fn execute(
     Ok(())
 }
 
+/// `--share` given many times: hashes each file (saying why one cannot
+/// be), shares them all in one batch (see [`Peer::publish_all`]), then
+/// prints for each what `share` prints. Returns whether all were shared.
+pub fn share_all(peer: &Peer, files: &[(PathBuf, bool)]) -> bool {
+    let before = shared_now(peer);
+    let mut all_ok = true;
+    let mut batch = Vec::new();
+    for (path, private) in files {
+        match hash(path, *private) {
+            Ok(hashed) => batch.push(hashed),
+            Err(e) => {
+                println!("error: {}", ReplError::from(e));
+                all_ok = false;
+            }
+        }
+    }
+    let paths: Vec<PathBuf> = batch.iter().map(|h| h.path.clone()).collect();
+    let published = peer.publish_all(batch);
+    for (path, result) in paths.iter().zip(published.files) {
+        match result {
+            Ok(file) => print_shared(path, &file, &before, peer),
+            Err(e) => {
+                println!("error: {}", ReplError::from(e));
+                all_ok = false;
+            }
+        }
+    }
+    if let Some(w) = published.warning {
+        print_warning(&w);
+    }
+    all_ok
+}
+
+/// What is shared now, by id and path, to tell a file shared again as it
+/// was.
+fn shared_now(peer: &Peer) -> HashSet<(FileId, PathBuf)> {
+    let files = peer.library().list();
+    files.iter().map(|f| (f.id, f.path())).collect()
+}
+
+/// What `share` says of a file it shared.
+fn print_shared(path: &Path, file: &SharedFile, before: &HashSet<(FileId, PathBuf)>, peer: &Peer) {
+    println!(
+        "Successfully registered file: {} ({} bytes, {}, id {})",
+        path.display(),
+        file.manifest.size(),
+        format_size(file.manifest.size()),
+        file.id
+    );
+    if before.contains(&(file.id, file.path())) {
+        println!("  (it was already shared, unchanged)");
+    }
+    print_links(peer, file);
+    if file.secret.is_some() {
+        println!("  private: only holders of its link or ticket can download it; it is not listed by name");
+    }
+}
+
+fn print_warning(w: &PeerError) {
+    println!("warning: {w}; shared locally, will announce when the tracker is back");
+}
+
 /// A shared file's link and ticket, indented under it.
 fn print_links(peer: &Peer, file: &SharedFile) {
     println!("  link: {}", link_of(file));
@@ -153,14 +199,19 @@ fn share(
     path: &Path,
     private: bool,
 ) -> Result<(Arc<SharedFile>, Option<PeerError>), PeerError> {
+    peer.publish_all(vec![hash(path, private)?]).single()
+}
+
+/// Hashes `path` to share it, with a hashing bar on a terminal.
+fn hash(path: &Path, private: bool) -> Result<Hashed, PeerError> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
     let len = std::fs::metadata(path).map(|m| m.len()).ok();
     let bar = name
         .zip(len)
         .and_then(|(name, len)| ui::hashing_bar(&name, len));
     let result = match &bar {
-        Some(bar) => peer.share_reporting(path, private, &|n| bar.inc(n)),
-        None => peer.share(path, private),
+        Some(bar) => crate::peer::hash(path, private, &|n| bar.inc(n)),
+        None => crate::peer::hash(path, private, &|_| {}),
     };
     if let Some(bar) = &bar {
         ui::clear_bar(bar);

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 pub use self::command::{Command, CommandError, Direction, HELP};
 pub use self::control::{Control, Signal, State};
+pub use self::exec::share_all;
 
 use self::editor::Typed;
 use self::input::Input;

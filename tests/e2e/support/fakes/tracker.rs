@@ -51,6 +51,9 @@ struct Stub {
     /// The held round's lines are handled.
     held_done: bool,
     byes: u32,
+    /// Connections that said `HELLO`, and `REGISTER`/`PARTIAL` lines.
+    connections: usize,
+    registers: usize,
 }
 
 impl StubTracker {
@@ -89,6 +92,13 @@ impl StubTracker {
         stub.listed.iter().cloned().collect()
     }
 
+    /// How many connections said `HELLO`, and how many `REGISTER` or
+    /// `PARTIAL` lines came, so far.
+    pub fn counts(&self) -> (usize, usize) {
+        let stub = self.shared.0.lock().unwrap();
+        (stub.connections, stub.registers)
+    }
+
     /// Asks for the next announce round to be held, and waits until it is.
     pub fn hold_next_round(&self, timeout: Duration) {
         let (lock, changed) = &*self.shared;
@@ -118,6 +128,7 @@ fn serve_stub(stream: Stream, shared: &(Mutex<Stub>, Condvar)) -> std::io::Resul
     let mut r = BufReader::new(stream);
     let mut line = String::new();
     r.read_line(&mut line)?;
+    lock.lock().unwrap().connections += 1;
     r.get_mut().write_all(b"OK p2pshare 2\n")?;
     // The peer sends its requests after the HELLO reply; look before reading.
     let held = r.fill_buf()?.first() == Some(&b'R') && {
@@ -148,6 +159,7 @@ fn serve_stub(stream: Stream, shared: &(Mutex<Stub>, Condvar)) -> std::io::Resul
         let reply = match words.as_slice() {
             ["REGISTER" | "PARTIAL", _port, _id, _size, name] => {
                 stub.listed.insert(name.to_string());
+                stub.registers += 1;
                 "OK registered\n".to_string()
             }
             ["UNREGISTER", ..] => "OK unregistered\n".to_string(),
