@@ -12,8 +12,7 @@ struct Served {
 }
 
 fn serve(library: Arc<Library>) -> Served {
-    let tls = || Tls::new(crate::identity::Identity::ephemeral().unwrap()).unwrap();
-    let (ours, theirs) = (tls(), tls());
+    let (ours, theirs) = (Tls::ephemeral(), Tls::ephemeral());
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let rate = Arc::new(RateCap::new(None));
     let server = spawn(
