@@ -76,6 +76,11 @@ fn a_download_ends_once_its_last_chunk_is_in() {
         .filter_map(SilentPeer::last_accepted)
         .max();
     let last = last.expect("the silent peers were tried");
+    figure(
+        "silent peers",
+        "latest silent connection to the end",
+        ended - last,
+    );
     let timed_out = last + CONNECT_TIMEOUT - Duration::from_secs(1);
     assert!(
         ended < timed_out,
