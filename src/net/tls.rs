@@ -256,6 +256,15 @@ impl Tls {
     }
 }
 
+#[cfg(test)]
+impl Tls {
+    /// A TLS setup with a fresh identity: the one way unit tests make a
+    /// side of a connection.
+    pub(crate) fn ephemeral() -> Tls {
+        Tls::new(Identity::ephemeral().expect("an identity")).expect("TLS configs")
+    }
+}
+
 /// The id of the certificate the other side presented, if any.
 pub fn peer_id_of(certs: Option<&[CertificateDer<'_>]>) -> Option<PeerId> {
     certs?.first().map(|c| PeerId::of_cert(c))
@@ -281,10 +290,7 @@ mod tests {
 
     #[test]
     fn peers_agree_on_the_fastest_suite() {
-        let (ours, theirs) = (
-            Tls::new(Identity::ephemeral().unwrap()).unwrap(),
-            Tls::new(Identity::ephemeral().unwrap()).unwrap(),
-        );
+        let (ours, theirs) = (Tls::ephemeral(), Tls::ephemeral());
         let name = server_name(Some(theirs.id()));
         let mut client =
             rustls::Connection::from(rustls::ClientConnection::new(ours.client, name).unwrap());
@@ -313,7 +319,7 @@ mod tests {
 
     #[test]
     fn the_server_name_carries_the_pin() {
-        let id = Identity::ephemeral().unwrap().id;
+        let id = Tls::ephemeral().id();
         assert_eq!(pinned_id(&server_name(Some(id))), Some(id));
         assert_eq!(pinned_id(&server_name(None)), None);
     }

@@ -116,10 +116,15 @@ impl Call {
             .ok_or_else(|| self.why(Error::Closed))
     }
 
-    /// An error after an interrupt is the interrupt.
+    /// An error after an interrupt is the interrupt; a read that timed out
+    /// once the whole call's deadline has passed is that deadline (its
+    /// timeout was cut to what was left of it), not a stalled line.
     fn why(&self, e: Error) -> Error {
         match &self.interrupt {
             Some(s) if s.is_stopped() => Error::Interrupted,
+            _ if matches!(e, Error::Timeout(_)) && Instant::now() >= self.deadline => {
+                Error::Timeout("the tracker's whole reply")
+            }
             _ => e,
         }
     }

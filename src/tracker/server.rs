@@ -233,8 +233,7 @@ mod tests {
     /// its port refuses connections and its connections are closed.
     #[test]
     fn an_in_process_tracker_serves_and_stops() {
-        let tls = |_| Tls::new(crate::identity::Identity::ephemeral().unwrap()).unwrap();
-        let (ours, peer) = (tls(0), tls(1));
+        let (ours, peer) = (Tls::ephemeral(), Tls::ephemeral());
         let tracker_id = ours.id();
         let tracker = Tracker::bind(
             "127.0.0.1:0".parse().unwrap(),

@@ -2,7 +2,7 @@
 //! the tracker's pinned identity, and private shares, against the real
 //! binaries. What a passive observer sees of a download is read off a relay
 //! of the test's own ([`Relay`]); peers are listed with any address and id
-//! by a stand-in tracker ([`ListingTracker`]), which no real tracker would
+//! by a stand-in tracker ([`StubTracker`]), which no real tracker would
 //! do. (Who may unregister whom: `hostile::unregister`.)
 
 use std::fs;
@@ -11,8 +11,8 @@ use p2pshare::identity::PeerId;
 use p2pshare::link::ShareLink;
 use p2pshare::private::Secret;
 
+use crate::support::fakes::StubTracker;
 use crate::support::harness::{unused_port, wait_until, Stream, TestDir, CHUNK, COMMAND, STARTUP};
-use crate::support::listing::ListingTracker;
 use crate::support::programs::{Peer, Tracker};
 use crate::support::raw::{tracker_lists, Raw, REPLY};
 use crate::support::relay::{slices_found, Relay};
@@ -104,7 +104,7 @@ fn openssl_gets_tls13_from_a_seeder_and_plain_text_gets_nothing() {
 #[test]
 fn a_wiretapped_download_carries_none_of_the_file() {
     let dir = TestDir::new("tls-capture");
-    let stub = ListingTracker::start();
+    let stub = StubTracker::start();
     let len = 3 * CHUNK + 4321;
     let (path, data) = dir.random_file("seed/capture.bin", len, 32);
     let (seeder, ids) = Peer::seeder_port("seeder", stub.port, &[&path], &[]);
@@ -164,7 +164,7 @@ fn a_wiretapped_download_carries_none_of_the_file() {
 #[test]
 fn a_peer_whose_certificate_is_not_the_listed_id_is_refused() {
     let dir = TestDir::new("tls-impostor");
-    let stub = ListingTracker::start();
+    let stub = StubTracker::start();
     let len = 6 * CHUNK + 77;
     let (path, data) = dir.random_file("seed/pinned.bin", len, 33);
     let (copy, _) = dir.random_file("impostor/pinned.bin", len, 33);
@@ -311,7 +311,7 @@ fn a_private_share_is_served_only_to_holders_of_its_secret() {
     ];
 
     // A stand-in lists the seeder for any id: the seeder itself refuses.
-    let stub = ListingTracker::start();
+    let stub = StubTracker::start();
     stub.list(&[(seeder.addr, seeder.id)]);
     let mut stranger = Peer::start_port("stranger", &dir.sub("stranger"), stub.port, &[]);
     for target in &bad {

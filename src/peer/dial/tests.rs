@@ -7,7 +7,6 @@ use std::sync::Arc;
 use super::*;
 use crate::chunkset::ChunkSet;
 use crate::error::Error;
-use crate::identity::Identity;
 use crate::manifest::{FileId, Manifest};
 use crate::net::rate::RateCap;
 use crate::net::stop::StopSignal;
@@ -17,10 +16,6 @@ use crate::peer::server::spawn;
 use crate::server::ServerHandle;
 use crate::storage::manifest_of;
 use crate::testing::{temp_dir, TempDir};
-
-fn tls() -> Tls {
-    Tls::new(Identity::ephemeral().expect("identity")).expect("tls")
-}
 
 /// A chunk server sharing 3000 bytes: its handle, address, id, the file's
 /// key and bytes, and the file's directory (`tag`, one per test), removed
@@ -39,7 +34,7 @@ fn seeder(tag: &str) -> (ServerHandle, PeerAddr, FileKey, Vec<u8>, TempDir) {
     library
         .add("f".into(), path, manifest, None)
         .expect("share");
-    let ours = tls();
+    let ours = Tls::ephemeral();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let rate = Arc::new(RateCap::new(None));
     let server = spawn(
@@ -58,7 +53,7 @@ fn seeder(tag: &str) -> (ServerHandle, PeerAddr, FileKey, Vec<u8>, TempDir) {
 #[test]
 fn a_client_gets_typed_replies_from_a_chunk_server() {
     let (_server, at, key, data, _dir) = seeder("dial-client");
-    let dialer = DirectDialer::new(tls());
+    let dialer = DirectDialer::new(Tls::ephemeral());
     let stop = StopSignal::new();
     let mut client = PeerClient::open(&dialer, &at, &key, &stop).expect("open");
     assert_eq!(client.version(), 2);
@@ -87,14 +82,14 @@ fn a_client_gets_typed_replies_from_a_chunk_server() {
 #[test]
 fn a_dialer_tries_each_way_and_holds_the_pin() {
     let (_server, at, key, _data, _dir) = seeder("dial-ways");
-    let dialer = DirectDialer::new(tls());
+    let dialer = DirectDialer::new(Tls::ephemeral());
     let stop = StopSignal::new();
     // Nothing listens on port 1 of loopback: refused at once.
     let dead: SocketAddr = "127.0.0.1:1".parse().expect("addr");
     let both =
         PeerAddr::with_ways(at.id, vec![Way::Direct(dead), Way::Direct(at.shown())]).expect("ways");
     assert!(PeerClient::open(&dialer, &both, &key, &stop).is_ok());
-    let impostor = PeerAddr::direct(at.shown(), Some(tls().id()));
+    let impostor = PeerAddr::direct(at.shown(), Some(Tls::ephemeral().id()));
     let wrong = PeerClient::open(&dialer, &impostor, &key, &stop).err();
     assert!(matches!(wrong, Some(Error::WrongIdentity(_))), "{wrong:?}");
 }

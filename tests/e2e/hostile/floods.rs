@@ -7,6 +7,8 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use p2pshare::bounds::FIRST_LINE_TIMEOUT;
+
 use crate::support::flood::{fates, settle, Flood};
 use crate::support::harness::{assert_same_bytes, TestDir, CHUNK, COMMAND};
 use crate::support::programs::{Peer, Tracker};
@@ -117,7 +119,12 @@ fn a_flood_from_many_addresses_cannot_lock_out_a_newcomer() {
     assert_eq!(Raw::connect(tracker.addr()).ask("SEARCH"), "OK 1");
     assert_eq!(Raw::peer(seeder.addr).ask("HELLO 1"), "OK p2pshare 1");
     let took = asked.elapsed();
-    assert!(took < Duration::from_secs(2), "newcomers waited {took:?}");
+    // Served, not refused, is what separates eviction from none (checked
+    // above); the time is a figure. The bound only says no newcomer waited
+    // for a slot the flood gave up by itself, which takes the flood's
+    // first-line timeout (it sends nothing). It was 2 s, tight on a loaded
+    // machine for two TLS handshakes during a 1,300-connection flood.
+    assert!(took < FIRST_LINE_TIMEOUT, "newcomers waited {took:?}");
     assert!(
         fates(&at_tracker).open < 1024,
         "a flood connection made room"

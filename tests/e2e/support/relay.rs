@@ -5,15 +5,12 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::Duration;
 
-/// The most connections one relay forwards; a download opens at most one
-/// per worker (64) plus the manifest's, so more means a runaway loop.
-const MAX_CONNECTIONS: usize = 256;
+use super::accept::Acceptor;
 
 /// How long a relayed connection may stay silent before the relay drops it.
 const IDLE: Duration = Duration::from_secs(30);
@@ -37,36 +34,25 @@ type Shared = Arc<Mutex<Vec<Arc<Mutex<Capture>>>>>;
 pub struct Relay {
     pub addr: SocketAddr,
     captures: Shared,
-    stop: Arc<AtomicBool>,
-    acceptor: Option<JoinHandle<()>>,
+    _acceptor: Acceptor,
 }
 
 impl Relay {
     pub fn start(target: SocketAddr) -> Relay {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("cannot bind the relay");
-        let addr = listener.local_addr().expect("the relay's address");
         let captures: Shared = Arc::default();
-        let stop = Arc::new(AtomicBool::new(false));
-        let (all, stopped) = (Arc::clone(&captures), Arc::clone(&stop));
-        let acceptor = thread::spawn(move || {
-            for client in listener.incoming().take(MAX_CONNECTIONS) {
-                if stopped.load(Ordering::SeqCst) {
-                    return;
-                }
-                let Ok(client) = client else { continue };
-                let Ok(server) = TcpStream::connect_timeout(&target, Duration::from_secs(5)) else {
-                    continue;
-                };
-                let capture = Arc::new(Mutex::new(Capture::default()));
-                all.lock().unwrap().push(Arc::clone(&capture));
-                forward(client, server, capture);
-            }
+        let all = Arc::clone(&captures);
+        let acceptor = Acceptor::start("the relay", move |_, client| {
+            let Ok(server) = TcpStream::connect_timeout(&target, Duration::from_secs(5)) else {
+                return;
+            };
+            let capture = Arc::new(Mutex::new(Capture::default()));
+            all.lock().unwrap().push(Arc::clone(&capture));
+            forward(client, server, capture);
         });
         Relay {
-            addr,
+            addr: acceptor.addr,
             captures,
-            stop,
-            acceptor: Some(acceptor),
+            _acceptor: acceptor,
         }
     }
 
@@ -74,17 +60,6 @@ impl Relay {
     pub fn captures(&self) -> Vec<Capture> {
         let all = self.captures.lock().unwrap();
         all.iter().map(|c| c.lock().unwrap().clone()).collect()
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wakes the blocked accept, which then sees `stop`.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5));
-        if let Some(acceptor) = self.acceptor.take() {
-            let _ = acceptor.join();
-        }
     }
 }
 

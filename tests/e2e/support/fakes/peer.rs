@@ -8,12 +8,12 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::ops::Range;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use p2pshare::chunkset::ChunkSet;
@@ -23,6 +23,7 @@ use p2pshare::net::transport::Stream;
 use p2pshare::storage::manifest_of;
 
 use super::test_tls;
+use crate::support::accept::Acceptor;
 use crate::support::raw::{claim, REPLY};
 
 /// The lies of the first fakes, kept as shorthands for [`FakeSpec`]s.
@@ -142,8 +143,7 @@ pub struct FakePeer {
     /// then pin.
     pub tls: Tls,
     fake: Arc<Fake>,
-    stop: Arc<AtomicBool>,
-    acceptor: Option<JoinHandle<()>>,
+    _acceptor: Acceptor,
 }
 
 impl FakePeer {
@@ -163,8 +163,6 @@ impl FakePeer {
     }
 
     fn serve(spec: FakeSpec) -> FakePeer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
         let fake = Arc::new(Fake {
             id: spec.manifest.id().to_hex(),
             spec,
@@ -172,38 +170,22 @@ impl FakePeer {
             connections: AtomicUsize::new(0),
             hangups: Mutex::new(Vec::new()),
         });
-        let stop = Arc::new(AtomicBool::new(false));
         let tls = test_tls();
-        let (f, stopped, config) = (
-            Arc::clone(&fake),
-            Arc::clone(&stop),
-            Arc::clone(&tls.server),
-        );
-        let acceptor = thread::spawn(move || {
-            for conn in listener.incoming() {
-                if stopped.load(Ordering::SeqCst) {
-                    return;
-                }
-                if let Ok(conn) = conn {
-                    let (f, config) = (Arc::clone(&f), Arc::clone(&config));
-                    let n = f.connections.fetch_add(1, Ordering::SeqCst);
-                    thread::spawn(move || {
-                        if f.spec.busy.contains(&n) {
-                            return refuse_busy(conn);
-                        }
-                        if let Ok(stream) = Stream::tls_server(conn, &config, REPLY) {
-                            serve_fake(stream, &f)
-                        }
-                    });
-                }
+        let (f, config) = (Arc::clone(&fake), Arc::clone(&tls.server));
+        let acceptor = Acceptor::start("a fake peer", move |n, conn| {
+            f.connections.fetch_add(1, Ordering::SeqCst);
+            if f.spec.busy.contains(&n) {
+                return refuse_busy(conn);
+            }
+            if let Ok(stream) = Stream::tls_server(conn, &config, REPLY) {
+                serve_fake(stream, &f)
             }
         });
         FakePeer {
-            addr,
+            addr: acceptor.addr,
             tls,
             fake,
-            stop,
-            acceptor: Some(acceptor),
+            _acceptor: acceptor,
         }
     }
 
@@ -252,17 +234,6 @@ impl FakePeer {
 
     pub fn hangups(&self) -> Vec<Duration> {
         self.fake.hangups.lock().unwrap().clone()
-    }
-}
-
-impl Drop for FakePeer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wakes the blocked accept, which then sees `stop`.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5));
-        if let Some(acceptor) = self.acceptor.take() {
-            let _ = acceptor.join();
-        }
     }
 }
 
@@ -417,37 +388,31 @@ fn with_payload(bytes: &[u8]) -> Vec<u8> {
 /// them until dropped: a peer that is up but hung.
 pub struct SilentPeer {
     pub addr: SocketAddr,
-    held: Arc<Mutex<Vec<TcpStream>>>,
-    stop: Arc<AtomicBool>,
+    held: Arc<Mutex<Vec<(TcpStream, Instant)>>>,
+    _acceptor: Acceptor,
 }
 
 impl SilentPeer {
     pub fn start() -> SilentPeer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
         let held = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (conns, stopped) = (Arc::clone(&held), Arc::clone(&stop));
-        thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                if stopped.load(Ordering::SeqCst) {
-                    return;
-                }
-                conns.lock().unwrap().push(conn);
-            }
+        let conns = Arc::clone(&held);
+        let acceptor = Acceptor::start("a silent peer", move |_, conn| {
+            conns.lock().unwrap().push((conn, Instant::now()));
         });
-        SilentPeer { addr, held, stop }
+        SilentPeer {
+            addr: acceptor.addr,
+            held,
+            _acceptor: acceptor,
+        }
     }
 
     /// How many connections it has accepted.
     pub fn accepted(&self) -> usize {
         self.held.lock().unwrap().len()
     }
-}
 
-impl Drop for SilentPeer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5));
+    /// When it accepted its latest connection, if any.
+    pub fn last_accepted(&self) -> Option<Instant> {
+        self.held.lock().unwrap().iter().map(|(_, at)| *at).max()
     }
 }

@@ -1,21 +1,30 @@
 //! [`StubTracker`]: a tracker on threads of the test that says what the
-//! test scripts. It answers `HELLO`, `REGISTER`/`PARTIAL`, `UNREGISTER` and
-//! `BYE` as the real one does, `SEARCH`/`INFO` and `PEERS` with the rows it
-//! was given (duplicates and all), and can misbehave: hold one announce
-//! round, to stage a race with a `BYE`, or promise a long `SEARCH` reply
-//! and trickle it. It speaks TLS, as peers do to trackers, with an identity
-//! of its own (which peers pin on first contact).
+//! test scripts. It answers `HELLO`, `REGISTER`/`PARTIAL`, `UNREGISTER`,
+//! `BYE` and `QUIT` as the real one does, `SEARCH`/`INFO` and `PEERS` with
+//! the rows it was given (duplicates and all), records every request line,
+//! and can misbehave: list any address with any id (which a real tracker
+//! never would: it lists the address a peer connects from and the id its
+//! certificate proves), to send a downloader through a relay or to an
+//! impostor; hold one announce round, to stage a race with a `BYE`; or
+//! promise a long `SEARCH` reply and trickle it. It speaks TLS, as peers do
+//! to trackers, with an identity of its own (which peers pin on first
+//! contact).
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
 
+use p2pshare::identity::PeerId;
 use p2pshare::net::transport::Stream;
 
 use super::test_tls;
+use crate::support::accept::Acceptor;
+
+/// The most request lines one connection may send (a peer sends a few).
+const MAX_LINES: usize = 10_000;
 
 /// How long [`StubTracker`] holds an announce round at most.
 const HOLD: Duration = Duration::from_millis(500);
@@ -32,11 +41,12 @@ pub struct Script {
     pub trickle_search: Option<Duration>,
 }
 
-/// A stand-in tracker (see the module docs). It lives as long as the test
-/// binary; each connection has a thread.
+/// A stand-in tracker (see the module docs). Stops accepting when
+/// dropped; each connection has a thread.
 pub struct StubTracker {
     pub port: u16,
     shared: Arc<(Mutex<Stub>, Condvar)>,
+    _acceptor: Acceptor,
 }
 
 #[derive(Default)]
@@ -44,6 +54,8 @@ struct Stub {
     script: Script,
     /// Names registered and not removed by a `BYE`.
     listed: BTreeSet<String>,
+    /// Every request line, in order.
+    requests: Vec<String>,
     /// Hold the next connection that starts with a `REGISTER`.
     hold: bool,
     /// A round is held (or was): set when it is, for the test to act.
@@ -63,8 +75,6 @@ impl StubTracker {
     }
 
     pub fn scripted(script: Script) -> StubTracker {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("cannot bind the stub");
-        let port = listener.local_addr().unwrap().port();
         let stub = Stub {
             script,
             ..Stub::default()
@@ -72,18 +82,32 @@ impl StubTracker {
         let shared = Arc::new((Mutex::new(stub), Condvar::new()));
         let state = Arc::clone(&shared);
         let config = Arc::clone(&test_tls().server_optional);
-        thread::spawn(move || {
-            for tcp in listener.incoming().flatten() {
-                let (state, config) = (Arc::clone(&state), Arc::clone(&config));
-                thread::spawn(move || {
-                    // Peers speak TLS to trackers.
-                    if let Ok(stream) = Stream::tls_server(tcp, &config, Duration::from_secs(5)) {
-                        let _ = serve_stub(stream, &state);
-                    }
-                });
+        let acceptor = Acceptor::start("the stub tracker", move |_, tcp| {
+            // Peers speak TLS to trackers.
+            if let Ok(stream) = Stream::tls_server(tcp, &config, Duration::from_secs(5)) {
+                let _ = serve_stub(stream, &state);
             }
         });
-        StubTracker { port, shared }
+        StubTracker {
+            port: acceptor.port(),
+            shared,
+            _acceptor: acceptor,
+        }
+    }
+
+    /// From now on `PEERS` lists exactly `peers`, for any id: each address
+    /// with the id its certificate should have (version 2 rows).
+    pub fn list(&self, peers: &[(SocketAddr, PeerId)]) {
+        let rows = peers
+            .iter()
+            .map(|(addr, id)| format!("{addr} complete {id}"))
+            .collect();
+        self.shared.0.lock().unwrap().script.peers = rows;
+    }
+
+    /// Every request line it got so far, `HELLO`s included.
+    pub fn requests(&self) -> Vec<String> {
+        self.shared.0.lock().unwrap().requests.clone()
     }
 
     /// The names registered and not removed since.
@@ -129,6 +153,7 @@ fn serve_stub(stream: Stream, shared: &(Mutex<Stub>, Condvar)) -> std::io::Resul
     let mut line = String::new();
     r.read_line(&mut line)?;
     lock.lock().unwrap().connections += 1;
+    record(lock, &line);
     r.get_mut().write_all(b"OK p2pshare 2\n")?;
     // The peer sends its requests after the HELLO reply; look before reading.
     let held = r.fill_buf()?.first() == Some(&b'R') && {
@@ -146,13 +171,14 @@ fn serve_stub(stream: Stream, shared: &(Mutex<Stub>, Condvar)) -> std::io::Resul
         }
         hold
     };
-    loop {
+    for _ in 0..MAX_LINES {
         line.clear();
         // A peer ends its TLS connection without close_notify, an error to
         // the reader: either way the connection is over.
         if r.read_line(&mut line).unwrap_or(0) == 0 {
             break;
         }
+        record(lock, &line);
         let words: Vec<&str> = line.split_whitespace().collect();
         let mut stub = lock.lock().unwrap();
         let script = stub.script.clone();
@@ -184,17 +210,27 @@ fn serve_stub(stream: Stream, shared: &(Mutex<Stub>, Condvar)) -> std::io::Resul
             }
             ["INFO", prefix] => list(script.files.iter().filter(|r| r.starts_with(prefix))),
             ["PEERS", _id] => list(script.peers.iter()),
+            ["QUIT"] => "OK bye\n".to_string(),
             _ => "ERR unknown command\n".to_string(),
         };
         drop(stub);
         // The peer may be gone by now; what matters is what was handled.
         let _ = r.get_mut().write_all(reply.as_bytes());
+        if words.as_slice() == ["QUIT"] {
+            break;
+        }
     }
     if held {
         lock.lock().unwrap().held_done = true;
         changed.notify_all();
     }
     Ok(())
+}
+
+/// Adds a request `line` to the record.
+fn record(lock: &Mutex<Stub>, line: &str) {
+    let line = line.trim_end().to_string();
+    lock.lock().unwrap().requests.push(line);
 }
 
 /// A list reply: `OK <n>` and the rows.
