@@ -322,5 +322,25 @@ fn not_shared(id: &FileId) -> String {
     Reply::err(format!("{NOT_SHARING} {id}")).encode()
 }
 
+/// A chunk server over `library` in-process on 127.0.0.1 port 0, with an
+/// identity of its own, no upload cap and no uploads kept: for unit tests
+/// of the server and of its clients.
+#[cfg(test)]
+pub(crate) fn spawn_for_test(library: Arc<Library>) -> (ServerHandle, Tls) {
+    let tls = Tls::ephemeral();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let rate = Arc::new(RateCap::new(None));
+    let server = spawn(
+        listener,
+        library,
+        Arc::default(),
+        rate,
+        &tls,
+        Arc::new(|| {}),
+    )
+    .expect("spawn");
+    (server, tls)
+}
+
 #[cfg(test)]
 mod tests;

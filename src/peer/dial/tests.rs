@@ -1,7 +1,7 @@
 //! The client against a real chunk server in-process on port 0: typed
 //! replies, the pin, and a peer's ways tried in turn.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::*;
@@ -12,7 +12,7 @@ use crate::net::rate::RateCap;
 use crate::net::stop::StopSignal;
 use crate::net::tls::Tls;
 use crate::peer::library::Library;
-use crate::peer::server::spawn;
+use crate::peer::server::spawn_for_test;
 use crate::server::ServerHandle;
 use crate::storage::manifest_of;
 use crate::testing::{temp_dir, TempDir};
@@ -34,18 +34,7 @@ fn seeder(tag: &str) -> (ServerHandle, PeerAddr, FileKey, Vec<u8>, TempDir) {
     library
         .add("f".into(), path, manifest, None)
         .expect("share");
-    let ours = Tls::ephemeral();
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let rate = Arc::new(RateCap::new(None));
-    let server = spawn(
-        listener,
-        library,
-        Arc::default(),
-        rate,
-        &ours,
-        Arc::new(|| {}),
-    )
-    .expect("spawn");
+    let (server, ours) = spawn_for_test(library);
     let at = PeerAddr::direct(server.local_addr(), Some(ours.id()));
     (server, at, key, data, dir)
 }

@@ -12,18 +12,8 @@ struct Served {
 }
 
 fn serve(library: Arc<Library>) -> Served {
-    let (ours, theirs) = (Tls::ephemeral(), Tls::ephemeral());
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let rate = Arc::new(RateCap::new(None));
-    let server = spawn(
-        listener,
-        library,
-        Arc::default(),
-        rate,
-        &ours,
-        Arc::new(|| {}),
-    )
-    .expect("spawn");
+    let (server, ours) = spawn_for_test(library);
+    let theirs = Tls::ephemeral();
     let addr = server.local_addr().to_string();
     Served {
         server,
