@@ -235,12 +235,18 @@ impl TrackerClient {
             // A peer's chunk server speaks TLS and answers HELLO too; only
             // a tracker lists files. Ask before pinning the id for good.
             call.send(PROBE)?;
-            match read_list(&mut call, |_| Ok::<(), Error>(())) {
+            let reply = match call.reply() {
                 Err(Error::Remote(e)) if e.contains("unknown command") => {
                     return Err(Error::NotATracker)
                 }
                 other => other?,
             };
+            // Its rows are not wanted: skipped whatever they say, a cut
+            // reply (`OK <n> more`) included.
+            let (rows, _) = parse_list_header(&reply, MAX_LIST_ENTRIES)?;
+            for _ in 0..rows {
+                call.line()?;
+            }
             self.pin.learned(id);
         }
         Ok(call)
