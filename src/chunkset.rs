@@ -92,6 +92,18 @@ impl ChunkSet {
         true
     }
 
+    /// Adds every chunk of `other` (a set of the same length; a set of
+    /// another length adds nothing).
+    pub fn union_with(&mut self, other: &ChunkSet) {
+        if other.len != self.len {
+            return;
+        }
+        for (mine, theirs) in self.words.iter_mut().zip(&other.words) {
+            *mine |= theirs;
+        }
+        self.count = self.words.iter().map(|w| w.count_ones()).sum();
+    }
+
     /// Removes chunk `i`; returns whether it was there.
     pub fn remove(&mut self, i: u32) -> bool {
         if !self.contains(i) {
@@ -163,6 +175,21 @@ impl std::fmt::Debug for ChunkSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_union_adds_what_the_other_has_and_counts_it() {
+        let mut a = ChunkSet::from_fn(130, |i| i % 3 == 0);
+        let b = ChunkSet::from_fn(130, |i| i % 2 == 0 || i == 129);
+        a.union_with(&b);
+        assert_eq!(
+            a,
+            ChunkSet::from_fn(130, |i| i % 3 == 0 || i % 2 == 0 || i == 129)
+        );
+        assert_eq!(a.count(), a.iter().count() as u32);
+        let before = a.clone();
+        a.union_with(&ChunkSet::full(131));
+        assert_eq!(a, before, "another length adds nothing");
+    }
 
     #[test]
     fn insert_remove_count_and_iterate() {

@@ -90,9 +90,7 @@ impl Uploads {
     ) {
         let mut all = self.all.locked();
         let u = entry(&mut all, who, addr, file, theirs.len(), now);
-        for i in theirs.iter() {
-            u.has.insert(i);
-        }
+        u.has.union_with(theirs);
         u.last = now;
     }
 
