@@ -6,7 +6,7 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -62,6 +62,17 @@ fn tracker_refused(name: &str, state: &Path) -> String {
     refused(name, env!("CARGO_BIN_EXE_tracker"), &tracker_args(state)).0
 }
 
+/// A peer's state directory after one run against `tracker` that pinned
+/// it (a `search`, then end of input): identity, pin and memory written.
+fn first_run(dir: &TestDir, tracker: &Tracker) -> PathBuf {
+    let state = dir.path().join("peer-state");
+    let state_arg = state.to_str().expect("a UTF-8 path");
+    let mut p = Peer::start("p", &dir.sub("p"), tracker, &["--state-dir", state_arg]);
+    assert_eq!(p.search(""), []);
+    assert_eq!(p.proc.wait_exit(LEAVE).code(), Some(0));
+    state
+}
+
 /// A pin line cut short (as a crash mid-append left it) or with a byte
 /// that is not UTF-8: the peer refuses to start, naming `known_trackers`
 /// and the fix, and leaves the file as it was. Before, it read no pin
@@ -70,11 +81,7 @@ fn tracker_refused(name: &str, state: &Path) -> String {
 fn a_damaged_pin_file_refuses_the_start() {
     let dir = TestDir::new("pin-damaged");
     let tracker = Tracker::start(&dir);
-    let state = dir.path().join("peer-state");
-    let state_arg = state.to_str().expect("a UTF-8 path");
-    let mut p = Peer::start("p", &dir.sub("p"), &tracker, &["--state-dir", state_arg]);
-    assert_eq!(p.search(""), []);
-    assert_eq!(p.proc.wait_exit(LEAVE).code(), Some(0));
+    let state = first_run(&dir, &tracker);
     let known = state.join("known_trackers");
     let whole = fs::read(&known).expect("the pin");
     let cut = whole[..whole.len() - 6].to_vec();
@@ -172,11 +179,7 @@ fn an_identity_is_never_replaced_nor_followed_through_a_link() {
 fn a_fifo_in_the_state_directory_refuses_the_start_at_once() {
     let dir = TestDir::new("state-fifo");
     let tracker = Tracker::start(&dir);
-    let state = dir.path().join("peer-state");
-    let state_arg = state.to_str().expect("a UTF-8 path");
-    let mut p = Peer::start("p", &dir.sub("p"), &tracker, &["--state-dir", state_arg]);
-    assert_eq!(p.search(""), []);
-    assert_eq!(p.proc.wait_exit(LEAVE).code(), Some(0));
+    let state = first_run(&dir, &tracker);
     for name in [
         "identity.key",
         "shares.json",

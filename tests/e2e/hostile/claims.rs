@@ -64,6 +64,15 @@ fn a_manifest_declaring_an_unclaimed_size_is_refused() {
     );
 }
 
+/// A squatter's tracker session from 127.0.0.2 (past its `HELLO`), and a
+/// port where nothing listens, for the address it claims.
+fn squatter(tracker: &Tracker) -> (Raw, ReservedPort) {
+    let from = Ipv4Addr::new(127, 0, 0, 2);
+    let mut raw = Raw::connect_tls_from(from, tracker.addr(), &test_tls());
+    assert_eq!(raw.ask("HELLO 2"), "OK p2pshare 2");
+    (raw, ReservedPort::new())
+}
+
 /// Another host (127.0.0.2) registers the real file's id with a false size,
 /// and another file under the same name, before two real seeders share it.
 /// The seeders' `REGISTER`s succeed; the tracker lists one row per claimed
@@ -81,10 +90,7 @@ fn a_false_size_registered_first_locks_no_seeder_out() {
     dir.random_file("s2/real.bin", 3 * CHUNK + 7, 45);
     let manifest = manifest_of(&path).unwrap();
     let (id, size) = (manifest.id().to_hex(), manifest.size());
-    let nobody = ReservedPort::new();
-    let from = Ipv4Addr::new(127, 0, 0, 2);
-    let mut squatter = Raw::connect_tls_from(from, tracker.addr(), &test_tls());
-    assert_eq!(squatter.ask("HELLO 2"), "OK p2pshare 2");
+    let (mut squatter, nobody) = squatter(&tracker);
     let port = nobody.addr.port();
     let junk = "ee".repeat(32);
     for claim in [format!("{id} 999 real.bin"), format!("{junk} 5 real.bin")] {
@@ -148,10 +154,7 @@ fn a_made_up_name_registered_first_hides_nothing() {
     let (path, data) = dir.random_file("s/report.pdf", 2 * CHUNK + 3, 46);
     let manifest = manifest_of(&path).unwrap();
     let (id, size) = (manifest.id().to_hex(), manifest.size());
-    let nobody = ReservedPort::new();
-    let from = Ipv4Addr::new(127, 0, 0, 2);
-    let mut squatter = Raw::connect_tls_from(from, tracker.addr(), &test_tls());
-    assert_eq!(squatter.ask("HELLO 2"), "OK p2pshare 2");
+    let (mut squatter, nobody) = squatter(&tracker);
     let port = nobody.addr.port();
     let claim = format!("PARTIAL {port} {id} {size} decoy.bin");
     assert_eq!(squatter.ask(&claim), "OK registered");
