@@ -5,13 +5,13 @@
 //! biggest `SEARCH` reply cost the tracker little memory.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::support::fakes::test_tls;
-use crate::support::harness::TestDir;
+use crate::support::harness::{wait_until, TestDir, COMMAND};
 use crate::support::programs::Tracker;
 use crate::support::raw::Raw;
 
@@ -111,10 +111,13 @@ fn ten_addresses_cannot_fill_the_tracker_nor_searches_slow_lookups() {
             .collect(),
     );
 
+    const SEARCHERS: usize = 32;
     let stop = Arc::new(AtomicBool::new(false));
-    let searchers: Vec<_> = (0..32)
+    // Searchers that have had a first answer: PEERS is timed once all have.
+    let going = Arc::new(AtomicUsize::new(0));
+    let searchers: Vec<_> = (0..SEARCHERS)
         .map(|_| {
-            let stop = Arc::clone(&stop);
+            let (stop, going) = (Arc::clone(&stop), Arc::clone(&going));
             let to = tracker.addr();
             thread::spawn(move || {
                 let mut c = Raw::connect(to);
@@ -123,12 +126,20 @@ fn ten_addresses_cannot_fill_the_tracker_nor_searches_slow_lookups() {
                 while !stop.load(Ordering::Relaxed) {
                     assert_eq!(c.ask("SEARCH no-such-name-anywhere"), "OK 0");
                     asked += 1;
+                    if asked == 1 {
+                        going.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 asked
             })
         })
         .collect();
-    thread::sleep(Duration::from_millis(300)); // Let the searchers get going.
+    wait_until(COMMAND, "every searcher answered once", || {
+        match going.load(Ordering::Relaxed) {
+            SEARCHERS => Ok(()),
+            n => Err(format!("{n} of {SEARCHERS}")),
+        }
+    });
     let busy = peers(&mut probe, Duration::from_secs(3));
     let asked = busy.len();
     stop.store(true, Ordering::Relaxed);
