@@ -26,6 +26,14 @@ pub const MAX_MANIFEST_LEN: usize = 16 * 1024 * 1024;
 /// Longest file name, in bytes (as on common file systems).
 pub const MAX_NAME_LEN: usize = 255;
 
+/// Most entries (files and empty directories) a folder's manifest lists.
+pub const MAX_TREE_ENTRIES: usize = 100_000;
+
+/// Most components of a path inside a shared folder, and its longest form
+/// in bytes (Linux's `PATH_MAX` less the terminating zero).
+pub const MAX_TREE_DEPTH: usize = 64;
+pub const MAX_TREE_PATH: usize = 4095;
+
 // ------------------------------------------------------------- protocol ---
 
 /// Longest accepted protocol line, including its `\n`. Longer lines get `ERR`

@@ -3,13 +3,17 @@
 //! manifest fetched from any peer can be checked against the id alone, and
 //! every chunk can then be checked against the manifest.
 
+pub mod tree;
+
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::bounds::{CHUNK_SIZE, MAX_CHUNK_SIZE, MAX_MANIFEST_LEN};
+use crate::bounds::{CHUNK_SIZE, MAX_CHUNK_SIZE, MAX_MANIFEST_LEN, MAX_TREE_ENTRIES};
+use tree::Tree;
 
 /// First line of every manifest; names the format and its version.
 const MAGIC: &str = "p2pshare-manifest 1";
@@ -26,6 +30,10 @@ pub enum ManifestError {
     TooLarge(usize),
     #[error("malformed manifest: {0}")]
     Malformed(&'static str),
+    #[error("tree manifest has {0} entries, over the {MAX_TREE_ENTRIES}-entry limit")]
+    TooManyEntries(usize),
+    #[error("unsafe path in tree: {0}")]
+    BadPath(String),
     #[error("manifest declares {declared} chunks but a {size}-byte file has {expected}")]
     ChunkCount {
         size: u64,
@@ -83,12 +91,15 @@ pub struct Chunk {
     pub len: u32,
 }
 
-/// A file's manifest.
+/// A file's or a folder's manifest: the chunk space's size (for a tree,
+/// the bytes of its distinct file contents), chunk size and chunk hashes,
+/// and for a folder its [`Tree`] (which maps chunks to files).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Manifest {
     size: u64,
     chunk_size: u32,
     hashes: Vec<Digest32>,
+    tree: Option<Arc<Tree>>,
 }
 
 impl Manifest {
@@ -118,7 +129,24 @@ impl Manifest {
             size,
             chunk_size,
             hashes,
+            tree: None,
         })
+    }
+
+    /// A tree's manifest; `tree::build` and `tree::decode` have checked
+    /// that the contents' chunks are exactly `hashes`.
+    fn tree(size: u64, chunk_size: u32, hashes: Vec<Digest32>, tree: Tree) -> Self {
+        Manifest {
+            size,
+            chunk_size,
+            hashes,
+            tree: Some(Arc::new(tree)),
+        }
+    }
+
+    /// The folder this manifest describes, if it is a folder's.
+    pub fn as_tree(&self) -> Option<&Tree> {
+        self.tree.as_deref()
     }
 
     pub fn size(&self) -> u64 {
@@ -134,14 +162,27 @@ impl Manifest {
         self.hashes.len() as u32
     }
 
-    /// The chunk at `index`, or `None` if the file has no such chunk.
+    /// The chunk at `index`, or `None` if the file has no such chunk. A
+    /// tree's chunk offsets are in its chunk space (`index` × chunk size);
+    /// its storage maps them to a file.
     pub fn chunk(&self, index: u32) -> Option<Chunk> {
         if index >= self.chunk_count() {
             return None;
         }
-        let offset = u64::from(index) * u64::from(self.chunk_size);
-        let len = (self.size - offset).min(u64::from(self.chunk_size)) as u32;
-        Some(Chunk { index, offset, len })
+        let chunk_size = u64::from(self.chunk_size);
+        let offset = u64::from(index) * chunk_size;
+        let len = match &self.tree {
+            None => (self.size - offset).min(chunk_size),
+            Some(tree) => {
+                let c = tree.content_of_chunk(index)?;
+                (c.size - u64::from(index - c.first_chunk) * chunk_size).min(chunk_size)
+            }
+        };
+        Some(Chunk {
+            index,
+            offset,
+            len: len as u32,
+        })
     }
 
     /// Every chunk, in order.
@@ -170,6 +211,9 @@ impl Manifest {
     /// p2pshare-manifest 1\nsize <bytes>\nchunk-size <bytes>\nchunks <n>\n<hex sha256>\n...
     /// ```
     pub fn encode(&self) -> Vec<u8> {
+        if let Some(t) = &self.tree {
+            return tree::encode(self, t);
+        }
         let mut out = format!(
             "{MAGIC}\nsize {}\nchunk-size {}\nchunks {}\n",
             self.size,
@@ -206,6 +250,13 @@ impl Manifest {
         let body = text
             .strip_suffix('\n')
             .ok_or(ManifestError::Malformed("missing final newline"))?;
+        if body.starts_with(tree::TREE_MAGIC) {
+            let manifest = tree::decode(body)?;
+            if manifest.encode() != bytes {
+                return Err(ManifestError::Malformed("not in canonical form"));
+            }
+            return Ok(manifest);
+        }
         let mut lines = body.split('\n');
         if lines.next() != Some(MAGIC) {
             return Err(ManifestError::Malformed("unknown format line"));
