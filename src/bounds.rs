@@ -34,6 +34,9 @@ pub const MAX_TREE_ENTRIES: usize = 100_000;
 pub const MAX_TREE_DEPTH: usize = 64;
 pub const MAX_TREE_PATH: usize = 4095;
 
+/// Most `--only` / `--exclude` globs one command takes.
+pub const MAX_GLOBS: usize = 64;
+
 // ------------------------------------------------------------- protocol ---
 
 /// Longest accepted protocol line, including its `\n`. Longer lines get `ERR`

@@ -42,6 +42,7 @@ pub mod net;
 pub mod peer;
 pub mod private;
 pub mod protocol;
+pub mod select;
 pub mod server;
 pub mod state_dir;
 pub mod state_file;

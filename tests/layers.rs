@@ -28,7 +28,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "content",
         &[
-            "base32", "manifest", "chunkset", "name", "private", "link", "ticket", "identity",
+            "base32", "manifest", "chunkset", "name", "select", "private", "link", "ticket",
+            "identity",
         ],
     ),
     ("storage", &["storage", "state_dir"]),
