@@ -34,6 +34,11 @@ pub const MAX_TREE_ENTRIES: usize = 100_000;
 pub const MAX_TREE_DEPTH: usize = 64;
 pub const MAX_TREE_PATH: usize = 4095;
 
+/// Most directory entries a share's walk looks at, kept or skipped
+/// (symlinks, sockets, excluded paths): bounds the time a folder of
+/// millions of skipped entries can take before it is refused.
+pub const MAX_SCAN_VISITS: usize = 10 * MAX_TREE_ENTRIES;
+
 /// Most `--only` / `--exclude` globs one command takes.
 pub const MAX_GLOBS: usize = 64;
 

@@ -8,6 +8,7 @@ pub mod fs;
 pub mod hash;
 pub mod on_demand;
 pub mod partial;
+pub mod tree;
 
 use std::fs::File;
 use std::io;
@@ -42,6 +43,12 @@ pub enum StoreError {
     Locked { path: PathBuf, holder: String },
     #[error("not enough space for {path}: {need} more bytes needed, {free} free")]
     NoSpace { path: PathBuf, need: u64, free: u64 },
+    #[error("{path}: cannot be shared: {why}; names are never rewritten: rename it, or leave it out with --exclude")]
+    BadName { path: PathBuf, why: String },
+    #[error("{first} and {second} have one name; a folder cannot hold both")]
+    SameName { first: PathBuf, second: PathBuf },
+    #[error("{path}: more than {visits} entries to look at; share a smaller folder")]
+    TooBig { path: PathBuf, visits: usize },
     #[error(transparent)]
     Manifest(#[from] ManifestError),
 }
