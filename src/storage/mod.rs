@@ -49,6 +49,8 @@ pub enum StoreError {
     SameName { first: PathBuf, second: PathBuf },
     #[error("{path}: more than {visits} entries to look at; share a smaller folder")]
     TooBig { path: PathBuf, visits: usize },
+    #[error("not a folder's manifest")]
+    NotATree,
     #[error(transparent)]
     Manifest(#[from] ManifestError),
 }

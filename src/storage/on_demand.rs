@@ -61,10 +61,20 @@ impl OpenFiles {
         self.len() == 0
     }
 
+    /// `n` fresh keys in a row, for a storage of `n` files (a folder's).
+    pub(in crate::storage) fn keys(&self, n: u64) -> std::ops::Range<u64> {
+        let first = self.next_key.fetch_add(n, Ordering::Relaxed);
+        first..first + n
+    }
+
     /// The descriptor cached for `key`, made the most recent; else one
     /// `open` makes (outside the lock: a slow disk stalls only its caller),
     /// cached, the least recent dropped past the bound.
-    fn get(&self, key: u64, open: impl FnOnce() -> io::Result<File>) -> io::Result<Arc<File>> {
+    pub(in crate::storage) fn get(
+        &self,
+        key: u64,
+        open: impl FnOnce() -> io::Result<File>,
+    ) -> io::Result<Arc<File>> {
         {
             let mut all = self.open.locked();
             if let Some(at) = all.iter().position(|(k, _)| *k == key) {
@@ -88,6 +98,12 @@ impl OpenFiles {
     /// Closes `key`'s descriptor, if cached (its share is gone).
     fn forget(&self, key: u64) {
         self.open.locked().retain(|(k, _)| *k != key);
+    }
+
+    /// Closes the descriptors of every key in `keys` (a folder's share is
+    /// gone): one pass over the cache, whatever the folder's size.
+    pub(in crate::storage) fn forget_all(&self, keys: std::ops::Range<u64>) {
+        self.open.locked().retain(|(k, _)| !keys.contains(k));
     }
 }
 

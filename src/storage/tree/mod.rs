@@ -12,6 +12,9 @@
 //! types without following them; files are opened beneath a directory
 //! handle one component at a time with `O_NOFOLLOW`).
 
+mod beneath;
+pub mod files;
 pub mod scan;
 
+pub use files::TreeFiles;
 pub use scan::{scan, Scanned, Skipped, TreeRoot};
