@@ -149,18 +149,34 @@ pub fn start_writeback(file: &File, offset: u64, len: usize) {
 
 /// Renames `from` to `to` unless `to` exists (symlinks included).
 pub fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    renameat2(libc::AT_FDCWD, from, libc::AT_FDCWD, to)
+}
+
+/// Renames `from` in the directory `from_dir` to `to` in `to_dir` unless
+/// `to` exists: resolved from the directory handles, so a parent swapped
+/// for a symlink by its path meanwhile changes nothing.
+pub fn rename_no_replace_at(
+    from_dir: &File,
+    from: &Path,
+    to_dir: &File,
+    to: &Path,
+) -> io::Result<()> {
+    renameat2(from_dir.as_raw_fd(), from, to_dir.as_raw_fd(), to)
+}
+
+fn renameat2(from_dir: i32, from: &Path, to_dir: i32, to: &Path) -> io::Result<()> {
     let c = |p: &Path| {
         CString::new(p.as_os_str().as_bytes())
             .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
     };
     let (from, to) = (c(from)?, c(to)?);
-    // SAFETY: both are NUL-terminated paths; AT_FDCWD resolves them as
-    // rename(2) would.
+    // SAFETY: both are NUL-terminated paths, resolved from descriptors the
+    // callers borrow (or AT_FDCWD, as rename(2) would).
     let r = unsafe {
         libc::renameat2(
-            libc::AT_FDCWD,
+            from_dir,
             from.as_ptr(),
-            libc::AT_FDCWD,
+            to_dir,
             to.as_ptr(),
             libc::RENAME_NOREPLACE,
         )
@@ -170,6 +186,21 @@ pub fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// The process's umask, read from `/proc/self/status` (Linux 4.7+). Never
+/// by umask(2): the only way it reads the mask is by setting it, which
+/// would race every other thread creating files meanwhile. Where it cannot
+/// be read, 0o077: what is published is then no more open than a partial
+/// file was.
+pub fn umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("Umask:"))?;
+            u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
+        })
+        .map_or(0o077, |mask| mask & 0o777)
 }
 
 #[cfg(test)]
@@ -231,6 +262,13 @@ mod tests {
         assert!(rename_no_replace(&p, &other).is_err());
         assert_eq!(std::fs::read(&other).unwrap(), b"x");
         rename_no_replace(&p, &d.join("new")).unwrap();
+        // A child inherits the umask: the shell's word for it is ours.
+        let shell = std::process::Command::new("sh")
+            .args(["-c", "umask"])
+            .output()
+            .unwrap();
+        let said = String::from_utf8(shell.stdout).unwrap();
+        assert_eq!(umask(), u32::from_str_radix(said.trim(), 8).unwrap());
         std::fs::remove_dir_all(d).unwrap();
     }
 }

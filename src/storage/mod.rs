@@ -49,6 +49,10 @@ pub enum StoreError {
     SameName { first: PathBuf, second: PathBuf },
     #[error("{path}: more than {visits} entries to look at; share a smaller folder")]
     TooBig { path: PathBuf, visits: usize },
+    #[error("{first} and {second} are one name on this file system (it ignores case, or merges names); not downloading the folder here")]
+    Collision { first: String, second: String },
+    #[error("--only matches no file of the folder")]
+    NothingSelected,
     #[error("not a folder's manifest")]
     NotATree,
     #[error(transparent)]

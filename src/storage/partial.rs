@@ -32,15 +32,7 @@ impl PartialFile {
     /// first 236 bytes share a partial file: the same content, verified
     /// chunk by chunk on resume, and its lock keeps them apart.
     pub fn part_path(out: &Path, id: &FileId) -> PathBuf {
-        let name = out
-            .file_name()
-            .map_or_else(Default::default, |n| n.to_string_lossy());
-        let suffix = format!(".{}.part", id.short());
-        let mut end = name.len().min(MAX_NAME_LEN - 1 - suffix.len());
-        while !name.is_char_boundary(end) {
-            end -= 1;
-        }
-        out.with_file_name(format!(".{}{suffix}", &name[..end]))
+        hidden_beside(out, id, "part")
     }
 
     /// Opens (or resumes) the partial download of `manifest` (id `id`) to
@@ -164,6 +156,21 @@ impl PartialFile {
         std::fs::remove_file(&self.part).map_err(io_err(&self.part))?;
         Ok(self.out)
     }
+}
+
+/// `.<out file name>.<12 hex digits of id>.<ext>` beside `out`, the out
+/// name cut at a character boundary so that the whole is at most
+/// [`MAX_NAME_LEN`] bytes (see [`PartialFile::part_path`]).
+pub(crate) fn hidden_beside(out: &Path, id: &FileId, ext: &str) -> PathBuf {
+    let name = out
+        .file_name()
+        .map_or_else(Default::default, |n| n.to_string_lossy());
+    let suffix = format!(".{}.{ext}", id.short());
+    let mut end = name.len().min(MAX_NAME_LEN - 1 - suffix.len());
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    out.with_file_name(format!(".{}{suffix}", &name[..end]))
 }
 
 /// Removes the partial file of `id` beside `out` if it is the same file as

@@ -42,6 +42,38 @@ pub fn open_dir(dir: &File, name: &str) -> io::Result<File> {
     open_at(dir, name, libc::O_RDONLY | libc::O_DIRECTORY, 0)
 }
 
+/// Makes the directory `name` in `dir` (mode 0700) if it is not there;
+/// returns whether this call made it.
+pub fn make_dir(dir: &File, name: &str) -> io::Result<bool> {
+    let c = c_name(name)?;
+    // SAFETY: as in `open_at`; mkdirat never follows a final symlink.
+    if unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), 0o700) } == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    match e.kind() {
+        io::ErrorKind::AlreadyExists => Ok(false),
+        _ => Err(e),
+    }
+}
+
+/// Removes `name` from `dir`: a file or symlink (never followed), or a
+/// directory with all it holds (std's `remove_dir_all`, which opens each
+/// level without following symlinks), found through `dir`'s handle.
+pub fn unlink_at(dir: &File, name: &str) -> io::Result<()> {
+    let c = c_name(name)?;
+    // SAFETY: a descriptor borrowed from `dir`, a NUL-terminated name.
+    if unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), 0) } == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    if !matches!(e.raw_os_error(), Some(libc::EISDIR | libc::EPERM)) {
+        return Err(e);
+    }
+    let at = std::path::PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+    std::fs::remove_dir_all(at.join(name))
+}
+
 /// Opens `path` (`/`-separated, relative) beneath `dir` with `flags`
 /// (`O_CREAT` and `O_EXCL` apply to the last component), never through a
 /// symlink: one there fails with `ELOOP` or `ENOTDIR`.
@@ -126,5 +158,7 @@ mod tests {
         NO_OPENAT2.store(false, Ordering::Relaxed);
         assert_eq!(std::fs::read(d.join("outside/f")).unwrap(), b"canary");
         assert!(open_dir(&dir, "a/link").is_err(), "one component only");
+        assert!(make_dir(&dir, "new").unwrap());
+        assert!(!make_dir(&dir, "new").unwrap());
     }
 }

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::beneath::open_beneath;
-use super::TreeRoot;
+use super::{Spans, TreeRoot};
 use crate::manifest::tree::EntryKind;
 use crate::manifest::{Chunk, Manifest};
 use crate::storage::on_demand::stamp_of;
@@ -37,7 +37,7 @@ pub struct TreeFiles {
     bases: Vec<(PathBuf, (u64, u64))>,
     /// One per content, in chunk-space order.
     served: Vec<Served>,
-    chunk_size: u64,
+    spans: Spans,
     cache: Arc<OpenFiles>,
     /// The cache keys of the contents, one each, in order.
     keys: Range<u64>,
@@ -50,8 +50,6 @@ struct Served {
     /// path (whose first component is the shared path's file name).
     path: String,
     size: u64,
-    first_chunk: u32,
-    chunks: u32,
 }
 
 impl TreeFiles {
@@ -111,8 +109,6 @@ impl TreeFiles {
                 base,
                 path: path.to_string(),
                 size: content.size,
-                first_chunk: content.first_chunk,
-                chunks: content.chunks,
             });
         }
         let keys = cache.keys(served.len() as u64);
@@ -120,7 +116,7 @@ impl TreeFiles {
             root,
             bases,
             served,
-            chunk_size: u64::from(manifest.chunk_size()),
+            spans: Spans::new(tree, manifest.chunk_size()),
             cache,
             keys,
         })
@@ -128,21 +124,10 @@ impl TreeFiles {
 
     /// The open file holding `chunk` and the chunk's offset in it.
     fn locate(&self, chunk: Chunk) -> io::Result<(Arc<File>, u64)> {
-        let at = self
-            .served
-            .partition_point(|s| s.first_chunk <= chunk.index);
-        let found = at.checked_sub(1).map(|at| (at, &self.served[at]));
-        let Some((at, s)) = found.filter(|(_, s)| chunk.index < s.first_chunk + s.chunks) else {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "no such chunk"));
-        };
-        let offset = chunk
-            .offset
-            .checked_sub(u64::from(s.first_chunk) * self.chunk_size)
-            .filter(|o| o + u64::from(chunk.len) <= s.size)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "chunk outside its file"))?;
+        let (at, offset) = self.spans.locate(chunk)?;
         let file = self
             .cache
-            .get(self.keys.start + at as u64, || self.open(s))?;
+            .get(self.keys.start + at as u64, || self.open(&self.served[at]))?;
         Ok((file, offset))
     }
 
