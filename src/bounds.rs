@@ -270,6 +270,12 @@ pub const CONNS_PER_PEER: usize = 2;
 /// lies or stalls costs one request, not a pipeline.
 pub const PIPELINE_DEPTH: usize = 4;
 
+/// Most requests in flight on one download connection, whatever their
+/// size: the depth above bounds *bytes* (depth × chunk size), so a folder
+/// of small files keeps up to this many short chunks on the way instead of
+/// four (10,000 files of 4 KiB: ~160 round trips, not 2,500).
+pub const MAX_GETS_IN_FLIGHT: usize = 64;
+
 /// The first chunks of a download are picked at random, not rarest first,
 /// so that downloaders who start together soon hold different chunks.
 pub const RANDOM_FIRST: u32 = 4;

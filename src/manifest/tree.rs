@@ -114,9 +114,16 @@ impl Tree {
 
     /// The content chunk `index` belongs to.
     pub fn content_of_chunk(&self, index: u32) -> Option<&Content> {
+        self.contents.get(self.content_index(index)?)
+    }
+
+    /// The index in [`contents`](Self::contents) of the content chunk
+    /// `index` belongs to (a binary search).
+    pub fn content_index(&self, index: u32) -> Option<usize> {
         let at = self.contents.partition_point(|c| c.first_chunk <= index);
-        let c = self.contents.get(at.checked_sub(1)?)?;
-        (index < c.first_chunk + c.chunks).then_some(c)
+        let at = at.checked_sub(1)?;
+        let c = self.contents.get(at)?;
+        (index < c.first_chunk + c.chunks).then_some(at)
     }
 }
 

@@ -30,11 +30,12 @@ pub fn start(
     peer: &Peer,
     target: &str,
     out: Option<&Path>,
+    only: &[String],
     stop: &Arc<StopSignal>,
 ) -> Result<Started, PeerError> {
     let file = peer.locate(target, stop)?;
     let out = peer.output_path(&file, out)?;
-    let handle = peer.download(&file, &out)?;
+    let handle = peer.download_only(&file, &out, only.to_vec())?;
     if let Some(memory) = peer.memory() {
         // Until it finishes, for `resume` in a later run.
         memory.begin_download(Unfinished {
@@ -42,6 +43,7 @@ pub fn start(
             name: file.name.clone(),
             id: file.id.to_hex(),
             out: out.clone(),
+            only: only.to_vec(),
         });
     }
     let key = handle.progress().key();

@@ -11,6 +11,7 @@ use crate::error::Error;
 use crate::link::LinkError;
 use crate::private::PrivateError;
 use crate::protocol::FileSummary;
+use crate::select::BadGlob;
 use crate::storage::StoreError;
 use crate::ticket::TicketError;
 
@@ -24,6 +25,8 @@ pub enum PeerError {
     SeveralShared(String, usize),
     #[error(transparent)]
     Download(#[from] DownloadError),
+    #[error(transparent)]
+    Glob(#[from] BadGlob),
     #[error("tracker {addr}: {source}")]
     Tracker { addr: String, source: Error },
     #[error("cannot share {path}: {reason}")]

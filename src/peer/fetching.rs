@@ -129,6 +129,17 @@ impl Peer {
     /// [`output_path`](Self::output_path)) on threads of its own; the
     /// finished file is shared. Fails if another download is writing `out`.
     pub fn download(&self, file: &Located, out: &Path) -> Result<DownloadHandle, PeerError> {
+        self.download_only(file, out, Vec::new())
+    }
+
+    /// As [`download`](Self::download), of a folder only the files the
+    /// `only` globs match (all if there are none).
+    pub fn download_only(
+        &self,
+        file: &Located,
+        out: &Path,
+        only: Vec<String>,
+    ) -> Result<DownloadHandle, PeerError> {
         let (progress, canceller, claim) = self
             .downloads
             .begin(&file.name, file.id, file.size, out)
@@ -152,6 +163,7 @@ impl Peer {
             out: out.to_path_buf(),
             sizes: file.sizes.clone(),
             peers: file.peers.clone(),
+            only,
         };
         let downloads = Arc::clone(&self.downloads);
         let on_end = move |ok: bool| {

@@ -26,6 +26,7 @@ use super::offer::Offers;
 use crate::chunkset::ChunkSet;
 use crate::manifest::{FileId, Manifest};
 use crate::private::{listed_id, Secret};
+use crate::storage::tree::{TreeFiles, TreeRoot};
 use crate::storage::{OnDemand, OpenFiles, Stamp, Storage};
 use crate::sync::{LockExt, Unpoisoned};
 use entries::Entries;
@@ -195,10 +196,42 @@ impl Library {
         manifest: Manifest,
         secret: Option<Secret>,
     ) -> io::Result<Added> {
-        let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
         let (storage, stamp) = OnDemand::new(path.clone(), Arc::clone(&self.open))?;
+        self.add_stored(name, path, manifest, Arc::new(storage), stamp, secret)
+    }
+
+    /// Shares the folder whose files are at `root`, described by the tree
+    /// `manifest`, as [`add`](Self::add) does a file. Its files are opened
+    /// on demand, beneath the root, through the same bounded cache.
+    pub fn add_tree(
+        &self,
+        name: String,
+        root: TreeRoot,
+        manifest: Manifest,
+        secret: Option<Secret>,
+    ) -> io::Result<Added> {
+        // Where it is shown and keyed: the folder, or the first of several.
+        let path = match &root {
+            TreeRoot::Dir(dir) => dir.clone(),
+            TreeRoot::Several(paths) => paths.first().cloned().unwrap_or_default(),
+        };
+        let files = TreeFiles::new(root, &manifest, Arc::clone(&self.open))
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        let stamp = files.stamp()?;
+        self.add_stored(name, path, manifest, Arc::new(files), stamp, secret)
+    }
+
+    fn add_stored(
+        &self,
+        name: String,
+        path: PathBuf,
+        manifest: Manifest,
+        storage: Arc<dyn Storage>,
+        stamp: Stamp,
+        secret: Option<Secret>,
+    ) -> io::Result<Added> {
+        let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
         let have = ChunkSet::empty(manifest.chunk_count());
-        let storage: Arc<dyn Storage> = Arc::new(storage);
         // Built (encoded and hashed) before the lock every request takes.
         let file = Arc::new(SharedFile::new(
             name,
@@ -225,8 +258,20 @@ impl Library {
     /// from there (opened on demand), and the entry of that path.
     pub fn complete(&self, file: &Arc<SharedFile>, path: PathBuf) -> io::Result<()> {
         let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
-        let (storage, stamp) = OnDemand::new(path.clone(), Arc::clone(&self.open))?;
-        file.complete(path, canonical.clone(), Arc::new(storage), stamp);
+        let (storage, stamp): (Arc<dyn Storage>, Stamp) = match file.manifest.as_tree() {
+            None => {
+                let (storage, stamp) = OnDemand::new(path.clone(), Arc::clone(&self.open))?;
+                (Arc::new(storage), stamp)
+            }
+            Some(_) => {
+                let root = TreeRoot::Dir(path.clone());
+                let files = TreeFiles::new(root, &file.manifest, Arc::clone(&self.open))
+                    .map_err(|e| io::Error::other(e.to_string()))?;
+                let stamp = files.stamp()?;
+                (Arc::new(files), stamp)
+            }
+        };
+        file.complete(path, canonical.clone(), storage, stamp);
         let mut files = write(&self.files);
         if files
             .by_id

@@ -56,6 +56,9 @@ pub struct Unfinished {
     pub name: String,
     pub id: String,
     pub out: PathBuf,
+    /// Of a folder, the `--only` globs (none: all of it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub only: Vec<String>,
 }
 
 pub struct Memory {

@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use self::dial::{Dialer, DirectDialer};
 pub use self::error::PeerError;
-pub use self::sharing::{hash, known, link_of, Hashed, Published};
+pub use self::sharing::{hash, hash_tree, known, link_of, Hashed, Published};
 pub use self::tracker_client::tracker_addr;
 
 use self::announcer::Announcer;

@@ -117,5 +117,5 @@ pub fn resume_one(
         }
         return Ok(None);
     }
-    background::start(peer, &u.target, Some(Path::new(&u.out)), stop).map(Some)
+    background::start(peer, &u.target, Some(Path::new(&u.out)), &u.only, stop).map(Some)
 }

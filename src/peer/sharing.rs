@@ -13,6 +13,8 @@ use crate::manifest::Manifest;
 use crate::name::validate_name;
 use crate::private::Secret;
 use crate::protocol::message::IdPrefix;
+use crate::select::Globs;
+use crate::storage::tree::{Skipped, TreeRoot};
 use crate::storage::{self, StoreError};
 use crate::ticket::Ticket;
 
@@ -25,6 +27,8 @@ pub struct Hashed {
     pub manifest: Manifest,
     pub secret: Option<Secret>,
     pub remembered: bool,
+    /// A folder's: where its files are, and what its walk left out.
+    pub tree: Option<(TreeRoot, Skipped)>,
 }
 
 /// What sharing a batch did: each file's entry or error, in order, and the
@@ -71,13 +75,16 @@ impl Peer {
         let (mut added, mut gone) = (Vec::new(), Vec::new());
         for h in batch {
             let path = h.path.clone();
-            let result = self
-                .library
-                .add(h.name, h.path, h.manifest, h.secret)
-                .map_err(|source| PeerError::from(StoreError::Io { path, source }));
+            let result = match h.tree {
+                // Folders are not remembered (yet): `share DIR` again.
+                Some((root, _)) => self.library.add_tree(h.name, root, h.manifest, h.secret),
+                None => self.library.add(h.name, h.path, h.manifest, h.secret),
+            }
+            .map_err(|source| PeerError::from(StoreError::Io { path, source }));
+            let remembered = h.remembered;
             files.push(match result {
                 Ok(a) => {
-                    added.push((Arc::clone(&a.file), h.remembered));
+                    added.push((Arc::clone(&a.file), remembered));
                     gone.extend(a.replaced);
                     Ok(a.file)
                 }
@@ -92,8 +99,11 @@ impl Peer {
         };
         added.retain(|(f, _)| current(f));
         if let Some(memory) = &self.memory {
-            let remembered: Vec<(&SharedFile, bool)> =
-                added.iter().map(|(f, stored)| (&**f, *stored)).collect();
+            let remembered: Vec<(&SharedFile, bool)> = added
+                .iter()
+                .filter(|(f, _)| f.manifest.as_tree().is_none())
+                .map(|(f, stored)| (&**f, *stored))
+                .collect();
             let ids: Vec<_> = gone.iter().map(|f| f.id).collect();
             memory.share_all(&remembered, &ids);
         }
@@ -188,12 +198,16 @@ pub fn link_of(file: &SharedFile) -> ShareLink {
 
 /// Hashes the file at `path` to share it under its file name, privately
 /// (with a new secret) if `private`, calling `on_bytes` as chunks are
-/// hashed.
+/// hashed. A directory is shared whole, as one folder.
 pub fn hash(
     path: &Path,
     private: bool,
     on_bytes: &(dyn Fn(u64) + Sync),
 ) -> Result<Hashed, PeerError> {
+    if path.is_dir() {
+        let none = Globs::new::<&str>(&[]).map_err(PeerError::from)?;
+        return hash_tree(&[path.to_path_buf()], &none, private, on_bytes);
+    }
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -213,6 +227,35 @@ pub fn hash(
         manifest,
         secret,
         remembered: false,
+        tree: None,
+    })
+}
+
+/// Hashes `paths` as one folder: a directory's contents, or several files
+/// and directories side by side; leaves out what `exclude` matches.
+pub fn hash_tree(
+    paths: &[PathBuf],
+    exclude: &Globs,
+    private: bool,
+    on_bytes: &(dyn Fn(u64) + Sync),
+) -> Result<Hashed, PeerError> {
+    let mut hashed = |n: u64| on_bytes(n);
+    let scanned = storage::tree::scan(paths, exclude, &mut hashed)?;
+    let secret = match private {
+        true => Some(Secret::generate()?),
+        false => None,
+    };
+    let path = match &scanned.root {
+        TreeRoot::Dir(dir) => dir.clone(),
+        TreeRoot::Several(all) => all.first().cloned().unwrap_or_default(),
+    };
+    Ok(Hashed {
+        path,
+        name: scanned.name,
+        manifest: scanned.manifest,
+        secret,
+        remembered: false,
+        tree: Some((scanned.root, scanned.skipped)),
     })
 }
 
@@ -234,5 +277,6 @@ pub fn known(
         manifest,
         secret,
         remembered: true,
+        tree: None,
     })
 }

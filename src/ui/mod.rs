@@ -173,8 +173,12 @@ impl DownloadBar {
             self.bar.reset_elapsed();
         }
         let active = view.peers.iter().filter(|p| p.active).count();
+        let files = match view.files_total {
+            0 => String::new(),
+            total => format!(", {}/{total} files", view.files_done),
+        };
         self.bar.set_prefix(format!(
-            "{active} peer{}",
+            "{active} peer{}{files}",
             if active == 1 { "" } else { "s" }
         ));
         self.bar.set_position(view.done_bytes);

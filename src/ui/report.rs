@@ -120,8 +120,12 @@ fn finished_text(name: &str, report: &Report, view: &DownloadView, sharing: bool
         ),
     };
     let tail = if sharing { "; now sharing it" } else { "" };
+    let files = match view.files_total {
+        0 => String::new(),
+        n => format!("{}, ", count(n as usize, "file")),
+    };
     let mut text = format!(
-        "Successfully downloaded: {name}\n  {} bytes ({}) in {secs:.2} s ({}) from {}{sources}{resumed}; saved as {}{tail}",
+        "Successfully downloaded: {name}\n  {files}{} bytes ({}) in {secs:.2} s ({}) from {}{sources}{resumed}; saved as {}{tail}",
         report.bytes,
         format_size(report.bytes),
         format_speed(report.bytes.saturating_sub(view.resumed_bytes) as f64 / secs),

@@ -149,6 +149,13 @@ fn download_text(d: &DownloadView) -> String {
         d.done_bytes,
         d.size
     );
+    if d.files_total > 0 {
+        line.push_str(&format!(
+            "  {}/{} files",
+            group(d.files_done),
+            group(d.files_total)
+        ));
+    }
     match d.state {
         State::Running | State::Waiting => {
             if let Some(secs) = d.waiting_secs {
@@ -219,6 +226,19 @@ pub fn sent_text(u: &UploadView) -> String {
         format_size(u.bytes),
         u.secs
     )
+}
+
+/// `n` with commas between groups of three digits: `1,000`.
+fn group(n: u32) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 #[cfg(test)]

@@ -32,7 +32,8 @@ impl Actions for PeerActions {
         let out = out.map(expand_home);
         // Its own cancel token, never stopped: the REPL's Ctrl+C is not for it.
         let stop = StopSignal::new();
-        let started = background::start(&self.0, target, out.as_deref(), &stop).map_err(refusal)?;
+        let started =
+            background::start(&self.0, target, out.as_deref(), &[], &stop).map_err(refusal)?;
         say(format!("status page: {}", found_line(&started)));
         Ok(started_view(&started))
     }

@@ -166,6 +166,7 @@ function updateDownload(box, d) {
   const parts = [
     size(d.done_bytes) + " of " + size(d.size) + " (" + d.done_bytes + " / " + d.size + " bytes)",
     "chunks " + d.done_chunks + "/" + d.total_chunks,
+    ...(d.files_total > 0 ? ["files " + d.files_done + "/" + d.files_total] : []),
     size(d.rate) + "/s" + (live ? "" : " average"),
   ];
   if (d.eta_secs !== null && live) parts.push("ETA " + duration(d.eta_secs));

@@ -24,6 +24,7 @@
 //!   with their number and which hold no descriptor each;
 //! - `dht`: finding peers through the Mainline DHT;
 //! - `oneshot`: `peer send` and `peer get` with tickets, no tracker;
+//! - `folders`: a folder sent and fetched whole, selected, re-shared;
 //! - `repl`: background downloads, cancel and resume, quitting, a peer's
 //!   memory across restarts, and the REPL's small helps;
 //! - `web`: the status pages, `--completions` and `--version`;
@@ -34,6 +35,7 @@ mod core;
 mod dht;
 mod faults;
 mod first_minute;
+mod folders;
 mod hostile;
 mod oneshot;
 mod repl;

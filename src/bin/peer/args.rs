@@ -82,9 +82,14 @@ pub struct Classic {
 /// `peer send [OPTIONS] PATH...`.
 #[derive(Args)]
 pub struct SendArgs {
-    /// The files to send.
+    /// What to send: a file, or a folder; several paths are sent together
+    /// as one folder (one ticket).
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    /// Leave out of a folder the files and directories this glob matches
+    /// (a name at any depth, or a path from the folder's root); repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
     /// Share publicly (listed by name on a tracker, fetchable by id) rather
     /// than to ticket holders only.
     #[arg(long)]
@@ -110,6 +115,11 @@ pub struct GetArgs {
     /// current directory).
     #[arg(required = true, value_name = "TICKET... [OUT]")]
     pub args: Vec<String>,
+    /// Of a folder, fetch only the files this glob matches (a name at any
+    /// depth, or a path from the folder's root, with what is under it);
+    /// repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub only: Vec<String>,
     #[command(flatten)]
     pub at: OneShot,
     #[command(flatten)]

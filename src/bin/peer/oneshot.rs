@@ -8,13 +8,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use p2pshare::console::say;
+use p2pshare::name::shown;
 use p2pshare::net::stop::StopSignal;
 use p2pshare::peer::background::Started as Begun;
 use p2pshare::peer::uploads::QUIET_AFTER;
-use p2pshare::peer::Peer;
+use p2pshare::peer::{hash, hash_tree, Hashed, Peer};
+use p2pshare::select::Globs;
 use p2pshare::ui::report::{found_line, outcome_text};
 use p2pshare::ui::status::{fetching_text, sent_text};
-use p2pshare::ui::{count, DownloadBar};
+use p2pshare::ui::{count, format_size, DownloadBar};
 
 use super::args::{GetArgs, SendArgs};
 use super::{options, start, LEAVE};
@@ -33,12 +35,26 @@ pub fn send(a: &SendArgs) -> anyhow::Result<bool> {
         std::process::exit(0);
     })
     .context("cannot install the signal handler")?;
-    for path in &a.paths {
-        let (file, warning) = peer
-            .share(path, !a.public)
-            .with_context(|| format!("cannot send {}", path.display()))?;
-        if let Some(w) = warning {
-            println!("warning: {w}");
+    let hashed = hash_all(a).with_context(|| match a.paths.as_slice() {
+        [one] => format!("cannot send {}", one.display()),
+        _ => "cannot send them".to_string(),
+    })?;
+    let skipped = hashed.tree.as_ref().map(|(_, s)| s.to_string());
+    let (file, warning) = peer.publish_all(vec![hashed]).single()?;
+    if let Some(w) = warning {
+        println!("warning: {w}");
+    }
+    {
+        if let Some(tree) = file.manifest.as_tree() {
+            println!(
+                "Sending folder {}: {}, {}",
+                shown(&file.name),
+                count(tree.file_count(), "file"),
+                format_size(tree.total_size())
+            );
+        }
+        if let Some(skipped) = skipped.filter(|s| !s.is_empty()) {
+            println!("  {skipped}");
         }
         let ticket = peer.ticket_of(&file);
         println!("Ticket: {ticket}");
@@ -48,11 +64,18 @@ pub fn send(a: &SendArgs) -> anyhow::Result<bool> {
             println!("  link: {}", p2pshare::peer::link_of(&file));
         }
     }
-    println!(
-        "Serving {} until Ctrl+C",
-        count(peer.library().list().len(), "file")
-    );
+    println!("Serving {} until Ctrl+C", shown(&file.name));
     watch_uploads(&peer)
+}
+
+/// What `send` shares: one file as it is, or one folder of everything.
+fn hash_all(a: &SendArgs) -> anyhow::Result<Hashed> {
+    let private = !a.public;
+    let exclude = Globs::new(&a.exclude)?;
+    match a.paths.as_slice() {
+        [one] if a.exclude.is_empty() => Ok(hash(one, private, &|_| {})?),
+        several => Ok(hash_tree(several, &exclude, private, &|_| {})?),
+    }
 }
 
 /// How often `send` looks at who is fetching, and how often it says how far
@@ -127,18 +150,23 @@ pub fn get(a: &GetArgs) -> anyhow::Result<bool> {
     .context("cannot install the signal handler")?;
     let fetched = tickets
         .into_iter()
-        .try_for_each(|ticket| fetch(&peer, ticket, out.as_deref()));
+        .try_for_each(|ticket| fetch(&peer, ticket, out.as_deref(), &a.only));
     peer.set_leaving();
     peer.leave(LEAVE);
     fetched.map(|()| true)
 }
 
 /// Fetches one ticket's file to `out` (or under its name here).
-fn fetch(peer: &Peer, ticket: &str, out: Option<&std::path::Path>) -> anyhow::Result<()> {
+fn fetch(
+    peer: &Peer,
+    ticket: &str,
+    out: Option<&std::path::Path>,
+    only: &[String],
+) -> anyhow::Result<()> {
     // Ctrl+C cancels the download; its look-up runs to its own deadline.
     let file = peer.locate(ticket, &StopSignal::new())?;
     let out = peer.output_path(&file, out)?;
-    let handle = peer.download(&file, &out)?;
+    let handle = peer.download_only(&file, &out, only.to_vec())?;
     let begun = Begun {
         key: handle.progress().key(),
         file,

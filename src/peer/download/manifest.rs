@@ -53,6 +53,7 @@ pub fn fetch_manifest(
     let (tx, rx) = mpsc::channel();
     let sizes = Arc::new(sizes.to_vec());
     let mut racing = Racing::new(peers, Instant::now(), patience);
+    let mut refused = None;
     let found = loop {
         if stop.is_stopped() {
             break None;
@@ -76,7 +77,12 @@ pub fn fetch_manifest(
         }
         match rx.recv_timeout(racing.wait(Instant::now())) {
             Ok((_, Ok(manifest))) => break Some(manifest),
-            Ok((ask, Err(e))) => racing.failed(ask, &e, Instant::now()),
+            Ok((ask, Err(e))) => {
+                if let Error::Verification(why) = &e {
+                    refused = Some(why.clone());
+                }
+                racing.failed(ask, &e, Instant::now())
+            }
             Err(_) => {}
         }
     };
@@ -85,6 +91,7 @@ pub fn fetch_manifest(
         return Err(DownloadError::NoManifest {
             id: key.id,
             tried: racing.tried(),
+            refused,
         });
     };
     Ok(Fetched {

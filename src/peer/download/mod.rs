@@ -25,6 +25,7 @@ pub mod progress;
 mod racing;
 mod run;
 pub mod scheduler;
+mod target;
 mod watch;
 mod worker;
 
@@ -48,8 +49,14 @@ use crate::storage::StoreError;
 
 #[derive(Debug, Error)]
 pub enum DownloadError {
-    #[error("no peer supplied a valid manifest for {id} (tried {tried})")]
-    NoManifest { id: FileId, tried: usize },
+    #[error("no peer supplied a valid manifest for {id} (tried {tried}){}",
+        refused.as_ref().map_or(String::new(), |why| format!("; refused: {why}")))]
+    NoManifest {
+        id: FileId,
+        tried: usize,
+        /// Why the last false manifest was refused, if one was.
+        refused: Option<String>,
+    },
     #[error("{missing} of {total} chunks could not be fetched from any peer (none usable for {waited} s); progress is kept: run the same download again to resume")]
     Incomplete {
         missing: u32,
@@ -64,6 +71,10 @@ pub enum DownloadError {
     Spawn(std::io::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("--only selects files of a folder; this is a single file")]
+    OnlyForFolders,
+    #[error(transparent)]
+    Glob(crate::select::BadGlob),
 }
 
 #[derive(Debug)]
@@ -117,6 +128,8 @@ pub struct Request {
     /// (none: nothing to check against).
     pub sizes: Vec<u64>,
     pub peers: Vec<PeerAddr>,
+    /// `--only` globs: of a folder, fetch only the files they match.
+    pub only: Vec<String>,
 }
 
 /// A running (or finished) download.

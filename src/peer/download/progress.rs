@@ -81,6 +81,9 @@ struct Inner {
     outcome: Option<(Outcome, Duration)>,
     /// Since when no peer could give a missing chunk, while that lasts.
     waiting: Option<Instant>,
+    /// A folder's files: whole here, and wanted.
+    files_done: u32,
+    files_total: u32,
 }
 
 #[derive(Clone, Copy)]
@@ -131,6 +134,8 @@ impl Progress {
                 peers_from_dht: 0,
                 outcome: None,
                 waiting: None,
+                files_done: 0,
+                files_total: 0,
             }),
             ended: Condvar::new(),
         }
@@ -172,6 +177,19 @@ impl Progress {
         p.done_bytes = resumed_bytes;
         p.resumed_bytes = resumed_bytes;
         p.samples = VecDeque::from([(now, resumed_bytes)]);
+    }
+
+    /// A folder of `total` wanted files, `done` of them whole already.
+    pub fn set_files(&self, done: u32, total: u32) {
+        let mut p = self.lock();
+        p.files_done = done;
+        p.files_total = total;
+    }
+
+    /// `n` more files of a folder are whole.
+    pub fn files_done(&self, n: u32) {
+        let mut p = self.lock();
+        p.files_done = (p.files_done + n).min(p.files_total);
     }
 
     /// Records a chunk of `bytes` that arrived from `from`, verified;
@@ -312,6 +330,8 @@ impl Progress {
             peers_from_tracker: p.peers_from_tracker,
             peers_from_dht: p.peers_from_dht,
             peers,
+            files_done: p.files_done,
+            files_total: p.files_total,
         }
     }
 }
@@ -363,6 +383,11 @@ pub struct DownloadView {
     pub peers_from_dht: usize,
     /// Every peer that delivered a chunk or was banned, most chunks first.
     pub peers: Vec<PeerView>,
+    /// A folder's files whole here, and wanted (both 0 for a file).
+    #[serde(default)]
+    pub files_done: u32,
+    #[serde(default)]
+    pub files_total: u32,
 }
 
 /// A peer serving a download.

@@ -11,12 +11,13 @@ use std::time::{Duration, Instant};
 use super::manifest::{self, Fetched};
 use super::progress::Progress;
 use super::scheduler::Scheduler;
+use super::target::{Opened, Target};
 use super::{watch, worker, Context, DownloadError, Report, Request, Stopping};
 use crate::chunkset::ChunkSet;
 use crate::manifest::Manifest;
 use crate::peer::dial::FileKey;
 use crate::peer::library::SharedFile;
-use crate::storage::{PartialFile, StoreError};
+use crate::storage::StoreError;
 
 pub(super) fn run(
     ctx: &Context,
@@ -32,9 +33,24 @@ pub(super) fn run(
     };
     let fetched = fetch_manifest(ctx, req, &key, stopping)?;
     let manifest = &fetched.manifest;
-    let (partial, have) = PartialFile::open(&req.out, &req.id, manifest)?;
-    let entry = begin(ctx, req, progress, &partial, manifest, &have);
-    let scheduler = Scheduler::new(&have, &fetched.usable, Arc::clone(stop));
+    let Opened {
+        target: partial,
+        have,
+        wanted,
+        files,
+    } = Target::open(&req.out, &req.id, manifest, &req.only)?;
+    if let Some(files) = &files {
+        progress.set_files(files.whole, files.total);
+    }
+    let entry = begin(ctx, req, progress, &partial, manifest, &have, &wanted);
+    // The scheduler fetches what is neither here nor left out by `--only`.
+    let mut settled = have.clone();
+    let mut unwanted = ChunkSet::full(manifest.chunk_count());
+    for i in wanted.iter() {
+        unwanted.remove(i);
+    }
+    settled.union_with(&unwanted);
+    let scheduler = Scheduler::new(&settled, &fetched.usable, Arc::clone(stop));
     // A false manifest bans its peer; a failure to connect or answer only
     // benches it (it may be back soon); `busy` counts for nothing.
     scheduler.ban(&fetched.lied);
@@ -43,6 +59,7 @@ pub(super) fn run(
         key,
         manifest,
         partial: &partial,
+        files: files.as_ref(),
         entry: entry.as_ref(),
         scheduler: &scheduler,
         rate: &ctx.rate,
@@ -50,7 +67,7 @@ pub(super) fn run(
         progress,
         stop,
     };
-    let missing = manifest.chunk_count() - have.count();
+    let missing = manifest.chunk_count() - settled.count();
     let threads = ctx.workers.clamp(1, (missing as usize).max(1));
     let ended = watch::run_workers(&job, threads, ctx);
     let (done, total, peer_stats) = scheduler.outcome();
@@ -61,11 +78,27 @@ pub(super) fn run(
         return Err(e);
     }
     let path = partial.finish()?;
+    let bytes = bytes_of(manifest, &wanted);
+    if !wanted.is_complete() {
+        // Some files of a folder: kept, not shared as the folder (which
+        // this peer does not have whole).
+        if let Some(entry) = &entry {
+            ctx.swarm.withdraw(entry);
+        }
+        return Ok(Report {
+            path,
+            bytes,
+            elapsed: started.elapsed(),
+            resumed: have.count(),
+            peers: peer_stats,
+            warning: None,
+        });
+    }
     let shared = publish(ctx, entry, req, &path, fetched.manifest)?;
     let warning = ctx.swarm.announce(&shared);
     Ok(Report {
         path,
-        bytes: shared.manifest.size(),
+        bytes,
         elapsed: started.elapsed(),
         resumed: have.count(),
         peers: peer_stats,
@@ -112,20 +145,19 @@ fn begin(
     ctx: &Context,
     req: &Request,
     progress: &Progress,
-    partial: &PartialFile,
+    partial: &Target,
     manifest: &Manifest,
     have: &ChunkSet,
+    wanted: &ChunkSet,
 ) -> Option<Arc<SharedFile>> {
-    let resumed_bytes: u64 = have
-        .iter()
-        .filter_map(|i| manifest.chunk(i))
-        .map(|c| u64::from(c.len))
-        .sum();
+    let resumed = ChunkSet::from_fn(manifest.chunk_count(), |i| {
+        have.contains(i) && wanted.contains(i)
+    });
     progress.start(
-        manifest.size(),
-        manifest.chunk_count(),
-        have.count(),
-        resumed_bytes,
+        bytes_of(manifest, wanted),
+        wanted.count(),
+        resumed.count(),
+        bytes_of(manifest, &resumed),
     );
     let entry = ctx.library.add_partial(
         req.name.clone(),
@@ -141,6 +173,14 @@ fn begin(
         }
     }
     entry
+}
+
+/// The bytes of the chunks in `set`.
+fn bytes_of(manifest: &Manifest, set: &ChunkSet) -> u64 {
+    set.iter()
+        .filter_map(|i| manifest.chunk(i))
+        .map(|c| u64::from(c.len))
+        .sum()
 }
 
 /// What the workers' end means, with `done` of `total` chunks: `None` for

@@ -29,20 +29,25 @@ use std::time::Instant;
 use super::pipeline::{Idle, Pipeline};
 use super::progress::Progress;
 use super::scheduler::{Fault, Held, Lease, Next, Scheduler};
+use super::target::{Tally, Target};
+use crate::bounds::MAX_GETS_IN_FLIGHT;
 use crate::error::{Error, Result};
 use crate::manifest::{Chunk, Manifest};
 use crate::net::rate::RateCap;
 use crate::net::stop::StopSignal;
 use crate::peer::dial::{Dialer, FileKey, Got, Have, PeerClient};
 use crate::peer::library::SharedFile;
-use crate::storage::{PartialFile, StoreError};
+
+use crate::storage::StoreError;
 
 /// Everything the workers of one download share.
 pub struct Job<'a> {
     /// The id and, for a private share, the secret each connection proves.
     pub key: FileKey,
     pub manifest: &'a Manifest,
-    pub partial: &'a PartialFile,
+    pub partial: &'a Target,
+    /// A folder's files, counted as they become whole.
+    pub files: Option<&'a Tally>,
     /// The library's entry for this download, whose chunk set grows as
     /// chunks are written (`None` if the file is already shared complete).
     pub entry: Option<&'a Arc<SharedFile>>,
@@ -105,7 +110,10 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
             pipeline.have_due(job.scheduler.low_on_offers(lease.peer, starved, depth))
         });
         if have_due.is_some_and(|due| Instant::now() >= due) {
-            if let Err(e) = client.send_have(&listed, &job.scheduler.done()) {
+            // What is verified here: the entry's set, which (unlike the
+            // scheduler's) leaves out chunks `--only` did not want.
+            let done = job.entry.map_or_else(|| job.scheduler.done(), |e| e.have());
+            if let Err(e) = client.send_have(&listed, &done) {
                 log::debug!("HAVE to {}: {e}", lease.source);
                 job.scheduler.strike(lease.peer, Fault::Unreliable);
                 return Ok(());
@@ -152,11 +160,18 @@ fn send_gets<'s>(
     pending: &mut VecDeque<Pending<'s>>,
     pipeline: &mut Pipeline,
 ) -> Option<bool> {
-    let gets = pending
-        .iter()
-        .filter(|p| matches!(p, Pending::Get(..)))
-        .count();
-    for _ in gets..pipeline.depth() {
+    // In flight: at most the pipeline's depth in whole chunks' bytes (a
+    // folder's short last chunks count for what they are), and at most
+    // MAX_GETS_IN_FLIGHT requests.
+    let budget = pipeline.depth() as u64 * u64::from(job.manifest.chunk_size());
+    let (mut gets, mut bytes) = (0, 0u64);
+    for p in pending.iter() {
+        if let Pending::Get(_, chunk) = p {
+            gets += 1;
+            bytes += u64::from(chunk.len);
+        }
+    }
+    while gets < MAX_GETS_IN_FLIGHT && bytes < budget {
         match lease.next() {
             Ok(held) => {
                 let Some(chunk) = job.manifest.chunk(held.chunk) else {
@@ -169,6 +184,8 @@ fn send_gets<'s>(
                 }
                 pending.push_back(Pending::Get(held, chunk));
                 pipeline.get_sent();
+                gets += 1;
+                bytes += u64::from(chunk.len);
             }
             Err(Next::Idle | Next::Chunk(_)) => return Some(true),
             Err(Next::SwitchPeer | Next::Finished) => return None,
@@ -233,6 +250,12 @@ fn receive_chunk(
             if held.complete().is_some() {
                 let complete = job.scheduler.is_complete_peer(lease.peer);
                 job.progress.chunk(addr, u64::from(chunk.len), complete);
+                if let (Some(files), Some(tree)) = (job.files, job.manifest.as_tree()) {
+                    match files.written(tree, index) {
+                        0 => {}
+                        whole => job.progress.files_done(whole),
+                    }
+                }
                 log::info!("Downloaded chunk {index} from {addr}");
             }
             // Else an endgame duplicate: another worker was first.

@@ -72,6 +72,7 @@ fn unfinished_downloads_are_kept_until_finished_and_damage_is_ignored() {
     let d = dir("downloads");
     let memory = Memory::open(&d).unwrap();
     let entry = |out: &str| Unfinished {
+        only: Vec::new(),
         target: "x".into(),
         name: "x".into(),
         id: "00".repeat(32),

@@ -10,14 +10,18 @@ use crate::net::rate::{parse_rate, RateError};
 
 pub const HELP: &str = "\
 commands:
-  share [--private] PATH     hash PATH and share it under its file name
-                             (--private: only with holders of its link)
+  share [--private] [--exclude GLOB]... PATH
+                             hash PATH (a file, or a folder whole) and share
+                             it under its name (--private: only with holders
+                             of its link; --exclude: leave out of a folder)
   list                       files this peer shares, with their links
   unshare NAME|ID            stop sharing a file (the file itself stays)
   search [TEXT]              files the tracker knows (names containing TEXT)
-  download TARGET [OUT]      download a file in the background: TARGET is a
-                             ticket, link, name, id or id prefix; OUT a file
-                             or directory (default: its name, here)
+  download TARGET [OUT] [--only GLOB]...
+                             download in the background: TARGET is a ticket,
+                             link, name, id or id prefix; OUT a file or
+                             directory (default: its name, here); --only: of
+                             a folder, just the files GLOB matches
   cancel NAME|ID|N           stop a download (verified chunks are kept)
   wait                       wait until every download has ended
   resume [NAME|ID]           continue downloads left unfinished last time
@@ -69,6 +73,8 @@ pub enum Command {
     Share {
         path: PathBuf,
         private: bool,
+        /// `--exclude` globs (of a folder).
+        exclude: Vec<String>,
     },
     List,
     Unshare(String),
@@ -76,6 +82,8 @@ pub enum Command {
     Download {
         target: String,
         out: Option<PathBuf>,
+        /// `--only` globs (of a folder).
+        only: Vec<String>,
     },
     Cancel(String),
     Wait,
@@ -87,8 +95,8 @@ pub enum Command {
     Quit,
 }
 
-const SHARE: &str = "share [--private] PATH";
-const DOWNLOAD: &str = "download TARGET [OUT]";
+const SHARE: &str = "share [--private] [--exclude GLOB]... PATH";
+const DOWNLOAD: &str = "download TARGET [OUT] [--only GLOB]...";
 const LIMIT: &str = "limit up|down RATE|off";
 
 impl Command {
@@ -99,14 +107,19 @@ impl Command {
         let Some((verb, args)) = words.split_first() else {
             return Ok(None);
         };
+        let (args, exclude) = take_option(args, "--exclude", verb == "share", SHARE)?;
+        let (args, only) = take_option(&args, "--only", verb == "download", DOWNLOAD)?;
+        let args = args.as_slice();
         let cmd = match (verb.as_str(), args) {
             ("share", [flag, path]) if flag == "--private" => Command::Share {
                 path: expand_home(path),
                 private: true,
+                exclude,
             },
             ("share", [path]) if !path.starts_with("--") => Command::Share {
                 path: expand_home(path),
                 private: false,
+                exclude,
             },
             ("share", [first, _, ..]) if !first.starts_with("--") => {
                 return Err(CommandError::Unquoted {
@@ -123,10 +136,12 @@ impl Command {
             ("download", [target]) => Command::Download {
                 target: target.clone(),
                 out: None,
+                only,
             },
             ("download", [target, out]) => Command::Download {
                 target: target.clone(),
                 out: Some(expand_home(out)),
+                only,
             },
             ("download", [_, _, _, ..]) => {
                 return Err(CommandError::Unquoted {
@@ -167,6 +182,29 @@ impl Command {
         };
         Ok(Some(cmd))
     }
+}
+
+/// Takes every `option VALUE` pair out of `args` when the verb takes the
+/// option (`allowed`); returns the other words and the values.
+fn take_option(
+    args: &[String],
+    option: &str,
+    allowed: bool,
+    usage: &'static str,
+) -> Result<(Vec<String>, Vec<String>), CommandError> {
+    let (mut rest, mut values) = (Vec::new(), Vec::new());
+    let mut words = args.iter();
+    while let Some(word) = words.next() {
+        if word != option || !allowed {
+            rest.push(word.clone());
+            continue;
+        }
+        match words.next() {
+            Some(value) => values.push(value.clone()),
+            None => return Err(CommandError::Usage(usage)),
+        }
+    }
+    Ok((rest, values))
 }
 
 /// `~` or `~/...` with the home directory put in (as a shell would).

@@ -15,6 +15,7 @@ use crate::peer::library::SharedFile;
 use crate::peer::{background, resume};
 use crate::peer::{link_of, Hashed, Peer, PeerError};
 use crate::protocol::FileSummary;
+use crate::select::Globs;
 use crate::ui::report::{found_line, Refused};
 use crate::ui::status::{size_and_bytes, status_text};
 use crate::ui::{self, count, format_size, shown};
@@ -27,9 +28,13 @@ pub fn execute(
     stop: &Arc<StopSignal>,
 ) -> Result<(), ReplError> {
     match cmd {
-        Command::Share { path, private } => {
+        Command::Share {
+            path,
+            private,
+            exclude,
+        } => {
             let before = shared_now(peer);
-            let (file, warning) = share(peer, &path, private)?;
+            let (file, warning) = share(peer, &path, private, &exclude)?;
             print_shared(&path, &file, &before, peer);
             if let Some(w) = warning {
                 print_warning(&w);
@@ -44,8 +49,12 @@ pub fn execute(
                 } else {
                     ""
                 };
+                let folder = match f.manifest.as_tree() {
+                    Some(tree) => format!("/ (folder of {})", count(tree.file_count(), "file")),
+                    None => String::new(),
+                };
                 println!(
-                    "  {}  {:>12} {:>10}  {}  uploaded {}{private}",
+                    "  {}  {:>12} {:>10}  {}{folder}  uploaded {}{private}",
                     f.id,
                     f.manifest.size(),
                     format_size(f.manifest.size()),
@@ -73,7 +82,9 @@ pub fn execute(
                 println!("  (more match than the tracker lists at once: narrow the search)");
             }
         }
-        Command::Download { target, out } => download(peer, &target, out.as_deref(), stop)?,
+        Command::Download { target, out, only } => {
+            download(peer, &target, out.as_deref(), &only, stop)?
+        }
         Command::Cancel(which) => {
             let d = match peer.downloads().matching(&which) {
                 Ok(d) => d,
@@ -167,13 +178,23 @@ fn shared_now(peer: &Peer) -> HashSet<(FileId, PathBuf)> {
 
 /// What `share` says of a file it shared.
 fn print_shared(path: &Path, file: &SharedFile, before: &HashSet<(FileId, PathBuf)>, peer: &Peer) {
-    println!(
-        "Successfully registered file: {} ({} bytes, {}, id {})",
-        path.display(),
-        file.manifest.size(),
-        format_size(file.manifest.size()),
-        file.id
-    );
+    if let Some(tree) = file.manifest.as_tree() {
+        println!(
+            "Successfully registered folder: {} ({}, {}, id {})",
+            path.display(),
+            count(tree.file_count(), "file"),
+            format_size(tree.total_size()),
+            file.id
+        );
+    } else {
+        println!(
+            "Successfully registered file: {} ({} bytes, {}, id {})",
+            path.display(),
+            file.manifest.size(),
+            format_size(file.manifest.size()),
+            file.id
+        );
+    }
     if before.contains(&(file.id, file.path())) {
         println!("  (it was already shared, unchanged)");
     }
@@ -193,19 +214,37 @@ fn print_links(peer: &Peer, file: &SharedFile) {
     println!("  ticket: {}", peer.ticket_of(file));
 }
 
-/// Shares `path`, with a hashing bar on a terminal.
+/// Shares `path` (a folder without what `exclude` matches), with a
+/// hashing bar on a terminal for a file.
 fn share(
     peer: &Peer,
     path: &Path,
     private: bool,
+    exclude: &[String],
 ) -> Result<(Arc<SharedFile>, Option<PeerError>), PeerError> {
-    peer.publish_all(vec![hash(path, private)?]).single()
+    let hashed = match exclude {
+        [] => hash(path, private)?,
+        some => {
+            let globs = Globs::new(some)?;
+            crate::peer::hash_tree(&[path.to_path_buf()], &globs, private, &|_| {})?
+        }
+    };
+    if let Some((_, skipped)) = &hashed.tree {
+        let skipped = skipped.to_string();
+        if !skipped.is_empty() {
+            println!("{skipped}");
+        }
+    }
+    peer.publish_all(vec![hashed]).single()
 }
 
 /// Hashes `path` to share it, with a hashing bar on a terminal.
 fn hash(path: &Path, private: bool) -> Result<Hashed, PeerError> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    let len = std::fs::metadata(path).map(|m| m.len()).ok();
+    let len = std::fs::metadata(path)
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| m.len());
     let bar = name
         .zip(len)
         .and_then(|(name, len)| ui::hashing_bar(&name, len));
@@ -237,9 +276,10 @@ fn download(
     peer: &Peer,
     target: &str,
     out: Option<&Path>,
+    only: &[String],
     stop: &Arc<StopSignal>,
 ) -> Result<(), ReplError> {
-    match background::start(peer, target, out, stop) {
+    match background::start(peer, target, out, only, stop) {
         Ok(started) => {
             println!("{}", found_line(&started));
             Ok(())

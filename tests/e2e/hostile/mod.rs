@@ -12,7 +12,8 @@
 //! arguments, nothing at all, one byte a second, or requests they never
 //! read the answers to; `floods`, thousands of connections; `seeder`,
 //! cheap ways to make a seeder useless (hoarded promises, trickled `HAVE`
-//! bodies, slow readers of 16 MiB chunks); `unregister`, who may remove
+//! bodies, slow readers of 16 MiB chunks); `trees`, folder manifests no
+//! downloader may write; `unregister`, who may remove
 //! whom from the tracker. Each test checks that the lie is
 //! caught, the slowness bounded or the input refused, and that honest
 //! traffic carries on meanwhile, byte-identical.
@@ -33,5 +34,6 @@ mod names;
 mod seeder;
 mod silent;
 mod slow;
+mod trees;
 mod trickle_tracker;
 mod unregister;

@@ -6,6 +6,7 @@ fn share(path: &str, private: bool) -> Option<Command> {
     Some(Command::Share {
         path: path.into(),
         private,
+        exclude: Vec::new(),
     })
 }
 
@@ -29,7 +30,8 @@ fn parses_commands() {
         Command::parse("download x.txt out/y.txt"),
         Ok(Some(Command::Download {
             target: "x.txt".into(),
-            out: Some("out/y.txt".into())
+            out: Some("out/y.txt".into()),
+            only: Vec::new(),
         }))
     );
     assert_eq!(
@@ -121,4 +123,26 @@ fn a_leading_tilde_is_home() {
     assert_eq!(expand_home("~"), PathBuf::from(&home));
     assert_eq!(expand_home("a/~"), PathBuf::from("a/~"));
     assert_eq!(expand_home("~other/x"), PathBuf::from("~other/x"));
+}
+
+#[test]
+fn folder_options_are_taken_wherever_they_stand() {
+    assert_eq!(
+        Command::parse("download pics --only '*.jpg' out --only raw"),
+        Ok(Some(Command::Download {
+            target: "pics".into(),
+            out: Some("out".into()),
+            only: vec!["*.jpg".into(), "raw".into()],
+        }))
+    );
+    assert_eq!(
+        Command::parse("share --exclude target --private src"),
+        Ok(Some(Command::Share {
+            path: "src".into(),
+            private: true,
+            exclude: vec!["target".into()],
+        }))
+    );
+    assert!(Command::parse("download pics --only").is_err());
+    assert!(Command::parse("share --only x src").is_err());
 }

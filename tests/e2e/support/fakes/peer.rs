@@ -74,6 +74,9 @@ pub struct FakeSpec {
     /// real server at its caps sends instead of a TLS handshake (the busy
     /// alert, read as `ERR busy`) and a close.
     busy: Range<usize>,
+    /// The id it shares, if not its manifest's (a manifest of its own
+    /// making, whose SHA-256 is this id).
+    id: Option<String>,
 }
 
 impl FakeSpec {
@@ -92,7 +95,19 @@ impl FakeSpec {
             chunks: ChunkReply::True,
             offers: None,
             busy: 0..0,
+            id: None,
         }
+    }
+
+    /// A peer that shares the id of `bytes` and answers `MANIFEST` with
+    /// them: a manifest that hashes to its id, whatever it holds.
+    pub fn of_bytes(bytes: Vec<u8>) -> FakeSpec {
+        let placeholder = Manifest::new(0, Vec::new()).unwrap();
+        let id = sha256_hex(&bytes);
+        let mut spec = FakeSpec::of_manifest(placeholder, Vec::new());
+        spec.manifest_reply = ManifestReply::Bytes(bytes);
+        spec.id = Some(id);
+        spec
     }
 
     pub fn manifest(mut self, reply: ManifestReply) -> FakeSpec {
@@ -164,7 +179,10 @@ impl FakePeer {
 
     fn serve(spec: FakeSpec) -> FakePeer {
         let fake = Arc::new(Fake {
-            id: spec.manifest.id().to_hex(),
+            id: spec
+                .id
+                .clone()
+                .unwrap_or_else(|| spec.manifest.id().to_hex()),
             spec,
             requests: Mutex::new(Vec::new()),
             connections: AtomicUsize::new(0),
@@ -415,4 +433,13 @@ impl SilentPeer {
     pub fn last_accepted(&self) -> Option<Instant> {
         self.held.lock().unwrap().iter().map(|(_, at)| *at).max()
     }
+}
+
+/// Lowercase hex of the SHA-256 of `bytes`.
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

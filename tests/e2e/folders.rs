@@ -1,0 +1,202 @@
+//! Folders: `peer send DIR` and `peer get TICKET` recreate a tree byte for
+//! byte (nested and empty directories, empty and chunk-edge files, an
+//! executable, twins, UTF-8 names); a re-share of what arrived has the
+//! same id; `--only` fetches only what it selects; symlinks are skipped
+//! when sharing, never followed; several paths make one ticket.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::Path;
+use std::process::Command;
+
+use p2pshare::ticket::Ticket;
+
+use crate::support::harness::{random_bytes, Proc, TestDir, CHUNK, COMMAND, STARTUP};
+
+const PEER: &str = env!("CARGO_BIN_EXE_peer");
+
+/// `peer send --bind 127.0.0.1 EXTRA... PATHS...`; returns it and its ticket.
+fn send(dir: &Path, paths: &[&Path], extra: &[&str]) -> (Proc, String) {
+    let mut cmd = Command::new(PEER);
+    cmd.args(["send", "--bind", "127.0.0.1"])
+        .args(extra)
+        .args(paths)
+        .current_dir(dir);
+    let proc = Proc::spawn("sender", cmd);
+    let line = proc.expect_out("Ticket: ", STARTUP);
+    let ticket = line["Ticket: ".len()..].trim().to_string();
+    (proc, ticket)
+}
+
+/// `peer get --bind 127.0.0.1 ARGS...` in `cwd`, run to its end.
+fn get(cwd: &Path, args: &[&str]) -> Proc {
+    let mut cmd = Command::new(PEER);
+    cmd.args(["get", "--bind", "127.0.0.1"])
+        .args(args)
+        .current_dir(cwd);
+    let mut proc = Proc::spawn("getter", cmd);
+    let status = proc.wait_exit(COMMAND);
+    assert!(status.success(), "peer get failed: {status:?}");
+    proc
+}
+
+/// What a tree holds, as a person comparing two trees would look: each
+/// path with its type, and for a file its bytes and executable bit.
+fn tree_of(root: &Path) -> BTreeMap<String, (char, bool, Vec<u8>)> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, (char, bool, Vec<u8>)>) {
+        for entry in fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                out.insert(rel, ('d', false, Vec::new()));
+                walk(root, &path, out);
+            } else if meta.is_file() {
+                let exec = meta.permissions().mode() & 0o100 != 0;
+                out.insert(rel, ('f', exec, fs::read(&path).unwrap()));
+            } else {
+                out.insert(rel, ('l', false, Vec::new()));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+fn write(path: &Path, data: &[u8]) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, data).unwrap();
+}
+
+/// The sample tree of the issue, under `root`.
+fn sample_tree(root: &Path) {
+    let twin = random_bytes(CHUNK + 7, 3);
+    for (rel, len) in [
+        ("one", 1),
+        ("edge/below", CHUNK - 1),
+        ("edge/exact", CHUNK),
+        ("edge/above", CHUNK + 1),
+        ("deep/a/b/c/d.txt", 100),
+        ("ünïcødé/名前.txt", 50),
+    ] {
+        write(&root.join(rel), &random_bytes(len, len as u64));
+    }
+    write(&root.join("empty.bin"), b"");
+    write(&root.join("twins/first"), &twin);
+    write(&root.join("twins/second"), &twin);
+    write(&root.join("bin/run.sh"), b"#!/bin/sh\necho hi\n");
+    fs::set_permissions(root.join("bin/run.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::create_dir_all(root.join("empty/dir")).unwrap();
+}
+
+fn id_of(ticket: &str) -> String {
+    ticket.parse::<Ticket>().unwrap().id.to_hex()
+}
+
+#[test]
+fn a_folder_arrives_whole_and_a_reshare_has_the_same_id() {
+    let dir = TestDir::new("folder-round-trip");
+    let src = dir.sub("s/album");
+    sample_tree(&src);
+    let (_sender, ticket) = send(dir.path(), &[&src], &[]);
+    let out = dir.sub("r");
+    let getter = get(&out, &[&ticket]);
+    assert!(!getter.seen("Successfully downloaded: album").is_empty());
+    assert_eq!(
+        tree_of(&out.join("album")),
+        tree_of(&src),
+        "the trees differ"
+    );
+    // No partial directory left beside it.
+    assert_eq!(dir.entries("r"), ["album"]);
+
+    // What arrived, shared again, is the same folder.
+    let (_again, ticket2) = send(dir.path(), &[&out.join("album")], &[]);
+    assert_eq!(id_of(&ticket2), id_of(&ticket));
+
+    // Fetched again into the same place: refused, nothing touched.
+    let mut cmd = Command::new(PEER);
+    cmd.args(["get", "--bind", "127.0.0.1", &ticket])
+        .current_dir(&out);
+    let mut again = Proc::spawn("again", cmd);
+    assert_eq!(again.wait_exit(COMMAND).code(), Some(1));
+    assert_eq!(tree_of(&out.join("album")), tree_of(&src));
+}
+
+#[test]
+fn only_fetches_the_selected_files() {
+    let dir = TestDir::new("folder-only");
+    let src = dir.sub("s/mix");
+    write(&src.join("keep/a.txt"), &random_bytes(3 * CHUNK, 1));
+    write(&src.join("keep/b.txt"), &random_bytes(10, 2));
+    write(&src.join("skip/big.bin"), &random_bytes(8 * CHUNK, 3));
+    write(&src.join("top.txt"), &random_bytes(20, 4));
+    let (_sender, ticket) = send(dir.path(), &[&src], &[]);
+    let out = dir.sub("r");
+    let getter = get(&out, &["--only", "*.txt", &ticket]);
+    let got = tree_of(&out.join("mix"));
+    let want: Vec<&str> = vec!["keep", "keep/a.txt", "keep/b.txt", "top.txt"];
+    assert_eq!(got.keys().map(String::as_str).collect::<Vec<_>>(), want);
+    assert_eq!(
+        got["keep/a.txt"].2,
+        fs::read(src.join("keep/a.txt")).unwrap()
+    );
+    // Bytes received: the selected files', not the tree's.
+    let line = getter.seen(" bytes (");
+    let words: Vec<&str> = line[0].split_whitespace().collect();
+    let at = words.iter().position(|w| *w == "bytes").unwrap();
+    let bytes: u64 = words[at - 1].parse().unwrap();
+    assert!(line[0].contains("3 files, "), "{line:?}");
+    assert_eq!(bytes, (3 * CHUNK + 10 + 20) as u64, "{line:?}");
+}
+
+#[test]
+fn symlinks_and_excluded_files_are_left_out_and_never_followed() {
+    let dir = TestDir::new("folder-links");
+    let src = dir.sub("s/tree");
+    let secret = dir.path().join("secret.txt");
+    fs::write(&secret, b"outside the folder").unwrap();
+    write(&src.join("kept.txt"), b"kept");
+    write(&src.join("target/junk.o"), b"junk");
+    symlink(&secret, src.join("link-to-secret")).unwrap();
+    symlink(dir.path(), src.join("link-to-dir")).unwrap();
+    let (sender, ticket) = send(dir.path(), &[&src], &["--exclude", "target"]);
+    assert!(
+        !sender.seen("skipped 2 symlinks").is_empty(),
+        "{:?}",
+        sender.seen("skipped")
+    );
+    let out = dir.sub("r");
+    get(&out, &[&ticket]);
+    let got = tree_of(&out.join("tree"));
+    assert_eq!(
+        got.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["kept.txt"]
+    );
+}
+
+#[test]
+fn several_paths_make_one_folder_and_one_ticket() {
+    let dir = TestDir::new("folder-several");
+    let base = dir.sub("s/docs");
+    let a = base.join("a.txt");
+    write(&a, b"alpha");
+    let sub = base.join("sub");
+    write(&sub.join("b.txt"), b"beta");
+    let (sender, ticket) = send(dir.path(), &[&a, &sub], &[]);
+    assert_eq!(sender.seen("Ticket: ").len(), 1);
+    let out = dir.sub("r");
+    get(&out, &[&ticket]);
+    let got = tree_of(&out.join("docs"));
+    assert_eq!(
+        got.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["a.txt", "sub", "sub/b.txt"]
+    );
+}
