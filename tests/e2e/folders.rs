@@ -2,7 +2,8 @@
 //! byte (nested and empty directories, empty and chunk-edge files, an
 //! executable, twins, UTF-8 names); a re-share of what arrived has the
 //! same id; `--only` fetches only what it selects; symlinks are skipped
-//! when sharing, never followed; several paths make one ticket.
+//! when sharing, never followed; several paths make one ticket; a folder
+//! through a tracker, its download killed and resumed.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -13,6 +14,8 @@ use std::process::Command;
 use p2pshare::ticket::Ticket;
 
 use crate::support::harness::{random_bytes, Proc, TestDir, CHUNK, COMMAND, STARTUP};
+use crate::support::programs::{Peer, Tracker};
+use crate::support::status::fetched;
 
 const PEER: &str = env!("CARGO_BIN_EXE_peer");
 
@@ -199,4 +202,96 @@ fn several_paths_make_one_folder_and_one_ticket() {
         got.keys().map(String::as_str).collect::<Vec<_>>(),
         ["a.txt", "sub", "sub/b.txt"]
     );
+}
+
+/// A folder served by a `--serve` peer through a tracker (capped at
+/// 2 MiB/s), fetched by a REPL peer that is SIGKILLed once some chunks
+/// are in: nothing appears at the output, the partial directory keeps what
+/// was verified, and a new peer's `download` fetches only the rest; the
+/// folder arrives whole, and `/api/status` counted its files.
+#[test]
+fn a_killed_folder_download_resumes_with_only_the_missing_chunks() {
+    let dir = TestDir::new("folder-killed");
+    let src = dir.sub("s/set");
+    for i in 0..8 {
+        write(
+            &src.join(format!("part{i}.bin")),
+            &random_bytes(3 * CHUNK / 2, i),
+        );
+    }
+    write(&src.join("notes/readme.txt"), b"eight parts");
+    let tracker = Tracker::start(&dir);
+    let (_seeder, _) = Peer::seeder_with("seeder", &tracker, &[&src], &["--max-upload", "2M"]);
+    let dl_dir = dir.sub("dl");
+    let args = ["--http", "0", "--patience", "2"];
+    let mut first = Peer::start("first", &dl_dir, &tracker, &args);
+    first.proc.send("download set");
+    let seen = fetched(&first.await_fetched(6));
+    first.proc.kill();
+    let entries = dir.entries("dl");
+    assert!(!entries.contains(&"set".to_string()), "{entries:?}");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.starts_with(".set.") && e.ends_with(".partdir")),
+        "{entries:?}"
+    );
+
+    let mut second = Peer::start("second", &dl_dir, &tracker, &args);
+    second.download("set", None).expect("the resumed download");
+    let download = second.ended_download();
+    let total = download.total_chunks;
+    assert_eq!(total, 8 * 2 + 1, "{download:?}");
+    let resumed = total - fetched(&download);
+    assert!(
+        resumed >= seen && resumed < total,
+        "resumed {resumed} of {total}, {seen} seen"
+    );
+    assert_eq!((download.files_done, download.files_total), (9, 9));
+    assert_eq!(tree_of(&dl_dir.join("set")), tree_of(&src));
+    assert_eq!(dir.entries("dl"), ["set"], "no partial directory left");
+}
+
+/// Symlinks planted where a folder download writes: at the output name,
+/// and inside a partial directory left as if by an earlier attempt (a file
+/// of the tree made a link to a canary outside). The canary is never
+/// written, whatever the download does.
+#[test]
+fn symlinks_planted_where_a_folder_is_written_are_never_followed() {
+    let dir = TestDir::new("folder-planted");
+    let src = dir.sub("s/pics");
+    write(&src.join("a.bin"), &random_bytes(CHUNK + 5, 7));
+    write(&src.join("sub/b.bin"), &random_bytes(100, 8));
+    let (_sender, ticket) = send(dir.path(), &[&src], &[]);
+    let canary = dir.path().join("canary");
+    fs::write(&canary, b"untouched").unwrap();
+
+    // At the output: refused, nothing touched.
+    let out = dir.sub("r1");
+    symlink(dir.sub("elsewhere"), out.join("pics")).unwrap();
+    let mut cmd = Command::new(PEER);
+    cmd.args(["get", "--bind", "127.0.0.1", &ticket])
+        .current_dir(&out);
+    let mut refused = Proc::spawn("refused", cmd);
+    assert_eq!(refused.wait_exit(COMMAND).code(), Some(1));
+    assert!(fs::read_dir(dir.path().join("elsewhere"))
+        .unwrap()
+        .next()
+        .is_none());
+
+    // Inside the partial directory: a file of the tree is a link out.
+    let out = dir.sub("r2");
+    let part = out.join(format!(".pics.{}.partdir", &id_of(&ticket)[..12]));
+    fs::create_dir_all(part.join("sub")).unwrap();
+    symlink(&canary, part.join("a.bin")).unwrap();
+    symlink(&canary, part.join("sub/b.bin")).unwrap();
+    let mut cmd = Command::new(PEER);
+    cmd.args(["get", "--bind", "127.0.0.1", &ticket])
+        .current_dir(&out);
+    let mut planted = Proc::spawn("planted", cmd);
+    let status = planted.wait_exit(COMMAND);
+    assert_eq!(fs::read(&canary).unwrap(), b"untouched");
+    if status.success() {
+        assert_eq!(tree_of(&out.join("pics")), tree_of(&src));
+    }
 }

@@ -187,11 +187,11 @@ impl Peer {
         (peer, ids)
     }
 
-    /// Waits for the `Successfully registered file: ... id <hex>)` line of
+    /// Waits for the `Successfully registered file|folder: ... id <hex>)` line of
     /// a share and returns the id; panics on an `error:` line instead.
     pub fn await_share(&self) -> String {
         let line = self.proc.expect_line(Stream::Out, COMMAND, "a share", |l| {
-            l.starts_with("Successfully registered file: ") || l.starts_with("error:")
+            l.starts_with("Successfully registered ") || l.starts_with("error:")
         });
         assert!(!line.starts_with("error:"), "{}: {line}", self.proc.name());
         parse_id(&line)
