@@ -33,6 +33,9 @@ pub struct SharedView {
     pub complete: bool,
     /// Shared only with holders of its link (not listed by name).
     pub private: bool,
+    /// A folder's files (0: a single file).
+    #[serde(default)]
+    pub files: usize,
 }
 
 /// Bandwidth caps in bytes per second (`None`: no cap).
@@ -131,6 +134,7 @@ impl PeerStatus {
                 uploaded_while_partial: f.uploaded_while_partial(),
                 complete: f.is_complete(),
                 private: f.secret.is_some(),
+                files: f.manifest.as_tree().map_or(0, |t| t.file_count()),
             })
             .collect();
         PeerStatus {

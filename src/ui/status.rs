@@ -63,8 +63,12 @@ pub fn status_text(s: &PeerStatus) -> String {
             true => format!("{partial} (private)"),
             false => partial,
         };
+        let what = match f.files {
+            0 => "file".to_string(),
+            n => format!("folder of {}", count(n, "file")),
+        };
         out.push_str(&format!(
-            "  {}  uploaded {} of a {} file{partial}\n",
+            "  {}  uploaded {} of a {} {what}{partial}\n",
             f.name,
             size_and_bytes(f.uploaded),
             format_size(f.size)
@@ -279,6 +283,7 @@ mod tests {
                 uploaded_while_partial: 1 << 20,
                 complete: true,
                 private: false,
+                files: 0,
             }],
             unfinished: Vec::new(),
             uploads: Vec::new(),

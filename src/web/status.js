@@ -232,7 +232,7 @@ function fillLinks(box) {
 }
 function updateShare(box, f) {
   const r = box.refs;
-  setText(r.name, f.name);
+  setText(r.name, f.files > 0 ? f.name + "/ (" + plural(f.files, "file") + ")" : f.name);
   setText(r.kind, f.private ? "private" : f.complete ? "public" : "downloading");
   setText(r.meta, [size(f.size) + " (" + f.size + " bytes)",
     "uploaded " + size(f.uploaded) + (f.uploaded_while_partial ? " (" + size(f.uploaded_while_partial)
