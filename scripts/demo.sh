@@ -3,6 +3,8 @@
 #
 #   0. build; `peer send test_files/sample.txt` prints a ticket, and
 #      `peer get TICKET` in another directory fetches it, no tracker; diff;
+#      then a folder (nested, an empty directory, twin files) the same way,
+#      diff -r;
 #   1. start a tracker on a free loopback port;
 #   2. one seeder shares test_files/sample.txt, a downloader in another
 #      directory fetches it through its REPL (fed by a pipe), diff;
@@ -78,6 +80,25 @@ quote getter "$WORK/getter.out"
 diff -u test_files/sample.txt "$WORK/got/sample.txt" || fail "the sent sample.txt differs"
 echo "diff test_files/sample.txt got/sample.txt: identical"
 stop sender
+
+say "a folder: album/ (sample.txt, a 1 MiB random file and its twin, an empty directory)"
+mkdir -p "$WORK/album/nested/deeper" "$WORK/album/empty" "$WORK/got-folder"
+cp test_files/sample.txt "$WORK/album/"
+head -c 1048576 /dev/urandom >"$WORK/album/nested/random.bin"
+cp "$WORK/album/nested/random.bin" "$WORK/album/nested/deeper/twin.bin"
+say "sender: peer send --bind 127.0.0.1 album"
+start folder-sender "$WORK" "" "$PEER" send --bind 127.0.0.1 album
+wait_line folder-sender '^Ticket: p2p2:[A-Za-z0-9_-]+$'
+TICKET=${LINE#Ticket: }
+quote folder-sender "$WORK/folder-sender.out"
+say "getter (in its own directory): peer get TICKET"
+# shellcheck disable=SC2086 # unquoted on purpose: a ticket survives a shell.
+start folder-getter "$WORK/got-folder" "" "$PEER" get --bind 127.0.0.1 $TICKET
+wait_exit folder-getter
+quote folder-getter "$WORK/folder-getter.out"
+diff -r "$WORK/album" "$WORK/got-folder/album" || fail "the sent folder differs"
+echo "diff -r album got-folder/album: identical"
+stop folder-sender
 
 say "tracker: tracker --bind 127.0.0.1 0"
 start tracker "$ROOT" "" "$TRACKER" --bind 127.0.0.1 0
@@ -163,4 +184,4 @@ printf '    seeder C (127.0.0.1:%s): %s chunks\n' "$CPORT" "$from_c"
 ((from_b > 0 && from_c > 0)) || fail "expected chunks from both seeders"
 
 echo
-echo "PASS: sample.txt by ticket and from 1 seeder, and a 5 MiB random file (2 seeders: $from_b + $from_c chunks) downloaded intact"
+echo "PASS: sample.txt and a folder by ticket, sample.txt from 1 seeder, and a 5 MiB random file (2 seeders: $from_b + $from_c chunks) downloaded intact"
