@@ -147,6 +147,18 @@ pub fn start_writeback(file: &File, offset: u64, len: usize) {
     }
 }
 
+/// Writes everything dirty on the file system holding `file` to the disk
+/// and waits (`syncfs`): one journal commit where an `fsync` per file of a
+/// folder would make one each.
+pub fn sync_file_system(file: &File) -> io::Result<()> {
+    // SAFETY: a descriptor borrowed from `file`.
+    if unsafe { libc::syncfs(file.as_raw_fd()) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Renames `from` to `to` unless `to` exists (symlinks included).
 pub fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
     renameat2(libc::AT_FDCWD, from, libc::AT_FDCWD, to)

@@ -4,8 +4,9 @@
 //! re-verified chunk by chunk on the next attempt, so resume needs no
 //! separate progress file that could disagree with the data.
 
+use std::fs::Permissions;
 use std::io;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -128,10 +129,16 @@ impl PartialFile {
             .map_err(io_err(&self.part))
     }
 
-    /// Flushes the data and links it into place as the output. Fails, keeping
-    /// the partial file, if the output appeared in the meantime.
+    /// Flushes the data and links it into place as the output, with mode
+    /// 0666 under the process umask (a partial file is 0600). Fails,
+    /// keeping the partial file, if the output appeared in the meantime.
     pub fn finish(self) -> Result<PathBuf, StoreError> {
         let started = std::time::Instant::now();
+        let mode = Permissions::from_mode(0o666 & !fs::umask());
+        self.storage
+            .file
+            .set_permissions(mode)
+            .map_err(io_err(&self.part))?;
         self.storage.sync().map_err(io_err(&self.part))?;
         log::debug!(
             "{}: fsync took {:?}",
@@ -251,6 +258,8 @@ mod tests {
         assert_eq!(p.finish().unwrap(), out);
         assert_eq!(fs::read(&out).unwrap(), data);
         assert!(!PartialFile::part_path(&out, &id).exists());
+        let mode = fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o666 & !super::fs::umask(), "the umask's, not 0600");
 
         assert!(matches!(
             PartialFile::open(&out, &id, &m),

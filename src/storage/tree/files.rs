@@ -18,7 +18,7 @@ use std::fs::File;
 use std::io;
 use std::ops::Range;
 use std::os::unix::fs::{FileExt, MetadataExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::beneath::open_beneath;
@@ -64,22 +64,23 @@ impl TreeFiles {
         let mut bases: Vec<(PathBuf, (u64, u64))> = Vec::new();
         // First component of a several-path tree -> its base.
         let mut base_of: HashMap<String, usize> = HashMap::new();
-        let tops: Vec<PathBuf> = match &root {
-            TreeRoot::Dir(dir) => vec![dir.join("x")],
-            TreeRoot::Several(paths) => paths.clone(),
+        let mut base = |dir: &Path| -> Result<usize, StoreError> {
+            if let Some(at) = bases.iter().position(|(p, _)| p == dir) {
+                return Ok(at);
+            }
+            let meta = std::fs::metadata(dir).map_err(io_err(dir))?;
+            bases.push((dir.to_path_buf(), (meta.dev(), meta.ino())));
+            Ok(bases.len() - 1)
         };
-        for top in &tops {
-            let parent = top.parent().unwrap_or(top).to_path_buf();
-            let at = match bases.iter().position(|(p, _)| *p == parent) {
-                Some(at) => at,
-                None => {
-                    let meta = std::fs::metadata(&parent).map_err(io_err(&parent))?;
-                    bases.push((parent, (meta.dev(), meta.ino())));
-                    bases.len() - 1
+        match &root {
+            TreeRoot::Dir(dir) => _ = base(dir)?,
+            TreeRoot::Several(paths) => {
+                for top in paths {
+                    let at = base(top.parent().unwrap_or(top))?;
+                    if let Some(name) = top.file_name().and_then(|n| n.to_str()) {
+                        base_of.insert(name.to_string(), at);
+                    }
                 }
-            };
-            if let Some(name) = top.file_name().and_then(|n| n.to_str()) {
-                base_of.insert(name.to_string(), at);
             }
         }
         let mut first: Vec<Option<&str>> = vec![None; tree.contents().len()];
@@ -100,10 +101,8 @@ impl TreeFiles {
             };
             let Some(base) = base else {
                 let why = format!("{path} is under none of the paths shared");
-                return Err(io_err(&tops[0])(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    why,
-                )));
+                let at = bases.first().map_or(Path::new(""), |(p, _)| p.as_path());
+                return Err(io_err(at)(io::Error::new(io::ErrorKind::InvalidInput, why)));
             };
             served.push(Served {
                 base,

@@ -14,6 +14,7 @@
 
 mod beneath;
 pub mod files;
+mod hash_files;
 pub mod partial;
 mod parts;
 mod publish;

@@ -1,8 +1,8 @@
 //! Publishing a complete folder download: [`PartialTree::finish`].
 //!
-//! Invariants: every selected file is complete and synced before the
-//! rename (each duplicate copied from the file that holds its content),
-//! every directory synced after what it holds; files get 0666 (0777 if
+//! Invariants: every selected file is complete (each duplicate copied
+//! from the file that holds its content), and every file and directory is
+//! on disk (one `syncfs`) before the rename; files get 0666 (0777 if
 //! the sender's was executable) and directories 0777, each masked by the
 //! process umask; the partial directory becomes the output by one
 //! `renameat2(RENAME_NOREPLACE)` from the parent's handle: the output
@@ -61,19 +61,23 @@ impl PartialTree {
                 if len != size {
                     return Err(io::Error::other(format!("{len} bytes, not {size}")));
                 }
-                file.sync_all()?;
                 file.set_permissions(Permissions::from_mode(mode(exec, mask)))
             });
             done.map_err(io_err(&shown.join(path)))?;
         }
         drop(stack);
-        // Innermost first: a directory is synced after what it holds.
+        // Innermost first: a directory's mode is set after what it holds.
         for path in dirs.iter().rev() {
             let dir = open_beneath(&self.dir, path, libc::O_RDONLY | libc::O_DIRECTORY, 0)
                 .map_err(|e| skeleton::error(shown, path, e))?;
             publish_dir(&dir, mask).map_err(io_err(&shown.join(path)))?;
         }
         publish_dir(&self.dir, mask).map_err(io_err(shown))?;
+        // One `syncfs` instead of an `fsync` per file and directory: the
+        // same durability (every file's data and every directory entry on
+        // disk, write errors reported since Linux 5.8), one journal commit
+        // instead of thousands for a folder of small files.
+        fs::sync_file_system(&self.dir).map_err(io_err(shown))?;
         let name = |p: &Path| PathBuf::from(p.file_name().unwrap_or_default());
         match fs::rename_no_replace_at(
             &self.parent,
@@ -117,6 +121,5 @@ fn mode(exec: bool, mask: u32) -> u32 {
 }
 
 fn publish_dir(dir: &File, mask: u32) -> io::Result<()> {
-    dir.sync_all()?;
     dir.set_permissions(Permissions::from_mode(0o777 & !mask))
 }

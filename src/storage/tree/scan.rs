@@ -6,24 +6,24 @@
 //! sockets, FIFOs and devices are skipped and counted, never silently.
 //! Names are refused, never rewritten: a component that is not UTF-8 or
 //! breaks the name rules, or a path too deep or too long, refuses the whole
-//! scan with one line naming it (`--exclude` can leave it out). A
-//! directory that ends up with nothing listed under it is kept as an empty
-//! directory. Each directory is read once and each file hashed once
-//! (O(N) in entries); the walk looks at no more than [`MAX_SCAN_VISITS`]
-//! entries and keeps no more than [`MAX_TREE_ENTRIES`].
+//! scan with one line naming it (`--exclude` can leave it out). A directory
+//! that ends up with nothing listed under it is kept as an empty directory.
+//! Each directory is read once, then each file hashed once on every core
+//! (`hash_files.rs`): O(N) in entries. The walk looks at no more than
+//! [`MAX_SCAN_VISITS`] entries and keeps no more than [`MAX_TREE_ENTRIES`].
 
 use std::fmt;
 use std::fs::{self, FileType};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::hash_files::hash_files;
 use crate::bounds::{CHUNK_SIZE, MAX_SCAN_VISITS, MAX_TREE_ENTRIES};
-use crate::manifest::tree::{self, check_path, FileIn};
+use crate::manifest::tree::{self, check_path};
 use crate::manifest::{Manifest, ManifestError};
 use crate::name::{shown, validate_name};
 use crate::select::Globs;
-use crate::storage::{io_err, manifest_of_reporting, StoreError};
+use crate::storage::{io_err, StoreError};
 
 /// Where a shared tree's files are on disk.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,7 +88,6 @@ pub fn scan(
 ) -> Result<Scanned, StoreError> {
     let mut walk = Walk {
         exclude,
-        hashed,
         files: Vec::new(),
         empty_dirs: Vec::new(),
         skipped: Skipped::default(),
@@ -108,7 +107,8 @@ pub fn scan(
         let name = common_name(&kept);
         (TreeRoot::Several(kept), name)
     };
-    let manifest = tree::build(CHUNK_SIZE, walk.files, walk.empty_dirs)?;
+    let files = hash_files(walk.files, hashed)?;
+    let manifest = tree::build(CHUNK_SIZE, files, walk.empty_dirs)?;
     Ok(Scanned {
         manifest,
         root,
@@ -120,8 +120,8 @@ pub fn scan(
 /// The state of one scan.
 struct Walk<'a> {
     exclude: &'a Globs,
-    hashed: &'a mut dyn FnMut(u64),
-    files: Vec<FileIn>,
+    /// Each file's path on disk and in the tree, hashed once all are found.
+    files: Vec<(PathBuf, String)>,
     empty_dirs: Vec<String>,
     skipped: Skipped,
     /// Entries looked at, kept or not.
@@ -209,13 +209,7 @@ impl Walk<'_> {
             }
             return Ok(true);
         }
-        let manifest = self.hash(path)?;
-        let exec = manifest.1;
-        self.files.push(FileIn {
-            path: tree_path.to_string(),
-            exec,
-            manifest: manifest.0,
-        });
+        self.files.push((path.to_path_buf(), tree_path.to_string()));
         Ok(true)
     }
 
@@ -234,25 +228,6 @@ impl Walk<'_> {
             return false;
         }
         true
-    }
-
-    /// The manifest of the regular file at `path` and its exec bit; refused
-    /// if it changes, or is replaced, while it is hashed.
-    fn hash(&mut self, path: &Path) -> Result<(Manifest, bool), StoreError> {
-        let before = path.symlink_metadata().map_err(io_err(path))?;
-        let done = AtomicU64::new(0);
-        let manifest = manifest_of_reporting(path, &|n| {
-            done.fetch_add(n, Ordering::Relaxed);
-        })?;
-        let after = path.symlink_metadata().map_err(io_err(path))?;
-        let same = |m: &fs::Metadata| (m.dev(), m.ino(), m.len(), m.is_file());
-        if same(&before) != same(&after) || after.len() != manifest.size() {
-            return Err(StoreError::Changed {
-                path: path.to_path_buf(),
-            });
-        }
-        (self.hashed)(done.into_inner());
-        Ok((manifest, after.mode() & 0o100 != 0))
     }
 }
 

@@ -167,3 +167,21 @@ fn skipped_counts_read_as_a_sentence() {
     assert_eq!(s(3, 2, 0), "skipped 3 symlinks, 2 sockets or devices");
     assert_eq!(s(0, 0, 4), "skipped 4 excluded");
 }
+
+#[test]
+#[ignore = "a measurement: cargo test --lib scan_timing -- --ignored --nocapture"]
+fn scan_timing() {
+    let dir = PathBuf::from(std::env::var("SCAN_DIR").unwrap_or("/usr/lib/python3.11".into()));
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        let s = scan(std::slice::from_ref(&dir), &no_globs(), &mut |_| {}).unwrap();
+        let tree = s.manifest.as_tree().unwrap();
+        eprintln!(
+            "TIMING {} files, {} bytes: {:?} ({})",
+            tree.file_count(),
+            tree.total_size(),
+            t.elapsed(),
+            s.skipped
+        );
+    }
+}
