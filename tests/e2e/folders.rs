@@ -295,3 +295,58 @@ fn symlinks_planted_where_a_folder_is_written_are_never_followed() {
         assert_eq!(tree_of(&out.join("pics")), tree_of(&src));
     }
 }
+
+/// A folder swarms like a file: three downloaders started together on a
+/// seeder capped at 4 MiB/s, of a 12 MiB folder of six files, each get it
+/// whole, fetch chunks from the others while those are still downloading,
+/// and the seeder uploads less than twice the folder.
+#[test]
+fn downloaders_of_a_folder_serve_each_other() {
+    let dir = TestDir::new("folder-swarm");
+    let src = dir.sub("s/crowd");
+    for i in 0..6 {
+        write(
+            &src.join(format!("d{}/f{i}.bin", i % 2)),
+            &random_bytes(4 * CHUNK, 50 + i),
+        );
+    }
+    let tracker = Tracker::start(&dir);
+    let args = ["--max-upload", "4M", "--http", "0"];
+    let (seeder, _) = Peer::seeder_with("seeder", &tracker, &[&src], &args);
+    let mut dls: Vec<Peer> = (0..3)
+        .map(|i| {
+            Peer::start(
+                &format!("dl{i}"),
+                &dir.sub(&format!("dl{i}")),
+                &tracker,
+                &["--http", "0"],
+            )
+        })
+        .collect();
+    for dl in &mut dls {
+        dl.proc.send("download crowd");
+    }
+    let mut from_partial = 0;
+    for (i, dl) in dls.iter().enumerate() {
+        dl.finish_download(COMMAND)
+            .unwrap_or_else(|l| panic!("dl{i}: {l:?}"));
+        assert_eq!(
+            tree_of(&dir.path().join(format!("dl{i}/crowd"))),
+            tree_of(&src),
+            "dl{i}"
+        );
+        from_partial += dl.ended_download().from_partial_bytes;
+    }
+    assert!(from_partial > 0, "no downloader served another");
+    let status = seeder.status();
+    let uploaded = status
+        .shared
+        .iter()
+        .find(|f| f.name == "crowd")
+        .unwrap()
+        .uploaded;
+    assert!(
+        uploaded < 2 * 24 * CHUNK as u64,
+        "the seeder uploaded {uploaded} bytes"
+    );
+}
