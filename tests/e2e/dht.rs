@@ -248,6 +248,38 @@ fn a_bare_id_downloads_without_a_tracker() {
     assert_eq!(dir.entries("dl"), want, "only the outputs, no .part files");
 }
 
+/// A folder is announced in the DHT like a file: with the tracker dead, its
+/// link alone brings it whole from the DHT's seeders (two: in a DHT of two
+/// nodes a lookup cannot find the other's announce, see `dht.rs`).
+#[test]
+fn a_folder_is_found_through_the_dht() {
+    let dir = TestDir::new("dht-folder");
+    let mut tracker = Tracker::start_with(&dir, 0, &["--dht"]);
+    let mut seeders = Vec::new();
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for i in 0..2 {
+        a = dir
+            .random_file(&format!("s{i}/album/a.bin"), 2 * CHUNK + 3, 65)
+            .1;
+        b = dir.random_file(&format!("s{i}/album/sub/b.bin"), 77, 66).1;
+        let album = dir.path().join(format!("s{i}/album"));
+        seeders.push(DhtSeeder::start(
+            &format!("seeder{i}"),
+            tracker.port,
+            &album,
+        ));
+    }
+    assert_eq!(seeders[0].link, seeders[1].link, "one folder, one link");
+    tracker.kill();
+    let bootstrap = seeders[1].dht.to_string();
+    let args = ["--dht-bootstrap", &bootstrap];
+    let mut dl = start_dht_peer("downloader", &dir.sub("dl"), tracker.port, &args).0;
+    download_until_found(&mut dl, &seeders[0].link, None);
+    let got = dir.path().join("dl/album");
+    assert_same_bytes(&fs::read(got.join("a.bin")).unwrap(), &a, "a.bin");
+    assert_same_bytes(&fs::read(got.join("sub/b.bin")).unwrap(), &b, "sub/b.bin");
+}
+
 /// Starts `peer --dht` with `extra` options against `tracker_port`, which
 /// may be dead; returns it with its DHT node's address. The node gets a UDP
 /// port of its own (`--dht-port 0`): the default, the number of the TCP
