@@ -20,6 +20,7 @@ mod fetching;
 pub mod library;
 pub mod locate;
 pub mod memory;
+pub mod nat;
 pub mod offer;
 pub mod resume;
 pub mod server;
@@ -131,6 +132,9 @@ pub struct Peer {
     /// Set once the peer is about to exit: downloads that end now are not
     /// announced as being shared on.
     leaving: Arc<AtomicBool>,
+    /// Asks the tracker whether others can dial this peer (`None`: no
+    /// tracker); stopped before the chunk server.
+    reach: Option<nat::Reach>,
     /// The chunk server; stopped when the peer is dropped.
     _server: ServerHandle,
 }
@@ -198,6 +202,10 @@ impl Peer {
             Arc::new(move || kick.kick()),
         )
         .map_err(PeerError::Spawn)?;
+        let reach = match &tracker {
+            Some(t) => Some(nat::Reach::spawn(t).map_err(PeerError::Spawn)?),
+            None => None,
+        };
         let swarm = Arc::new(PeerSwarm {
             tracker: tracker.clone(),
             dht: dht.clone(),
@@ -229,6 +237,7 @@ impl Peer {
             leaving: Arc::default(),
             reachable: sharing::reachable_addrs(listen, &opts.public_addrs),
             memory,
+            reach,
             _server: server,
         })
     }
@@ -257,12 +266,17 @@ impl Peer {
         self.tracker.as_ref().and_then(TrackerClient::tracker_id)
     }
 
-    /// The tracker's `host:port`, if this peer has one.
+    /// Whether others can dial this peer, as the tracker last said.
+    pub fn reach(&self) -> Option<nat::ReachView> {
+        self.reach.as_ref()?.view()
+    }
+
     /// How the last connection to the tracker went, if there was one.
     pub fn tracker_contact(&self) -> Option<tracker_client::Contact> {
         self.tracker.as_ref().and_then(TrackerClient::last_contact)
     }
 
+    /// The tracker's `host:port`, if this peer has one.
     pub fn tracker_addr(&self) -> Option<&str> {
         self.tracker.as_ref().map(TrackerClient::addr)
     }
@@ -302,6 +316,9 @@ impl Peer {
         // No announce may land after the BYE, or the tracker would list this
         // peer again until its TTL ran out.
         let started = std::time::Instant::now();
+        if let Some(reach) = &self.reach {
+            reach.stop();
+        }
         let _quiet = self.announcer.stop(timeout * 3 / 5);
         let left = timeout.saturating_sub(started.elapsed());
         let Some(tracker) = &self.tracker else {

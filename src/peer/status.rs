@@ -87,6 +87,10 @@ pub struct PeerStatus {
     /// How the last connection to the tracker went: `null` before any,
     /// else whether it answered, how long ago, and why not.
     pub tracker_contact: Option<ContactView>,
+    /// Whether others can dial this peer directly, as the tracker last
+    /// said (`null`: no tracker, or no answer yet).
+    #[serde(default)]
+    pub reach: Option<super::nat::ReachView>,
     pub caps: Caps,
     pub shared: Vec<SharedView>,
     pub downloads: Vec<DownloadView>,
@@ -145,6 +149,7 @@ impl PeerStatus {
                 secs_ago: c.at.elapsed().as_secs(),
                 error: c.error,
             }),
+            reach: peer.reach(),
             caps: Caps {
                 upload: peer.rates.up.get(),
                 download: peer.rates.down.get(),

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use super::nat::Nat;
 use super::replies::LargeReplies;
 use super::state::{PeerKey, Registry};
 use crate::bounds::{TRACKER_CAPS, TRACKER_LARGE_REPLY, TRACKER_REPLY_BYTES};
@@ -71,13 +72,14 @@ impl Tracker {
             })?;
         let registry = self.registry;
         let large = Arc::new(LargeReplies::default());
+        let nat = Arc::new(Nat::new(self.tls.clone()));
         let security = Security::Detect(Arc::clone(&self.tls.server_optional));
         let server = server::spawn(
             self.listener,
             TRACKER_CAPS,
             security,
             "tracker",
-            move |conn| handle_connection(conn, &registry, &large),
+            move |conn| handle_connection(conn, &registry, &large, &nat),
         )?;
         Ok(TrackerHandle {
             server: Some(server),
@@ -117,14 +119,16 @@ impl Drop for TrackerHandle {
 pub const NOT_AUTHENTICATED: &str =
     "authentication required: REGISTER, PARTIAL, UNREGISTER and BYE need a TLS connection with a client certificate";
 
-/// Serves one connection: one reply per request line.
-pub fn handle_connection(conn: Connection, registry: &Registry, large: &LargeReplies) {
+/// Serves one connection: one reply per request line (the NAT verbs are
+/// `nat`'s, and may keep the connection).
+pub fn handle_connection(conn: Connection, registry: &Registry, large: &LargeReplies, nat: &Nat) {
     let ip = conn.peer_addr().ip();
     let who = conn.peer_id();
     // What the client said in `HELLO`; replies take that version's form.
     let mut version = OLDEST_VERSION;
     server::for_each_request(conn, |conn, line| {
         let (reply, flow) = match TrackerRequest::parse(line) {
+            Ok(req) if Nat::handles(&req) => return nat.serve(&req, conn, who),
             Ok(req) => {
                 let reply = apply(&req, ip, who, version, registry);
                 if let TrackerRequest::Hello { version: v } = req {
@@ -220,6 +224,10 @@ pub fn apply(
             });
         }
         TrackerRequest::Quit => Reply::ok("bye"),
+        TrackerRequest::WhoAmI { .. }
+        | TrackerRequest::Listen { .. }
+        | TrackerRequest::Relay { .. }
+        | TrackerRequest::Join { .. } => Reply::err("answered on a connection (tracker::nat)"),
     };
     reply.encode()
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::{count, format_duration, format_size, format_speed};
 use crate::name::shown;
 use crate::net::rate::format_rate;
+use crate::peer::nat::ReachView;
 use crate::peer::status::{ContactView, DhtView, DownloadView, PeerStatus, State};
 use crate::peer::uploads::{UploadView, QUIET_AFTER};
 
@@ -83,6 +84,9 @@ pub fn status_text(s: &PeerStatus) -> String {
     if let Some(tracker) = &s.tracker {
         out.push_str(&tracker_text(tracker, s.tracker_contact.as_ref()));
     }
+    if let Some(reach) = &s.reach {
+        out.push_str(&reach_text(reach));
+    }
     out.push_str(&format!("peer id: {}\n", s.id));
     out.push_str(&format!(
         "limits: upload {}, download {}",
@@ -117,6 +121,18 @@ fn tracker_text(addr: &str, contact: Option<&ContactView>) -> String {
         }
     };
     format!("tracker: {addr} {how}\n")
+}
+
+/// `reachable: directly, seen at ADDR`, or not.
+fn reach_text(r: &ReachView) -> String {
+    let how = match r.reachable {
+        true => "directly",
+        false => "not directly (others cannot dial this peer)",
+    };
+    format!(
+        "reachable: {how}; the tracker sees this peer at {}\n",
+        r.observed
+    )
 }
 
 /// `1.0 MiB (1048576 bytes)`, or just `745 B` when that is exact.
@@ -247,6 +263,11 @@ mod tests {
             tracker: Some("127.0.0.1:2".into()),
             tracker_id: None,
             tracker_contact: None,
+            reach: Some(ReachView {
+                observed: "192.0.2.7:4000".into(),
+                reachable: false,
+                secs_ago: 1,
+            }),
             caps: Caps {
                 upload: None,
                 download: Some(2 << 20),

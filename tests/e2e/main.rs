@@ -35,6 +35,7 @@ mod dht;
 mod faults;
 mod first_minute;
 mod hostile;
+mod nat;
 mod oneshot;
 mod repl;
 mod scale;
