@@ -72,9 +72,12 @@ fn run(args: &Args) -> anyhow::Result<()> {
         None
     };
     let registry = tracker.registry();
+    let nat = tracker.nat();
     let listen = SocketAddr::new(args.bind, port).to_string();
     let status_page = args.common.status_page(Arc::new(move || {
-        TrackerStatus::of(&registry, &listen, id).to_json()
+        TrackerStatus::of(&registry, &listen, id)
+            .with_nat(&nat)
+            .to_json()
     }))?;
     ctrlc::set_handler(|| {
         println!("Tracker stopped.");

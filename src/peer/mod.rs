@@ -203,7 +203,7 @@ impl Peer {
         )
         .map_err(PeerError::Spawn)?;
         let reach = match &tracker {
-            Some(t) => Some(nat::Reach::spawn(t).map_err(PeerError::Spawn)?),
+            Some(t) => Some(nat::Reach::spawn(t, Arc::new(|_| {})).map_err(PeerError::Spawn)?),
             None => None,
         };
         let swarm = Arc::new(PeerSwarm {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use super::nat::Nat;
+use super::nat::{Nat, NatOptions};
 use super::replies::LargeReplies;
 use super::state::{PeerKey, Registry};
 use crate::bounds::{TRACKER_CAPS, TRACKER_LARGE_REPLY, TRACKER_REPLY_BYTES};
@@ -30,18 +30,33 @@ use crate::server::{self, Flow, Security, ServerHandle};
 pub struct Tracker {
     listener: TcpListener,
     registry: Arc<Registry>,
-    tls: Tls,
+    nat: Arc<Nat>,
 }
 
 impl Tracker {
     /// Binds `addr`, proving `tls`'s identity to peers; peers not heard
     /// from within `peer_ttl` are forgotten.
     pub fn bind(addr: SocketAddr, peer_ttl: Duration, tls: Tls) -> std::io::Result<Self> {
+        Tracker::bind_with(addr, peer_ttl, tls, NatOptions::default())
+    }
+
+    /// [`bind`](Self::bind), serving peers behind NAT as `nat` says.
+    pub fn bind_with(
+        addr: SocketAddr,
+        peer_ttl: Duration,
+        tls: Tls,
+        nat: NatOptions,
+    ) -> std::io::Result<Self> {
         Ok(Tracker {
             listener: TcpListener::bind(addr)?,
             registry: Arc::new(Registry::new(peer_ttl)),
-            tls,
+            nat: Arc::new(Nat::new(tls, nat)),
         })
+    }
+
+    /// The NAT services (control connections, relay), for the status page.
+    pub fn nat(&self) -> Arc<Nat> {
+        Arc::clone(&self.nat)
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -72,8 +87,8 @@ impl Tracker {
             })?;
         let registry = self.registry;
         let large = Arc::new(LargeReplies::default());
-        let nat = Arc::new(Nat::new(self.tls.clone()));
-        let security = Security::Detect(Arc::clone(&self.tls.server_optional));
+        let nat = Arc::clone(&self.nat);
+        let security = Security::Detect(self.nat.server_config());
         let server = server::spawn(
             self.listener,
             TRACKER_CAPS,
@@ -82,6 +97,7 @@ impl Tracker {
             move |conn| handle_connection(conn, &registry, &large, &nat),
         )?;
         Ok(TrackerHandle {
+            nat: self.nat,
             server: Some(server),
             stop_expiry: Some(stop_expiry),
             expiry: Some(expiry),
@@ -92,6 +108,7 @@ impl Tracker {
 /// A running tracker; stopped (accept loop, connections, expiry thread) when
 /// stopped or dropped.
 pub struct TrackerHandle {
+    nat: Arc<Nat>,
     server: Option<ServerHandle>,
     stop_expiry: Option<mpsc::Sender<()>>,
     expiry: Option<JoinHandle<()>>,
@@ -107,6 +124,8 @@ impl TrackerHandle {
 
 impl Drop for TrackerHandle {
     fn drop(&mut self) {
+        // Control connections wait on a queue, not their socket: wake them.
+        self.nat.close();
         drop(self.server.take());
         drop(self.stop_expiry.take());
         if let Some(expiry) = self.expiry.take() {

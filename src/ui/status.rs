@@ -125,9 +125,10 @@ fn tracker_text(addr: &str, contact: Option<&ContactView>) -> String {
 
 /// `reachable: directly, seen at ADDR`, or not.
 fn reach_text(r: &ReachView) -> String {
-    let how = match r.reachable {
-        true => "directly",
-        false => "not directly (others cannot dial this peer)",
+    let how = match (r.reachable, r.control) {
+        (true, _) => "directly",
+        (false, true) => "only through the tracker (others cannot dial this peer)",
+        (false, false) => "not directly (others cannot dial this peer)",
     };
     format!(
         "reachable: {how}; the tracker sees this peer at {}\n",
@@ -267,6 +268,7 @@ mod tests {
                 observed: "192.0.2.7:4000".into(),
                 reachable: false,
                 secs_ago: 1,
+                control: true,
             }),
             caps: Caps {
                 upload: None,

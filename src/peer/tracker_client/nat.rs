@@ -1,10 +1,18 @@
 //! The tracker calls for peers behind NAT (see `protocol::nat_msg`).
 
-use super::TrackerClient;
-use crate::bounds::TRACKER_DEADLINE;
-use crate::error::Result;
-use crate::protocol::nat_msg::Reflection;
-use crate::protocol::TrackerRequest;
+use super::{Call, TrackerClient};
+use crate::bounds::{CONTROL_SILENCE, TRACKER_DEADLINE};
+use crate::error::{Error, Result};
+use crate::protocol::nat_msg::{ControlLine, Reflection};
+use crate::protocol::{Reply, TrackerRequest};
+
+/// A control connection held open to the tracker (`LISTEN`): the tracker
+/// writes a line, this peer answers it.
+pub struct Control {
+    call: Call,
+    /// What the tracker said it sees (`listening <ip>:<port>`).
+    pub greeting: String,
+}
 
 impl TrackerClient {
     /// `WHOAMI <listen port>`: the address the tracker sees this peer at,
@@ -16,5 +24,36 @@ impl TrackerClient {
         };
         call.send(&req.encode())?;
         Ok(Reflection::parse(&call.reply()?)?)
+    }
+
+    /// `LISTEN <listen port>`: opens a control connection.
+    pub fn listen(&self) -> Result<Control> {
+        let mut call = self.connect(TRACKER_DEADLINE)?;
+        let req = TrackerRequest::Listen {
+            port: self.listen_port,
+        };
+        call.send(&req.encode())?;
+        let greeting = call.reply()?;
+        Ok(Control { call, greeting })
+    }
+}
+
+impl Control {
+    /// The tracker's next line, which must come within
+    /// [`CONTROL_SILENCE`] (it pings more often than that).
+    pub fn next(&mut self) -> Result<ControlLine> {
+        let line = self.call.conn.read_line(CONTROL_SILENCE);
+        let line = match (line, &self.call.interrupt) {
+            (_, Some(stop)) if stop.is_stopped() => return Err(Error::Interrupted),
+            (line, _) => line?.ok_or(Error::Closed)?,
+        };
+        Ok(ControlLine::parse(&line)?)
+    }
+
+    /// Answers the last line with `OK <text>`.
+    pub fn answer(&mut self, text: &str) -> Result<()> {
+        self.call
+            .conn
+            .write_all(Reply::ok(text).encode().as_bytes())
     }
 }

@@ -9,8 +9,12 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
-use crate::bounds::{DIAL_BACKS, DIAL_BACK_TIMEOUT};
+use serde::{Deserialize, Serialize};
+
+use self::control::Listeners;
+use crate::bounds::{CONTROL_PING, DIAL_BACKS, DIAL_BACK_TIMEOUT};
 use crate::error::Result;
 use crate::identity::PeerId;
 use crate::net::tls::Tls;
@@ -24,20 +28,62 @@ use crate::server::Flow;
 pub const NAT_NOT_AUTHENTICATED: &str =
     "authentication required: WHOAMI <port>, LISTEN and RELAY need a TLS connection with a client certificate";
 
+pub mod control;
+
+/// How the tracker serves peers behind NAT.
+#[derive(Clone, Debug)]
+pub struct NatOptions {
+    /// How often a control connection is pinged ([`CONTROL_PING`]).
+    pub ping: Duration,
+}
+
+impl Default for NatOptions {
+    fn default() -> Self {
+        NatOptions { ping: CONTROL_PING }
+    }
+}
+
+/// The NAT services in the tracker's `/api/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NatView {
+    /// Control connections held (peers others cannot dial).
+    pub control_connections: usize,
+}
+
 /// The tracker's NAT services, shared by its connection threads.
 pub struct Nat {
     /// The tracker's identity, which a dial-back presents.
     tls: Tls,
+    options: NatOptions,
     /// Dial-backs running now (≤ [`DIAL_BACKS`]).
     dialling: AtomicUsize,
+    pub listeners: Listeners,
 }
 
 impl Nat {
-    pub fn new(tls: Tls) -> Nat {
+    pub fn new(tls: Tls, options: NatOptions) -> Nat {
         Nat {
             tls,
+            options,
             dialling: AtomicUsize::new(0),
+            listeners: Listeners::default(),
         }
+    }
+
+    /// The TLS server configuration of the tracker's port.
+    pub fn server_config(&self) -> std::sync::Arc<rustls::ServerConfig> {
+        std::sync::Arc::clone(&self.tls.server_optional)
+    }
+
+    pub fn view(&self) -> NatView {
+        NatView {
+            control_connections: self.listeners.count(),
+        }
+    }
+
+    /// Ends what holds connections open (control connections), at shutdown.
+    pub fn close(&self) {
+        self.listeners.close();
     }
 
     /// Whether `req` is one of the verbs [`serve`](Self::serve) answers.
@@ -58,8 +104,15 @@ impl Nat {
         conn: &mut Connection,
         who: Option<PeerId>,
     ) -> Result<Flow> {
-        let reply = match req {
-            TrackerRequest::WhoAmI { port } => self.whoami(conn.peer_addr(), who, *port),
+        let reply = match (req, who) {
+            (TrackerRequest::WhoAmI { port }, _) => self.whoami(conn.peer_addr(), who, *port),
+            (TrackerRequest::Listen { .. }, Some(id)) => {
+                control::serve(conn, id, &self.listeners, self.options.ping)?;
+                return Ok(Flow::Close);
+            }
+            (TrackerRequest::Listen { .. } | TrackerRequest::Relay { .. }, None) => {
+                Reply::err(NAT_NOT_AUTHENTICATED)
+            }
             _ => Reply::err("not supported by this tracker"),
         };
         conn.write_all(reply.encode().as_bytes())?;
