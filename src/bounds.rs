@@ -376,6 +376,11 @@ pub const RELAY_PAIR_TIMEOUT: Duration = Duration::from_secs(10);
 pub const RELAY_IDLE: Duration = Duration::from_secs(60);
 /// Relay copies are done this many bytes at a time.
 pub const RELAY_BUF: usize = 64 * 1024;
+/// A peer reached only through the relay is dialled through it first for
+/// this long (then directly first again); at most this many such peers
+/// are remembered.
+pub const RELAY_PREFER: Duration = Duration::from_secs(60);
+pub const RELAY_PREFER_PEERS: usize = 1024;
 /// Relayed connections a peer's chunk server takes at once (each arrives
 /// through the control connection, not the accept loop).
 pub const PEER_RELAYED: usize = 16;

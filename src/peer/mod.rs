@@ -37,7 +37,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use self::dial::{Dialer, DirectDialer};
+use self::dial::{Dialer, DirectDialer, RelayingDialer};
 pub use self::error::PeerError;
 pub use self::sharing::{hash, known, link_of, Hashed, Published};
 pub use self::tracker_client::tracker_addr;
@@ -108,7 +108,8 @@ pub struct Rates {
 
 pub struct Peer {
     tls: Tls,
-    /// How this peer reaches others (today: directly).
+    /// How this peer reaches others: directly, then through the tracker's
+    /// relay when it has a tracker.
     dialer: Arc<dyn Dialer>,
     state_dir: Option<PathBuf>,
     library: Arc<Library>,
@@ -193,17 +194,18 @@ impl Peer {
         );
         let kick = Arc::clone(&announcer);
         let uploads = Arc::new(Uploads::default());
-        let server = server::spawn(
-            listener,
+        let serve = server::handler(
             Arc::clone(&library),
             Arc::clone(&uploads),
             Arc::clone(&rates.up),
-            &tls,
             Arc::new(move || kick.kick()),
-        )
-        .map_err(PeerError::Spawn)?;
+        );
+        let server = server::spawn(listener, Arc::clone(&serve), &tls).map_err(PeerError::Spawn)?;
         let reach = match &tracker {
-            Some(t) => Some(nat::Reach::spawn(t, Arc::new(|_| {})).map_err(PeerError::Spawn)?),
+            Some(t) => {
+                let on_join = nat::relay::on_join(t.addr().to_string(), &tls, serve);
+                Some(nat::Reach::spawn(t, on_join).map_err(PeerError::Spawn)?)
+            }
             None => None,
         };
         let swarm = Arc::new(PeerSwarm {
@@ -219,7 +221,10 @@ impl Peer {
             bootstrap_are_peers: opts.dht.as_ref().is_some_and(|d| !d.bootstrap.is_empty()),
         });
         Ok(Peer {
-            dialer: Arc::new(DirectDialer::new(tls.clone())),
+            dialer: match &tracker {
+                Some(t) => Arc::new(RelayingDialer::new(tls.clone(), t.clone())),
+                None => Arc::new(DirectDialer::new(tls.clone())),
+            },
             tls,
             state_dir: opts.state_dir.clone(),
             tracker,

@@ -39,20 +39,30 @@ use crate::storage::Storage;
 /// unregistered soon).
 pub type OnWithdraw = Arc<dyn Fn() + Send + Sync>;
 
-/// Serves `listener` on threads of its own until the handle is stopped,
-/// sending chunk payloads through `upload`.
-pub fn spawn(
-    listener: TcpListener,
+/// Serves one connection, accepted or arriving through a relay, until it
+/// ends.
+pub type Serve = Arc<dyn Fn(Connection) + Send + Sync>;
+
+/// The chunk server's session for each connection, sending chunk payloads
+/// through `upload`.
+pub fn handler(
     library: Arc<Library>,
     uploads: Arc<Uploads>,
     upload: Arc<RateCap>,
-    tls: &Tls,
     on_withdraw: OnWithdraw,
-) -> io::Result<ServerHandle> {
-    let security = Security::Tls(Arc::clone(&tls.server));
-    server::spawn(listener, PEER_CAPS, security, "peer-server", move |conn| {
+) -> Serve {
+    Arc::new(move |conn| {
         let mut session = Session::new(&library, &uploads, &upload, &on_withdraw);
         server::for_each_request(conn, |conn, line| session.handle(conn, line));
+    })
+}
+
+/// Serves `listener` with `serve` on threads of its own until the handle
+/// is stopped.
+pub fn spawn(listener: TcpListener, serve: Serve, tls: &Tls) -> io::Result<ServerHandle> {
+    let security = Security::Tls(Arc::clone(&tls.server));
+    server::spawn(listener, PEER_CAPS, security, "peer-server", move |conn| {
+        serve(conn)
     })
 }
 
@@ -330,15 +340,8 @@ pub(crate) fn spawn_for_test(library: Arc<Library>) -> (ServerHandle, Tls) {
     let tls = Tls::ephemeral();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let rate = Arc::new(RateCap::new(None));
-    let server = spawn(
-        listener,
-        library,
-        Arc::default(),
-        rate,
-        &tls,
-        Arc::new(|| {}),
-    )
-    .expect("spawn");
+    let serve = handler(library, Arc::default(), rate, Arc::new(|| {}));
+    let server = spawn(listener, serve, &tls).expect("spawn");
     (server, tls)
 }
 

@@ -2,11 +2,24 @@
 //! reflection and dial-back (`WHOAMI`), seen in each peer's
 //! `/api/status`. The namespace lab (routers doing NAT) is `nat_lab`.
 
+use std::fs;
 use std::process::Command;
 
-use crate::support::harness::{wait_until, TestDir, STARTUP};
+use crate::support::harness::{assert_same_bytes, wait_until, TestDir, STARTUP};
 use crate::support::programs::{Peer, Tracker};
 use crate::support::status::tracker_status;
+
+/// A peer listening on 127.0.0.2 that reaches the tracker from 127.0.0.1,
+/// as a NATed peer does from its router's address (the lab in `nat_lab`
+/// does it with real NAT).
+fn hidden_peer(name: &str, dir: &TestDir, tracker: &Tracker, extra: &[&str]) -> Peer {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_peer"));
+    cmd.args(["--bind", "127.0.0.2", "--http", "0"])
+        .args(extra)
+        .args(["127.0.0.1", &tracker.port.to_string(), "0"])
+        .current_dir(dir.path());
+    Peer::spawn(name, cmd)
+}
 
 /// A peer whose chunk server the tracker reaches at the address its
 /// connection came from is `reachable`; one listening on another address
@@ -18,11 +31,7 @@ fn the_tracker_tells_a_peer_whether_it_is_reachable() {
     let dir = TestDir::new("nat-reach");
     let tracker = Tracker::start_with(&dir, 0, &["--http", "0"]);
     let open = Peer::start("open", dir.path(), &tracker, &["--http", "0"]);
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_peer"));
-    cmd.args(["--bind", "127.0.0.2", "--http", "0"])
-        .args(["127.0.0.1", &tracker.port.to_string(), "0"])
-        .current_dir(dir.path());
-    let hidden = Peer::spawn("hidden", cmd);
+    let hidden = hidden_peer("hidden", &dir, &tracker, &[]);
     for (peer, want) in [(&open, true), (&hidden, false)] {
         let reach = wait_until(STARTUP, "the tracker's answer", || {
             peer.status().reach.ok_or_else(|| "none yet".to_string())
@@ -41,4 +50,36 @@ fn the_tracker_tells_a_peer_whether_it_is_reachable() {
         }
     });
     assert!(!open.status().reach.expect("an answer").control);
+}
+
+/// A seeder nobody can dial (the tracker lists it at 127.0.0.1, where
+/// nothing of it listens) serves a downloader through `tracker --relay`:
+/// the file arrives byte-identical, and the tracker counts at least the
+/// file's bytes relayed.
+#[test]
+fn a_download_from_a_peer_nobody_can_dial_goes_through_the_relay() {
+    let dir = TestDir::new("nat-relay");
+    let tracker = Tracker::start_with(&dir, 0, &["--relay", "--http", "0"]);
+    let (path, bytes) = dir.random_file("seed/hidden.bin", 3 * 1024 * 1024 + 77, 19);
+    let share = path.to_str().expect("UTF-8");
+    let seeder = hidden_peer("seeder", &dir, &tracker, &["--serve", "--share", share]);
+    seeder.await_share();
+    wait_until(
+        STARTUP,
+        "the seeder's control connection",
+        || match seeder.status().reach {
+            Some(r) if r.control => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    let mut dl = Peer::start("dl", dir.path(), &tracker, &[]);
+    let done = dl.download("hidden.bin", Some("got.bin"));
+    assert!(done.is_ok(), "{done:?}");
+    let got = fs::read(dir.path().join("got.bin")).expect("the download");
+    assert_same_bytes(&got, &bytes, "the relayed download");
+    let relay = tracker_status(tracker.proc().status_page())
+        .nat
+        .and_then(|n| n.relay)
+        .expect("a relay");
+    assert!(relay.bytes >= bytes.len() as u64, "{relay:?}");
 }

@@ -46,7 +46,9 @@ impl Dialer for DirectDialer {
     fn dial(&self, to: &PeerAddr, timeout: Duration, stop: &Arc<StopSignal>) -> Result<Dialed> {
         let mut last = Error::Closed;
         for way in to.ways() {
-            let Way::Direct(addr) = way;
+            let Way::Direct(addr) = way else {
+                continue;
+            };
             match Connection::connect_tls_stoppable(
                 &addr.to_string(),
                 &self.tls,

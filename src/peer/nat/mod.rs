@@ -10,6 +10,8 @@
 //! once, then always the latest answer; `held` is true exactly while a
 //! control connection is open.
 
+pub mod relay;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

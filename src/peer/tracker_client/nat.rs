@@ -3,7 +3,9 @@
 use super::{Call, TrackerClient};
 use crate::bounds::{CONTROL_SILENCE, TRACKER_DEADLINE};
 use crate::error::{Error, Result};
-use crate::protocol::nat_msg::{ControlLine, Reflection};
+use crate::identity::PeerId;
+use crate::protocol::codec::ParseError;
+use crate::protocol::nat_msg::{ControlLine, Reflection, Token};
 use crate::protocol::{Reply, TrackerRequest};
 
 /// A control connection held open to the tracker (`LISTEN`): the tracker
@@ -55,5 +57,17 @@ impl Control {
         self.call
             .conn
             .write_all(Reply::ok(text).encode().as_bytes())
+    }
+}
+
+impl TrackerClient {
+    /// `RELAY <peer>`: a token to join a relayed session with `peer`.
+    pub fn relay(&self, peer: &PeerId) -> Result<Token> {
+        let mut call = self.connect(TRACKER_DEADLINE)?;
+        call.send(&TrackerRequest::Relay { peer: *peer }.encode())?;
+        let reply = call.reply()?;
+        reply
+            .parse()
+            .map_err(|()| ParseError::BadReply(reply.chars().take(80).collect()).into())
     }
 }

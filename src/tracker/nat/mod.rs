@@ -13,7 +13,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
 use self::control::Listeners;
+use self::relay::{Relay, RelayView};
 use crate::bounds::{CONTROL_PING, DIAL_BACKS, DIAL_BACK_TIMEOUT};
 use crate::error::Result;
 use crate::identity::PeerId;
@@ -29,17 +32,29 @@ pub const NAT_NOT_AUTHENTICATED: &str =
     "authentication required: WHOAMI <port>, LISTEN and RELAY need a TLS connection with a client certificate";
 
 pub mod control;
+pub mod relay;
+
+/// The refusal of `RELAY` and `JOIN` by a tracker without `--relay`.
+pub const NO_RELAY: &str = "this tracker does not relay (started without --relay)";
 
 /// How the tracker serves peers behind NAT.
 #[derive(Clone, Debug)]
 pub struct NatOptions {
     /// How often a control connection is pinged ([`CONTROL_PING`]).
     pub ping: Duration,
+    /// Run the relay (`--relay`), passing at most `rate` bytes per second
+    /// in all (`--relay-rate`; `None`: no cap).
+    pub relay: bool,
+    pub relay_rate: Option<u64>,
 }
 
 impl Default for NatOptions {
     fn default() -> Self {
-        NatOptions { ping: CONTROL_PING }
+        NatOptions {
+            ping: CONTROL_PING,
+            relay: false,
+            relay_rate: None,
+        }
     }
 }
 
@@ -48,6 +63,8 @@ impl Default for NatOptions {
 pub struct NatView {
     /// Control connections held (peers others cannot dial).
     pub control_connections: usize,
+    /// `null`: started without `--relay`.
+    pub relay: Option<RelayView>,
 }
 
 /// The tracker's NAT services, shared by its connection threads.
@@ -58,15 +75,19 @@ pub struct Nat {
     /// Dial-backs running now (≤ [`DIAL_BACKS`]).
     dialling: AtomicUsize,
     pub listeners: Listeners,
+    relay: Option<Arc<Relay>>,
 }
 
 impl Nat {
     pub fn new(tls: Tls, options: NatOptions) -> Nat {
         Nat {
             tls,
-            options,
             dialling: AtomicUsize::new(0),
             listeners: Listeners::default(),
+            relay: options
+                .relay
+                .then(|| Arc::new(Relay::new(options.relay_rate))),
+            options,
         }
     }
 
@@ -78,6 +99,7 @@ impl Nat {
     pub fn view(&self) -> NatView {
         NatView {
             control_connections: self.listeners.count(),
+            relay: self.relay.as_ref().map(|r| r.view()),
         }
     }
 
@@ -113,7 +135,18 @@ impl Nat {
             (TrackerRequest::Listen { .. } | TrackerRequest::Relay { .. }, None) => {
                 Reply::err(NAT_NOT_AUTHENTICATED)
             }
-            _ => Reply::err("not supported by this tracker"),
+            (TrackerRequest::Relay { peer }, Some(id)) => match &self.relay {
+                Some(relay) => relay.ask(id, *peer, &self.listeners),
+                None => Reply::err(NO_RELAY),
+            },
+            (TrackerRequest::Join { token }, _) => {
+                match &self.relay {
+                    Some(relay) => relay.join(*token, conn)?,
+                    None => conn.write_all(Reply::err(NO_RELAY).encode().as_bytes())?,
+                }
+                return Ok(Flow::Close);
+            }
+            _ => Reply::err("not a NAT verb"),
         };
         conn.write_all(reply.encode().as_bytes())?;
         Ok(Flow::Continue)
@@ -178,5 +211,7 @@ impl Drop for Counted<'_> {
     }
 }
 
+#[cfg(test)]
+mod relay_tests;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -119,6 +119,7 @@ fn control_line(conn: &mut Connection) -> ControlLine {
 fn listen_holds_a_control_connection_per_id() {
     let t = tracker_with(NatOptions {
         ping: Duration::from_millis(50),
+        ..NatOptions::default()
     });
     let mut plain = Connection::connect_addr(t.addr, FIVE).expect("connect");
     assert!(matches!(

@@ -1,0 +1,104 @@
+//! [`RelayingDialer`]: a peer's direct ways first, then, for a pinned peer
+//! the tracker lists, its [`Way::Relayed`]: the tracker's relay, with TLS
+//! pinned to the peer's id end to end (see `peer::nat::relay`).
+//!
+//! A peer just reached only through the relay is dialled through it first
+//! for [`RELAY_PREFER`], sparing every worker the direct attempt's
+//! timeout; after that, direct is tried first again, so a download moves
+//! to a direct connection once one works.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::{Dialed, Dialer, DirectDialer, PeerAddr, Way};
+use crate::bounds::{RELAY_PREFER, RELAY_PREFER_PEERS};
+use crate::error::{Error, Result};
+use crate::identity::PeerId;
+use crate::net::stop::StopSignal;
+use crate::net::tls::Tls;
+use crate::peer::nat::relay;
+use crate::peer::tracker_client::TrackerClient;
+use crate::sync::LockExt;
+
+/// Dials directly, then through `tracker`'s relay.
+pub struct RelayingDialer {
+    direct: DirectDialer,
+    tls: Tls,
+    tracker: TrackerClient,
+    /// Peers reached only through the relay lately, and when.
+    relayed: Mutex<HashMap<PeerId, Instant>>,
+}
+
+impl RelayingDialer {
+    pub fn new(tls: Tls, tracker: TrackerClient) -> RelayingDialer {
+        RelayingDialer {
+            direct: DirectDialer::new(tls.clone()),
+            tls,
+            tracker,
+            relayed: Mutex::default(),
+        }
+    }
+
+    fn relayed_lately(&self, id: &PeerId) -> bool {
+        let relayed = self.relayed.locked();
+        relayed
+            .get(id)
+            .is_some_and(|at| at.elapsed() < RELAY_PREFER)
+    }
+
+    fn note(&self, id: PeerId, relayed: bool) {
+        let mut map = self.relayed.locked();
+        if !relayed {
+            map.remove(&id);
+            return;
+        }
+        if map.len() >= RELAY_PREFER_PEERS {
+            map.retain(|_, at| at.elapsed() < RELAY_PREFER);
+        }
+        if map.len() < RELAY_PREFER_PEERS {
+            map.insert(id, Instant::now());
+        }
+    }
+}
+
+impl Dialer for RelayingDialer {
+    fn dial(&self, to: &PeerAddr, timeout: Duration, stop: &Arc<StopSignal>) -> Result<Dialed> {
+        let mut ways = to.ways().to_vec();
+        if to.id.is_some_and(|id| self.relayed_lately(&id)) {
+            ways.sort_by_key(|w| !matches!(w, Way::Relayed(_)));
+        }
+        let (mut direct_error, mut relay_error) = (None, None);
+        for way in ways {
+            match (way, to.id) {
+                (Way::Direct(_), _) => match self.direct.dial(&to.only(way), timeout, stop) {
+                    Ok(dialed) => {
+                        if let Some(id) = to.id {
+                            self.note(id, false);
+                        }
+                        return Ok(dialed);
+                    }
+                    Err(e) => direct_error = Some(e),
+                },
+                (Way::Relayed(_), Some(id)) => {
+                    match relay::dial(&self.tracker, &self.tls, id, timeout, stop) {
+                        Ok((conn, guard)) => {
+                            self.note(id, true);
+                            return Ok(Dialed { conn, guard });
+                        }
+                        Err(e) => relay_error = Some(e),
+                    }
+                }
+                (Way::Relayed(_), None) => {}
+            }
+        }
+        // A tracker that will not relay this peer (none runs, or the peer
+        // holds no control connection) says why in words; the direct
+        // way's failure is the one worth showing then.
+        Err(match (direct_error, relay_error) {
+            (Some(direct), Some(Error::Remote(_)) | None) => direct,
+            (_, Some(relayed)) => relayed,
+            (None, None) => Error::Closed,
+        })
+    }
+}
