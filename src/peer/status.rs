@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use super::dial::Dialer;
 use super::uploads::UploadView;
 use super::Peer;
 use crate::dht::DhtStatus;
@@ -155,7 +156,7 @@ impl PeerStatus {
                 download: peer.rates.down.get(),
             },
             shared,
-            downloads: peer.downloads.snapshot(Instant::now()),
+            downloads: with_paths(peer.downloads.snapshot(Instant::now()), &*peer.dialer),
             dht: peer.dht_status().as_ref().map(DhtView::of),
             uploads: peer.uploads().snapshot(Instant::now()),
             unfinished: super::resume::unfinished(peer)
@@ -174,4 +175,14 @@ impl PeerStatus {
         // Plain structs of strings and numbers always serialize.
         serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
+}
+
+/// Each download's peers with how they are reached.
+fn with_paths(mut downloads: Vec<DownloadView>, dialer: &dyn Dialer) -> Vec<DownloadView> {
+    for p in downloads.iter_mut().flat_map(|d| d.peers.iter_mut()) {
+        if let Ok(addr) = p.addr.parse() {
+            p.path = dialer.path_to(addr);
+        }
+    }
+    downloads
 }

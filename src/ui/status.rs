@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::{count, format_duration, format_size, format_speed};
 use crate::name::shown;
 use crate::net::rate::format_rate;
+use crate::peer::dial::Path;
 use crate::peer::nat::ReachView;
 use crate::peer::status::{ContactView, DhtView, DownloadView, PeerStatus, State};
 use crate::peer::uploads::{UploadView, QUIET_AFTER};
@@ -206,7 +207,12 @@ fn download_text(d: &DownloadView) -> String {
             .iter()
             .map(|p| {
                 let active = if p.active { ", active" } else { "" };
-                format!("{} ({}{active})", p.addr, count(p.chunks as usize, "chunk"))
+                let relayed = match p.path {
+                    Path::Relayed => ", relayed",
+                    Path::Direct => "",
+                };
+                let chunks = count(p.chunks as usize, "chunk");
+                format!("{} ({chunks}{active}{relayed})", p.addr)
             })
             .collect();
         line.push_str(&format!("    peers: {}\n", peers.join(", ")));
@@ -219,8 +225,12 @@ pub fn fetching_text(u: &UploadView) -> String {
         0 => 100,
         t => u.chunks as u64 * 100 / t as u64,
     };
+    let via = match u.path {
+        Path::Relayed => " (relayed)",
+        Path::Direct => "",
+    };
     format!(
-        "{} is fetching {}: {pct}% ({} from here)",
+        "{}{via} is fetching {}: {pct}% ({} from here)",
         u.addr,
         shown(&u.name),
         format_size(u.bytes)

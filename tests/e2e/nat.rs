@@ -5,6 +5,8 @@
 use std::fs;
 use std::process::Command;
 
+use p2pshare::peer::dial::Path;
+
 use crate::support::harness::{assert_same_bytes, wait_until, TestDir, STARTUP};
 use crate::support::programs::{Peer, Tracker};
 use crate::support::status::tracker_status;
@@ -54,8 +56,8 @@ fn the_tracker_tells_a_peer_whether_it_is_reachable() {
 
 /// A seeder nobody can dial (the tracker lists it at 127.0.0.1, where
 /// nothing of it listens) serves a downloader through `tracker --relay`:
-/// the file arrives byte-identical, and the tracker counts at least the
-/// file's bytes relayed.
+/// the file arrives byte-identical, both ends show the path `relayed`,
+/// and the tracker counts at least the file's bytes relayed.
 #[test]
 fn a_download_from_a_peer_nobody_can_dial_goes_through_the_relay() {
     let dir = TestDir::new("nat-relay");
@@ -72,7 +74,7 @@ fn a_download_from_a_peer_nobody_can_dial_goes_through_the_relay() {
             other => Err(format!("{other:?}")),
         },
     );
-    let mut dl = Peer::start("dl", dir.path(), &tracker, &[]);
+    let mut dl = Peer::start("dl", dir.path(), &tracker, &["--http", "0"]);
     let done = dl.download("hidden.bin", Some("got.bin"));
     assert!(done.is_ok(), "{done:?}");
     let got = fs::read(dir.path().join("got.bin")).expect("the download");
@@ -82,4 +84,12 @@ fn a_download_from_a_peer_nobody_can_dial_goes_through_the_relay() {
         .and_then(|n| n.relay)
         .expect("a relay");
     assert!(relay.bytes >= bytes.len() as u64, "{relay:?}");
+    let download = dl.newest_download().expect("a download");
+    let paths: Vec<Path> = download.peers.iter().map(|p| p.path).collect();
+    assert_eq!(paths, [Path::Relayed], "{download:?}");
+    let uploads = seeder.status().uploads;
+    assert!(
+        !uploads.is_empty() && uploads.iter().all(|u| u.path == Path::Relayed),
+        "{uploads:?}"
+    );
 }

@@ -6,7 +6,29 @@
 use std::fmt;
 use std::net::SocketAddr;
 
+use serde::{Deserialize, Serialize};
+
 use crate::identity::PeerId;
+
+/// How a connection to a peer was made, as `status` shows it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Path {
+    /// TCP to where it listens (either side dialled).
+    #[default]
+    Direct,
+    /// Through the tracker's relay.
+    Relayed,
+}
+
+impl fmt::Display for Path {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Path::Direct => "direct",
+            Path::Relayed => "relayed",
+        })
+    }
+}
 
 /// One way to reach a peer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

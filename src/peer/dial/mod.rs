@@ -19,9 +19,9 @@ mod client;
 mod dialer;
 mod relayed;
 
-pub use self::addr::{PeerAddr, Way};
+pub use self::addr::{Path, PeerAddr, Way};
 pub use self::client::{FileKey, Got, Have, PeerClient};
-pub use self::dialer::{Dialed, Dialer, DirectDialer};
+pub use self::dialer::{Dialed, Dialer, DirectDialer, RelayedHold};
 pub use self::relayed::RelayingDialer;
 
 #[cfg(test)]

@@ -11,7 +11,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{Dialed, Dialer, DirectDialer, PeerAddr, Way};
+use std::net::SocketAddr;
+
+use super::dialer::RelayedHold;
+use super::{Dialed, Dialer, DirectDialer, Path, PeerAddr, Way};
 use crate::bounds::{RELAY_PREFER, RELAY_PREFER_PEERS};
 use crate::error::{Error, Result};
 use crate::identity::PeerId;
@@ -26,8 +29,11 @@ pub struct RelayingDialer {
     direct: DirectDialer,
     tls: Tls,
     tracker: TrackerClient,
-    /// Peers reached only through the relay lately, and when.
-    relayed: Mutex<HashMap<PeerId, Instant>>,
+    /// Peers whose latest connection was relayed: when, and the address
+    /// each shows as.
+    relayed: Mutex<HashMap<PeerId, (Instant, SocketAddr)>>,
+    /// Relayed connections open now, by the address their peer shows as.
+    live: Arc<Mutex<HashMap<SocketAddr, usize>>>,
 }
 
 impl RelayingDialer {
@@ -37,6 +43,7 @@ impl RelayingDialer {
             tls,
             tracker,
             relayed: Mutex::default(),
+            live: Arc::default(),
         }
     }
 
@@ -44,20 +51,24 @@ impl RelayingDialer {
         let relayed = self.relayed.locked();
         relayed
             .get(id)
-            .is_some_and(|at| at.elapsed() < RELAY_PREFER)
+            .is_some_and(|(at, _)| at.elapsed() < RELAY_PREFER)
     }
 
-    fn note(&self, id: PeerId, relayed: bool) {
+    /// Notes how the latest connection to `to` was made.
+    fn note(&self, to: &PeerAddr, relayed: bool) {
+        let Some(id) = to.id else {
+            return;
+        };
         let mut map = self.relayed.locked();
         if !relayed {
             map.remove(&id);
             return;
         }
         if map.len() >= RELAY_PREFER_PEERS {
-            map.retain(|_, at| at.elapsed() < RELAY_PREFER);
+            map.retain(|_, (at, _)| at.elapsed() < RELAY_PREFER);
         }
         if map.len() < RELAY_PREFER_PEERS {
-            map.insert(id, Instant::now());
+            map.insert(id, (Instant::now(), to.shown()));
         }
     }
 }
@@ -73,9 +84,7 @@ impl Dialer for RelayingDialer {
             match (way, to.id) {
                 (Way::Direct(_), _) => match self.direct.dial(&to.only(way), timeout, stop) {
                     Ok(dialed) => {
-                        if let Some(id) = to.id {
-                            self.note(id, false);
-                        }
+                        self.note(to, false);
                         return Ok(dialed);
                     }
                     Err(e) => direct_error = Some(e),
@@ -83,8 +92,18 @@ impl Dialer for RelayingDialer {
                 (Way::Relayed(_), Some(id)) => {
                     match relay::dial(&self.tracker, &self.tls, id, timeout, stop) {
                         Ok((conn, guard)) => {
-                            self.note(id, true);
-                            return Ok(Dialed { conn, guard });
+                            self.note(to, true);
+                            let addr = to.shown();
+                            *self.live.locked().entry(addr).or_default() += 1;
+                            let hold = RelayedHold {
+                                live: Arc::clone(&self.live),
+                                addr,
+                            };
+                            return Ok(Dialed {
+                                conn,
+                                guard,
+                                relayed: Some(hold),
+                            });
                         }
                         Err(e) => relay_error = Some(e),
                     }
@@ -100,5 +119,16 @@ impl Dialer for RelayingDialer {
             (_, Some(relayed)) => relayed,
             (None, None) => Error::Closed,
         })
+    }
+
+    /// Relayed while a relayed connection is open, or if the latest
+    /// connection made was (a finished download's peers keep their path).
+    fn path_to(&self, shown: SocketAddr) -> Path {
+        let live = self.live.locked().contains_key(&shown);
+        let latest = || self.relayed.locked().values().any(|(_, a)| *a == shown);
+        match live || latest() {
+            true => Path::Relayed,
+            false => Path::Direct,
+        }
     }
 }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use rustls::ServerConfig;
 
+use super::super::dial::Path;
 use super::super::server::Serve;
 use super::super::tracker_client::TrackerClient;
 use super::OnJoin;
@@ -124,7 +125,7 @@ pub fn on_join(tracker: String, tls: &Tls, serve: Serve) -> OnJoin {
             .spawn(move || {
                 let _slot = slot;
                 match accept(&tracker, token, &config) {
-                    Ok(conn) => serve(conn),
+                    Ok(conn) => serve(conn, Path::Relayed),
                     Err(e) => log::info!("relayed connection through {tracker}: {e}"),
                 }
             });
