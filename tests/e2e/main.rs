@@ -23,6 +23,9 @@
 //! - `scale`: thousands of shares, whose cost per share does not grow
 //!   with their number and which hold no descriptor each;
 //! - `dht`: finding peers through the Mainline DHT;
+//! - `nat`: reflection, dial-back, control connections and the relay on
+//!   loopback; `nat_lab`: the same through real NAT routers in network
+//!   namespaces (root only);
 //! - `oneshot`: `peer send` and `peer get` with tickets, no tracker;
 //! - `repl`: background downloads, cancel and resume, quitting, a peer's
 //!   memory across restarts, and the REPL's small helps;
@@ -36,6 +39,7 @@ mod faults;
 mod first_minute;
 mod hostile;
 mod nat;
+mod nat_lab;
 mod oneshot;
 mod repl;
 mod scale;
