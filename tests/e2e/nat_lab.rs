@@ -16,7 +16,9 @@ use p2pshare::peer::dial::Path;
 use p2pshare::peer::status::PeerStatus;
 use p2pshare::tracker::status::TrackerStatus;
 
-use crate::support::harness::{assert_same_bytes, figure, wait_until, Proc, TestDir, STARTUP};
+use crate::support::harness::{
+    assert_same_bytes, figure, wait_until, Proc, TestDir, COMMAND, STARTUP,
+};
 use crate::support::netns::{Lab, Router};
 use crate::support::programs::Peer;
 use crate::support::status::{peer_status, tracker_status};
@@ -209,4 +211,72 @@ fn a_public_seeder_serves_a_peer_behind_nat_directly() {
         .and_then(|n| n.relay)
         .expect("a relay");
     assert_eq!(relay.bytes, 0, "{relay:?}");
+}
+
+/// `peer send --tracker` behind one NAT, `peer get TICKET` (no tracker
+/// named) behind another: the ticket carries the tracker and its id, the
+/// sender's own addresses cannot be reached from the getter, and the file
+/// arrives byte-identical through the relay.
+#[test]
+fn a_ticket_carries_its_tracker_through_two_nats() {
+    let Some(mut lab) = Lab::new("nat-lab-ticket") else {
+        return;
+    };
+    let dir = TestDir::new("nat-lab-ticket");
+    lab.outside("inet", TRACKER_IP);
+    for (router, port, wan, host, n) in [
+        ("ra", "pa", "100.64.0.1", "a", 1),
+        ("rb", "pb", "100.64.0.2", "b", 2),
+    ] {
+        let symmetric = true;
+        lab.router(
+            &Router {
+                name: router,
+                port,
+                wan_ip: wan,
+                host,
+                n,
+                symmetric,
+            },
+            "inet",
+        );
+        lab.await_route(host, "inet", TRACKER_IP);
+    }
+    let (tracker_proc, port) = tracker(&lab, "inet", &dir);
+    let (path, bytes) = dir.random_file("seed/sent.bin", 1024 * 1024 + 3, 47);
+    let tracker_at = format!("{TRACKER_IP}:{port}");
+    let mut send = lab.command("a", env!("CARGO_BIN_EXE_peer"));
+    send.args(["send", "--http", "0", "--tracker", &tracker_at])
+        .arg(&path)
+        .current_dir(dir.path());
+    let sender = Proc::spawn("send", send);
+    let line = sender.expect_out("Ticket: ", STARTUP);
+    let ticket = line.trim_start_matches("Ticket: ").trim().to_string();
+    let page = sender.status_page();
+    wait_until(
+        STARTUP,
+        "the sender's control connection",
+        || match status_in(&lab, "a", page).reach {
+            Some(r) if r.control => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    let out = dir.path().join("got.bin");
+    let mut get = lab.command("b", env!("CARGO_BIN_EXE_peer"));
+    get.args(["get", &ticket]).arg(&out).current_dir(dir.path());
+    let started = Instant::now();
+    let mut getter = Proc::spawn("get", get);
+    assert!(getter.await_exit(COMMAND).success(), "peer get failed");
+    figure("sent.bin", "get through the relay", started.elapsed());
+    assert_same_bytes(
+        &fs::read(&out).expect("the file"),
+        &bytes,
+        "the ticket's file",
+    );
+    let page = tracker_proc.status_page();
+    let relay = tracker_in(&lab, "inet", page)
+        .nat
+        .and_then(|n| n.relay)
+        .expect("a relay");
+    assert!(relay.bytes >= bytes.len() as u64, "{relay:?}");
 }

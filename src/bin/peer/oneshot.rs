@@ -1,5 +1,7 @@
 //! `peer send` and `peer get`: one file from one machine to another, with
-//! a ticket and no tracker.
+//! a ticket and no tracker, or with `send --tracker`, whose ticket carries
+//! the tracker so that `get` can reach a sender behind NAT through its
+//! relay.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,6 +14,7 @@ use p2pshare::net::stop::StopSignal;
 use p2pshare::peer::background::Started as Begun;
 use p2pshare::peer::uploads::QUIET_AFTER;
 use p2pshare::peer::Peer;
+use p2pshare::ticket::Ticket;
 use p2pshare::ui::report::{found_line, outcome_text};
 use p2pshare::ui::status::{fetching_text, sent_text};
 use p2pshare::ui::{count, DownloadBar};
@@ -108,7 +111,19 @@ fn watch_uploads(peer: &Peer) -> ! {
 pub fn get(a: &GetArgs) -> anyhow::Result<bool> {
     let (tickets, out) = a.targets().map_err(anyhow::Error::msg)?;
     let listen = SocketAddr::new(a.bind.bind, a.at.port);
-    let (opts, _state) = options(&a.net(), &a.common, a.at.tracker.clone(), listen, false)?;
+    let (mut opts, _state) = options(&a.net(), &a.common, a.at.tracker.clone(), listen, false)?;
+    if opts.tracker.is_none() {
+        // A ticket's tracker, pinned to the id it carries: its relay
+        // reaches a sender behind NAT.
+        let carried = tickets
+            .iter()
+            .find_map(|t| t.parse::<Ticket>().ok()?.tracker);
+        if let Some((addr, id)) = carried {
+            log::info!("using the ticket's tracker {addr} ({id})");
+            opts.tracker = Some(addr);
+            opts.tracker_id = Some(id);
+        }
+    }
     let peer = Arc::new(Peer::start(&opts).context("cannot start the peer")?);
     log::info!("listening on {} as {}", peer.listen_addr(), peer.id());
     let for_page = Arc::clone(&peer);
