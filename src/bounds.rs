@@ -376,6 +376,12 @@ pub const RELAY_PAIR_TIMEOUT: Duration = Duration::from_secs(10);
 pub const RELAY_IDLE: Duration = Duration::from_secs(60);
 /// Relay copies are done this many bytes at a time.
 pub const RELAY_BUF: usize = 64 * 1024;
+/// How long a downloader waits for a direct connection to a peer it can
+/// also reach through the relay before it asks the relay: a SYN a NAT
+/// drops is never answered, while one that gets through is answered
+/// within a round trip (a lost SYN's retry comes after 1 s, so it then
+/// goes through the relay, which works too).
+pub const RELAY_FALLBACK: Duration = Duration::from_millis(1500);
 /// A peer reached only through the relay is dialled through it first for
 /// this long (then directly first again); at most this many such peers
 /// are remembered.

@@ -2,9 +2,11 @@
 //! the tracker lists, its [`Way::Relayed`]: the tracker's relay, with TLS
 //! pinned to the peer's id end to end (see `peer::nat::relay`).
 //!
-//! A peer just reached only through the relay is dialled through it first
-//! for [`RELAY_PREFER`], sparing every worker the direct attempt's
-//! timeout; after that, direct is tried first again, so a download moves
+//! A direct way gets [`RELAY_FALLBACK`] to connect when the relay can be
+//! tried after it (a NAT that drops the SYN would otherwise cost the whole
+//! connect timeout). A peer just reached only through the relay is dialled
+//! through it first for [`RELAY_PREFER`], sparing every worker the direct
+//! attempt; after that, direct is tried first again, so a download moves
 //! to a direct connection once one works.
 
 use std::collections::HashMap;
@@ -15,7 +17,7 @@ use std::net::SocketAddr;
 
 use super::dialer::RelayedHold;
 use super::{Dialed, Dialer, DirectDialer, Path, PeerAddr, Way};
-use crate::bounds::{RELAY_PREFER, RELAY_PREFER_PEERS};
+use crate::bounds::{RELAY_FALLBACK, RELAY_PREFER, RELAY_PREFER_PEERS};
 use crate::error::{Error, Result};
 use crate::identity::PeerId;
 use crate::net::stop::StopSignal;
@@ -79,10 +81,18 @@ impl Dialer for RelayingDialer {
         if to.id.is_some_and(|id| self.relayed_lately(&id)) {
             ways.sort_by_key(|w| !matches!(w, Way::Relayed(_)));
         }
+        // With the relay to fall back on, a direct way that has not
+        // connected within RELAY_FALLBACK is not waited for further: a
+        // NAT that drops the SYN would otherwise cost the whole timeout.
+        let relayable = to.id.is_some() && ways.iter().any(|w| matches!(w, Way::Relayed(_)));
+        let direct_for = match relayable {
+            true => timeout.min(RELAY_FALLBACK),
+            false => timeout,
+        };
         let (mut direct_error, mut relay_error) = (None, None);
         for way in ways {
             match (way, to.id) {
-                (Way::Direct(_), _) => match self.direct.dial(&to.only(way), timeout, stop) {
+                (Way::Direct(_), _) => match self.direct.dial(&to.only(way), direct_for, stop) {
                     Ok(dialed) => {
                         self.note(to, false);
                         return Ok(dialed);
