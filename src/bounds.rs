@@ -364,3 +364,51 @@ pub const HISTORY_SIZE: usize = 1000;
 
 /// How long the tracker's file names are reused for Tab completion.
 pub const NAMES_TTL: Duration = Duration::from_secs(5);
+
+// ------------------------------------------------------------------- NAT ---
+
+/// Most a tracker spends on one dial-back (`WHOAMI <port>`): TCP to the IP
+/// the question came from, TLS pinned to the asker's id, `HELLO`.
+pub const DIAL_BACK_TIMEOUT: Duration = Duration::from_secs(3);
+/// Dial-backs a tracker runs at once; more get `ERR busy`.
+pub const DIAL_BACKS: usize = 16;
+/// How often a peer asks `WHOAMI` again (an address or a router changes),
+/// and how long it waits after a failed one: 1 s, doubling, up to this.
+pub const REACH_RECHECK: Duration = Duration::from_secs(300);
+/// Control connections a tracker holds at once (one per peer id; a new
+/// `LISTEN` replaces the old); more get `ERR busy`.
+pub const TRACKER_LISTENERS: usize = 256;
+/// How often the tracker pings a control connection: within its own
+/// `IDLE_TIMEOUT`, and well within the TCP idle timeout of home and
+/// carrier NATs (RFC 5382 asks for 2 h 4 min; some drop mappings after
+/// a few minutes).
+pub const CONTROL_PING: Duration = Duration::from_secs(25);
+/// How long the tracker waits for a peer's answer to a control line.
+pub const CONTROL_REPLY: Duration = Duration::from_secs(10);
+/// How long a peer hears nothing on its control connection before it
+/// takes it for dead and connects again: two pings and a margin.
+pub const CONTROL_SILENCE: Duration = Duration::from_secs(60);
+/// Relay sessions (pending pairings included) at once, in all and with one
+/// peer id at either end; more get `ERR busy`.
+pub const RELAY_SESSIONS: usize = 64;
+pub const RELAY_PER_PEER: usize = 4;
+/// How long a pairing token waits for its two `JOIN`s; then it is void.
+pub const RELAY_PAIR_TIMEOUT: Duration = Duration::from_secs(10);
+/// A relayed session with no byte either way for this long is closed.
+pub const RELAY_IDLE: Duration = Duration::from_secs(60);
+/// Relay copies are done this many bytes at a time.
+pub const RELAY_BUF: usize = 64 * 1024;
+/// How long a downloader waits for a direct connection to a peer it can
+/// also reach through the relay before it asks the relay: a SYN a NAT
+/// drops is never answered, while one that gets through is answered
+/// within a round trip (a lost SYN's retry comes after 1 s, so it then
+/// goes through the relay, which works too).
+pub const RELAY_FALLBACK: Duration = Duration::from_millis(1500);
+/// A peer reached only through the relay is dialled through it first for
+/// this long (then directly first again); at most this many such peers
+/// are remembered.
+pub const RELAY_PREFER: Duration = Duration::from_secs(60);
+pub const RELAY_PREFER_PEERS: usize = 1024;
+/// Relayed connections a peer's chunk server takes at once (each arrives
+/// through the control connection, not the accept loop).
+pub const PEER_RELAYED: usize = 16;

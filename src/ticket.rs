@@ -4,7 +4,8 @@
 //! A ticket is `p2p2:` and the URL-safe base64 (no padding) of:
 //!
 //! ```text
-//! flags      1 byte    bit 0: a secret follows (a private share)
+//! flags      1 byte    bit 0: a secret follows (a private share);
+//!                      bit 1: a tracker follows the addresses
 //! file id    32 bytes
 //! peer id    16 bytes  the sender's, pinned on connecting
 //! secret     16 bytes  only with flag bit 0
@@ -12,6 +13,9 @@
 //! addresses  1 byte n (at most MAX_TICKET_ADDRS), then n times:
 //!            4 + IPv4 (4 bytes) + port (2, big-endian), or
 //!            6 + IPv6 (16 bytes) + port (2, big-endian)
+//! tracker    only with flag bit 1: 1 byte n, then n bytes of `host:port`
+//!            (UTF-8, 3 to 255 bytes), then its id (16 bytes): the tracker
+//!            whose relay reaches the sender (`peer send --tracker`)
 //! name       UTF-8: the file's name (a valid share name), up to
 //! checksum   4 bytes   the first 4 bytes of the SHA-256 of all the above
 //! ```
@@ -66,6 +70,19 @@ pub struct Ticket {
     /// The sender's id.
     pub peer: PeerId,
     pub secret: Option<Secret>,
+    /// A tracker the sender holds a control connection to, and its id:
+    /// `peer get` reaches the sender through its relay when it cannot
+    /// dial it.
+    pub tracker: Option<(String, PeerId)>,
+}
+
+/// Whether `addr` may go in a ticket as a tracker's `host:port`.
+fn valid_tracker(addr: &str) -> bool {
+    let fits = (3..=255).contains(&addr.len()) && !addr.chars().any(|c| c.is_control() || c == ' ');
+    let port = addr
+        .rsplit_once(':')
+        .and_then(|(host, port)| (!host.is_empty()).then_some(port));
+    fits && port.is_some_and(|p| p.parse::<u16>().is_ok_and(|p| p > 0))
 }
 
 impl Ticket {
@@ -75,7 +92,12 @@ impl Ticket {
     }
 
     fn to_bytes(&self) -> Vec<u8> {
-        let mut out = vec![u8::from(self.secret.is_some())];
+        let tracker = self
+            .tracker
+            .as_ref()
+            .filter(|(addr, _)| valid_tracker(addr));
+        let flags = u8::from(self.secret.is_some()) | u8::from(tracker.is_some()) << 1;
+        let mut out = vec![flags];
         out.extend_from_slice(&self.id.0);
         out.extend_from_slice(&self.peer.0);
         if let Some(secret) = &self.secret {
@@ -106,6 +128,11 @@ impl Ticket {
             }
             out.extend_from_slice(&addr.port().to_be_bytes());
         }
+        if let Some((addr, id)) = tracker {
+            out.push(addr.len() as u8);
+            out.extend_from_slice(addr.as_bytes());
+            out.extend_from_slice(&id.0);
+        }
         out.extend_from_slice(self.name.as_bytes());
         let sum = checksum(&out);
         out.extend_from_slice(&sum);
@@ -123,12 +150,12 @@ impl Ticket {
         }
         let mut r = Reader(bytes);
         let flags = r.take(1, "flags")?[0];
-        if flags > 1 {
+        if flags > 3 {
             return Err(TicketError::Damaged("flags"));
         }
         let id = FileId(r.array("file id")?);
         let peer = PeerId(r.array("peer id")?);
-        let secret = match flags {
+        let secret = match flags & 1 {
             1 => Some(Secret(r.array("secret")?)),
             _ => None,
         };
@@ -157,6 +184,18 @@ impl Ticket {
             let port = u16::from_be_bytes(r.array("port")?);
             addrs.push(SocketAddr::new(ip, port));
         }
+        let tracker = match flags & 2 {
+            0 => None,
+            _ => {
+                let n = usize::from(r.take(1, "tracker")?[0]);
+                let addr = std::str::from_utf8(r.take(n, "tracker")?)
+                    .ok()
+                    .filter(|a| valid_tracker(a))
+                    .ok_or(TicketError::Damaged("tracker"))?
+                    .to_string();
+                Some((addr, PeerId(r.array("tracker id")?)))
+            }
+        };
         let name = std::str::from_utf8(r.0).map_err(|_| TicketError::Damaged("name"))?;
         validate_name(name).map_err(|_| TicketError::Damaged("name"))?;
         Ok(Ticket {
@@ -166,6 +205,7 @@ impl Ticket {
             addrs,
             peer,
             secret,
+            tracker,
         })
     }
 }
@@ -265,6 +305,28 @@ mod tests {
             ],
             peer: PeerId([7; 16]),
             secret,
+            tracker: None,
+        }
+    }
+
+    /// A tracker rides along (bit 1) with or without a secret; one that
+    /// is not a `host:port` is left out rather than written.
+    #[test]
+    fn a_ticket_may_carry_a_tracker() {
+        for secret in [None, Some(Secret([3; 16]))] {
+            let t = Ticket {
+                tracker: Some(("tracker.example:8080".into(), PeerId([4; 16]))),
+                ..ticket(secret, "t.bin")
+            };
+            assert_eq!(t.to_string().parse::<Ticket>(), Ok(t));
+        }
+        for bad in ["", "nohost", ":80", "host:0", "a b:1", "host:99999"] {
+            let t = Ticket {
+                tracker: Some((bad.into(), PeerId([4; 16]))),
+                ..ticket(None, "t.bin")
+            };
+            let back: Ticket = t.to_string().parse().expect("a ticket");
+            assert_eq!(back.tracker, None, "{bad:?}");
         }
     }
 

@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{CommandFactory, Parser};
 use p2pshare::cli::CommonArgs;
 use p2pshare::net::tls::Tls;
+use p2pshare::tracker::nat::NatOptions;
 use p2pshare::tracker::status::TrackerStatus;
 
 /// Coordinates p2pshare peers: remembers which peers have which files.
@@ -34,8 +35,25 @@ struct Args {
     /// DHT node to join through, HOST:PORT (repeatable; default: start a new network).
     #[arg(long, value_name = "HOST:PORT", requires = "dht")]
     dht_bootstrap: Vec<String>,
+    /// Relay connections to peers others cannot dial, on this same port.
+    /// The peers run TLS end to end through it: the relay sees ciphertext.
+    #[arg(long)]
+    relay: bool,
+    /// Cap on all relayed traffic together (e.g. 500K, 10M; K/M/G are 1024-based).
+    #[arg(long, value_name = "RATE", requires = "relay", value_parser = rate)]
+    relay_rate: Option<Rate>,
     #[command(flatten)]
     common: CommonArgs,
+}
+
+/// A parsed `--relay-rate` (`None` inside: no cap).
+#[derive(Clone, Copy)]
+struct Rate(Option<u64>);
+
+fn rate(text: &str) -> Result<Rate, String> {
+    p2pshare::net::rate::parse_rate(text)
+        .map(Rate)
+        .map_err(|e| e.to_string())
 }
 
 fn main() {
@@ -55,7 +73,12 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let identity = state.identity.clone();
     let tls = Tls::new(identity).context("cannot set up TLS")?;
     let id = tls.id();
-    let tracker = p2pshare::tracker::Tracker::bind(addr, ttl, tls)
+    let nat = NatOptions {
+        relay: args.relay,
+        relay_rate: args.relay_rate.and_then(|r| r.0),
+        ..NatOptions::default()
+    };
+    let tracker = p2pshare::tracker::Tracker::bind_with(addr, ttl, tls, nat)
         .with_context(|| format!("cannot listen on {addr}"))?;
     let port = tracker
         .local_addr()
@@ -72,9 +95,12 @@ fn run(args: &Args) -> anyhow::Result<()> {
         None
     };
     let registry = tracker.registry();
+    let nat = tracker.nat();
     let listen = SocketAddr::new(args.bind, port).to_string();
     let status_page = args.common.status_page(Arc::new(move || {
-        TrackerStatus::of(&registry, &listen, id).to_json()
+        TrackerStatus::of(&registry, &listen, id)
+            .with_nat(&nat)
+            .to_json()
     }))?;
     ctrlc::set_handler(|| {
         println!("Tracker stopped.");
@@ -85,6 +111,10 @@ fn run(args: &Args) -> anyhow::Result<()> {
     println!("Tracker id: {id}");
     if let Some(dht) = &dht {
         println!("DHT node on UDP {}", dht.status().local_addr);
+    }
+    if args.relay {
+        let cap = p2pshare::net::rate::format_rate(args.relay_rate.and_then(|r| r.0));
+        println!("Relaying on port {port} too (rate cap {cap}).");
     }
     let _tracker = tracker
         .spawn((ttl / 3).max(Duration::from_millis(200)))

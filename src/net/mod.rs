@@ -5,6 +5,7 @@
 //! server (those are `protocol::conn` and `server`).
 
 pub mod rate;
+pub mod splice;
 pub mod stop;
 pub mod sys;
 pub mod tls;

@@ -71,10 +71,7 @@ pub fn wanted(target: &str, tracker: &dyn Catalogue) -> Result<Wanted, PeerError
         return Ok(Wanted {
             id: t.id,
             secret: t.secret,
-            direct: PeerAddr::with_ways(
-                Some(t.peer),
-                t.addrs.iter().map(|&addr| Way::Direct(addr)).collect(),
-            ),
+            direct: PeerAddr::with_ways(Some(t.peer), ticket_ways(&t)),
             name: Some(t.name),
             size: Some(t.size),
             sizes: vec![t.size],
@@ -181,16 +178,52 @@ pub fn is_self(peer: SocketAddr, listen: SocketAddr) -> bool {
     peer.port() == listen.port() && (peer.ip().is_loopback() || peer.ip() == listen.ip())
 }
 
+/// A ticket sender's ways: its addresses, then, when the ticket carries a
+/// tracker, that tracker's relay (shown as its first address).
+fn ticket_ways(t: &Ticket) -> Vec<Way> {
+    let mut ways: Vec<Way> = t.addrs.iter().map(|&addr| Way::Direct(addr)).collect();
+    if let (Some(_), Some(&first)) = (&t.tracker, t.addrs.first()) {
+        ways.push(Way::Relayed(first));
+    }
+    ways
+}
+
 /// `peer` (a ticket's sender) by the first of its ways to complete a TLS
 /// handshake with its pinned id, or else the first to say it is busy (at
 /// its connection caps: there, only full for now, so the download waits
-/// for it within its patience). All are dialled at once, so a way that is
-/// unreachable from here costs nothing; all fail within
-/// [`CONNECT_TIMEOUT`].
+/// for it within its patience). All direct ways are dialled at once, so a
+/// way that is unreachable from here costs nothing; all fail within
+/// [`CONNECT_TIMEOUT`]. Then, if the ticket carries a tracker, its relay.
 pub fn first_reachable(peer: &PeerAddr, dialer: &Arc<dyn Dialer>) -> Result<PeerAddr, Vec<String>> {
+    let direct: Vec<Way> = peer
+        .ways()
+        .iter()
+        .copied()
+        .filter(|w| matches!(w, Way::Direct(_)))
+        .collect();
+    let reached = race(peer, &direct, dialer);
+    match reached {
+        Err(failed) if direct.len() < peer.ways().len() => {
+            // Only when no direct way answers: a relayed session costs the
+            // tracker and the sender something.
+            let relayed: Vec<Way> = peer
+                .ways()
+                .iter()
+                .copied()
+                .filter(|w| !direct.contains(w))
+                .collect();
+            race(peer, &relayed, dialer).map_err(|more| [failed, more].concat())
+        }
+        other => other,
+    }
+}
+
+/// The first of `ways` of `peer` to answer, dialled at once (see
+/// [`first_reachable`]).
+fn race(peer: &PeerAddr, ways: &[Way], dialer: &Arc<dyn Dialer>) -> Result<PeerAddr, Vec<String>> {
     let (tx, rx) = mpsc::channel();
     let mut tried = 0;
-    for &way in peer.ways() {
+    for &way in ways {
         let (tx, dialer, one) = (tx.clone(), Arc::clone(dialer), peer.only(way));
         let spawned = thread::Builder::new().name("reach".into()).spawn(move || {
             // Nothing stops a reachability probe but its timeout.
@@ -216,7 +249,7 @@ pub fn first_reachable(peer: &PeerAddr, dialer: &Arc<dyn Dialer>) -> Result<Peer
             Err(_) => break,
         }
     }
-    if failed.len() < peer.ways().len() && busy.is_none() {
+    if failed.len() < ways.len() && busy.is_none() {
         failed.push("the others did not answer in time".into());
     }
     busy.ok_or(failed)

@@ -20,6 +20,7 @@ mod fetching;
 pub mod library;
 pub mod locate;
 pub mod memory;
+pub mod nat;
 pub mod offer;
 pub mod resume;
 pub mod server;
@@ -36,7 +37,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use self::dial::{Dialer, DirectDialer};
+use self::dial::{Dialer, DirectDialer, RelayingDialer};
 pub use self::error::PeerError;
 pub use self::sharing::{hash, hash_tree, known, link_of, Hashed, Published};
 pub use self::tracker_client::tracker_addr;
@@ -107,7 +108,8 @@ pub struct Rates {
 
 pub struct Peer {
     tls: Tls,
-    /// How this peer reaches others (today: directly).
+    /// How this peer reaches others: directly, then through the tracker's
+    /// relay when it has a tracker.
     dialer: Arc<dyn Dialer>,
     state_dir: Option<PathBuf>,
     library: Arc<Library>,
@@ -131,6 +133,9 @@ pub struct Peer {
     /// Set once the peer is about to exit: downloads that end now are not
     /// announced as being shared on.
     leaving: Arc<AtomicBool>,
+    /// Asks the tracker whether others can dial this peer (`None`: no
+    /// tracker); stopped before the chunk server.
+    reach: Option<nat::Reach>,
     /// The chunk server; stopped when the peer is dropped.
     _server: ServerHandle,
 }
@@ -189,15 +194,20 @@ impl Peer {
         );
         let kick = Arc::clone(&announcer);
         let uploads = Arc::new(Uploads::default());
-        let server = server::spawn(
-            listener,
+        let serve = server::handler(
             Arc::clone(&library),
             Arc::clone(&uploads),
             Arc::clone(&rates.up),
-            &tls,
             Arc::new(move || kick.kick()),
-        )
-        .map_err(PeerError::Spawn)?;
+        );
+        let server = server::spawn(listener, Arc::clone(&serve), &tls).map_err(PeerError::Spawn)?;
+        let reach = match &tracker {
+            Some(t) => {
+                let on_join = nat::relay::on_join(t.addr().to_string(), &tls, serve);
+                Some(nat::Reach::spawn(t, on_join).map_err(PeerError::Spawn)?)
+            }
+            None => None,
+        };
         let swarm = Arc::new(PeerSwarm {
             tracker: tracker.clone(),
             dht: dht.clone(),
@@ -211,7 +221,10 @@ impl Peer {
             bootstrap_are_peers: opts.dht.as_ref().is_some_and(|d| !d.bootstrap.is_empty()),
         });
         Ok(Peer {
-            dialer: Arc::new(DirectDialer::new(tls.clone())),
+            dialer: match &tracker {
+                Some(t) => Arc::new(RelayingDialer::new(tls.clone(), t.clone())),
+                None => Arc::new(DirectDialer::new(tls.clone())),
+            },
             tls,
             state_dir: opts.state_dir.clone(),
             tracker,
@@ -229,6 +242,7 @@ impl Peer {
             leaving: Arc::default(),
             reachable: sharing::reachable_addrs(listen, &opts.public_addrs),
             memory,
+            reach,
             _server: server,
         })
     }
@@ -257,12 +271,17 @@ impl Peer {
         self.tracker.as_ref().and_then(TrackerClient::tracker_id)
     }
 
-    /// The tracker's `host:port`, if this peer has one.
+    /// Whether others can dial this peer, as the tracker last said.
+    pub fn reach(&self) -> Option<nat::ReachView> {
+        self.reach.as_ref()?.view()
+    }
+
     /// How the last connection to the tracker went, if there was one.
     pub fn tracker_contact(&self) -> Option<tracker_client::Contact> {
         self.tracker.as_ref().and_then(TrackerClient::last_contact)
     }
 
+    /// The tracker's `host:port`, if this peer has one.
     pub fn tracker_addr(&self) -> Option<&str> {
         self.tracker.as_ref().map(TrackerClient::addr)
     }
@@ -302,6 +321,9 @@ impl Peer {
         // No announce may land after the BYE, or the tracker would list this
         // peer again until its TTL ran out.
         let started = std::time::Instant::now();
+        if let Some(reach) = &self.reach {
+            reach.stop();
+        }
         let _quiet = self.announcer.stop(timeout * 3 / 5);
         let left = timeout.saturating_sub(started.elapsed());
         let Some(tracker) = &self.tracker else {

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::dial::Path;
 use super::library::{Library, SharedFile};
 use super::uploads::{Uploads, Who};
 use crate::bounds::{MAX_HAVE_LEN, MAX_SESSION_AUTHS, PEER_CAPS};
@@ -39,20 +40,30 @@ use crate::storage::Storage;
 /// unregistered soon).
 pub type OnWithdraw = Arc<dyn Fn() + Send + Sync>;
 
-/// Serves `listener` on threads of its own until the handle is stopped,
-/// sending chunk payloads through `upload`.
-pub fn spawn(
-    listener: TcpListener,
+/// Serves one connection, accepted (`Path::Direct`) or arriving through a
+/// relay (`Path::Relayed`), until it ends.
+pub type Serve = Arc<dyn Fn(Connection, Path) + Send + Sync>;
+
+/// The chunk server's session for each connection, sending chunk payloads
+/// through `upload`.
+pub fn handler(
     library: Arc<Library>,
     uploads: Arc<Uploads>,
     upload: Arc<RateCap>,
-    tls: &Tls,
     on_withdraw: OnWithdraw,
-) -> io::Result<ServerHandle> {
+) -> Serve {
+    Arc::new(move |conn, path| {
+        let mut session = Session::new(&library, &uploads, &upload, &on_withdraw, path);
+        server::for_each_request(conn, |conn, line| session.handle(conn, line));
+    })
+}
+
+/// Serves `listener` with `serve` on threads of its own until the handle
+/// is stopped.
+pub fn spawn(listener: TcpListener, serve: Serve, tls: &Tls) -> io::Result<ServerHandle> {
     let security = Security::Tls(Arc::clone(&tls.server));
     server::spawn(listener, PEER_CAPS, security, "peer-server", move |conn| {
-        let mut session = Session::new(&library, &uploads, &upload, &on_withdraw);
-        server::for_each_request(conn, |conn, line| session.handle(conn, line));
+        serve(conn, Path::Direct)
     })
 }
 
@@ -64,6 +75,8 @@ struct Session<'a> {
     uploads: &'a Uploads,
     /// The downloader on the other end, once known.
     who: Option<Who>,
+    /// How this connection came.
+    path: Path,
     upload: &'a RateCap,
     on_withdraw: &'a OnWithdraw,
     /// Files whose offers promised this session chunks, to release at the end.
@@ -81,6 +94,7 @@ impl<'a> Session<'a> {
         uploads: &'a Uploads,
         upload: &'a RateCap,
         on_withdraw: &'a OnWithdraw,
+        path: Path,
     ) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         Session {
@@ -88,6 +102,7 @@ impl<'a> Session<'a> {
             library,
             uploads,
             who: None,
+            path,
             upload,
             on_withdraw,
             touched: Vec::new(),
@@ -98,9 +113,13 @@ impl<'a> Session<'a> {
 
     /// Who is on the other end: its certificate's id, else its address.
     fn who(&mut self, conn: &Connection) -> Who {
-        *self
-            .who
-            .get_or_insert_with(|| Who::of(conn.peer_id(), conn.peer_addr()))
+        if let Some(who) = self.who {
+            return who;
+        }
+        let who = Who::of(conn.peer_id(), conn.peer_addr());
+        self.uploads.connected(who, self.path);
+        self.who = Some(who);
+        who
     }
 
     /// The library's entry that requests on this session call `id`: a
@@ -330,15 +349,8 @@ pub(crate) fn spawn_for_test(library: Arc<Library>) -> (ServerHandle, Tls) {
     let tls = Tls::ephemeral();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let rate = Arc::new(RateCap::new(None));
-    let server = spawn(
-        listener,
-        library,
-        Arc::default(),
-        rate,
-        &tls,
-        Arc::new(|| {}),
-    )
-    .expect("spawn");
+    let serve = handler(library, Arc::default(), rate, Arc::new(|| {}));
+    let server = spawn(listener, serve, &tls).expect("spawn");
     (server, tls)
 }
 

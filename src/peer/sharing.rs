@@ -151,6 +151,11 @@ impl Peer {
             addrs: self.reachable.clone(),
             peer: self.id(),
             secret: file.secret,
+            // Once its id is known, the tracker whose relay reaches us.
+            tracker: self
+                .tracker_addr()
+                .zip(self.tracker_id())
+                .map(|(addr, id)| (addr.to_string(), id)),
         }
     }
 }

@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use super::dial::Dialer;
 use super::uploads::UploadView;
 use super::Peer;
 use crate::dht::DhtStatus;
@@ -90,6 +91,10 @@ pub struct PeerStatus {
     /// How the last connection to the tracker went: `null` before any,
     /// else whether it answered, how long ago, and why not.
     pub tracker_contact: Option<ContactView>,
+    /// Whether others can dial this peer directly, as the tracker last
+    /// said (`null`: no tracker, or no answer yet).
+    #[serde(default)]
+    pub reach: Option<super::nat::ReachView>,
     pub caps: Caps,
     pub shared: Vec<SharedView>,
     pub downloads: Vec<DownloadView>,
@@ -149,12 +154,13 @@ impl PeerStatus {
                 secs_ago: c.at.elapsed().as_secs(),
                 error: c.error,
             }),
+            reach: peer.reach(),
             caps: Caps {
                 upload: peer.rates.up.get(),
                 download: peer.rates.down.get(),
             },
             shared,
-            downloads: peer.downloads.snapshot(Instant::now()),
+            downloads: with_paths(peer.downloads.snapshot(Instant::now()), &*peer.dialer),
             dht: peer.dht_status().as_ref().map(DhtView::of),
             uploads: peer.uploads().snapshot(Instant::now()),
             unfinished: super::resume::unfinished(peer)
@@ -173,4 +179,14 @@ impl PeerStatus {
         // Plain structs of strings and numbers always serialize.
         serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
+}
+
+/// Each download's peers with how they are reached.
+fn with_paths(mut downloads: Vec<DownloadView>, dialer: &dyn Dialer) -> Vec<DownloadView> {
+    for p in downloads.iter_mut().flat_map(|d| d.peers.iter_mut()) {
+        if let Ok(addr) = p.addr.parse() {
+            p.path = dialer.path_to(addr);
+        }
+    }
+    downloads
 }

@@ -406,3 +406,5 @@ where
     }
     Ok(items)
 }
+
+mod nat;

@@ -28,6 +28,8 @@ use crate::identity::PeerId;
 use crate::manifest::FileId;
 use crate::sync::LockExt;
 
+use super::dial::Path;
+
 /// Who a downloader is: its id, else its address's IP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Who {
@@ -69,15 +71,32 @@ pub struct UploadView {
     pub secs: f64,
     /// Seconds since it was last heard from.
     pub idle_secs: u64,
+    /// How its latest connection came: `direct`, or `relayed` (then
+    /// `addr` is the relay's).
+    #[serde(default)]
+    pub path: Path,
 }
 
 /// Every downloader of this peer's files, heard from lately.
 #[derive(Default)]
 pub struct Uploads {
     all: Mutex<HashMap<(Who, FileId), Upload>>,
+    /// How each downloader's latest connection came (absent: direct), at
+    /// most [`MAX_UPLOADS_SHOWN`] of them.
+    paths: Mutex<HashMap<Who, Path>>,
 }
 
 impl Uploads {
+    /// `who`'s latest connection came by `path`.
+    pub fn connected(&self, who: Who, path: Path) {
+        let mut paths = self.paths.locked();
+        if path == Path::Direct {
+            paths.remove(&who);
+        } else if paths.len() < MAX_UPLOADS_SHOWN || paths.contains_key(&who) {
+            paths.insert(who, path);
+        }
+    }
+
     /// `who`, at `addr`, says in a `HAVE` that it has `theirs` of `file`
     /// (called `name`).
     pub fn have(
@@ -114,6 +133,7 @@ impl Uploads {
 
     /// Every record with chunks sent from here, oldest first.
     pub fn snapshot(&self, now: Instant) -> Vec<UploadView> {
+        let paths = self.paths.locked().clone();
         let all = self.all.locked();
         let mut views: Vec<(Instant, UploadView)> = all
             .iter()
@@ -133,6 +153,7 @@ impl Uploads {
                     done: u.has.is_complete(),
                     secs: u.last.saturating_duration_since(u.started).as_secs_f64(),
                     idle_secs: now.saturating_duration_since(u.last).as_secs(),
+                    path: paths.get(who).copied().unwrap_or_default(),
                 };
                 (u.started, view)
             })

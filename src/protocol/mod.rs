@@ -1,13 +1,14 @@
 //! The wire protocol shared by tracker and peers: text request lines, `OK` /
 //! `ERR` reply lines, and binary payloads whose length is in the reply line.
 //! `codec` (framing, tokens), `message` (replies and what both share),
-//! `tracker_msg` and `peer_msg` (one type per verb) do no I/O;
+//! `tracker_msg`, `nat_msg` and `peer_msg` (one type per verb) do no I/O;
 //! `conn` is the only code here that touches a socket. docs/PROTOCOL.md is
 //! the byte-exact description.
 
 pub mod codec;
 pub mod conn;
 pub mod message;
+pub mod nat_msg;
 pub mod peer_msg;
 pub mod tracker_msg;
 

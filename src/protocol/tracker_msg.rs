@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 use super::codec::{next_word, Args, ParseError};
 use super::message::IdPrefix;
+use super::nat_msg::Token;
 use super::peer_msg::state;
 use crate::identity::PeerId;
 use crate::manifest::FileId;
@@ -42,6 +43,16 @@ pub enum TrackerRequest {
     Info { prefix: IdPrefix },
     /// `QUIT`: close the connection.
     Quit,
+    /// `WHOAMI [<port>]`: the address the tracker sees; with a port, also
+    /// whether it can dial that port back (see [`super::nat_msg`]).
+    WhoAmI { port: Option<u16> },
+    /// `LISTEN <port>`: hold this connection as the peer's control
+    /// connection.
+    Listen { port: u16 },
+    /// `RELAY <peer id>`: pair the sender with a listening peer.
+    Relay { peer: PeerId },
+    /// `JOIN <token>`: this plain connection is one side of a relay pairing.
+    Join { token: Token },
 }
 
 /// One row of a `PEERS` reply. Version 1 rows are `<ip>:<port>` (IPv6 as
@@ -100,6 +111,25 @@ impl TrackerRequest {
                 prefix: args.parse("id prefix")?,
             },
             "QUIT" => TrackerRequest::Quit,
+            "WHOAMI" => {
+                let port = match args.rest().trim_matches(' ') {
+                    "" => None,
+                    rest => {
+                        let mut args = Args::new(rest);
+                        let port = args.port()?;
+                        args.end()?;
+                        Some(port)
+                    }
+                };
+                return Ok(TrackerRequest::WhoAmI { port });
+            }
+            "LISTEN" => TrackerRequest::Listen { port: args.port()? },
+            "RELAY" => TrackerRequest::Relay {
+                peer: args.parse("peer id")?,
+            },
+            "JOIN" => TrackerRequest::Join {
+                token: args.parse("token")?,
+            },
             _ => return Err(ParseError::UnknownCommand(verb.chars().take(40).collect())),
         };
         args.end()?;
@@ -129,6 +159,11 @@ impl TrackerRequest {
             TrackerRequest::Peers { id } => format!("PEERS {id}\n"),
             TrackerRequest::Info { prefix } => format!("INFO {prefix}\n"),
             TrackerRequest::Quit => "QUIT\n".to_string(),
+            TrackerRequest::WhoAmI { port: None } => "WHOAMI\n".to_string(),
+            TrackerRequest::WhoAmI { port: Some(port) } => format!("WHOAMI {port}\n"),
+            TrackerRequest::Listen { port } => format!("LISTEN {port}\n"),
+            TrackerRequest::Relay { peer } => format!("RELAY {peer}\n"),
+            TrackerRequest::Join { token } => format!("JOIN {token}\n"),
         }
     }
 }
@@ -216,6 +251,15 @@ mod tests {
                 prefix: id(4).to_hex().parse().unwrap(),
             },
             TrackerRequest::Quit,
+            TrackerRequest::WhoAmI { port: None },
+            TrackerRequest::WhoAmI { port: Some(40000) },
+            TrackerRequest::Listen { port: 1 },
+            TrackerRequest::Relay {
+                peer: PeerId([5; 16]),
+            },
+            TrackerRequest::Join {
+                token: Token([6; 16]),
+            },
         ];
         for req in reqs {
             let line = req.encode();
@@ -305,6 +349,11 @@ mod tests {
             "INFO abcg",
             &format!("INFO {}0", id(1)),
             "QUIT now",
+            "WHOAMI 0",
+            "WHOAMI 1 2",
+            "LISTEN",
+            "RELAY nope",
+            "JOIN 00",
         ];
         for line in bad {
             assert!(TrackerRequest::parse(line).is_err(), "accepted {line:?}");

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use super::nat::{Nat, NatOptions};
 use super::replies::LargeReplies;
 use super::state::{PeerKey, Registry};
 use crate::bounds::{TRACKER_CAPS, TRACKER_LARGE_REPLY, TRACKER_REPLY_BYTES};
@@ -29,18 +30,33 @@ use crate::server::{self, Flow, Security, ServerHandle};
 pub struct Tracker {
     listener: TcpListener,
     registry: Arc<Registry>,
-    tls: Tls,
+    nat: Arc<Nat>,
 }
 
 impl Tracker {
     /// Binds `addr`, proving `tls`'s identity to peers; peers not heard
     /// from within `peer_ttl` are forgotten.
     pub fn bind(addr: SocketAddr, peer_ttl: Duration, tls: Tls) -> std::io::Result<Self> {
+        Tracker::bind_with(addr, peer_ttl, tls, NatOptions::default())
+    }
+
+    /// [`bind`](Self::bind), serving peers behind NAT as `nat` says.
+    pub fn bind_with(
+        addr: SocketAddr,
+        peer_ttl: Duration,
+        tls: Tls,
+        nat: NatOptions,
+    ) -> std::io::Result<Self> {
         Ok(Tracker {
             listener: TcpListener::bind(addr)?,
             registry: Arc::new(Registry::new(peer_ttl)),
-            tls,
+            nat: Arc::new(Nat::new(tls, nat)),
         })
+    }
+
+    /// The NAT services (control connections, relay), for the status page.
+    pub fn nat(&self) -> Arc<Nat> {
+        Arc::clone(&self.nat)
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -71,15 +87,17 @@ impl Tracker {
             })?;
         let registry = self.registry;
         let large = Arc::new(LargeReplies::default());
-        let security = Security::Detect(Arc::clone(&self.tls.server_optional));
+        let nat = Arc::clone(&self.nat);
+        let security = Security::Detect(self.nat.server_config());
         let server = server::spawn(
             self.listener,
             TRACKER_CAPS,
             security,
             "tracker",
-            move |conn| handle_connection(conn, &registry, &large),
+            move |conn| handle_connection(conn, &registry, &large, &nat),
         )?;
         Ok(TrackerHandle {
+            nat: self.nat,
             server: Some(server),
             stop_expiry: Some(stop_expiry),
             expiry: Some(expiry),
@@ -90,6 +108,7 @@ impl Tracker {
 /// A running tracker; stopped (accept loop, connections, expiry thread) when
 /// stopped or dropped.
 pub struct TrackerHandle {
+    nat: Arc<Nat>,
     server: Option<ServerHandle>,
     stop_expiry: Option<mpsc::Sender<()>>,
     expiry: Option<JoinHandle<()>>,
@@ -105,6 +124,8 @@ impl TrackerHandle {
 
 impl Drop for TrackerHandle {
     fn drop(&mut self) {
+        // Control connections wait on a queue, not their socket: wake them.
+        self.nat.close();
         drop(self.server.take());
         drop(self.stop_expiry.take());
         if let Some(expiry) = self.expiry.take() {
@@ -117,14 +138,16 @@ impl Drop for TrackerHandle {
 pub const NOT_AUTHENTICATED: &str =
     "authentication required: REGISTER, PARTIAL, UNREGISTER and BYE need a TLS connection with a client certificate";
 
-/// Serves one connection: one reply per request line.
-pub fn handle_connection(conn: Connection, registry: &Registry, large: &LargeReplies) {
+/// Serves one connection: one reply per request line (the NAT verbs are
+/// `nat`'s, and may keep the connection).
+pub fn handle_connection(conn: Connection, registry: &Registry, large: &LargeReplies, nat: &Nat) {
     let ip = conn.peer_addr().ip();
     let who = conn.peer_id();
     // What the client said in `HELLO`; replies take that version's form.
     let mut version = OLDEST_VERSION;
     server::for_each_request(conn, |conn, line| {
         let (reply, flow) = match TrackerRequest::parse(line) {
+            Ok(req) if Nat::handles(&req) => return nat.serve(&req, conn, who),
             Ok(req) => {
                 let reply = apply(&req, ip, who, version, registry);
                 if let TrackerRequest::Hello { version: v } = req {
@@ -220,6 +243,10 @@ pub fn apply(
             });
         }
         TrackerRequest::Quit => Reply::ok("bye"),
+        TrackerRequest::WhoAmI { .. }
+        | TrackerRequest::Listen { .. }
+        | TrackerRequest::Relay { .. }
+        | TrackerRequest::Join { .. } => Reply::err("answered on a connection (tracker::nat)"),
     };
     reply.encode()
 }

@@ -22,6 +22,10 @@ pub struct TrackerStatus {
     pub total_files: usize,
     pub registrations: usize,
     pub files: Vec<FileView>,
+    /// Control connections and the relay (`null` from code that has no
+    /// NAT services to show).
+    #[serde(default)]
+    pub nat: Option<super::nat::NatView>,
 }
 
 /// One file the tracker knows.
@@ -83,6 +87,15 @@ impl TrackerStatus {
             total_files: s.total_files,
             registrations: s.registrations,
             files,
+            nat: None,
+        }
+    }
+
+    /// The same, with the NAT services' state.
+    pub fn with_nat(self, nat: &super::nat::Nat) -> TrackerStatus {
+        TrackerStatus {
+            nat: Some(nat.view()),
+            ..self
         }
     }
 

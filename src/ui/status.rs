@@ -7,6 +7,8 @@ use std::time::Duration;
 use super::{count, format_duration, format_size, format_speed};
 use crate::name::shown;
 use crate::net::rate::format_rate;
+use crate::peer::dial::Path;
+use crate::peer::nat::ReachView;
 use crate::peer::status::{ContactView, DhtView, DownloadView, PeerStatus, State};
 use crate::peer::uploads::{UploadView, QUIET_AFTER};
 
@@ -87,6 +89,9 @@ pub fn status_text(s: &PeerStatus) -> String {
     if let Some(tracker) = &s.tracker {
         out.push_str(&tracker_text(tracker, s.tracker_contact.as_ref()));
     }
+    if let Some(reach) = &s.reach {
+        out.push_str(&reach_text(reach));
+    }
     out.push_str(&format!("peer id: {}\n", s.id));
     out.push_str(&format!(
         "limits: upload {}, download {}",
@@ -121,6 +126,19 @@ fn tracker_text(addr: &str, contact: Option<&ContactView>) -> String {
         }
     };
     format!("tracker: {addr} {how}\n")
+}
+
+/// `reachable: directly, seen at ADDR`, or not.
+fn reach_text(r: &ReachView) -> String {
+    let how = match (r.reachable, r.control) {
+        (true, _) => "directly",
+        (false, true) => "only through the tracker (others cannot dial this peer)",
+        (false, false) => "not directly (others cannot dial this peer)",
+    };
+    format!(
+        "reachable: {how}; the tracker sees this peer at {}\n",
+        r.observed
+    )
 }
 
 /// `1.0 MiB (1048576 bytes)`, or just `745 B` when that is exact.
@@ -200,7 +218,12 @@ fn download_text(d: &DownloadView) -> String {
             .iter()
             .map(|p| {
                 let active = if p.active { ", active" } else { "" };
-                format!("{} ({}{active})", p.addr, count(p.chunks as usize, "chunk"))
+                let relayed = match p.path {
+                    Path::Relayed => ", relayed",
+                    Path::Direct => "",
+                };
+                let chunks = count(p.chunks as usize, "chunk");
+                format!("{} ({chunks}{active}{relayed})", p.addr)
             })
             .collect();
         line.push_str(&format!("    peers: {}\n", peers.join(", ")));
@@ -213,8 +236,12 @@ pub fn fetching_text(u: &UploadView) -> String {
         0 => 100,
         t => u.chunks as u64 * 100 / t as u64,
     };
+    let via = match u.path {
+        Path::Relayed => " (relayed)",
+        Path::Direct => "",
+    };
     format!(
-        "{} is fetching {}: {pct}% ({} from here)",
+        "{}{via} is fetching {}: {pct}% ({} from here)",
         u.addr,
         shown(&u.name),
         format_size(u.bytes)
@@ -271,6 +298,12 @@ mod tests {
             tracker: Some("127.0.0.1:2".into()),
             tracker_id: None,
             tracker_contact: None,
+            reach: Some(ReachView {
+                observed: "192.0.2.7:4000".into(),
+                reachable: false,
+                secs_ago: 1,
+                control: true,
+            }),
             caps: Caps {
                 upload: None,
                 download: Some(2 << 20),

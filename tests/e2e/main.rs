@@ -23,6 +23,9 @@
 //! - `scale`: thousands of shares, whose cost per share does not grow
 //!   with their number and which hold no descriptor each;
 //! - `dht`: finding peers through the Mainline DHT;
+//! - `nat`: reflection, dial-back, control connections and the relay on
+//!   loopback; `nat_lab`: the same through real NAT routers in network
+//!   namespaces (root only);
 //! - `oneshot`: `peer send` and `peer get` with tickets, no tracker;
 //! - `folders`: a folder sent and fetched whole, selected, re-shared;
 //! - `repl`: background downloads, cancel and resume, quitting, a peer's
@@ -37,6 +40,8 @@ mod faults;
 mod first_minute;
 mod folders;
 mod hostile;
+mod nat;
+mod nat_lab;
 mod oneshot;
 mod repl;
 mod scale;

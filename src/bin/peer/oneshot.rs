@@ -1,5 +1,7 @@
 //! `peer send` and `peer get`: one file from one machine to another, with
-//! a ticket and no tracker.
+//! a ticket and no tracker, or with `send --tracker`, whose ticket carries
+//! the tracker so that `get` can reach a sender behind NAT through its
+//! relay.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,6 +16,7 @@ use p2pshare::peer::background::Started as Begun;
 use p2pshare::peer::uploads::QUIET_AFTER;
 use p2pshare::peer::{hash, hash_tree, Hashed, Peer};
 use p2pshare::select::Globs;
+use p2pshare::ticket::Ticket;
 use p2pshare::ui::report::{found_line, outcome_text};
 use p2pshare::ui::status::{fetching_text, sent_text};
 use p2pshare::ui::{count, format_size, DownloadBar};
@@ -21,7 +24,8 @@ use p2pshare::ui::{count, format_size, DownloadBar};
 use super::args::{GetArgs, SendArgs};
 use super::{options, start, LEAVE};
 
-/// Shares the files, prints a ticket for each, and serves until Ctrl+C.
+/// Shares the file or folder (several paths: one folder), prints its
+/// ticket, and serves until Ctrl+C.
 pub fn send(a: &SendArgs) -> anyhow::Result<bool> {
     let listen = SocketAddr::new(a.bind.bind, a.at.port);
     let (opts, _state) = options(&a.net(), &a.common, a.at.tracker.clone(), listen, false)?;
@@ -30,7 +34,7 @@ pub fn send(a: &SendArgs) -> anyhow::Result<bool> {
     let on_signal = Arc::clone(&peer);
     ctrlc::set_handler(move || {
         let n = on_signal.library().list().len();
-        say(format!("stopped sending {}", count(n, "file")));
+        say(format!("stopped sending {}", count(n, "share")));
         on_signal.leave(LEAVE);
         std::process::exit(0);
     })
@@ -44,25 +48,23 @@ pub fn send(a: &SendArgs) -> anyhow::Result<bool> {
     if let Some(w) = warning {
         println!("warning: {w}");
     }
-    {
-        if let Some(tree) = file.manifest.as_tree() {
-            println!(
-                "Sending folder {}: {}, {}",
-                shown(&file.name),
-                count(tree.file_count(), "file"),
-                format_size(tree.total_size())
-            );
-        }
-        if let Some(skipped) = skipped.filter(|s| !s.is_empty()) {
-            println!("  {skipped}");
-        }
-        let ticket = peer.ticket_of(&file);
-        println!("Ticket: {ticket}");
-        println!("  on the other machine: peer get {ticket}");
-        if file.secret.is_none() {
-            // Public: found by id through a tracker or the DHT too.
-            println!("  link: {}", p2pshare::peer::link_of(&file));
-        }
+    if let Some(tree) = file.manifest.as_tree() {
+        println!(
+            "Sending folder {}: {}, {}",
+            shown(&file.name),
+            count(tree.file_count(), "file"),
+            format_size(tree.total_size())
+        );
+    }
+    if let Some(skipped) = skipped.filter(|s| !s.is_empty()) {
+        println!("  {skipped}");
+    }
+    let ticket = peer.ticket_of(&file);
+    println!("Ticket: {ticket}");
+    println!("  on the other machine: peer get {ticket}");
+    if file.secret.is_none() {
+        // Public: found by id through a tracker or the DHT too.
+        println!("  link: {}", p2pshare::peer::link_of(&file));
     }
     println!("Serving {} until Ctrl+C", shown(&file.name));
     watch_uploads(&peer)
@@ -131,7 +133,19 @@ fn watch_uploads(peer: &Peer) -> ! {
 pub fn get(a: &GetArgs) -> anyhow::Result<bool> {
     let (tickets, out) = a.targets().map_err(anyhow::Error::msg)?;
     let listen = SocketAddr::new(a.bind.bind, a.at.port);
-    let (opts, _state) = options(&a.net(), &a.common, a.at.tracker.clone(), listen, false)?;
+    let (mut opts, _state) = options(&a.net(), &a.common, a.at.tracker.clone(), listen, false)?;
+    if opts.tracker.is_none() {
+        // A ticket's tracker, pinned to the id it carries: its relay
+        // reaches a sender behind NAT.
+        let carried = tickets
+            .iter()
+            .find_map(|t| t.parse::<Ticket>().ok()?.tracker);
+        if let Some((addr, id)) = carried {
+            log::info!("using the ticket's tracker {addr} ({id})");
+            opts.tracker = Some(addr);
+            opts.tracker_id = Some(id);
+        }
+    }
     let peer = Arc::new(Peer::start(&opts).context("cannot start the peer")?);
     log::info!("listening on {} as {}", peer.listen_addr(), peer.id());
     let for_page = Arc::clone(&peer);

@@ -6,20 +6,46 @@
 use std::fmt;
 use std::net::SocketAddr;
 
+use serde::{Deserialize, Serialize};
+
 use crate::identity::PeerId;
+
+/// How a connection to a peer was made, as `status` shows it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Path {
+    /// TCP to where it listens (either side dialled).
+    #[default]
+    Direct,
+    /// Through the tracker's relay.
+    Relayed,
+}
+
+impl fmt::Display for Path {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Path::Direct => "direct",
+            Path::Relayed => "relayed",
+        })
+    }
+}
 
 /// One way to reach a peer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Way {
     /// A TCP connection to where it listens.
     Direct(SocketAddr),
+    /// Through the tracker's relay (`RELAY <id>`), to a pinned peer that
+    /// holds a control connection there; the address is where the tracker
+    /// lists it, shown only.
+    Relayed(SocketAddr),
 }
 
 impl Way {
     /// The socket address this way shows as.
     pub fn addr(&self) -> SocketAddr {
         match self {
-            Way::Direct(addr) => *addr,
+            Way::Direct(addr) | Way::Relayed(addr) => *addr,
         }
     }
 }
@@ -40,6 +66,16 @@ impl PeerAddr {
             id,
             ways: vec![Way::Direct(addr)],
         }
+    }
+
+    /// A peer the tracker lists at `addr`: dialled there, and, when it is
+    /// pinned, through the tracker's relay if that fails.
+    pub fn listed(addr: SocketAddr, id: Option<PeerId>) -> PeerAddr {
+        let mut ways = vec![Way::Direct(addr)];
+        if id.is_some() {
+            ways.push(Way::Relayed(addr));
+        }
+        PeerAddr { id, ways }
     }
 
     /// A peer at `addr` whose id nobody told us (a DHT row).

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use super::dialer::RelayedHold;
 use super::{Dialer, PeerAddr};
 use crate::bounds::{CONNECT_TIMEOUT, IO_TIMEOUT, MAX_MANIFEST_LEN};
 use crate::chunkset::ChunkSet;
@@ -63,6 +64,8 @@ pub struct PeerClient {
     conn: Connection,
     version: u32,
     _stop: StopGuard,
+    /// A relayed connection's place among the dialer's (for `status`).
+    _relayed: Option<RelayedHold>,
 }
 
 impl PeerClient {
@@ -88,6 +91,7 @@ impl PeerClient {
             conn,
             version,
             _stop: dialed.guard,
+            _relayed: dialed.relayed,
         })
     }
 

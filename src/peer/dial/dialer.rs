@@ -4,20 +4,45 @@
 //! dialer that handles it (see docs/ARCHITECTURE.md), with no change to the
 //! download that asks for the connection.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{PeerAddr, Way};
+use super::{Path, PeerAddr, Way};
 use crate::error::{Error, Result};
 use crate::net::stop::{StopGuard, StopSignal};
 use crate::net::tls::Tls;
 use crate::protocol::Connection;
+use crate::sync::LockExt;
 
 /// A connection a dialer made, and its registration with the stop signal
-/// it was made under (stopping interrupts it while this is held).
+/// it was made under (stopping interrupts it while this is held); a
+/// relayed one also holds its place among the dialer's relayed
+/// connections (see [`Dialer::path_to`]) until dropped.
 pub struct Dialed {
     pub conn: Connection,
     pub guard: StopGuard,
+    pub relayed: Option<RelayedHold>,
+}
+
+/// One relayed connection to a peer shown at an address, counted while
+/// held.
+pub struct RelayedHold {
+    pub(super) live: Arc<Mutex<HashMap<SocketAddr, usize>>>,
+    pub(super) addr: SocketAddr,
+}
+
+impl Drop for RelayedHold {
+    fn drop(&mut self) {
+        let mut live = self.live.locked();
+        if let Some(n) = live.get_mut(&self.addr) {
+            *n -= 1;
+            if *n == 0 {
+                live.remove(&self.addr);
+            }
+        }
+    }
 }
 
 /// Connects to peers.
@@ -28,6 +53,12 @@ pub trait Dialer: Send + Sync {
     /// exists, so a stop interrupts a handshake a silent peer never ends.
     /// Fails with the last way's error.
     fn dial(&self, to: &PeerAddr, timeout: Duration, stop: &Arc<StopSignal>) -> Result<Dialed>;
+
+    /// How this dialer reaches the peer shown at `shown`: its open
+    /// connections, or else the latest it made.
+    fn path_to(&self, _shown: SocketAddr) -> Path {
+        Path::Direct
+    }
 }
 
 /// Dials a peer's direct ways: TCP, then TLS, with this peer's identity.
@@ -46,7 +77,9 @@ impl Dialer for DirectDialer {
     fn dial(&self, to: &PeerAddr, timeout: Duration, stop: &Arc<StopSignal>) -> Result<Dialed> {
         let mut last = Error::Closed;
         for way in to.ways() {
-            let Way::Direct(addr) = way;
+            let Way::Direct(addr) = way else {
+                continue;
+            };
             match Connection::connect_tls_stoppable(
                 &addr.to_string(),
                 &self.tls,
@@ -54,7 +87,13 @@ impl Dialer for DirectDialer {
                 timeout,
                 stop,
             ) {
-                Ok((conn, guard)) => return Ok(Dialed { conn, guard }),
+                Ok((conn, guard)) => {
+                    return Ok(Dialed {
+                        conn,
+                        guard,
+                        relayed: None,
+                    })
+                }
                 Err(e) => last = e,
             }
         }

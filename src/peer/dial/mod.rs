@@ -11,15 +11,18 @@
 //! relayed) is a new [`Way`] and a dialer that knows it, nothing more.
 //!
 //! Modules: `addr` (who and how to reach), `dialer` (the seam and direct
-//! TCP), `client` (the protocol over a dialled connection).
+//! TCP), `relayed` (direct, then the tracker's relay), `client` (the
+//! protocol over a dialled connection).
 
 mod addr;
 mod client;
 mod dialer;
+mod relayed;
 
-pub use self::addr::{PeerAddr, Way};
+pub use self::addr::{Path, PeerAddr, Way};
 pub use self::client::{FileKey, Got, Have, PeerClient};
-pub use self::dialer::{Dialed, Dialer, DirectDialer};
+pub use self::dialer::{Dialed, Dialer, DirectDialer, RelayedHold};
+pub use self::relayed::RelayingDialer;
 
 #[cfg(test)]
 mod tests;

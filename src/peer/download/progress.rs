@@ -306,6 +306,7 @@ impl Progress {
                     && now.duration_since(pp.last) <= ACTIVE_PEER,
                 banned: pp.banned,
                 benched: pp.benched,
+                path: Default::default(),
             })
             .collect();
         peers.sort_by(|a, b| b.chunks.cmp(&a.chunks).then(a.addr.cmp(&b.addr)));
@@ -402,6 +403,10 @@ pub struct PeerView {
     pub banned: bool,
     /// Failed to connect or answer repeatedly: not used for a while.
     pub benched: bool,
+    /// How the connections to it were made (`peer::status` fills it in
+    /// from the dialer).
+    #[serde(default)]
+    pub path: crate::peer::dial::Path,
 }
 
 #[cfg(test)]

@@ -158,6 +158,16 @@ impl Connection {
         }
     }
 
+    /// For a relay that splices this plain connection to another: a second
+    /// handle on its socket, and the bytes read past the last line (taken
+    /// out of the buffer). `None` on TLS, whose bytes cannot be spliced.
+    pub fn detach_plain(&mut self) -> Option<io::Result<(std::net::TcpStream, Vec<u8>)>> {
+        let tcp = self.stream.as_tcp()?;
+        let early = self.buf[self.start..self.end].to_vec();
+        self.start = self.end;
+        Some(tcp.try_clone().map(|tcp| (tcp, early)))
+    }
+
     /// A handle that interrupts this connection's I/O from another thread.
     pub fn interrupter(&self) -> io::Result<Interrupter> {
         self.stream.interrupter()

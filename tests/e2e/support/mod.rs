@@ -7,12 +7,14 @@
 //! tracker that misbehaves; `tmpfs` mounts a small disk that fills up.
 //! `browser` drives headless Chromium over the DevTools protocol.
 //! `relay` is a wiretap, `tls` TLS clients of the tests' own (the security tests).
+//! `netns` builds network namespaces with NAT routers (the NAT lab).
 
 pub mod accept;
 pub mod browser;
 pub mod fakes;
 pub mod flood;
 pub mod harness;
+pub mod netns;
 pub mod proc;
 pub mod programs;
 pub mod raw;

@@ -1,0 +1,207 @@
+//! Where this peer stands behind NAT, kept by a thread of its own
+//! (`reach`): it asks the tracker `WHOAMI <listen port>` at start and every
+//! [`REACH_RECHECK`], and keeps the answer for `status`. A tracker that
+//! does not know the verb (an older one) is not asked again. While the
+//! answer is "unreachable", the thread holds a control connection
+//! (`LISTEN`) in between, answers the tracker's pings, and hands each
+//! `JOIN <token>` to the [`OnJoin`] it was given (the relay's other end).
+//!
+//! Invariant: [`Reach::standing`] is `None` until the tracker answered
+//! once, then always the latest answer; `held` is true exactly while a
+//! control connection is open.
+
+pub mod relay;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::tracker_client::TrackerClient;
+use crate::bounds::REACH_RECHECK;
+use crate::error::{Error, Result};
+use crate::net::stop::StopSignal;
+use crate::protocol::nat_msg::{ControlLine, Token};
+use crate::sync::LockExt;
+
+/// What the tracker last said of this peer.
+#[derive(Debug, Clone, Copy)]
+pub struct Standing {
+    /// The address the tracker saw our question come from.
+    pub observed: SocketAddr,
+    /// Whether the tracker reached our chunk server at the IP it saw.
+    pub reachable: bool,
+    pub at: Instant,
+}
+
+/// [`Standing`] for `status` and `/api/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReachView {
+    pub observed: String,
+    /// `true`: others can dial this peer directly.
+    pub reachable: bool,
+    pub secs_ago: u64,
+    /// A control connection to the tracker is open: the tracker can bring
+    /// others to this peer (through its relay).
+    #[serde(default)]
+    pub control: bool,
+}
+
+/// What the thread does with a `JOIN <token>` from the tracker: join the
+/// relay session (without blocking the control connection).
+pub type OnJoin = Arc<dyn Fn(Token) + Send + Sync>;
+
+/// The `reach` thread and what it learned; stopped when dropped.
+pub struct Reach {
+    standing: Arc<Mutex<Option<Standing>>>,
+    held: Arc<AtomicBool>,
+    stop: Arc<StopSignal>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Reach {
+    /// Starts asking `tracker` (the chunk server must be listening: the
+    /// tracker dials it back).
+    pub fn spawn(tracker: &TrackerClient, on_join: OnJoin) -> std::io::Result<Reach> {
+        let stop = StopSignal::new();
+        let standing = Arc::new(Mutex::new(None));
+        let held = Arc::new(AtomicBool::new(false));
+        let asker = Asker {
+            tracker: tracker.interruptible(Arc::clone(&stop)),
+            standing: Arc::clone(&standing),
+            held: Arc::clone(&held),
+            on_join,
+            stop: Arc::clone(&stop),
+        };
+        let thread = thread::Builder::new()
+            .name("reach".into())
+            .spawn(move || asker.run())?;
+        Ok(Reach {
+            standing,
+            held,
+            stop,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// The tracker's latest answer, if it gave one.
+    pub fn standing(&self) -> Option<Standing> {
+        *self.standing.locked()
+    }
+
+    pub fn view(&self) -> Option<ReachView> {
+        self.standing().map(|s| ReachView {
+            observed: s.observed.to_string(),
+            reachable: s.reachable,
+            secs_ago: s.at.elapsed().as_secs(),
+            control: self.held.load(Ordering::Acquire),
+        })
+    }
+
+    /// Stops the thread (interrupting a call in flight) and waits for it.
+    pub fn stop(&self) {
+        self.stop.stop();
+        if let Some(thread) = self.thread.locked().take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Reach {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The thread's side.
+struct Asker {
+    tracker: TrackerClient,
+    standing: Arc<Mutex<Option<Standing>>>,
+    held: Arc<AtomicBool>,
+    on_join: OnJoin,
+    stop: Arc<StopSignal>,
+}
+
+impl Asker {
+    fn run(self) {
+        // After a failure: 1 s, doubling up to REACH_RECHECK.
+        let mut pause = Duration::from_secs(1);
+        let mut failed = |why: Error| {
+            log::debug!("{why}; asking the tracker again in {pause:?}");
+            let wait = pause;
+            pause = (pause * 2).min(REACH_RECHECK);
+            wait
+        };
+        while !self.stop.is_stopped() {
+            let wait = match self.tracker.whoami() {
+                Ok(r) if r.reachable == Some(true) => {
+                    self.learned(r.observed, true);
+                    REACH_RECHECK
+                }
+                Ok(r) => {
+                    self.learned(r.observed, false);
+                    match self.hold_control(Instant::now() + REACH_RECHECK) {
+                        Ok(()) => continue,
+                        Err(Error::Interrupted) => return,
+                        Err(e) => failed(e),
+                    }
+                }
+                Err(Error::Remote(e)) if e.contains("unknown command") => {
+                    log::info!("the tracker does not say whether this peer is reachable: {e}");
+                    return;
+                }
+                Err(Error::Interrupted) => return,
+                Err(e) => failed(e),
+            };
+            self.stop.wait_timeout(wait);
+        }
+    }
+
+    fn learned(&self, observed: SocketAddr, reachable: bool) {
+        let how = match reachable {
+            true => "reachable",
+            false => "not reachable directly",
+        };
+        log::info!("the tracker sees this peer at {observed}: {how}");
+        let at = Instant::now();
+        *self.standing.locked() = Some(Standing {
+            observed,
+            reachable,
+            at,
+        });
+    }
+
+    /// Holds a control connection until `until` (then `Ok`), answering
+    /// the tracker's lines; fails when it breaks or goes silent.
+    fn hold_control(&self, until: Instant) -> Result<()> {
+        let mut control = self.tracker.listen()?;
+        log::info!(
+            "holding a control connection to the tracker: {}",
+            control.greeting
+        );
+        self.held.store(true, Ordering::Release);
+        let _unheld = Unheld(&self.held);
+        while Instant::now() < until {
+            match control.next()? {
+                ControlLine::Ping => control.answer("pong")?,
+                ControlLine::Join(token) => {
+                    control.answer("joining")?;
+                    (self.on_join)(token);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Clears `held` when a control connection ends, however it ends.
+struct Unheld<'a>(&'a AtomicBool);
+
+impl Drop for Unheld<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}

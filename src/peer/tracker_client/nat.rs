@@ -1,0 +1,73 @@
+//! The tracker calls for peers behind NAT (see `protocol::nat_msg`).
+
+use super::{Call, TrackerClient};
+use crate::bounds::{CONTROL_SILENCE, TRACKER_DEADLINE};
+use crate::error::{Error, Result};
+use crate::identity::PeerId;
+use crate::protocol::codec::ParseError;
+use crate::protocol::nat_msg::{ControlLine, Reflection, Token};
+use crate::protocol::{Reply, TrackerRequest};
+
+/// A control connection held open to the tracker (`LISTEN`): the tracker
+/// writes a line, this peer answers it.
+pub struct Control {
+    call: Call,
+    /// What the tracker said it sees (`listening <ip>:<port>`).
+    pub greeting: String,
+}
+
+impl TrackerClient {
+    /// `WHOAMI <listen port>`: the address the tracker sees this peer at,
+    /// and whether it reached our chunk server there.
+    pub fn whoami(&self) -> Result<Reflection> {
+        let mut call = self.connect(TRACKER_DEADLINE)?;
+        let req = TrackerRequest::WhoAmI {
+            port: Some(self.listen_port),
+        };
+        call.send(&req.encode())?;
+        Ok(Reflection::parse(&call.reply()?)?)
+    }
+
+    /// `LISTEN <listen port>`: opens a control connection.
+    pub fn listen(&self) -> Result<Control> {
+        let mut call = self.connect(TRACKER_DEADLINE)?;
+        let req = TrackerRequest::Listen {
+            port: self.listen_port,
+        };
+        call.send(&req.encode())?;
+        let greeting = call.reply()?;
+        Ok(Control { call, greeting })
+    }
+}
+
+impl Control {
+    /// The tracker's next line, which must come within
+    /// [`CONTROL_SILENCE`] (it pings more often than that).
+    pub fn next(&mut self) -> Result<ControlLine> {
+        let line = self.call.conn.read_line(CONTROL_SILENCE);
+        let line = match (line, &self.call.interrupt) {
+            (_, Some(stop)) if stop.is_stopped() => return Err(Error::Interrupted),
+            (line, _) => line?.ok_or(Error::Closed)?,
+        };
+        Ok(ControlLine::parse(&line)?)
+    }
+
+    /// Answers the last line with `OK <text>`.
+    pub fn answer(&mut self, text: &str) -> Result<()> {
+        self.call
+            .conn
+            .write_all(Reply::ok(text).encode().as_bytes())
+    }
+}
+
+impl TrackerClient {
+    /// `RELAY <peer>`: a token to join a relayed session with `peer`.
+    pub fn relay(&self, peer: &PeerId) -> Result<Token> {
+        let mut call = self.connect(TRACKER_DEADLINE)?;
+        call.send(&TrackerRequest::Relay { peer: *peer }.encode())?;
+        let reply = call.reply()?;
+        reply
+            .parse()
+            .map_err(|()| ParseError::BadReply(reply.chars().take(80).collect()).into())
+    }
+}
