@@ -24,6 +24,8 @@
 //!   with their number and which hold no descriptor each;
 //! - `dht`: finding peers through the Mainline DHT;
 //! - `oneshot`: `peer send` and `peer get` with tickets, no tracker;
+//! - `portmap`: a peer behind a miniupnpd router in network namespaces
+//!   (root only): mapped, fetched from outside, unmapped when it leaves;
 //! - `folders`: a folder sent and fetched whole, selected, re-shared;
 //! - `repl`: background downloads, cancel and resume, quitting, a peer's
 //!   memory across restarts, and the REPL's small helps;
@@ -38,6 +40,7 @@ mod first_minute;
 mod folders;
 mod hostile;
 mod oneshot;
+mod portmap;
 mod repl;
 mod scale;
 mod security;
