@@ -54,8 +54,34 @@ pub fn local_ip_toward(to: IpAddr, bind: IpAddr) -> io::Result<IpAddr> {
     Ok(socket.local_addr()?.ip())
 }
 
+/// Whether `ip` is reachable from the internet as it is: not private,
+/// shared (carrier NAT, 100.64/10), link-local, loopback or unspecified.
+pub fn is_public(ip: Ipv4Addr) -> bool {
+    let shared = ip.octets()[0] == 100 && ip.octets()[1] & 0xc0 == 64;
+    !(ip.is_private() || shared || ip.is_link_local() || ip.is_loopback() || ip.is_unspecified())
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn only_an_address_the_internet_can_reach_is_public() {
+        for ip in [
+            "10.0.1.2",
+            "172.16.0.1",
+            "192.168.1.5",
+            "100.64.0.1",
+            "100.127.255.1",
+            "169.254.1.1",
+            "127.0.0.1",
+            "0.0.0.0",
+        ] {
+            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["11.99.0.1", "100.128.0.1", "8.8.8.8", "172.32.0.1"] {
+            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
+    }
     use super::*;
 
     const TABLE: &str =

@@ -46,10 +46,17 @@ impl Config {
     }
 }
 
-/// The router found first: NAT-PMP at the default gateway, else UPnP.
+/// The router found first: NAT-PMP at the default gateway, else UPnP. A
+/// host whose address toward its gateway is public has no NAT to map
+/// through (a server), and asks nothing.
 pub fn discover(bind: IpAddr) -> Result<Box<dyn Router>, MapError> {
     let natpmp = match gateway::default_gateway() {
         Ok(Some(gw)) => {
+            if let Ok(IpAddr::V4(local)) = gateway::local_ip_toward(gw.into(), bind) {
+                if gateway::is_public(local) {
+                    return Err(MapError::Public(local));
+                }
+            }
             let at = SocketAddr::new(gw.into(), wire::PORT);
             match NatPmp::new(at, bind)
                 .map_err(MapError::Io)

@@ -83,6 +83,8 @@ pub enum MapError {
     NoExternal(IpAddr),
     #[error("no router that maps ports: {0}")]
     NoRouter(String),
+    #[error("not needed: this host's address {0} is public")]
+    Public(std::net::Ipv4Addr),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }

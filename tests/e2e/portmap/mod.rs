@@ -10,13 +10,14 @@ mod lab;
 use std::fs;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Instant;
 
 use p2pshare::peer::portmap::{PortMapView, Protocol};
 use p2pshare::ticket::Ticket;
 
 use self::lab::{Lab, Speaks, OUTSIDE, ROUTER_WAN};
 use crate::support::harness::{
-    assert_same_bytes, wait_until, Proc, TestDir, CHUNK, COMMAND, LEAVE, STARTUP,
+    assert_same_bytes, figure, wait_until, Proc, TestDir, CHUNK, COMMAND, LEAVE, STARTUP,
 };
 use crate::support::status::peer_status;
 
@@ -68,8 +69,14 @@ fn fetch_outside(lab: &Lab, dir: &TestDir, args: &[&str], want: &[u8]) {
 
 /// The peer leaves on `signal`; its mapping is gone from the router.
 fn leaves_unmapped(lab: &Lab, mut peer: Proc, signal: &str, port: u16) {
+    let asked = Instant::now();
     peer.signal(signal);
     peer.await_exit(LEAVE);
+    figure(
+        "portmap",
+        &format!("SIG{signal} to exit, mapping deleted"),
+        asked.elapsed(),
+    );
     let forwards = lab.forwards();
     assert!(
         !forwards.contains(&format!("dport {port} ")),
@@ -92,8 +99,14 @@ fn a_sender_behind_a_upnp_router_is_fetched_through_its_mapping_until_it_leaves(
     cmd.args(["send", "--http", "0"])
         .arg(&path)
         .current_dir(dir.path());
+    let started = Instant::now();
     let sender = Proc::spawn("sender", cmd);
     let ticket = sender.startup_line("Ticket: ");
+    figure(
+        "portmap",
+        "send start to ticket, mapped by UPnP",
+        started.elapsed(),
+    );
     let map = mapping(&lab, &lab.lan, &sender);
     assert_eq!(
         map.protocol,
@@ -128,8 +141,14 @@ fn a_serving_peer_behind_a_natpmp_router_is_found_through_the_tracker_and_unmaps
     let line = tracker_proc.startup_line("Tracker running on port ");
     let tracker_port = line.split('.').next().unwrap_or_default().to_string();
     let (path, bytes) = dir.random_file("big.bin", 3 * CHUNK + 99, 23);
+    let started = Instant::now();
     let seeder = serve(&lab, dir.path(), &path, &tracker_port);
     let map = mapping(&lab, &lab.lan, &seeder);
+    figure(
+        "portmap",
+        "--serve start to mapped by NAT-PMP (polled)",
+        started.elapsed(),
+    );
     assert_eq!(
         map.protocol,
         Some(Protocol::NatPmp),
