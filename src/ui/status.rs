@@ -388,10 +388,8 @@ mod tests {
             mapped: false,
             protocol: None,
             external: None,
-            lease_secs_left: None,
-            offered: false,
-            trying: false,
             error: Some("no router that maps ports".into()),
+            ..m
         };
         assert_eq!(
             port_map_text(&none),
