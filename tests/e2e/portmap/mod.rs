@@ -3,7 +3,8 @@
 //! maps its port, a client outside (which has no route to the LAN)
 //! downloads through it, and the mapping is gone once the peer leaves.
 //! One test per protocol: UPnP IGD with `peer send` and a ticket, NAT-PMP
-//! with `peer --serve` found through a tracker outside.
+//! with `peer --serve` found through a tracker outside; and the REPL's
+//! `status` and `quit` with a router that speaks both.
 
 mod lab;
 
@@ -77,6 +78,11 @@ fn leaves_unmapped(lab: &Lab, mut peer: Proc, signal: &str, port: u16) {
         &format!("SIG{signal} to exit, mapping deleted"),
         asked.elapsed(),
     );
+    unmapped(lab, port);
+}
+
+/// The router forwards `port` no more.
+fn unmapped(lab: &Lab, port: u16) {
     let forwards = lab.forwards();
     assert!(
         !forwards.contains(&format!("dport {port} ")),
@@ -181,4 +187,37 @@ fn serve(lab: &Lab, cwd: &Path, path: &Path, tracker_port: &str) -> Proc {
     let seeder = Proc::spawn("seeder", cmd);
     seeder.expect_out("Successfully registered", STARTUP);
     seeder
+}
+
+#[test]
+fn a_repl_peer_says_its_mapping_in_status_and_deletes_it_on_quit() {
+    let dir = TestDir::new("portmap_repl");
+    let speaks = Speaks {
+        upnp: true,
+        natpmp: true,
+    };
+    let Some(lab) = Lab::up(dir.path(), speaks) else {
+        return;
+    };
+    // No tracker listens there: the REPL starts all the same, warning.
+    let mut cmd = lab.command(&lab.lan, PEER);
+    cmd.args(["--http", "0", OUTSIDE, "1", "0"])
+        .current_dir(dir.path());
+    let mut peer = Proc::spawn("repl", cmd);
+    let map = mapping(&lab, &lab.lan, &peer);
+    // NAT-PMP is asked first; a tracker is given, so nothing is offered
+    // before a dial-back.
+    assert_eq!(map.protocol, Some(Protocol::NatPmp), "{map:?}");
+    let port = forwarded(&lab, &map);
+    peer.send("status");
+    let line = peer.expect_out("port mapping: ", COMMAND);
+    let want = format!("port mapping: {ROUTER_WAN}:{port} on the router (NAT-PMP), lease ");
+    assert!(
+        line.starts_with(&want)
+            && line.ends_with("not offered until a dial-back from outside reaches it"),
+        "{line}"
+    );
+    peer.send("quit");
+    peer.await_exit(LEAVE);
+    unmapped(&lab, port);
 }
