@@ -128,8 +128,9 @@ pub struct Peer {
     downloads: Arc<Downloads>,
     /// Who is fetching what from this peer.
     uploads: Arc<Uploads>,
-    /// The router's port mapping (`None`: not asked for).
-    port_map: Option<PortMap>,
+    /// The router's port mapping (`None`: not asked for); shared with
+    /// whoever checks it from outside (the dial-back).
+    port_map: Option<Arc<PortMap>>,
     /// Who hears of downloads starting and ending.
     events: Arc<Events>,
     /// Where others may reach this peer, best first, for tickets.
@@ -166,12 +167,9 @@ impl Peer {
         };
         let listener = TcpListener::bind(opts.listen).map_err(bind_error)?;
         let listen = listener.local_addr().map_err(bind_error)?;
-        // Mapped before anything else starts, so `send` has it sooner; a
-        // start that fails below drops it, deleting what it mapped.
-        let port_map = match opts.port_map && portmap::applies(listen) {
-            true => Some(PortMap::spawn(listen, opts.tracker.is_some()).map_err(PeerError::Spawn)?),
-            false => None,
-        };
+        // First, so `send` has it sooner (a failed start deletes it).
+        let port_map = PortMap::start_if(opts.port_map, listen, opts.tracker.is_some())
+            .map_err(PeerError::Spawn)?;
         let library = Arc::new(Library::default());
         let rates = Rates {
             up: Arc::new(RateCap::new(opts.max_upload)),
@@ -250,7 +248,7 @@ impl Peer {
 
     /// The router's port mapping, if this peer asked for one: its
     /// candidate address for a dial-back, `confirm` once one reached it.
-    pub fn port_map(&self) -> Option<&PortMap> {
+    pub fn port_map(&self) -> Option<&Arc<PortMap>> {
         self.port_map.as_ref()
     }
 

@@ -193,6 +193,18 @@ impl PortMap {
         PortMap::spawn_with(discover, listen.port(), Config::default(), needs_check)
     }
 
+    /// [`spawn`](Self::spawn) if `wanted` and it [`applies`] to `listen`.
+    pub fn start_if(
+        wanted: bool,
+        listen: SocketAddr,
+        needs_check: bool,
+    ) -> std::io::Result<Option<Arc<PortMap>>> {
+        match wanted && applies(listen) {
+            true => Ok(Some(Arc::new(PortMap::spawn(listen, needs_check)?))),
+            false => Ok(None),
+        }
+    }
+
     /// The same with routers from `discover` and the given timing.
     pub fn spawn_with(
         discover: Discover,
