@@ -4,12 +4,14 @@
 # passed on). The tests need Chromium (tests/e2e/web_actions.rs loads the
 # peer's page in a headless browser, on loopback) and openssl
 # (tests/e2e/security.rs checks a peer's TLS 1.3 against another TLS
-# stack). A test that cannot run fails, saying what is missing: nothing is
-# skipped in silence.
+# stack). The port-mapping lab (tests/e2e/portmap, root only) builds a
+# router in network namespaces running miniupnpd on nftables (iproute2,
+# nftables, miniupnpd-nftables). A test that cannot run fails or skips,
+# saying what is missing: nothing is skipped in silence.
 set -euo pipefail
 cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
 
-APT_PACKAGES=(chromium openssl)
+APT_PACKAGES=(chromium openssl iproute2 nftables miniupnpd-nftables)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -126,6 +126,28 @@ pub const BUSY_REPLY_TIMEOUT: Duration = Duration::from_millis(200);
 /// How long a peer waits for the tracker to take its `BYE` when it leaves.
 pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
 
+// ------------------------------------------------------- port mapping ----
+
+/// The lease a peer asks its router for (UPnP IGD or NAT-PMP): what a
+/// killed peer leaves behind at most. Renewed every `PORT_MAP_RENEW`, so a
+/// router that rebooted and forgot it has it back within that.
+pub const PORT_MAP_LEASE: Duration = Duration::from_secs(3600);
+pub const PORT_MAP_RENEW: Duration = Duration::from_secs(900);
+/// After a failed attempt (no router answered, or it refused), the next
+/// one is this much later.
+pub const PORT_MAP_RETRY: Duration = Duration::from_secs(300);
+/// NAT-PMP: the first request waits this long for its answer, each resend
+/// twice as long, `NATPMP_TRIES` in all (RFC 6886 allows 9; a router on
+/// the LAN answers in milliseconds): at most 1.75 s per exchange.
+pub const NATPMP_FIRST_WAIT: Duration = Duration::from_millis(250);
+pub const NATPMP_TRIES: u32 = 3;
+/// UPnP: how long SSDP discovery listens for a gateway. Each SOAP call is
+/// bounded by igd-next itself (10 s, bodies ≤ 1 MiB).
+pub const UPNP_SEARCH: Duration = Duration::from_secs(2);
+/// How long `peer send` waits for the first mapping before it prints the
+/// ticket (without the mapped address if it is not there by then).
+pub const PORT_MAP_FIRST_WAIT: Duration = Duration::from_secs(4);
+
 // ---------------------------------------------------------------- servers --
 
 /// Connection caps of one server: connections at once in all, and from one
@@ -375,6 +397,11 @@ pub const DIAL_BACKS: usize = 16;
 /// How often a peer asks `WHOAMI` again (an address or a router changes),
 /// and how long it waits after a failed one: 1 s, doubling, up to this.
 pub const REACH_RECHECK: Duration = Duration::from_secs(300);
+
+/// While this peer's router has not answered a port-mapping request yet,
+/// how soon a reachable peer asks `WHOAMI` again, so that the mapping is
+/// checked (and offered) soon after it is made.
+pub const MAPPING_RECHECK: Duration = Duration::from_secs(2);
 /// Control connections a tracker holds at once (one per peer id; a new
 /// `LISTEN` replaces the old); more get `ERR busy`.
 pub const TRACKER_LISTENERS: usize = 256;

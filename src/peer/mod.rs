@@ -22,6 +22,7 @@ pub mod locate;
 pub mod memory;
 pub mod nat;
 pub mod offer;
+pub mod portmap;
 pub mod resume;
 pub mod server;
 mod sharing;
@@ -47,6 +48,7 @@ use self::downloads::Downloads;
 use self::events::Events;
 use self::library::{Library, SharedFile};
 use self::memory::Memory;
+use self::portmap::PortMap;
 use self::status::PeerStatus;
 use self::swarm::PeerSwarm;
 use self::tracker_client::TrackerClient;
@@ -89,6 +91,10 @@ pub struct Options {
     /// Remember shares and unfinished downloads in the state directory
     /// (see [`memory`]), for the next run.
     pub remember: bool,
+    /// Ask the router to forward a public port to the chunk server (UPnP
+    /// or NAT-PMP, see [`portmap`]); never for a loopback or IPv6 listen
+    /// address.
+    pub port_map: bool,
 }
 
 /// DHT settings of a peer.
@@ -124,6 +130,9 @@ pub struct Peer {
     downloads: Arc<Downloads>,
     /// Who is fetching what from this peer.
     uploads: Arc<Uploads>,
+    /// The router's port mapping (`None`: not asked for); shared with
+    /// whoever checks it from outside (the dial-back).
+    port_map: Option<Arc<PortMap>>,
     /// Who hears of downloads starting and ending.
     events: Arc<Events>,
     /// Where others may reach this peer, best first, for tickets.
@@ -163,6 +172,9 @@ impl Peer {
         };
         let listener = TcpListener::bind(opts.listen).map_err(bind_error)?;
         let listen = listener.local_addr().map_err(bind_error)?;
+        // First, so `send` has it sooner (a failed start deletes it).
+        let port_map = PortMap::start_if(opts.port_map, listen, opts.tracker.is_some())
+            .map_err(PeerError::Spawn)?;
         let library = Arc::new(Library::default());
         let rates = Rates {
             up: Arc::new(RateCap::new(opts.max_upload)),
@@ -204,7 +216,8 @@ impl Peer {
         let reach = match &tracker {
             Some(t) => {
                 let on_join = nat::relay::on_join(t.addr().to_string(), &tls, serve);
-                Some(nat::Reach::spawn(t, on_join).map_err(PeerError::Spawn)?)
+                let map = port_map.clone();
+                Some(nat::Reach::spawn(t, on_join, map).map_err(PeerError::Spawn)?)
             }
             None => None,
         };
@@ -238,6 +251,7 @@ impl Peer {
             swarm,
             downloads: Arc::default(),
             uploads,
+            port_map,
             events: Arc::default(),
             leaving: Arc::default(),
             reachable: sharing::reachable_addrs(listen, &opts.public_addrs),
@@ -245,6 +259,12 @@ impl Peer {
             reach,
             _server: server,
         })
+    }
+
+    /// The router's port mapping, if this peer asked for one: its
+    /// candidate address for a dial-back, `confirm` once one reached it.
+    pub fn port_map(&self) -> Option<&Arc<PortMap>> {
+        self.port_map.as_ref()
     }
 
     /// Who is fetching what from this peer, as the chunk server heard it.
@@ -316,8 +336,10 @@ impl Peer {
         Arc::clone(&self.leaving)
     }
 
-    /// Unregisters from the tracker, waiting at most `timeout`.
+    /// Unregisters from the tracker and deletes the router's port
+    /// mapping (both at once), waiting at most `timeout`.
     pub fn leave(&self, timeout: Duration) {
+        let _unmapping = self.port_map.as_ref().map(|m| m.releasing(timeout));
         // No announce may land after the BYE, or the tracker would list this
         // peer again until its TTL ran out.
         let started = std::time::Instant::now();

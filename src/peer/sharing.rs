@@ -148,7 +148,7 @@ impl Peer {
             id: file.id,
             name: file.name.clone(),
             size: file.manifest.size(),
-            addrs: self.reachable.clone(),
+            addrs: with_mapped(&self.reachable, self.port_map().and_then(|m| m.offered())),
             peer: self.id(),
             secret: file.secret,
             // Once its id is known, the tracker whose relay reaches us.
@@ -158,6 +158,16 @@ impl Peer {
                 .map(|(addr, id)| (addr.to_string(), id)),
         }
     }
+}
+
+/// `reachable` with the router's mapped address first (a downloader dials
+/// a ticket's addresses at once, so the order only breaks ties), at most
+/// [`MAX_TICKET_ADDRS`].
+pub(super) fn with_mapped(reachable: &[SocketAddr], mapped: Option<SocketAddr>) -> Vec<SocketAddr> {
+    let mut all: Vec<SocketAddr> = mapped.into_iter().collect();
+    all.extend(reachable.iter().filter(|a| Some(**a) != mapped));
+    all.truncate(MAX_TICKET_ADDRS);
+    all
 }
 
 /// Where others may reach a peer listening on `listen`: the `public`
@@ -284,4 +294,25 @@ pub fn known(
         remembered: true,
         tree: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mapped_address_comes_first_once_and_the_cap_holds() {
+        let addr = |i: u8| SocketAddr::from(([10, 0, 0, i], 4000));
+        let reachable: Vec<_> = (1..=8).map(addr).collect();
+        assert_eq!(with_mapped(&reachable, None), reachable);
+        let mapped = SocketAddr::from(([11, 99, 0, 1], 4000));
+        let with = with_mapped(&reachable, Some(mapped));
+        assert_eq!(with.len(), MAX_TICKET_ADDRS);
+        assert_eq!((with[0], with[1]), (mapped, addr(1)));
+        // Already there (as a --public-addr): not twice.
+        assert_eq!(
+            with_mapped(&[addr(1), mapped], Some(mapped)),
+            vec![mapped, addr(1)]
+        );
+    }
 }

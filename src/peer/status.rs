@@ -106,6 +106,10 @@ pub struct PeerStatus {
     /// `MAX_UPLOADS_SHOWN`).
     #[serde(default)]
     pub uploads: Vec<UploadView>,
+    /// The router's port mapping: `null` when not asked for
+    /// (`--no-port-map`, `peer get`, a loopback listen address).
+    #[serde(default)]
+    pub port_map: Option<super::portmap::PortMapView>,
 }
 
 /// The last connection to the tracker.
@@ -163,6 +167,7 @@ impl PeerStatus {
             downloads: with_paths(peer.downloads.snapshot(Instant::now()), &*peer.dialer),
             dht: peer.dht_status().as_ref().map(DhtView::of),
             uploads: peer.uploads().snapshot(Instant::now()),
+            port_map: peer.port_map().map(|m| m.view()),
             unfinished: super::resume::unfinished(peer)
                 .into_iter()
                 .map(|u| UnfinishedView {

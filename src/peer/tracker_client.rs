@@ -166,6 +166,11 @@ impl TrackerClient {
         &self.addr
     }
 
+    /// The listen port this client announces (and `WHOAMI` asks about).
+    pub fn listen_port(&self) -> u16 {
+        self.listen_port
+    }
+
     /// Connects and says `HELLO`, within `within` for the whole call
     /// (connecting at most [`CONNECT_TIMEOUT`] of it); a busy tracker is
     /// asked again after 250 ms, doubling, while time is left.

@@ -9,6 +9,7 @@ use crate::name::shown;
 use crate::net::rate::format_rate;
 use crate::peer::dial::Path;
 use crate::peer::nat::ReachView;
+use crate::peer::portmap::PortMapView;
 use crate::peer::status::{ContactView, DhtView, DownloadView, PeerStatus, State};
 use crate::peer::uploads::{UploadView, QUIET_AFTER};
 
@@ -86,6 +87,9 @@ pub fn status_text(s: &PeerStatus) -> String {
     if let Some(dht) = &s.dht {
         out.push_str(&dht_text(dht));
     }
+    if let Some(map) = &s.port_map {
+        out.push_str(&port_map_text(map));
+    }
     if let Some(tracker) = &s.tracker {
         out.push_str(&tracker_text(tracker, s.tracker_contact.as_ref()));
     }
@@ -100,6 +104,33 @@ pub fn status_text(s: &PeerStatus) -> String {
     ));
     out
 }
+/// `port mapping: ADDR on the router (UPnP), lease 59 min left; ...`.
+pub fn port_map_text(m: &PortMapView) -> String {
+    let (Some(external), Some(protocol)) = (&m.external, m.protocol) else {
+        return match (&m.error, m.trying) {
+            (_, true) => "port mapping: asking the router\n".into(),
+            (Some(e), _) => format!("port mapping: none ({e})\n"),
+            (None, _) => "port mapping: none\n".into(),
+        };
+    };
+    let lease = match m.lease_secs_left {
+        Some(s) => format!("lease {} left", format_duration(Duration::from_secs(s))),
+        None => "until this peer leaves".into(),
+    };
+    let offered = match m.offered {
+        true => "offered in tickets",
+        false => "not offered until a dial-back from outside reaches it",
+    };
+    let renewal = match &m.error {
+        Some(e) => format!("; last renewal failed: {e}"),
+        None => String::new(),
+    };
+    format!(
+        "port mapping: {external} on the router ({}), {lease}; {offered}{renewal}\n",
+        protocol.name()
+    )
+}
+
 /// `dht: node ID on UDP ADDR, N nodes in the routing table, ...`.
 fn dht_text(d: &DhtView) -> String {
     let announce = match (d.last_announce_secs_ago, d.last_announce_files) {
@@ -320,6 +351,7 @@ mod tests {
             }],
             unfinished: Vec::new(),
             uploads: Vec::new(),
+            port_map: None,
             dht: Some(DhtView {
                 node_id: "ab".repeat(20),
                 udp: "127.0.0.1:3".into(),
@@ -362,6 +394,39 @@ mod tests {
         assert_eq!(
             tracker_text("h:1", Some(&refused)),
             "tracker: h:1 did not answer 3 s ago: connection refused\n"
+        );
+    }
+
+    #[test]
+    fn port_mapping_is_said_in_one_line() {
+        use crate::peer::portmap::Protocol;
+        let mut m = PortMapView {
+            mapped: true,
+            protocol: Some(Protocol::Upnp),
+            external: Some("11.99.0.1:4000".into()),
+            lease_secs_left: Some(3540),
+            offered: false,
+            trying: false,
+            error: None,
+        };
+        assert_eq!(
+            port_map_text(&m),
+            "port mapping: 11.99.0.1:4000 on the router (UPnP), lease 59 min 00 s left; \
+             not offered until a dial-back from outside reaches it\n"
+        );
+        m.offered = true;
+        m.lease_secs_left = None;
+        assert!(port_map_text(&m).ends_with("until this peer leaves; offered in tickets\n"));
+        let none = PortMapView {
+            mapped: false,
+            protocol: None,
+            external: None,
+            error: Some("no router that maps ports".into()),
+            ..m
+        };
+        assert_eq!(
+            port_map_text(&none),
+            "port mapping: none (no router that maps ports)\n"
         );
     }
 }

@@ -272,6 +272,8 @@ function renderPeer(s) {
     fact(cap(s.caps.download), "download cap"),
     fact(cap(s.caps.upload), "upload cap"),
     fact(s.tracker || "none", "tracker"),
+    ...(s.port_map ? [fact(s.port_map.mapped ? s.port_map.external
+                             : s.port_map.trying ? "asking" : "none", "port mapping")] : []),
     ...(s.dht ? [fact(String(s.dht.routing_table), "DHT nodes known"),
                  fact(s.dht.last_announce_secs_ago === null ? "not yet"
                         : s.dht.last_announce_secs_ago + " s ago", "last DHT announce")] : []));

@@ -27,6 +27,8 @@
 //!   loopback; `nat_lab`: the same through real NAT routers in network
 //!   namespaces (root only);
 //! - `oneshot`: `peer send` and `peer get` with tickets, no tracker;
+//! - `portmap`: a peer behind a miniupnpd router in network namespaces
+//!   (root only): mapped, fetched from outside, unmapped when it leaves;
 //! - `folders`: a folder sent and fetched whole, selected, re-shared;
 //! - `repl`: background downloads, cancel and resume, quitting, a peer's
 //!   memory across restarts, and the REPL's small helps;
@@ -43,6 +45,7 @@ mod hostile;
 mod nat;
 mod nat_lab;
 mod oneshot;
+mod portmap;
 mod repl;
 mod scale;
 mod security;

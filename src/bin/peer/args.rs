@@ -226,6 +226,11 @@ pub struct ServeArgs {
     /// Cap on upload bandwidth, all connections together (e.g. 500K, 10M; K/M/G are 1024-based).
     #[arg(long, value_name = "RATE", value_parser = rate)]
     pub max_upload: Option<RateArg>,
+    /// Do not ask the router (UPnP IGD or NAT-PMP) to forward a public
+    /// port to this peer. By default a peer that serves asks at start,
+    /// renews while it runs and deletes the mapping when it leaves.
+    #[arg(long)]
+    pub no_port_map: bool,
 }
 
 impl Default for ServeArgs {
@@ -234,6 +239,7 @@ impl Default for ServeArgs {
             public_addr: Vec::new(),
             announce_interval: DEFAULT_ANNOUNCE_INTERVAL.as_secs(),
             max_upload: None,
+            no_port_map: false,
         }
     }
 }

@@ -64,6 +64,8 @@ pub fn options(
         false => common.identity_or_ephemeral()?,
     };
     let (serve, fetch) = (ServeArgs::default(), FetchArgs::default());
+    // Only a form that serves asks the router for a port.
+    let port_map = net.serve.is_some_and(|s| !s.no_port_map);
     let serve = net.serve.unwrap_or(&serve);
     let fetch = net.fetch.unwrap_or(&fetch);
     let find = net.find;
@@ -84,6 +86,7 @@ pub fn options(
         }),
         public_addrs: serve.public_addr.clone(),
         remember,
+        port_map,
     };
     Ok((opts, state))
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use p2pshare::bounds::PORT_MAP_FIRST_WAIT;
 use p2pshare::console::say;
 use p2pshare::name::shown;
 use p2pshare::net::stop::StopSignal;
@@ -18,7 +19,7 @@ use p2pshare::peer::{hash, hash_tree, Hashed, Peer};
 use p2pshare::select::Globs;
 use p2pshare::ticket::Ticket;
 use p2pshare::ui::report::{found_line, outcome_text};
-use p2pshare::ui::status::{fetching_text, sent_text};
+use p2pshare::ui::status::{fetching_text, port_map_text, sent_text};
 use p2pshare::ui::{count, format_size, DownloadBar};
 
 use super::args::{GetArgs, SendArgs};
@@ -58,6 +59,12 @@ pub fn send(a: &SendArgs) -> anyhow::Result<bool> {
     }
     if let Some(skipped) = skipped.filter(|s| !s.is_empty()) {
         println!("  {skipped}");
+    }
+    // The router's answer, if it comes soon, makes the ticket reach
+    // through it (hashing above gave it a head start).
+    if let Some(map) = peer.port_map() {
+        map.wait_first(PORT_MAP_FIRST_WAIT);
+        print!("{}", port_map_text(&map.view()));
     }
     let ticket = peer.ticket_of(&file);
     println!("Ticket: {ticket}");

@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::portmap::PortMap;
 use super::tracker_client::TrackerClient;
-use crate::bounds::REACH_RECHECK;
+use crate::bounds::{MAPPING_RECHECK, REACH_RECHECK};
 use crate::error::{Error, Result};
 use crate::net::stop::StopSignal;
 use crate::protocol::nat_msg::{ControlLine, Token};
@@ -65,7 +66,13 @@ pub struct Reach {
 impl Reach {
     /// Starts asking `tracker` (the chunk server must be listening: the
     /// tracker dials it back).
-    pub fn spawn(tracker: &TrackerClient, on_join: OnJoin) -> std::io::Result<Reach> {
+    /// `port_map`, if this peer maps its port: a mapping is offered to
+    /// others once a dial-back reached this peer at it.
+    pub fn spawn(
+        tracker: &TrackerClient,
+        on_join: OnJoin,
+        port_map: Option<Arc<PortMap>>,
+    ) -> std::io::Result<Reach> {
         let stop = StopSignal::new();
         let standing = Arc::new(Mutex::new(None));
         let held = Arc::new(AtomicBool::new(false));
@@ -75,6 +82,7 @@ impl Reach {
             held: Arc::clone(&held),
             on_join,
             stop: Arc::clone(&stop),
+            port_map,
         };
         let thread = thread::Builder::new()
             .name("reach".into())
@@ -123,6 +131,7 @@ struct Asker {
     held: Arc<AtomicBool>,
     on_join: OnJoin,
     stop: Arc<StopSignal>,
+    port_map: Option<Arc<PortMap>>,
 }
 
 impl Asker {
@@ -139,7 +148,7 @@ impl Asker {
             let wait = match self.tracker.whoami() {
                 Ok(r) if r.reachable == Some(true) => {
                     self.learned(r.observed, true);
-                    REACH_RECHECK
+                    self.confirm_mapping(r.observed)
                 }
                 Ok(r) => {
                     self.learned(r.observed, false);
@@ -172,6 +181,30 @@ impl Asker {
             reachable,
             at,
         });
+    }
+
+    /// The tracker dialled this peer back at the observed IP and its
+    /// listen port, and reached it: if the router maps exactly that
+    /// address to this peer, the mapping is checked and offered from now
+    /// on. Returns when to ask again: soon while a mapping is still being
+    /// asked for (the first answer may come before the router's).
+    fn confirm_mapping(&self, observed: SocketAddr) -> Duration {
+        let Some(map) = &self.port_map else {
+            return REACH_RECHECK;
+        };
+        match map.candidate() {
+            Some(mapped)
+                if mapped.ip() == observed.ip() && mapped.port() == self.tracker.listen_port() =>
+            {
+                if map.confirm(mapped) {
+                    log::info!("the port mapping {mapped} is reachable from outside; offering it");
+                }
+                REACH_RECHECK
+            }
+            Some(_) => REACH_RECHECK,
+            None if map.view().trying => MAPPING_RECHECK,
+            None => REACH_RECHECK,
+        }
     }
 
     /// Holds a control connection until `until` (then `Ok`), answering
