@@ -334,6 +334,17 @@ pub const MAX_INPUT_LINE: usize = 64 * 1024;
 /// longer is not ours and is refused, not read into memory.
 pub const MAX_STATE_FILE: u64 = 64 * 1024 * 1024;
 
+/// Longest manifest store (`manifests.log`: every remembered share's
+/// manifest, 65 bytes per 512 KiB chunk, so about 8 TiB of shared files);
+/// past it a manifest is not remembered (its file is hashed again at the
+/// next start), and a longer file found at start is not ours: refused.
+pub const MAX_MANIFEST_STORE: u64 = 1 << 30;
+
+/// A manifest store or a shares journal this long or shorter is never
+/// compacted: below it, rewriting costs more than the dead bytes do.
+pub const MANIFEST_STORE_SLACK: u64 = 256 * 1024;
+pub const SHARES_JOURNAL_SLACK: u64 = 256 * 1024;
+
 /// Longest `identity.key` or `identity.crt` read (ours are under 1 KiB).
 pub const MAX_IDENTITY_FILE: u64 = 64 * 1024;
 
