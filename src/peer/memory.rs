@@ -158,10 +158,10 @@ impl Memory {
     }
 
     /// The manifest remembered for `share`, if it is still there, whole and
-    /// of that id, and the file is as it was (same size and mtime).
-    pub fn unchanged_manifest(&self, share: &Share) -> Option<Manifest> {
-        let meta = std::fs::metadata(&share.path).ok()?;
-        if meta.len() != share.size || mtime_ns(&meta) != Some(share.mtime_ns) {
+    /// of that id, and the file is as it was (same size and mtime in
+    /// `meta`, its metadata now).
+    pub fn unchanged_manifest(&self, share: &Share, meta: &std::fs::Metadata) -> Option<Manifest> {
+        if meta.len() != share.size || mtime_ns(meta) != Some(share.mtime_ns) {
             return None;
         }
         let id: FileId = share.id.parse().ok()?;

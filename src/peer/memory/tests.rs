@@ -26,9 +26,16 @@ fn a_share_is_remembered_with_its_manifest_until_its_file_changes() {
     let shares = Memory::open(&d).unwrap().shares();
     assert_eq!(shares.len(), 1, "once per path");
     assert_eq!(secret_of(&shares[0]), Ok(Some(secret)));
-    assert_eq!(memory.unchanged_manifest(&shares[0]), Some(manifest));
+    assert_eq!(
+        memory.unchanged_manifest(&shares[0], &std::fs::metadata(&path).unwrap()),
+        Some(manifest)
+    );
     std::fs::write(&path, b"other bytes, longer").unwrap();
-    assert_eq!(memory.unchanged_manifest(&shares[0]), None, "changed");
+    assert_eq!(
+        memory.unchanged_manifest(&shares[0], &std::fs::metadata(&path).unwrap()),
+        None,
+        "changed"
+    );
     memory.forget_share(&file.id);
     assert!(memory.shares().is_empty());
     let _ = std::fs::remove_dir_all(d);
@@ -53,9 +60,9 @@ fn a_batch_is_remembered_in_one_write_and_restoring_it_writes_nothing() {
     let written = (size(SHARES), size(SHARES_JOURNAL), size(MANIFEST_STORE));
     let shares = memory.shares();
     assert_eq!(shares.len(), 50);
-    assert!(shares
-        .iter()
-        .all(|s| memory.unchanged_manifest(s).is_some()));
+    assert!(shares.iter().all(|s| memory
+        .unchanged_manifest(s, &std::fs::metadata(&s.path).unwrap())
+        .is_some()));
     // The same batch again (a restart sharing what it remembered) writes
     // nothing.
     let again: Vec<(&SharedFile, bool)> = files.iter().map(|f| (&**f, true)).collect();
@@ -96,7 +103,7 @@ fn an_old_manifests_directory_is_moved_into_the_store() {
     let memory = Memory::open(&d).unwrap();
     assert!(!old.exists(), "the directory is gone");
     assert_eq!(memory.shares(), std::slice::from_ref(&share));
-    assert_eq!(memory.unchanged_manifest(&share), Some(manifest));
+    assert_eq!(memory.unchanged_manifest(&share, &meta), Some(manifest));
     assert!(memory.kept.locked().manifests.get(&other).is_none());
     let _ = std::fs::remove_dir_all(d);
 }
