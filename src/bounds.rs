@@ -80,6 +80,12 @@ pub const TRACKER_DEADLINE: Duration = Duration::from_secs(15);
 /// How long connecting to a tracker or peer may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A download's first connect to a peer (TCP and TLS) gives up sooner,
+/// after a SYN and one retransmit, and is tried again at once with
+/// `CONNECT_TIMEOUT`, no strike counted (issue 22: 48 downloaders in
+/// namespaces lost SYNs to each other, each a 5 s wait and a strike).
+pub const FIRST_CONNECT_TIMEOUT: Duration = Duration::from_millis(2000);
+
 /// Slowest a client may read one reply (a chunk) before the server gives
 /// up on it: a reply of `n` bytes gets `IO_TIMEOUT + n / MIN_READ_RATE`.
 pub const MIN_READ_RATE: u64 = 4 * 1024;
