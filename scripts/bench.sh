@@ -42,13 +42,14 @@
 #      `download` typed into all at once; the worst of the runs
 #  13. how it grows: one --serve peer shares N = 1,000 and 10,000 files of
 #      4 KiB (BENCH_GROW="1000 10000 100000" adds more): seconds from its
-#      start until every file is registered, its RSS then, seconds of a
-#      restart that shares them all again (from its state directory), and
-#      the growth exponent fitted to each (1.0: linear, 2.0: quadratic)
+#      start until every file is registered, its RSS and CPU seconds then,
+#      seconds of a restart that shares them all again (from its state
+#      directory), and the growth exponent fitted to each (1.0: linear,
+#      2.0: quadratic); the median of BENCH_RUNS runs at each N
 # Every transferred file is compared with cmp; a mismatch fails the script.
 # Environment: BENCH_RUNS (runs per figure), BENCH_RATE (R of 4),
 # BENCH_CROWD_RATE (R of 8 to 10), BENCH_NETNS_RATE (the tbf rate of 11),
-# BENCH_GROW (the N of 12), BENCH_ONLY (say "1 5": only those benchmarks),
+# BENCH_GROW (the N of 13), BENCH_ONLY (say "1 5": only those benchmarks),
 # BENCH_KEEP=1 (keep the work
 # directory). Binaries come from CARGO_TARGET_DIR if set (else target/).
 #
@@ -1135,17 +1136,26 @@ exponent() {
 # rss_kib PID: the resident set of a live process, KiB.
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
-# grow_run N: a fresh tracker and a --serve peer sharing N new files of
+# cpu_secs PID: the CPU time (user + system) of a live process so far, s:
+# what it cost, whoever else shares the machine.
+cpu_secs() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
+
+# grow_run N R: (run R) a fresh tracker and a --serve peer sharing N new files of
 # 4 KiB (relative paths, so 100,000 fit on a command line); sets GROW_SHARE
 # (s from start until the last `Successfully registered file:` line),
-# GROW_RSS (KiB, then), GROW_TRACKER_RSS and GROW_RESTORE (s from a
-# restart until its `Sharing again N files` line).
+# GROW_RSS (KiB, then), GROW_CPU (its CPU s, then), GROW_TRACKER_RSS and
+# GROW_RESTORE (s from a restart until its `Sharing again N files` line).
 grow_run() {
-    local n=$1 dir=$WORK/grow$n state=$WORK/grow$n-state t0 pid got args=()
+    local n=$1 tag=grow$1-$2 dir=$WORK/grow$1 state=$WORK/grow$1-state t0 pid got args=()
     mkdir -p "$dir"
     head -c $((n * 4096)) /dev/urandom | split -b 4096 -a 6 -d - "$dir/f"
     local names=("$dir"/f*)
     [[ ${#names[@]} -eq $n ]] || fail "made ${#names[@]} files, not $n"
+    # Written back now (as the file of the other rows): 400 MB left dirty at
+    # 100,000 files are written out during the run (each `fsync` of the
+    # peer's state waits on the file system's journal), which made the
+    # 100,000 run look superlinear.
+    sync -f "$dir"
     for f in "${names[@]}"; do args+=(--share "${f##*/}"); done
     start_tracker
     # A command line's room is a quarter of the soft stack limit (at most
@@ -1156,48 +1166,64 @@ grow_run() {
     ulimit -Ss 65536 2>/dev/null || true
     t0=$(now)
     # Unstamped: 3 lines per file would wait on the stamping loop.
-    STAMP_OUT=0 start "grow$n" "$dir" "" "$PEER" --bind 127.0.0.1 --serve \
+    STAMP_OUT=0 start "$tag" "$dir" "" "$PEER" --bind 127.0.0.1 --serve \
         --state-dir "$state" "${args[@]}" 127.0.0.1 "$TPORT" 0
     ulimit -Ss "$stack" 2>/dev/null || true
-    pid=$(pid_of "grow$n")
+    pid=$(pid_of "$tag")
     local deadline=$((SECONDS + 600))
-    until got=$(grep -c '^Successfully registered file: ' "$WORK/grow$n.out" 2>/dev/null) && ((got >= n)); do
-        grep -q '^error:' "$WORK/grow$n.out" 2>/dev/null && fail "grow$n: $(grep -m1 '^error:' "$WORK/grow$n.out")"
-        ((SECONDS < deadline)) || fail "grow$n: $got of $n shared after 600 s"
+    until got=$(grep -c '^Successfully registered file: ' "$WORK/$tag.out" 2>/dev/null) && ((got >= n)); do
+        grep -q '^error:' "$WORK/$tag.out" 2>/dev/null && fail "$tag: $(grep -m1 '^error:' "$WORK/$tag.out")"
+        ((SECONDS < deadline)) || fail "$tag: $got of $n shared after 600 s"
         sleep 0.02
     done
     GROW_SHARE=$(calc "$(now) - $t0" 3)
-    grep -q '^warning:' "$WORK/grow$n.out" && log "   grow$n: $(grep -m1 '^warning:' "$WORK/grow$n.out")"
+    grep -q '^warning:' "$WORK/$tag.out" && log "   $tag: $(grep -m1 '^warning:' "$WORK/$tag.out")"
     GROW_RSS=$(rss_kib "$pid")
+    GROW_CPU=$(cpu_secs "$pid")
     GROW_TRACKER_RSS=$(rss_kib "$(pid_of "$TNAME")")
     stop_pid "$pid"
     t0=$(now)
-    start "grow$n-again" "$dir" "" "$PEER" --bind 127.0.0.1 --serve --state-dir "$state" 127.0.0.1 "$TPORT" 0
-    wait_line "grow$n-again" "Sharing again $n files from the last run" 600
+    start "$tag-again" "$dir" "" "$PEER" --bind 127.0.0.1 --serve --state-dir "$state" 127.0.0.1 "$TPORT" 0
+    wait_line "$tag-again" "Sharing again $n files from the last run" 600
     GROW_RESTORE=$(calc "$LINE_TS - $t0" 3)
-    stop "grow$n-again"
+    stop "$tag-again"
     stop "$TNAME"
     rm -rf -- "$dir" "$state"
 }
 
 bench_grow() {
     say "13. how it grows: one peer sharing N files of 4 KiB, and restarting"
-    local n sizes=(${BENCH_GROW:-1000 10000}) share=() restore=() rss=() big small
+    local n r sizes=(${BENCH_GROW:-1000 10000}) share=() restore=() rss=() cpu=() big small
+    local runs_share runs_restore runs_rss runs_cpu
     for n in "${sizes[@]}"; do
-        grow_run "$n"
+        runs_share=() runs_restore=() runs_rss=() runs_cpu=()
+        for ((r = 1; r <= RUNS; r++)); do
+            grow_run "$n" "$r"
+            log "   N = $n, run $r: shared in $GROW_SHARE s (peer RSS $(kib_to_mib "$GROW_RSS") MiB, CPU $GROW_CPU s; tracker $(kib_to_mib "$GROW_TRACKER_RSS") MiB), shared again at restart in $GROW_RESTORE s"
+            runs_share+=("$GROW_SHARE") runs_restore+=("$GROW_RESTORE")
+            runs_rss+=("$GROW_RSS") runs_cpu+=("$GROW_CPU")
+        done
+        GROW_SHARE=$(median "${runs_share[@]}") GROW_RESTORE=$(median "${runs_restore[@]}")
+        GROW_RSS=$(median "${runs_rss[@]}") GROW_CPU=$(median "${runs_cpu[@]}")
         share+=("$n" "$GROW_SHARE")
         restore+=("$n" "$GROW_RESTORE")
         rss+=("$n" "$GROW_RSS")
-        log "   N = $n: shared in $GROW_SHARE s (peer RSS $(kib_to_mib "$GROW_RSS") MiB, tracker $(kib_to_mib "$GROW_TRACKER_RSS") MiB), shared again at restart in $GROW_RESTORE s"
-        row "13. share $n files of 4 KiB until registered, s" "$GROW_SHARE" "-" "-" "$( ((n == 10000)) && echo '< 5' || echo -)" \
-            "$( ((n == 10000)) && ge 5 "$GROW_SHARE" || echo -)"
+        cpu+=("$n" "$GROW_CPU")
+        local limit=-
+        ((n == 10000)) && limit=5
+        ((n == 100000)) && limit=60
+        row "13. share $n files of 4 KiB until registered, s" "$GROW_SHARE" "-" "-" "$([[ $limit == - ]] && echo - || echo "< $limit")" \
+            "$([[ $limit == - ]] && echo - || ge "$limit" "$GROW_SHARE")"
         row "13. restart sharing $n files again, s" "$GROW_RESTORE" "-" "-" "$( ((n == 10000)) && echo '< 2' || echo -)" \
             "$( ((n == 10000)) && ge 2 "$GROW_RESTORE" || echo -)"
-        row "13. peer RSS at $n shares, MiB" "$(kib_to_mib "$GROW_RSS")" "-" "-" "-" -
+        row "13. peer RSS at $n shares, MiB" "$(kib_to_mib "$GROW_RSS")" "-" "-" \
+            "$( ((n == 100000)) && echo '< 256' || echo -)" "$( ((n == 100000)) && ge 262144 "$GROW_RSS" || echo -)"
+        row "13. peer CPU seconds sharing $n files" "$GROW_CPU" "-" "-" "-" -
     done
     small=${sizes[0]} big=${sizes[-1]}
     row "13. growth exponent, share ($small -> $big)" "$(exponent "${share[@]}")" "1 (linear)" "-" "<= 1.1" "$(ge 1.1 "$(exponent "${share[@]}")")"
     row "13. growth exponent, restart ($small -> $big)" "$(exponent "${restore[@]}")" "1 (linear)" "-" "<= 1.1" "$(ge 1.1 "$(exponent "${restore[@]}")")"
+    row "13. growth exponent, CPU seconds sharing ($small -> $big)" "$(exponent "${cpu[@]}")" "1 (linear)" "-" "-" -
     row "13. peer RSS per share ($small -> $big), bytes" \
         "$(calc "(${rss[-1]} - ${rss[1]}) * 1024 / ($big - $small)" 0)" "-" "-" "-" -
 }

@@ -96,6 +96,12 @@ pub const TRACKER_DEADLINE: Duration = Duration::from_secs(15);
 /// How long connecting to a tracker or peer may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A download's first connect to a peer (TCP and TLS) gives up sooner,
+/// after a SYN and one retransmit, and is tried again at once with
+/// `CONNECT_TIMEOUT`, no strike counted (issue 22: 48 downloaders in
+/// namespaces lost SYNs to each other, each a 5 s wait and a strike).
+pub const FIRST_CONNECT_TIMEOUT: Duration = Duration::from_millis(2000);
+
 /// Slowest a client may read one reply (a chunk) before the server gives
 /// up on it: a reply of `n` bytes gets `IO_TIMEOUT + n / MIN_READ_RATE`.
 pub const MIN_READ_RATE: u64 = 4 * 1024;
@@ -377,6 +383,17 @@ pub const MAX_INPUT_LINE: usize = 64 * 1024;
 /// `known_trackers`, the history): ~200,000 remembered shares. Anything
 /// longer is not ours and is refused, not read into memory.
 pub const MAX_STATE_FILE: u64 = 64 * 1024 * 1024;
+
+/// Longest manifest store (`manifests.log`: every remembered share's
+/// manifest, 65 bytes per 512 KiB chunk, so about 8 TiB of shared files);
+/// past it a manifest is not remembered (its file is hashed again at the
+/// next start), and a longer file found at start is not ours: refused.
+pub const MAX_MANIFEST_STORE: u64 = 1 << 30;
+
+/// A manifest store or a shares journal this long or shorter is never
+/// compacted: below it, rewriting costs more than the dead bytes do.
+pub const MANIFEST_STORE_SLACK: u64 = 256 * 1024;
+pub const SHARES_JOURNAL_SLACK: u64 = 256 * 1024;
 
 /// Longest `identity.key` or `identity.crt` read (ours are under 1 KiB).
 pub const MAX_IDENTITY_FILE: u64 = 64 * 1024;

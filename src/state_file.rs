@@ -33,10 +33,14 @@ pub mod names {
     pub const IDENTITY_CERT: &str = "identity.crt";
     /// A peer's pins of its trackers' ids, one `HOST:PORT ID` a line.
     pub const KNOWN_TRACKERS: &str = "known_trackers";
-    /// A peer's memory: what it shares, the downloads it did not finish,
-    /// and the manifests of its shares (`<id>.manifest` in a directory).
+    /// A peer's memory: what it shares (a JSON list and a journal of
+    /// changes since), the downloads it did not finish, and the manifests
+    /// of its shares (one append-only file; before, `<id>.manifest` files
+    /// in the `manifests` directory, migrated on the first start).
     pub const SHARES: &str = "shares.json";
+    pub const SHARES_JOURNAL: &str = "shares.journal";
     pub const DOWNLOADS: &str = "downloads.json";
+    pub const MANIFEST_STORE: &str = "manifests.log";
     pub const MANIFESTS: &str = "manifests";
     /// The REPL's line history.
     pub const HISTORY: &str = "history";
@@ -130,6 +134,11 @@ impl Opened {
         Ok(())
     }
 
+    /// Its length when opened.
+    pub fn size(&self) -> u64 {
+        self.meta.len()
+    }
+
     /// Refuses a file over `max` bytes long.
     pub fn within(&self, max: u64) -> Result<(), StateFileError> {
         match self.meta.len() > max {
@@ -170,26 +179,57 @@ pub fn read(path: &Path, max: u64) -> Result<Option<Vec<u8>>, StateFileError> {
 /// Replaces the state file at `path` with `bytes`, mode 0600, atomically.
 /// A symbolic link at `path` is replaced, not written through.
 pub fn write(path: &Path, bytes: &[u8]) -> Result<(), StateFileError> {
-    let tmp = write_temp(path, bytes, true)?;
+    write_with(path, |w| w.write_all(bytes))
+}
+
+/// Replaces the state file at `path` with what `fill` writes, as [`write`]
+/// does (temporary file, `fsync`, rename), streamed through a buffer
+/// rather than held whole in memory.
+pub fn write_with(
+    path: &Path,
+    fill: impl FnOnce(&mut io::BufWriter<&File>) -> io::Result<()>,
+) -> Result<(), StateFileError> {
+    let (file, tmp) = create_temp(path)?;
+    let mut w = io::BufWriter::with_capacity(64 * 1024, &file);
+    let filled = fill(&mut w).and_then(|()| w.flush());
+    drop(w);
+    if let Err(e) = filled.and_then(|()| file.sync_all()) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(StateFileError::io(&tmp)(e));
+    }
     std::fs::rename(&tmp, path).map_err(StateFileError::io(path))?;
     sync_dir(path);
     Ok(())
 }
 
-/// Replaces the state file at `path` with `bytes`, mode 0600, as [`write`]
-/// does but without syncing anything: for a cache whose damage is found on
-/// reading (a manifest, named by its own hash), where a crash may lose or
-/// tear the file but never mislead, so that writing thousands costs no
-/// disk flush each.
-pub fn write_unsynced(path: &Path, bytes: &[u8]) -> Result<(), StateFileError> {
-    let tmp = write_temp(path, bytes, false)?;
-    std::fs::rename(&tmp, path).map_err(StateFileError::io(path))
+/// Opens the state file at `path` for reading and appending, creating it
+/// (mode 0600) if absent, and refused as [`open`] refuses: a link, a FIFO
+/// or anything but a regular file (checked without blocking first).
+pub fn open_appending(path: &Path) -> Result<File, StateFileError> {
+    if let Some(opened) = open(path)? {
+        opened.make_private()?;
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(StateFileError::io(path))?;
+    match file.metadata().map_err(StateFileError::io(path))?.is_file() {
+        true => Ok(file),
+        false => Err(StateFileError::NotAFile {
+            path: path.to_path_buf(),
+            what: "not a regular file",
+        }),
+    }
 }
 
 /// Writes `bytes` to a new state file at `path`, mode 0600; fails if
 /// anything (a link included) is there already, which it never replaces.
 pub fn write_new(path: &Path, bytes: &[u8]) -> Result<(), StateFileError> {
-    let tmp = write_temp(path, bytes, true)?;
+    let tmp = write_temp(path, bytes)?;
     let renamed = crate::storage::fs::rename_no_replace(&tmp, path);
     if renamed.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -199,25 +239,30 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> Result<(), StateFileError> {
     Ok(())
 }
 
-/// `bytes` in `<path>.tmp`, created afresh (whatever was there is removed,
-/// not followed), mode 0600, and synced if `sync`.
-fn write_temp(path: &Path, bytes: &[u8], sync: bool) -> Result<PathBuf, StateFileError> {
+/// `bytes` in `<path>.tmp` ([`create_temp`]), synced.
+fn write_temp(path: &Path, bytes: &[u8]) -> Result<PathBuf, StateFileError> {
+    let (mut f, tmp) = create_temp(path)?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(StateFileError::io(&tmp))?;
+    Ok(tmp)
+}
+
+/// `<path>.tmp`, created afresh (whatever was there is removed, not
+/// followed), mode 0600, and its path.
+fn create_temp(path: &Path) -> Result<(File, PathBuf), StateFileError> {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".tmp");
     let tmp = path.with_file_name(name);
     let _ = std::fs::remove_file(&tmp);
-    let mut f = OpenOptions::new()
+    let f = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&tmp)
         .map_err(StateFileError::io(&tmp))?;
-    f.write_all(bytes).map_err(StateFileError::io(&tmp))?;
-    if sync {
-        f.sync_all().map_err(StateFileError::io(&tmp))?;
-    }
-    Ok(tmp)
+    Ok((f, tmp))
 }
 
 /// Syncs the directory holding `path`, so a rename in it survives a crash.

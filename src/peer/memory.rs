@@ -1,19 +1,20 @@
 //! What a peer remembers across runs, in its state directory: the files it
-//! shares (`shares.json`, with each one's manifest under `manifests/`, so a
-//! file unchanged since, by size and modification time, is shared again
-//! without hashing it), and the downloads that did not finish
-//! (`downloads.json`: what was asked for and where it goes, so `resume`
-//! can ask again; the verified chunks wait in the partial file).
+//! shares ([`shares`]: `shares.json` and its journal), each one's manifest
+//! ([`manifests`]: one append-only file), so a file unchanged since, by
+//! size and modification time, is shared again without hashing it, and
+//! the downloads that did not finish (`downloads.json`: what was asked for
+//! and where it goes, so `resume` can ask again; the verified chunks wait
+//! in the partial file).
 //!
-//! Sharing N files rewrites `shares.json` once per batch ([`Memory::share_all`]),
-//! not once per file, and writes each new manifest once without a disk
-//! flush of its own (a manifest is named by its hash: a torn one is found
-//! on reading, and its file hashed again), so remembering N shares costs
-//! O(N) bytes and one `fsync` of `shares.json`.
+//! Remembering a batch of N shares appends N journal lines (one `fsync`)
+//! and N manifest records (no `fsync`: a record is checked against its id
+//! when read, and a lost one is a file hashed again), so each share costs
+//! O(1) bytes and system calls, amortised over the compactions, whatever
+//! the number remembered; a share restored unchanged costs nothing.
 //!
-//! Every file is written whole to a temporary name and renamed, mode 0600
-//! (private shares' secrets are in it), so a crash leaves the old state or
-//! the new, never half of one, and read and written through
+//! `downloads.json` is written whole to a temporary name and renamed, mode
+//! 0600, so a crash leaves the old state or the new, never half of one.
+//! Every file is read and written through
 //! [`state_file`](crate::state_file): a link, a FIFO or anything else that
 //! is not a regular file refuses the start ([`Memory::open`]) and is never
 //! written over. A file of ours whose JSON is damaged is reported and
@@ -26,14 +27,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use self::manifests::ManifestStore;
+use self::shares::{Change, SharesLog};
 use super::library::SharedFile;
-use crate::bounds::{MAX_MANIFEST_LEN, MAX_STATE_FILE};
+use crate::bounds::MAX_STATE_FILE;
 use crate::manifest::{FileId, Manifest};
 use crate::private::Secret;
+use crate::state_file::names::{DOWNLOADS, MANIFESTS, MANIFEST_STORE};
 use crate::state_file::{self, StateFileError};
 use crate::sync::LockExt;
 
-use crate::state_file::names::{DOWNLOADS, MANIFESTS, SHARES};
+pub mod manifests;
+pub mod shares;
 
 /// A shared file as remembered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,30 +68,48 @@ pub struct Unfinished {
 
 pub struct Memory {
     dir: PathBuf,
-    /// Serialises the read-modify-write of each file.
+    /// The shares and their manifests, changed together.
+    kept: Mutex<Kept>,
+    /// Serialises the read-modify-write of `downloads.json`.
     lock: Mutex<()>,
+}
+
+struct Kept {
+    shares: SharesLog,
+    manifests: ManifestStore,
 }
 
 impl Memory {
     /// The memory kept in `dir`, once its files are found to be regular
-    /// files (or absent), and `manifests/` a directory, not a link.
+    /// files (or absent); the manifests of an older version's `manifests/`
+    /// directory (unless a link is there) are moved into the store.
     pub fn open(dir: &Path) -> Result<Memory, StateFileError> {
-        let memory = Memory {
-            dir: dir.to_path_buf(),
-            lock: Mutex::new(()),
-        };
-        for name in [SHARES, DOWNLOADS] {
-            if let Some(file) = state_file::open(&dir.join(name))? {
-                file.within(MAX_STATE_FILE)?;
-            }
+        if let Some(file) = state_file::open(&dir.join(DOWNLOADS))? {
+            file.within(MAX_STATE_FILE)?;
         }
-        memory.manifests()?;
-        Ok(memory)
+        let shares = SharesLog::open(dir)?;
+        let old = dir.join(MANIFESTS);
+        let old_kind = std::fs::symlink_metadata(&old).map(|m| m.file_type());
+        if old_kind.as_ref().is_ok_and(|kind| kind.is_symlink()) {
+            return Err(StateFileError::Link { path: old });
+        }
+        let mut manifests = ManifestStore::open(&dir.join(MANIFEST_STORE))?;
+        if old_kind.is_ok_and(|kind| kind.is_dir()) {
+            manifests.migrate(&old);
+        }
+        Ok(Memory {
+            dir: dir.to_path_buf(),
+            kept: Mutex::new(Kept { shares, manifests }),
+            lock: Mutex::new(()),
+        })
     }
 
     /// The shares remembered, as they were.
     pub fn shares(&self) -> Vec<Share> {
-        self.read_or_warn(SHARES)
+        self.kept.locked().shares.read().unwrap_or_else(|e| {
+            log::warn!("{e}");
+            Vec::new()
+        })
     }
 
     /// The downloads left unfinished.
@@ -100,10 +123,10 @@ impl Memory {
         self.share_all(&[(file, false)], &[]);
     }
 
-    /// Remembers the complete shared files `added` (each with whether its
-    /// manifest is stored already: restored unchanged) and forgets `gone`,
-    /// in one rewrite of `shares.json`; a remembered share of an added
-    /// file's path or id is replaced.
+    /// Remembers the complete shared files `added` (each with whether it
+    /// is remembered as it is already: restored unchanged) and forgets
+    /// `gone`, in one append to the journal; a remembered share of an
+    /// added file's path or id is replaced.
     pub fn share_all(&self, added: &[(&SharedFile, bool)], gone: &[FileId]) {
         let added_ids: HashSet<FileId> = added.iter().map(|(f, _)| f.id).collect();
         let dropped: Vec<FileId> = gone
@@ -111,48 +134,19 @@ impl Memory {
             .filter(|id| !added_ids.contains(id))
             .copied()
             .collect();
-        self.forget_manifests(&dropped);
-        let to_store: Vec<&SharedFile> = added
-            .iter()
-            .filter(|(_, stored)| !stored)
-            .map(|(f, _)| *f)
-            .collect();
-        self.store_manifests(&to_store);
-        let shares: Vec<Share> = added.iter().filter_map(|(f, _)| share_of(f)).collect();
-        let mut hex: HashSet<String> = gone.iter().map(FileId::to_hex).collect();
-        hex.extend(shares.iter().map(|s| s.id.clone()));
-        let paths: HashSet<&Path> = shares.iter().map(|s| s.path.as_path()).collect();
-        self.update(SHARES, |all: &mut Vec<Share>| {
-            all.retain(|s| !paths.contains(s.path.as_path()) && !hex.contains(&s.id));
-            all.extend(shares.iter().cloned());
-        });
-    }
-
-    /// Writes the manifests of `files` under `manifests/`, unsynced (see
-    /// the module docs).
-    fn store_manifests(&self, files: &[&SharedFile]) {
-        if files.is_empty() {
-            return;
+        let fresh = || added.iter().filter(|(_, kept)| !kept).map(|(f, _)| *f);
+        let forgets = dropped.iter().map(|id| Change::Forget(id.to_hex()));
+        let changes = forgets.chain(fresh().filter_map(share_of).map(Change::Share));
+        let mut kept = self.kept.locked();
+        if let Err(e) = kept.manifests.forget_all(&dropped) {
+            log::info!("cannot forget manifests: {e}");
         }
-        let stored = self.manifests().map_err(|e| e.to_string()).and_then(|dir| {
-            crate::identity::ensure_private_dir(&dir).map_err(|e| e.to_string())?;
-            Ok(dir)
-        });
-        let dir = match stored {
-            Ok(dir) => dir,
-            Err(e) => return log::info!("cannot remember manifests: {e}"),
-        };
-        for file in files {
-            let path = manifest_path(&dir, &file.id);
-            if let Err(e) = state_file::write_unsynced(&path, &file.encoded) {
-                log::info!("cannot remember the manifest of {}: {e}", file.name);
-            }
+        let manifests = fresh().map(|f| (f.id, f.encoded.as_slice()));
+        if let Err(e) = kept.manifests.put_all(manifests) {
+            log::info!("cannot remember manifests: {e}");
         }
-    }
-
-    fn forget_manifests(&self, ids: &[FileId]) {
-        for id in ids {
-            let _ = std::fs::remove_file(manifest_path(&self.dir.join(MANIFESTS), id));
+        if let Err(e) = kept.shares.append(changes) {
+            log::warn!("cannot remember the shares: {e}");
         }
     }
 
@@ -161,27 +155,20 @@ impl Memory {
         self.forget_shares(&[*id]);
     }
 
-    /// Forgets the shared files `ids` in one rewrite of `shares.json`.
+    /// Forgets the shared files `ids` in one append to the journal.
     pub fn forget_shares(&self, ids: &[FileId]) {
         self.share_all(&[], ids);
     }
 
     /// The manifest remembered for `share`, if it is still there, whole and
-    /// of that id, and the file is as it was (same size and mtime).
-    pub fn unchanged_manifest(&self, share: &Share) -> Option<Manifest> {
-        let meta = std::fs::metadata(&share.path).ok()?;
-        if meta.len() != share.size || mtime_ns(&meta) != Some(share.mtime_ns) {
+    /// of that id, and the file is as it was (same size and mtime in
+    /// `meta`, its metadata now).
+    pub fn unchanged_manifest(&self, share: &Share, meta: &std::fs::Metadata) -> Option<Manifest> {
+        if meta.len() != share.size || mtime_ns(meta) != Some(share.mtime_ns) {
             return None;
         }
         let id: FileId = share.id.parse().ok()?;
-        let path = manifest_path(&self.dir.join(MANIFESTS), &id);
-        let bytes = match state_file::read(&path, MAX_MANIFEST_LEN as u64) {
-            Ok(bytes) => bytes?,
-            Err(e) => {
-                log::warn!("{e}");
-                return None;
-            }
-        };
+        let bytes = self.kept.locked().manifests.get(&id)?;
         let manifest = Manifest::decode(&bytes).ok()?;
         (manifest.id() == id && manifest.size() == share.size).then_some(manifest)
     }
@@ -227,9 +214,8 @@ impl Memory {
     }
 
     /// Changes what the file `name` holds; one that cannot be read as ours
-    /// is left as it is (with a warning), never written over.
-    /// Left unwritten when the change changes nothing (sharing again at
-    /// start-up what was remembered).
+    /// is left as it is (with a warning), never written over. Left
+    /// unwritten when the change changes nothing.
     fn update<T>(&self, name: &str, change: impl FnOnce(&mut Vec<T>))
     where
         T: Serialize + for<'de> Deserialize<'de> + PartialEq + Clone,
@@ -250,15 +236,6 @@ impl Memory {
             });
         if let Err(e) = written {
             log::warn!("cannot save {}: {e}", path.display());
-        }
-    }
-
-    /// The `manifests/` directory, unless a link is there.
-    fn manifests(&self) -> Result<PathBuf, StateFileError> {
-        let dir = self.dir.join(MANIFESTS);
-        match std::fs::symlink_metadata(&dir) {
-            Ok(meta) if meta.file_type().is_symlink() => Err(StateFileError::Link { path: dir }),
-            _ => Ok(dir),
         }
     }
 }
@@ -292,10 +269,6 @@ fn absolute(path: &Path) -> PathBuf {
     std::env::current_dir()
         .map(|dir| dir.join(path))
         .unwrap_or_else(|_| path.to_path_buf())
-}
-
-fn manifest_path(dir: &Path, id: &FileId) -> PathBuf {
-    dir.join(format!("{id}.manifest"))
 }
 
 /// A remembered share's secret: `Ok(None)` for a public share, `Err` if

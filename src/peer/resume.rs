@@ -42,11 +42,15 @@ pub fn restore_shares(peer: &Peer) -> Restored {
                 continue;
             }
         };
-        if !share.path.is_file() {
-            gone.push(share);
-            continue;
-        }
-        let hashed = match memory.unchanged_manifest(&share) {
+        // One `stat` a share: whether it is there, and whether it changed.
+        let meta = match std::fs::metadata(&share.path) {
+            Ok(meta) if meta.is_file() => meta,
+            _ => {
+                gone.push(share);
+                continue;
+            }
+        };
+        let hashed = match memory.unchanged_manifest(&share, &meta) {
             Some(manifest) => known(&share.path, &share.name, manifest, secret),
             None => {
                 restored.rehashed += 1;

@@ -116,6 +116,45 @@ fn sharing_and_restoring_cost_the_same_per_file_at_2000_as_at_200() {
     }
 }
 
+/// A REPL peer remembering 400 shares one at a time (as each finished
+/// download is remembered: a batch of one): the last hundred cost about
+/// what the first hundred did in bytes and write calls. Each rewrote the
+/// whole `shares.json` before, so the last hundred wrote about 7 times as
+/// many bytes.
+#[test]
+fn remembering_one_share_at_a_time_costs_the_same_at_400_as_at_the_first() {
+    let dir = TestDir::new("scale-one-by-one");
+    let stub = StubTracker::start();
+    let n = 400;
+    let files = many_files(&dir, "s", n);
+    let state = dir.path().join(".state");
+    let state_arg = state.to_str().expect("test paths are UTF-8");
+    let mut peer = Peer::start_port(
+        "one-by-one",
+        dir.path(),
+        stub.port,
+        &["--state-dir", state_arg],
+    );
+    let mut marks = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        if i % 100 == 0 {
+            marks.push(written(&peer));
+        }
+        peer.proc.send(&format!("share {}", f.display()));
+        peer.await_share();
+    }
+    marks.push(written(&peer));
+    let cost = |k: usize| (marks[k + 1].0 - marks[k].0, marks[k + 1].1 - marks[k].1);
+    let (first, last) = (cost(0), cost(3));
+    println!("figure: remembering shares one at a time: bytes, writes of shares 0-99 {first:?}, 300-399 {last:?}");
+    assert!(last.0 <= first.0 * 2, "bytes: {first:?} then {last:?}");
+    assert!(last.1 <= first.1 * 2, "writes: {first:?} then {last:?}");
+    peer.proc.send("quit");
+    assert!(peer.proc.await_exit(LEAVE).success());
+    let restarted = serve("restored", &stub, &state, &[], n);
+    assert_eq!(restarted.registers, n);
+}
+
 /// A peer allowed 256 descriptors shares 2,000 files and serves them (it
 /// failed at ~1,018 shares under 1,024: one descriptor held per share).
 #[test]

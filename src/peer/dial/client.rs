@@ -6,6 +6,7 @@
 //! [`Have`]); their lines are parsed in [`peer_msg`](crate::protocol::peer_msg).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::dialer::RelayedHold;
 use super::{Dialer, PeerAddr};
@@ -79,9 +80,20 @@ impl PeerClient {
         key: &FileKey,
         stop: &Arc<StopSignal>,
     ) -> Result<PeerClient> {
-        let dialed = dialer.dial(to, CONNECT_TIMEOUT, stop)?;
+        PeerClient::open_within(dialer, to, key, stop, CONNECT_TIMEOUT)
+    }
+
+    /// [`open`](Self::open), connecting (TCP, TLS, `HELLO`) within `connect`.
+    pub fn open_within(
+        dialer: &dyn Dialer,
+        to: &PeerAddr,
+        key: &FileKey,
+        stop: &Arc<StopSignal>,
+        connect: Duration,
+    ) -> Result<PeerClient> {
+        let dialed = dialer.dial(to, connect, stop)?;
         let mut conn = dialed.conn;
-        conn.set_reply_timeout(CONNECT_TIMEOUT);
+        conn.set_reply_timeout(connect);
         let version = hello(&mut conn)?;
         if let Some(secret) = &key.secret {
             auth(&mut conn, key, secret)?;

@@ -257,7 +257,7 @@ impl Scheduler {
         let mut s = self.lock();
         release_hold(&mut s, chunk, peer);
         let p = &mut s.peers[peer];
-        (p.strikes, p.benches, p.busy) = (0, 0, 0);
+        (p.strikes, p.benches, p.busy, p.timeouts) = (0, 0, 0, 0);
         if !s.done.insert(chunk) {
             return None;
         }

@@ -23,6 +23,7 @@
 //! periodic `HAVE` reply.
 
 use std::collections::VecDeque;
+use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -199,7 +200,8 @@ fn send_gets<'s>(
 /// strike), unless the download stopped meanwhile.
 fn open(job: &Job<'_>, lease: &Lease<'_>) -> Option<PeerClient> {
     let addr = &lease.source;
-    match PeerClient::open(job.dialer, addr, &job.key, job.stop) {
+    let within = job.scheduler.connect_timeout(lease.peer);
+    match PeerClient::open_within(job.dialer, addr, &job.key, job.stop, within) {
         Ok(client) => Some(client),
         Err(e) if job.scheduler.is_stopped() => {
             log::debug!("peer {addr}: {e} (download already stopped)");
@@ -213,6 +215,12 @@ fn open(job: &Job<'_>, lease: &Lease<'_>) -> Option<PeerClient> {
         Err(Error::WrongIdentity(e)) => {
             log::warn!("peer {addr}: {e}; not using that address again");
             job.scheduler.strike(lease.peer, Fault::BadData);
+            note_ban(job, lease);
+            None
+        }
+        Err(Error::Io(e)) if e.kind() == io::ErrorKind::TimedOut => {
+            log::info!("peer {addr}: {e} (within {within:?})");
+            job.scheduler.timed_out(lease.peer);
             note_ban(job, lease);
             None
         }

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::peer::library::Library;
+use crate::state_file::names::{SHARES, SHARES_JOURNAL};
 
 fn dir(test: &str) -> crate::testing::TempDir {
     crate::testing::temp_dir(&format!("memory-{test}"))
@@ -25,9 +26,16 @@ fn a_share_is_remembered_with_its_manifest_until_its_file_changes() {
     let shares = Memory::open(&d).unwrap().shares();
     assert_eq!(shares.len(), 1, "once per path");
     assert_eq!(secret_of(&shares[0]), Ok(Some(secret)));
-    assert_eq!(memory.unchanged_manifest(&shares[0]), Some(manifest));
+    assert_eq!(
+        memory.unchanged_manifest(&shares[0], &std::fs::metadata(&path).unwrap()),
+        Some(manifest)
+    );
     std::fs::write(&path, b"other bytes, longer").unwrap();
-    assert_eq!(memory.unchanged_manifest(&shares[0]), None, "changed");
+    assert_eq!(
+        memory.unchanged_manifest(&shares[0], &std::fs::metadata(&path).unwrap()),
+        None,
+        "changed"
+    );
     memory.forget_share(&file.id);
     assert!(memory.shares().is_empty());
     let _ = std::fs::remove_dir_all(d);
@@ -48,23 +56,56 @@ fn a_batch_is_remembered_in_one_write_and_restoring_it_writes_nothing() {
     let memory = Memory::open(&d).unwrap();
     let batch: Vec<(&SharedFile, bool)> = files.iter().map(|f| (&**f, false)).collect();
     memory.share_all(&batch, &[]);
-    let shares_json = d.join(SHARES);
-    let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
-    let written = inode(&shares_json);
+    let size = |name: &str| std::fs::metadata(d.join(name)).map_or(0, |m| m.len());
+    let written = (size(SHARES), size(SHARES_JOURNAL), size(MANIFEST_STORE));
     let shares = memory.shares();
     assert_eq!(shares.len(), 50);
-    assert!(shares
-        .iter()
-        .all(|s| memory.unchanged_manifest(s).is_some()));
-    // The same batch again (a restart sharing what it remembered) changes
-    // nothing, so shares.json is not rewritten (a rewrite is a rename).
+    assert!(shares.iter().all(|s| memory
+        .unchanged_manifest(s, &std::fs::metadata(&s.path).unwrap())
+        .is_some()));
+    // The same batch again (a restart sharing what it remembered) writes
+    // nothing.
     let again: Vec<(&SharedFile, bool)> = files.iter().map(|f| (&**f, true)).collect();
     memory.share_all(&again, &[]);
-    assert_eq!(inode(&shares_json), written, "not rewritten");
+    let after = (size(SHARES), size(SHARES_JOURNAL), size(MANIFEST_STORE));
+    assert_eq!(after, written, "nothing written");
     let gone: Vec<FileId> = files[..10].iter().map(|f| f.id).collect();
     memory.share_all(&[], &gone);
     assert_eq!(memory.shares().len(), 40);
-    assert!(!manifest_path(&d.join(MANIFESTS), &gone[0]).exists());
+    let kept = memory.kept.locked();
+    assert!(kept.manifests.get(&gone[0]).is_none());
+    assert!(kept.manifests.get(&files[10].id).is_some());
+}
+
+#[test]
+fn an_old_manifests_directory_is_moved_into_the_store() {
+    let d = dir("migrate");
+    let path = d.join("f.bin");
+    std::fs::write(&path, b"old layout").unwrap();
+    let manifest = crate::storage::manifest_of(&path).unwrap();
+    let (encoded, id) = manifest.encoded_with_id();
+    let old = d.join(MANIFESTS);
+    std::fs::create_dir(&old).unwrap();
+    std::fs::write(old.join(format!("{id}.manifest")), &encoded).unwrap();
+    // A foreign file whose bytes are not its name's manifest.
+    let other = FileId([7; 32]);
+    std::fs::write(old.join(format!("{other}.manifest")), &encoded).unwrap();
+    let meta = std::fs::metadata(&path).unwrap();
+    let share = Share {
+        path: path.clone(),
+        name: "f.bin".into(),
+        id: id.to_hex(),
+        size: meta.len(),
+        mtime_ns: mtime_ns(&meta).unwrap(),
+        secret: None,
+    };
+    std::fs::write(d.join(SHARES), serde_json::to_vec(&[&share]).unwrap()).unwrap();
+    let memory = Memory::open(&d).unwrap();
+    assert!(!old.exists(), "the directory is gone");
+    assert_eq!(memory.shares(), std::slice::from_ref(&share));
+    assert_eq!(memory.unchanged_manifest(&share, &meta), Some(manifest));
+    assert!(memory.kept.locked().manifests.get(&other).is_none());
+    let _ = std::fs::remove_dir_all(d);
 }
 
 #[test]
@@ -105,5 +146,9 @@ fn a_fifo_or_a_link_in_place_of_a_file_refuses_the_start() {
     std::os::unix::fs::symlink(d.join("elsewhere"), d.join(MANIFESTS)).unwrap();
     let e = Memory::open(&d).err().expect("refused").to_string();
     assert!(e.contains("manifests is a symbolic link"), "{e}");
+    std::fs::remove_file(d.join(MANIFESTS)).unwrap();
+    std::os::unix::fs::symlink(d.join("elsewhere"), d.join(MANIFEST_STORE)).unwrap();
+    let e = Memory::open(&d).err().expect("refused").to_string();
+    assert!(e.contains("manifests.log is a symbolic link"), "{e}");
     let _ = std::fs::remove_dir_all(d);
 }

@@ -172,8 +172,8 @@ fn an_identity_is_never_replaced_nor_followed_through_a_link() {
     assert_eq!(again, id, "the same tracker");
 }
 
-/// A FIFO at `identity.key`, `shares.json`, `downloads.json` or
-/// `known_trackers`: the peer refuses to start at once, naming it. Before,
+/// A FIFO at `identity.key`, `shares.json`, its journal, the manifest
+/// store, `downloads.json` or `known_trackers`: the peer refuses to start at once, naming it. Before,
 /// it hung at start with no message (an open of a FIFO waits for a writer).
 #[test]
 fn a_fifo_in_the_state_directory_refuses_the_start_at_once() {
@@ -183,6 +183,8 @@ fn a_fifo_in_the_state_directory_refuses_the_start_at_once() {
     for name in [
         "identity.key",
         "shares.json",
+        "shares.journal",
+        "manifests.log",
         "downloads.json",
         "known_trackers",
     ] {

@@ -3,7 +3,9 @@
 //! row), `busy` pauses, and the counts the download decides to wait on.
 
 use super::{account, busy_pause, Fault, PeerSlot, Scheduler, State, Usable};
-use crate::bounds::MAX_STRIKES;
+use std::time::Duration;
+
+use crate::bounds::{CONNECT_TIMEOUT, FIRST_CONNECT_TIMEOUT, MAX_STRIKES};
 use crate::peer::dial::PeerAddr;
 
 impl Scheduler {
@@ -31,6 +33,7 @@ impl Scheduler {
                 benches: 0,
                 busy_until: None,
                 busy: 0,
+                timeouts: 0,
                 chunks: 0,
                 released: None,
             });
@@ -118,6 +121,29 @@ impl Scheduler {
         let p = &mut s.peers[peer];
         p.busy_until = Some(self.now() + busy_pause(p.busy));
         p.busy += 1;
+        self.changed.notify_all();
+    }
+
+    /// How long a connect to `peer` may take: [`FIRST_CONNECT_TIMEOUT`]
+    /// until one has timed out since it last delivered, then
+    /// [`CONNECT_TIMEOUT`].
+    pub fn connect_timeout(&self, peer: usize) -> Duration {
+        match self.lock().peers[peer].timeouts {
+            0 => FIRST_CONNECT_TIMEOUT,
+            _ => CONNECT_TIMEOUT,
+        }
+    }
+
+    /// A connect to `peer` (or its TLS handshake) timed out. The short
+    /// first one is no fault (in a crowd, SYNs are lost between peers that
+    /// reach each other a moment later): the peer may be dialled again at
+    /// once, with the full timeout. One that times out again is a strike.
+    pub fn timed_out(&self, peer: usize) {
+        let mut s = self.lock();
+        s.peers[peer].timeouts += 1;
+        if s.peers[peer].timeouts > 1 {
+            self.strike_locked(&mut s, peer, Fault::Unreliable);
+        }
         self.changed.notify_all();
     }
 

@@ -28,6 +28,9 @@ pub(super) struct PeerSlot {
     /// Said `busy`: not tried until then; and how many times in a row.
     pub(super) busy_until: Option<Instant>,
     pub(super) busy: u32,
+    /// Connects to it that timed out since it last delivered a chunk: the
+    /// first was short and no fault ([`Scheduler::timed_out`](super::Scheduler::timed_out)).
+    pub(super) timeouts: u32,
     pub(super) chunks: u32,
     /// When a worker last left it (`None`: never used). Among peers with
     /// as many workers, the one left longest ago is picked, so workers

@@ -218,6 +218,30 @@ fn strikes_bench_a_peer_for_a_while_and_busy_is_no_fault() {
     assert_eq!(s.outcome().0, 0);
 }
 
+/// A first connect that times out is short and no strike; the next is
+/// full length, and timing out again is one; a chunk delivered starts over.
+#[test]
+fn a_short_first_connect_timeout_is_no_strike_and_a_full_one_is() {
+    use crate::bounds::{CONNECT_TIMEOUT, FIRST_CONNECT_TIMEOUT};
+    let s = scheduler(&[0, 1], 2, 1);
+    assert_eq!(s.connect_timeout(0), FIRST_CONNECT_TIMEOUT);
+    s.timed_out(0);
+    assert_eq!(s.connect_timeout(0), CONNECT_TIMEOUT);
+    for _ in 0..MAX_STRIKES - 1 {
+        s.timed_out(0);
+        assert_eq!(s.ban_state(0), None);
+    }
+    s.timed_out(0);
+    assert_eq!(
+        s.ban_state(0),
+        Some(false),
+        "benched after MAX_STRIKES full ones"
+    );
+    assert_eq!(s.next_chunk(0), Next::Chunk(0));
+    s.complete(0, 0);
+    assert_eq!(s.connect_timeout(0), FIRST_CONNECT_TIMEOUT);
+}
+
 #[test]
 fn slow_holders_do_not_lock_a_chunk_away_from_a_third_peer() {
     let (s, clock) = timed(&[0], 1, 3);
