@@ -73,18 +73,27 @@ impl DirectDialer {
     }
 }
 
-impl Dialer for DirectDialer {
-    fn dial(&self, to: &PeerAddr, timeout: Duration, stop: &Arc<StopSignal>) -> Result<Dialed> {
+impl DirectDialer {
+    /// [`Dialer::dial`], with `connect` for each TCP connect and `timeout`
+    /// for each TLS handshake.
+    pub fn dial_within(
+        &self,
+        to: &PeerAddr,
+        connect: Duration,
+        timeout: Duration,
+        stop: &Arc<StopSignal>,
+    ) -> Result<Dialed> {
         let mut last = Error::Closed;
         for way in to.ways() {
             let Way::Direct(addr) = way else {
                 continue;
             };
-            match Connection::connect_tls_stoppable(
+            let timeouts = (connect, timeout);
+            match Connection::connect_tls_within(
                 &addr.to_string(),
                 &self.tls,
                 to.id,
-                timeout,
+                timeouts,
                 stop,
             ) {
                 Ok((conn, guard)) => {
@@ -98,5 +107,11 @@ impl Dialer for DirectDialer {
             }
         }
         Err(last)
+    }
+}
+
+impl Dialer for DirectDialer {
+    fn dial(&self, to: &PeerAddr, timeout: Duration, stop: &Arc<StopSignal>) -> Result<Dialed> {
+        self.dial_within(to, timeout, timeout, stop)
     }
 }

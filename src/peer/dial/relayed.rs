@@ -25,6 +25,7 @@ use crate::net::tls::Tls;
 use crate::peer::nat::relay;
 use crate::peer::tracker_client::TrackerClient;
 use crate::sync::LockExt;
+use crate::tracker::nat::NO_RELAY;
 
 /// Dials directly, then through `tracker`'s relay.
 pub struct RelayingDialer {
@@ -36,6 +37,8 @@ pub struct RelayingDialer {
     relayed: Mutex<HashMap<PeerId, (Instant, SocketAddr)>>,
     /// Relayed connections open now, by the address their peer shows as.
     live: Arc<Mutex<HashMap<SocketAddr, usize>>>,
+    /// Until when the tracker is taken not to relay (it said so).
+    no_relay_until: Mutex<Option<Instant>>,
 }
 
 impl RelayingDialer {
@@ -46,6 +49,7 @@ impl RelayingDialer {
             tracker,
             relayed: Mutex::default(),
             live: Arc::default(),
+            no_relay_until: Mutex::default(),
         }
     }
 
@@ -54,6 +58,21 @@ impl RelayingDialer {
         relayed
             .get(id)
             .is_some_and(|(at, _)| at.elapsed() < RELAY_PREFER)
+    }
+
+    /// Whether the tracker said lately that it does not relay at all.
+    fn relay_off(&self) -> bool {
+        self.no_relay_until
+            .locked()
+            .is_some_and(|until| Instant::now() < until)
+    }
+
+    /// A tracker that does not relay (started without `--relay`, or
+    /// older than the verb) is not asked again for [`RELAY_PREFER`].
+    fn note_refusal(&self, e: &Error) {
+        if matches!(e, Error::Remote(why) if why == NO_RELAY || why.contains("unknown command")) {
+            *self.no_relay_until.locked() = Some(Instant::now() + RELAY_PREFER);
+        }
     }
 
     /// Notes how the latest connection to `to` was made.
@@ -81,25 +100,33 @@ impl Dialer for RelayingDialer {
         if to.id.is_some_and(|id| self.relayed_lately(&id)) {
             ways.sort_by_key(|w| !matches!(w, Way::Relayed(_)));
         }
-        // With the relay to fall back on, a direct way that has not
-        // connected within RELAY_FALLBACK is not waited for further: a
-        // NAT that drops the SYN would otherwise cost the whole timeout.
-        let relayable = to.id.is_some() && ways.iter().any(|w| matches!(w, Way::Relayed(_)));
-        let direct_for = match relayable {
+        // With the relay to fall back on, a direct way whose TCP connect
+        // has not completed within RELAY_FALLBACK is not waited for
+        // further: a NAT that drops the SYN would otherwise cost the whole
+        // timeout. (The TLS handshake, slow on a loaded host, keeps it.)
+        let relay_on = !self.relay_off();
+        let relayable =
+            relay_on && to.id.is_some() && ways.iter().any(|w| matches!(w, Way::Relayed(_)));
+        let connect_for = match relayable {
             true => timeout.min(RELAY_FALLBACK),
             false => timeout,
         };
         let (mut direct_error, mut relay_error) = (None, None);
         for way in ways {
             match (way, to.id) {
-                (Way::Direct(_), _) => match self.direct.dial(&to.only(way), direct_for, stop) {
-                    Ok(dialed) => {
-                        self.note(to, false);
-                        return Ok(dialed);
+                (Way::Direct(_), _) => {
+                    match self
+                        .direct
+                        .dial_within(&to.only(way), connect_for, timeout, stop)
+                    {
+                        Ok(dialed) => {
+                            self.note(to, false);
+                            return Ok(dialed);
+                        }
+                        Err(e) => direct_error = Some(e),
                     }
-                    Err(e) => direct_error = Some(e),
-                },
-                (Way::Relayed(_), Some(id)) => {
+                }
+                (Way::Relayed(_), Some(id)) if relay_on => {
                     match relay::dial(&self.tracker, &self.tls, id, timeout, stop) {
                         Ok((conn, guard)) => {
                             self.note(to, true);
@@ -115,10 +142,13 @@ impl Dialer for RelayingDialer {
                                 relayed: Some(hold),
                             });
                         }
-                        Err(e) => relay_error = Some(e),
+                        Err(e) => {
+                            self.note_refusal(&e);
+                            relay_error = Some(e);
+                        }
                     }
                 }
-                (Way::Relayed(_), None) => {}
+                (Way::Relayed(_), _) => {}
             }
         }
         // A tracker that will not relay this peer (none runs, or the peer
@@ -140,5 +170,41 @@ impl Dialer for RelayingDialer {
             true => Path::Relayed,
             false => Path::Direct,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+
+    use super::*;
+    use crate::peer::tracker_pin::TrackerPin;
+    use crate::tracker::nat::tests::tracker_with;
+    use crate::tracker::nat::NatOptions;
+
+    /// Against a tracker without `--relay`: a peer that refuses the direct
+    /// way fails with that refusal (not the tracker's words), and the
+    /// tracker is not asked to relay again for a while.
+    #[test]
+    fn a_tracker_that_does_not_relay_is_asked_once() {
+        let t = tracker_with(NatOptions::default());
+        let at = t.addr.to_string();
+        let pin = TrackerPin::new(&at, Some(t.tls.id()), None).expect("a pin");
+        let client = TrackerClient::new(at, 1, Tls::ephemeral(), Arc::new(pin));
+        let dialer = RelayingDialer::new(Tls::ephemeral(), client);
+        let closed = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = closed.local_addr().expect("addr");
+        drop(closed);
+        let peer = PeerAddr::listed(addr, Some(Tls::ephemeral().id()));
+        assert!(!dialer.relay_off());
+        let stop = StopSignal::new();
+        let refused = dialer.dial(&peer, Duration::from_secs(5), &stop);
+        assert!(
+            matches!(&refused, Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused),
+            "{:?}",
+            refused.err()
+        );
+        assert!(dialer.relay_off());
+        assert_eq!(dialer.path_to(addr), Path::Direct);
     }
 }

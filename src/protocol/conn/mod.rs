@@ -102,7 +102,19 @@ impl Connection {
         timeout: Duration,
         stop: &Arc<StopSignal>,
     ) -> Result<(Self, StopGuard)> {
-        let tcp = Stream::connect(addr, timeout)?;
+        Connection::connect_tls_within(addr, tls, pin, (timeout, timeout), stop)
+    }
+
+    /// [`connect_tls_stoppable`](Self::connect_tls_stoppable) with one
+    /// timeout for the TCP connect and another for the TLS handshake.
+    pub fn connect_tls_within(
+        addr: &str,
+        tls: &Tls,
+        pin: Option<PeerId>,
+        (connect, timeout): (Duration, Duration),
+        stop: &Arc<StopSignal>,
+    ) -> Result<(Self, StopGuard)> {
+        let tcp = Stream::connect(addr, connect)?;
         tcp.set_nodelay(true)?;
         let guard = stop.guard(Interrupter::of(&tcp)?);
         let stream = Stream::tls_client(tcp, tls, pin, timeout).map_err(handshake_error)?;
