@@ -79,7 +79,7 @@ impl Announcer {
         thread::Builder::new()
             .name("announcer".into())
             .spawn(move || {
-                let (mut retry, mut failing) = (None, false);
+                let (mut retry, mut failing, mut refused) = (None, false, false);
                 loop {
                     match kicked.recv_timeout(retry.unwrap_or(interval)) {
                         Ok(()) | Err(RecvTimeoutError::Timeout) => {}
@@ -100,11 +100,27 @@ impl Announcer {
                     let addr = thread_tracker.as_ref().map_or("", |t| t.addr());
                     retry = match thread_gate.register(thread_tracker.as_ref(), &files) {
                         Ok(()) if failing => {
-                            failing = false;
+                            (failing, refused) = (false, false);
                             log::info!("tracker {addr} answers again; files announced");
                             None
                         }
-                        Ok(()) => None,
+                        Ok(()) => {
+                            refused = false;
+                            None
+                        }
+                        // The tracker answered and refused some files (a
+                        // cap): not an outage. Retrying within seconds would
+                        // send every file again for the same answer; the
+                        // next round is the usual interval away.
+                        Err(e @ Error::Remote(_)) => {
+                            let level = match std::mem::replace(&mut refused, true) {
+                                true => log::Level::Info,
+                                false => log::Level::Warn,
+                            };
+                            log::log!(level, "tracker {addr} refused a registration: {e}");
+                            failing = false;
+                            None
+                        }
                         Err(e) => {
                             let next = next_retry(retry, interval);
                             // Said once per outage, not once per retry.
