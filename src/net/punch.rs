@@ -16,6 +16,13 @@ use std::time::{Duration, Instant};
 /// How often a connect in progress looks whether it should give up.
 const SLICE: Duration = Duration::from_millis(100);
 
+/// A local TCP port free now (on every address, both families where the
+/// host has IPv6), for a connection made from it soon after.
+pub fn free_port() -> io::Result<u16> {
+    let probe = TcpListener::bind("[::]:0").or_else(|_| TcpListener::bind("0.0.0.0:0"))?;
+    Ok(probe.local_addr()?.port())
+}
+
 /// Lets [`connect_from`] bind to `listener`'s port.
 pub fn share_port(listener: &TcpListener) -> io::Result<()> {
     set_flag(listener.as_raw_fd(), libc::SO_REUSEPORT)
@@ -217,5 +224,8 @@ mod tests {
         let yes = || true;
         let closed = connect_from(0, to, Duration::from_secs(2), &yes);
         assert!(closed.is_err());
+        let free = free_port().expect("a free port");
+        let from = connect_from(free, to, Duration::from_secs(2), &never).expect("connect");
+        assert_eq!(from.local_addr().expect("local").port(), free);
     }
 }

@@ -53,8 +53,8 @@ pub enum TrackerRequest {
     Relay { peer: PeerId },
     /// `JOIN <token>`: this plain connection is one side of a relay pairing.
     Join { token: Token },
-    /// `PUNCH <peer id> <port>`: introduce the sender, listening on
-    /// `port`, to a listening peer for a hole punch.
+    /// `PUNCH <peer id> <port>`: introduce the sender, about to connect
+    /// from local `port`, to a listening peer for a hole punch.
     Punch { peer: PeerId, port: u16 },
 }
 

@@ -1,13 +1,19 @@
 //! The peer's two ends of a hole punch (see `tracker::nat::punch`): a
-//! downloader asks the tracker `PUNCH <peer id> <listen port>` and gets
-//! where the peer listens ([`dial`]); the peer, told `PUNCH <ip>:<port>` on
-//! its control connection, connects to the downloader ([`on_punch`]). Each
-//! connects from its own listen port (`net::punch`) for up to
-//! [`PUNCH_TIME`], so each NAT lets in the other's SYN, which answers one
-//! it saw go out (TCP simultaneous open). Whatever TCP did, the downloader
-//! then runs TLS as the client, pinned to the peer's id, and the peer as
-//! the server, serving the connection as its chunk server serves one it
-//! accepted.
+//! downloader picks a free local port, asks the tracker `PUNCH <peer id>
+//! <that port>` and gets where the peer listens ([`dial`]); the peer, told
+//! `PUNCH <ip>:<port>` on its control connection, connects there from its
+//! listen port ([`on_punch`]) while the downloader connects to it from the
+//! port it named (`net::punch`), each for up to [`PUNCH_TIME`], so each NAT
+//! lets in the other's SYN, which answers one it saw go out (TCP
+//! simultaneous open). Whatever TCP did, the downloader then runs TLS as
+//! the client, pinned to the peer's id, and the peer as the server,
+//! serving the connection as its chunk server serves one it accepted.
+//!
+//! The downloader's port is a fresh one for each punch, not its listen
+//! port: one pair of ports carries one connection at a time, and the side
+//! that closed it holds that pair in `TIME_WAIT` for a minute, while a
+//! download opens several connections to a peer (the lab saw the second
+//! punch between two listen ports fail with `EADDRNOTAVAIL`).
 
 use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpStream};
@@ -23,7 +29,7 @@ use super::relay::Slot;
 use crate::bounds::{CONNECT_TIMEOUT, CONN_STACK, PEER_PUNCHES, PUNCH_RETRY, PUNCH_TIME};
 use crate::error::{Error, Result};
 use crate::identity::PeerId;
-use crate::net::punch::connect_from;
+use crate::net::punch::{connect_from, free_port};
 use crate::net::stop::{StopGuard, StopSignal};
 use crate::net::tls::Tls;
 use crate::net::transport::{Interrupter, Stream};
@@ -45,8 +51,9 @@ pub fn dial(
     timeout: Duration,
     stop: &Arc<StopSignal>,
 ) -> Result<(Connection, StopGuard)> {
-    let to = tracker.interruptible(Arc::clone(stop)).punch(&peer)?;
-    let tcp = punch(tracker.listen_port(), to, &|| stop.is_stopped())?;
+    let from = free_port()?;
+    let to = tracker.interruptible(Arc::clone(stop)).punch(&peer, from)?;
+    let tcp = punch(from, to, &|| stop.is_stopped())?;
     let guard = stop.guard(Interrupter::of(&tcp)?);
     let stream = Stream::tls_client(tcp, tls, Some(peer), timeout).map_err(handshake_error)?;
     Ok((Connection::new(stream)?, guard))

@@ -63,14 +63,11 @@ impl Control {
 }
 
 impl TrackerClient {
-    /// `PUNCH <peer> <listen port>`: where `peer` listens, once the tracker
-    /// told it to punch towards us.
-    pub fn punch(&self, peer: &PeerId) -> Result<SocketAddr> {
+    /// `PUNCH <peer> <port>`: where `peer` listens, once the tracker told
+    /// it to punch towards us (we connect from local `port`).
+    pub fn punch(&self, peer: &PeerId, port: u16) -> Result<SocketAddr> {
         let mut call = self.connect(TRACKER_DEADLINE)?;
-        let req = TrackerRequest::Punch {
-            peer: *peer,
-            port: self.listen_port,
-        };
+        let req = TrackerRequest::Punch { peer: *peer, port };
         call.send(&req.encode())?;
         let reply = call.reply()?;
         reply

@@ -1,8 +1,9 @@
 //! Introductions for a hole punch (`PUNCH <peer id> <port>`): the tracker
 //! tells a peer that holds a control connection where the asker is (the
-//! IP the question came from, with the port the asker listens on), and
-//! tells the asker where that peer is (likewise); both then connect to
-//! each other at once from their listen ports. The tracker carries no
+//! IP the question came from, with the port the asker names: the one it
+//! connects from), and tells the asker where that peer is (the IP its
+//! control connection comes from, with the port its `LISTEN` named); both
+//! then connect to each other at once. The tracker carries no
 //! byte of the connection that results.
 //!
 //! Invariant: at most [`PUNCHES`] introductions within the last
@@ -24,6 +25,9 @@ use crate::sync::LockExt;
 /// The refusal of `PUNCH` to a peer with no control connection here.
 pub const NOT_LISTENING: &str = "that peer holds no control connection here";
 
+/// The refusal of `PUNCH` to the asker's own id.
+pub const NOT_TO_ITSELF: &str = "cannot punch a peer to itself";
+
 /// The introductions made lately.
 #[derive(Default)]
 pub struct Punches {
@@ -43,6 +47,9 @@ impl Punches {
         target: PeerId,
         listeners: &Listeners,
     ) -> Reply {
+        if asker == target {
+            return Reply::err(NOT_TO_ITSELF);
+        }
         let Some(listens) = listeners.listens(&target) else {
             return Reply::err(NOT_LISTENING);
         };

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use super::punch::NOT_LISTENING;
+use super::punch::{NOT_LISTENING, NOT_TO_ITSELF};
 use super::tests::{client, tracker_with};
 use super::{NatOptions, NAT_NOT_AUTHENTICATED};
 use crate::bounds::PUNCH_PER_PEER;
@@ -31,6 +31,13 @@ fn punch_introduces_two_peers_within_bounds() {
     assert!(matches!(
         asker.request(&format!("PUNCH {nobody} 9\n")),
         Err(Error::Remote(e)) if e == NOT_LISTENING
+    ));
+
+    let mut itself =
+        Connection::connect_tls(&t.addr.to_string(), &target, Some(t.tls.id()), FIVE).expect("tls");
+    assert!(matches!(
+        itself.request(&format!("PUNCH {id} 9\n")),
+        Err(Error::Remote(e)) if e == NOT_TO_ITSELF
     ));
 
     for n in 0..PUNCH_PER_PEER {
