@@ -3,6 +3,11 @@
 //! introduces, see `peer::nat::punch`) and its [`Way::Relayed`]: the
 //! tracker's relay. Either way TLS is pinned to the peer's id end to end.
 //!
+//! A punch is tried only when the direct way got no answer (a peer that
+//! answered busy or as another identity is not behind a NAT we can
+//! punch); a tracker that does not know `PUNCH` is not asked it again for
+//! [`RELAY_PREFER`].
+//!
 //! A direct way gets [`RELAY_FALLBACK`] to connect when a punch or the
 //! relay can be tried after it (a NAT that drops the SYN would otherwise
 //! cost the whole connect timeout). A peer just reached only by a punch or
@@ -42,6 +47,8 @@ pub struct RelayingDialer {
     live: Arc<Mutex<HashMap<(SocketAddr, Path), usize>>>,
     /// Until when the tracker is taken not to relay (it said so).
     no_relay_until: Mutex<Option<Instant>>,
+    /// Until when the tracker is taken not to know `PUNCH` (older).
+    no_punch_until: Mutex<Option<Instant>>,
 }
 
 impl RelayingDialer {
@@ -53,6 +60,7 @@ impl RelayingDialer {
             relayed: Mutex::default(),
             live: Arc::default(),
             no_relay_until: Mutex::default(),
+            no_punch_until: Mutex::default(),
         }
     }
 
@@ -68,6 +76,13 @@ impl RelayingDialer {
     /// Whether the tracker said lately that it does not relay at all.
     fn relay_off(&self) -> bool {
         self.no_relay_until
+            .locked()
+            .is_some_and(|until| Instant::now() < until)
+    }
+
+    /// Whether the tracker said lately that it does not know `PUNCH`.
+    fn punch_off(&self) -> bool {
+        self.no_punch_until
             .locked()
             .is_some_and(|until| Instant::now() < until)
     }
@@ -116,6 +131,21 @@ impl RelayingDialer {
     }
 }
 
+/// Whether a direct attempt's failure shows that the peer answered there
+/// (busy, another identity, a reply), or that we gave up: no punch helps.
+fn answered(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Busy
+            | Error::WrongIdentity(_)
+            | Error::Remote(_)
+            | Error::Protocol(_)
+            | Error::Verification(_)
+            | Error::NotATracker
+            | Error::Interrupted
+    )
+}
+
 /// The way a connection by `path` takes.
 fn is_way(w: &Way, path: Path) -> bool {
     matches!(
@@ -136,8 +166,9 @@ impl Dialer for RelayingDialer {
         // cost the whole timeout. (The TLS handshake, slow on a loaded
         // host, keeps it.)
         let relay_on = !self.relay_off();
+        let punch_on = !self.punch_off();
         let fallback = |w: &Way| match w {
-            Way::Punched(_) => true,
+            Way::Punched(_) => punch_on,
             Way::Relayed(_) => relay_on,
             Way::Direct(_) => false,
         };
@@ -161,9 +192,14 @@ impl Dialer for RelayingDialer {
                         Err(e) => direct_error = Some(e),
                     }
                 }
-                (Way::Punched(_), Some(id)) => {
+                (Way::Punched(_), Some(id))
+                    if punch_on && !direct_error.as_ref().is_some_and(answered) =>
+                {
                     match punch::dial(&self.tracker, &self.tls, id, timeout, stop) {
                         Ok(dialed) => return Ok(self.held(to, Path::Punched, dialed)),
+                        Err(Error::Remote(why)) if why.contains("unknown command") => {
+                            *self.no_punch_until.locked() = Some(Instant::now() + RELAY_PREFER);
+                        }
                         Err(e) => log::debug!("hole punch to {to}: {e}"),
                     }
                 }
