@@ -456,3 +456,18 @@ pub const RELAY_PREFER_PEERS: usize = 1024;
 /// Relayed connections a peer's chunk server takes at once (each arrives
 /// through the control connection, not the accept loop).
 pub const PEER_RELAYED: usize = 16;
+/// How long both sides of a hole punch keep connecting to each other
+/// (TCP simultaneous open), and how soon a refused attempt is made again:
+/// a NAT that drops unsolicited SYNs lets the other's in once ours went
+/// out (one `connect` does it); one that answers with a reset needs the
+/// attempts to cross, so they are repeated.
+pub const PUNCH_TIME: Duration = Duration::from_secs(3);
+pub const PUNCH_RETRY: Duration = Duration::from_millis(200);
+/// Introductions (`PUNCH`) a tracker has made within the last
+/// [`PUNCH_TIME`], in all and with one peer id at either end; more get
+/// `ERR busy`.
+pub const PUNCHES: usize = 64;
+pub const PUNCH_PER_PEER: usize = 4;
+/// Punches a peer runs at once on the tracker's word (each a thread that
+/// connects for up to [`PUNCH_TIME`]); one more is ignored.
+pub const PEER_PUNCHES: usize = 8;

@@ -4,6 +4,7 @@
 //! Linux system calls std lacks. Nothing here knows a protocol line or a
 //! server (those are `protocol::conn` and `server`).
 
+pub mod punch;
 pub mod rate;
 pub mod splice;
 pub mod stop;

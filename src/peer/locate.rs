@@ -179,11 +179,12 @@ pub fn is_self(peer: SocketAddr, listen: SocketAddr) -> bool {
 }
 
 /// A ticket sender's ways: its addresses, then, when the ticket carries a
-/// tracker, that tracker's relay (shown as its first address).
+/// tracker, a hole punch through that tracker and its relay (shown as its
+/// first address).
 fn ticket_ways(t: &Ticket) -> Vec<Way> {
     let mut ways: Vec<Way> = t.addrs.iter().map(|&addr| Way::Direct(addr)).collect();
     if let (Some(_), Some(&first)) = (&t.tracker, t.addrs.first()) {
-        ways.push(Way::Relayed(first));
+        ways.extend([Way::Punched(first), Way::Relayed(first)]);
     }
     ways
 }

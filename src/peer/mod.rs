@@ -171,6 +171,8 @@ impl Peer {
             _ => None,
         };
         let listener = TcpListener::bind(opts.listen).map_err(bind_error)?;
+        // A hole punch connects out from the listen port.
+        crate::net::punch::share_port(&listener).map_err(bind_error)?;
         let listen = listener.local_addr().map_err(bind_error)?;
         // First, so `send` has it sooner (a failed start deletes it).
         let port_map = PortMap::start_if(opts.port_map, listen, opts.tracker.is_some())
@@ -215,9 +217,11 @@ impl Peer {
         let server = server::spawn(listener, Arc::clone(&serve), &tls).map_err(PeerError::Spawn)?;
         let reach = match &tracker {
             Some(t) => {
+                let on_punch = nat::punch::on_punch(listen.port(), &tls, Arc::clone(&serve));
                 let on_join = nat::relay::on_join(t.addr().to_string(), &tls, serve);
                 let map = port_map.clone();
-                Some(nat::Reach::spawn(t, on_join, map).map_err(PeerError::Spawn)?)
+                let reach = nat::Reach::spawn(t, on_join, on_punch, map);
+                Some(reach.map_err(PeerError::Spawn)?)
             }
             None => None,
         };

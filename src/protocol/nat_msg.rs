@@ -10,6 +10,9 @@
 //! - `RELAY <peer id>` → `OK <token>`: pairs the caller with a listening
 //!   peer through the relay; `JOIN <token>` on a plain connection of each
 //!   side → `OK paired`, then the relay splices the two.
+//! - `PUNCH <peer id> <port>` → `OK <ip>:<port>`: introduces the caller to a
+//!   listening peer for a hole punch; the peer is told `PUNCH <ip>:<port>`
+//!   (the caller's) on its control connection, and both connect at once.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -99,6 +102,10 @@ pub enum ControlLine {
     /// connection to the tracker's port and send `JOIN <token>` on it.
     /// Answer: `OK joining`.
     Join(Token),
+    /// `PUNCH <ip>:<port>`: a downloader there is connecting to this peer's
+    /// listen port now: connect to it from that port (TCP simultaneous
+    /// open) and serve what arrives. Answer: `OK punching`.
+    Punch(SocketAddr),
 }
 
 impl ControlLine {
@@ -106,6 +113,7 @@ impl ControlLine {
         match self {
             ControlLine::Ping => "PING\n".to_string(),
             ControlLine::Join(token) => format!("JOIN {token}\n"),
+            ControlLine::Punch(addr) => format!("PUNCH {addr}\n"),
         }
     }
 
@@ -115,6 +123,7 @@ impl ControlLine {
         let parsed = match verb {
             "PING" => ControlLine::Ping,
             "JOIN" => ControlLine::Join(args.parse("token")?),
+            "PUNCH" => ControlLine::Punch(args.parse("address")?),
             "" => return Err(ParseError::Empty),
             _ => return Err(ParseError::UnknownCommand(verb.chars().take(40).collect())),
         };
@@ -171,12 +180,21 @@ mod tests {
 
     #[test]
     fn control_lines_round_trip() {
-        for line in [ControlLine::Ping, ControlLine::Join(Token([7; 16]))] {
+        let punch = ControlLine::Punch("[2001:db8::1]:9".parse().expect("addr"));
+        for line in [ControlLine::Ping, ControlLine::Join(Token([7; 16])), punch] {
             let text = line.encode();
             assert!(text.ends_with('\n'));
             assert_eq!(ControlLine::parse(text.trim_end()), Ok(line));
         }
-        for bad in ["", "PONG", "JOIN", "JOIN 12", "PING 1"] {
+        for bad in [
+            "",
+            "PONG",
+            "JOIN",
+            "JOIN 12",
+            "PING 1",
+            "PUNCH",
+            "PUNCH 1.2.3.4",
+        ] {
             assert!(ControlLine::parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -53,6 +53,9 @@ pub enum TrackerRequest {
     Relay { peer: PeerId },
     /// `JOIN <token>`: this plain connection is one side of a relay pairing.
     Join { token: Token },
+    /// `PUNCH <peer id> <port>`: introduce the sender, about to connect
+    /// from local `port`, to a listening peer for a hole punch.
+    Punch { peer: PeerId, port: u16 },
 }
 
 /// One row of a `PEERS` reply. Version 1 rows are `<ip>:<port>` (IPv6 as
@@ -130,6 +133,10 @@ impl TrackerRequest {
             "JOIN" => TrackerRequest::Join {
                 token: args.parse("token")?,
             },
+            "PUNCH" => TrackerRequest::Punch {
+                peer: args.parse("peer id")?,
+                port: args.port()?,
+            },
             _ => return Err(ParseError::UnknownCommand(verb.chars().take(40).collect())),
         };
         args.end()?;
@@ -164,6 +171,7 @@ impl TrackerRequest {
             TrackerRequest::Listen { port } => format!("LISTEN {port}\n"),
             TrackerRequest::Relay { peer } => format!("RELAY {peer}\n"),
             TrackerRequest::Join { token } => format!("JOIN {token}\n"),
+            TrackerRequest::Punch { peer, port } => format!("PUNCH {peer} {port}\n"),
         }
     }
 }
@@ -259,6 +267,10 @@ mod tests {
             },
             TrackerRequest::Join {
                 token: Token([6; 16]),
+            },
+            TrackerRequest::Punch {
+                peer: PeerId([8; 16]),
+                port: 40000,
             },
         ];
         for req in reqs {

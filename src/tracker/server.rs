@@ -246,7 +246,8 @@ pub fn apply(
         TrackerRequest::WhoAmI { .. }
         | TrackerRequest::Listen { .. }
         | TrackerRequest::Relay { .. }
-        | TrackerRequest::Join { .. } => Reply::err("answered on a connection (tracker::nat)"),
+        | TrackerRequest::Join { .. }
+        | TrackerRequest::Punch { .. } => Reply::err("answered on a connection (tracker::nat)"),
     };
     reply.encode()
 }

@@ -251,6 +251,7 @@ fn download_text(d: &DownloadView) -> String {
                 let active = if p.active { ", active" } else { "" };
                 let relayed = match p.path {
                     Path::Relayed => ", relayed",
+                    Path::Punched => ", punched",
                     Path::Direct => "",
                 };
                 let chunks = count(p.chunks as usize, "chunk");
@@ -269,6 +270,7 @@ pub fn fetching_text(u: &UploadView) -> String {
     };
     let via = match u.path {
         Path::Relayed => " (relayed)",
+        Path::Punched => " (punched)",
         Path::Direct => "",
     };
     format!(

@@ -1,8 +1,9 @@
 //! The NAT lab (issue 19): the tracker on an "outside" network (a bridge in
 //! a namespace of its own, 100.64.0.0/24), peers in namespaces of their
-//! own, each behind a router namespace doing NAT with nftables
-//! (`masquerade fully-random`: a symmetric NAT, whose ports no punching
-//! can guess) and dropping every unsolicited packet from outside. Root
+//! own, each behind a router namespace doing NAT with nftables (plain
+//! `masquerade`, which keeps source ports, or `masquerade fully-random`: a
+//! symmetric NAT, whose ports no punching can guess) and dropping every
+//! unsolicited packet from outside. Root
 //! only: elsewhere each test prints why it skips. The lab's namespaces,
 //! with their rules and the processes in them, go when the test ends,
 //! however it ends (`support::netns::Lab`).
@@ -78,16 +79,9 @@ fn download(dl: &mut Peer, dir: &TestDir, name: &str, bytes: &[u8]) {
     assert_same_bytes(&got, bytes, name);
 }
 
-/// Two peers, each behind its own symmetric NAT that drops unsolicited
-/// inbound: neither can dial the other, so the seeder holds a control
-/// connection and the download goes through the tracker's relay,
-/// byte-identical, `relayed` on both ends.
-#[test]
-fn peers_behind_two_symmetric_nats_meet_through_the_relay() {
-    let Some(mut lab) = Lab::new("nat-lab-relay") else {
-        return;
-    };
-    let dir = TestDir::new("nat-lab-relay");
+/// Peers `a` and `b`, each behind its own router (`symmetric` or not)
+/// that drops unsolicited inbound, and the outside network.
+fn two_nats(lab: &mut Lab, symmetric: bool) {
     lab.outside("inet", TRACKER_IP);
     for (router, port, wan, host, n) in [
         ("ra", "pa", "100.64.0.1", "a", 1),
@@ -100,21 +94,22 @@ fn peers_behind_two_symmetric_nats_meet_through_the_relay() {
                 wan_ip: wan,
                 host,
                 n,
-                symmetric: true,
+                symmetric,
             },
             "inet",
         );
         lab.await_route(host, "inet", TRACKER_IP);
     }
-    let (tracker_proc, port) = tracker(&lab, "inet", &dir);
-    let tracker_page = tracker_proc.status_page();
-    let (path, bytes) = dir.random_file("seed/lab.bin", 2 * 1024 * 1024 + 5, 41);
-    let share = path.to_str().expect("UTF-8");
+}
+
+/// A seeder of `share` in namespace `a`, once it holds a control
+/// connection (it cannot be dialled).
+fn hidden_seeder(lab: &Lab, dir: &TestDir, port: u16, share: &str) -> Peer {
     let seeder = peer(
-        &lab,
+        lab,
         "a",
         "seeder",
-        &dir,
+        dir,
         port,
         &["--serve", "--share", share],
     );
@@ -123,11 +118,69 @@ fn peers_behind_two_symmetric_nats_meet_through_the_relay() {
     wait_until(
         STARTUP,
         "the seeder's control connection",
-        || match status_in(&lab, "a", page).reach {
+        || match status_in(lab, "a", page).reach {
             Some(r) if !r.reachable && r.control => Ok(r),
             other => Err(format!("{other:?}")),
         },
     );
+    seeder
+}
+
+/// Two peers, each behind its own port-keeping NAT that drops unsolicited
+/// inbound: the tracker introduces them, both connect at once from their
+/// listen ports, and the download arrives byte-identical over the punched
+/// connection, `punched` on both ends, with nothing through the relay.
+#[test]
+fn peers_behind_two_nats_meet_through_a_hole_punch() {
+    let Some(mut lab) = Lab::new("nat-lab-punch") else {
+        return;
+    };
+    let dir = TestDir::new("nat-lab-punch");
+    two_nats(&mut lab, false);
+    let (tracker_proc, port) = tracker(&lab, "inet", &dir);
+    let tracker_page = tracker_proc.status_page();
+    let (path, bytes) = dir.random_file("seed/punch.bin", 2 * 1024 * 1024 + 7, 53);
+    let seeder = hidden_seeder(&lab, &dir, port, path.to_str().expect("UTF-8"));
+    let mut dl = peer(&lab, "b", "dl", &dir, port, &[]);
+    download(&mut dl, &dir, "punch.bin", &bytes);
+
+    let got = status_in(&lab, "b", dl.page())
+        .downloads
+        .pop()
+        .expect("a download");
+    assert_eq!(
+        got.peers.iter().map(|p| p.path).collect::<Vec<_>>(),
+        [Path::Punched],
+        "{got:?}"
+    );
+    let uploads = status_in(&lab, "a", seeder.page()).uploads;
+    assert!(
+        !uploads.is_empty() && uploads.iter().all(|u| u.path == Path::Punched),
+        "{uploads:?}"
+    );
+    let relay = tracker_in(&lab, "inet", tracker_page)
+        .nat
+        .and_then(|n| n.relay)
+        .expect("a relay");
+    assert_eq!(relay.bytes, 0, "{relay:?}");
+}
+
+/// Two peers, each behind its own symmetric NAT that drops unsolicited
+/// inbound: neither can dial the other and no punch guesses the ports, so
+/// the seeder holds a control connection and the download goes through
+/// the tracker's relay, byte-identical, `relayed` on both ends.
+#[test]
+fn peers_behind_two_symmetric_nats_meet_through_the_relay() {
+    let Some(mut lab) = Lab::new("nat-lab-relay") else {
+        return;
+    };
+    let dir = TestDir::new("nat-lab-relay");
+    two_nats(&mut lab, true);
+    let (tracker_proc, port) = tracker(&lab, "inet", &dir);
+    let tracker_page = tracker_proc.status_page();
+    let (path, bytes) = dir.random_file("seed/lab.bin", 2 * 1024 * 1024 + 5, 41);
+    let seeder = hidden_seeder(&lab, &dir, port, path.to_str().expect("UTF-8"));
+    let page = seeder.page();
     let mut dl = peer(&lab, "b", "dl", &dir, port, &[]);
     download(&mut dl, &dir, "lab.bin", &bytes);
 
@@ -223,25 +276,7 @@ fn a_ticket_carries_its_tracker_through_two_nats() {
         return;
     };
     let dir = TestDir::new("nat-lab-ticket");
-    lab.outside("inet", TRACKER_IP);
-    for (router, port, wan, host, n) in [
-        ("ra", "pa", "100.64.0.1", "a", 1),
-        ("rb", "pb", "100.64.0.2", "b", 2),
-    ] {
-        let symmetric = true;
-        lab.router(
-            &Router {
-                name: router,
-                port,
-                wan_ip: wan,
-                host,
-                n,
-                symmetric,
-            },
-            "inet",
-        );
-        lab.await_route(host, "inet", TRACKER_IP);
-    }
+    two_nats(&mut lab, true);
     let (tracker_proc, port) = tracker(&lab, "inet", &dir);
     let (path, bytes) = dir.random_file("seed/sent.bin", 1024 * 1024 + 3, 47);
     let tracker_at = format!("{TRACKER_IP}:{port}");

@@ -17,6 +17,9 @@ pub enum Path {
     /// TCP to where it listens (either side dialled).
     #[default]
     Direct,
+    /// Hole-punched: both sides connected at once from their listen
+    /// ports, introduced by the tracker.
+    Punched,
     /// Through the tracker's relay.
     Relayed,
 }
@@ -25,6 +28,7 @@ impl fmt::Display for Path {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Path::Direct => "direct",
+            Path::Punched => "punched",
             Path::Relayed => "relayed",
         })
     }
@@ -35,6 +39,10 @@ impl fmt::Display for Path {
 pub enum Way {
     /// A TCP connection to where it listens.
     Direct(SocketAddr),
+    /// A hole punch the tracker introduces (`PUNCH <id>`), to a pinned
+    /// peer that holds a control connection there; the address is where
+    /// the tracker lists it, shown only.
+    Punched(SocketAddr),
     /// Through the tracker's relay (`RELAY <id>`), to a pinned peer that
     /// holds a control connection there; the address is where the tracker
     /// lists it, shown only.
@@ -45,7 +53,7 @@ impl Way {
     /// The socket address this way shows as.
     pub fn addr(&self) -> SocketAddr {
         match self {
-            Way::Direct(addr) | Way::Relayed(addr) => *addr,
+            Way::Direct(addr) | Way::Punched(addr) | Way::Relayed(addr) => *addr,
         }
     }
 }
@@ -69,11 +77,11 @@ impl PeerAddr {
     }
 
     /// A peer the tracker lists at `addr`: dialled there, and, when it is
-    /// pinned, through the tracker's relay if that fails.
+    /// pinned, hole-punched, then through the tracker's relay if that fails.
     pub fn listed(addr: SocketAddr, id: Option<PeerId>) -> PeerAddr {
         let mut ways = vec![Way::Direct(addr)];
         if id.is_some() {
-            ways.push(Way::Relayed(addr));
+            ways.extend([Way::Punched(addr), Way::Relayed(addr)]);
         }
         PeerAddr { id, ways }
     }

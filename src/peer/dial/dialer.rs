@@ -18,28 +18,28 @@ use crate::sync::LockExt;
 
 /// A connection a dialer made, and its registration with the stop signal
 /// it was made under (stopping interrupts it while this is held); a
-/// relayed one also holds its place among the dialer's relayed
-/// connections (see [`Dialer::path_to`]) until dropped.
+/// relayed or punched one also holds its place among the dialer's
+/// connections of its path (see [`Dialer::path_to`]) until dropped.
 pub struct Dialed {
     pub conn: Connection,
     pub guard: StopGuard,
     pub relayed: Option<RelayedHold>,
 }
 
-/// One relayed connection to a peer shown at an address, counted while
-/// held.
+/// One relayed or punched connection to a peer shown at an address,
+/// counted while held.
 pub struct RelayedHold {
-    pub(super) live: Arc<Mutex<HashMap<SocketAddr, usize>>>,
-    pub(super) addr: SocketAddr,
+    pub(super) live: Arc<Mutex<HashMap<(SocketAddr, Path), usize>>>,
+    pub(super) key: (SocketAddr, Path),
 }
 
 impl Drop for RelayedHold {
     fn drop(&mut self) {
         let mut live = self.live.locked();
-        if let Some(n) = live.get_mut(&self.addr) {
+        if let Some(n) = live.get_mut(&self.key) {
             *n -= 1;
             if *n == 0 {
-                live.remove(&self.addr);
+                live.remove(&self.key);
             }
         }
     }

@@ -1,13 +1,19 @@
 //! [`RelayingDialer`]: a peer's direct ways first, then, for a pinned peer
-//! the tracker lists, its [`Way::Relayed`]: the tracker's relay, with TLS
-//! pinned to the peer's id end to end (see `peer::nat::relay`).
+//! the tracker lists, its [`Way::Punched`] (a hole punch the tracker
+//! introduces, see `peer::nat::punch`) and its [`Way::Relayed`]: the
+//! tracker's relay. Either way TLS is pinned to the peer's id end to end.
 //!
-//! A direct way gets [`RELAY_FALLBACK`] to connect when the relay can be
-//! tried after it (a NAT that drops the SYN would otherwise cost the whole
-//! connect timeout). A peer just reached only through the relay is dialled
-//! through it first for [`RELAY_PREFER`], sparing every worker the direct
-//! attempt; after that, direct is tried first again, so a download moves
-//! to a direct connection once one works.
+//! A punch is tried only when the direct way got no answer (a peer that
+//! answered busy or as another identity is not behind a NAT we can
+//! punch); a tracker that does not know `PUNCH` is not asked it again for
+//! [`RELAY_PREFER`].
+//!
+//! A direct way gets [`RELAY_FALLBACK`] to connect when a punch or the
+//! relay can be tried after it (a NAT that drops the SYN would otherwise
+//! cost the whole connect timeout). A peer just reached only by a punch or
+//! the relay is dialled that way first for [`RELAY_PREFER`], sparing every
+//! worker the attempts before it; after that, direct is tried first again,
+//! so a download moves to a direct connection once one works.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,10 +26,11 @@ use super::{Dialed, Dialer, DirectDialer, Path, PeerAddr, Way};
 use crate::bounds::{RELAY_FALLBACK, RELAY_PREFER, RELAY_PREFER_PEERS};
 use crate::error::{Error, Result};
 use crate::identity::PeerId;
-use crate::net::stop::StopSignal;
+use crate::net::stop::{StopGuard, StopSignal};
 use crate::net::tls::Tls;
-use crate::peer::nat::relay;
+use crate::peer::nat::{punch, relay};
 use crate::peer::tracker_client::TrackerClient;
+use crate::protocol::Connection;
 use crate::sync::LockExt;
 use crate::tracker::nat::NO_RELAY;
 
@@ -32,13 +39,16 @@ pub struct RelayingDialer {
     direct: DirectDialer,
     tls: Tls,
     tracker: TrackerClient,
-    /// Peers whose latest connection was relayed: when, and the address
-    /// each shows as.
-    relayed: Mutex<HashMap<PeerId, (Instant, SocketAddr)>>,
-    /// Relayed connections open now, by the address their peer shows as.
-    live: Arc<Mutex<HashMap<SocketAddr, usize>>>,
+    /// Peers whose latest connection was punched or relayed: when, the
+    /// address each shows as, and which.
+    relayed: Mutex<HashMap<PeerId, (Instant, SocketAddr, Path)>>,
+    /// Punched and relayed connections open now, by the address their peer
+    /// shows as and their path.
+    live: Arc<Mutex<HashMap<(SocketAddr, Path), usize>>>,
     /// Until when the tracker is taken not to relay (it said so).
     no_relay_until: Mutex<Option<Instant>>,
+    /// Until when the tracker is taken not to know `PUNCH` (older).
+    no_punch_until: Mutex<Option<Instant>>,
 }
 
 impl RelayingDialer {
@@ -50,19 +60,29 @@ impl RelayingDialer {
             relayed: Mutex::default(),
             live: Arc::default(),
             no_relay_until: Mutex::default(),
+            no_punch_until: Mutex::default(),
         }
     }
 
-    fn relayed_lately(&self, id: &PeerId) -> bool {
+    /// How `id` was reached lately, if not directly.
+    fn reached_lately(&self, id: &PeerId) -> Option<Path> {
         let relayed = self.relayed.locked();
         relayed
             .get(id)
-            .is_some_and(|(at, _)| at.elapsed() < RELAY_PREFER)
+            .filter(|(at, _, _)| at.elapsed() < RELAY_PREFER)
+            .map(|(_, _, path)| *path)
     }
 
     /// Whether the tracker said lately that it does not relay at all.
     fn relay_off(&self) -> bool {
         self.no_relay_until
+            .locked()
+            .is_some_and(|until| Instant::now() < until)
+    }
+
+    /// Whether the tracker said lately that it does not know `PUNCH`.
+    fn punch_off(&self) -> bool {
+        self.no_punch_until
             .locked()
             .is_some_and(|until| Instant::now() < until)
     }
@@ -76,37 +96,83 @@ impl RelayingDialer {
     }
 
     /// Notes how the latest connection to `to` was made.
-    fn note(&self, to: &PeerAddr, relayed: bool) {
+    fn note(&self, to: &PeerAddr, path: Path) {
         let Some(id) = to.id else {
             return;
         };
         let mut map = self.relayed.locked();
-        if !relayed {
+        if path == Path::Direct {
             map.remove(&id);
             return;
         }
         if map.len() >= RELAY_PREFER_PEERS {
-            map.retain(|_, (at, _)| at.elapsed() < RELAY_PREFER);
+            map.retain(|_, (at, _, _)| at.elapsed() < RELAY_PREFER);
         }
         if map.len() < RELAY_PREFER_PEERS {
-            map.insert(id, (Instant::now(), to.shown()));
+            map.insert(id, (Instant::now(), to.shown(), path));
         }
     }
+
+    /// `dialed`, made by `path` (punched or relayed), noted and counted
+    /// while it is open.
+    fn held(&self, to: &PeerAddr, path: Path, dialed: (Connection, StopGuard)) -> Dialed {
+        self.note(to, path);
+        let key = (to.shown(), path);
+        *self.live.locked().entry(key).or_default() += 1;
+        let hold = RelayedHold {
+            live: Arc::clone(&self.live),
+            key,
+        };
+        Dialed {
+            conn: dialed.0,
+            guard: dialed.1,
+            relayed: Some(hold),
+        }
+    }
+}
+
+/// Whether a direct attempt's failure shows that the peer answered there
+/// (busy, another identity, a reply), or that we gave up: no punch helps.
+fn answered(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Busy
+            | Error::WrongIdentity(_)
+            | Error::Remote(_)
+            | Error::Protocol(_)
+            | Error::Verification(_)
+            | Error::NotATracker
+            | Error::Interrupted
+    )
+}
+
+/// The way a connection by `path` takes.
+fn is_way(w: &Way, path: Path) -> bool {
+    matches!(
+        (w, path),
+        (Way::Punched(_), Path::Punched) | (Way::Relayed(_), Path::Relayed)
+    )
 }
 
 impl Dialer for RelayingDialer {
     fn dial(&self, to: &PeerAddr, timeout: Duration, stop: &Arc<StopSignal>) -> Result<Dialed> {
         let mut ways = to.ways().to_vec();
-        if to.id.is_some_and(|id| self.relayed_lately(&id)) {
-            ways.sort_by_key(|w| !matches!(w, Way::Relayed(_)));
+        if let Some(path) = to.id.and_then(|id| self.reached_lately(&id)) {
+            ways.sort_by_key(|w| !is_way(w, path));
         }
-        // With the relay to fall back on, a direct way whose TCP connect
-        // has not completed within RELAY_FALLBACK is not waited for
-        // further: a NAT that drops the SYN would otherwise cost the whole
-        // timeout. (The TLS handshake, slow on a loaded host, keeps it.)
+        // With a punch or the relay to fall back on, a direct way whose
+        // TCP connect has not completed within RELAY_FALLBACK is not
+        // waited for further: a NAT that drops the SYN would otherwise
+        // cost the whole timeout. (The TLS handshake, slow on a loaded
+        // host, keeps it.)
         let relay_on = !self.relay_off();
-        let relayable =
-            relay_on && to.id.is_some() && ways.iter().any(|w| matches!(w, Way::Relayed(_)));
+        let punch_on = !self.punch_off();
+        let fallback = |w: &Way| match w {
+            Way::Punched(_) => punch_on,
+            Way::Relayed(_) => relay_on,
+            Way::Direct(_) => false,
+        };
+        let relayable = to.id.is_some() && ways.iter().any(fallback);
         let connect_for = match relayable {
             true => timeout.min(RELAY_FALLBACK),
             false => timeout,
@@ -120,35 +186,33 @@ impl Dialer for RelayingDialer {
                         .dial_within(&to.only(way), connect_for, timeout, stop)
                     {
                         Ok(dialed) => {
-                            self.note(to, false);
+                            self.note(to, Path::Direct);
                             return Ok(dialed);
                         }
                         Err(e) => direct_error = Some(e),
                     }
                 }
+                (Way::Punched(_), Some(id))
+                    if punch_on && !direct_error.as_ref().is_some_and(answered) =>
+                {
+                    match punch::dial(&self.tracker, &self.tls, id, timeout, stop) {
+                        Ok(dialed) => return Ok(self.held(to, Path::Punched, dialed)),
+                        Err(Error::Remote(why)) if why.contains("unknown command") => {
+                            *self.no_punch_until.locked() = Some(Instant::now() + RELAY_PREFER);
+                        }
+                        Err(e) => log::debug!("hole punch to {to}: {e}"),
+                    }
+                }
                 (Way::Relayed(_), Some(id)) if relay_on => {
                     match relay::dial(&self.tracker, &self.tls, id, timeout, stop) {
-                        Ok((conn, guard)) => {
-                            self.note(to, true);
-                            let addr = to.shown();
-                            *self.live.locked().entry(addr).or_default() += 1;
-                            let hold = RelayedHold {
-                                live: Arc::clone(&self.live),
-                                addr,
-                            };
-                            return Ok(Dialed {
-                                conn,
-                                guard,
-                                relayed: Some(hold),
-                            });
-                        }
+                        Ok(dialed) => return Ok(self.held(to, Path::Relayed, dialed)),
                         Err(e) => {
                             self.note_refusal(&e);
                             relay_error = Some(e);
                         }
                     }
                 }
-                (Way::Relayed(_), _) => {}
+                (Way::Punched(_) | Way::Relayed(_), _) => {}
             }
         }
         // A tracker that will not relay this peer (none runs, or the peer
@@ -161,15 +225,23 @@ impl Dialer for RelayingDialer {
         })
     }
 
-    /// Relayed while a relayed connection is open, or if the latest
-    /// connection made was (a finished download's peers keep their path).
+    /// Relayed (or punched) while such a connection is open, or else if
+    /// the latest connection made was (a finished download's peers keep
+    /// their path).
     fn path_to(&self, shown: SocketAddr) -> Path {
-        let live = self.live.locked().contains_key(&shown);
-        let latest = || self.relayed.locked().values().any(|(_, a)| *a == shown);
-        match live || latest() {
-            true => Path::Relayed,
-            false => Path::Direct,
-        }
+        let live = self.live.locked();
+        let open = [Path::Relayed, Path::Punched]
+            .into_iter()
+            .find(|path| live.contains_key(&(shown, *path)));
+        drop(live);
+        open.or_else(|| {
+            let latest = self.relayed.locked();
+            latest
+                .values()
+                .find(|(_, a, _)| *a == shown)
+                .map(|(_, _, path)| *path)
+        })
+        .unwrap_or(Path::Direct)
     }
 }
 

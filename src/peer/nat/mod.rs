@@ -10,6 +10,7 @@
 //! once, then always the latest answer; `held` is true exactly while a
 //! control connection is open.
 
+pub mod punch;
 pub mod relay;
 
 use std::net::SocketAddr;
@@ -27,6 +28,8 @@ use crate::error::{Error, Result};
 use crate::net::stop::StopSignal;
 use crate::protocol::nat_msg::{ControlLine, Token};
 use crate::sync::LockExt;
+
+pub use self::punch::OnPunch;
 
 /// What the tracker last said of this peer.
 #[derive(Debug, Clone, Copy)]
@@ -71,6 +74,7 @@ impl Reach {
     pub fn spawn(
         tracker: &TrackerClient,
         on_join: OnJoin,
+        on_punch: OnPunch,
         port_map: Option<Arc<PortMap>>,
     ) -> std::io::Result<Reach> {
         let stop = StopSignal::new();
@@ -81,6 +85,7 @@ impl Reach {
             standing: Arc::clone(&standing),
             held: Arc::clone(&held),
             on_join,
+            on_punch,
             stop: Arc::clone(&stop),
             port_map,
         };
@@ -130,6 +135,7 @@ struct Asker {
     standing: Arc<Mutex<Option<Standing>>>,
     held: Arc<AtomicBool>,
     on_join: OnJoin,
+    on_punch: OnPunch,
     stop: Arc<StopSignal>,
     port_map: Option<Arc<PortMap>>,
 }
@@ -223,6 +229,10 @@ impl Asker {
                 ControlLine::Join(token) => {
                     control.answer("joining")?;
                     (self.on_join)(token);
+                }
+                ControlLine::Punch(to) => {
+                    control.answer("punching")?;
+                    (self.on_punch)(to);
                 }
             }
         }

@@ -112,12 +112,10 @@ pub fn on_join(tracker: String, tls: &Tls, serve: Serve) -> OnJoin {
     let running = Arc::new(AtomicUsize::new(0));
     let config = Arc::clone(&tls.server);
     Arc::new(move |token| {
-        if running.fetch_add(1, Ordering::AcqRel) >= PEER_RELAYED {
-            running.fetch_sub(1, Ordering::AcqRel);
+        let Some(slot) = Slot::take(&running, PEER_RELAYED) else {
             log::info!("dropped a relayed connection: {PEER_RELAYED} are being served");
             return;
-        }
-        let slot = Slot(Arc::clone(&running));
+        };
         let (tracker, config, serve) = (tracker.clone(), Arc::clone(&config), Arc::clone(&serve));
         let spawned = thread::Builder::new()
             .name("relayed".into())
@@ -135,8 +133,19 @@ pub fn on_join(tracker: String, tls: &Tls, serve: Serve) -> OnJoin {
     })
 }
 
-/// One of the relayed connections being served; given back on drop.
-struct Slot(Arc<AtomicUsize>);
+/// One of at most so many connections being made or served (relayed,
+/// punched); given back on drop.
+pub(super) struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    pub(super) fn take(running: &Arc<AtomicUsize>, cap: usize) -> Option<Slot> {
+        if running.fetch_add(1, Ordering::AcqRel) >= cap {
+            running.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Slot(Arc::clone(running)))
+    }
+}
 
 impl Drop for Slot {
     fn drop(&mut self) {

@@ -1,5 +1,7 @@
 //! The tracker calls for peers behind NAT (see `protocol::nat_msg`).
 
+use std::net::SocketAddr;
+
 use super::{Call, TrackerClient};
 use crate::bounds::{CONTROL_SILENCE, TRACKER_DEADLINE};
 use crate::error::{Error, Result};
@@ -61,6 +63,18 @@ impl Control {
 }
 
 impl TrackerClient {
+    /// `PUNCH <peer> <port>`: where `peer` listens, once the tracker told
+    /// it to punch towards us (we connect from local `port`).
+    pub fn punch(&self, peer: &PeerId, port: u16) -> Result<SocketAddr> {
+        let mut call = self.connect(TRACKER_DEADLINE)?;
+        let req = TrackerRequest::Punch { peer: *peer, port };
+        call.send(&req.encode())?;
+        let reply = call.reply()?;
+        reply
+            .parse()
+            .map_err(|_| ParseError::BadReply(reply.chars().take(80).collect()).into())
+    }
+
     /// `RELAY <peer>`: a token to join a relayed session with `peer`.
     pub fn relay(&self, peer: &PeerId) -> Result<Token> {
         let mut call = self.connect(TRACKER_DEADLINE)?;

@@ -45,6 +45,8 @@ struct Entry {
     seq: u64,
     to: SyncSender<ControlLine>,
     observed: SocketAddr,
+    /// The IP seen with the port `LISTEN` named: where a punch goes.
+    listens: SocketAddr,
 }
 
 /// Why a line could not be handed to a listening peer.
@@ -67,6 +69,12 @@ impl Listeners {
         self.held.locked().by_id.get(id).map(|e| e.observed)
     }
 
+    /// Where `id` listens as seen from here (the IP its control connection
+    /// comes from, the port its `LISTEN` named), if it holds one.
+    pub fn listens(&self, id: &PeerId) -> Option<SocketAddr> {
+        self.held.locked().by_id.get(id).map(|e| e.listens)
+    }
+
     /// Queues `line` for `id`'s control connection.
     pub fn send(&self, id: &PeerId, line: ControlLine) -> std::result::Result<(), NotSent> {
         let table = self.held.locked();
@@ -84,9 +92,15 @@ impl Listeners {
         table.by_id.clear();
     }
 
-    /// Takes an entry for `id` at `observed`, replacing its old one;
-    /// `None` when [`TRACKER_LISTENERS`] others are held.
-    fn hold(&self, id: PeerId, observed: SocketAddr) -> Option<(Held<'_>, Receiver<ControlLine>)> {
+    /// Takes an entry for `id` at `observed`, listening on `port`,
+    /// replacing its old one; `None` when [`TRACKER_LISTENERS`] others are
+    /// held.
+    fn hold(
+        &self,
+        id: PeerId,
+        observed: SocketAddr,
+        port: u16,
+    ) -> Option<(Held<'_>, Receiver<ControlLine>)> {
         let mut table = self.held.locked();
         let full = table.by_id.len() >= TRACKER_LISTENERS && !table.by_id.contains_key(&id);
         if full || table.closed {
@@ -95,7 +109,14 @@ impl Listeners {
         let (to, from) = mpsc::sync_channel(QUEUED);
         table.next += 1;
         let seq = table.next;
-        table.by_id.insert(id, Entry { seq, to, observed });
+        let listens = SocketAddr::new(observed.ip(), port);
+        let entry = Entry {
+            seq,
+            to,
+            observed,
+            listens,
+        };
+        table.by_id.insert(id, entry);
         let held = Held {
             listeners: self,
             id,
@@ -121,16 +142,17 @@ impl Drop for Held<'_> {
     }
 }
 
-/// Serves `LISTEN` on `conn` for `id` until the peer stops answering,
+/// Serves `LISTEN <port>` on `conn` for `id` until the peer stops answering,
 /// another `LISTEN` of that id replaces it, or the tracker stops.
 pub fn serve(
     conn: &mut Connection,
     id: PeerId,
+    port: u16,
     listeners: &Listeners,
     ping: Duration,
 ) -> Result<()> {
     let observed = conn.peer_addr();
-    let Some((_held, lines)) = listeners.hold(id, observed) else {
+    let Some((_held, lines)) = listeners.hold(id, observed, port) else {
         conn.write_all(Reply::err(crate::protocol::conn::BUSY).encode().as_bytes())?;
         return Ok(());
     };

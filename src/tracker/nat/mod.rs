@@ -1,6 +1,7 @@
 //! What the tracker does for peers behind NAT: reflection and dial-back
-//! (`WHOAMI`), control connections (`LISTEN`, [`control`]) and the relay
-//! (`RELAY`, `JOIN`, [`relay`]). Served on the tracker's one port.
+//! (`WHOAMI`), control connections (`LISTEN`, [`control`]), introductions
+//! for a hole punch (`PUNCH`, [`punch`]) and the relay (`RELAY`, `JOIN`,
+//! [`relay`]). Served on the tracker's one port.
 //!
 //! Invariant: the tracker dials only the IP address a question came from,
 //! at the port it names, pinned to the id its certificate proved; no
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 use self::control::Listeners;
+use self::punch::Punches;
 use self::relay::{Relay, RelayView};
 use crate::bounds::{CONTROL_PING, DIAL_BACKS, DIAL_BACK_TIMEOUT};
 use crate::error::Result;
@@ -29,9 +31,10 @@ use crate::server::Flow;
 
 /// The refusal of a NAT verb that needs to know who asks.
 pub const NAT_NOT_AUTHENTICATED: &str =
-    "authentication required: WHOAMI <port>, LISTEN and RELAY need a TLS connection with a client certificate";
+    "authentication required: WHOAMI <port>, LISTEN, PUNCH and RELAY need a TLS connection with a client certificate";
 
 pub mod control;
+pub mod punch;
 pub mod relay;
 
 /// The refusal of `RELAY` and `JOIN` by a tracker without `--relay`.
@@ -63,6 +66,9 @@ impl Default for NatOptions {
 pub struct NatView {
     /// Control connections held (peers others cannot dial).
     pub control_connections: usize,
+    /// Hole-punch introductions made within the last `PUNCH_TIME`.
+    #[serde(default)]
+    pub punching: usize,
     /// `null`: started without `--relay`.
     pub relay: Option<RelayView>,
 }
@@ -75,6 +81,7 @@ pub struct Nat {
     /// Dial-backs running now (≤ [`DIAL_BACKS`]).
     dialling: AtomicUsize,
     pub listeners: Listeners,
+    punches: Punches,
     relay: Option<Arc<Relay>>,
 }
 
@@ -84,6 +91,7 @@ impl Nat {
             tls,
             dialling: AtomicUsize::new(0),
             listeners: Listeners::default(),
+            punches: Punches::default(),
             relay: options
                 .relay
                 .then(|| Arc::new(Relay::new(options.relay_rate))),
@@ -99,6 +107,7 @@ impl Nat {
     pub fn view(&self) -> NatView {
         NatView {
             control_connections: self.listeners.count(),
+            punching: self.punches.recent(),
             relay: self.relay.as_ref().map(|r| r.view()),
         }
     }
@@ -116,6 +125,7 @@ impl Nat {
                 | TrackerRequest::Listen { .. }
                 | TrackerRequest::Relay { .. }
                 | TrackerRequest::Join { .. }
+                | TrackerRequest::Punch { .. }
         )
     }
 
@@ -128,12 +138,20 @@ impl Nat {
     ) -> Result<Flow> {
         let reply = match (req, who) {
             (TrackerRequest::WhoAmI { port }, _) => self.whoami(conn.peer_addr(), who, *port),
-            (TrackerRequest::Listen { .. }, Some(id)) => {
-                control::serve(conn, id, &self.listeners, self.options.ping)?;
+            (TrackerRequest::Listen { port }, Some(id)) => {
+                control::serve(conn, id, *port, &self.listeners, self.options.ping)?;
                 return Ok(Flow::Close);
             }
-            (TrackerRequest::Listen { .. } | TrackerRequest::Relay { .. }, None) => {
-                Reply::err(NAT_NOT_AUTHENTICATED)
+            (
+                TrackerRequest::Listen { .. }
+                | TrackerRequest::Relay { .. }
+                | TrackerRequest::Punch { .. },
+                None,
+            ) => Reply::err(NAT_NOT_AUTHENTICATED),
+            (TrackerRequest::Punch { peer, port }, Some(id)) => {
+                let from = conn.peer_addr();
+                self.punches
+                    .introduce(id, from, *port, *peer, &self.listeners)
             }
             (TrackerRequest::Relay { peer }, Some(id)) => match &self.relay {
                 Some(relay) => relay.ask(id, *peer, &self.listeners),
@@ -211,6 +229,8 @@ impl Drop for Counted<'_> {
     }
 }
 
+#[cfg(test)]
+mod punch_tests;
 #[cfg(test)]
 mod relay_tests;
 #[cfg(test)]
