@@ -179,7 +179,7 @@ function updateDownload(box, d) {
   setText(r.error, d.error || "");
   r.error.hidden = !d.error;
   r.pills.replaceChildren(...d.peers.map(p =>
-    el("span", "pill" + (p.active ? " active" : ""), p.addr + " · " + plural(p.chunks, "chunk"))));
+    el("span", "pill" + (p.active ? " active" : ""), p.addr + " · " + (p.path || "direct") + " · " + plural(p.chunks, "chunk"))));
   r.pills.hidden = !d.peers.length;
   r.actions.hidden = !live || !canAct();
   if (!live) r.cancel.disabled = true;
