@@ -46,7 +46,18 @@
 #      seconds of a restart that shares them all again (from its state
 #      directory), and the growth exponent fitted to each (1.0: linear,
 #      2.0: quadratic); the median of BENCH_RUNS runs at each N
-# Every transferred file is compared with cmp; a mismatch fails the script.
+#  14. folders, `peer send DIR` -> `peer get TICKET` (1 -> 1), each against
+#      `tar c DIR | socat OPENSSL` into `socat OPENSSL-LISTEN | tar x` (TLS
+#      1.3, the certificate of 1) in the same run: a tree of 10,000 files
+#      of 4 KiB (100 folders of 100), one of 100 files of 1 MiB, and a copy
+#      of this machine's Python standard library (/usr/lib/python3.N with
+#      its __pycache__, symlinks left out), whose share (hashing, start to
+#      ticket) is also timed against `tar c DIR | sha256sum`; the flash
+#      crowd of 8 for a tree of 64 files of 1 MiB (N = 6); and ten copies of
+#      one 5 MiB file in a tree: the seeder's upload, about 5 MiB. Every
+#      tree is compared with diff -r
+# Every transferred file is compared with cmp (a tree with diff -r); a
+# mismatch fails the script.
 # Environment: BENCH_RUNS (runs per figure), BENCH_RATE (R of 4),
 # BENCH_CROWD_RATE (R of 8 to 10), BENCH_NETNS_RATE (the tbf rate of 11),
 # BENCH_GROW (the N of 13), BENCH_ONLY (say "1 5": only those benchmarks),
@@ -341,6 +352,13 @@ time_cmd() {
     t0=$(now)
     "$@" >"$WORK/cmd.out"
     RUN_SECS=$(calc "$(now) - $t0" 4)
+}
+
+# same A B: whether B is a copy of A: cmp for a file, diff -r for a folder
+# (names, types and contents; the first differences go to stderr, and
+# pipefail gives diff's status).
+same() {
+    if [[ -d $1 ]]; then diff -rq -- "$1" "$2" | head -n 5 >&2; else cmp -- "$1" "$2"; fi
 }
 
 # ------------------------------------------------------------ benchmarks -----
@@ -740,17 +758,17 @@ kill_at() {
 }
 
 # crowd_run N LATE KILL [SEEDER_OPTION...]: a fresh tracker, one seeder of
-# $SRC (with SEEDER_OPTIONs and --http 0) and N downloaders, each in an empty
-# directory; the last LATE of them start CROWD_LATE_SECS after the others.
+# $SRC, a file or a folder (with SEEDER_OPTIONs and --http 0), and N
+# downloaders, each in an empty directory; the last LATE of them start CROWD_LATE_SECS after the others.
 # With CROWD_STAGGER=1 the downloaders start one after another, each once
 # the one before printed its listening line, and `download` is then typed
 # into all of them at once (the first start of the clock).
 # With KILL=1 the first is SIGKILLed once it has KILL_AT bytes. Every other
-# downloader's file is checked with cmp. Sets RUN_SECS (first start to the
+# downloader's copy is checked with `same`. Sets RUN_SECS (first start to the
 # last survivor's `Successfully downloaded` line) and RUN_UPLOADED (the
 # seeder's uploaded bytes then). Stops everything.
 crowd_run() {
-    local n=$1 late=$2 kill=$3 i t0 t1=0 taddr seed_url dls=() extra
+    local n=$1 late=$2 kill=$3 i t0 t1=0 taddr seed_url dls=() extra name=${SRC##*/}
     shift 3
     SEQ=$((SEQ + 1))
     local run=c$SEQ
@@ -764,8 +782,8 @@ crowd_run() {
         --share "$SRC" "$taddr" "$TPORT" 0
     wait_line "$run-seed" 'Status page on http://[^/]+/' 10
     seed_url=${LINE#Status page on } seed_url=${seed_url%%\?*}
-    wait_line "$run-seed" 'Successfully registered file: ' 300
-    local stagger=${CROWD_STAGGER:-0} line='download data.bin'
+    wait_line "$run-seed" 'Successfully registered (file|folder): ' 300
+    local stagger=${CROWD_STAGGER:-0} line="download $name"
     if ((stagger)); then line=''; fi
     for ((i = 0; i < n; i++)); do
         mkdir "$WORK/$run-dl$i"
@@ -784,11 +802,11 @@ crowd_run() {
     done
     if ((stagger)); then
         t0=$(now)
-        for ((i = 0; i < n; i++)); do printf 'download data.bin\n' >&"${HELD_FDS[i]}"; done
+        for ((i = 0; i < n; i++)); do printf '%s\n' "download $name" >&"${HELD_FDS[i]}"; done
     fi
     if ((kill)); then kill_at "$run-dl0" 2 "$KILL_AT"; fi
     for ((i = kill; i < n; i++)); do
-        wait_line "$run-dl$i" 'Successfully downloaded: data\.bin$' "$CROWD_SECS"
+        wait_line "$run-dl$i" "Successfully downloaded: ${name//./\\.}\$" "$CROWD_SECS"
         t1=$(max "$t1" "$LINE_TS")
     done
     RUN_SECS=$(calc "$t1 - $t0" 4)
@@ -797,7 +815,7 @@ crowd_run() {
     stop_all "${dls[@]}"
     release_inputs
     for ((i = kill; i < n; i++)); do
-        cmp "$SRC" "$WORK/$run-dl$i/data.bin" || fail "$run-dl$i: downloaded file differs from the original"
+        same "$SRC" "$WORK/$run-dl$i/$name" || fail "$run-dl$i: downloaded $name differs from the original"
     done
     for ((i = 0; i < n; i++)); do rm -rf -- "$WORK/$run-dl$i" "$WORK/$run-dl$i.in"; done
     stop "$run-seed"
@@ -1228,6 +1246,207 @@ bench_grow() {
         "$(calc "(${rss[-1]} - ${rss[1]}) * 1024 / ($big - $small)" 0)" "-" "-" "-" -
 }
 
+# ---------------------------------------------------------------- folders ---
+
+TREE_SECS=300 # a tree transfer's deadline
+
+# tree_make NAME FILES BYTES [DIRS]: $WORK/trees/NAME, FILES random files of
+# BYTES each, spread over DIRS folders (default: none, all at the top).
+tree_make() {
+    local dir=$WORK/trees/$1 files=$2 bytes=$3 dirs=${4:-1} d sub
+    mkdir -p "$dir"
+    for ((d = 0; d < dirs; d++)); do
+        sub=$dir
+        ((dirs > 1)) && sub=$dir/d$(printf '%02d' "$d") && mkdir "$sub"
+        head -c $((files / dirs * bytes)) /dev/urandom | split -b "$bytes" -a 4 -d - "$sub/f"
+    done
+}
+
+# tree_settle DIR: written back and in the page cache, like $SRC (see there).
+tree_settle() {
+    find "$1" -type f -print0 | xargs -0 -r sync --
+    find "$1" -type f -print0 | xargs -0 -r cat >/dev/null
+}
+
+# tree_python: a copy of this machine's Python standard library (the newest
+# /usr/lib/python3.N, with its __pycache__) as $WORK/trees/NAME, symlinks
+# left out (`peer send` skips them; tar would carry them); sets PY_TREE, or
+# leaves it empty if there is none.
+tree_python() {
+    local lib
+    PY_TREE=""
+    lib=$(find /usr/lib -maxdepth 1 -type d -regex '.*/python3\.[0-9]+' | sort -V | tail -n1)
+    [[ -n $lib ]] || return 0
+    PY_TREE=$WORK/trees/${lib##*/}
+    cp -R --no-preserve=all -- "$lib" "$PY_TREE" 2>"$WORK/cp.err" || fail "cannot copy $lib: $(head -n1 "$WORK/cp.err")"
+    find "$PY_TREE" -type l -delete
+    tree_settle "$PY_TREE"
+}
+
+# tree_count DIR: "F files, B bytes" of the regular files under DIR.
+tree_count() {
+    find "$1" -type f -printf '%s\n' | awk '{ n++; b += $1 } END { printf "%d files, %d bytes", n, b }'
+}
+
+# tar_tls_run DIR: DIR sent as `tar c DIR | socat OPENSSL` into `socat
+# OPENSSL-LISTEN | tar x` in an empty folder (TLS 1.3, the throwaway
+# certificate, as socat_run), then compared with diff -r. Sets RUN_SECS
+# (sender started until the receiving tar exited) and RUN_FSYNC_SECS (until
+# every file it wrote was also fsynced, as p2pshare does each file).
+tar_tls_run() {
+    local dir=$1 name=${1##*/} out port t0 opts=",verify=0,openssl-min-proto-version=TLS1.3"
+    SEQ=$((SEQ + 1))
+    local run=t$SEQ
+    out=$WORK/$run-out
+    mkdir "$out"
+    tls_cert
+    port=$(free_port)
+    start "$run-rx" "$out" "" bash -c 'set -o pipefail; socat -b 131072 -u "$1" STDOUT | tar x' _ \
+        "OPENSSL-LISTEN:$port,bind=127.0.0.1,reuseaddr,cert=$TLS_CERT,key=$TLS_KEY$opts"
+    wait_listen "$port" 10 || fail "socat does not listen on $port"
+    t0=$(now)
+    start "$run-tx" "${dir%/*}" "" bash -c 'set -o pipefail; tar c -- "$1" | socat -b 131072 -u STDIN "$2"' _ \
+        "$name" "OPENSSL:127.0.0.1:$port$opts"
+    wait_exit "$run-rx" "$TREE_SECS"
+    RUN_SECS=$(calc "$(now) - $t0" 4)
+    find "$out" -type f -print0 | xargs -0 -r sync --
+    RUN_FSYNC_SECS=$(calc "$(now) - $t0" 4)
+    wait_exit "$run-tx" 10
+    same "$dir" "$out/$name" || fail "tar over TLS: $name differs from the original"
+    rm -rf -- "$out"
+}
+
+# tree_run DIR: `peer send DIR` (with --http 0), then `peer get TICKET` in
+# an empty folder, which exits once the tree is verified and saved; the
+# copy is compared with diff -r. Sets RUN_SHARE_SECS (send started until
+# its ticket line), RUN_SECS (get started until it exited), RUN_BYTES (the
+# bytes of get's summary line) and RUN_UPLOADED (the sender's uploaded
+# bytes, from its /api/status).
+tree_run() {
+    local dir=$1 name=${1##*/} out t0 ticket url
+    SEQ=$((SEQ + 1))
+    local run=f$SEQ
+    out=$WORK/$run-out
+    mkdir "$out"
+    RUN_BYTES=0
+    t0=$(now)
+    start "$run-send" "${dir%/*}" "" "$PEER" send --bind 127.0.0.1 --http 0 "$name"
+    wait_line "$run-send" 'Ticket: [^ ]+$' 600
+    RUN_SHARE_SECS=$(calc "$LINE_TS - $t0" 4)
+    ticket=${LINE#Ticket: }
+    wait_line "$run-send" 'Status page on http://[^/]+/' 10
+    url=${LINE#Status page on } url=${url%%\?*}
+    t0=$(now)
+    start "$run-get" "$out" "" "$PEER" get --bind 127.0.0.1 "$ticket"
+    wait_exit "$run-get" "$TREE_SECS"
+    RUN_SECS=$(calc "$(now) - $t0" 4)
+    wait_line "$run-get" '  [0-9,]+ files, [0-9]+ bytes ' 10
+    [[ $LINE =~ files,\ ([0-9]+)\ bytes ]] && RUN_BYTES=${BASH_REMATCH[1]}
+    RUN_UPLOADED=$(status_of 1 "$url" '.shared[0].uploaded') || RUN_UPLOADED=""
+    [[ $RUN_UPLOADED =~ ^[0-9]+$ ]] || fail "the sender's /api/status gave no uploaded bytes"
+    stop "$run-send"
+    same "$dir" "$out/$name" || fail "$run-get: downloaded $name differs from the original"
+    rm -rf -- "$out"
+}
+
+# tree_rows NAME DIR TARGET MIN: RUNS of tar_tls_run and tree_run of DIR,
+# each run both, in turn first; rows of the medians and of the worst run (its ratio against
+# the tar run just before it: the load of a shared machine moves both), the
+# ratio being tar's seconds over p2pshare's (above 1: faster than tar), met
+# if at least MIN ("-": no target). Sets TREE_SHARE (the share seconds).
+tree_rows() {
+    local name=$1 dir=$2 target=$3 min=$4 k p2p=() tar=() tarsync=() a b r worst="" wp wt ok=-
+    TREE_SHARE=()
+    for ((k = 1; k <= RUNS; k++)); do
+        # Who goes first alternates: creating files right after the other
+        # deleted as many costs ext4 more (it skips inodes deleted in the
+        # last minute or so), and the first would always have the edge.
+        if ((k % 2 == 0)); then
+            tree_run "$dir"
+            p2p+=("$RUN_SECS") TREE_SHARE+=("$RUN_SHARE_SECS")
+        fi
+        tar_tls_run "$dir"
+        tar+=("$RUN_SECS") tarsync+=("$RUN_FSYNC_SECS")
+        if ((k % 2 == 1)); then
+            tree_run "$dir"
+            p2p+=("$RUN_SECS") TREE_SHARE+=("$RUN_SHARE_SECS")
+        fi
+        r=$(calc "${tar[-1]} / ${p2p[-1]}" 4)
+        if [[ -z $worst ]] || (($(ge "$worst" "$r"))); then worst=$r wp=${p2p[-1]} wt=${tar[-1]}; fi
+        log "   $name, run $k: p2pshare get ${p2p[-1]} s (send shared it in ${TREE_SHARE[-1]} s;" \
+            "received $RUN_BYTES bytes, sender uploaded $RUN_UPLOADED), tar over TLS ${tar[-1]} s" \
+            "(with fsync ${tarsync[-1]} s): tar / p2pshare $(calc "$r")"
+    done
+    a=$(median "${p2p[@]}") b=$(median "${tar[@]}")
+    [[ $min == - ]] || ok=$(ge "$b / $a" "$min")
+    row "14. $name, fetch s" "$(calc "$a")" "$(calc "$b") (tar over TLS 1.3)" "$(calc "$b / $a")" "$target" "$ok"
+    [[ $min == - ]] || ok=$(ge "$worst" "$min")
+    row "14. $name, fetch s, worst run of $RUNS" "$(calc "$wp")" "$(calc "$wt") (tar over TLS 1.3, same run)" \
+        "$(calc "$worst")" "$target" "$ok"
+    b=$(median "${tarsync[@]}")
+    row "14. $name, fetch s" "$(calc "$a")" "$(calc "$b") (tar over TLS 1.3 + fsync)" "$(calc "$b / $a")" "-" -
+}
+
+bench_trees() {
+    say "14. folders: peer send DIR -> peer get TICKET vs tar | socat over TLS 1.3 | tar x"
+    local k a b up=() got=() hash=() share
+    mkdir "$WORK/trees"
+    tree_make small 10000 4096 100
+    tree_make big 100 $((1 << 20))
+    tree_make crowd 64 $((1 << 20))
+    mkdir "$WORK/trees/copies"
+    head -c $((5 << 20)) /dev/urandom >"$WORK/trees/copies/c0"
+    for k in 1 2 3 4 5 6 7 8 9; do cp -- "$WORK/trees/copies/c0" "$WORK/trees/copies/c$k"; done
+    for k in small big crowd copies; do tree_settle "$WORK/trees/$k"; done
+
+    tree_rows "10,000 files of 4 KiB (1 -> 1)" "$WORK/trees/small" ">= 0.67 (1.5x tar)" 0.6667
+    tree_rows "100 files of 1 MiB (1 -> 1)" "$WORK/trees/big" ">= 0.9" 0.9
+
+    tree_python
+    if [[ -z $PY_TREE ]]; then
+        skip_row "14. Python standard library, fetch s" "no /usr/lib/python3.N here" -
+    else
+        log "   ${PY_TREE##*/}: $(tree_count "$PY_TREE") (copied without symlinks)"
+        tree_rows "${PY_TREE##*/} library" "$PY_TREE" "-" -
+        share=("${TREE_SHARE[@]}")
+        for ((k = 1; k <= RUNS; k++)); do
+            time_cmd bash -c 'set -o pipefail; tar c -C "$1" -- "$2" | sha256sum' _ "$WORK/trees" "${PY_TREE##*/}"
+            hash+=("$RUN_SECS")
+        done
+        a=$(median "${share[@]}") b=$(median "${hash[@]}")
+        log "   ${PY_TREE##*/}: shared in ${share[*]} s; tar c | sha256sum ${hash[*]} s"
+        row "14. ${PY_TREE##*/} library, share s (start to ticket)" "$(calc "$a")" "$(calc "$b") (tar c into sha256sum)" \
+            "$(calc "$b / $a")" "-" -
+        rm -rf -- "$PY_TREE"
+    fi
+
+    # Ten copies of one file: each distinct chunk is to cross once.
+    for ((k = 1; k <= RUNS; k++)); do
+        tree_run "$WORK/trees/copies"
+        up+=("$RUN_UPLOADED") got+=("$RUN_BYTES")
+        log "   ten copies of 5 MiB, run $k: sender uploaded $(calc "$RUN_UPLOADED / 1048576") MiB," \
+            "get reports $(calc "$RUN_BYTES / 1048576") MiB, in $RUN_SECS s"
+    done
+    a=$(max "${up[@]}")
+    row "14. ten copies of one 5 MiB file, MiB sent, worst of $RUNS" "$(calc "$a / 1048576" 1)" "5.0 (one copy)" \
+        "$(calc "$a / 5242880")" "<= 1.1" "$(ge 1.1 "$a / 5242880")"
+
+    # The flash crowd of 8, for a tree: crowd_run and crowd_rows read SRC,
+    # SIZE, SIZE_MIB and FLOOR_SECS, shadowed here (bash scoping is dynamic).
+    local SRC=$WORK/trees/crowd SIZE=$((64 << 20)) SIZE_MIB=64 FLOOR_SECS secs=() ups=()
+    FLOOR_SECS=$(calc "$SIZE / $CROWD_RATE_BYTES" 4)
+    say "14. flash crowd of a tree of 64 files of 1 MiB: 1 seeder --max-upload $CROWD_RATE, N=6 (floor $(calc "$FLOOR_SECS" 1) s)"
+    for ((k = 1; k <= RUNS; k++)); do
+        crowd_run 6 0 0 --max-upload "$CROWD_RATE"
+        secs+=("$RUN_SECS") ups+=("$RUN_UPLOADED")
+        crowd_log 6 "$k"
+    done
+    crowd_rows "14. flash crowd of a 64-file tree N=6" "$FLOOR_SECS" "$(median "${secs[@]}")" "$(median "${ups[@]}")" "<= 1.25"
+    crowd_rows "14. flash crowd of a 64-file tree N=6, worst of $RUNS" "$FLOOR_SECS" "$(max "${secs[@]}")" \
+        "$(max "${ups[@]}")" "<= 1.25"
+    rm -rf -- "$WORK/trees"
+}
+
 # selected N: whether benchmark N is in BENCH_ONLY (default: all).
 selected() { [[ -z ${BENCH_ONLY:-} || " $BENCH_ONLY " == *" $1 "* ]]; }
 
@@ -1245,6 +1464,7 @@ if selected 10; then bench_killed; fi
 if ((WITH_NETNS)) && selected 11; then bench_netns; fi
 if selected 12; then bench_stagger; fi
 if selected 13; then bench_grow; fi
+if selected 14; then bench_trees; fi
 
 # ------------------------------------------------------------------ table ----
 

@@ -69,6 +69,7 @@ impl SharedFile {
         secret: Option<Secret>,
     ) -> Self {
         let (encoded, id) = manifest.encoded_with_id();
+        let offers = Offers::for_manifest(&manifest);
         SharedFile {
             id,
             name,
@@ -82,7 +83,7 @@ impl SharedFile {
             have: RwLock::new(have),
             uploaded: AtomicU64::new(0),
             uploaded_partial: AtomicU64::new(0),
-            offers: Offers::default(),
+            offers,
             stamp: RwLock::new(None),
         }
     }

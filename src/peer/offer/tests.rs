@@ -323,3 +323,52 @@ fn connections_that_fetch_are_not_held_to_the_address_bound() {
         promised_to(&offers, home)
     );
 }
+
+/// A folder of 4 KiB files (10,000 chunks of a 512 KiB chunk size) is
+/// promised the bytes a file's connection is, not 16 chunks of 4 KiB: a
+/// lone downloader got 64 KiB per `HAVE` round trip before.
+#[test]
+fn a_folder_of_small_chunks_is_promised_a_files_bytes() {
+    let scale = 128; // 512 KiB / 4 KiB
+    let offers = Offers::scaled(scale);
+    let none = ChunkSet::empty(10_000);
+    let first = offers.offer(1, at(1), &none, Instant::now());
+    assert_eq!(first.count() as usize, MAX_PROMISE * scale);
+    // Still at most a quarter of the chunks, however small they are.
+    let few = Offers::scaled(scale).offer(1, at(1), &ChunkSet::empty(100), Instant::now());
+    assert_eq!(few.count() as usize, 100 / MIN_SHARES);
+}
+
+#[test]
+fn the_scale_is_the_chunk_size_over_the_mean_chunk_length() {
+    use crate::manifest::tree::{build, FileIn};
+    // Distinct contents (a file's id comes from its chunk hashes).
+    let file = |n: u8, len: u64| {
+        let chunks = len.div_ceil(512).max(1);
+        let hashes = (0..chunks)
+            .map(|i| [n, i as u8].repeat(16))
+            .map(|h| h.try_into().unwrap())
+            .collect();
+        FileIn {
+            path: format!("f{n}"),
+            exec: false,
+            manifest: Manifest::with_chunk_size(len, 512, hashes).unwrap(),
+        }
+    };
+    let whole = Manifest::with_chunk_size(3000, 512, vec![[0; 32]; 6]).unwrap();
+    assert_eq!(Offers::for_manifest(&whole).scale, 1, "a file: 1");
+    let small: Vec<FileIn> = (0..8).map(|n| file(n, 64)).collect();
+    let tree = build(512, small, Vec::new()).unwrap();
+    assert_eq!(tree.chunk_count(), 8);
+    assert_eq!(
+        Offers::for_manifest(&tree).scale,
+        8,
+        "64-byte chunks of 512"
+    );
+    let mixed = build(512, vec![file(0, 64), file(1, 1024)], Vec::new()).unwrap();
+    assert_eq!(
+        Offers::for_manifest(&mixed).scale,
+        1,
+        "3 chunks, 1,088 bytes"
+    );
+}
