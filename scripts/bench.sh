@@ -998,7 +998,7 @@ bench_netns() {
 # 15 (--netns): the lab of tests/e2e/nat_lab.rs, in bash. $NS-inet is the
 # outside network (the bridge br0, the tracker at LAB_IP with --relay);
 # $NS-pub a public host on it (LAB_PUB); each NATed host $NS-hI sits behind
-# its own router $NS-rI (wan 100.64.0.I on the bridge, lan 10.0.I.1/24, the
+# its own router $NS-rI (wan 100.64.0.(100+I) on the bridge, lan 10.0.I.1/24, the
 # host at 10.0.I.2): nft masquerade (`fully-random` for a symmetric NAT,
 # whose ports no punching can guess), and nothing unsolicited let in from
 # outside.
@@ -1038,26 +1038,41 @@ lab_up() {
 # lab_nat I KIND: host hI behind router rI; KIND sym (masquerade
 # fully-random) or drop (masquerade): both drop unsolicited inbound.
 lab_nat() {
-    local i=$1 random="" only_replies='iifname "wan" ct state established,related accept; iifname "wan" drop'
+    local i=$1 random="" only_replies=$'iifname "wan" ct state established,related accept\n    iifname "wan" drop'
     [[ $2 == sym ]] && random=" fully-random"
     lab_ns "r$i" || return 1
     lab_ns "h$i" || return 1
     lab_link "r$i" wan "p$i" || return 1
     ns_do ip -n "$NS-r$i" link add lan type veth peer name eth0 netns "$NS-h$i" || return 1
-    lab_sh "r$i" "ip addr add 100.64.0.$i/24 dev wan; ip link set wan up
+    lab_sh "r$i" "ip addr add 100.64.0.$((100 + i))/24 dev wan; ip link set wan up
         ip addr add 10.0.$i.1/24 dev lan; ip link set lan up; echo 1 > /proc/sys/net/ipv4/ip_forward" || return 1
     lab_sh "h$i" "ip addr add 10.0.$i.2/24 dev eth0; ip link set eth0 up; ip route add default via 10.0.$i.1" || return 1
-    printf '%s\n' "table ip nat { chain post { type nat hook postrouting priority 100; oifname \"wan\" masquerade$random; } }
-table inet filter {
-  chain input { type filter hook input priority 0; $only_replies; }
-  chain forward { type filter hook forward priority 0; $only_replies; }
-}" >"$WORK/nft-r$i"
+    # One statement a line: nft's parser wants a newline after `fully-random`.
+    cat >"$WORK/nft-r$i" <<-NFT
+	table ip nat {
+	  chain post {
+	    type nat hook postrouting priority 100
+	    oifname "wan" masquerade$random
+	  }
+	}
+	table inet filter {
+	  chain input {
+	    type filter hook input priority 0
+	    $only_replies
+	  }
+	  chain forward {
+	    type filter hook forward priority 0
+	    $only_replies
+	  }
+	}
+	NFT
     ns_do ip netns exec "$NS-r$i" nft -f "$WORK/nft-r$i"
 }
 
 # lab_tracker: a fresh tracker with --relay on the outside network; sets
-# TPORT, TNAME, TPAGE (its status page) and TPID. Waits (at most 10 s) until
-# every host of LAB_HOSTS reaches it (the first NAT rules may take a moment).
+# TPORT, TNAME, TPAGE (its status page) and TPID. Waits (at most 20 s each)
+# until every host of LAB_HOSTS reaches it (the first NAT rules may take a
+# moment, while the kernel loads their modules).
 lab_tracker() {
     SEQ=$((SEQ + 1))
     TNAME=lab-tracker-$SEQ
@@ -1067,8 +1082,9 @@ lab_tracker() {
     wait_line "$TNAME" 'Status page on http://[^/]+/' 10
     TPAGE=${LINE#Status page on } TPAGE=${TPAGE%%\?*}
     TPID=$(pid_of "$TNAME")
-    local h deadline=$((SECONDS + 10))
+    local h deadline
     for h in "${LAB_HOSTS[@]}"; do
+        deadline=$((SECONDS + 20))
         until ip netns exec "$NS-$h" timeout 1 bash -c "exec 3<>/dev/tcp/$LAB_IP/$TPORT" 2>/dev/null; do
             ((SECONDS < deadline)) || fail "$h cannot reach the tracker at $LAB_IP:$TPORT"
         done
@@ -1100,13 +1116,17 @@ lab_seed() {
     done
 }
 
-# lab_xfer SEED DL: a fresh tracker, a seeder of $SRC in SEED and a REPL
-# downloader in DL, started and listening before `download` is typed (the
-# clock starts then). Sets RUN_SECS (until `Successfully downloaded`),
-# RUN_PATH (the downloader's paths), RUN_RELAYED (relay bytes) and RUN_CPU
-# (the tracker's CPU seconds during the download). Checks the file.
+# lab_xfer SEED DL [perf]: a fresh tracker, a seeder of $SRC in SEED and a
+# REPL downloader in DL, started and listening before `download` is typed
+# (the clock starts then). Sets RUN_SECS (until `Successfully downloaded`),
+# RUN_FIRST (s until its status page first showed verified bytes, polled:
+# about 20 ms coarse, or "-" if it was done by then), RUN_REST (s from then
+# to the end) and RUN_REST_BYTES, RUN_PATH (the downloader's paths),
+# RUN_RELAYED (relay bytes) and RUN_CPU (the tracker's CPU seconds during
+# the download). Checks the file. With "perf", records the tracker with
+# `perf record -g` during the download into $WORK/perf.txt.
 lab_xfer() {
-    local seed=$1 dl=$2 t0 cpu0 bytes0 fd dl_page
+    local seed=$1 dl=$2 t0 cpu0 bytes0 fd dl_page got=0 perf_pid=""
     SEQ=$((SEQ + 1))
     local run=x$SEQ
     lab_tracker
@@ -1120,11 +1140,31 @@ lab_xfer() {
     wait_line "$run-dl" 'Status page on http://[^/]+/' 10
     dl_page=${LINE#Status page on } dl_page=${dl_page%%\?*}
     wait_line "$run-dl" 'Peer listening on ' 10
+    if [[ ${3:-} == perf ]]; then
+        perf record -q -g -p "$TPID" -o "$WORK/perf.data" 2>"$WORK/perf.err" &
+        perf_pid=$!
+        sleep 0.5 # perf attaches
+    fi
     cpu0=$(cpu_secs "$TPID") bytes0=$(relay_bytes)
     t0=$(now)
     printf 'download data.bin\n' >&"$fd"
+    local first="" deadline=$((SECONDS + XFER_SECS))
+    while ((got == 0)) && ! grep -q 'Successfully downloaded: data\.bin$' "$WORK/$run-dl.out"; do
+        ((SECONDS < deadline)) || fail "$run-dl: no verified byte within $XFER_SECS s"
+        got=$(lab_status "$dl" "$dl_page" '[.downloads[].done_bytes] | max // 0') || got=0
+        ((got > 0)) && first=$(now)
+    done
     wait_line "$run-dl" 'Successfully downloaded: data\.bin$' "$XFER_SECS"
     RUN_SECS=$(calc "$LINE_TS - $t0" 4)
+    RUN_FIRST=- RUN_REST=- RUN_REST_BYTES=0
+    if [[ -n $first ]] && ((got < SIZE)); then
+        RUN_FIRST=$(calc "$first - $t0" 4) RUN_REST=$(calc "$LINE_TS - $first" 4) RUN_REST_BYTES=$((SIZE - got))
+    fi
+    if [[ -n $perf_pid ]]; then
+        kill -INT "$perf_pid"
+        wait "$perf_pid" || true
+        perf report -i "$WORK/perf.data" --stdio 2>/dev/null | head -60 >"$WORK/perf.txt" || true
+    fi
     RUN_CPU=$(calc "$(cpu_secs "$TPID") - $cpu0")
     RUN_RELAYED=$(($(relay_bytes) - bytes0))
     RUN_PATH=$(lab_status "$dl" "$dl_page" '[.downloads[].peers[].path] | unique | join(",")') || RUN_PATH="?"
@@ -1164,14 +1204,18 @@ lab_tries() {
         mkdir -p "$WORK/state/$run-get$k"
         t0=$(now)
         if XDG_STATE_HOME=$WORK/state/$run-get$k ip netns exec "$NS-$dl" timeout "$LAB_TRY_SECS" \
-            "$PEER" get "$ticket" "$out" >"$WORK/$run-get$k.out" 2>&1 && cmp -s "$LAB_SMALL" "$out"; then
+            "$PEER" get -v "$ticket" "$out" >"$WORK/$run-get$k.out" 2>&1 && cmp -s "$LAB_SMALL" "$out"; then
             ok=$((ok + 1)) secs+=("$(calc "$(now) - $t0" 4)")
+            if awk "BEGIN { exit !(${secs[-1]} > 2) }"; then
+                log "   $name, try $k took ${secs[-1]} s: $(grep -m4 -iE 'relay|direct|dial|connect' "$WORK/$run-get$k.out" | tr '\n' '|')"
+            fi
         else
             log "   $name, try $k failed: $(tail -n1 "$WORK/$run-get$k.out")"
         fi
         rm -f -- "$out"
     done
     relayed=$(($(relay_bytes) - bytes0))
+    log "   $name: relay then: $(lab_status inet "$TPAGE" '.nat.relay | "sessions \(.sessions), pending \(.pending), refused \(.refused)"')"
     stop "$run-send"
     stop "$TNAME"
     local med=-
@@ -1184,8 +1228,10 @@ lab_tries() {
 # lab_crowd: the flash crowd of 8 in the lab: a fresh tracker, a seeder in
 # h10 --max-upload CROWD_RATE, 6 downloaders in h11 ... h16 (all behind
 # drop-NATs) started at once; sets RUN_SECS (first start to the last
-# `Successfully downloaded`), RUN_UPLOADED (the seeder's upload) and
-# RUN_RELAYED (the tracker's relay bytes). Checks every file.
+# `Successfully downloaded`, or "-" if one had not finished after
+# CROWD_SECS: the relay's per-peer session bound can starve one),
+# RUN_DONE (how many finished), RUN_UPLOADED (the seeder's upload) and
+# RUN_RELAYED (the tracker's relay bytes). Checks every finished file.
 lab_crowd() {
     local n=6 i t0 t1=0 bytes0 dls=()
     SEQ=$((SEQ + 1))
@@ -1204,18 +1250,28 @@ lab_crowd() {
         start "$run-dl$i" "$WORK/$run-dl$i" "$WORK/$run-dl$i.in" ip netns exec "$NS-h$((11 + i))" \
             "$PEER" "$LAB_IP" "$TPORT" 0
     done
-    for ((i = 0; i < n; i++)); do
-        wait_line "$run-dl$i" 'Successfully downloaded: data\.bin$' "$CROWD_SECS"
-        t1=$(max "$t1" "$LINE_TS")
+    local deadline=$((SECONDS + CROWD_SECS)) fin=()
+    RUN_DONE=0
+    while ((RUN_DONE < n && SECONDS < deadline)); do
+        sleep 0.05
+        for ((i = 0; i < n; i++)); do
+            [[ -z ${fin[i]:-} ]] || continue
+            LINE_TS=$(grep -s -m1 -E '^[0-9.]+ Successfully downloaded: data\.bin$' "$WORK/$run-dl$i.out") || continue
+            fin[i]=${LINE_TS%% *} RUN_DONE=$((RUN_DONE + 1))
+            t1=$(max "$t1" "${fin[i]}")
+        done
     done
-    RUN_SECS=$(calc "$t1 - $t0" 4)
+    RUN_SECS=-
+    ((RUN_DONE == n)) && RUN_SECS=$(calc "$t1 - $t0" 4)
     RUN_RELAYED=$(($(relay_bytes) - bytes0))
     RUN_UPLOADED=$(lab_status h10 "$seed_page" '.shared[0].uploaded') || RUN_UPLOADED=""
     [[ $RUN_UPLOADED =~ ^[0-9]+$ ]] || fail "the seeder's /api/status gave no uploaded bytes"
     stop_all "${dls[@]}"
     release_inputs
     for ((i = 0; i < n; i++)); do
-        cmp "$SRC" "$WORK/$run-dl$i/data.bin" || fail "$run-dl$i: downloaded file differs from the original"
+        if [[ -n ${fin[i]:-} ]]; then
+            cmp "$SRC" "$WORK/$run-dl$i/data.bin" || fail "$run-dl$i: downloaded file differs from the original"
+        fi
         rm -rf -- "$WORK/$run-dl$i" "$WORK/$run-dl$i.in"
     done
     stop "$run-seed"
@@ -1242,34 +1298,58 @@ bench_nat() {
     fi
     LAB_SMALL=$WORK/src/small.bin LAB_SMALL_SIZE=$((1 << 20))
     head -c "$LAB_SMALL_SIZE" /dev/urandom >"$LAB_SMALL"
+    local first=() rest=() perf=""
     for ((k = 1; k <= RUNS; k++)); do
         lab_xfer pub h1
         direct+=("$RUN_SECS")
-        log "   run $k: direct (public -> symmetric NAT) $(mib_s "$SIZE" "$RUN_SECS") MiB/s, path $RUN_PATH, relay bytes $RUN_RELAYED"
-        lab_xfer h2 h1
-        relayed+=("$RUN_SECS")
+        log "   run $k: direct (public -> symmetric NAT) $(mib_s "$SIZE" "$RUN_SECS") MiB/s, first byte at $RUN_FIRST s," \
+            "path $RUN_PATH, relay bytes $RUN_RELAYED"
+        ((k == RUNS)) && [[ -n ${BENCH_NAT_PERF:-} ]] && perf=perf
+        lab_xfer h2 h1 $perf
+        relayed+=("$RUN_SECS") first+=("$RUN_FIRST")
+        [[ $RUN_REST == - ]] || rest+=("$(calc "$RUN_REST_BYTES / $RUN_REST" 0)")
         cpu=$(calc "$cpu + $RUN_CPU") rbytes=$((rbytes + RUN_RELAYED))
-        log "   run $k: relayed (symmetric -> symmetric NAT) $(mib_s "$SIZE" "$RUN_SECS") MiB/s, path $RUN_PATH," \
-            "relay bytes $RUN_RELAYED, tracker CPU $RUN_CPU s"
+        log "   run $k: relayed (symmetric -> symmetric NAT) $(mib_s "$SIZE" "$RUN_SECS") MiB/s, first byte at $RUN_FIRST s," \
+            "then $(mib_s "$RUN_REST_BYTES" "$RUN_REST") MiB/s, path $RUN_PATH, relay bytes $RUN_RELAYED, tracker CPU $RUN_CPU s"
     done
+    [[ -n $perf ]] && log "$(printf '   perf (tracker, last relayed run):\n'; cat "$WORK/perf.txt")"
     local d r
     d=$(median "${direct[@]}") r=$(median "${relayed[@]}")
     row "15. NAT lab: relayed (sym -> sym) vs direct (public -> sym) download, MiB/s" "$(mib_s "$SIZE" "$r")" \
         "$(mib_s "$SIZE" "$d")" "$(calc "$d / $r")" ">= 0.8" "$(ge "$(calc "$d / $r")" 0.8)"
+    if ((${#rest[@]} > 0)); then
+        local st
+        st=$(median "${rest[@]}")
+        row "15. NAT lab: relayed from its first verified byte vs direct (whole), MiB/s" "$(calc "$st / 1048576" 1)" \
+            "$(mib_s "$SIZE" "$d")" "$(calc "$st / ($SIZE / $d)")" "-" -
+        row "15. NAT lab: relayed download, s to the first verified byte" "$(median "${first[@]}")" "-" "-" "-" -
+    fi
     row "15. NAT lab: tracker CPU s per GiB relayed (both directions counted)" \
         "$(calc "$cpu * 1073741824 / $rbytes" 2)" "-" "-" "-" -
     lab_tries "15. NAT lab: public -> symmetric NAT" pub h1
     lab_tries "15. NAT lab: symmetric NAT -> symmetric NAT" h2 h1
     lab_tries "15. NAT lab: drop-NAT -> drop-NAT" h4 h3
+    local stalled=0
     for ((k = 1; k <= RUNS; k++)); do
         lab_crowd
-        secs+=("$RUN_SECS") up+=("$RUN_UPLOADED") rel+=("$RUN_RELAYED")
-        crowd_log 6 "$k"
-        log "   relay bytes $(calc "$RUN_RELAYED / 1048576" 1) MiB"
+        up+=("$RUN_UPLOADED") rel+=("$RUN_RELAYED")
+        if [[ $RUN_SECS == - ]]; then
+            stalled=$((stalled + 1))
+            log "   N=6, run $k: only $RUN_DONE of 6 finished within $CROWD_SECS s;" \
+                "seeder uploaded $(calc "$RUN_UPLOADED / $SIZE")x S, relay bytes $(calc "$RUN_RELAYED / 1048576" 1) MiB"
+        else
+            secs+=("$RUN_SECS")
+            crowd_log 6 "$k"
+            log "   relay bytes $(calc "$RUN_RELAYED / 1048576" 1) MiB"
+        fi
     done
     netns_down
-    crowd_rows "15. NAT lab flash crowd N=6 (seeder and downloaders behind drop-NATs)" "$FLOOR_SECS" \
-        "$(median "${secs[@]}")" "$(median "${up[@]}")" "<= 1.25"
+    local name="15. NAT lab flash crowd N=6 (seeder and downloaders behind drop-NATs)"
+    row "$name, runs with all 6 finished within $CROWD_SECS s" "$((RUNS - stalled)) of $RUNS" "-" "-" "$RUNS of $RUNS" \
+        "$( ((stalled == 0)) && echo 1 || echo 0)"
+    if ((${#secs[@]} > 0)); then
+        crowd_rows "$name, of the finished runs" "$FLOOR_SECS" "$(median "${secs[@]}")" "$(median "${up[@]}")" "<= 1.25"
+    fi
     local rm
     rm=$(median "${rel[@]}")
     row "15. NAT lab flash crowd N=6, relay bytes, MiB" "$(calc "$rm / 1048576" 1)" "0" "-" "0" \
