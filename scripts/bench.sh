@@ -63,8 +63,9 @@
 # Environment: BENCH_RUNS (runs per figure), BENCH_RATE (R of 4),
 # BENCH_CROWD_RATE (R of 8 to 10 and 15's crowd), BENCH_NETNS_RATE (the tbf rate of 11),
 # BENCH_GROW (the N of 13), BENCH_ONLY (say "1 5": only those benchmarks),
-# BENCH_KEEP=1 (keep the work
-# directory). Binaries come from CARGO_TARGET_DIR if set (else target/).
+# BENCH_NAT_PERF=1 (15: `perf record -g` the tracker during the last
+# relayed download, `perf report --stdio | head -60` in the log),
+# BENCH_KEEP=1 (keep the work directory). Binaries come from CARGO_TARGET_DIR if set (else target/).
 #
 # Everything listens on 127.0.0.1 only (in 11, on 10.77.0.0/24, in 15 on
 # 100.64.0.0/24 and 10.0.I.0/24, inside the namespaces this script creates,
