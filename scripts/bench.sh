@@ -10,8 +10,9 @@
 #   --peers   also aria2c and rqbit through a local opentracker (installs
 #             aria2, opentracker, mktorrent from Debian; rqbit with
 #             `cargo install rqbit --locked`, a long build)
-#   --netns   also 11 (needs root): each peer in a network namespace of its
-#             own, the seeder's link shaped with tc tbf
+#   --netns   also 11 and 15 (need root): each peer in a network namespace
+#             of its own, the seeder's link shaped with tc tbf (11); the NAT
+#             lab of tests/e2e/nat_lab.rs, with nft (15)
 #
 # Benchmarks (the median of BENCH_RUNS runs, default 3, each):
 #   1. 1 seeder -> 1 downloader (TLS 1.3, as every peer connection is) vs a
@@ -56,16 +57,30 @@
 #      crowd of 8 for a tree of 64 files of 1 MiB (N = 6); and ten copies of
 #      one 5 MiB file in a tree: the seeder's upload, about 5 MiB. Every
 #      tree is compared with diff -r
+#  15. (--netns) the NAT lab (tests/e2e/nat_lab.rs): the tracker with
+#      --relay on an outside network (a bridge), a public host on it, and
+#      hosts each behind a router namespace doing NAT with nft (masquerade;
+#      `fully-random`: symmetric) that drops unsolicited inbound. The S file
+#      relayed (symmetric -> symmetric NAT) against direct (public seeder
+#      -> symmetric NAT) over the same links, clock started once the
+#      downloader listens (target: relayed >= 0.8x direct), and the
+#      tracker's CPU s (/proc/PID/stat) per GiB it relayed; per case
+#      (public -> NAT, symmetric -> symmetric, drop-NAT -> drop-NAT) 10
+#      fresh `peer get` of a 1 MiB ticket: successes and the median s to
+#      the whole file; the flash crowd of 8 (N = 6) with the seeder and
+#      downloaders behind drop-NATs: slowest finish / floor, relay bytes
 # Every transferred file is compared with cmp (a tree with diff -r); a
 # mismatch fails the script.
 # Environment: BENCH_RUNS (runs per figure), BENCH_RATE (R of 4),
-# BENCH_CROWD_RATE (R of 8 to 10), BENCH_NETNS_RATE (the tbf rate of 11),
+# BENCH_CROWD_RATE (R of 8 to 10 and 15's crowd), BENCH_NETNS_RATE (the tbf rate of 11),
 # BENCH_GROW (the N of 13), BENCH_ONLY (say "1 5": only those benchmarks),
-# BENCH_KEEP=1 (keep the work
-# directory). Binaries come from CARGO_TARGET_DIR if set (else target/).
+# BENCH_NAT_PERF=1 (15: `perf record -g` the tracker during the last
+# relayed download, `perf report --stdio | head -60` in the log),
+# BENCH_KEEP=1 (keep the work directory). Binaries come from CARGO_TARGET_DIR if set (else target/).
 #
-# Everything listens on 127.0.0.1 only (in 11, on 10.77.0.0/24 inside the
-# namespaces this script creates, p2pbench<pid>-*), every wait has a
+# Everything listens on 127.0.0.1 only (in 11, on 10.77.0.0/24, in 15 on
+# 100.64.0.0/24 and 10.0.I.0/24, inside the namespaces this script creates,
+# p2pbench<pid>-*), every wait has a
 # deadline, and a trap stops every process this script started, removes
 # the namespaces it made (with their veths and bridge) and its work
 # directory (under /tmp), on success and on failure.
@@ -998,6 +1013,368 @@ bench_netns() {
     done
 }
 
+# ------------------------------------------------------------- the NAT lab --
+# 15 (--netns): the lab of tests/e2e/nat_lab.rs, in bash. $NS-inet is the
+# outside network (the bridge br0, the tracker at LAB_IP with --relay);
+# $NS-pub a public host on it (LAB_PUB); each NATed host $NS-hI sits behind
+# its own router $NS-rI (wan 100.64.0.(100+I) on the bridge, lan 10.0.I.1/24, the
+# host at 10.0.I.2): nft masquerade (`fully-random` for a symmetric NAT,
+# whose ports no punching can guess), and nothing unsolicited let in from
+# outside.
+
+LAB_IP=100.64.0.10
+LAB_PUB=100.64.0.20
+LAB_SMALL_TRIES=10
+LAB_TRY_SECS=30 # one `peer get` of the small file, at most
+
+# lab_sh SHORT SCRIPT: runs SCRIPT (sh -ec) in namespace $NS-SHORT.
+lab_sh() { ns_do ip netns exec "$NS-$1" sh -ec "$2"; }
+
+# lab_ns SHORT: namespace $NS-SHORT, its loopback up.
+lab_ns() {
+    ns_do ip netns add "$NS-$1" || return 1
+    NETNS_MADE+=("$NS-$1")
+    ns_do ip -n "$NS-$1" link set lo up
+}
+
+# lab_link SHORT IF PORT: a veth from SHORT's IF to the outside bridge (PORT).
+lab_link() {
+    ns_do ip -n "$NS-$1" link add "$2" type veth peer name "$3" netns "$NS-inet" || return 1
+    lab_sh inet "ip link set $3 master br0 up"
+}
+
+# lab_up: the outside network and the public host.
+lab_up() {
+    ((EUID == 0)) || { NETNS_WHY="needs root (ip netns, nft)"; return 1; }
+    command -v nft >/dev/null || { NETNS_WHY="needs nft (Debian: nftables)"; return 1; }
+    lab_ns inet || return 1
+    lab_sh inet "ip link add br0 type bridge; ip addr add $LAB_IP/24 dev br0; ip link set br0 up" || return 1
+    lab_ns pub || return 1
+    lab_link pub eth0 ppub || return 1
+    lab_sh pub "ip addr add $LAB_PUB/24 dev eth0; ip link set eth0 up"
+}
+
+# lab_nat I KIND: host hI behind router rI; KIND sym (masquerade
+# fully-random) or drop (masquerade): both drop unsolicited inbound.
+lab_nat() {
+    local i=$1 random="" only_replies=$'iifname "wan" ct state established,related accept\n    iifname "wan" drop'
+    [[ $2 == sym ]] && random=" fully-random"
+    lab_ns "r$i" || return 1
+    lab_ns "h$i" || return 1
+    lab_link "r$i" wan "p$i" || return 1
+    ns_do ip -n "$NS-r$i" link add lan type veth peer name eth0 netns "$NS-h$i" || return 1
+    lab_sh "r$i" "ip addr add 100.64.0.$((100 + i))/24 dev wan; ip link set wan up
+        ip addr add 10.0.$i.1/24 dev lan; ip link set lan up; echo 1 > /proc/sys/net/ipv4/ip_forward" || return 1
+    lab_sh "h$i" "ip addr add 10.0.$i.2/24 dev eth0; ip link set eth0 up; ip route add default via 10.0.$i.1" || return 1
+    # One statement a line: nft's parser wants a newline after `fully-random`.
+    cat >"$WORK/nft-r$i" <<-NFT
+	table ip nat {
+	  chain post {
+	    type nat hook postrouting priority 100
+	    oifname "wan" masquerade$random
+	  }
+	}
+	table inet filter {
+	  chain input {
+	    type filter hook input priority 0
+	    $only_replies
+	  }
+	  chain forward {
+	    type filter hook forward priority 0
+	    $only_replies
+	  }
+	}
+	NFT
+    ns_do ip netns exec "$NS-r$i" nft -f "$WORK/nft-r$i"
+}
+
+# lab_tracker: a fresh tracker with --relay on the outside network; sets
+# TPORT, TNAME, TPAGE (its status page) and TPID. Waits (at most 20 s each)
+# until every host of LAB_HOSTS reaches it (the first NAT rules may take a
+# moment, while the kernel loads their modules).
+lab_tracker() {
+    SEQ=$((SEQ + 1))
+    TNAME=lab-tracker-$SEQ
+    start "$TNAME" "$WORK" "" ip netns exec "$NS-inet" "$TRACKER" --bind "$LAB_IP" --relay --http 0 0
+    wait_line "$TNAME" 'Tracker running on port [0-9]+\.' 10
+    TPORT=$(port_of "$LINE")
+    wait_line "$TNAME" 'Status page on http://[^/]+/' 10
+    TPAGE=${LINE#Status page on } TPAGE=${TPAGE%%\?*}
+    TPID=$(pid_of "$TNAME")
+    local h deadline
+    for h in "${LAB_HOSTS[@]}"; do
+        deadline=$((SECONDS + 20))
+        until ip netns exec "$NS-$h" timeout 1 bash -c "exec 3<>/dev/tcp/$LAB_IP/$TPORT" 2>/dev/null; do
+            ((SECONDS < deadline)) || fail "$h cannot reach the tracker at $LAB_IP:$TPORT"
+        done
+    done
+}
+
+# lab_status SHORT URL FILTER: jq FILTER on URL's /api/status, from SHORT.
+lab_status() { ip netns exec "$NS-$1" curl -sf --max-time 5 "${2}api/status" | jq -r "$3"; }
+
+relay_bytes() { lab_status inet "$TPAGE" '.nat.relay.bytes // 0'; }
+
+# lab_seed NAME SHORT FILE [OPTION...]: a --serve peer sharing FILE in
+# namespace SHORT, ready (registered, and the tracker's answer on whether
+# it is reachable in; a NATed one holding its control connection); sets
+# SEED_PAGE.
+lab_seed() {
+    local name=$1 short=$2 file=$3 filter='.reach.reachable'
+    shift 3
+    start "$name" "$WORK/src" "" ip netns exec "$NS-$short" "$PEER" --http 0 --serve "$@" \
+        --share "$file" "$LAB_IP" "$TPORT" 0
+    wait_line "$name" 'Status page on http://[^/]+/' 10
+    SEED_PAGE=${LINE#Status page on } SEED_PAGE=${SEED_PAGE%%\?*}
+    wait_line "$name" 'Successfully registered file: ' 60
+    [[ $short == h* ]] && filter='.reach.control'
+    local deadline=$((SECONDS + 30))
+    until [[ $(lab_status "$short" "$SEED_PAGE" "$filter" 2>/dev/null) == true ]]; do
+        ((SECONDS < deadline)) || fail "$name: no $filter == true within 30 s"
+        sleep 0.1
+    done
+}
+
+# lab_xfer SEED DL [perf]: a fresh tracker, a seeder of $SRC in SEED and a
+# REPL downloader in DL, started and listening before `download` is typed
+# (the clock starts then). Sets RUN_SECS (until `Successfully downloaded`),
+# RUN_FIRST (s until its status page first showed verified bytes, polled:
+# about 20 ms coarse, or "-" if it was done by then), RUN_REST (s from then
+# to the end) and RUN_REST_BYTES, RUN_PATH (the downloader's paths),
+# RUN_RELAYED (relay bytes) and RUN_CPU (the tracker's CPU seconds during
+# the download). Checks the file. With "perf", records the tracker with
+# `perf record -g` during the download into $WORK/perf.txt.
+lab_xfer() {
+    local seed=$1 dl=$2 t0 cpu0 bytes0 fd dl_page got=0 perf_pid=""
+    SEQ=$((SEQ + 1))
+    local run=x$SEQ
+    lab_tracker
+    local opts=()
+    [[ $seed == pub ]] && opts=(--bind "$LAB_PUB")
+    lab_seed "$run-seed" "$seed" "$SRC" "${opts[@]}"
+    mkdir "$WORK/$run-dl"
+    held_input "$run-dl" ""
+    fd=${HELD_FDS[-1]}
+    start "$run-dl" "$WORK/$run-dl" "$WORK/$run-dl.in" ip netns exec "$NS-$dl" "$PEER" --http 0 "$LAB_IP" "$TPORT" 0
+    wait_line "$run-dl" 'Status page on http://[^/]+/' 10
+    dl_page=${LINE#Status page on } dl_page=${dl_page%%\?*}
+    wait_line "$run-dl" 'Peer listening on ' 10
+    if [[ ${3:-} == perf ]]; then
+        perf record -q -g -p "$TPID" -o "$WORK/perf.data" 2>"$WORK/perf.err" &
+        perf_pid=$!
+        sleep 0.5 # perf attaches
+    fi
+    cpu0=$(cpu_secs "$TPID") bytes0=$(relay_bytes)
+    t0=$(now)
+    printf 'download data.bin\n' >&"$fd"
+    local first="" deadline=$((SECONDS + XFER_SECS))
+    while ((got == 0)) && ! grep -q 'Successfully downloaded: data\.bin$' "$WORK/$run-dl.out"; do
+        ((SECONDS < deadline)) || fail "$run-dl: no verified byte within $XFER_SECS s"
+        got=$(lab_status "$dl" "$dl_page" '[.downloads[].done_bytes] | max // 0') || got=0
+        ((got > 0)) && first=$(now)
+    done
+    wait_line "$run-dl" 'Successfully downloaded: data\.bin$' "$XFER_SECS"
+    RUN_SECS=$(calc "$LINE_TS - $t0" 4)
+    RUN_FIRST=- RUN_REST=- RUN_REST_BYTES=0
+    if [[ -n $first ]] && ((got < SIZE)); then
+        RUN_FIRST=$(calc "$first - $t0" 4) RUN_REST=$(calc "$LINE_TS - $first" 4) RUN_REST_BYTES=$((SIZE - got))
+    fi
+    if [[ -n $perf_pid ]]; then
+        kill -INT "$perf_pid"
+        wait "$perf_pid" || true
+        perf report -i "$WORK/perf.data" --stdio 2>/dev/null | head -60 >"$WORK/perf.txt" || true
+    fi
+    RUN_CPU=$(calc "$(cpu_secs "$TPID") - $cpu0")
+    RUN_RELAYED=$(($(relay_bytes) - bytes0))
+    RUN_PATH=$(lab_status "$dl" "$dl_page" '[.downloads[].peers[].path] | unique | join(",")') || RUN_PATH="?"
+    stop "$run-dl"
+    release_inputs
+    cmp "$SRC" "$WORK/$run-dl/data.bin" || fail "$run-dl: downloaded file differs from the original"
+    rm -rf -- "$WORK/$run-dl" "$WORK/$run-dl.in"
+    stop "$run-seed"
+    stop "$TNAME"
+}
+
+# lab_tries NAME SEED DL: a fresh tracker, `peer send --tracker` of a small
+# file in SEED, then LAB_SMALL_TRIES fresh `peer get TICKET` in DL, each
+# at most LAB_TRY_SECS; a row of the successes and the median seconds of
+# a successful try (start of `peer get` to its exit: the whole file), with
+# the tracker's relay bytes telling which path they took.
+lab_tries() {
+    local name=$1 seed=$2 dl=$3 k t0 ok=0 secs=() ticket bytes0 relayed out page filter='.reach.reachable'
+    SEQ=$((SEQ + 1))
+    local run=t$SEQ
+    lab_tracker
+    bytes0=$(relay_bytes)
+    start "$run-send" "$WORK/src" "" ip netns exec "$NS-$seed" "$PEER" send --http 0 \
+        --tracker "$LAB_IP:$TPORT" "$LAB_SMALL"
+    wait_line "$run-send" 'Status page on http://[^/]+/' 10
+    page=${LINE#Status page on } page=${page%%\?*}
+    wait_line "$run-send" 'Ticket: ' 60
+    ticket=${LINE#Ticket: }
+    [[ $seed == h* ]] && filter='.reach.control'
+    local deadline=$((SECONDS + 30))
+    until [[ $(lab_status "$seed" "$page" "$filter" 2>/dev/null) == true ]]; do
+        ((SECONDS < deadline)) || fail "$run-send: no $filter == true within 30 s"
+        sleep 0.1
+    done
+    for ((k = 1; k <= LAB_SMALL_TRIES; k++)); do
+        out=$WORK/$run-get$k.bin
+        mkdir -p "$WORK/state/$run-get$k"
+        t0=$(now)
+        if XDG_STATE_HOME=$WORK/state/$run-get$k ip netns exec "$NS-$dl" timeout "$LAB_TRY_SECS" \
+            "$PEER" get -v "$ticket" "$out" >"$WORK/$run-get$k.out" 2>&1 && cmp -s "$LAB_SMALL" "$out"; then
+            ok=$((ok + 1)) secs+=("$(calc "$(now) - $t0" 4)")
+            if awk "BEGIN { exit !(${secs[-1]} > 2) }"; then
+                log "   $name, try $k took ${secs[-1]} s: $(grep -m4 -iE 'relay|direct|dial|connect' "$WORK/$run-get$k.out" | tr '\n' '|')"
+            fi
+        else
+            log "   $name, try $k failed: $(tail -n1 "$WORK/$run-get$k.out")"
+        fi
+        rm -f -- "$out"
+    done
+    relayed=$(($(relay_bytes) - bytes0))
+    log "   $name: relay then: $(lab_status inet "$TPAGE" '.nat.relay | "sessions \(.sessions), pending \(.pending), refused \(.refused)"')"
+    stop "$run-send"
+    stop "$TNAME"
+    local med=-
+    ((ok > 0)) && med=$(calc "$(median "${secs[@]}")" 3)
+    log "   $name: $ok of $LAB_SMALL_TRIES, median $med s, relay bytes $relayed (times: ${secs[*]})"
+    row "$name ($((LAB_SMALL_SIZE >> 10)) KiB, fresh peer get): successes of $LAB_SMALL_TRIES; median s to the whole file" \
+        "$ok; $med s" "-" "relay $(calc "$relayed / 1048576" 1) MiB" "$LAB_SMALL_TRIES of $LAB_SMALL_TRIES" "$( ((ok == LAB_SMALL_TRIES)) && echo 1 || echo 0)"
+}
+
+# lab_crowd: the flash crowd of 8 in the lab: a fresh tracker, a seeder in
+# h10 --max-upload CROWD_RATE, 6 downloaders in h11 ... h16 (all behind
+# drop-NATs) started at once; sets RUN_SECS (first start to the last
+# `Successfully downloaded`, or "-" if one had not finished after
+# CROWD_SECS: the relay's per-peer session bound can starve one),
+# RUN_DONE (how many finished), RUN_UPLOADED (the seeder's upload) and
+# RUN_RELAYED (the tracker's relay bytes). Checks every finished file.
+lab_crowd() {
+    local n=6 i t0 t1=0 bytes0 dls=()
+    SEQ=$((SEQ + 1))
+    local run=lc$SEQ
+    lab_tracker
+    lab_seed "$run-seed" h10 "$SRC" --max-upload "$CROWD_RATE"
+    local seed_page=$SEED_PAGE
+    for ((i = 0; i < n; i++)); do
+        mkdir "$WORK/$run-dl$i"
+        held_input "$run-dl$i" 'download data.bin'
+        dls+=("$run-dl$i")
+    done
+    bytes0=$(relay_bytes)
+    t0=$(now)
+    for ((i = 0; i < n; i++)); do
+        start "$run-dl$i" "$WORK/$run-dl$i" "$WORK/$run-dl$i.in" ip netns exec "$NS-h$((11 + i))" \
+            "$PEER" "$LAB_IP" "$TPORT" 0
+    done
+    local deadline=$((SECONDS + CROWD_SECS)) fin=()
+    RUN_DONE=0
+    while ((RUN_DONE < n && SECONDS < deadline)); do
+        sleep 0.05
+        for ((i = 0; i < n; i++)); do
+            [[ -z ${fin[i]:-} ]] || continue
+            LINE_TS=$(grep -s -m1 -E '^[0-9.]+ Successfully downloaded: data\.bin$' "$WORK/$run-dl$i.out") || continue
+            fin[i]=${LINE_TS%% *} RUN_DONE=$((RUN_DONE + 1))
+            t1=$(max "$t1" "${fin[i]}")
+        done
+    done
+    RUN_SECS=-
+    ((RUN_DONE == n)) && RUN_SECS=$(calc "$t1 - $t0" 4)
+    RUN_RELAYED=$(($(relay_bytes) - bytes0))
+    RUN_UPLOADED=$(lab_status h10 "$seed_page" '.shared[0].uploaded') || RUN_UPLOADED=""
+    [[ $RUN_UPLOADED =~ ^[0-9]+$ ]] || fail "the seeder's /api/status gave no uploaded bytes"
+    stop_all "${dls[@]}"
+    release_inputs
+    for ((i = 0; i < n; i++)); do
+        if [[ -n ${fin[i]:-} ]]; then
+            cmp "$SRC" "$WORK/$run-dl$i/data.bin" || fail "$run-dl$i: downloaded file differs from the original"
+        fi
+        rm -rf -- "$WORK/$run-dl$i" "$WORK/$run-dl$i.in"
+    done
+    stop "$run-seed"
+    stop "$TNAME"
+}
+
+# lab_all: the outside network, the public host, h1 and h2 behind symmetric
+# NATs, h3, h4 and h10 ... h16 behind drop-NATs.
+lab_all() {
+    local i
+    lab_up && lab_nat 1 sym && lab_nat 2 sym || return 1
+    for i in 3 4 10 11 12 13 14 15 16; do lab_nat "$i" drop || return 1; done
+}
+
+bench_nat() {
+    say "15. NAT lab: relayed vs direct ($SIZE_MIB MiB), success and time per path ($LAB_SMALL_TRIES tries), flash crowd behind NATs"
+    local k direct=() relayed=() cpu=0 rbytes=0 secs=() up=() rel=()
+    AT_EXIT+=(netns_down)
+    LAB_HOSTS=(pub h1 h2 h3 h4 h10 h11 h12 h13 h14 h15 h16)
+    if ! lab_all; then
+        skip_row "15. NAT lab" "$NETNS_WHY" "-"
+        netns_down
+        return 0
+    fi
+    LAB_SMALL=$WORK/src/small.bin LAB_SMALL_SIZE=$((1 << 20))
+    head -c "$LAB_SMALL_SIZE" /dev/urandom >"$LAB_SMALL"
+    local first=() rest=() perf=""
+    for ((k = 1; k <= RUNS; k++)); do
+        lab_xfer pub h1
+        direct+=("$RUN_SECS")
+        log "   run $k: direct (public -> symmetric NAT) $(mib_s "$SIZE" "$RUN_SECS") MiB/s, first byte at $RUN_FIRST s," \
+            "path $RUN_PATH, relay bytes $RUN_RELAYED"
+        ((k == RUNS)) && [[ -n ${BENCH_NAT_PERF:-} ]] && perf=perf
+        lab_xfer h2 h1 $perf
+        relayed+=("$RUN_SECS") first+=("$RUN_FIRST")
+        [[ $RUN_REST == - ]] || rest+=("$(calc "$RUN_REST_BYTES / $RUN_REST" 0)")
+        cpu=$(calc "$cpu + $RUN_CPU") rbytes=$((rbytes + RUN_RELAYED))
+        log "   run $k: relayed (symmetric -> symmetric NAT) $(mib_s "$SIZE" "$RUN_SECS") MiB/s, first byte at $RUN_FIRST s," \
+            "then $(mib_s "$RUN_REST_BYTES" "$RUN_REST") MiB/s, path $RUN_PATH, relay bytes $RUN_RELAYED, tracker CPU $RUN_CPU s"
+    done
+    [[ -n $perf ]] && log "$(printf '   perf (tracker, last relayed run):\n'; cat "$WORK/perf.txt")"
+    local d r
+    d=$(median "${direct[@]}") r=$(median "${relayed[@]}")
+    row "15. NAT lab: relayed (sym -> sym) vs direct (public -> sym) download, MiB/s" "$(mib_s "$SIZE" "$r")" \
+        "$(mib_s "$SIZE" "$d")" "$(calc "$d / $r")" ">= 0.8" "$(ge "$(calc "$d / $r")" 0.8)"
+    if ((${#rest[@]} > 0)); then
+        local st
+        st=$(median "${rest[@]}")
+        row "15. NAT lab: relayed from its first verified byte vs direct (whole), MiB/s" "$(calc "$st / 1048576" 1)" \
+            "$(mib_s "$SIZE" "$d")" "$(calc "$st / ($SIZE / $d)")" "-" -
+        row "15. NAT lab: relayed download, s to the first verified byte" "$(median "${first[@]}")" "-" "-" "-" -
+    fi
+    row "15. NAT lab: tracker CPU s per GiB relayed (both directions counted)" \
+        "$(calc "$cpu * 1073741824 / $rbytes" 2)" "-" "-" "-" -
+    lab_tries "15. NAT lab: public -> symmetric NAT" pub h1
+    lab_tries "15. NAT lab: symmetric NAT -> symmetric NAT" h2 h1
+    lab_tries "15. NAT lab: drop-NAT -> drop-NAT" h4 h3
+    local stalled=0
+    for ((k = 1; k <= RUNS; k++)); do
+        lab_crowd
+        up+=("$RUN_UPLOADED") rel+=("$RUN_RELAYED")
+        if [[ $RUN_SECS == - ]]; then
+            stalled=$((stalled + 1))
+            log "   N=6, run $k: only $RUN_DONE of 6 finished within $CROWD_SECS s;" \
+                "seeder uploaded $(calc "$RUN_UPLOADED / $SIZE")x S, relay bytes $(calc "$RUN_RELAYED / 1048576" 1) MiB"
+        else
+            secs+=("$RUN_SECS")
+            crowd_log 6 "$k"
+            log "   relay bytes $(calc "$RUN_RELAYED / 1048576" 1) MiB"
+        fi
+    done
+    netns_down
+    local name="15. NAT lab flash crowd N=6 (seeder and downloaders behind drop-NATs)"
+    row "$name, runs with all 6 finished within $CROWD_SECS s" "$((RUNS - stalled)) of $RUNS" "-" "-" "$RUNS of $RUNS" \
+        "$( ((stalled == 0)) && echo 1 || echo 0)"
+    if ((${#secs[@]} > 0)); then
+        crowd_rows "$name, of the finished runs" "$FLOOR_SECS" "$(median "${secs[@]}")" "$(median "${up[@]}")" "<= 1.25"
+    fi
+    local rm
+    rm=$(median "${rel[@]}")
+    row "15. NAT lab flash crowd N=6, relay bytes, MiB" "$(calc "$rm / 1048576" 1)" "0" "-" "0" \
+        "$( ((rm == 0)) && echo 1 || echo 0)"
+}
+
 # ----------------------------------------------- flash crowd, BitTorrent ----
 
 # bt_crowd_done CLIENT NAME: prints when downloader NAME completed (epoch
@@ -1465,6 +1842,7 @@ if ((WITH_NETNS)) && selected 11; then bench_netns; fi
 if selected 12; then bench_stagger; fi
 if selected 13; then bench_grow; fi
 if selected 14; then bench_trees; fi
+if ((WITH_NETNS)) && selected 15; then bench_nat; fi
 
 # ------------------------------------------------------------------ table ----
 
