@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::dial::{Dialer, PeerAddr, Way};
 use super::PeerError;
-use crate::bounds::CONNECT_TIMEOUT;
+use crate::bounds::{CONNECT_TIMEOUT, RELAY_FALLBACK};
 use crate::dht::DhtNode;
 use crate::error::Error;
 use crate::link::ShareLink;
@@ -194,7 +194,9 @@ fn ticket_ways(t: &Ticket) -> Vec<Way> {
 /// its connection caps: there, only full for now, so the download waits
 /// for it within its patience). All direct ways are dialled at once, so a
 /// way that is unreachable from here costs nothing; all fail within
-/// [`CONNECT_TIMEOUT`]. Then, if the ticket carries a tracker, its relay.
+/// [`CONNECT_TIMEOUT`], or twice [`RELAY_FALLBACK`] when the ticket carries
+/// a tracker to punch or relay through instead (a NAT that drops the SYN
+/// would otherwise cost the whole timeout). Then that tracker's ways.
 pub fn first_reachable(peer: &PeerAddr, dialer: &Arc<dyn Dialer>) -> Result<PeerAddr, Vec<String>> {
     let direct: Vec<Way> = peer
         .ways()
@@ -202,7 +204,11 @@ pub fn first_reachable(peer: &PeerAddr, dialer: &Arc<dyn Dialer>) -> Result<Peer
         .copied()
         .filter(|w| matches!(w, Way::Direct(_)))
         .collect();
-    let reached = race(peer, &direct, dialer);
+    let wait = match direct.len() < peer.ways().len() {
+        true => CONNECT_TIMEOUT.min(2 * RELAY_FALLBACK),
+        false => CONNECT_TIMEOUT,
+    };
+    let reached = race(peer, &direct, dialer, wait);
     match reached {
         Err(failed) if direct.len() < peer.ways().len() => {
             // Only when no direct way answers: a relayed session costs the
@@ -213,7 +219,7 @@ pub fn first_reachable(peer: &PeerAddr, dialer: &Arc<dyn Dialer>) -> Result<Peer
                 .copied()
                 .filter(|w| !direct.contains(w))
                 .collect();
-            race(peer, &relayed, dialer).map_err(|more| [failed, more].concat())
+            race(peer, &relayed, dialer, CONNECT_TIMEOUT).map_err(|more| [failed, more].concat())
         }
         other => other,
     }
@@ -221,19 +227,24 @@ pub fn first_reachable(peer: &PeerAddr, dialer: &Arc<dyn Dialer>) -> Result<Peer
 
 /// The first of `ways` of `peer` to answer, dialled at once (see
 /// [`first_reachable`]).
-fn race(peer: &PeerAddr, ways: &[Way], dialer: &Arc<dyn Dialer>) -> Result<PeerAddr, Vec<String>> {
+fn race(
+    peer: &PeerAddr,
+    ways: &[Way],
+    dialer: &Arc<dyn Dialer>,
+    wait: Duration,
+) -> Result<PeerAddr, Vec<String>> {
     let (tx, rx) = mpsc::channel();
     let mut tried = 0;
     for &way in ways {
         let (tx, dialer, one) = (tx.clone(), Arc::clone(dialer), peer.only(way));
         let spawned = thread::Builder::new().name("reach".into()).spawn(move || {
             // Nothing stops a reachability probe but its timeout.
-            let reached = dialer.dial(&one, CONNECT_TIMEOUT, &StopSignal::new());
+            let reached = dialer.dial(&one, wait, &StopSignal::new());
             let _ = tx.send((one, reached.map(drop)));
         });
         tried += usize::from(spawned.is_ok());
     }
-    let deadline = Instant::now() + CONNECT_TIMEOUT + Duration::from_secs(1);
+    let deadline = Instant::now() + wait + Duration::from_secs(1);
     let (mut busy, mut failed) = (None, Vec::new());
     for _ in 0..tried {
         let left = deadline.saturating_duration_since(Instant::now());
