@@ -68,6 +68,12 @@ fn tracker_in(lab: &Lab, ns: &str, page: SocketAddr) -> TrackerStatus {
     lab.inside(ns, || tracker_status(page))
 }
 
+/// Bytes the tracker (in `inet`, its page at `page`) has relayed.
+fn relayed_bytes(lab: &Lab, page: SocketAddr) -> u64 {
+    let relay = tracker_in(lab, "inet", page).nat.and_then(|n| n.relay);
+    relay.expect("the tracker relays").bytes
+}
+
 /// Downloads `name` into `got.bin` on `dl`, checks it against `bytes`,
 /// and prints how long it took.
 fn download(dl: &mut Peer, dir: &TestDir, name: &str, bytes: &[u8]) {
@@ -158,11 +164,8 @@ fn peers_behind_two_nats_meet_through_a_hole_punch() {
         !uploads.is_empty() && uploads.iter().all(|u| u.path == Path::Punched),
         "{uploads:?}"
     );
-    let relay = tracker_in(&lab, "inet", tracker_page)
-        .nat
-        .and_then(|n| n.relay)
-        .expect("a relay");
-    assert_eq!(relay.bytes, 0, "{relay:?}");
+    let relayed = relayed_bytes(&lab, tracker_page);
+    assert_eq!(relayed, 0, "relayed {relayed} bytes");
 }
 
 /// Two peers, each behind its own symmetric NAT that drops unsolicited
@@ -198,11 +201,8 @@ fn peers_behind_two_symmetric_nats_meet_through_the_relay() {
         !uploads.is_empty() && uploads.iter().all(|u| u.path == Path::Relayed),
         "{uploads:?}"
     );
-    let relay = tracker_in(&lab, "inet", tracker_page)
-        .nat
-        .and_then(|n| n.relay)
-        .expect("a relay");
-    assert!(relay.bytes >= bytes.len() as u64, "{relay:?}");
+    let relayed = relayed_bytes(&lab, tracker_page);
+    assert!(relayed >= bytes.len() as u64, "relayed {relayed} bytes");
 }
 
 /// A seeder on the outside network and a downloader behind a symmetric
@@ -259,11 +259,8 @@ fn a_public_seeder_serves_a_peer_behind_nat_directly() {
         [Path::Direct],
         "{got:?}"
     );
-    let relay = tracker_in(&lab, "inet", tracker_page)
-        .nat
-        .and_then(|n| n.relay)
-        .expect("a relay");
-    assert_eq!(relay.bytes, 0, "{relay:?}");
+    let relayed = relayed_bytes(&lab, tracker_page);
+    assert_eq!(relayed, 0, "relayed {relayed} bytes");
 }
 
 /// `peer send --tracker` behind one NAT, `peer get TICKET` (no tracker
@@ -309,9 +306,6 @@ fn a_ticket_carries_its_tracker_through_two_nats() {
         "the ticket's file",
     );
     let page = tracker_proc.status_page();
-    let relay = tracker_in(&lab, "inet", page)
-        .nat
-        .and_then(|n| n.relay)
-        .expect("a relay");
-    assert!(relay.bytes >= bytes.len() as u64, "{relay:?}");
+    let relayed = relayed_bytes(&lab, page);
+    assert!(relayed >= bytes.len() as u64, "relayed {relayed} bytes");
 }
