@@ -21,7 +21,7 @@ use crate::support::harness::{
     assert_same_bytes, figure, wait_until, Proc, TestDir, COMMAND, STARTUP,
 };
 use crate::support::netns::{Lab, Router};
-use crate::support::programs::Peer;
+use crate::support::programs::{tracker_port, Peer};
 use crate::support::status::{peer_status, tracker_status};
 
 /// The tracker's address on the outside network.
@@ -41,12 +41,7 @@ fn tracker(lab: &Lab, ns: &str, dir: &TestDir) -> (Proc, u16) {
     .arg(dir.path().join(".tracker-state"))
     .arg("0");
     let proc = Proc::spawn("tracker", cmd);
-    let line = proc.expect_out("Tracker running on port ", STARTUP);
-    let port = line
-        .strip_prefix("Tracker running on port ")
-        .and_then(|rest| rest.split('.').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("tracker: {line:?}"));
+    let port = tracker_port(&proc);
     (proc, port)
 }
 

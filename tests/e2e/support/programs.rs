@@ -62,12 +62,7 @@ impl Tracker {
             .arg(port.to_string())
             .current_dir(dir.path());
         let proc = Proc::spawn("tracker", cmd);
-        let line = proc.expect_out("Tracker running on port ", STARTUP);
-        let port = line
-            .strip_prefix("Tracker running on port ")
-            .and_then(|rest| rest.split('.').next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("tracker: unexpected first line {line:?}"));
+        let port = tracker_port(&proc);
         let id = id_line(&proc, "Tracker id: ");
         Tracker { proc, port, id }
     }
@@ -95,6 +90,15 @@ pub struct Peer {
     /// Its id, from its `Peer id:` line.
     pub id: PeerId,
     pub page: Option<SocketAddr>,
+}
+
+/// The port in a tracker's `Tracker running on port PORT. ...` line.
+pub fn tracker_port(proc: &Proc) -> u16 {
+    let line = proc.expect_out("Tracker running on port ", STARTUP);
+    line.strip_prefix("Tracker running on port ")
+        .and_then(|rest| rest.split('.').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("tracker: unexpected first line {line:?}"))
 }
 
 /// One line of `search` output.
