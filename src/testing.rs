@@ -52,3 +52,14 @@ pub(crate) fn temp_dir(tag: &str) -> TempDir {
         root,
     }
 }
+
+/// Polls `done` every 10 ms until it holds; fails the test, naming `what`,
+/// if it does not within 5 s. For state another thread changes, where a
+/// fixed sleep would be a guess.
+pub(crate) fn wait_for(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "no {what} within 5 s");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use super::natpmp::NatPmp;
 use super::wire;
 use super::*;
+use crate::testing::wait_for;
 
 const EXTERNAL: Ipv4Addr = Ipv4Addr::new(11, 99, 0, 1);
 
@@ -189,14 +190,6 @@ fn keep(script: &Script, renew: Duration, needs_check: bool) -> PortMap {
     PortMap::spawn_with(discover, 4000, config, needs_check).expect("thread")
 }
 
-fn wait(what: &str, ok: impl Fn() -> bool) {
-    let until = Instant::now() + Duration::from_secs(5);
-    while !ok() {
-        assert!(Instant::now() < until, "no {what} within 5 s");
-        thread::sleep(Duration::from_millis(5));
-    }
-}
-
 #[test]
 fn the_keeper_maps_renews_and_deletes_when_released() {
     let script = Script::default();
@@ -212,7 +205,7 @@ fn the_keeper_maps_renews_and_deletes_when_released() {
         (v.protocol, v.external.as_deref()),
         (Some(Protocol::Upnp), Some("11.99.0.1:4000"))
     );
-    wait("renewals", || script.maps.lock().unwrap().len() >= 3);
+    wait_for("renewals", || script.maps.lock().unwrap().len() >= 3);
     assert!(map.release(Instant::now() + Duration::from_secs(5)));
     assert_eq!(*script.unmaps.lock().unwrap(), vec![4000]);
     assert_eq!(map.candidate(), None);
@@ -245,7 +238,7 @@ fn a_failed_attempt_is_retried_and_said() {
         "{v:?}"
     );
     script.fail.store(false, Ordering::Release);
-    wait("a mapping after the retry", || map.view().mapped);
+    wait_for("a mapping after the retry", || map.view().mapped);
     assert_eq!(map.view().error, None);
 }
 
@@ -260,7 +253,7 @@ fn a_lapsed_lease_is_neither_held_nor_offered() {
     assert!(map.view().lease_secs_left.is_some());
     // Renewed at half the lease; the router now fails, so the lease lapses.
     script.fail.store(true, Ordering::Release);
-    wait("the lease to lapse", || map.offered().is_none());
+    wait_for("the lease to lapse", || map.offered().is_none());
     assert!(!map.view().mapped);
 }
 

@@ -4,7 +4,7 @@ use std::thread;
 use std::time::Duration;
 
 use super::relay::NO_SUCH_TOKEN;
-use super::tests::{client, tracker_with, wait_for, Running};
+use super::tests::{client, tracker_with, Running};
 use super::{NatOptions, NO_RELAY};
 use crate::bounds::RELAY_PER_PEER;
 use crate::error::Error;
@@ -13,6 +13,7 @@ use crate::net::tls::Tls;
 use crate::peer::nat::relay::{accept, client_end};
 use crate::protocol::nat_msg::{ControlLine, Token};
 use crate::protocol::Connection;
+use crate::testing::wait_for;
 
 const FIVE: Duration = Duration::from_secs(5);
 
@@ -78,7 +79,7 @@ fn the_relay_pairs_two_joins_and_carries_tls_between_them() {
     assert_eq!(peer_end.join().expect("joined"), Some(downloader.id()));
     // The guard holds a handle on the socket too.
     drop((conn, guard));
-    wait_for(|| {
+    wait_for("the session counted and closed", || {
         t.nat
             .view()
             .relay

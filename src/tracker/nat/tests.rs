@@ -13,6 +13,7 @@ use crate::protocol::nat_msg::Reflection;
 use crate::protocol::nat_msg::{ControlLine, Token};
 use crate::protocol::Connection;
 use crate::server::{self, Flow, Security, ServerHandle};
+use crate::testing::wait_for;
 use crate::tracker::{Tracker, TrackerHandle};
 
 const FIVE: Duration = Duration::from_secs(5);
@@ -169,14 +170,7 @@ fn listen_holds_a_control_connection_per_id() {
 
     // A peer that stops answering is dropped at its next ping.
     drop(second);
-    wait_for(|| t.nat.listeners.count() == 0);
-}
-
-/// Polls `done` every 10 ms for at most 5 s.
-pub(crate) fn wait_for(done: impl Fn() -> bool) {
-    let deadline = std::time::Instant::now() + FIVE;
-    while !done() {
-        assert!(std::time::Instant::now() < deadline, "not within 5 s");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for("no control connection left", || {
+        t.nat.listeners.count() == 0
+    });
 }
