@@ -152,4 +152,3 @@ fn parse_entry(line: &str) -> Result<Entry, ManifestError> {
         },
     })
 }
-
