@@ -82,7 +82,7 @@ fn download(dl: &mut Peer, dir: &TestDir, name: &str, bytes: &[u8]) {
 
 /// Peers `a` and `b`, each behind its own router (`symmetric` or not)
 /// that drops unsolicited inbound, and the outside network.
-fn two_nats(lab: &mut Lab, symmetric: bool) {
+fn two_nats(lab: &mut Lab, symmetric: bool, resets: bool) {
     lab.outside("inet", TRACKER_IP);
     for (router, port, wan, host, n) in [
         ("ra", "pa", "100.64.0.1", "a", 1),
@@ -96,6 +96,7 @@ fn two_nats(lab: &mut Lab, symmetric: bool) {
                 host,
                 n,
                 symmetric,
+                resets,
             },
             "inet",
         );
@@ -137,7 +138,7 @@ fn peers_behind_two_nats_meet_through_a_hole_punch() {
         return;
     };
     let dir = TestDir::new("nat-lab-punch");
-    two_nats(&mut lab, false);
+    two_nats(&mut lab, false, false);
     let (tracker_proc, port) = tracker(&lab, "inet", &dir);
     let tracker_page = tracker_proc.status_page();
     let (path, bytes) = dir.random_file("seed/punch.bin", 2 * 1024 * 1024 + 7, 53);
@@ -163,6 +164,39 @@ fn peers_behind_two_nats_meet_through_a_hole_punch() {
     assert_eq!(relayed, 0, "relayed {relayed} bytes");
 }
 
+/// Two peers, each behind a NAT that answers unsolicited inbound TCP with
+/// a reset (so a punch's first SYNs are refused, not lost): the file
+/// arrives byte-identical, punched or relayed, and both ends say which.
+#[test]
+fn peers_behind_two_resetting_nats_get_the_file_punched_or_relayed() {
+    let Some(mut lab) = Lab::new("nat-lab-reset") else {
+        return;
+    };
+    let dir = TestDir::new("nat-lab-reset");
+    two_nats(&mut lab, false, true);
+    let (tracker_proc, port) = tracker(&lab, "inet", &dir);
+    let (path, bytes) = dir.random_file("seed/reset.bin", 2 * 1024 * 1024 + 9, 59);
+    let seeder = hidden_seeder(&lab, &dir, port, path.to_str().expect("UTF-8"));
+    let mut dl = peer(&lab, "b", "dl", &dir, port, &[]);
+    download(&mut dl, &dir, "reset.bin", &bytes);
+    let got = status_in(&lab, "b", dl.page())
+        .downloads
+        .pop()
+        .expect("a download");
+    let paths: Vec<Path> = got.peers.iter().map(|p| p.path).collect();
+    assert!(
+        matches!(paths.as_slice(), [Path::Punched] | [Path::Relayed]),
+        "{got:?}"
+    );
+    println!("figure: resetting NATs: {:?}", paths[0]);
+    let uploads = status_in(&lab, "a", seeder.page()).uploads;
+    assert!(
+        !uploads.is_empty() && uploads.iter().all(|u| u.path == paths[0]),
+        "{uploads:?}"
+    );
+    drop(tracker_proc);
+}
+
 /// Two peers, each behind its own symmetric NAT that drops unsolicited
 /// inbound: neither can dial the other and no punch guesses the ports, so
 /// the seeder holds a control connection and the download goes through
@@ -173,7 +207,7 @@ fn peers_behind_two_symmetric_nats_meet_through_the_relay() {
         return;
     };
     let dir = TestDir::new("nat-lab-relay");
-    two_nats(&mut lab, true);
+    two_nats(&mut lab, true, false);
     let (tracker_proc, port) = tracker(&lab, "inet", &dir);
     let tracker_page = tracker_proc.status_page();
     let (path, bytes) = dir.random_file("seed/lab.bin", 2 * 1024 * 1024 + 5, 41);
@@ -218,6 +252,7 @@ fn a_public_seeder_serves_a_peer_behind_nat_directly() {
             host: "b",
             n: 2,
             symmetric: true,
+            resets: false,
         },
         "inet",
     );
@@ -268,7 +303,7 @@ fn a_ticket_carries_its_tracker_through_two_nats() {
         return;
     };
     let dir = TestDir::new("nat-lab-ticket");
-    two_nats(&mut lab, true);
+    two_nats(&mut lab, true, false);
     let (tracker_proc, port) = tracker(&lab, "inet", &dir);
     let (path, bytes) = dir.random_file("seed/sent.bin", 1024 * 1024 + 3, 47);
     let tracker_at = format!("{TRACKER_IP}:{port}");

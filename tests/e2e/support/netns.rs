@@ -171,7 +171,7 @@ impl Lab {
             ),
         );
         let random = if r.symmetric { " fully-random" } else { "" };
-        self.nft(short, &router_rules(random));
+        self.nft(short, &router_rules(random, r.resets));
     }
 
     /// Waits (at most 10 s) until a TCP connection from namespace `from`
@@ -219,12 +219,19 @@ pub struct Router<'a> {
     pub n: u8,
     /// `masquerade fully-random`: a new outside port for every connection.
     pub symmetric: bool,
+    /// Unsolicited inbound TCP is answered with a reset (else dropped).
+    pub resets: bool,
 }
 
-/// NAT out of `wan`, and only replies let in from it.
-fn router_rules(random: &str) -> String {
-    let only_replies = "iifname \"wan\" ct state established,related accept\n\
-                        iifname \"wan\" drop";
+/// NAT out of `wan`, and only replies let in from it: anything else is
+/// dropped, or (`resets`) a TCP segment is answered with a reset.
+fn router_rules(random: &str, resets: bool) -> String {
+    let reset = match resets {
+        true => "iifname \"wan\" meta l4proto tcp reject with tcp reset\n",
+        false => "",
+    };
+    let only_replies =
+        format!("iifname \"wan\" ct state established,related accept\n{reset}iifname \"wan\" drop");
     format!(
         "table ip nat {{\n chain post {{\n type nat hook postrouting priority 100\n\
          oifname \"wan\" masquerade{random}\n }}\n}}\n\
