@@ -83,10 +83,16 @@ fn download(dl: &mut Peer, dir: &TestDir, name: &str, bytes: &[u8]) {
 /// Peers `a` and `b`, each behind its own router (`symmetric` or not)
 /// that drops unsolicited inbound, and the outside network.
 fn two_nats(lab: &mut Lab, symmetric: bool, resets: bool) {
+    mixed_nats(lab, [symmetric, symmetric], resets);
+}
+
+/// As [`two_nats`], `symmetric[0]` for the seeder's router (`a`) and
+/// `symmetric[1]` for the downloader's (`b`).
+fn mixed_nats(lab: &mut Lab, symmetric: [bool; 2], resets: bool) {
     lab.outside("inet", TRACKER_IP);
-    for (router, port, wan, host, n) in [
-        ("ra", "pa", "100.64.0.1", "a", 1),
-        ("rb", "pb", "100.64.0.2", "b", 2),
+    for (router, port, wan, host, n, symmetric) in [
+        ("ra", "pa", "100.64.0.1", "a", 1, symmetric[0]),
+        ("rb", "pb", "100.64.0.2", "b", 2, symmetric[1]),
     ] {
         lab.router(
             &Router {
@@ -195,6 +201,41 @@ fn peers_behind_two_resetting_nats_get_the_file_punched_or_relayed() {
         "{uploads:?}"
     );
     drop(tracker_proc);
+}
+
+/// A seeder behind a port-keeping NAT and a downloader behind a symmetric
+/// one, both dropping unsolicited inbound: the punch cannot meet (the
+/// downloader's NAT does not keep the port it named), so the file comes
+/// through the relay, byte-identical, `relayed` on both ends.
+#[test]
+fn a_peer_behind_nat_and_one_behind_a_symmetric_nat_meet_through_the_relay() {
+    let Some(mut lab) = Lab::new("nat-lab-mixed") else {
+        return;
+    };
+    let dir = TestDir::new("nat-lab-mixed");
+    mixed_nats(&mut lab, [false, true], false);
+    let (tracker_proc, port) = tracker(&lab, "inet", &dir);
+    let tracker_page = tracker_proc.status_page();
+    let (path, bytes) = dir.random_file("seed/mixed.bin", 1024 * 1024 + 11, 61);
+    let seeder = hidden_seeder(&lab, &dir, port, path.to_str().expect("UTF-8"));
+    let mut dl = peer(&lab, "b", "dl", &dir, port, &[]);
+    download(&mut dl, &dir, "mixed.bin", &bytes);
+    let got = status_in(&lab, "b", dl.page())
+        .downloads
+        .pop()
+        .expect("a download");
+    assert_eq!(
+        got.peers.iter().map(|p| p.path).collect::<Vec<_>>(),
+        [Path::Relayed],
+        "{got:?}"
+    );
+    let uploads = status_in(&lab, "a", seeder.page()).uploads;
+    assert!(
+        !uploads.is_empty() && uploads.iter().all(|u| u.path == Path::Relayed),
+        "{uploads:?}"
+    );
+    let relayed = relayed_bytes(&lab, tracker_page);
+    assert!(relayed >= bytes.len() as u64, "relayed {relayed} bytes");
 }
 
 /// Two peers, each behind its own symmetric NAT that drops unsolicited
