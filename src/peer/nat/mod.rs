@@ -150,6 +150,8 @@ impl Asker {
             pause = (pause * 2).min(REACH_RECHECK);
             wait
         };
+        // Whether the tracker was asked again since a mapping appeared.
+        let mut asked_with_mapping = false;
         while !self.stop.is_stopped() {
             let wait = match self.tracker.whoami() {
                 Ok(r) if r.reachable == Some(true) => {
@@ -158,7 +160,19 @@ impl Asker {
                 }
                 Ok(r) => {
                     self.learned(r.observed, false);
-                    match self.hold_control(Instant::now() + REACH_RECHECK) {
+                    // The dial-back may have come before the router mapped
+                    // the port: ask again soon while it is being asked,
+                    // and once more after a mapping appears.
+                    let soon = match &self.port_map {
+                        Some(map) if map.view().trying => true,
+                        Some(map) if map.candidate().is_some() && !asked_with_mapping => {
+                            asked_with_mapping = true;
+                            true
+                        }
+                        _ => false,
+                    };
+                    let recheck = if soon { MAPPING_RECHECK } else { REACH_RECHECK };
+                    match self.hold_control(Instant::now() + recheck) {
                         Ok(()) => continue,
                         Err(Error::Interrupted) => return,
                         Err(e) => failed(e),
