@@ -171,16 +171,6 @@ fn a_serving_peer_behind_a_natpmp_router_is_found_through_the_tracker_and_unmaps
     // announced, which the mapping forwards.
     let at_tracker = format!("{OUTSIDE}:{tracker_port}");
     fetch_outside(&lab, &dir, &["--tracker", &at_tracker, "big.bin"], &bytes);
-    // The tracker's dial-back reached the peer through the mapping: it is
-    // checked, and offered in tickets from then on.
-    let page = seeder.status_page();
-    wait_until(STARTUP, "the mapping checked by the tracker", || {
-        let status = lab.inside(&lab.lan, || peer_status(page));
-        match status.port_map {
-            Some(m) if m.offered => Ok(m),
-            other => Err(format!("{other:?}")),
-        }
-    });
     leaves_unmapped(&lab, seeder, "TERM", port);
     drop(tracker_proc);
 }
