@@ -6,12 +6,13 @@
 # (tests/e2e/security.rs checks a peer's TLS 1.3 against another TLS
 # stack). The port-mapping lab (tests/e2e/portmap, root only) builds a
 # router in network namespaces running miniupnpd on nftables (iproute2,
-# nftables, miniupnpd-nftables). A test that cannot run fails or skips,
+# nftables, miniupnpd-nftables); the NAT lab captures its outside network
+# with tcpdump. A test that cannot run fails or skips,
 # saying what is missing: nothing is skipped in silence.
 set -euo pipefail
 cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
 
-APT_PACKAGES=(chromium openssl iproute2 nftables miniupnpd-nftables)
+APT_PACKAGES=(chromium openssl iproute2 nftables miniupnpd-nftables tcpdump)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -380,3 +380,5 @@ fn a_ticket_carries_its_tracker_through_two_nats() {
     let relayed = relayed_bytes(&lab, page);
     assert!(relayed >= bytes.len() as u64, "relayed {relayed} bytes");
 }
+
+mod capture;
