@@ -63,6 +63,29 @@ fn tracker_in(lab: &Lab, ns: &str, page: SocketAddr) -> TrackerStatus {
     lab.inside(ns, || tracker_status(page))
 }
 
+/// How `dl`'s download reached its one peer (asserting there was one), as
+/// `dl`'s status says.
+fn download_path(lab: &Lab, dl: &Peer) -> Path {
+    let got = status_in(lab, "b", dl.page())
+        .downloads
+        .pop()
+        .expect("a download");
+    match got.peers.iter().map(|p| p.path).collect::<Vec<_>>()[..] {
+        [path] => path,
+        _ => panic!("not one peer: {got:?}"),
+    }
+}
+
+/// Asserts that the seeder (in `a`, its page at `page`) served every
+/// upload by `path`.
+fn assert_uploads_by(lab: &Lab, page: SocketAddr, path: Path) {
+    let uploads = status_in(lab, "a", page).uploads;
+    assert!(
+        !uploads.is_empty() && uploads.iter().all(|u| u.path == path),
+        "{uploads:?}"
+    );
+}
+
 /// Bytes the tracker (in `inet`, its page at `page`) has relayed.
 fn relayed_bytes(lab: &Lab, page: SocketAddr) -> u64 {
     let relay = tracker_in(lab, "inet", page).nat.and_then(|n| n.relay);
@@ -152,20 +175,8 @@ fn peers_behind_two_nats_meet_through_a_hole_punch() {
     let mut dl = peer(&lab, "b", "dl", &dir, port, &[]);
     download(&mut dl, &dir, "punch.bin", &bytes);
 
-    let got = status_in(&lab, "b", dl.page())
-        .downloads
-        .pop()
-        .expect("a download");
-    assert_eq!(
-        got.peers.iter().map(|p| p.path).collect::<Vec<_>>(),
-        [Path::Punched],
-        "{got:?}"
-    );
-    let uploads = status_in(&lab, "a", seeder.page()).uploads;
-    assert!(
-        !uploads.is_empty() && uploads.iter().all(|u| u.path == Path::Punched),
-        "{uploads:?}"
-    );
+    assert_eq!(download_path(&lab, &dl), Path::Punched);
+    assert_uploads_by(&lab, seeder.page(), Path::Punched);
     let relayed = relayed_bytes(&lab, tracker_page);
     assert_eq!(relayed, 0, "relayed {relayed} bytes");
 }
@@ -185,21 +196,10 @@ fn peers_behind_two_resetting_nats_get_the_file_punched_or_relayed() {
     let seeder = hidden_seeder(&lab, &dir, port, path.to_str().expect("UTF-8"));
     let mut dl = peer(&lab, "b", "dl", &dir, port, &[]);
     download(&mut dl, &dir, "reset.bin", &bytes);
-    let got = status_in(&lab, "b", dl.page())
-        .downloads
-        .pop()
-        .expect("a download");
-    let paths: Vec<Path> = got.peers.iter().map(|p| p.path).collect();
-    assert!(
-        matches!(paths.as_slice(), [Path::Punched] | [Path::Relayed]),
-        "{got:?}"
-    );
-    println!("figure: resetting NATs: {:?}", paths[0]);
-    let uploads = status_in(&lab, "a", seeder.page()).uploads;
-    assert!(
-        !uploads.is_empty() && uploads.iter().all(|u| u.path == paths[0]),
-        "{uploads:?}"
-    );
+    let path = download_path(&lab, &dl);
+    assert!(matches!(path, Path::Punched | Path::Relayed), "{path:?}");
+    println!("figure: resetting NATs: {path:?}");
+    assert_uploads_by(&lab, seeder.page(), path);
     drop(tracker_proc);
 }
 
@@ -220,20 +220,8 @@ fn a_peer_behind_nat_and_one_behind_a_symmetric_nat_meet_through_the_relay() {
     let seeder = hidden_seeder(&lab, &dir, port, path.to_str().expect("UTF-8"));
     let mut dl = peer(&lab, "b", "dl", &dir, port, &[]);
     download(&mut dl, &dir, "mixed.bin", &bytes);
-    let got = status_in(&lab, "b", dl.page())
-        .downloads
-        .pop()
-        .expect("a download");
-    assert_eq!(
-        got.peers.iter().map(|p| p.path).collect::<Vec<_>>(),
-        [Path::Relayed],
-        "{got:?}"
-    );
-    let uploads = status_in(&lab, "a", seeder.page()).uploads;
-    assert!(
-        !uploads.is_empty() && uploads.iter().all(|u| u.path == Path::Relayed),
-        "{uploads:?}"
-    );
+    assert_eq!(download_path(&lab, &dl), Path::Relayed);
+    assert_uploads_by(&lab, seeder.page(), Path::Relayed);
     let relayed = relayed_bytes(&lab, tracker_page);
     assert!(relayed >= bytes.len() as u64, "relayed {relayed} bytes");
 }
@@ -257,20 +245,8 @@ fn peers_behind_two_symmetric_nats_meet_through_the_relay() {
     let mut dl = peer(&lab, "b", "dl", &dir, port, &[]);
     download(&mut dl, &dir, "lab.bin", &bytes);
 
-    let got = status_in(&lab, "b", dl.page())
-        .downloads
-        .pop()
-        .expect("a download");
-    assert_eq!(
-        got.peers.iter().map(|p| p.path).collect::<Vec<_>>(),
-        [Path::Relayed],
-        "{got:?}"
-    );
-    let uploads = status_in(&lab, "a", page).uploads;
-    assert!(
-        !uploads.is_empty() && uploads.iter().all(|u| u.path == Path::Relayed),
-        "{uploads:?}"
-    );
+    assert_eq!(download_path(&lab, &dl), Path::Relayed);
+    assert_uploads_by(&lab, page, Path::Relayed);
     let relayed = relayed_bytes(&lab, tracker_page);
     assert!(relayed >= bytes.len() as u64, "relayed {relayed} bytes");
 }
@@ -321,15 +297,7 @@ fn a_public_seeder_serves_a_peer_behind_nat_directly() {
     let mut dl = peer(&lab, "b", "dl", &dir, port, &[]);
     download(&mut dl, &dir, "public.bin", &bytes);
 
-    let got = status_in(&lab, "b", dl.page())
-        .downloads
-        .pop()
-        .expect("a download");
-    assert_eq!(
-        got.peers.iter().map(|p| p.path).collect::<Vec<_>>(),
-        [Path::Direct],
-        "{got:?}"
-    );
+    assert_eq!(download_path(&lab, &dl), Path::Direct);
     let relayed = relayed_bytes(&lab, tracker_page);
     assert_eq!(relayed, 0, "relayed {relayed} bytes");
 }
