@@ -76,6 +76,7 @@
 # BENCH_GROW (the N of 13), BENCH_ONLY (say "1 5": only those benchmarks),
 # BENCH_NAT_PERF=1 (15: `perf record -g` the tracker during the last
 # relayed download, `perf report --stdio | head -60` in the log),
+# BENCH_NAT_PARTS (15: which of "xfer tries crowd" to run, default all),
 # BENCH_KEEP=1 (keep the work directory). Binaries come from CARGO_TARGET_DIR if set (else target/).
 #
 # Everything listens on 127.0.0.1 only (in 11, on 10.77.0.0/24, in 15 on
@@ -1307,7 +1308,7 @@ lab_all() {
 
 bench_nat() {
     say "15. NAT lab: relayed vs direct ($SIZE_MIB MiB), success and time per path ($LAB_SMALL_TRIES tries), flash crowd behind NATs"
-    local k direct=() relayed=() cpu=0 rbytes=0 secs=() up=() rel=()
+    local parts=" ${BENCH_NAT_PARTS:-xfer tries crowd} "
     AT_EXIT+=(netns_down)
     LAB_HOSTS=(pub h1 h2 h3 h4 h10 h11 h12 h13 h14 h15 h16)
     if ! lab_all; then
@@ -1317,6 +1318,15 @@ bench_nat() {
     fi
     LAB_SMALL=$WORK/src/small.bin LAB_SMALL_SIZE=$((1 << 20))
     head -c "$LAB_SMALL_SIZE" /dev/urandom >"$LAB_SMALL"
+    [[ $parts != *" xfer "* ]] || nat_xfer
+    [[ $parts != *" tries "* ]] || nat_tries
+    [[ $parts != *" crowd "* ]] || nat_crowd
+    netns_down
+}
+
+# nat_xfer: 15's relayed against direct download, RUNS times each.
+nat_xfer() {
+    local k direct=() relayed=() cpu=0 rbytes=0
     local first=() rest=() perf=""
     for ((k = 1; k <= RUNS; k++)); do
         lab_xfer pub h1
@@ -1345,9 +1355,18 @@ bench_nat() {
     fi
     row "15. NAT lab: tracker CPU s per GiB relayed (both directions counted)" \
         "$(calc "$cpu * 1073741824 / $rbytes" 2)" "-" "-" "-" -
+}
+
+# nat_tries: 15's fresh `peer get`s per path.
+nat_tries() {
     lab_tries "15. NAT lab: public -> symmetric NAT" pub h1
     lab_tries "15. NAT lab: symmetric NAT -> symmetric NAT" h2 h1
     lab_tries "15. NAT lab: drop-NAT -> drop-NAT" h4 h3
+}
+
+# nat_crowd: 15's flash crowd behind drop-NATs, RUNS times.
+nat_crowd() {
+    local k secs=() up=() rel=()
     local stalled=0
     for ((k = 1; k <= RUNS; k++)); do
         lab_crowd
@@ -1362,7 +1381,6 @@ bench_nat() {
             log "   relay bytes $(calc "$RUN_RELAYED / 1048576" 1) MiB"
         fi
     done
-    netns_down
     local name="15. NAT lab flash crowd N=6 (seeder and downloaders behind drop-NATs)"
     row "$name, runs with all 6 finished within $CROWD_SECS s" "$((RUNS - stalled)) of $RUNS" "-" "-" "$RUNS of $RUNS" \
         "$( ((stalled == 0)) && echo 1 || echo 0)"

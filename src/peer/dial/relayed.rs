@@ -6,7 +6,9 @@
 //! A punch is tried only when the direct way got no answer (a peer that
 //! answered busy or as another identity is not behind a NAT we can
 //! punch); a tracker that does not know `PUNCH` is not asked it again for
-//! [`RELAY_PREFER`].
+//! [`RELAY_PREFER`]. A punch the tracker refuses as busy fails the dial
+//! as busy (the download asks this peer again later): the relay is for a
+//! peer no punch reaches, not for one that must wait its turn.
 //!
 //! A direct way gets [`RELAY_FALLBACK`] to connect when a punch or the
 //! relay can be tried after it (a NAT that drops the SYN would otherwise
@@ -197,6 +199,9 @@ impl Dialer for RelayingDialer {
                 {
                     match punch::dial(&self.tracker, &self.tls, id, timeout, stop) {
                         Ok(dialed) => return Ok(self.held(to, Path::Punched, dialed)),
+                        // Too many punches at once: this peer again later,
+                        // not the relay (which would carry a swarm's bytes).
+                        Err(Error::Busy) => return Err(Error::Busy),
                         Err(Error::Remote(why)) if why.contains("unknown command") => {
                             *self.no_punch_until.locked() = Some(Instant::now() + RELAY_PREFER);
                         }

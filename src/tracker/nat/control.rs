@@ -16,15 +16,12 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::bounds::{CONTROL_REPLY, TRACKER_LISTENERS};
+use crate::bounds::{CONTROL_QUEUED, CONTROL_REPLY, TRACKER_LISTENERS};
 use crate::error::Result;
 use crate::identity::PeerId;
 use crate::protocol::nat_msg::ControlLine;
 use crate::protocol::{Connection, Reply};
 use crate::sync::LockExt;
-
-/// Lines waiting to be written on one control connection.
-const QUEUED: usize = 4;
 
 /// The control connections held now, by peer id.
 #[derive(Default)]
@@ -106,7 +103,7 @@ impl Listeners {
         if full || table.closed {
             return None;
         }
-        let (to, from) = mpsc::sync_channel(QUEUED);
+        let (to, from) = mpsc::sync_channel(CONTROL_QUEUED);
         table.next += 1;
         let seq = table.next;
         let listens = SocketAddr::new(observed.ip(), port);
