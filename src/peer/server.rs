@@ -30,7 +30,7 @@ use crate::net::rate::RateCap;
 use crate::net::tls::Tls;
 use crate::private::{Proof, EXPORTER_LABEL};
 use crate::protocol::conn::Payload;
-use crate::protocol::message::hello_reply;
+use crate::protocol::message::{hello_reply, PROTOCOL_VERSION};
 use crate::protocol::peer_msg::{have_header, NOT_SHARING};
 use crate::protocol::{Connection, PeerRequest, Reply};
 use crate::server::{self, Flow, Security, ServerHandle};
@@ -147,9 +147,11 @@ impl<'a> Session<'a> {
             }
         };
         match req {
-            PeerRequest::Hello { version } => {
-                conn.write_all(hello_reply(version, "peer").encode().as_bytes())?
-            }
+            PeerRequest::Hello { version } => conn.write_all(
+                hello_reply(version, PROTOCOL_VERSION, "peer")
+                    .encode()
+                    .as_bytes(),
+            )?,
             PeerRequest::Manifest { id } => match self.file(&id) {
                 Some(file) if file.is_complete() && file.changed() => self.changed(conn, &file)?,
                 Some(file) => {

@@ -52,7 +52,7 @@ impl PeerSwarm {
         let from_tracker = match (tracker.peers(id), &self.dht) {
             (Ok(peers), _) => peers
                 .into_iter()
-                .map(|p| PeerAddr::listed(p.addr, p.id))
+                .map(|p| PeerAddr::listed(p.addr, p.id, p.via))
                 .collect(),
             (Err(e), None) => return Err(self.tracker_error(e)),
             (Err(e), Some(_)) => {

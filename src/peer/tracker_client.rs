@@ -26,7 +26,9 @@ use crate::identity::PeerId;
 use crate::manifest::FileId;
 use crate::net::stop::{StopGuard, StopSignal};
 use crate::net::tls::Tls;
-use crate::protocol::message::{hello_line, parse_count, parse_list_header, IdPrefix};
+use crate::protocol::message::{
+    hello_at, parse_count, parse_list_header, IdPrefix, PROTOCOL_VERSION, TRACKER_VERSION,
+};
 use crate::protocol::{Connection, FileSummary, PeerEntry, TrackerRequest};
 use crate::sync::LockExt;
 
@@ -61,6 +63,9 @@ pub struct TrackerClient {
     interrupt: Option<Arc<StopSignal>>,
     /// How the last call's connection went, for `status`.
     contact: Arc<Mutex<Option<Contact>>>,
+    /// Whether the NAT in front keeps the ports of connections to the
+    /// tracker, as its replies show.
+    ports: Arc<nat::PortsSeen>,
 }
 
 /// How the last connection to the tracker went.
@@ -79,6 +84,8 @@ const PROBE: &str = "INFO 0000\n";
 /// One call's connection, with the deadline of its whole reply.
 struct Call {
     conn: Connection,
+    /// The tracker protocol version both speak.
+    version: u32,
     deadline: Instant,
     interrupt: Option<Arc<StopSignal>>,
     _interruptible: Option<StopGuard>,
@@ -141,6 +148,7 @@ impl TrackerClient {
             pin,
             interrupt: None,
             contact: Arc::default(),
+            ports: Arc::default(),
         }
     }
 
@@ -230,12 +238,22 @@ impl TrackerClient {
         };
         let mut call = Call {
             conn,
+            version: TRACKER_VERSION,
             deadline,
             interrupt: self.interrupt.clone(),
             _interruptible: guard,
         };
-        call.send(&hello_line())?;
-        call.reply()?;
+        call.send(&hello_at(TRACKER_VERSION))?;
+        match call.reply() {
+            Ok(_) => {}
+            // Older than version 3: it speaks 2.
+            Err(Error::Remote(_)) => {
+                call.send(&hello_at(PROTOCOL_VERSION))?;
+                call.reply()?;
+                call.version = PROTOCOL_VERSION;
+            }
+            Err(e) => return Err(e),
+        }
         if let Some(id) = first_contact {
             // A peer's chunk server speaks TLS and answers HELLO too; only
             // a tracker lists files. Ask before pinning the id for good.

@@ -161,6 +161,11 @@ impl<'a> Args<'a> {
         self.rest
     }
 
+    /// Whether nothing but spaces is left.
+    pub fn is_done(&self) -> bool {
+        self.rest.trim_matches(' ').is_empty()
+    }
+
     /// Fails if anything but spaces is left.
     pub fn end(self) -> Result<(), ParseError> {
         match self.rest.trim_matches(' ') {

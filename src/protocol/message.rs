@@ -100,17 +100,26 @@ impl Reply {
     }
 }
 
-/// The `HELLO` line p2pshare's own clients start every connection with.
+/// The `HELLO` line p2pshare's own clients start every peer connection
+/// with.
 pub fn hello_line() -> String {
-    PeerRequest::Hello {
-        version: PROTOCOL_VERSION,
-    }
-    .encode()
+    hello_at(PROTOCOL_VERSION)
 }
 
-/// The protocol version this build speaks, and the oldest it still answers.
+/// `HELLO <version>`.
+pub fn hello_at(version: u32) -> String {
+    PeerRequest::Hello { version }.encode()
+}
+
+/// The peer protocol version this build speaks, and the oldest it still
+/// answers (peers and tracker alike).
 pub const PROTOCOL_VERSION: u32 = 2;
 pub const OLDEST_VERSION: u32 = 1;
+
+/// The tracker protocol version this build speaks: version 3 adds the
+/// way to reach a peer behind NAT to `PEERS` rows, and the local port to
+/// `LISTEN`; the peer protocol is the same as version 2.
+pub const TRACKER_VERSION: u32 = 3;
 
 /// The version a `HELLO <version>` reply announces (`OK p2pshare <v>`):
 /// what the other side speaks, which may be older than ours.
@@ -124,15 +133,16 @@ pub fn parse_hello_reply(text: &str) -> Result<u32, ParseError> {
     Ok(version)
 }
 
-/// The reply to `HELLO <version>` from a tracker or peer (`role`). A wrong
-/// version gets `ERR` and the connection stays open, like any refused
-/// request; the client decides whether to go on.
-pub fn hello_reply(version: u32, role: &str) -> Reply {
-    if (OLDEST_VERSION..=PROTOCOL_VERSION).contains(&version) {
+/// The reply to `HELLO <version>` from a tracker or peer (`role`) that
+/// speaks up to `newest`. A wrong version gets `ERR` and the connection
+/// stays open, like any refused request; the client decides whether to go
+/// on.
+pub fn hello_reply(version: u32, newest: u32, role: &str) -> Reply {
+    if (OLDEST_VERSION..=newest).contains(&version) {
         Reply::ok(format!("p2pshare {version}"))
     } else {
         Reply::err(format!(
-            "unsupported protocol version {version} (this {role} speaks {OLDEST_VERSION} to {PROTOCOL_VERSION})"
+            "unsupported protocol version {version} (this {role} speaks {OLDEST_VERSION} to {newest})"
         ))
     }
 }
@@ -264,17 +274,21 @@ mod tests {
 
     #[test]
     fn hello_answers_every_version_it_speaks() {
-        for v in OLDEST_VERSION..=PROTOCOL_VERSION {
-            let reply = hello_reply(v, "peer").into_result().expect("spoken");
+        for v in OLDEST_VERSION..=TRACKER_VERSION {
+            let reply = hello_reply(v, TRACKER_VERSION, "tracker");
+            let reply = reply.into_result().expect("spoken");
             assert_eq!(parse_hello_reply(&reply), Ok(v));
         }
-        let refused = hello_reply(PROTOCOL_VERSION + 1, "peer").into_result();
+        let refused = hello_reply(PROTOCOL_VERSION + 1, PROTOCOL_VERSION, "peer").into_result();
         assert_eq!(
             refused,
             Err(format!(
                 "unsupported protocol version 3 (this peer speaks 1 to {PROTOCOL_VERSION})"
             ))
         );
+        assert!(hello_reply(0, TRACKER_VERSION, "tracker")
+            .into_result()
+            .is_err());
         assert!(parse_hello_reply("redis 2").is_err());
         assert!(parse_hello_reply("p2pshare two").is_err());
     }

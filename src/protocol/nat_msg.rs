@@ -5,8 +5,11 @@
 //! - `WHOAMI [<port>]` → `OK <ip>:<port>[ reachable|unreachable]`: the
 //!   address the tracker sees (reflection) and, with a port, whether the
 //!   tracker could dial that port back at the IP it sees.
-//! - `LISTEN <port>` → `OK listening <ip>:<port>`, then the connection turns
-//!   round: the tracker writes [`ControlLine`]s, the peer answers each.
+//! - `LISTEN <port> [<from port>]` → `OK listening <ip>:<port>`, then the
+//!   connection turns round: the tracker writes [`ControlLine`]s, the peer
+//!   answers each. `<from port>` is the local port the connection comes
+//!   from: the tracker compares it with the port it sees to tell a NAT that
+//!   keeps ports ([`Via::Punch`]) from one that does not ([`Via::Relay`]).
 //! - `RELAY <peer id>` → `OK <token>`: pairs the caller with a listening
 //!   peer through the relay; `JOIN <token>` on a plain connection of each
 //!   side → `OK paired`, then the relay splices the two.
@@ -19,6 +22,41 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 
 use super::codec::{next_word, Args, ParseError};
+
+/// How a peer the tracker lists can be reached, as the tracker knows it:
+/// the last word of a version 3 `PEERS` row (none for [`Via::Direct`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Via {
+    /// Nothing says otherwise: dial where it listens.
+    #[default]
+    Direct,
+    /// It holds a control connection (the tracker could not dial it back)
+    /// from behind a NAT that keeps source ports: a hole punch can work.
+    Punch,
+    /// It holds a control connection from behind a NAT that changes source
+    /// ports (symmetric): only the relay reaches it.
+    Relay,
+}
+
+impl Via {
+    /// The row's word, if any.
+    pub fn word(self) -> Option<&'static str> {
+        match self {
+            Via::Direct => None,
+            Via::Punch => Some("punch"),
+            Via::Relay => Some("relay"),
+        }
+    }
+
+    /// The way a word names (`punch`, `relay`).
+    pub fn from_word(word: &str) -> Option<Via> {
+        match word {
+            "punch" => Some(Via::Punch),
+            "relay" => Some(Via::Relay),
+            _ => None,
+        }
+    }
+}
 
 /// A single-use relay pairing token: 16 random bytes, 32 hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use super::codec::{next_word, Args, ParseError};
 use super::message::IdPrefix;
-use super::nat_msg::Token;
+use super::nat_msg::{Token, Via};
 use super::peer_msg::state;
 use crate::identity::PeerId;
 use crate::manifest::FileId;
@@ -46,9 +46,10 @@ pub enum TrackerRequest {
     /// `WHOAMI [<port>]`: the address the tracker sees; with a port, also
     /// whether it can dial that port back (see [`super::nat_msg`]).
     WhoAmI { port: Option<u16> },
-    /// `LISTEN <port>`: hold this connection as the peer's control
-    /// connection.
-    Listen { port: u16 },
+    /// `LISTEN <port> [<from port>]`: hold this connection as the peer's
+    /// control connection; `from` is the local port it comes from
+    /// (version 3), which tells whether the peer's NAT keeps ports.
+    Listen { port: u16, from: Option<u16> },
     /// `RELAY <peer id>`: pair the sender with a listening peer.
     Relay { peer: PeerId },
     /// `JOIN <token>`: this plain connection is one side of a relay pairing.
@@ -67,6 +68,8 @@ pub struct PeerEntry {
     pub complete: bool,
     /// The id the peer's certificate proved to the tracker (version 2).
     pub id: Option<PeerId>,
+    /// How the tracker knows it can be reached (version 3).
+    pub via: Via,
 }
 
 impl TrackerRequest {
@@ -126,7 +129,13 @@ impl TrackerRequest {
                 };
                 return Ok(TrackerRequest::WhoAmI { port });
             }
-            "LISTEN" => TrackerRequest::Listen { port: args.port()? },
+            "LISTEN" => TrackerRequest::Listen {
+                port: args.port()?,
+                from: match args.is_done() {
+                    true => None,
+                    false => Some(args.port()?),
+                },
+            },
             "RELAY" => TrackerRequest::Relay {
                 peer: args.parse("peer id")?,
             },
@@ -168,7 +177,11 @@ impl TrackerRequest {
             TrackerRequest::Quit => "QUIT\n".to_string(),
             TrackerRequest::WhoAmI { port: None } => "WHOAMI\n".to_string(),
             TrackerRequest::WhoAmI { port: Some(port) } => format!("WHOAMI {port}\n"),
-            TrackerRequest::Listen { port } => format!("LISTEN {port}\n"),
+            TrackerRequest::Listen { port, from: None } => format!("LISTEN {port}\n"),
+            TrackerRequest::Listen {
+                port,
+                from: Some(from),
+            } => format!("LISTEN {port} {from}\n"),
             TrackerRequest::Relay { peer } => format!("RELAY {peer}\n"),
             TrackerRequest::Join { token } => format!("JOIN {token}\n"),
             TrackerRequest::Punch { peer, port } => format!("PUNCH {peer} {port}\n"),
@@ -179,9 +192,13 @@ impl TrackerRequest {
 impl PeerEntry {
     /// The row as a client that said `HELLO <version>` reads it.
     pub fn encode(&self, version: u32) -> String {
+        let via = match (version, self.via.word()) {
+            (3.., Some(word)) => format!(" {word}"),
+            _ => String::new(),
+        };
         match (version, self.id) {
             (1, _) => format!("{}\n", self.addr),
-            (_, Some(id)) => format!("{} {} {id}\n", self.addr, state(self.complete)),
+            (_, Some(id)) => format!("{} {} {id}{via}\n", self.addr, state(self.complete)),
             (_, None) => format!("{} {}\n", self.addr, state(self.complete)),
         }
     }
@@ -205,8 +222,20 @@ impl PeerEntry {
             Ok(id) => Some(id.parse().map_err(|_| ParseError::invalid("peer id", id))?),
             Err(e) => return Err(e),
         };
+        let via = match args.word("peer way") {
+            Err(ParseError::Missing(_)) => Via::Direct,
+            Ok(word) => {
+                Via::from_word(word).ok_or_else(|| ParseError::invalid("peer way", word))?
+            }
+            Err(e) => return Err(e),
+        };
         args.end()?;
-        Ok(PeerEntry { addr, complete, id })
+        Ok(PeerEntry {
+            addr,
+            complete,
+            id,
+            via,
+        })
     }
 }
 
@@ -261,7 +290,14 @@ mod tests {
             TrackerRequest::Quit,
             TrackerRequest::WhoAmI { port: None },
             TrackerRequest::WhoAmI { port: Some(40000) },
-            TrackerRequest::Listen { port: 1 },
+            TrackerRequest::Listen {
+                port: 1,
+                from: None,
+            },
+            TrackerRequest::Listen {
+                port: 1,
+                from: Some(65535),
+            },
             TrackerRequest::Relay {
                 peer: PeerId([5; 16]),
             },
@@ -290,26 +326,46 @@ mod tests {
     }
 
     #[test]
-    fn peer_rows_of_both_versions() {
+    fn peer_rows_of_every_version() {
         let addr: SocketAddr = "[::1]:80".parse().unwrap();
-        for complete in [true, false] {
-            for id in [None, Some(PeerId([3; 16]))] {
-                let row = PeerEntry { addr, complete, id };
-                assert_eq!(PeerEntry::parse(row.encode(2).trim_end()), Ok(row));
-            }
+        let ids = [None, Some(PeerId([3; 16]))];
+        for (complete, id) in [true, false]
+            .into_iter()
+            .flat_map(|c| ids.map(|id| (c, id)))
+        {
+            let row = PeerEntry {
+                addr,
+                complete,
+                id,
+                via: Via::Direct,
+            };
+            assert_eq!(PeerEntry::parse(row.encode(2).trim_end()), Ok(row));
         }
-        let v1 = PeerEntry {
+        let id = PeerId([3; 16]);
+        let row = |via| PeerEntry {
             addr,
             complete: true,
-            id: Some(PeerId([3; 16])),
+            id: Some(id),
+            via,
         };
-        assert_eq!(v1.encode(1), "[::1]:80\n");
+        // The way is a version 3 word; version 2 rows leave it out.
+        let punch = row(Via::Punch);
+        assert_eq!(punch.encode(3), format!("[::1]:80 complete {id} punch\n"));
+        assert_eq!(punch.encode(2), format!("[::1]:80 complete {id}\n"));
+        for via in [Via::Direct, Via::Punch, Via::Relay] {
+            assert_eq!(
+                PeerEntry::parse(row(via).encode(3).trim_end()),
+                Ok(row(via))
+            );
+        }
+        assert_eq!(punch.encode(1), "[::1]:80\n");
         assert_eq!(
             PeerEntry::parse("127.0.0.1:9"),
             Ok(PeerEntry {
                 addr: "127.0.0.1:9".parse().unwrap(),
                 complete: true,
-                id: None
+                id: None,
+                via: Via::Direct,
             })
         );
         for bad in [
@@ -318,6 +374,8 @@ mod tests {
             "127.0.0.1:9 half",
             "127.0.0.1:9 partial x",
             "127.0.0.1:9 partial aaaaaaaaaaaaaaaaaaaaaaaaaa x",
+            &format!("127.0.0.1:9 partial {id} direct"),
+            &format!("127.0.0.1:9 partial {id} relay x"),
         ] {
             assert!(PeerEntry::parse(bad).is_err(), "{bad:?}");
         }

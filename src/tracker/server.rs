@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use super::nat::control::Listeners;
 use super::nat::{Nat, NatOptions};
 use super::replies::LargeReplies;
 use super::state::{PeerKey, Registry};
@@ -22,7 +23,9 @@ use crate::bounds::{TRACKER_CAPS, TRACKER_LARGE_REPLY, TRACKER_REPLY_BYTES};
 use crate::identity::PeerId;
 use crate::net::tls::Tls;
 use crate::protocol::conn::BUSY;
-use crate::protocol::message::{encode_bounded_list, encode_list, hello_reply, OLDEST_VERSION};
+use crate::protocol::message::{
+    encode_bounded_list, encode_list, hello_reply, OLDEST_VERSION, TRACKER_VERSION,
+};
 use crate::protocol::{Connection, Reply, TrackerRequest};
 use crate::server::{self, Flow, Security, ServerHandle};
 
@@ -149,7 +152,7 @@ pub fn handle_connection(conn: Connection, registry: &Registry, large: &LargeRep
         let (reply, flow) = match TrackerRequest::parse(line) {
             Ok(req) if Nat::handles(&req) => return nat.serve(&req, conn, who),
             Ok(req) => {
-                let reply = apply(&req, ip, who, version, registry);
+                let reply = apply(&req, ip, who, version, registry, &nat.listeners);
                 if let TrackerRequest::Hello { version: v } = req {
                     if reply.starts_with("OK") {
                         version = v;
@@ -178,13 +181,15 @@ pub fn handle_connection(conn: Connection, registry: &Registry, large: &LargeRep
 
 /// Carries out one request for a client at `ip`, authenticated as `who`
 /// (`None`: plain text, or TLS without a certificate), speaking `version`;
-/// returns the encoded reply.
+/// returns the encoded reply. `listeners` says which listed peers are
+/// reached through this tracker (version 3 rows say how).
 pub fn apply(
     req: &TrackerRequest,
     ip: IpAddr,
     who: Option<PeerId>,
     version: u32,
     registry: &Registry,
+    listeners: &Listeners,
 ) -> String {
     let now = Instant::now();
     let key = |port: u16| {
@@ -194,7 +199,7 @@ pub fn apply(
         })
     };
     let reply = match req {
-        TrackerRequest::Hello { version } => hello_reply(*version, "tracker"),
+        TrackerRequest::Hello { version } => hello_reply(*version, TRACKER_VERSION, "tracker"),
         TrackerRequest::Register {
             port,
             id,
@@ -233,6 +238,9 @@ pub fn apply(
                 // A version 1 client would ask a partial peer for chunks it
                 // does not have, and count each refusal against it.
                 peers.retain(|p| p.complete);
+            }
+            if version >= 3 {
+                listeners.mark(&mut peers);
             }
             return encode_list(&peers, |p| p.encode(version));
         }

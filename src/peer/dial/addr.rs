@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::identity::PeerId;
+use crate::protocol::nat_msg::Via;
 
 /// How a connection to a peer was made, as `status` shows it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -76,13 +77,23 @@ impl PeerAddr {
         }
     }
 
-    /// A peer the tracker lists at `addr`: dialled there, and, when it is
-    /// pinned, hole-punched, then through the tracker's relay if that fails.
-    pub fn listed(addr: SocketAddr, id: Option<PeerId>) -> PeerAddr {
-        let mut ways = vec![Way::Direct(addr)];
-        if id.is_some() {
-            ways.extend([Way::Punched(addr), Way::Relayed(addr)]);
-        }
+    /// A peer the tracker lists at `addr`, reached `via` as the tracker
+    /// says: dialled there, and, when it is pinned, hole-punched, then
+    /// through the tracker's relay if that fails; a peer behind NAT (no
+    /// dial-back reached it) is punched first, and one whose NAT changes
+    /// ports is relayed first (no punch can reach it), with its address
+    /// dialled last.
+    pub fn listed(addr: SocketAddr, id: Option<PeerId>, via: Via) -> PeerAddr {
+        let ways = match (id, via) {
+            (None, _) => vec![Way::Direct(addr)],
+            (Some(_), Via::Direct) => {
+                vec![Way::Direct(addr), Way::Punched(addr), Way::Relayed(addr)]
+            }
+            (Some(_), Via::Punch) => {
+                vec![Way::Punched(addr), Way::Relayed(addr), Way::Direct(addr)]
+            }
+            (Some(_), Via::Relay) => vec![Way::Relayed(addr), Way::Direct(addr)],
+        };
         PeerAddr { id, ways }
     }
 
@@ -136,5 +147,18 @@ mod tests {
         let second = both.only(Way::Direct(b));
         assert_eq!((second.shown(), second.id), (b, Some(PeerId([7; 16]))));
         assert_eq!(PeerAddr::unpinned(a), PeerAddr::direct(a, None));
+    }
+
+    #[test]
+    fn a_listed_peer_is_tried_the_way_the_tracker_says_first() {
+        let a: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+        let id = Some(PeerId([7; 16]));
+        let ways = |id, via| PeerAddr::listed(a, id, via).ways().to_vec();
+        let (direct, punched, relayed) = (Way::Direct(a), Way::Punched(a), Way::Relayed(a));
+        assert_eq!(ways(id, Via::Direct), [direct, punched, relayed]);
+        assert_eq!(ways(id, Via::Punch), [punched, relayed, direct]);
+        assert_eq!(ways(id, Via::Relay), [relayed, direct]);
+        // Unpinned, it cannot be punched or relayed (neither end is known).
+        assert_eq!(ways(None, Via::Relay), [direct]);
     }
 }

@@ -168,7 +168,9 @@ impl Dialer for RelayingDialer {
         // cost the whole timeout. (The TLS handshake, slow on a loaded
         // host, keeps it.)
         let relay_on = !self.relay_off();
-        let punch_on = !self.punch_off();
+        // A punch connects from a port it names: behind a NAT that
+        // changes ports, it cannot work from here.
+        let punch_on = !self.punch_off() && !self.tracker.nat_changes_ports();
         let fallback = |w: &Way| match w {
             Way::Punched(_) => punch_on,
             Way::Relayed(_) => relay_on,
@@ -256,6 +258,7 @@ mod tests {
 
     use super::*;
     use crate::peer::tracker_pin::TrackerPin;
+    use crate::protocol::nat_msg::Via;
     use crate::tracker::nat::tests::tracker_with;
     use crate::tracker::nat::NatOptions;
 
@@ -272,7 +275,7 @@ mod tests {
         let closed = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = closed.local_addr().expect("addr");
         drop(closed);
-        let peer = PeerAddr::listed(addr, Some(Tls::ephemeral().id()));
+        let peer = PeerAddr::listed(addr, Some(Tls::ephemeral().id()), Via::Direct);
         assert!(!dialer.relay_off());
         let stop = StopSignal::new();
         let refused = dialer.dial(&peer, Duration::from_secs(5), &stop);

@@ -1,6 +1,7 @@
 //! The tracker calls for peers behind NAT (see `protocol::nat_msg`).
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{Call, TrackerClient};
 use crate::bounds::{CONTROL_SILENCE, TRACKER_DEADLINE};
@@ -27,18 +28,61 @@ impl TrackerClient {
             port: Some(self.listen_port),
         };
         call.send(&req.encode())?;
-        Ok(Reflection::parse(&call.reply()?)?)
+        let reflection = Reflection::parse(&call.reply()?)?;
+        self.ports
+            .learn(call.conn.local_addr()?, reflection.observed);
+        Ok(reflection)
     }
 
-    /// `LISTEN <listen port>`: opens a control connection.
+    /// `LISTEN <listen port> <local port>`: opens a control connection
+    /// (without the local port to a tracker older than version 3).
     pub fn listen(&self) -> Result<Control> {
         let mut call = self.connect(TRACKER_DEADLINE)?;
+        let local = call.conn.local_addr()?;
         let req = TrackerRequest::Listen {
             port: self.listen_port,
+            from: (call.version >= 3).then_some(local.port()),
         };
         call.send(&req.encode())?;
         let greeting = call.reply()?;
+        if let Some(seen) = greeting
+            .strip_prefix("listening ")
+            .and_then(|a| a.parse().ok())
+        {
+            self.ports.learn(local, seen);
+        }
         Ok(Control { call, greeting })
+    }
+
+    /// Whether the NAT in front of this peer was seen to change the port
+    /// of a connection to the tracker: a hole punch (which connects from
+    /// a port it names) then cannot work from here.
+    pub fn nat_changes_ports(&self) -> bool {
+        self.ports.changed.load(Ordering::Relaxed)
+    }
+}
+
+/// What the tracker's replies showed of the NAT in front (see
+/// [`TrackerClient::nat_changes_ports`]).
+#[derive(Default)]
+pub struct PortsSeen {
+    changed: AtomicBool,
+}
+
+impl PortsSeen {
+    /// A connection from `local` came to the tracker from `seen`: the
+    /// latest says.
+    fn learn(&self, local: SocketAddr, seen: SocketAddr) {
+        let changed = local.port() != seen.port();
+        if self.changed.swap(changed, Ordering::Relaxed) != changed {
+            log::info!(
+                "the NAT in front of this peer {} ports",
+                match changed {
+                    true => "changes",
+                    false => "keeps",
+                }
+            );
+        }
     }
 }
 

@@ -137,6 +137,11 @@ impl Connection {
         self.peer
     }
 
+    /// The address of this side.
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        Ok(self.stream.socket().local_addr()?)
+    }
+
     /// Has the request loop report, through `activity`, whether this
     /// connection is waiting for a request (see [`Activity`]).
     pub(crate) fn set_activity(&mut self, activity: Arc<Activity>) {

@@ -5,6 +5,10 @@
 //! The pings keep the connection inside the tracker's own idle timeout
 //! and the NAT's mapping warm, and show that the peer is still there.
 //!
+//! A peer that names the local port its control connection comes from
+//! (`LISTEN <port> <from port>`) is marked by whether its NAT kept that
+//! port ([`Via`]), and `PEERS` rows of version 3 carry the mark.
+//!
 //! Invariants: at most [`TRACKER_LISTENERS`] control connections, one per
 //! peer id (a new `LISTEN` replaces the old, whose thread then ends); an
 //! entry lives exactly as long as its connection's thread serves it
@@ -19,8 +23,8 @@ use std::time::Duration;
 use crate::bounds::{CONTROL_QUEUED, CONTROL_REPLY, TRACKER_LISTENERS};
 use crate::error::Result;
 use crate::identity::PeerId;
-use crate::protocol::nat_msg::ControlLine;
-use crate::protocol::{Connection, Reply};
+use crate::protocol::nat_msg::{ControlLine, Via};
+use crate::protocol::{Connection, PeerEntry, Reply};
 use crate::sync::LockExt;
 
 /// The control connections held now, by peer id.
@@ -44,6 +48,30 @@ struct Entry {
     observed: SocketAddr,
     /// The IP seen with the port `LISTEN` named: where a punch goes.
     listens: SocketAddr,
+    /// How others reach it: a punch, unless its NAT changed the port the
+    /// connection came from (then only the relay).
+    via: Via,
+}
+
+/// A `LISTEN <port> [<from port>]` from peer `id`.
+pub struct Listen {
+    pub id: PeerId,
+    pub port: u16,
+    pub from: Option<u16>,
+}
+
+impl Listen {
+    /// How others can reach the peer, its connection seen from `observed`:
+    /// a NAT that maps the local port to another (symmetric NATs, Linux
+    /// `masquerade fully-random`) defeats a punch, which connects from the
+    /// listen port and to the other's. A peer that did not say its port
+    /// (older) is taken to be punchable.
+    fn via(&self, observed: SocketAddr) -> Via {
+        match self.from {
+            Some(from) if from != observed.port() => Via::Relay,
+            _ => Via::Punch,
+        }
+    }
 }
 
 /// Why a line could not be handed to a listening peer.
@@ -72,6 +100,17 @@ impl Listeners {
         self.held.locked().by_id.get(id).map(|e| e.listens)
     }
 
+    /// How each of `rows` is reached, for those that hold a control
+    /// connection here (one lock for all).
+    pub fn mark(&self, rows: &mut [PeerEntry]) {
+        let table = self.held.locked();
+        for row in rows {
+            if let Some(entry) = row.id.and_then(|id| table.by_id.get(&id)) {
+                row.via = entry.via;
+            }
+        }
+    }
+
     /// Queues `line` for `id`'s control connection.
     pub fn send(&self, id: &PeerId, line: ControlLine) -> std::result::Result<(), NotSent> {
         let table = self.held.locked();
@@ -89,15 +128,14 @@ impl Listeners {
         table.by_id.clear();
     }
 
-    /// Takes an entry for `id` at `observed`, listening on `port`,
-    /// replacing its old one; `None` when [`TRACKER_LISTENERS`] others are
-    /// held.
+    /// Takes an entry for `listen` at `observed`, replacing its old one;
+    /// `None` when [`TRACKER_LISTENERS`] others are held.
     fn hold(
         &self,
-        id: PeerId,
+        listen: &Listen,
         observed: SocketAddr,
-        port: u16,
     ) -> Option<(Held<'_>, Receiver<ControlLine>)> {
+        let id = listen.id;
         let mut table = self.held.locked();
         let full = table.by_id.len() >= TRACKER_LISTENERS && !table.by_id.contains_key(&id);
         if full || table.closed {
@@ -106,12 +144,13 @@ impl Listeners {
         let (to, from) = mpsc::sync_channel(CONTROL_QUEUED);
         table.next += 1;
         let seq = table.next;
-        let listens = SocketAddr::new(observed.ip(), port);
+        let listens = SocketAddr::new(observed.ip(), listen.port);
         let entry = Entry {
             seq,
             to,
             observed,
             listens,
+            via: listen.via(observed),
         };
         table.by_id.insert(id, entry);
         let held = Held {
@@ -139,17 +178,17 @@ impl Drop for Held<'_> {
     }
 }
 
-/// Serves `LISTEN <port>` on `conn` for `id` until the peer stops answering,
-/// another `LISTEN` of that id replaces it, or the tracker stops.
+/// Serves `listen` on `conn` until the peer stops answering, another
+/// `LISTEN` of that id replaces it, or the tracker stops.
 pub fn serve(
     conn: &mut Connection,
-    id: PeerId,
-    port: u16,
+    listen: Listen,
     listeners: &Listeners,
     ping: Duration,
 ) -> Result<()> {
     let observed = conn.peer_addr();
-    let Some((_held, lines)) = listeners.hold(id, observed, port) else {
+    let id = listen.id;
+    let Some((_held, lines)) = listeners.hold(&listen, observed) else {
         conn.write_all(Reply::err(crate::protocol::conn::BUSY).encode().as_bytes())?;
         return Ok(());
     };

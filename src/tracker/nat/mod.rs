@@ -138,8 +138,13 @@ impl Nat {
     ) -> Result<Flow> {
         let reply = match (req, who) {
             (TrackerRequest::WhoAmI { port }, _) => self.whoami(conn.peer_addr(), who, *port),
-            (TrackerRequest::Listen { port }, Some(id)) => {
-                control::serve(conn, id, *port, &self.listeners, self.options.ping)?;
+            (TrackerRequest::Listen { port, from }, Some(id)) => {
+                let held = control::Listen {
+                    id,
+                    port: *port,
+                    from: *from,
+                };
+                control::serve(conn, held, &self.listeners, self.options.ping)?;
                 return Ok(Flow::Close);
             }
             (

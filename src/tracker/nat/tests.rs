@@ -59,7 +59,7 @@ fn hello_server(tls: &Tls) -> ServerHandle {
     let security = Security::Tls(tls.server.clone());
     server::spawn(listener, PEER_CAPS, security, "hello", |conn| {
         server::for_each_request(conn, |conn, _| {
-            conn.write_all(hello_reply(2, "peer").encode().as_bytes())?;
+            conn.write_all(hello_reply(2, 2, "peer").encode().as_bytes())?;
             Ok(Flow::Continue)
         })
     })
@@ -173,4 +173,59 @@ fn listen_holds_a_control_connection_per_id() {
     wait_for("no control connection left", || {
         t.nat.listeners.count() == 0
     });
+}
+
+/// A peer holding a control connection is marked in version 3 `PEERS`
+/// rows: `punch` when the port its connection came from is the one it
+/// named (its NAT keeps ports), `relay` when not; version 2 rows and
+/// peers without one carry no mark.
+#[test]
+fn version_3_rows_say_how_a_peer_behind_nat_is_reached() {
+    let t = tracker_with(NatOptions::default());
+    let file = "6ce7691704e93dcbd19780c1e3efd772525379cfdaf805e78c9dac107086d174";
+    let register = |conn: &mut Connection, port: u16| {
+        conn.request(&format!("REGISTER {port} {file} 1 f\n"))
+            .expect("registered");
+    };
+    // Keeps ports: names the port its connection comes from.
+    let (mut kept, kept_tls) = client(&t);
+    register(&mut kept, 7001);
+    let from = kept.local_addr().expect("local").port();
+    kept.request(&format!("LISTEN 7001 {from}\n"))
+        .expect("listening");
+    // Changes ports: names another.
+    let (mut changed, _) = client(&t);
+    register(&mut changed, 7002);
+    let other = changed.local_addr().expect("local").port() ^ 1;
+    changed
+        .request(&format!("LISTEN 7002 {other}\n"))
+        .expect("listening");
+    // Reachable directly: no control connection.
+    let (mut direct, _) = client(&t);
+    register(&mut direct, 7003);
+    wait_for("both control connections held", || {
+        t.nat.listeners.count() == 2
+    });
+
+    let rows = |version: u32| {
+        let (mut asker, _) = client(&t);
+        asker.request(&format!("HELLO {version}\n")).expect("hello");
+        let header = asker.request(&format!("PEERS {file}\n")).expect("rows");
+        let mut rows: Vec<String> = (0..header.parse::<usize>().expect("a count"))
+            .map(|_| asker.read_line(FIVE).expect("a row").expect("not closed"))
+            .map(|row| row.split_once(' ').expect("address first").1.to_string())
+            .collect();
+        rows.sort();
+        rows
+    };
+    let id = kept_tls.id();
+    let v3 = rows(3);
+    assert_eq!(v3.len(), 3, "{v3:?}");
+    assert_eq!(
+        v3.iter().filter(|r| r.ends_with(" relay")).count(),
+        1,
+        "{v3:?}"
+    );
+    assert!(v3.contains(&format!("complete {id} punch")), "{v3:?}");
+    assert!(rows(2).iter().all(|r| r.split(' ').count() == 2));
 }

@@ -13,6 +13,7 @@ use super::{Entry, PeerKey, Registry, Seen};
 use crate::bounds::TRACKER_REPLY_ROWS;
 use crate::manifest::FileId;
 use crate::protocol::message::IdPrefix;
+use crate::protocol::nat_msg::Via;
 use crate::protocol::{FileSummary, PeerEntry};
 use crate::sync::LockExt;
 
@@ -135,6 +136,7 @@ impl Registry {
                         addr: key.addr,
                         complete: t.complete,
                         id: Some(key.id),
+                        via: Via::Direct,
                     };
                     (row, t.at)
                 })
