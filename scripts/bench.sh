@@ -65,7 +65,8 @@
 #      -> symmetric NAT) over the same links, clock started once the
 #      downloader listens (target: relayed >= 0.8x direct), and the
 #      tracker's CPU s (/proc/PID/stat) per GiB it relayed; per case
-#      (public -> NAT, symmetric -> symmetric, drop-NAT -> drop-NAT) 10
+#      (public -> NAT, symmetric -> symmetric, drop-NAT -> drop-NAT,
+#      drop-NAT -> symmetric, resetting NAT -> resetting NAT) 10
 #      fresh `peer get` of a 1 MiB ticket: successes and the median s to
 #      the whole file; the flash crowd of 8 (N = 6) with the seeder and
 #      downloaders behind drop-NATs: slowest finish / floor, relay bytes
@@ -1060,6 +1061,8 @@ lab_up() {
 lab_nat() {
     local i=$1 random="" only_replies=$'iifname "wan" ct state established,related accept\n    iifname "wan" drop'
     [[ $2 == sym ]] && random=" fully-random"
+    # A resetting NAT answers an unsolicited TCP segment with a reset.
+    [[ $2 == reset ]] && only_replies=$'iifname "wan" ct state established,related accept\n    iifname "wan" meta l4proto tcp reject with tcp reset\n    iifname "wan" drop'
     lab_ns "r$i" || return 1
     lab_ns "h$i" || return 1
     lab_link "r$i" wan "p$i" || return 1
@@ -1299,10 +1302,11 @@ lab_crowd() {
 }
 
 # lab_all: the outside network, the public host, h1 and h2 behind symmetric
-# NATs, h3, h4 and h10 ... h16 behind drop-NATs.
+# NATs, h3, h4 and h10 ... h16 behind drop-NATs, h5 and h6 behind NATs
+# that answer with resets.
 lab_all() {
     local i
-    lab_up && lab_nat 1 sym && lab_nat 2 sym || return 1
+    lab_up && lab_nat 1 sym && lab_nat 2 sym && lab_nat 5 reset && lab_nat 6 reset || return 1
     for i in 3 4 10 11 12 13 14 15 16; do lab_nat "$i" drop || return 1; done
 }
 
@@ -1310,7 +1314,7 @@ bench_nat() {
     say "15. NAT lab: relayed vs direct ($SIZE_MIB MiB), success and time per path ($LAB_SMALL_TRIES tries), flash crowd behind NATs"
     local parts=" ${BENCH_NAT_PARTS:-xfer tries crowd} "
     AT_EXIT+=(netns_down)
-    LAB_HOSTS=(pub h1 h2 h3 h4 h10 h11 h12 h13 h14 h15 h16)
+    LAB_HOSTS=(pub h1 h2 h3 h4 h5 h6 h10 h11 h12 h13 h14 h15 h16)
     if ! lab_all; then
         skip_row "15. NAT lab" "$NETNS_WHY" "-"
         netns_down
@@ -1362,6 +1366,8 @@ nat_tries() {
     lab_tries "15. NAT lab: public -> symmetric NAT" pub h1
     lab_tries "15. NAT lab: symmetric NAT -> symmetric NAT" h2 h1
     lab_tries "15. NAT lab: drop-NAT -> drop-NAT" h4 h3
+    lab_tries "15. NAT lab: drop-NAT -> symmetric NAT" h3 h1
+    lab_tries "15. NAT lab: resetting NAT -> resetting NAT" h6 h5
 }
 
 # nat_crowd: 15's flash crowd behind drop-NATs, RUNS times.
