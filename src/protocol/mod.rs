@@ -10,10 +10,12 @@ pub mod conn;
 pub mod message;
 pub mod nat_msg;
 pub mod peer_msg;
+pub mod peer_row;
 pub mod tracker_msg;
 
 pub use codec::ParseError;
 pub use conn::Connection;
 pub use message::{FileSummary, Reply};
 pub use peer_msg::PeerRequest;
-pub use tracker_msg::{PeerEntry, TrackerRequest};
+pub use peer_row::PeerEntry;
+pub use tracker_msg::TrackerRequest;
