@@ -81,8 +81,8 @@ fn the_tracker_refuses_hostile_input_and_keeps_serving() {
             "ERR invalid version: 99999999999".into(),
         ),
         (
-            "HELLO 3".into(),
-            "ERR unsupported protocol version 3 (this tracker speaks 1 to 2)".into(),
+            "HELLO 4".into(),
+            "ERR unsupported protocol version 4 (this tracker speaks 1 to 3)".into(),
         ),
         ("BYE 1 2".into(), "ERR unexpected argument: 2".into()),
         (" ".repeat(4000), "ERR empty request".into()),
