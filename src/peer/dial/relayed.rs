@@ -10,12 +10,14 @@
 //! as busy (the download asks this peer again later): the relay is for a
 //! peer no punch reaches, not for one that must wait its turn.
 //!
-//! A direct way gets [`RELAY_FALLBACK`] to connect when a punch or the
-//! relay can be tried after it (a NAT that drops the SYN would otherwise
-//! cost the whole connect timeout). A peer just reached only by a punch or
-//! the relay is dialled that way first for [`RELAY_PREFER`], sparing every
-//! worker the attempts before it; after that, direct is tried first again,
-//! so a download moves to a direct connection once one works.
+//! The ways come in the order the tracker's row says (see
+//! [`PeerAddr::listed`]). A direct way gets [`RELAY_FALLBACK`] to connect
+//! when a punch or the relay can be tried after it (a NAT that drops the
+//! SYN would otherwise cost the whole connect timeout). A peer just
+//! reached only by the relay (a punch failed) is relayed before it is
+//! punched for [`RELAY_PREFER`], sparing every worker a punch that failed;
+//! a direct way keeps its place, so once the tracker's row says the peer
+//! can be dialled, the next connection is direct.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -160,7 +162,13 @@ impl Dialer for RelayingDialer {
     fn dial(&self, to: &PeerAddr, timeout: Duration, stop: &Arc<StopSignal>) -> Result<Dialed> {
         let mut ways = to.ways().to_vec();
         if let Some(path) = to.id.and_then(|id| self.reached_lately(&id)) {
-            ways.sort_by_key(|w| !is_way(w, path));
+            // The way that worked lately goes before the other indirect
+            // one; a direct way keeps its place (the tracker's row put it
+            // first only if the peer can be dialled).
+            let first_indirect = ways.iter().position(|w| !matches!(w, Way::Direct(_)));
+            if let Some(at) = first_indirect {
+                ways[at..].sort_by_key(|w| !is_way(w, path));
+            }
         }
         // With a punch or the relay to fall back on, a direct way whose
         // TCP connect has not completed within RELAY_FALLBACK is not

@@ -100,9 +100,23 @@ fn fetch_from_peer(job: &Job<'_>, lease: &Lease<'_>, buf: &mut [u8]) -> Result<(
     let mut pending: VecDeque<Pending<'_>> = VecDeque::new();
     let mut pipeline = Pipeline::new(Instant::now());
     loop {
-        let Some(starved) = send_gets(job, lease, client, &mut pending, &mut pipeline) else {
-            // What is on the way is given back as `pending` drops.
-            return Ok(());
+        // The tracker's row for this peer changed (say it can be dialled
+        // now, not only relayed): take what is on the way, then leave, so
+        // that the next connection is made the new way.
+        let starved = match job.scheduler.moved(lease) {
+            true if pending.is_empty() => {
+                log::debug!(
+                    "peer {}: reached another way now; connecting again",
+                    lease.source
+                );
+                return Ok(());
+            }
+            true => true,
+            false => match send_gets(job, lease, client, &mut pending, &mut pipeline) {
+                Some(starved) => starved,
+                // What is on the way is given back as `pending` drops.
+                None => return Ok(()),
+            },
         };
         // See `asking` for when: a seeder is asked before its offer runs out.
         let have_in_flight = pending.iter().any(|p| matches!(p, Pending::Have));

@@ -11,15 +11,22 @@ use crate::peer::dial::PeerAddr;
 impl Scheduler {
     /// Adds peers not known yet (a new answer from the tracker or the DHT);
     /// returns how many were new. A peer is known by its address and pin;
-    /// an unpinned address already known with a pin is not new.
+    /// an unpinned address already known with a pin is not new. A known
+    /// pinned peer takes the ways of its latest row (the tracker now says
+    /// it is reachable directly, or behind NAT): a worker on a connection
+    /// made the old way leaves it (see [`Scheduler::moved`]).
     pub fn add_peers(&self, peers: &[PeerAddr]) -> usize {
         let mut s = self.lock();
         let mut added = 0;
         for new in peers {
-            let known = s.peers.iter().any(|p| {
+            let known = s.peers.iter_mut().find(|p| {
                 p.peer.shown() == new.shown() && (p.peer.id == new.id || new.id.is_none())
             });
-            if known {
+            if let Some(slot) = known {
+                if new.id.is_some() && slot.peer.ways() != new.ways() {
+                    log::debug!("peer {new}: now reached by {:?}", new.ways());
+                    slot.peer = new.clone();
+                }
                 continue;
             }
             s.peers.push(PeerSlot {
@@ -45,6 +52,12 @@ impl Scheduler {
             self.changed.notify_all();
         }
         added
+    }
+
+    /// Whether `lease`'s peer is reached another way now than when the
+    /// lease was taken (its row changed).
+    pub fn moved(&self, lease: &super::Lease<'_>) -> bool {
+        self.lock().peers[lease.peer].peer != lease.source
     }
 
     /// Marks `peers` as not to be used by this download (they sent bad

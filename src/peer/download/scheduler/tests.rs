@@ -327,3 +327,25 @@ fn free_offers_counts_what_is_needed_and_nobody_holds() {
     assert_eq!(s.free_offers(0, 10), 2, "a held chunk is not free");
     assert_eq!(s.free_offers(1, 10), 5, "no HAVE yet: everything missing");
 }
+
+/// A known pinned peer whose row changes (the tracker now says it can be
+/// dialled) takes the new ways, and a lease taken before sees it moved; a
+/// row without a pin does not overwrite a pinned one.
+#[test]
+fn a_peer_whose_row_changes_is_reached_the_new_way() {
+    use crate::identity::PeerId;
+    use crate::protocol::nat_msg::Via;
+    let at = SocketAddr::from(([127, 0, 0, 1], 2000));
+    let id = Some(PeerId([4; 16]));
+    let s = scheduler(&[0, 1], 2, 0);
+    assert_eq!(s.add_peers(&[PeerAddr::listed(at, id, Via::Relay)]), 1);
+    let lease = s.try_pick_peer().expect("a peer");
+    assert!(!s.moved(&lease));
+    assert_eq!(s.add_peers(&[PeerAddr::unpinned(at)]), 0);
+    assert!(!s.moved(&lease), "an unpinned row changes nothing");
+    assert_eq!(s.add_peers(&[PeerAddr::listed(at, id, Via::Direct)]), 0);
+    assert!(s.moved(&lease));
+    drop(lease);
+    let again = s.try_pick_peer().expect("the same peer");
+    assert_eq!(again.source, PeerAddr::listed(at, id, Via::Direct));
+}
