@@ -350,3 +350,4 @@ fn a_ticket_carries_its_tracker_through_two_nats() {
 }
 
 mod capture;
+mod moving;

@@ -121,6 +121,16 @@ impl Listeners {
         })
     }
 
+    /// Ends `id`'s control connection, if it holds one (it was just found
+    /// reachable directly): its thread wakes and closes it, and rows stop
+    /// marking the peer behind NAT at once, not when a ping finds the
+    /// connection gone.
+    pub fn forget(&self, id: &PeerId) {
+        if self.held.locked().by_id.remove(id).is_some() {
+            log::info!("{id} is reachable directly: its control connection ends");
+        }
+    }
+
     /// Ends every control connection (at shutdown): their threads wake.
     pub fn close(&self) {
         let mut table = self.held.locked();

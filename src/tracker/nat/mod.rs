@@ -190,8 +190,9 @@ impl Nat {
         };
         let to = SocketAddr::new(from.ip(), port);
         let reached = dial_back(to, id, &self.tls);
-        if let Err(e) = &reached {
-            log::debug!("dial-back to {to} ({id}): {e}");
+        match &reached {
+            Ok(()) => self.listeners.forget(&id),
+            Err(e) => log::debug!("dial-back to {to} ({id}): {e}"),
         }
         reflect(from, Some(reached.is_ok()))
     }
