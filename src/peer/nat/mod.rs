@@ -150,8 +150,11 @@ impl Asker {
             pause = (pause * 2).min(REACH_RECHECK);
             wait
         };
-        // Whether the tracker was asked again since a mapping appeared.
-        let mut asked_with_mapping = false;
+        // How soon to ask again while a mapping is held but unchecked:
+        // MAPPING_RECHECK, doubling (a dial-back may fail under load) up
+        // to REACH_RECHECK (a router behind a carrier's NAT maps a port
+        // nobody outside reaches).
+        let mut unchecked = MAPPING_RECHECK;
         while !self.stop.is_stopped() {
             let wait = match self.tracker.whoami() {
                 Ok(r) if r.reachable == Some(true) => {
@@ -162,16 +165,16 @@ impl Asker {
                     self.learned(r.observed, false);
                     // The dial-back may have come before the router mapped
                     // the port: ask again soon while it is being asked,
-                    // and once more after a mapping appears.
-                    let soon = match &self.port_map {
-                        Some(map) if map.view().trying => true,
-                        Some(map) if map.candidate().is_some() && !asked_with_mapping => {
-                            asked_with_mapping = true;
-                            true
+                    // and soon (backing off) after a mapping appears.
+                    let recheck = match &self.port_map {
+                        Some(map) if map.view().trying => MAPPING_RECHECK,
+                        Some(map) if map.candidate().is_some() => {
+                            let wait = unchecked;
+                            unchecked = (unchecked * 2).min(REACH_RECHECK);
+                            wait
                         }
-                        _ => false,
+                        _ => REACH_RECHECK,
                     };
-                    let recheck = if soon { MAPPING_RECHECK } else { REACH_RECHECK };
                     match self.hold_control(Instant::now() + recheck) {
                         Ok(()) => continue,
                         Err(Error::Interrupted) => return,
@@ -237,8 +240,10 @@ impl Asker {
         );
         self.held.store(true, Ordering::Release);
         let _unheld = Unheld(&self.held);
-        while Instant::now() < until {
-            match control.next()? {
+        // Read up to `until` itself: the tracker's pings come only every
+        // CONTROL_PING, far later than a MAPPING_RECHECK.
+        while let Some(line) = control.next_by(until)? {
+            match line {
                 ControlLine::Ping => control.answer("pong")?,
                 ControlLine::Join(token) => {
                     control.answer("joining")?;
