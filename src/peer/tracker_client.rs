@@ -413,3 +413,5 @@ where
 }
 
 mod nat;
+
+pub use self::nat::Control;
