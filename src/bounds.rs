@@ -415,10 +415,11 @@ pub const DIAL_BACKS: usize = 16;
 /// and how long it waits after a failed one: 1 s, doubling, up to this.
 pub const REACH_RECHECK: Duration = Duration::from_secs(300);
 
-/// While this peer's router has not answered a port-mapping request yet
-/// (and once after a mapping appears), how soon a peer asks `WHOAMI`
-/// again, so that the mapping is checked (and offered) soon after it is
-/// made, whichever came first.
+/// While this peer's router has not answered a port-mapping request yet,
+/// how soon a peer asks `WHOAMI` again, so that the mapping is checked
+/// (and offered) soon after it is made, whichever came first; once a
+/// mapping is held but unchecked, the first wait, doubling up to
+/// `REACH_RECHECK`.
 pub const MAPPING_RECHECK: Duration = Duration::from_secs(2);
 /// Control connections a tracker holds at once (one per peer id; a new
 /// `LISTEN` replaces the old); more get `ERR busy`.

@@ -272,4 +272,5 @@ where
 mod call;
 mod nat;
 
+pub use self::nat::Control;
 use call::Call;

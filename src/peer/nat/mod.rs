@@ -3,8 +3,10 @@
 //! [`REACH_RECHECK`], and keeps the answer for `status`. A tracker that
 //! does not know the verb (an older one) is not asked again. While the
 //! answer is "unreachable", the thread holds a control connection
-//! (`LISTEN`) in between, answers the tracker's pings, and hands each
-//! `JOIN <token>` to the [`OnJoin`] it was given (the relay's other end).
+//! (`LISTEN`), kept open across the `WHOAMI`s it asks meanwhile (so the
+//! tracker can bring others here at any time), answers the tracker's
+//! pings, and hands each `JOIN <token>` to the [`OnJoin`] it was given
+//! (the relay's other end).
 //!
 //! Invariant: [`Reach::standing`] is `None` until the tracker answered
 //! once, then always the latest answer; `held` is true exactly while a
@@ -22,7 +24,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::portmap::PortMap;
-use super::tracker_client::TrackerClient;
+use super::tracker_client::{Control, TrackerClient};
 use crate::bounds::{MAPPING_RECHECK, REACH_RECHECK};
 use crate::error::{Error, Result};
 use crate::net::stop::StopSignal;
@@ -150,11 +152,18 @@ impl Asker {
             pause = (pause * 2).min(REACH_RECHECK);
             wait
         };
-        // Whether the tracker was asked again since a mapping appeared.
-        let mut asked_with_mapping = false;
+        // How soon to ask again while a mapping is held but unchecked:
+        // MAPPING_RECHECK, doubling (a dial-back may fail under load) up
+        // to REACH_RECHECK (a router behind a carrier's NAT maps a port
+        // nobody outside reaches).
+        let mut unchecked = MAPPING_RECHECK;
+        // Kept open across the WHOAMIs asked while unreachable, so that the
+        // tracker can bring others here in between.
+        let mut control = None;
         while !self.stop.is_stopped() {
             let wait = match self.tracker.whoami() {
                 Ok(r) if r.reachable == Some(true) => {
+                    control = None;
                     self.learned(r.observed, true);
                     self.confirm_mapping(r.observed)
                 }
@@ -162,20 +171,23 @@ impl Asker {
                     self.learned(r.observed, false);
                     // The dial-back may have come before the router mapped
                     // the port: ask again soon while it is being asked,
-                    // and once more after a mapping appears.
-                    let soon = match &self.port_map {
-                        Some(map) if map.view().trying => true,
-                        Some(map) if map.candidate().is_some() && !asked_with_mapping => {
-                            asked_with_mapping = true;
-                            true
+                    // and soon (backing off) after a mapping appears.
+                    let recheck = match &self.port_map {
+                        Some(map) if map.view().trying => MAPPING_RECHECK,
+                        Some(map) if map.candidate().is_some() => {
+                            let wait = unchecked;
+                            unchecked = (unchecked * 2).min(REACH_RECHECK);
+                            wait
                         }
-                        _ => false,
+                        _ => REACH_RECHECK,
                     };
-                    let recheck = if soon { MAPPING_RECHECK } else { REACH_RECHECK };
-                    match self.hold_control(Instant::now() + recheck) {
+                    match self.hold_control(&mut control, Instant::now() + recheck) {
                         Ok(()) => continue,
                         Err(Error::Interrupted) => return,
-                        Err(e) => failed(e),
+                        Err(e) => {
+                            control = None;
+                            failed(e)
+                        }
                     }
                 }
                 Err(Error::Remote(e)) if e.contains("unknown command") => {
@@ -183,7 +195,10 @@ impl Asker {
                     return;
                 }
                 Err(Error::Interrupted) => return,
-                Err(e) => failed(e),
+                Err(e) => {
+                    control = None;
+                    failed(e)
+                }
             };
             self.stop.wait_timeout(wait);
         }
@@ -227,18 +242,29 @@ impl Asker {
         }
     }
 
-    /// Holds a control connection until `until` (then `Ok`), answering
-    /// the tracker's lines; fails when it breaks or goes silent.
-    fn hold_control(&self, until: Instant) -> Result<()> {
-        let mut control = self.tracker.listen()?;
-        log::info!(
-            "holding a control connection to the tracker: {}",
-            control.greeting
-        );
-        self.held.store(true, Ordering::Release);
-        let _unheld = Unheld(&self.held);
-        while Instant::now() < until {
-            match control.next()? {
+    /// Holds the control connection in `slot` (opening one if it is
+    /// empty) until `until`, answering the tracker's lines, and leaves it
+    /// open there; fails when it breaks or goes silent.
+    fn hold_control<'a>(&'a self, slot: &mut Option<Held<'a>>, until: Instant) -> Result<()> {
+        let Held { control, .. } = match slot {
+            Some(held) => held,
+            None => {
+                let control = self.tracker.listen()?;
+                log::info!(
+                    "holding a control connection to the tracker: {}",
+                    control.greeting
+                );
+                self.held.store(true, Ordering::Release);
+                slot.insert(Held {
+                    control,
+                    held: &self.held,
+                })
+            }
+        };
+        // Read up to `until` itself: the tracker's pings come only every
+        // CONTROL_PING, far later than a MAPPING_RECHECK.
+        while let Some(line) = control.next_by(until)? {
+            match line {
                 ControlLine::Ping => control.answer("pong")?,
                 ControlLine::Join(token) => {
                     control.answer("joining")?;
@@ -254,11 +280,18 @@ impl Asker {
     }
 }
 
-/// Clears `held` when a control connection ends, however it ends.
-struct Unheld<'a>(&'a AtomicBool);
+/// An open control connection; clears `held` when it ends, however it
+/// ends.
+struct Held<'a> {
+    control: Control,
+    held: &'a AtomicBool,
+}
 
-impl Drop for Unheld<'_> {
+impl Drop for Held<'_> {
     fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
+        self.held.store(false, Ordering::Release);
     }
 }
+
+#[cfg(test)]
+mod tests;

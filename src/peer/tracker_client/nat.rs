@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use super::{Call, TrackerClient};
 use crate::bounds::{CONTROL_SILENCE, TRACKER_DEADLINE};
@@ -87,15 +88,23 @@ impl PortsSeen {
 }
 
 impl Control {
-    /// The tracker's next line, which must come within
-    /// [`CONTROL_SILENCE`] (it pings more often than that).
-    pub fn next(&mut self) -> Result<ControlLine> {
-        let line = self.call.conn.read_line(CONTROL_SILENCE);
+    /// The tracker's next line, or `None` once `until` has come without
+    /// one (the caller then closes: a line begun is not waited for). A
+    /// line must come within [`CONTROL_SILENCE`] (the tracker pings more
+    /// often than that); a longer silence is an error.
+    pub fn next_by(&mut self, until: Instant) -> Result<Option<ControlLine>> {
+        let now = Instant::now();
+        let silent = now + CONTROL_SILENCE;
+        let line = self
+            .call
+            .conn
+            .read_line(until.min(silent).saturating_duration_since(now));
         let line = match (line, &self.call.interrupt) {
             (_, Some(stop)) if stop.is_stopped() => return Err(Error::Interrupted),
+            (Err(Error::Timeout(_)), _) if until < silent => return Ok(None),
             (line, _) => line?.ok_or(Error::Closed)?,
         };
-        Ok(ControlLine::parse(&line)?)
+        Ok(Some(ControlLine::parse(&line)?))
     }
 
     /// Answers the last line with `OK <text>`.
@@ -127,5 +136,51 @@ impl TrackerClient {
         reply
             .parse()
             .map_err(|()| ParseError::BadReply(reply.chars().take(80).collect()).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::net::tls::Tls;
+    use crate::peer::tracker_pin::TrackerPin;
+    use crate::tracker::nat::tests::{tracker_with, Running};
+    use crate::tracker::nat::NatOptions;
+
+    /// A control connection to a tracker that pings every `ping`.
+    fn holding(ping: Duration) -> (Running, Control) {
+        let t = tracker_with(NatOptions {
+            ping,
+            ..NatOptions::default()
+        });
+        let at = t.addr.to_string();
+        let pin = TrackerPin::new(&at, Some(t.tls.id()), None).expect("a pin");
+        let client = TrackerClient::new(at, 1, Tls::ephemeral(), Arc::new(pin));
+        let control = client.listen().expect("a control connection");
+        (t, control)
+    }
+
+    /// A control connection is read until the time asked, not until the
+    /// tracker's next ping (every 25 s): a peer that must ask `WHOAMI`
+    /// again in 2 s does so in 2 s. The tracker's pings still come through.
+    #[test]
+    fn a_control_connection_is_read_until_the_time_asked_not_the_next_ping() {
+        let hold = Duration::from_millis(300);
+        let (_quiet, mut control) = holding(Duration::from_secs(60));
+        let asked = Instant::now();
+        let line = control.next_by(asked + hold).expect("silence is no error");
+        let took = asked.elapsed();
+        assert!(line.is_none(), "{line:?}");
+        assert!(
+            took >= hold && took < hold + Duration::from_secs(1),
+            "{took:?}"
+        );
+
+        let (_pinging, mut control) = holding(Duration::from_millis(50));
+        let line = control.next_by(Instant::now() + Duration::from_secs(5));
+        assert_eq!(line.expect("a line"), Some(ControlLine::Ping));
     }
 }

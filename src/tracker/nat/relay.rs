@@ -21,7 +21,7 @@ use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
@@ -39,6 +39,9 @@ use crate::sync::LockExt;
 
 /// The refusal of a `JOIN` whose token is not (or no longer) pending.
 pub const NO_SUCH_TOKEN: &str = "unknown, used or expired token";
+
+/// The refusal of a first `JOIN` whose partner did not join in time.
+pub const PARTNER_LATE: &str = "the other side did not join in time";
 
 /// The relay's sessions, caps and counters.
 pub struct Relay {
@@ -149,6 +152,19 @@ impl Relay {
     /// `RELAY <to>` from `from`: a token, told to `to` on its control
     /// connection, or why not.
     pub fn ask(&self, from: PeerId, to: PeerId, listeners: &Listeners) -> Reply {
+        self.ask_at(from, to, listeners, Instant::now())
+    }
+
+    /// [`ask`](Self::ask) at `now`: the token expires
+    /// [`RELAY_PAIR_TIMEOUT`] after it (time passed in, so tests can tell
+    /// a late `JOIN` without waiting).
+    pub(crate) fn ask_at(
+        &self,
+        from: PeerId,
+        to: PeerId,
+        listeners: &Listeners,
+        now: Instant,
+    ) -> Reply {
         if from == to {
             return Reply::err("cannot relay a peer to itself");
         }
@@ -162,7 +178,6 @@ impl Relay {
         }
         let token = Token(bytes);
         {
-            let now = Instant::now();
             let mut table = self.table.locked();
             table.purge(now);
             let full = table.sessions() >= RELAY_SESSIONS
@@ -195,6 +210,18 @@ impl Relay {
     /// pairs it with the side already parked, then splices the two until
     /// the session ends. Writes its own refusals.
     pub fn join(self: &Arc<Self>, token: Token, conn: &mut Connection) -> Result<()> {
+        self.join_at(token, conn, Instant::now())
+    }
+
+    /// [`join`](Self::join) at `now`: a token whose expiry is not after
+    /// `now` is refused, and a first side waits for its partner until the
+    /// expiry counted from `now` (a real wait, of that length).
+    pub(crate) fn join_at(
+        self: &Arc<Self>,
+        token: Token,
+        conn: &mut Connection,
+        now: Instant,
+    ) -> Result<()> {
         let (tcp, early) = match conn.detach_plain() {
             Some(parts) => parts?,
             None => {
@@ -202,7 +229,6 @@ impl Relay {
                 return conn.write_all(refusal.encode().as_bytes());
             }
         };
-        let now = Instant::now();
         let role = {
             let mut table = self.table.locked();
             table.purge(now);
@@ -212,7 +238,7 @@ impl Relay {
                     let (wake, woken) = mpsc::sync_channel(1);
                     let writer = tcp.try_clone()?;
                     p.parked = Some(Parked { writer, wake });
-                    Some(Role::First(woken, p.expires))
+                    Some(Role::First(woken, p.expires.saturating_duration_since(now)))
                 }
                 Some(_) => {
                     let p = table
@@ -230,8 +256,8 @@ impl Relay {
         };
         match role {
             None => conn.write_all(Reply::err(NO_SUCH_TOKEN).encode().as_bytes()),
-            Some(Role::First(woken, expires)) => {
-                self.wait_for_partner(token, conn, &tcp, &early, woken, expires)
+            Some(Role::First(woken, left)) => {
+                self.wait_for_partner(token, conn, &tcp, &early, woken, left)
             }
             Some(Role::Second(parked, n)) => {
                 let live = Arc::new(Live {
@@ -263,9 +289,8 @@ impl Relay {
         tcp: &TcpStream,
         early: &[u8],
         woken: Receiver<Paired>,
-        expires: Instant,
+        left: Duration,
     ) -> Result<()> {
-        let left = expires.saturating_duration_since(Instant::now());
         match woken.recv_timeout(left) {
             Ok(paired) => {
                 self.pump(tcp, &paired.partner, early, &paired.splice);
@@ -274,8 +299,7 @@ impl Relay {
             }
             Err(_) => {
                 self.table.locked().pending.remove(&token);
-                let refusal = Reply::err("the other side did not join in time");
-                conn.write_all(refusal.encode().as_bytes())
+                conn.write_all(Reply::err(PARTNER_LATE).encode().as_bytes())
             }
         }
     }
@@ -292,8 +316,8 @@ impl Relay {
 
 /// Where a `JOIN` stands.
 enum Role {
-    /// First to join: waits to be woken until the token expires.
-    First(Receiver<Paired>, Instant),
+    /// First to join: waits to be woken for as long as the token has left.
+    First(Receiver<Paired>, Duration),
     /// Second: the first's socket, and the session's number.
     Second(Parked, u64),
 }

@@ -1,18 +1,19 @@
 use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::relay::NO_SUCH_TOKEN;
+use super::relay::{NO_SUCH_TOKEN, PARTNER_LATE};
 use super::tests::{client, tracker_with, Running};
 use super::{NatOptions, NO_RELAY};
-use crate::bounds::RELAY_PER_PEER;
+use crate::bounds::{RELAY_PAIR_TIMEOUT, RELAY_PER_PEER};
 use crate::error::Error;
 use crate::net::stop::StopSignal;
 use crate::net::tls::Tls;
 use crate::peer::nat::relay::{accept, client_end};
 use crate::protocol::nat_msg::{ControlLine, Token};
-use crate::protocol::Connection;
+use crate::protocol::{Connection, Reply};
 use crate::testing::wait_for;
 
 const FIVE: Duration = Duration::from_secs(5);
@@ -44,7 +45,7 @@ fn next_join(control: &mut Connection) -> Token {
 
 /// The downloader asks, the peer is told, both join: TLS runs end to end
 /// through the relay (pinned to the peer's id), the bytes cross both ways,
-/// the relay counts them, and the token cannot be used again.
+/// the relay counts them, and a third `JOIN` with the token is refused.
 #[test]
 fn the_relay_pairs_two_joins_and_carries_tls_between_them() {
     let t = relaying();
@@ -77,6 +78,18 @@ fn the_relay_pairs_two_joins_and_carries_tls_between_them() {
     .expect("relayed");
     assert_eq!(conn.request("HELLO 2\n").expect("answered"), "HELLO 2 back");
     assert_eq!(peer_end.join().expect("joined"), Some(downloader.id()));
+
+    // A third join, while the session is still live, pairs with nobody.
+    let mut third = Connection::connect_addr(t.addr, FIVE).expect("connect");
+    assert!(matches!(
+        third.request(&format!("JOIN {token}\n")),
+        Err(Error::Remote(e)) if e == NO_SUCH_TOKEN
+    ));
+    assert_eq!(
+        t.nat.view().relay.map(|r| (r.sessions, r.pending)),
+        Some((1, 0))
+    );
+
     // The guard holds a handle on the socket too.
     drop((conn, guard));
     wait_for("the session counted and closed", || {
@@ -85,12 +98,6 @@ fn the_relay_pairs_two_joins_and_carries_tls_between_them() {
             .relay
             .is_some_and(|r| r.bytes > 0 && r.sessions == 0)
     });
-
-    let mut again = Connection::connect_addr(t.addr, FIVE).expect("connect");
-    assert!(matches!(
-        again.request(&format!("JOIN {token}\n")),
-        Err(Error::Remote(e)) if e == NO_SUCH_TOKEN
-    ));
 }
 
 /// What crosses the relay is TLS: a marker the downloader sends inside
@@ -227,4 +234,71 @@ fn the_relay_refuses_what_it_must() {
         asker.request(&format!("RELAY {}\n", peer.id())),
         Err(Error::Remote(e)) if e == NO_RELAY
     ));
+}
+
+/// A token for a `RELAY` to `peer` (holding a control connection to `t`,
+/// told on `control`), asked at `at`.
+fn token_asked_at(t: &Running, control: &mut Connection, peer: &Tls, at: Instant) -> Token {
+    let relay = t.nat.relay.as_ref().expect("--relay");
+    let asker = Tls::ephemeral().id();
+    let token = match relay.ask_at(asker, peer.id(), &t.nat.listeners, at) {
+        Reply::Ok(token) => token.parse().expect("32 hex digits"),
+        Reply::Err(e) => panic!("{e}"),
+    };
+    assert_eq!(next_join(control), token);
+    token
+}
+
+/// `JOIN <token>` at `at`, straight into the relay (time passed in): what
+/// the joiner is answered once the relay is done with it.
+fn join_at(t: &Running, token: Token, at: Instant) -> crate::error::Result<String> {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut joiner =
+        Connection::connect_addr(listener.local_addr().expect("addr"), FIVE).expect("connect");
+    let (accepted, _) = listener.accept().expect("accept");
+    let mut conn = Connection::new(accepted).expect("wrap");
+    let relay = t.nat.relay.as_ref().expect("--relay");
+    relay.join_at(token, &mut conn, at).expect("answered");
+    joiner.read_reply()
+}
+
+/// A token is good for [`RELAY_PAIR_TIMEOUT`] from its `RELAY`: at that
+/// time both sides' `JOIN`s are refused, and nothing pairs or stays pending.
+#[test]
+fn a_join_after_the_pairing_timeout_is_refused() {
+    let t = relaying();
+    let (mut control, peer) = listening(&t);
+    let asked = Instant::now();
+    let token = token_asked_at(&t, &mut control, &peer, asked);
+    for _side in 0..2 {
+        assert!(matches!(
+            join_at(&t, token, asked + RELAY_PAIR_TIMEOUT),
+            Err(Error::Remote(e)) if e == NO_SUCH_TOKEN
+        ));
+    }
+    let view = t.nat.view().relay.expect("relaying");
+    assert_eq!((view.sessions, view.pending, view.bytes), (0, 0, 0));
+}
+
+/// A first side joining 200 ms before the token expires waits those
+/// 200 ms (a real wait) for its partner, is told the other side did not
+/// join in time, and takes the token with it: the partner, within the
+/// token's time, is refused.
+#[test]
+fn a_first_side_whose_partner_is_late_is_told_so() {
+    let t = relaying();
+    let (mut control, peer) = listening(&t);
+    let asked = Instant::now();
+    let token = token_asked_at(&t, &mut control, &peer, asked);
+    let near_the_end = asked + RELAY_PAIR_TIMEOUT - Duration::from_millis(200);
+    assert!(matches!(
+        join_at(&t, token, near_the_end),
+        Err(Error::Remote(e)) if e == PARTNER_LATE
+    ));
+    assert!(matches!(
+        join_at(&t, token, near_the_end),
+        Err(Error::Remote(e)) if e == NO_SUCH_TOKEN
+    ));
+    let view = t.nat.view().relay.expect("relaying");
+    assert_eq!((view.sessions, view.pending, view.bytes), (0, 0, 0));
 }

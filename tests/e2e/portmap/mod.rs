@@ -11,7 +11,7 @@ mod lab;
 use std::fs;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use p2pshare::peer::portmap::{PortMapView, Protocol};
 use p2pshare::ticket::Ticket;
@@ -23,6 +23,14 @@ use crate::support::harness::{
 use crate::support::status::peer_status;
 
 const PEER: &str = env!("CARGO_BIN_EXE_peer");
+
+/// How long the tracker may take to check a mapping. A `WHOAMI` whose
+/// dial-back came before the router mapped the port (common under load)
+/// is asked again in `MAPPING_RECHECK` (2 s), then 2 s, 4 s, ... after
+/// each failed dial-back (≤ 3 s): 20 s allows two failures after the
+/// first. Less than `CONTROL_PING` (25 s): a peer that holds its control
+/// connection until the tracker's next ping, not the 2 s, fails here.
+const CHECKED: Duration = Duration::from_secs(20);
 
 /// The port mapping `peer`'s status page (inside `ns`) reports, once it
 /// reports one held.
@@ -171,6 +179,21 @@ fn a_serving_peer_behind_a_natpmp_router_is_found_through_the_tracker_and_unmaps
     // announced, which the mapping forwards.
     let at_tracker = format!("{OUTSIDE}:{tracker_port}");
     fetch_outside(&lab, &dir, &["--tracker", &at_tracker, "big.bin"], &bytes);
+    // The tracker's dial-back reached the peer through the mapping: it is
+    // checked, and offered in tickets from then on.
+    let page = seeder.status_page();
+    wait_until(CHECKED, "the mapping checked by the tracker", || {
+        let status = lab.inside(&lab.lan, || peer_status(page));
+        match status.port_map {
+            Some(m) if m.offered => Ok(m),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    figure(
+        "portmap",
+        "--serve start to mapping checked by the tracker (polled)",
+        started.elapsed(),
+    );
     leaves_unmapped(&lab, seeder, "TERM", port);
     drop(tracker_proc);
 }
@@ -178,7 +201,8 @@ fn a_serving_peer_behind_a_natpmp_router_is_found_through_the_tracker_and_unmaps
 /// `peer --serve --share PATH TRACKER PORT 0` in the LAN, announced once.
 fn serve(lab: &Lab, cwd: &Path, path: &Path, tracker_port: &str) -> Proc {
     let mut cmd = lab.command(&lab.lan, PEER);
-    cmd.args(["--serve", "--http", "0", "--share"])
+    // -v: a failure's transcript shows the tracker's answers and the mapping.
+    cmd.args(["-v", "--serve", "--http", "0", "--share"])
         .arg(path)
         .args([OUTSIDE, tracker_port, "0"])
         .current_dir(cwd);
