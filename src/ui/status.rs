@@ -322,7 +322,7 @@ mod tests {
     fn text_shows_progress_peers_and_uploads() {
         let d = Progress::new(1, "big file.bin", FileId([9; 32]), Some(4 << 20));
         d.start(4 << 20, 8, 0, 0);
-        d.chunk(addr(7), 1 << 19, true);
+        d.chunk(addr(7), 1 << 19, true, Path::Direct);
         let status = PeerStatus {
             role: "peer".into(),
             version: "0".into(),
