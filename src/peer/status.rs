@@ -17,7 +17,7 @@ use super::uploads::UploadView;
 use super::Peer;
 use crate::dht::DhtStatus;
 
-pub use super::download::progress::{DownloadView, PeerView, State};
+pub use super::download::progress::{BytesByPath, DownloadView, PeerView, State};
 
 /// A shared file and what was uploaded of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,7 +10,7 @@ use crate::net::rate::format_rate;
 use crate::peer::dial::Path;
 use crate::peer::nat::ReachView;
 use crate::peer::portmap::PortMapView;
-use crate::peer::status::{ContactView, DhtView, DownloadView, PeerStatus, State};
+use crate::peer::status::{BytesByPath, ContactView, DhtView, DownloadView, PeerStatus, State};
 use crate::peer::uploads::{UploadView, QUIET_AFTER};
 
 /// A peer's status as the `status` command prints it.
@@ -238,9 +238,10 @@ fn download_text(d: &DownloadView) -> String {
     let fetched = d.from_complete_bytes + d.from_partial_bytes;
     if fetched > 0 {
         line.push_str(&format!(
-            "    from complete peers {}, from peers still downloading {}\n",
+            "    from complete peers {}, from peers still downloading {}{}\n",
             format_size(d.from_complete_bytes),
-            format_size(d.from_partial_bytes)
+            format_size(d.from_partial_bytes),
+            by_path_text(&d.bytes_by_path)
         ));
     }
     if !d.peers.is_empty() {
@@ -262,6 +263,20 @@ fn download_text(d: &DownloadView) -> String {
     }
     line
 }
+/// `; 2.0 MiB direct, 10.0 MiB relayed`: the bytes by path, when some did
+/// not come directly (else nothing: direct is the usual case).
+fn by_path_text(b: &BytesByPath) -> String {
+    if b.punched + b.relayed == 0 {
+        return String::new();
+    }
+    let some: Vec<String> = [Path::Direct, Path::Punched, Path::Relayed]
+        .into_iter()
+        .filter(|path| b.get(*path) > 0)
+        .map(|path| format!("{} {path}", format_size(b.get(path))))
+        .collect();
+    format!("; {}", some.join(", "))
+}
+
 /// `ADDR is fetching NAME: 45% (12.0 MiB from here)`.
 pub fn fetching_text(u: &UploadView) -> String {
     let pct = match u.total {
@@ -306,129 +321,4 @@ fn group(n: u32) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::manifest::FileId;
-    use crate::peer::download::progress::Progress;
-    use crate::peer::status::{Caps, SharedView};
-    use std::net::SocketAddr;
-    use std::time::Instant;
-
-    fn addr(port: u16) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], port))
-    }
-
-    #[test]
-    fn text_shows_progress_peers_and_uploads() {
-        let d = Progress::new(1, "big file.bin", FileId([9; 32]), Some(4 << 20));
-        d.start(4 << 20, 8, 0, 0);
-        d.chunk(addr(7), 1 << 19, true);
-        let status = PeerStatus {
-            role: "peer".into(),
-            version: "0".into(),
-            id: "a".repeat(26),
-            listen: "127.0.0.1:1".into(),
-            tracker: Some("127.0.0.1:2".into()),
-            tracker_id: None,
-            tracker_contact: None,
-            reach: Some(ReachView {
-                observed: "192.0.2.7:4000".into(),
-                reachable: false,
-                secs_ago: 1,
-                control: true,
-            }),
-            caps: Caps {
-                upload: None,
-                download: Some(2 << 20),
-            },
-            shared: vec![SharedView {
-                name: "a.txt".into(),
-                id: "00".repeat(32),
-                size: 745,
-                uploaded: 3 << 20,
-                uploaded_while_partial: 1 << 20,
-                complete: true,
-                private: false,
-                files: 0,
-            }],
-            unfinished: Vec::new(),
-            uploads: Vec::new(),
-            port_map: None,
-            dht: Some(DhtView {
-                node_id: "ab".repeat(20),
-                udp: "127.0.0.1:3".into(),
-                routing_table: 4,
-                last_announce_secs_ago: Some(2),
-                last_announce_files: Some(1),
-            }),
-            downloads: vec![d.view(Instant::now() + Duration::from_secs(1))],
-        };
-        let text = status_text(&status);
-        let want = [
-            "downloads: 1 running, 0 finished",
-            "  [1] big file.bin  running  12.5%  512.0 KiB of 4.0 MiB (524288 of 4194304 bytes)  ",
-            "    peers: 127.0.0.1:7 (1 chunk, active)",
-            "uploads: 1 file shared, 3.0 MiB (3145728 bytes) uploaded in all",
-            "  a.txt  uploaded 3.0 MiB (3145728 bytes) of a 745 B file, 1.0 MiB of it while downloading",
-            "    from complete peers 512.0 KiB, from peers still downloading 0 B",
-            "limits: upload off, download 2M",
-            "dht: node abab",
-            "4 nodes in the routing table, last announce 2 s ago (1 file)",
-            "tracker: 127.0.0.1:2 not asked yet",
-        ];
-        for w in want {
-            assert!(text.contains(w), "{w:?} not in\n{text}");
-        }
-        assert!(text.contains(" ETA "), "{text}");
-        let json: serde_json::Value = serde_json::from_str(&status.to_json()).unwrap();
-        assert_eq!(json["downloads"][0]["name"], "big file.bin");
-        assert_eq!(json["downloads"][0]["done_bytes"], 1 << 19);
-        assert_eq!(json["downloads"][0]["peers"][0]["chunks"], 1);
-        assert_eq!(json["shared"][0]["uploaded"], 3 << 20);
-        assert_eq!(json["caps"]["upload"], serde_json::Value::Null);
-        assert_eq!(json["dht"]["routing_table"], 4);
-        assert_eq!(size_and_bytes(745), "745 B");
-        let refused = ContactView {
-            answered: false,
-            secs_ago: 3,
-            error: Some("connection refused".into()),
-        };
-        assert_eq!(
-            tracker_text("h:1", Some(&refused)),
-            "tracker: h:1 did not answer 3 s ago: connection refused\n"
-        );
-    }
-
-    #[test]
-    fn port_mapping_is_said_in_one_line() {
-        use crate::peer::portmap::Protocol;
-        let mut m = PortMapView {
-            mapped: true,
-            protocol: Some(Protocol::Upnp),
-            external: Some("11.99.0.1:4000".into()),
-            lease_secs_left: Some(3540),
-            offered: false,
-            trying: false,
-            error: None,
-        };
-        assert_eq!(
-            port_map_text(&m),
-            "port mapping: 11.99.0.1:4000 on the router (UPnP), lease 59 min 00 s left; \
-             not offered until a dial-back from outside reaches it\n"
-        );
-        m.offered = true;
-        m.lease_secs_left = None;
-        assert!(port_map_text(&m).ends_with("until this peer leaves; offered in tickets\n"));
-        let none = PortMapView {
-            mapped: false,
-            protocol: None,
-            external: None,
-            error: Some("no router that maps ports".into()),
-            ..m
-        };
-        assert_eq!(
-            port_map_text(&none),
-            "port mapping: none (no router that maps ports)\n"
-        );
-    }
-}
+mod tests;

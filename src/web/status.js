@@ -175,6 +175,11 @@ function updateDownload(box, d) {
   if (d.from_partial_bytes > 0)
     parts.push(size(d.from_partial_bytes) + " from peers still downloading, "
       + size(d.from_complete_bytes) + " from complete ones");
+  // Bytes by the path they came on, once some did not come directly.
+  const via = d.bytes_by_path || {};
+  if (via.punched || via.relayed)
+    parts.push(["direct", "punched", "relayed"].filter(p => via[p] > 0)
+      .map(p => size(via[p]) + " " + p).join(", "));
   setText(r.meta, parts.join(" · "));
   setText(r.error, d.error || "");
   r.error.hidden = !d.error;

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use p2pshare::peer::dial::Path;
-use p2pshare::peer::status::PeerStatus;
+use p2pshare::peer::status::{BytesByPath, PeerStatus};
 use p2pshare::tracker::status::TrackerStatus;
 
 use crate::support::harness::{
@@ -63,17 +63,28 @@ fn tracker_in(lab: &Lab, ns: &str, page: SocketAddr) -> TrackerStatus {
     lab.inside(ns, || tracker_status(page))
 }
 
-/// How `dl`'s download reached its one peer (asserting there was one), as
+/// How `dl`'s download reached its one peer (asserting there was one), and
+/// the bytes it got by each path (from the connections themselves), as
 /// `dl`'s status says.
-fn download_path(lab: &Lab, dl: &Peer) -> Path {
+fn download_path(lab: &Lab, dl: &Peer) -> (Path, BytesByPath) {
     let got = status_in(lab, "b", dl.page())
         .downloads
         .pop()
         .expect("a download");
     match got.peers.iter().map(|p| p.path).collect::<Vec<_>>()[..] {
-        [path] => path,
+        [path] => (path, got.bytes_by_path),
         _ => panic!("not one peer: {got:?}"),
     }
+}
+
+/// Asserts that every one of `size` bytes came by `path`, none otherwise.
+fn assert_all_by(by: BytesByPath, path: Path, size: usize) {
+    let all = [Path::Direct, Path::Punched, Path::Relayed].map(|p| by.get(p));
+    assert_eq!(
+        (by.get(path), all.iter().sum::<u64>()),
+        (size as u64, size as u64),
+        "{path} bytes of {size}: {by:?}"
+    );
 }
 
 /// Asserts that the seeder (in `a`, its page at `page`) served every
@@ -160,7 +171,8 @@ fn hidden_seeder(lab: &Lab, dir: &TestDir, port: u16, share: &str) -> Peer {
 /// Two peers, each behind its own port-keeping NAT that drops unsolicited
 /// inbound: the tracker introduces them, both connect at once from their
 /// listen ports, and the download arrives byte-identical over the punched
-/// connection, `punched` on both ends, with nothing through the relay.
+/// connection, `punched` on both ends, with nothing through the relay
+/// (every byte the downloader counts came punched).
 #[test]
 fn peers_behind_two_nats_meet_through_a_hole_punch() {
     let Some(mut lab) = Lab::new("nat-lab-punch") else {
@@ -175,7 +187,9 @@ fn peers_behind_two_nats_meet_through_a_hole_punch() {
     let mut dl = peer(&lab, "b", "dl", &dir, port, &[]);
     download(&mut dl, &dir, "punch.bin", &bytes);
 
-    assert_eq!(download_path(&lab, &dl), Path::Punched);
+    let (path, by_path) = download_path(&lab, &dl);
+    assert_eq!(path, Path::Punched);
+    assert_all_by(by_path, Path::Punched, bytes.len());
     assert_uploads_by(&lab, seeder.page(), Path::Punched);
     let relayed = relayed_bytes(&lab, tracker_page);
     assert_eq!(relayed, 0, "relayed {relayed} bytes");
@@ -196,9 +210,12 @@ fn peers_behind_two_resetting_nats_get_the_file_punched_or_relayed() {
     let seeder = hidden_seeder(&lab, &dir, port, path.to_str().expect("UTF-8"));
     let mut dl = peer(&lab, "b", "dl", &dir, port, &[]);
     download(&mut dl, &dir, "reset.bin", &bytes);
-    let path = download_path(&lab, &dl);
+    let (path, by_path) = download_path(&lab, &dl);
     assert!(matches!(path, Path::Punched | Path::Relayed), "{path:?}");
-    println!("figure: resetting NATs: {path:?}");
+    println!("figure: resetting NATs: {path:?}, bytes by path {by_path:?}");
+    // Punched or relayed, connection by connection; never direct.
+    let not_direct = by_path.punched + by_path.relayed;
+    assert_eq!((by_path.direct, not_direct), (0, bytes.len() as u64));
     assert_uploads_by(&lab, seeder.page(), path);
     drop(tracker_proc);
 }
@@ -220,7 +237,9 @@ fn a_peer_behind_nat_and_one_behind_a_symmetric_nat_meet_through_the_relay() {
     let seeder = hidden_seeder(&lab, &dir, port, path.to_str().expect("UTF-8"));
     let mut dl = peer(&lab, "b", "dl", &dir, port, &[]);
     download(&mut dl, &dir, "mixed.bin", &bytes);
-    assert_eq!(download_path(&lab, &dl), Path::Relayed);
+    let (path, by_path) = download_path(&lab, &dl);
+    assert_eq!(path, Path::Relayed);
+    assert_all_by(by_path, Path::Relayed, bytes.len());
     assert_uploads_by(&lab, seeder.page(), Path::Relayed);
     let relayed = relayed_bytes(&lab, tracker_page);
     assert!(relayed >= bytes.len() as u64, "relayed {relayed} bytes");
@@ -229,7 +248,8 @@ fn a_peer_behind_nat_and_one_behind_a_symmetric_nat_meet_through_the_relay() {
 /// Two peers, each behind its own symmetric NAT that drops unsolicited
 /// inbound: neither can dial the other and no punch guesses the ports, so
 /// the seeder holds a control connection and the download goes through
-/// the tracker's relay, byte-identical, `relayed` on both ends.
+/// the tracker's relay, byte-identical, `relayed` on both ends (every
+/// byte the downloader counts came relayed).
 #[test]
 fn peers_behind_two_symmetric_nats_meet_through_the_relay() {
     let Some(mut lab) = Lab::new("nat-lab-relay") else {
@@ -245,7 +265,9 @@ fn peers_behind_two_symmetric_nats_meet_through_the_relay() {
     let mut dl = peer(&lab, "b", "dl", &dir, port, &[]);
     download(&mut dl, &dir, "lab.bin", &bytes);
 
-    assert_eq!(download_path(&lab, &dl), Path::Relayed);
+    let (path, by_path) = download_path(&lab, &dl);
+    assert_eq!(path, Path::Relayed);
+    assert_all_by(by_path, Path::Relayed, bytes.len());
     assert_uploads_by(&lab, page, Path::Relayed);
     let relayed = relayed_bytes(&lab, tracker_page);
     assert!(relayed >= bytes.len() as u64, "relayed {relayed} bytes");
@@ -297,7 +319,9 @@ fn a_public_seeder_serves_a_peer_behind_nat_directly() {
     let mut dl = peer(&lab, "b", "dl", &dir, port, &[]);
     download(&mut dl, &dir, "public.bin", &bytes);
 
-    assert_eq!(download_path(&lab, &dl), Path::Direct);
+    let (path, by_path) = download_path(&lab, &dl);
+    assert_eq!(path, Path::Direct);
+    assert_all_by(by_path, Path::Direct, bytes.len());
     let relayed = relayed_bytes(&lab, tracker_page);
     assert_eq!(relayed, 0, "relayed {relayed} bytes");
 }

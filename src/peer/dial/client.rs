@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::dialer::RelayedHold;
-use super::{Dialer, PeerAddr};
+use super::{Dialer, Path, PeerAddr};
 use crate::bounds::{CONNECT_TIMEOUT, IO_TIMEOUT, MAX_MANIFEST_LEN};
 use crate::chunkset::ChunkSet;
 use crate::error::{Error, Result};
@@ -64,6 +64,8 @@ pub struct Have {
 pub struct PeerClient {
     conn: Connection,
     version: u32,
+    /// How the connection was made, as the dialer made it.
+    path: Path,
     _stop: StopGuard,
     /// A relayed connection's place among the dialer's (for `status`).
     _relayed: Option<RelayedHold>,
@@ -92,6 +94,7 @@ impl PeerClient {
         connect: Duration,
     ) -> Result<PeerClient> {
         let dialed = dialer.dial(to, connect, stop)?;
+        let path = dialed.path();
         let mut conn = dialed.conn;
         conn.set_reply_timeout(connect);
         let version = hello(&mut conn)?;
@@ -102,6 +105,7 @@ impl PeerClient {
         Ok(PeerClient {
             conn,
             version,
+            path,
             _stop: dialed.guard,
             _relayed: dialed.relayed,
         })
@@ -110,6 +114,12 @@ impl PeerClient {
     /// The protocol version both sides speak.
     pub fn version(&self) -> u32 {
         self.version
+    }
+
+    /// How the connection was made: direct, punched or relayed (a
+    /// mapped port is direct).
+    pub fn path(&self) -> Path {
+        self.path
     }
 
     /// Asks for the manifest of `listed` and returns its bytes, unchecked.

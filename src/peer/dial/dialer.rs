@@ -26,6 +26,16 @@ pub struct Dialed {
     pub relayed: Option<RelayedHold>,
 }
 
+impl Dialed {
+    /// How this connection was made: the path its hold was counted under,
+    /// or direct without one.
+    pub fn path(&self) -> Path {
+        self.relayed
+            .as_ref()
+            .map_or(Path::Direct, |hold| hold.key.1)
+    }
+}
+
 /// One relayed or punched connection to a peer shown at an address,
 /// counted while held.
 pub struct RelayedHold {

@@ -3,7 +3,10 @@
 //! `/api/status` read it through [`Progress::view`], a plain serde snapshot,
 //! so every display shows the same numbers. Chunks resumed from an earlier
 //! attempt are recorded once, when the partial file is opened, and never
-//! count towards the rate.
+//! count towards the rate. Each chunk fetched is counted once, under the
+//! same lock, by peer, by whether its peer was complete, and by the path
+//! of the connection it came on (as the dialer made it, not as an
+//! address suggests).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -14,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bounds::{ACTIVE_PEER, RATE_WINDOW};
 use crate::manifest::FileId;
+use crate::peer::dial::Path;
 use crate::sync::{LockExt, Unpoisoned};
 
 /// A download's state.
@@ -71,6 +75,8 @@ struct Inner {
     /// were downloading it too.
     from_complete: u64,
     from_partial: u64,
+    /// The same bytes, by the path of the connection each came on.
+    by_path: BytesByPath,
     /// `(time, done_bytes)`, oldest first: one sample older than
     /// [`RATE_WINDOW`] and all newer ones.
     samples: VecDeque<(Instant, u64)>,
@@ -128,6 +134,7 @@ impl Progress {
                 resumed_bytes: 0,
                 from_complete: 0,
                 from_partial: 0,
+                by_path: BytesByPath::default(),
                 samples: VecDeque::from([(now, 0)]),
                 peers: HashMap::new(),
                 peers_from_tracker: 0,
@@ -192,9 +199,10 @@ impl Progress {
         p.files_done = (p.files_done + n).min(p.files_total);
     }
 
-    /// Records a chunk of `bytes` that arrived from `from`, verified;
-    /// `complete`: whether `from` has the whole file.
-    pub fn chunk(&self, from: SocketAddr, bytes: u64, complete: bool) {
+    /// Records a chunk of `bytes` that arrived from `from`, verified, on a
+    /// connection made by `path`; `complete`: whether `from` has the whole
+    /// file.
+    pub fn chunk(&self, from: SocketAddr, bytes: u64, complete: bool, path: Path) {
         let now = Instant::now();
         let mut p = self.lock();
         p.done_chunks += 1;
@@ -204,6 +212,7 @@ impl Progress {
         } else {
             p.from_partial += bytes;
         }
+        p.by_path.add(path, bytes);
         let done_bytes = p.done_bytes;
         p.samples.push_back((now, done_bytes));
         while p.samples.len() > 2 && now.duration_since(p.samples[1].0) > RATE_WINDOW {
@@ -322,6 +331,7 @@ impl Progress {
             resumed_bytes: p.resumed_bytes,
             from_complete_bytes: p.from_complete,
             from_partial_bytes: p.from_partial,
+            bytes_by_path: p.by_path,
             rate: rate.round() as u64,
             eta_secs: eta_secs.map(|s| s as u64),
             elapsed_secs: elapsed.as_secs_f64(),
@@ -350,64 +360,9 @@ fn window_rate(samples: &VecDeque<(Instant, u64)>, done: u64, now: Instant) -> f
     done.saturating_sub(b0) as f64 / secs
 }
 
-/// One download, as `status` and `GET /api/status` show it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DownloadView {
-    /// Unique within this process, for telling downloads of one file apart.
-    pub key: u64,
-    pub name: String,
-    /// Where it is saved (`null` when not known).
-    pub out: Option<String>,
-    pub id: String,
-    pub size: u64,
-    pub done_bytes: u64,
-    pub done_chunks: u32,
-    pub total_chunks: u32,
-    /// Bytes found verified in a partial file from an earlier attempt.
-    pub resumed_bytes: u64,
-    /// Bytes this attempt got from peers with the whole file, and from peers
-    /// that were still downloading it themselves.
-    pub from_complete_bytes: u64,
-    pub from_partial_bytes: u64,
-    /// Bytes per second: over the last few seconds while running, the
-    /// average of this attempt once ended.
-    pub rate: u64,
-    /// Seconds left at the current rate; `None` when unknown or ended.
-    pub eta_secs: Option<u64>,
-    pub elapsed_secs: f64,
-    pub state: State,
-    pub error: Option<String>,
-    /// Seconds it has been waiting for a usable peer, while it is.
-    pub waiting_secs: Option<u64>,
-    /// Peers the tracker listed, and how many more the DHT found.
-    pub peers_from_tracker: usize,
-    pub peers_from_dht: usize,
-    /// Every peer that delivered a chunk or was banned, most chunks first.
-    pub peers: Vec<PeerView>,
-    /// A folder's files whole here, and wanted (both 0 for a file).
-    #[serde(default)]
-    pub files_done: u32,
-    #[serde(default)]
-    pub files_total: u32,
-}
+mod view;
 
-/// A peer serving a download.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PeerView {
-    pub addr: String,
-    pub chunks: u32,
-    pub bytes: u64,
-    /// Delivered a chunk within the last few seconds.
-    pub active: bool,
-    /// Sent data that failed verification: never used again.
-    pub banned: bool,
-    /// Failed to connect or answer repeatedly: not used for a while.
-    pub benched: bool,
-    /// How the connections to it were made (`peer::status` fills it in
-    /// from the dialer).
-    #[serde(default)]
-    pub path: crate::peer::dial::Path,
-}
+pub use self::view::{BytesByPath, DownloadView, PeerView};
 
 #[cfg(test)]
 mod tests;

@@ -10,7 +10,10 @@
 //! which promises fresh chunks a few at a time, is asked `HAVE` again
 //! before its promise runs out (see `asking`). Each chunk is verified
 //! against the manifest before it is written and added to the library's
-//! chunk set (from which this peer serves it onwards).
+//! chunk set (from which this peer serves it onwards), then counted in the
+//! download's [`Progress`] (one short lock), under the path this
+//! connection was made by ([`PeerClient::path`]: direct, punched or
+//! relayed).
 //! The connection is registered with the download's stop signal from the
 //! moment it is connected (before the TLS handshake and `HELLO`), so a
 //! cancel or the end of the download interrupts it at once, even one still
@@ -271,7 +274,8 @@ fn receive_chunk(
             }
             if held.complete().is_some() {
                 let complete = job.scheduler.is_complete_peer(lease.peer);
-                job.progress.chunk(addr, u64::from(chunk.len), complete);
+                job.progress
+                    .chunk(addr, u64::from(chunk.len), complete, client.path());
                 if let (Some(files), Some(tree)) = (job.files, job.manifest.as_tree()) {
                     match files.written(tree, index) {
                         0 => {}

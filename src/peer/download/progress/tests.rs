@@ -11,9 +11,9 @@ fn tracks_chunks_peers_and_outcome() {
     let d = Progress::new(1, "a.bin", FileId([7; 32]), None);
     // One chunk of 100 bytes was resumed from disk.
     d.start(350, 4, 1, 100);
-    d.chunk(addr(1), 100, true);
-    d.chunk(addr(2), 100, false);
-    d.chunk(addr(1), 50, true);
+    d.chunk(addr(1), 100, true, Path::Direct);
+    d.chunk(addr(2), 100, false, Path::Direct);
+    d.chunk(addr(1), 50, true, Path::Direct);
     let later = Instant::now() + Duration::from_secs(1);
     let v = d.view(later);
     assert_eq!((v.key, v.name.as_str(), v.size), (1, "a.bin", 350));
@@ -46,7 +46,7 @@ fn tracks_chunks_peers_and_outcome() {
 fn a_stalled_download_slows_down_and_json_round_trips() {
     let d = Progress::new(2, "b", FileId([3; 32]), Some(1000));
     d.start(1000, 10, 0, 0);
-    d.chunk(addr(1), 100, true);
+    d.chunk(addr(1), 100, true, Path::Direct);
     let soon = d.view(Instant::now() + Duration::from_millis(500)).rate;
     let much_later = d.view(Instant::now() + Duration::from_secs(60));
     assert!(much_later.rate < soon, "{} !< {soon}", much_later.rate);
@@ -62,7 +62,7 @@ fn a_stalled_download_slows_down_and_json_round_trips() {
 fn banned_peers_are_shown_and_never_active() {
     let d = Progress::new(3, "c", FileId([4; 32]), None);
     d.start(300, 3, 0, 0);
-    d.chunk(addr(1), 100, true);
+    d.chunk(addr(1), 100, true, Path::Direct);
     d.banned(addr(2), true);
     d.banned(addr(1), false);
     let v = d.view(Instant::now());
@@ -74,4 +74,37 @@ fn banned_peers_are_shown_and_never_active() {
         (v.state, v.error.as_deref()),
         (State::Cancelled, Some("stopped"))
     );
+}
+
+/// Each verified chunk counts once, under the path of the connection it
+/// came on, and the paths add up to what the attempt fetched; a view from
+/// before the count (no `bytes_by_path`) still parses, as all zero.
+#[test]
+fn bytes_are_counted_by_the_path_they_came_on() {
+    let d = Progress::new(4, "d", FileId([5; 32]), None);
+    d.start(1000, 10, 1, 100);
+    d.chunk(addr(1), 100, true, Path::Relayed);
+    d.chunk(addr(1), 100, true, Path::Punched);
+    d.chunk(addr(2), 100, false, Path::Direct);
+    d.chunk(addr(1), 40, true, Path::Relayed);
+    let v = d.view(Instant::now());
+    let want = BytesByPath {
+        direct: 100,
+        punched: 100,
+        relayed: 140,
+    };
+    assert_eq!(v.bytes_by_path, want);
+    assert_eq!(want.get(Path::Relayed), 140);
+    let by_path = [Path::Direct, Path::Punched, Path::Relayed].map(|p| want.get(p));
+    assert_eq!(
+        by_path.iter().sum::<u64>(),
+        v.from_complete_bytes + v.from_partial_bytes
+    );
+    assert_eq!(v.done_bytes - v.resumed_bytes, 340);
+
+    let mut json: serde_json::Value = serde_json::to_value(&v).unwrap();
+    assert_eq!(json["bytes_by_path"]["relayed"], 140);
+    json.as_object_mut().unwrap().remove("bytes_by_path");
+    let old: DownloadView = serde_json::from_value(json).unwrap();
+    assert_eq!(old.bytes_by_path, BytesByPath::default());
 }
