@@ -4,14 +4,18 @@
 //! stagger after the one before, or at once when every way started so far
 //! has failed. The first way to complete a TLS handshake with the pinned
 //! id wins; the others are stopped (a relayed session that completes after
-//! the winner is closed like any loser's connection).
+//! the winner is closed like any loser's connection). The first busy
+//! answer is the fallback if no handshake completes within a stagger of it.
 //!
 //! [`Schedule`] decides which stage starts when, on a clock passed in;
 //! [`first`] is the thread-and-channel part around it. Invariants: a stage
 //! starts at most once, and none after the deadline or after a way
-//! answered busy (the peer is there and full: a punch or the relay would
-//! reach the same full server the long way round); the race ends by its
-//! one deadline, `each` after the latest its last stage can start.
+//! answered busy (the peer, or the tracker's introductions, are full for
+//! now: a later way would reach the same full server the long way round,
+//! and the relay is for peers no punch reaches, not for those that must
+//! wait their turn); the race ends by its one deadline, `each` after the
+//! latest its last stage can start, or a stagger after the first busy
+//! answer.
 
 use std::sync::{mpsc, Arc};
 use std::thread;
@@ -34,8 +38,10 @@ pub(super) struct Schedule {
     last_start: Option<Instant>,
     /// Ways started that have not answered.
     running: usize,
-    /// A way answered busy: nothing more starts.
-    busy: bool,
+    /// When the first way answered busy, plus a stagger: nothing more
+    /// starts, and the race ends then (a way still running that will
+    /// answer has had as long as a stage gets).
+    busy_until: Option<Instant>,
     deadline: Instant,
 }
 
@@ -65,7 +71,7 @@ impl Schedule {
             started: 0,
             last_start: None,
             running: 0,
-            busy: false,
+            busy_until: None,
         }
     }
 
@@ -79,7 +85,7 @@ impl Schedule {
         let waited = self
             .last_start
             .is_none_or(|at| self.running == 0 || now >= at + self.stagger);
-        if self.busy || now >= self.deadline || !waited {
+        if self.busy_until.is_some() || now >= self.deadline || !waited {
             return Vec::new();
         }
         self.started += 1;
@@ -93,24 +99,27 @@ impl Schedule {
         self.running = self.running.saturating_sub(1);
     }
 
-    /// A way started has answered busy.
-    pub(super) fn busy(&mut self) {
+    /// A way started has answered busy at `now`.
+    pub(super) fn busy(&mut self, now: Instant) {
         self.failed();
-        self.busy = true;
+        let until = (now + self.stagger).min(self.deadline);
+        self.busy_until = self.busy_until.or(Some(until));
     }
 
     /// Whether anything more can happen: nothing runs and nothing more
     /// will start, or the deadline has passed.
     pub(super) fn over(&self, now: Instant) -> bool {
-        let more = !self.busy && self.started < self.stages.len();
-        now >= self.deadline || (self.running == 0 && !more)
+        let more = self.busy_until.is_none() && self.started < self.stages.len();
+        let busy_over = self.busy_until.is_some_and(|until| now >= until);
+        now >= self.deadline || busy_over || (self.running == 0 && !more)
     }
 
     /// When to look again if no way answers: the next stage's start, or
-    /// the deadline.
+    /// the end of the wait after a busy answer, or the deadline.
     pub(super) fn wake(&self) -> Instant {
-        match self.last_start {
-            Some(at) if !self.busy && self.started < self.stages.len() => {
+        match (self.busy_until, self.last_start) {
+            (Some(until), _) => until,
+            (None, Some(at)) if self.started < self.stages.len() => {
                 (at + self.stagger).min(self.deadline)
             }
             _ => self.deadline,
@@ -136,8 +145,9 @@ impl Schedule {
 /// `peer` by the first of its ways to complete a TLS handshake through
 /// `dialer`, started as [`Schedule`] says (`stagger` apart, each way
 /// given until the deadline), or else the first to answer busy (at its
-/// connection caps: full for now, so the download waits for it within its
-/// patience). Otherwise how each way failed.
+/// connection caps, or the tracker at its punch caps: full for now, so the
+/// download waits for it within its patience). Otherwise how each way
+/// failed.
 pub fn first(
     peer: &PeerAddr,
     dialer: &Arc<dyn Dialer>,
@@ -171,7 +181,7 @@ pub fn first(
             }
             Ok((way, Err(Error::Busy))) => {
                 log::info!("{}: busy for now; will ask again", shown(way));
-                plan.busy();
+                plan.busy(Instant::now());
                 busy = busy.or(Some(peer.only(way)));
             }
             Ok((way, Err(e))) => {

@@ -74,12 +74,21 @@ fn a_busy_answer_starts_nothing_more() {
     let t0 = Instant::now();
     let mut plan = Schedule::new(&ticket(), t0, 250 * MS, 5000 * MS);
     assert_eq!(plan.due(t0).len(), 2);
-    plan.busy();
+    plan.busy(t0 + 100 * MS);
     assert_eq!(plan.due(t0 + 300 * MS), [], "no punch to a full peer");
-    assert_eq!(plan.wake(), plan.deadline());
-    assert!(!plan.over(t0 + 300 * MS), "the other address may still win");
+    // The other address, silent (a NAT drops it), gets a stagger more,
+    // not the whole deadline.
+    assert_eq!(plan.wake(), t0 + 350 * MS);
+    assert!(!plan.over(t0 + 349 * MS), "the other address may still win");
+    assert!(plan.over(t0 + 350 * MS));
+    plan.busy(t0 + 200 * MS);
+    assert_eq!(plan.wake(), t0 + 350 * MS, "the first busy answer counts");
+    // Or ends as soon as nothing runs.
+    let mut plan = Schedule::new(&ticket(), t0, 250 * MS, 5000 * MS);
+    assert_eq!(plan.due(t0).len(), 2);
+    plan.busy(t0 + 10 * MS);
     plan.failed();
-    assert!(plan.over(t0 + 301 * MS));
+    assert!(plan.over(t0 + 11 * MS));
 }
 
 #[test]
@@ -222,8 +231,8 @@ fn a_failed_way_starts_the_next_at_once() {
     assert_eq!(fake.started().len(), 4);
 }
 
-/// A busy answer is kept while another way may yet complete a handshake,
-/// and nothing more starts after it.
+/// A busy answer is kept while another way may yet complete a handshake
+/// (within a stagger), and nothing more starts after it.
 #[test]
 fn a_handshake_beats_busy_and_busy_beats_nothing() {
     let fake = Fake::new(&[
@@ -247,6 +256,19 @@ fn a_handshake_beats_busy_and_busy_beats_nothing() {
         "{:?}",
         began.elapsed()
     );
+    assert_eq!(fake.started().len(), 2, "no punch to a busy peer");
+
+    // An address a NAT drops does not hold a busy answer back for long.
+    let fake = Fake::new(&[
+        (Way::Direct(addr(1)), Answer::Busy),
+        (Way::Direct(addr(2)), Answer::Never),
+        (Way::Punched(addr(1)), Answer::Reach),
+    ]);
+    let began = Instant::now();
+    let got = race(&fake, 200 * MS, Duration::from_secs(60)).expect("busy");
+    assert_eq!(got.ways(), [Way::Direct(addr(1))]);
+    let took = began.elapsed();
+    assert!(took >= 200 * MS && took < 5000 * MS, "{took:?}");
     assert_eq!(fake.started().len(), 2, "no punch to a busy peer");
 }
 
