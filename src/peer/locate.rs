@@ -190,8 +190,9 @@ fn ticket_ways(t: &Ticket) -> Vec<Way> {
 
 /// `peer` (a ticket's sender) by the first of its ways to complete a TLS
 /// handshake with its pinned id, or else the first to say it is busy (at
-/// its connection caps: there, only full for now, so the download waits
-/// for it within its patience). Its direct ways are dialled at once, a
+/// its connection caps, or the tracker at its punch caps: there, only full
+/// for now, so the download waits for it within its patience). Its direct
+/// ways are dialled at once, a
 /// hole punch through the ticket's tracker [`TICKET_STAGGER`] later, its
 /// relay [`TICKET_STAGGER`] after that, each sooner when every way before
 /// it has failed (see [`race`]): a NAT that drops the SYN costs a stagger,

@@ -106,8 +106,9 @@ impl Schedule {
         self.busy_until = self.busy_until.or(Some(until));
     }
 
-    /// Whether anything more can happen: nothing runs and nothing more
-    /// will start, or the deadline has passed.
+    /// Whether the race is over at `now`: the deadline has passed, or a
+    /// stagger since the first busy answer, or nothing runs and nothing
+    /// more will start.
     pub(super) fn over(&self, now: Instant) -> bool {
         let more = self.busy_until.is_none() && self.started < self.stages.len();
         let busy_over = self.busy_until.is_some_and(|until| now >= until);
