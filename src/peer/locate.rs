@@ -192,11 +192,11 @@ fn ticket_ways(t: &Ticket) -> Vec<Way> {
 /// handshake with its pinned id, or else the first to say it is busy (at
 /// its connection caps, or the tracker at its punch caps: there, only full
 /// for now, so the download waits for it within its patience). Its direct
-/// ways are dialled at once, a
-/// hole punch through the ticket's tracker [`TICKET_STAGGER`] later, its
-/// relay [`TICKET_STAGGER`] after that, each sooner when every way before
-/// it has failed (see [`race`]): a NAT that drops the SYN costs a stagger,
-/// not a timeout. Each way has at least [`CONNECT_TIMEOUT`].
+/// ways are dialled at once, a hole punch through the ticket's tracker
+/// [`TICKET_STAGGER`] later, its relay [`TICKET_STAGGER`] after that, each
+/// sooner when every way before it has failed (see [`race`]): a NAT that
+/// drops the SYN costs a stagger, not a timeout. Each way has at least
+/// [`CONNECT_TIMEOUT`].
 pub fn first_reachable(peer: &PeerAddr, dialer: &Arc<dyn Dialer>) -> Result<PeerAddr, Vec<String>> {
     race::first(peer, dialer, TICKET_STAGGER, CONNECT_TIMEOUT)
 }
