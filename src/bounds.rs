@@ -478,3 +478,15 @@ pub const PEER_PUNCHES: usize = 32;
 /// connection while the peer answers the one before; one more gets
 /// `ERR busy` (the control connection carries one line per round trip).
 pub const CONTROL_QUEUED: usize = 32;
+/// How long `peer get` gives one stage of a ticket's ways (the sender's
+/// addresses, all at once; then a hole punch through the ticket's tracker;
+/// then that tracker's relay) before it starts the next one as well (at
+/// once if every way started so far has failed); the first handshake
+/// wins. A NAT that drops the SYN never answers, so waiting for it only
+/// costs time (it cost every NATed `peer get` 3 s); 250 ms is Happy
+/// Eyeballs' connection attempt delay (RFC 8305, section 5), longer than
+/// TCP and TLS 1.3 take (two round trips) to most peers a direct SYN does
+/// reach. Starting a stage early costs little: a punch is one of the
+/// tracker's introductions ([`PUNCH_PER_PEER`]), a relay pairing that
+/// loses is closed before it carries a chunk.
+pub const TICKET_STAGGER: Duration = Duration::from_millis(250);

@@ -1,21 +1,20 @@
 //! Turning what the user typed (`NAME`, an id or id prefix, a share link or
 //! a ticket) into one file id, a name to save it under, and the peers that
 //! have it: a ticket's sender, the tracker's and the DHT's. Any one source
-//! is enough.
+//! is enough. A ticket's sender is reached by a staggered race of its
+//! ways (`race`).
+
+mod race;
 
 use std::net::SocketAddr;
-use std::sync::{mpsc, Arc};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use super::dial::{Dialer, PeerAddr, Way};
 use super::PeerError;
-use crate::bounds::{CONNECT_TIMEOUT, RELAY_FALLBACK};
+use crate::bounds::{CONNECT_TIMEOUT, TICKET_STAGGER};
 use crate::dht::DhtNode;
-use crate::error::Error;
 use crate::link::ShareLink;
 use crate::manifest::FileId;
-use crate::net::stop::StopSignal;
 use crate::private::Secret;
 use crate::protocol::message::IdPrefix;
 use crate::protocol::FileSummary;
@@ -191,96 +190,15 @@ fn ticket_ways(t: &Ticket) -> Vec<Way> {
 
 /// `peer` (a ticket's sender) by the first of its ways to complete a TLS
 /// handshake with its pinned id, or else the first to say it is busy (at
-/// its connection caps: there, only full for now, so the download waits
-/// for it within its patience). All direct ways are dialled at once, so a
-/// way that is unreachable from here costs nothing; all fail within
-/// [`CONNECT_TIMEOUT`], or twice [`RELAY_FALLBACK`] when the ticket carries
-/// a tracker to punch or relay through instead (a NAT that drops the SYN
-/// would otherwise cost the whole timeout). Then that tracker's ways.
+/// its connection caps, or the tracker at its punch caps: there, only full
+/// for now, so the download waits for it within its patience). Its direct
+/// ways are dialled at once, a hole punch through the ticket's tracker
+/// [`TICKET_STAGGER`] later, its relay [`TICKET_STAGGER`] after that, each
+/// sooner when every way before it has failed (see [`race`]): a NAT that
+/// drops the SYN costs a stagger, not a timeout. Each way has at least
+/// [`CONNECT_TIMEOUT`].
 pub fn first_reachable(peer: &PeerAddr, dialer: &Arc<dyn Dialer>) -> Result<PeerAddr, Vec<String>> {
-    let direct: Vec<Way> = peer
-        .ways()
-        .iter()
-        .copied()
-        .filter(|w| matches!(w, Way::Direct(_)))
-        .collect();
-    let wait = match direct.len() < peer.ways().len() {
-        true => CONNECT_TIMEOUT.min(2 * RELAY_FALLBACK),
-        false => CONNECT_TIMEOUT,
-    };
-    let reached = race(peer, &direct, dialer, wait);
-    match reached {
-        Err(failed) if direct.len() < peer.ways().len() => {
-            // Only when no direct way answers: a relayed session costs the
-            // tracker and the sender something.
-            let relayed: Vec<Way> = peer
-                .ways()
-                .iter()
-                .copied()
-                .filter(|w| !direct.contains(w))
-                .collect();
-            race(peer, &relayed, dialer, CONNECT_TIMEOUT).map_err(|more| [failed, more].concat())
-        }
-        other => other,
-    }
-}
-
-/// The first of `ways` of `peer` to answer, dialled at once (see
-/// [`first_reachable`]).
-fn race(
-    peer: &PeerAddr,
-    ways: &[Way],
-    dialer: &Arc<dyn Dialer>,
-    wait: Duration,
-) -> Result<PeerAddr, Vec<String>> {
-    let (tx, rx) = mpsc::channel();
-    let mut tried = 0;
-    for &way in ways {
-        let (tx, dialer, one) = (tx.clone(), Arc::clone(dialer), peer.only(way));
-        let spawned = thread::Builder::new().name("reach".into()).spawn(move || {
-            // Nothing stops a reachability probe but its timeout.
-            let reached = dialer.dial(&one, wait, &StopSignal::new());
-            let _ = tx.send((one, reached.map(drop)));
-        });
-        tried += usize::from(spawned.is_ok());
-    }
-    let deadline = Instant::now() + wait + Duration::from_secs(1);
-    let (mut busy, mut failed) = (None, Vec::new());
-    for _ in 0..tried {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok((one, Ok(()))) => return Ok(one),
-            Ok((one, Err(Error::Busy))) => {
-                log::info!("{one}: busy for now; will ask again");
-                busy = busy.or(Some(one));
-            }
-            Ok((one, Err(e))) => {
-                log::info!("{one}: {e}");
-                failed.push(format!("{one} {}", why_unreached(&e)));
-            }
-            Err(_) => break,
-        }
-    }
-    if failed.len() < ways.len() && busy.is_none() {
-        failed.push("the others did not answer in time".into());
-    }
-    busy.ok_or(failed)
-}
-
-/// A dial's failure in a word or two, for the line that lists them.
-fn why_unreached(e: &Error) -> String {
-    use std::io::ErrorKind::*;
-    match e {
-        Error::Io(io) => match io.kind() {
-            ConnectionRefused => "refused".into(),
-            TimedOut | WouldBlock => "timed out".into(),
-            HostUnreachable | NetworkUnreachable | AddrNotAvailable => "no route".into(),
-            _ => io.to_string(),
-        },
-        Error::Timeout(_) => "timed out".into(),
-        Error::WrongIdentity(_) => "answered with another identity".into(),
-        other => other.to_string(),
-    }
+    race::first(peer, dialer, TICKET_STAGGER, CONNECT_TIMEOUT)
 }
 
 /// Peers for `id` from the DHT, if it is on.
