@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use p2pshare::peer::dial::Path;
 
-use super::{peer, status_in, tracker, two_nats};
+use super::{download_path, peer, status_in, tracker, two_nats};
 use crate::support::harness::{assert_same_bytes, wait_until, TestDir, STARTUP};
 
 /// A seeder behind a drop-NAT, capped at 1 MiB/s so that its 24 MiB last
@@ -97,6 +97,10 @@ fn a_punched_download_moves_to_direct_when_the_seeder_becomes_reachable() {
     assert!(done.is_ok(), "{done:?}");
     let got = fs::read(dir.path().join("got.bin")).expect("the download");
     assert_same_bytes(&got, &bytes, "move.bin");
+    // Bytes came both ways, and nothing else: all of the file.
+    let (_, by) = download_path(&lab, &dl);
+    assert!(by.punched > 0 && by.direct > 0 && by.relayed == 0, "{by:?}");
+    assert_eq!(by.punched + by.direct, bytes.len() as u64, "{by:?}");
     // The seeder's record of this downloader ends direct too.
     let uploads = status_in(&lab, "a", page).uploads;
     assert!(
