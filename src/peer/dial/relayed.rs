@@ -176,9 +176,7 @@ impl Dialer for RelayingDialer {
         // cost the whole timeout. (The TLS handshake, slow on a loaded
         // host, keeps it.)
         let relay_on = !self.relay_off();
-        // A punch connects from a port it names: behind a NAT that
-        // changes ports, it cannot work from here.
-        let punch_on = !self.punch_off() && !self.tracker.nat_changes_ports();
+        let punch_on = !self.punch_off();
         let fallback = |w: &Way| match w {
             Way::Punched(_) => punch_on,
             Way::Relayed(_) => relay_on,
@@ -204,8 +202,12 @@ impl Dialer for RelayingDialer {
                         Err(e) => direct_error = Some(e),
                     }
                 }
+                // A punch connects from a port it names: behind a NAT
+                // that changes ports, it cannot work from here.
                 (Way::Punched(_), Some(id))
-                    if punch_on && !direct_error.as_ref().is_some_and(answered) =>
+                    if punch_on
+                        && !direct_error.as_ref().is_some_and(answered)
+                        && !self.tracker.nat_changes_ports() =>
                 {
                     match punch::dial(&self.tracker, &self.tls, id, timeout, stop) {
                         Ok(dialed) => return Ok(self.held(to, Path::Punched, dialed)),

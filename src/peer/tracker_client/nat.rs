@@ -57,9 +57,28 @@ impl TrackerClient {
 
     /// Whether the NAT in front of this peer was seen to change the port
     /// of a connection to the tracker: a hole punch (which connects from
-    /// a port it names) then cannot work from here.
+    /// a port it names) then cannot work from here. Until a `WHOAMI` or
+    /// `LISTEN` answer has shown it (a download may start before the
+    /// `reach` thread's first question is answered), a plain `WHOAMI`
+    /// (reflection only, no dial-back) asks, once; if that fails, the NAT
+    /// is taken to keep ports.
     pub fn nat_changes_ports(&self) -> bool {
-        self.ports.changed.load(Ordering::Relaxed)
+        if let Some(changed) = self.ports.known() {
+            return changed;
+        }
+        let reflected = self.connect(TRACKER_DEADLINE).and_then(|mut call| {
+            call.send(&TrackerRequest::WhoAmI { port: None }.encode())?;
+            let reflection = Reflection::parse(&call.reply()?)?;
+            self.ports
+                .learn(call.conn.local_addr()?, reflection.observed);
+            Ok(())
+        });
+        if let Err(e) = reflected {
+            // Not asked again: taken to keep ports until an answer shows.
+            log::debug!("asking the tracker where it sees this peer: {e}");
+            self.ports.known.store(true, Ordering::Release);
+        }
+        self.ports.known().unwrap_or(false)
     }
 }
 
@@ -67,15 +86,25 @@ impl TrackerClient {
 /// [`TrackerClient::nat_changes_ports`]).
 #[derive(Default)]
 pub struct PortsSeen {
+    /// Whether an answer showed it yet, and whether it changed the port.
+    known: AtomicBool,
     changed: AtomicBool,
 }
 
 impl PortsSeen {
+    fn known(&self) -> Option<bool> {
+        let known = self.known.load(Ordering::Acquire);
+        known.then(|| self.changed.load(Ordering::Relaxed))
+    }
+
     /// A connection from `local` came to the tracker from `seen`: the
     /// latest says.
     fn learn(&self, local: SocketAddr, seen: SocketAddr) {
         let changed = local.port() != seen.port();
-        if self.changed.swap(changed, Ordering::Relaxed) != changed {
+        let before = self.known();
+        self.changed.store(changed, Ordering::Relaxed);
+        self.known.store(true, Ordering::Release);
+        if before != Some(changed) {
             log::info!(
                 "the NAT in front of this peer {} ports",
                 match changed {
