@@ -120,6 +120,22 @@ impl PeerAddr {
         }
     }
 
+    /// The same peer, reached by `way` first and then by its other
+    /// indirect ways (a punch, the relay), so that a later connection
+    /// whose punch fails (a NAT that answers with resets lets one through
+    /// now and then) still has the relay; its other direct ways are left
+    /// out.
+    pub fn led_by(&self, way: Way) -> PeerAddr {
+        let rest = self
+            .ways
+            .iter()
+            .filter(|w| **w != way && !matches!(w, Way::Direct(_)));
+        PeerAddr {
+            id: self.id,
+            ways: std::iter::once(way).chain(rest.copied()).collect(),
+        }
+    }
+
     /// The address the peer is shown by: its first way's.
     pub fn shown(&self) -> SocketAddr {
         self.ways[0].addr()
@@ -147,6 +163,23 @@ mod tests {
         let second = both.only(Way::Direct(b));
         assert_eq!((second.shown(), second.id), (b, Some(PeerId([7; 16]))));
         assert_eq!(PeerAddr::unpinned(a), PeerAddr::direct(a, None));
+        let all = PeerAddr::with_ways(
+            Some(PeerId([7; 16])),
+            vec![
+                Way::Direct(a),
+                Way::Direct(b),
+                Way::Punched(a),
+                Way::Relayed(a),
+            ],
+        )
+        .expect("four ways");
+        let punched = all.led_by(Way::Punched(a));
+        assert_eq!(punched.ways(), [Way::Punched(a), Way::Relayed(a)]);
+        let direct = all.led_by(Way::Direct(b));
+        assert_eq!(
+            direct.ways(),
+            [Way::Direct(b), Way::Punched(a), Way::Relayed(a)]
+        );
     }
 
     #[test]

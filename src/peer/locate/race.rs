@@ -178,12 +178,12 @@ pub fn first(
         match rx.recv_timeout(plan.wake().saturating_duration_since(now)) {
             Ok((way, Ok(()))) => {
                 log::info!("{peer}: reached by {} in {:?}", shown(way), began.elapsed());
-                return Ok(peer.only(way));
+                return Ok(peer.led_by(way));
             }
             Ok((way, Err(Error::Busy))) => {
                 log::info!("{}: busy for now; will ask again", shown(way));
                 plan.busy(Instant::now());
-                busy = busy.or(Some(peer.only(way)));
+                busy = busy.or(Some(peer.led_by(way)));
             }
             Ok((way, Err(e))) => {
                 log::info!("{}: {e}", shown(way));
