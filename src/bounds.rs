@@ -153,6 +153,12 @@ pub const UPNP_SEARCH: Duration = Duration::from_secs(2);
 /// How long `peer send` waits for the first mapping before it prints the
 /// ticket (without the mapped address if it is not there by then).
 pub const PORT_MAP_FIRST_WAIT: Duration = Duration::from_secs(4);
+/// How long it then waits for the tracker to check a mapping the router
+/// gave (the ticket carries only a checked one, and a sender reachable
+/// through it holds no control connection, so a ticket without it would
+/// not reach the sender): a `WHOAMI` dial-back (3 s at most) after the
+/// reach thread's `MAPPING_RECHECK`.
+pub const PORT_MAP_CONFIRM_WAIT: Duration = Duration::from_secs(6);
 
 // ---------------------------------------------------------------- servers --
 

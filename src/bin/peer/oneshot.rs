@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use p2pshare::bounds::PORT_MAP_FIRST_WAIT;
+use p2pshare::bounds::{PORT_MAP_CONFIRM_WAIT, PORT_MAP_FIRST_WAIT};
 use p2pshare::console::say;
 use p2pshare::name::shown;
 use p2pshare::net::stop::StopSignal;
@@ -64,6 +64,9 @@ pub fn send(a: &SendArgs) -> anyhow::Result<bool> {
     // through it (hashing above gave it a head start).
     if let Some(map) = peer.port_map() {
         map.wait_first(PORT_MAP_FIRST_WAIT);
+        // With a tracker, the mapping goes into the ticket once the
+        // tracker has dialled it back.
+        map.wait_offered(PORT_MAP_CONFIRM_WAIT);
         print!("{}", port_map_text(&map.view()));
     }
     let ticket = peer.ticket_of(&file);

@@ -243,17 +243,32 @@ impl PortMap {
     /// the candidate, it is offered from now on (until the router gives
     /// another). Returns whether it was.
     pub fn confirm(&self, reached: SocketAddr) -> bool {
-        let mut state = self.shared.state.locked();
         let SocketAddr::V4(reached) = reached else {
             return false;
         };
-        let fits = state
-            .live(Instant::now())
-            .is_some_and(|g| g.external == reached);
-        if fits {
-            state.confirmed = Some(reached);
-        }
+        let mut fits = false;
+        self.shared.update(|state| {
+            fits = state
+                .live(Instant::now())
+                .is_some_and(|g| g.external == reached);
+            if fits {
+                state.confirmed = Some(reached);
+            }
+        });
         fits
+    }
+
+    /// Waits at most `timeout` until a mapping the router gave is checked
+    /// and offered (or there is none, or it needs no check); whether one
+    /// is offered then.
+    pub fn wait_offered(&self, timeout: Duration) -> bool {
+        let until = Instant::now() + timeout;
+        self.shared
+            .wait_for(until, |s| match s.live(Instant::now()) {
+                Some(g) => !self.needs_check || s.confirmed == Some(g.external),
+                None => true,
+            });
+        self.offered().is_some()
     }
 
     /// The external address others are given (tickets), if any.

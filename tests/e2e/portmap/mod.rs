@@ -147,13 +147,7 @@ fn a_serving_peer_behind_a_natpmp_router_is_found_through_the_tracker_and_unmaps
     let Some(lab) = Lab::up(dir.path(), speaks) else {
         return;
     };
-    let mut cmd = lab.command(&lab.outside, env!("CARGO_BIN_EXE_tracker"));
-    cmd.arg("--state-dir")
-        .arg(dir.sub("tracker-state"))
-        .arg("0");
-    let tracker_proc = Proc::spawn("tracker", cmd);
-    let line = tracker_proc.startup_line("Tracker running on port ");
-    let tracker_port = line.split('.').next().unwrap_or_default().to_string();
+    let (tracker_proc, tracker_port) = tracker(&lab, &dir);
     let (path, bytes) = dir.random_file("big.bin", 3 * CHUNK + 99, 23);
     let started = Instant::now();
     let seeder = serve(&lab, dir.path(), &path, &tracker_port);
@@ -196,6 +190,59 @@ fn a_serving_peer_behind_a_natpmp_router_is_found_through_the_tracker_and_unmaps
     );
     leaves_unmapped(&lab, seeder, "TERM", port);
     drop(tracker_proc);
+}
+
+/// A tracker (no relay) in the outside namespace, and its port.
+fn tracker(lab: &Lab, dir: &TestDir) -> (Proc, String) {
+    let mut cmd = lab.command(&lab.outside, env!("CARGO_BIN_EXE_tracker"));
+    cmd.arg("--state-dir")
+        .arg(dir.sub("tracker-state"))
+        .arg("0");
+    let tracker_proc = Proc::spawn("tracker", cmd);
+    let line = tracker_proc.startup_line("Tracker running on port ");
+    let port = line.split('.').next().unwrap_or_default().to_string();
+    (tracker_proc, port)
+}
+
+/// `peer send --tracker` behind a NAT-PMP router: the ticket waits for the
+/// tracker to check the mapping and carries it first (a sender reachable
+/// through its mapping holds no control connection, so without it the
+/// ticket would lead nowhere: its LAN address is not reachable from
+/// outside and the tracker has no relay), and a getter outside fetches
+/// the file through it.
+#[test]
+fn a_sender_with_a_tracker_puts_its_checked_mapping_in_the_ticket() {
+    let dir = TestDir::new("portmap_send_tracker");
+    let speaks = Speaks {
+        upnp: false,
+        natpmp: true,
+    };
+    let Some(lab) = Lab::up(dir.path(), speaks) else {
+        return;
+    };
+    let (_tracker_proc, tracker_port) = tracker(&lab, &dir);
+    let (path, bytes) = dir.random_file("big.bin", 2 * CHUNK + 7, 29);
+    let mut cmd = lab.command(&lab.lan, PEER);
+    let at_tracker = format!("{OUTSIDE}:{tracker_port}");
+    cmd.args(["send", "-v", "--http", "0", "--tracker", &at_tracker])
+        .arg(&path)
+        .current_dir(dir.path());
+    let started = Instant::now();
+    let sender = Proc::spawn("sender", cmd);
+    let ticket = sender.startup_line("Ticket: ");
+    figure(
+        "portmap",
+        "send --tracker start to ticket, mapping checked",
+        started.elapsed(),
+    );
+    let map = mapping(&lab, &lab.lan, &sender);
+    assert!(map.offered, "{map:?}");
+    let parsed: Ticket = ticket.parse().expect("a ticket");
+    assert_eq!(parsed.addrs.first().map(|a| a.to_string()), map.external);
+    assert!(parsed.tracker.is_some(), "{parsed:?}");
+    fetch_outside(&lab, &dir, &[&ticket], &bytes);
+    let port = forwarded(&lab, &map);
+    leaves_unmapped(&lab, sender, "INT", port);
 }
 
 /// `peer --serve --share PATH TRACKER PORT 0` in the LAN, announced once.
