@@ -66,7 +66,9 @@
 #      downloader listens (target: relayed >= 0.8x direct), and the
 #      tracker's CPU s (/proc/PID/stat) per GiB it relayed; per case
 #      (public -> NAT, symmetric -> symmetric, drop-NAT -> drop-NAT,
-#      drop-NAT -> symmetric, resetting NAT -> resetting NAT) 10
+#      drop-NAT -> symmetric, resetting NAT -> resetting NAT, behind a
+#      miniupnpd router -> drop-NAT, and then whether its port forward
+#      is gone) 10
 #      fresh `peer get` of a 1 MiB ticket: successes and the median s to
 #      the whole file; the flash crowd of 8 (N = 6) with the seeder and
 #      downloaders behind drop-NATs: slowest finish / floor, relay bytes
@@ -209,7 +211,7 @@ install_missing() {
 
 install_missing socat:socat redis-server:redis-server redis-benchmark:redis-tools \
     /usr/bin/time:time openssl:openssl cmp:diffutils pgrep:procps curl:curl jq:jq
-((WITH_NETNS)) && install_missing ip:iproute2 tc:iproute2
+((WITH_NETNS)) && install_missing ip:iproute2 tc:iproute2 nft:nftables miniupnpd:miniupnpd-nftables
 if ((WITH_PEERS)); then
     install_missing aria2c:aria2 opentracker:opentracker mktorrent:mktorrent
     export PATH=$PATH:${CARGO_HOME:-$HOME/.cargo}/bin
@@ -1067,7 +1069,7 @@ lab_nat() {
     lab_ns "h$i" || return 1
     lab_link "r$i" wan "p$i" || return 1
     ns_do ip -n "$NS-r$i" link add lan type veth peer name eth0 netns "$NS-h$i" || return 1
-    lab_sh "r$i" "ip addr add 100.64.0.$((100 + i))/24 dev wan; ip link set wan up
+    lab_sh "r$i" "ip addr add 100.64.0.$((100 + i))/24 dev wan; ip link set wan up; ip route add 11.99.0.0/24 dev wan
         ip addr add 10.0.$i.1/24 dev lan; ip link set lan up; echo 1 > /proc/sys/net/ipv4/ip_forward" || return 1
     lab_sh "h$i" "ip addr add 10.0.$i.2/24 dev eth0; ip link set eth0 up; ip route add default via 10.0.$i.1" || return 1
     # One statement a line: nft's parser wants a newline after `fully-random`.
@@ -1090,6 +1092,73 @@ lab_nat() {
 	}
 	NFT
     ns_do ip netns exec "$NS-r$i" nft -f "$WORK/nft-r$i"
+}
+
+# lab_mapped: host mh behind router mr, whose miniupnpd (UPnP IGD and
+# NAT-PMP, secure mode, the LAN only) maps ports on request and whose NAT
+# drops every other unsolicited packet. miniupnpd refuses a private
+# external address, so mr's outside interface alone has a public-looking
+# one, 11.99.0.1, on the outside bridge, where the tracker's namespace also
+# answers on 11.99.0.10; the routers reach it on-link, and nothing in the
+# lab has a route out of it. miniupnpd runs as a process of this script
+# (stopped at the end like the peers).
+lab_mapped() {
+    command -v miniupnpd >/dev/null || { NETNS_WHY="needs miniupnpd (Debian: miniupnpd-nftables)"; return 1; }
+    lab_ns mr && lab_ns mh || return 1
+    lab_link mr wan pmr || return 1
+    ns_do ip -n "$NS-mr" link add lan type veth peer name eth0 netns "$NS-mh" || return 1
+    lab_sh inet "ip addr add 11.99.0.10/24 dev br0" || return 1
+    lab_sh mr "ip addr add 11.99.0.1/24 dev wan; ip link set wan up; ip route add 100.64.0.0/24 dev wan
+        ip addr add 10.0.20.1/24 dev lan; ip link set lan up; echo 1 > /proc/sys/net/ipv4/ip_forward" || return 1
+    lab_sh mh "ip addr add 10.0.20.2/24 dev eth0; ip link set eth0 up; ip route add default via 10.0.20.1" || return 1
+    cat >"$WORK/nft-mr" <<-'NFT'
+	table inet filter {
+	  chain forward {
+	    type filter hook forward priority 0; policy accept;
+	    iifname "wan" ct state established,related accept
+	    iifname "wan" jump miniupnpd
+	    iifname "wan" drop
+	  }
+	  chain miniupnpd {
+	  }
+	  chain prerouting {
+	    type nat hook prerouting priority -100; policy accept;
+	    jump prerouting_miniupnpd
+	  }
+	  chain postrouting {
+	    type nat hook postrouting priority 100; policy accept;
+	    jump postrouting_miniupnpd
+	    oifname "wan" masquerade
+	  }
+	  chain prerouting_miniupnpd {
+	  }
+	  chain postrouting_miniupnpd {
+	  }
+	}
+	NFT
+    ns_do ip netns exec "$NS-mr" nft -f "$WORK/nft-mr" || return 1
+    cat >"$WORK/miniupnpd.conf" <<-'CONF'
+	ext_ifname=wan
+	listening_ip=lan
+	http_port=0
+	secure_mode=yes
+	enable_upnp=yes
+	enable_natpmp=yes
+	upnp_table_name=filter
+	upnp_nat_table_name=filter
+	upnp_forward_chain=miniupnpd
+	upnp_nat_chain=prerouting_miniupnpd
+	upnp_nat_postrouting_chain=postrouting_miniupnpd
+	uuid=3d3cec3a-8cf0-11e0-98ee-001a6b000002
+	allow 1024-65535 10.0.20.0/24 1024-65535
+	deny 0-65535 0.0.0.0/0 0-65535
+	CONF
+    start miniupnpd "$WORK" "" ip netns exec "$NS-mr" miniupnpd -d -f "$WORK/miniupnpd.conf" -P "$WORK/miniupnpd.pid"
+    local deadline=$((SECONDS + 10))
+    until grep -qs "Listening for NAT-PMP" "$WORK/miniupnpd.out" "$WORK/miniupnpd.err"; do
+        ((SECONDS < deadline)) || { NETNS_WHY="miniupnpd did not start: $(tail -n1 "$WORK/miniupnpd.err")"; return 1; }
+        sleep 0.1
+    done
 }
 
 # lab_tracker: a fresh tracker with --relay on the outside network; sets
@@ -1303,10 +1372,11 @@ lab_crowd() {
 
 # lab_all: the outside network, the public host, h1 and h2 behind symmetric
 # NATs, h3, h4 and h10 ... h16 behind drop-NATs, h5 and h6 behind NATs
-# that answer with resets.
+# that answer with resets, mh behind a router that maps ports.
 lab_all() {
     local i
     lab_up && lab_nat 1 sym && lab_nat 2 sym && lab_nat 5 reset && lab_nat 6 reset || return 1
+    lab_mapped || return 1
     for i in 3 4 10 11 12 13 14 15 16; do lab_nat "$i" drop || return 1; done
 }
 
@@ -1314,7 +1384,7 @@ bench_nat() {
     say "15. NAT lab: relayed vs direct ($SIZE_MIB MiB), success and time per path ($LAB_SMALL_TRIES tries), flash crowd behind NATs"
     local parts=" ${BENCH_NAT_PARTS:-xfer tries crowd} "
     AT_EXIT+=(netns_down)
-    LAB_HOSTS=(pub h1 h2 h3 h4 h5 h6 h10 h11 h12 h13 h14 h15 h16)
+    LAB_HOSTS=(pub h1 h2 h3 h4 h5 h6 h10 h11 h12 h13 h14 h15 h16 mh)
     if ! lab_all; then
         skip_row "15. NAT lab" "$NETNS_WHY" "-"
         netns_down
@@ -1325,6 +1395,7 @@ bench_nat() {
     [[ $parts != *" xfer "* ]] || nat_xfer
     [[ $parts != *" tries "* ]] || nat_tries
     [[ $parts != *" crowd "* ]] || nat_crowd
+    stop miniupnpd
     netns_down
 }
 
@@ -1368,6 +1439,12 @@ nat_tries() {
     lab_tries "15. NAT lab: drop-NAT -> drop-NAT" h4 h3
     lab_tries "15. NAT lab: drop-NAT -> symmetric NAT" h3 h1
     lab_tries "15. NAT lab: resetting NAT -> resetting NAT" h6 h5
+    lab_tries "15. NAT lab: miniupnpd router (mapped) -> drop-NAT" mh h3
+    # The sender deleted its mapping when it left.
+    local left
+    left=$(ip netns exec "$NS-mr" nft list chain inet filter prerouting_miniupnpd | grep -c dnat || true)
+    row "15. NAT lab: miniupnpd router, port forwards left after the sender exits" "$left" "0" "-" "0" \
+        "$( ((left == 0)) && echo 1 || echo 0)"
 }
 
 # nat_crowd: 15's flash crowd behind drop-NATs, RUNS times.
