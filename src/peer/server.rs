@@ -217,7 +217,7 @@ impl<'a> Session<'a> {
             let reply = Reply::err(format!("no chunk {index} here yet: still downloading it"));
             return conn.write_all(reply.encode().as_bytes());
         }
-        let offered = file.is_complete();
+        let offered = file.fresh_first();
         if offered {
             file.offers().sent(self.id, index, chunks, Instant::now());
         }
@@ -300,7 +300,7 @@ impl<'a> Session<'a> {
         let named = (file.id, file.name.as_str());
         self.uploads.have(who, addr, named, &theirs, Instant::now());
         let complete = file.is_complete();
-        let offered = if complete {
+        let offered = if file.fresh_first() {
             if !self.touched.iter().any(|f| Arc::ptr_eq(f, &file)) {
                 self.touched.push(Arc::clone(&file));
             }
