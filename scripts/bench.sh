@@ -737,6 +737,24 @@ sleep_until() {
     if awk "BEGIN { exit !($d > 0) }"; then sleep "$d"; fi
 }
 
+# busy_now: the machine's busy and total jiffies so far (/proc/stat).
+busy_now() {
+    local a b c d e f g h
+    read -r _ a b c d e f g h _ </proc/stat
+    printf '%s %s\n' $((a + b + c + f + g + h)) $((a + b + c + d + e + f + g + h))
+}
+
+# cpu_of NAME...: CPU seconds the processes started as NAMEs used so far
+# (utime + stime of /proc/PID/stat, every thread).
+cpu_of() {
+    local name f ticks=0
+    for name in "$@"; do
+        read -r -a f <"/proc/$(pid_of "$name")/stat" || continue
+        ticks=$((ticks + f[13] + f[14]))
+    done
+    calc "$ticks / $(getconf CLK_TCK)" 1
+}
+
 # node N: sets NODE, the command prefix that runs a program on node N, and
 # ADDR, its address. On loopback that is no prefix and 127.0.0.1; in netns
 # mode (NETNS_ON=1) node N is namespace $NS-nN at 10.77.0.(N+1). Node 0 is
@@ -785,10 +803,15 @@ kill_at() {
 # With KILL=1 the first is SIGKILLed once it has KILL_AT bytes. Every other
 # downloader's copy is checked with `same`. Sets RUN_SECS (first start to the
 # last survivor's `Successfully downloaded` line) and RUN_UPLOADED (the
-# seeder's uploaded bytes then). Stops everything.
+# seeder's uploaded bytes then). Stops everything. Also sets RUN_LOAD (the
+# 1-minute load average at the start), RUN_BUSY (how busy the machine's
+# cores were from the first start to the last finish, %) and RUN_CPU (CPU
+# seconds the tracker, seeder and downloaders used until the last finish):
+# whether a slow run was short of CPU.
 crowd_run() {
-    local n=$1 late=$2 kill=$3 i t0 t1=0 taddr seed_url dls=() extra name=${SRC##*/}
+    local n=$1 late=$2 kill=$3 i t0 t1=0 taddr seed_url dls=() extra name=${SRC##*/} busy0 busy1
     shift 3
+    read -r RUN_LOAD _ </proc/loadavg
     SEQ=$((SEQ + 1))
     local run=c$SEQ
     node 0
@@ -810,6 +833,7 @@ crowd_run() {
         dls+=("$run-dl$i")
     done
     t0=$(now)
+    busy0=$(busy_now)
     for ((i = 0; i < n; i++)); do
         if ((late > 0 && i == n - late)); then sleep_until "$t0 + $CROWD_LATE_SECS"; fi
         extra=()
@@ -821,6 +845,7 @@ crowd_run() {
     done
     if ((stagger)); then
         t0=$(now)
+        busy0=$(busy_now)
         for ((i = 0; i < n; i++)); do printf '%s\n' "download $name" >&"${HELD_FDS[i]}"; done
     fi
     if ((kill)); then kill_at "$run-dl0" 2 "$KILL_AT"; fi
@@ -828,6 +853,9 @@ crowd_run() {
         wait_line "$run-dl$i" "Successfully downloaded: ${name//./\\.}\$" "$CROWD_SECS"
         t1=$(max "$t1" "$LINE_TS")
     done
+    busy1=$(busy_now)
+    RUN_BUSY=$(awk -v a="$busy0" -v b="$busy1" 'BEGIN { split(a, x, " "); split(b, y, " "); printf "%.0f", 100 * (y[1] - x[1]) / (y[2] - x[2]) }')
+    RUN_CPU=$(cpu_of "$run-tracker" "$run-seed" "${dls[@]:kill}")
     RUN_SECS=$(calc "$t1 - $t0" 4)
     RUN_UPLOADED=$(status_of 1 "$seed_url" '.shared[0].uploaded') || RUN_UPLOADED=""
     [[ $RUN_UPLOADED =~ ^[0-9]+$ ]] || fail "the seeder's /api/status gave no uploaded bytes"
@@ -844,7 +872,8 @@ crowd_run() {
 # crowd_log N K: the per-run line of crowd_run's figures.
 crowd_log() {
     log "   N=$1, run $2: slowest $(calc "$RUN_SECS" 2) s ($(calc "$RUN_SECS / $FLOOR_SECS")x the floor)," \
-        "seeder uploaded $(calc "$RUN_UPLOADED / $SIZE")x S"
+        "seeder uploaded $(calc "$RUN_UPLOADED / $SIZE")x S; load $RUN_LOAD at the start," \
+        "cores $RUN_BUSY% busy until the last finish, its peers and tracker $RUN_CPU CPU s by then"
 }
 
 # crowd_rows NAME FLOOR SECS UPLOADED FINISH_TARGET [FINISH]: the rows of a
@@ -947,9 +976,16 @@ ns_do() {
 
 # netns_up NODES: namespaces $NS-sw (the bridge br0) and $NS-n0 ... n(NODES-1),
 # node i at 10.77.0.(i+1)/24 on its eth0, and the tbf on the seeder's eth0.
+# Every node knows every other's MAC (a permanent neighbour entry), so no
+# ARP: the kernel's neighbour table is one for all namespaces, and its
+# gc_thresh3 (1024 entries) is less than 48 nodes x 47 neighbours; past it
+# `neighbor table overflow!` drops the packet (a SYN, or a chunk's
+# segment): /proc/net/stat/arp_cache counted 84,603 `table_fulls` after
+# three runs of N = 48, and none since. Permanent entries do not count
+# against it.
 # Returns 1 with NETNS_WHY set on failure (the trap removes what was made).
 netns_up() {
-    local nodes=$1 i ns sw=$NS-sw
+    local nodes=$1 i j ns sw=$NS-sw macs=()
     ((EUID == 0)) || { NETNS_WHY="needs root (ip netns, tc)"; return 1; }
     ns_do ip netns add "$sw" || return 1
     NETNS_MADE+=("$sw")
@@ -963,7 +999,14 @@ netns_up() {
         ns_do ip -n "$sw" link set "p$i" master br0 up || return 1
         ns_do ip -n "$ns" link set lo up || return 1
         ns_do ip -n "$ns" addr add "10.77.0.$((i + 1))/24" dev eth0 || return 1
-        ns_do ip -n "$ns" link set eth0 up || return 1
+        printf -v 'macs[i]' '02:77:00:00:%02x:%02x' $((i >> 8)) $((i & 255))
+        ns_do ip -n "$ns" link set eth0 address "${macs[i]}" up || return 1
+    done
+    for ((i = 0; i < nodes; i++)); do
+        for ((j = 0; j < nodes; j++)); do
+            ((i == j)) || echo "neigh replace 10.77.0.$((j + 1)) lladdr ${macs[j]} dev eth0 nud permanent"
+        done >"$WORK/neigh"
+        ns_do ip -n "$NS-n$i" -batch "$WORK/neigh" || return 1
     done
     # burst: 8 ms at the rate (at least a 250 Hz tick's worth); latency bounds
     # the queue.
@@ -1006,7 +1049,8 @@ bench_netns() {
             crowd_run "$n" 0 0
             secs+=("$RUN_SECS") up+=("$RUN_UPLOADED")
             log "   N=$n, run $k: slowest $(calc "$RUN_SECS" 2) s ($(calc "$RUN_SECS / $floor")x the floor)," \
-                "seeder uploaded $(calc "$RUN_UPLOADED / $SIZE")x S"
+                "seeder uploaded $(calc "$RUN_UPLOADED / $SIZE")x S; load $RUN_LOAD at the start," \
+                "cores $RUN_BUSY% busy until the last finish, its peers and tracker $RUN_CPU CPU s by then"
         done
         NETNS_ON=0
         log "   seeder's qdisc: $(ip netns exec "$NS-n1" tc -s qdisc show dev eth0 | tr -s ' \n' ' ')"

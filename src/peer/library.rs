@@ -54,6 +54,14 @@ pub struct SharedFile {
     uploaded_partial: AtomicU64,
     /// What a complete file offers each downloader (fresh chunks first).
     offers: Offers,
+    /// Whether, once complete, it offers fresh chunks first (`offers`): a
+    /// file shared here, whose chunks others may lack. A file downloaded
+    /// here got every chunk from the swarm, and offers all it has, as a
+    /// partial file does (issue 22: 48 downloaders that finished offered
+    /// the last few only chunks they had never sent, so nothing of the
+    /// one chunk they had all passed on, and the slowest waited 2-5 s for
+    /// it).
+    fresh_first: bool,
     /// Size and modification time when it became complete here: a file
     /// changed in place since no longer matches its manifest.
     stamp: RwLock<Option<Stamp>>,
@@ -67,6 +75,7 @@ impl SharedFile {
         storage: Arc<dyn Storage>,
         have: ChunkSet,
         secret: Option<Secret>,
+        fresh_first: bool,
     ) -> Self {
         let (encoded, id) = manifest.encoded_with_id();
         let offers = Offers::for_manifest(&manifest);
@@ -84,12 +93,19 @@ impl SharedFile {
             uploaded: AtomicU64::new(0),
             uploaded_partial: AtomicU64::new(0),
             offers,
+            fresh_first,
             stamp: RwLock::new(None),
         }
     }
 
     pub fn offers(&self) -> &Offers {
         &self.offers
+    }
+
+    /// Whether what it offers goes through [`offers`](Self::offers): a
+    /// complete file shared here (not one downloaded here).
+    pub fn fresh_first(&self) -> bool {
+        self.fresh_first && self.is_complete()
     }
 
     pub fn storage(&self) -> Arc<dyn Storage> {
@@ -241,6 +257,7 @@ impl Library {
             Arc::clone(&storage),
             have,
             secret,
+            true,
         ));
         file.complete(path, canonical.clone(), storage, stamp);
         let mut files = write(&self.files);
@@ -305,6 +322,7 @@ impl Library {
             storage,
             have,
             secret,
+            false,
         ));
         let mut files = write(&self.files);
         if files.by_id.get(&entry.id).is_some_and(|f| f.is_complete()) {

@@ -4,9 +4,10 @@
 //! super-seeding (BEP 16), but pull-based. While some chunk has never been
 //! sent, each asking connection is promised its own handful of fresh chunks
 //! it lacks, and offered only those; a chunk is promised to one connection
-//! at a time. A connection with no fresh chunk left for it is offered no
-//! chunk that was sent already while any fresh one remains (a copy would
-//! delay the fresh ones); once every chunk has gone out, it is offered the
+//! at a time. A connection with no fresh chunk promised to it is offered
+//! nothing while any fresh chunk remains: not a copy (it would delay the
+//! fresh ones), nor a fresh chunk unpromised (several such connections
+//! would fetch it at once); once every chunk has gone out, it is offered the
 //! rest, except chunks sent to someone else in the last [`SENT_GRACE`]: those
 //! are about to be offered by the peer that got them, and a downloader that
 //! has not heard so yet would otherwise ask the seeder for a second copy.
@@ -19,9 +20,14 @@
 //!
 //! - a promise is earned and kept by fetching: a connection that has
 //!   fetched nothing of the file [`FIRST_FETCH`] after its first `HAVE`, or
-//!   [`PROMISE_IDLE`] after its last `GET`, loses its promises and is
+//!   [`PROMISE_IDLE`] after its last `GET` was answered (a chunk still
+//!   being sent to it counts as fetching, up to [`PROMISE_TTL`] after it
+//!   was asked for), loses its promises and is
 //!   promised nothing more until it fetches; any promise lapses after
-//!   [`PROMISE_TTL`] and when its connection ends;
+//!   [`PROMISE_TTL`] and when its connection ends. A connection that was
+//!   promised nothing because every fresh chunk was promised elsewhere
+//!   when it asked (not because of a bound below) had nothing to fetch:
+//!   its time runs from its latest `HAVE` until it is promised a chunk;
 //! - one address's connections that have not fetched yet hold at most
 //!   [`MAX_ADDRESS_PROMISES`] promises of a file, and never more than half
 //!   its chunks, however many connections it opens;
@@ -137,12 +143,21 @@ struct Asker {
     /// Since when it has been offered nothing, and how many chunks it had
     /// then: it is starving while that count stays the same.
     starving: Option<(Instant, u32)>,
-    /// Whether it has fetched any chunk of this file.
+    /// Whether it has fetched any chunk of this file, and whether it was
+    /// ever promised one.
     fetched: bool,
+    ever_promised: bool,
+    /// Whether its last `HAVE` found no fresh chunk free to promise it,
+    /// while it could have held some.
+    wanting: bool,
+    /// Chunks being sent to it now.
+    sending: u32,
     /// Chunks promised to it now.
     promised: usize,
-    /// Its first `HAVE`, or its last `GET` of this file since: promises
-    /// stand only while this is within [`PROMISE_IDLE`].
+    /// Its first `HAVE` (its latest while `wanting` before any promise),
+    /// or the start or end of its last chunk sent since: promises stand
+    /// only while this is within [`FIRST_FETCH`] or [`PROMISE_IDLE`]
+    /// ([`PROMISE_TTL`] while a chunk is being sent to it).
     earned: Instant,
 }
 
@@ -152,6 +167,12 @@ impl Asker {
             PROMISE_IDLE
         } else {
             FIRST_FETCH
+        };
+        // A chunk on its way counts as fetching, for at most a promise's
+        // life: a reader slow on purpose keeps no promise longer.
+        let grace = match self.sending > 0 {
+            true => grace.max(PROMISE_TTL),
+            false => grace,
         };
         now.saturating_duration_since(self.earned) < grace
     }
@@ -201,17 +222,22 @@ impl Offers {
             return ChunkSet::full(chunks);
         };
         l.expire(now);
-        let earning = l
-            .askers
-            .entry(session)
-            .or_insert(Asker {
-                ip,
-                starving: None,
-                fetched: false,
-                promised: 0,
-                earned: now,
-            })
-            .earning(now);
+        let asker = l.askers.entry(session).or_insert(Asker {
+            ip,
+            starving: None,
+            fetched: false,
+            ever_promised: false,
+            wanting: false,
+            sending: 0,
+            promised: 0,
+            earned: now,
+        });
+        if asker.wanting && !asker.ever_promised {
+            // Refused for want of a free fresh chunk, not by a bound: it
+            // had nothing to fetch, so no time lost fetching it.
+            asker.earned = now;
+        }
+        let earning = asker.earning(now);
         let mut mine = ChunkSet::empty(chunks);
         let mut free = Vec::new();
         for i in (0..chunks).filter(|&i| l.sent[i as usize] == 0 && !theirs.contains(i)) {
@@ -233,11 +259,15 @@ impl Offers {
             ),
             false => 0,
         };
+        let wanting = window > 0 && mine.is_empty() && free.is_empty();
         while (mine.count() as usize) < window && !free.is_empty() {
             let pick = l.next_random() as usize % free.len();
             let i = free.swap_remove(pick);
             l.promise(i, session, now);
             mine.insert(i);
+        }
+        if let Some(a) = l.askers.get_mut(&session) {
+            a.wanting = wanting;
         }
         if let Some(a) = l.askers.get_mut(&session).filter(|_| !mine.is_empty()) {
             a.starving = None;
@@ -262,6 +292,18 @@ impl Offers {
         if let Some(s) = l.askers.get_mut(&session) {
             s.earned = now;
             s.fetched = true;
+            s.sending += 1;
+        }
+    }
+
+    /// A chunk [`sent`](Self::sent) to `session` is on its way, or its
+    /// sending failed.
+    pub fn delivered(&self, session: u64, now: Instant) {
+        let mut guard = self.ledger.locked();
+        let Some(l) = guard.as_mut() else { return };
+        if let Some(s) = l.askers.get_mut(&session) {
+            s.earned = now;
+            s.sending = s.sending.saturating_sub(1);
         }
     }
 
@@ -338,19 +380,21 @@ impl Ledger {
         let elsewhere = |p: Option<(u64, Instant)>, within: Duration| {
             p.is_some_and(|(s, at)| s != session && now.saturating_duration_since(at) < within)
         };
-        // While some chunk has never been sent, only such chunks: a copy of
-        // one already sent would take the seeder's upload from the fresh
-        // ones, which then reach the swarm more slowly still (issue 22: past
-        // ten downloaders the promises ran out, every connection without
-        // one was offered old chunks, and the seeder sent 3.5 copies of a
-        // file while the crowd waited for its last fresh chunks).
+        // While some chunk has never been sent, nothing: a copy of one
+        // already sent would take the seeder's upload from the fresh ones,
+        // which then reach the swarm more slowly still (issue 22: past ten
+        // downloaders the promises ran out, every connection without one
+        // was offered old chunks, and the seeder sent 3.5 copies of a file
+        // while the crowd waited for its last fresh chunks); and a fresh
+        // chunk promised to nobody, offered to every such connection at
+        // once, went out two or three times (issue 22 again, at N = 48:
+        // 39 to 52 copies before the last fresh chunk in the slow runs).
         let fresh_left = self.fresh > 0;
         let rest = ChunkSet::from_fn(chunks, |i| {
             let c = i as usize;
-            let copy = fresh_left && self.sent[c] > 0;
             let coming = elsewhere(self.promised[c], PROMISE_TTL)
                 || elsewhere(self.last_sent[c], SENT_GRACE);
-            !theirs.contains(i) && !copy && !coming
+            !theirs.contains(i) && !fresh_left && !coming
         });
         let Some(asker) = self.askers.get_mut(&session) else {
             return rest;
@@ -392,6 +436,7 @@ impl Ledger {
         self.promised[index as usize] = Some((session, now));
         if let Some(s) = self.askers.get_mut(&session) {
             s.promised += 1;
+            s.ever_promised = true;
         }
     }
 

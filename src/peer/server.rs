@@ -217,7 +217,8 @@ impl<'a> Session<'a> {
             let reply = Reply::err(format!("no chunk {index} here yet: still downloading it"));
             return conn.write_all(reply.encode().as_bytes());
         }
-        if file.is_complete() {
+        let offered = file.fresh_first();
+        if offered {
             file.offers().sent(self.id, index, chunks, Instant::now());
         }
         let header = Reply::ok(chunk.len.to_string()).encode();
@@ -228,6 +229,9 @@ impl<'a> Session<'a> {
             chunk,
             self.upload,
         );
+        if offered {
+            file.offers().delivered(self.id, Instant::now());
+        }
         if let Err(e) = sent {
             // A downloader hanging up mid-chunk (it got the chunk elsewhere,
             // or left) is routine; one that stops reading, or a disk that
@@ -296,7 +300,7 @@ impl<'a> Session<'a> {
         let named = (file.id, file.name.as_str());
         self.uploads.have(who, addr, named, &theirs, Instant::now());
         let complete = file.is_complete();
-        let offered = if complete {
+        let offered = if file.fresh_first() {
             if !self.touched.iter().any(|f| Arc::ptr_eq(f, &file)) {
                 self.touched.push(Arc::clone(&file));
             }

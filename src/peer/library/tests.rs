@@ -43,6 +43,29 @@ fn partial_entries_track_their_chunks_and_are_listed_apart() {
     assert_eq!(f.path(), d.join("a"));
     assert_eq!(lib.list().len(), 1);
     assert!(!f.changed());
+    assert!(!f.fresh_first(), "downloaded here: offers all it has");
+}
+
+/// A file shared here offers fresh chunks first once complete; one
+/// downloaded here does not (issue 22).
+#[test]
+fn only_a_file_shared_here_offers_fresh_chunks_first() {
+    let lib = Library::default();
+    let d = crate::testing::temp_dir("library-fresh-first");
+    std::fs::write(d.join("s"), b"abc").unwrap();
+    let shared = lib.add("s".into(), d.join("s"), manifest(7), None).unwrap();
+    assert!(shared.file.fresh_first());
+    let partial = lib
+        .add_partial(
+            "p".into(),
+            Path::new(".p.part"),
+            manifest(8),
+            storage(),
+            ChunkSet::empty(3),
+            None,
+        )
+        .expect("a new entry");
+    assert!(!partial.fresh_first(), "partial: offers what it has");
 }
 
 #[test]
@@ -76,6 +99,7 @@ fn a_partial_entry_never_replaces_a_complete_one_and_removal_is_exact() {
         storage(),
         ChunkSet::empty(3),
         None,
+        true,
     ));
     assert!(!lib.remove(&other), "not the library's entry");
     assert!(lib.remove(&full));
