@@ -869,11 +869,14 @@ crowd_run() {
     stop "$run-tracker"
 }
 
-# crowd_log N K: the per-run line of crowd_run's figures.
+# crowd_log N K: the per-run line of crowd_run's figures (lab_crowd's,
+# which measures no CPU: RUN_BUSY "-").
 crowd_log() {
+    local how="load $RUN_LOAD at the start"
+    [[ $RUN_BUSY == - ]] ||
+        how+=", cores $RUN_BUSY% busy until the last finish, its peers and tracker $RUN_CPU CPU s by then"
     log "   N=$1, run $2: slowest $(calc "$RUN_SECS" 2) s ($(calc "$RUN_SECS / $FLOOR_SECS")x the floor)," \
-        "seeder uploaded $(calc "$RUN_UPLOADED / $SIZE")x S; load $RUN_LOAD at the start," \
-        "cores $RUN_BUSY% busy until the last finish, its peers and tracker $RUN_CPU CPU s by then"
+        "seeder uploaded $(calc "$RUN_UPLOADED / $SIZE")x S; $how"
 }
 
 # crowd_rows NAME FLOOR SECS UPLOADED FINISH_TARGET [FINISH]: the rows of a
@@ -1370,6 +1373,8 @@ lab_tries() {
 # RUN_RELAYED (the tracker's relay bytes). Checks every finished file.
 lab_crowd() {
     local n=6 i t0 t1=0 bytes0 dls=()
+    read -r RUN_LOAD _ </proc/loadavg
+    RUN_BUSY=- RUN_CPU=-
     SEQ=$((SEQ + 1))
     local run=lc$SEQ
     lab_tracker
