@@ -80,6 +80,7 @@
 # BENCH_NAT_PERF=1 (15: `perf record -g` the tracker during the last
 # relayed download, `perf report --stdio | head -60` in the log),
 # BENCH_NAT_PARTS (15: which of "xfer tries crowd" to run, default all),
+# BENCH_NAT_LINK (15: the senders' uplink in its shaped transfer, default 1gbit),
 # BENCH_KEEP=1 (keep the work directory). Binaries come from CARGO_TARGET_DIR if set (else target/).
 #
 # Everything listens on 127.0.0.1 only (in 11, on 10.77.0.0/24, in 15 on
@@ -1441,7 +1442,7 @@ bench_nat() {
     fi
     LAB_SMALL=$WORK/src/small.bin LAB_SMALL_SIZE=$((1 << 20))
     head -c "$LAB_SMALL_SIZE" /dev/urandom >"$LAB_SMALL"
-    [[ $parts != *" xfer "* ]] || nat_xfer
+    [[ $parts != *" xfer "* ]] || { nat_xfer && nat_xfer_shaped; }
     [[ $parts != *" tries "* ]] || nat_tries
     [[ $parts != *" crowd "* ]] || nat_crowd
     stop miniupnpd
@@ -1479,6 +1480,31 @@ nat_xfer() {
     fi
     row "15. NAT lab: tracker CPU s per GiB relayed (both directions counted)" \
         "$(calc "$cpu * 1073741824 / $rbytes" 2)" "-" "-" "-" -
+}
+
+# nat_xfer_shaped: 15's relayed against direct download again with each
+# sender's uplink a link of NAT_LINK (tbf on the public host's eth0 and on
+# h2's router's wan), as on a real network, where a link, not this
+# machine's two cores, sets the pace: unshaped, the relayed path (two
+# more TCP ends in the tracker and a second NAT router, all on the same
+# cores as both TLS ends) is bounded by CPU.
+nat_xfer_shaped() {
+    local k direct=() relayed=() d r link=${BENCH_NAT_LINK:-1gbit}
+    ns_do ip netns exec "$NS-pub" tc qdisc add dev eth0 root tbf rate "$link" burst 1mb latency 50ms || return 0
+    ns_do ip netns exec "$NS-r2" tc qdisc add dev wan root tbf rate "$link" burst 1mb latency 50ms || return 0
+    for ((k = 1; k <= RUNS; k++)); do
+        lab_xfer pub h1
+        direct+=("$RUN_SECS")
+        lab_xfer h2 h1
+        relayed+=("$RUN_SECS")
+        log "   run $k, uplinks $link: direct $(mib_s "$SIZE" "${direct[-1]}") MiB/s," \
+            "relayed $(mib_s "$SIZE" "${relayed[-1]}") MiB/s (path $RUN_PATH, relay bytes $RUN_RELAYED)"
+    done
+    ip netns exec "$NS-pub" tc qdisc del dev eth0 root
+    ip netns exec "$NS-r2" tc qdisc del dev wan root
+    d=$(median "${direct[@]}") r=$(median "${relayed[@]}")
+    row "15. NAT lab: relayed vs direct download, senders' uplinks $link, MiB/s" "$(mib_s "$SIZE" "$r")" \
+        "$(mib_s "$SIZE" "$d")" "$(calc "$d / $r")" ">= 0.8" "$(ge "$(calc "$d / $r")" 0.8)"
 }
 
 # nat_tries: 15's fresh `peer get`s per path.

@@ -448,6 +448,9 @@ pub const RELAY_PER_PEER: usize = 4;
 pub const RELAY_PAIR_TIMEOUT: Duration = Duration::from_secs(10);
 /// A relayed session with no byte either way for this long is closed.
 pub const RELAY_IDLE: Duration = Duration::from_secs(60);
+/// The relay's copy buffer per direction of a session: what one read
+/// from one side may take before it is written to the other.
+pub const RELAY_COPY: usize = 1024 * 1024;
 /// How long a downloader waits for a direct connection to a peer it can
 /// also reach through the relay before it asks the relay: a SYN a NAT
 /// drops is never answered, while one that gets through is answered

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::rate::RateCap;
-use crate::bounds::RATE_SLICE;
+use crate::bounds::{RATE_SLICE, RELAY_COPY};
 
 /// What both directions of one splice share.
 pub struct Splice {
@@ -59,7 +59,7 @@ pub fn pump(
     cap: &RateCap,
     total: &AtomicU64,
 ) -> u64 {
-    let mut buf = vec![0u8; RATE_SLICE];
+    let mut buf = vec![0u8; RELAY_COPY];
     let mut copied = 0u64;
     // Wake often enough to notice the other direction's traffic.
     let tick = (splice.idle / 4).max(Duration::from_millis(10));
@@ -77,7 +77,10 @@ pub fn pump(
             Err(e) if is_timeout(&e) && splice.idle_for() < splice.idle => continue,
             Err(_) => break,
         };
-        cap.acquire(n);
+        // Metered a slice at a time, so that the cap's waits stay short.
+        for slice in buf[..n].chunks(RATE_SLICE) {
+            cap.acquire(slice.len());
+        }
         if (&*to).write_all(&buf[..n]).is_err() {
             break;
         }
