@@ -109,17 +109,12 @@ fn a_sender_behind_a_upnp_router_is_fetched_through_its_mapping_until_it_leaves(
         return;
     };
     let (path, bytes) = dir.random_file("big.bin", 3 * CHUNK + 1234, 19);
-    let mut cmd = lab.command(&lab.lan, PEER);
-    cmd.args(["send", "--http", "0"])
-        .arg(&path)
-        .current_dir(dir.path());
-    let started = Instant::now();
-    let sender = Proc::spawn("sender", cmd);
-    let ticket = sender.startup_line("Ticket: ");
-    figure(
-        "portmap",
+    let (sender, ticket) = send(
+        &lab,
+        &dir,
+        &path,
+        &[],
         "send start to ticket, mapped by UPnP",
-        started.elapsed(),
     );
     let map = mapping(&lab, &lab.lan, &sender);
     assert_eq!(
@@ -222,19 +217,10 @@ fn a_sender_with_a_tracker_puts_its_checked_mapping_in_the_ticket() {
     };
     let (_tracker_proc, tracker_port) = tracker(&lab, &dir);
     let (path, bytes) = dir.random_file("big.bin", 2 * CHUNK + 7, 29);
-    let mut cmd = lab.command(&lab.lan, PEER);
     let at_tracker = format!("{OUTSIDE}:{tracker_port}");
-    cmd.args(["send", "-v", "--http", "0", "--tracker", &at_tracker])
-        .arg(&path)
-        .current_dir(dir.path());
-    let started = Instant::now();
-    let sender = Proc::spawn("sender", cmd);
-    let ticket = sender.startup_line("Ticket: ");
-    figure(
-        "portmap",
-        "send --tracker start to ticket, mapping checked",
-        started.elapsed(),
-    );
+    let extra = ["-v", "--tracker", &at_tracker];
+    let what = "send --tracker start to ticket, mapping checked";
+    let (sender, ticket) = send(&lab, &dir, &path, &extra, what);
     let map = mapping(&lab, &lab.lan, &sender);
     assert!(map.offered, "{map:?}");
     let parsed: Ticket = ticket.parse().expect("a ticket");
@@ -243,6 +229,21 @@ fn a_sender_with_a_tracker_puts_its_checked_mapping_in_the_ticket() {
     fetch_outside(&lab, &dir, &[&ticket], &bytes);
     let port = forwarded(&lab, &map);
     leaves_unmapped(&lab, sender, "INT", port);
+}
+
+/// `peer send --http 0 EXTRA... PATH` in the LAN, and its ticket; prints
+/// the time to the ticket as figure `what`.
+fn send(lab: &Lab, dir: &TestDir, path: &Path, extra: &[&str], what: &str) -> (Proc, String) {
+    let mut cmd = lab.command(&lab.lan, PEER);
+    cmd.args(["send", "--http", "0"])
+        .args(extra)
+        .arg(path)
+        .current_dir(dir.path());
+    let started = Instant::now();
+    let sender = Proc::spawn("sender", cmd);
+    let ticket = sender.startup_line("Ticket: ");
+    figure("portmap", what, started.elapsed());
+    (sender, ticket)
 }
 
 /// `peer --serve --share PATH TRACKER PORT 0` in the LAN, announced once.
