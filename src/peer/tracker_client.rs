@@ -25,7 +25,6 @@ use crate::manifest::FileId;
 use crate::net::stop::StopSignal;
 use crate::net::tls::Tls;
 use crate::protocol::message::{parse_count, parse_list_header, IdPrefix};
-use crate::protocol::nat_msg::Via;
 use crate::protocol::{FileSummary, PeerEntry, TrackerRequest};
 use crate::sync::LockExt;
 
@@ -206,12 +205,7 @@ impl TrackerClient {
     pub fn peers(&self, id: &FileId) -> Result<Vec<PeerEntry>> {
         let mut call = self.connect(TRACKER_DEADLINE)?;
         call.send(&TrackerRequest::Peers { id: *id }.encode())?;
-        let mut rows = read_list(&mut call, PeerEntry::parse)?;
-        if call.version < 3 {
-            // An older tracker does not say who is behind NAT.
-            rows.iter_mut().for_each(|row| row.via = Via::Unknown);
-        }
-        Ok(rows)
+        read_list(&mut call, PeerEntry::parse)
     }
 
     /// Says this peer no longer has file `id` (a download that stopped).

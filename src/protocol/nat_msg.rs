@@ -27,15 +27,9 @@ use super::codec::{next_word, Args, ParseError};
 /// the last word of a version 3 `PEERS` row (none for [`Via::Direct`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Via {
-    /// It holds no control connection here (the tracker's dial-back
-    /// reached it, or it never asked): dial where it listens; a punch or
-    /// the relay would be refused.
+    /// Nothing says otherwise: dial where it listens.
     #[default]
     Direct,
-    /// A row of a tracker older than version 3, which does not say: dial
-    /// where it listens, then try a punch and the relay. Never on the
-    /// wire.
-    Unknown,
     /// It holds a control connection (the tracker could not dial it back)
     /// from behind a NAT that keeps source ports: a hole punch can work.
     Punch,
@@ -48,7 +42,7 @@ impl Via {
     /// The row's word, if any.
     pub fn word(self) -> Option<&'static str> {
         match self {
-            Via::Direct | Via::Unknown => None,
+            Via::Direct => None,
             Via::Punch => Some("punch"),
             Via::Relay => Some("relay"),
         }

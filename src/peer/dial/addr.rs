@@ -78,16 +78,15 @@ impl PeerAddr {
     }
 
     /// A peer the tracker lists at `addr`, reached `via` as the tracker
-    /// says: a peer behind NAT (no dial-back reached it) is punched first,
-    /// then relayed, one whose NAT changes ports relayed first (no punch
-    /// can reach it), each with its address dialled last; one the tracker
-    /// does not mark is dialled there only (a punch or the relay needs a
-    /// control connection it does not hold); one an older tracker lists is
-    /// dialled there, then, when it is pinned, punched, then relayed.
+    /// says: dialled there, and, when it is pinned, hole-punched, then
+    /// through the tracker's relay if that fails; a peer behind NAT (no
+    /// dial-back reached it) is punched first, and one whose NAT changes
+    /// ports is relayed first (no punch can reach it), with its address
+    /// dialled last.
     pub fn listed(addr: SocketAddr, id: Option<PeerId>, via: Via) -> PeerAddr {
         let ways = match (id, via) {
-            (None, _) | (Some(_), Via::Direct) => vec![Way::Direct(addr)],
-            (Some(_), Via::Unknown) => {
+            (None, _) => vec![Way::Direct(addr)],
+            (Some(_), Via::Direct) => {
                 vec![Way::Direct(addr), Way::Punched(addr), Way::Relayed(addr)]
             }
             (Some(_), Via::Punch) => {
@@ -189,8 +188,7 @@ mod tests {
         let id = Some(PeerId([7; 16]));
         let ways = |id, via| PeerAddr::listed(a, id, via).ways().to_vec();
         let (direct, punched, relayed) = (Way::Direct(a), Way::Punched(a), Way::Relayed(a));
-        assert_eq!(ways(id, Via::Direct), [direct]);
-        assert_eq!(ways(id, Via::Unknown), [direct, punched, relayed]);
+        assert_eq!(ways(id, Via::Direct), [direct, punched, relayed]);
         assert_eq!(ways(id, Via::Punch), [punched, relayed, direct]);
         assert_eq!(ways(id, Via::Relay), [relayed, direct]);
         // Unpinned, it cannot be punched or relayed (neither end is known).

@@ -1,8 +1,7 @@
-//! [`RelayingDialer`]: a peer's ways in the order its tracker row gives
-//! them (see [`PeerAddr::listed`]): its address, and, for a pinned peer
-//! behind NAT, [`Way::Punched`] (a hole punch the tracker introduces, see
-//! `peer::nat::punch`) and [`Way::Relayed`] (the tracker's relay). Either
-//! way TLS is pinned to the peer's id end to end.
+//! [`RelayingDialer`]: a peer's direct ways first, then, for a pinned peer
+//! the tracker lists, its [`Way::Punched`] (a hole punch the tracker
+//! introduces, see `peer::nat::punch`) and its [`Way::Relayed`]: the
+//! tracker's relay. Either way TLS is pinned to the peer's id end to end.
 //!
 //! A punch is tried only when the direct way got no answer (a peer that
 //! answered busy or as another identity is not behind a NAT we can
@@ -11,7 +10,8 @@
 //! as busy (the download asks this peer again later): the relay is for a
 //! peer no punch reaches, not for one that must wait its turn.
 //!
-//! A direct way gets [`RELAY_FALLBACK`] to connect
+//! The ways come in the order the tracker's row says (see
+//! [`PeerAddr::listed`]). A direct way gets [`RELAY_FALLBACK`] to connect
 //! when a punch or the relay can be tried after it (a NAT that drops the
 //! SYN would otherwise cost the whole connect timeout). A peer just
 //! reached only by the relay (a punch failed) is relayed before it is
@@ -285,7 +285,7 @@ mod tests {
         let closed = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = closed.local_addr().expect("addr");
         drop(closed);
-        let peer = PeerAddr::listed(addr, Some(Tls::ephemeral().id()), Via::Unknown);
+        let peer = PeerAddr::listed(addr, Some(Tls::ephemeral().id()), Via::Direct);
         assert!(!dialer.relay_off());
         let stop = StopSignal::new();
         let refused = dialer.dial(&peer, Duration::from_secs(5), &stop);
