@@ -1159,48 +1159,9 @@ lab_mapped() {
     lab_sh mr "ip addr add 11.99.0.1/24 dev wan; ip link set wan up; ip route add 100.64.0.0/24 dev wan
         ip addr add 10.0.20.1/24 dev lan; ip link set lan up; echo 1 > /proc/sys/net/ipv4/ip_forward" || return 1
     lab_sh mh "ip addr add 10.0.20.2/24 dev eth0; ip link set eth0 up; ip route add default via 10.0.20.1" || return 1
-    cat >"$WORK/nft-mr" <<-'NFT'
-	table inet filter {
-	  chain forward {
-	    type filter hook forward priority 0; policy accept;
-	    iifname "wan" ct state established,related accept
-	    iifname "wan" jump miniupnpd
-	    iifname "wan" drop
-	  }
-	  chain miniupnpd {
-	  }
-	  chain prerouting {
-	    type nat hook prerouting priority -100; policy accept;
-	    jump prerouting_miniupnpd
-	  }
-	  chain postrouting {
-	    type nat hook postrouting priority 100; policy accept;
-	    jump postrouting_miniupnpd
-	    oifname "wan" masquerade
-	  }
-	  chain prerouting_miniupnpd {
-	  }
-	  chain postrouting_miniupnpd {
-	  }
-	}
-	NFT
-    ns_do ip netns exec "$NS-mr" nft -f "$WORK/nft-mr" || return 1
-    cat >"$WORK/miniupnpd.conf" <<-'CONF'
-	ext_ifname=wan
-	listening_ip=lan
-	http_port=0
-	secure_mode=yes
-	enable_upnp=yes
-	enable_natpmp=yes
-	upnp_table_name=filter
-	upnp_nat_table_name=filter
-	upnp_forward_chain=miniupnpd
-	upnp_nat_chain=prerouting_miniupnpd
-	upnp_nat_postrouting_chain=postrouting_miniupnpd
-	uuid=3d3cec3a-8cf0-11e0-98ee-001a6b000002
-	allow 1024-65535 10.0.20.0/24 1024-65535
-	deny 0-65535 0.0.0.0/0 0-65535
-	CONF
+    # The router's rules and miniupnpd's settings are the portmap lab's.
+    ns_do ip netns exec "$NS-mr" nft -f "$ROOT/tests/e2e/portmap/router.nft" || return 1
+    { cat "$ROOT/tests/e2e/portmap/miniupnpd.conf"; printf 'enable_upnp=yes\nenable_natpmp=yes\n'; } >"$WORK/miniupnpd.conf"
     start miniupnpd "$WORK" "" ip netns exec "$NS-mr" miniupnpd -d -f "$WORK/miniupnpd.conf" -P "$WORK/miniupnpd.pid"
     local deadline=$((SECONDS + 10))
     until grep -qs "Listening for NAT-PMP" "$WORK/miniupnpd.out" "$WORK/miniupnpd.err"; do
