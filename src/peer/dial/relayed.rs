@@ -163,8 +163,8 @@ impl Dialer for RelayingDialer {
         let mut ways = to.ways().to_vec();
         if let Some(path) = to.id.and_then(|id| self.reached_lately(&id)) {
             // The way that worked lately goes before the other indirect
-            // one; a direct way keeps its place (the tracker's row put it
-            // first only if the peer can be dialled).
+            // one; a direct way keeps its place (the tracker's row puts it
+            // last for a peer behind NAT, first for one it does not mark).
             let first_indirect = ways.iter().position(|w| !matches!(w, Way::Direct(_)));
             if let Some(at) = first_indirect {
                 ways[at..].sort_by_key(|w| !is_way(w, path));
